@@ -1,0 +1,379 @@
+/**
+ * The services' configuration: one frozen object built once in `main()` and passed down.
+ * Sources, later wins: defaults < config file (JSON) < environment (`WMS_*`) < command-line
+ * flags. Nothing below `main()` reads `process.env`; this module is pure (the caller reads the
+ * file and hands over the environment as a plain record).
+ */
+import { Type, type Static } from 'typebox';
+import { Value } from 'typebox/value';
+import { WmsError } from './errors.js';
+import { DEFAULT_JOB_LIMITS, type JobLimits } from './job-model.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface TokenConfig {
+  /** `iss` and `aud` of every token this deployment signs and accepts. */
+  issuer: string;
+  /** Default lifetime of a token issued to a person (seconds). */
+  userTtlSeconds: number;
+  /** Lifetime of the admin token written to `<dataDir>/admin.token` on first start. */
+  adminTtlSeconds: number;
+  /** Lifetime of a job token minted at match time. */
+  jobTtlSeconds: number;
+  /** Lifetime of a pilot token. */
+  pilotTtlSeconds: number;
+  /** The longest lifetime `POST /api/tokens` grants. */
+  maxTtlSeconds: number;
+}
+
+export interface ServiceConfig {
+  host: string;
+  port: number;
+  /** Holds `admin.token`, `sandboxes/` and (default database) `db/`. Absolute once resolved. */
+  dataDir: string;
+  /** `postgres://…`, or null for an embedded PGlite database in `<dataDir>/db`. */
+  databaseUrl: string | null;
+  /** Run the agents in this process (they come in a later release; the flag is accepted). */
+  agents: boolean;
+  /** Register and serve the local site (later release; the flag is accepted). */
+  localSite: boolean;
+  logLevel: LogLevel;
+  jobLimits: JobLimits;
+  /** Largest sandbox archive accepted (bytes); DiracX's MAX_SANDBOX_SIZE_BYTES is 100 MiB. */
+  sandboxMaxBytes: number;
+  /** Largest JSON request body (bytes): a list of 10,000 JDLs needs a few MiB. */
+  requestBodyMaxBytes: number;
+  /** Page size of job listings: default and maximum. */
+  listDefaultLimit: number;
+  listMaxLimit: number;
+  tokens: TokenConfig;
+  /** The identity of the admin token written on first start. */
+  bootstrapAdmin: { user: string; vo: string; group: string };
+}
+
+const DAY = 86_400;
+
+export const DEFAULT_SERVICE_CONFIG: Readonly<ServiceConfig> = deepFreeze({
+  host: '127.0.0.1',
+  port: 8080,
+  dataDir: './var',
+  databaseUrl: null,
+  agents: true,
+  localSite: true,
+  logLevel: 'info',
+  jobLimits: { ...DEFAULT_JOB_LIMITS },
+  sandboxMaxBytes: 100 * 1024 * 1024,
+  requestBodyMaxBytes: 16 * 1024 * 1024,
+  listDefaultLimit: 100,
+  listMaxLimit: 1000,
+  tokens: {
+    issuer: 'pilot-wms',
+    userTtlSeconds: 30 * DAY,
+    adminTtlSeconds: 365 * DAY,
+    // DIRAC's Watchdog caps a payload's wall clock at 3 days; the job token outlives it by one.
+    jobTtlSeconds: 4 * DAY,
+    pilotTtlSeconds: 7 * DAY,
+    maxTtlSeconds: 400 * DAY,
+  },
+  bootstrapAdmin: { user: 'admin', vo: 'local', group: 'admin' },
+});
+
+// ---------------------------------------------------------------------------------------------
+// Units
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: DAY, w: 7 * DAY };
+
+/** Seconds in `30d`, `12h`, `15m`, `45s`, `2w` or a bare number of seconds; null if malformed. */
+export function parseDuration(text: string): number | null {
+  const m = /^\s*(\d+)\s*([smhdw]?)\s*$/i.exec(text);
+  if (!m) return null;
+  const n = Number(m[1]) * (DURATION_UNITS[(m[2] || 's').toLowerCase()] ?? 1);
+  return Number.isSafeInteger(n) && n > 0 ? n : null;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+};
+
+/** Bytes in `100MiB`, `1GiB`, `500kB`, `2M` (binary) or a bare number; null if malformed. */
+export function parseSize(text: string): number | null {
+  const m = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(text);
+  if (!m) return null;
+  const unit = SIZE_UNITS[(m[2] ?? '').toLowerCase()];
+  if (unit === undefined) return null;
+  const n = Number(m[1]) * unit;
+  return Number.isSafeInteger(n) && n > 0 ? n : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The config file
+
+const Duration = Type.Union([Type.Integer({ minimum: 1 }), Type.String()]);
+const Size = Type.Union([Type.Integer({ minimum: 1 }), Type.String()]);
+const Strict = { additionalProperties: false } as const;
+
+/** The optional JSON config file: every key optional; durations and sizes as numbers or text. */
+export const ConfigFileSchema = Type.Object(
+  {
+    host: Type.Optional(Type.String()),
+    port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    dataDir: Type.Optional(Type.String()),
+    databaseUrl: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    agents: Type.Optional(Type.Boolean()),
+    localSite: Type.Optional(Type.Boolean()),
+    logLevel: Type.Optional(Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)))),
+    jobLimits: Type.Optional(
+      Type.Object(
+        {
+          maxParametricJobs: Type.Optional(Type.Integer({ minimum: 1 })),
+          maxJobsPerSubmission: Type.Optional(Type.Integer({ minimum: 1 })),
+          defaultCpuTime: Type.Optional(Type.Integer({ minimum: 1 })),
+          minCpuTime: Type.Optional(Type.Integer({ minimum: 0 })),
+          maxCpuTime: Type.Optional(Type.Integer({ minimum: 1 })),
+          defaultPriority: Type.Optional(Type.Integer()),
+          minPriority: Type.Optional(Type.Integer()),
+          maxPriority: Type.Optional(Type.Integer()),
+          maxInputData: Type.Optional(Type.Integer({ minimum: 0 })),
+          minProcessors: Type.Optional(Type.Integer({ minimum: 1 })),
+          maxProcessors: Type.Optional(Type.Integer({ minimum: 1 })),
+          allowedJobTypes: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
+          cpuSegments: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 })),
+          maxRescheduling: Type.Optional(Type.Integer({ minimum: 0 })),
+        },
+        Strict,
+      ),
+    ),
+    sandboxMaxBytes: Type.Optional(Size),
+    requestBodyMaxBytes: Type.Optional(Size),
+    listDefaultLimit: Type.Optional(Type.Integer({ minimum: 1 })),
+    listMaxLimit: Type.Optional(Type.Integer({ minimum: 1 })),
+    tokens: Type.Optional(
+      Type.Object(
+        {
+          issuer: Type.Optional(Type.String({ minLength: 1 })),
+          userTtl: Type.Optional(Duration),
+          adminTtl: Type.Optional(Duration),
+          jobTtl: Type.Optional(Duration),
+          pilotTtl: Type.Optional(Duration),
+          maxTtl: Type.Optional(Duration),
+        },
+        Strict,
+      ),
+    ),
+    bootstrapAdmin: Type.Optional(
+      Type.Object(
+        {
+          user: Type.Optional(Type.String({ minLength: 1 })),
+          vo: Type.Optional(Type.String({ minLength: 1 })),
+          group: Type.Optional(Type.String({ minLength: 1 })),
+        },
+        Strict,
+      ),
+    ),
+  },
+  Strict,
+);
+export type ConfigFile = Static<typeof ConfigFileSchema>;
+
+/** Command-line flags that override everything else. */
+export interface ConfigFlags {
+  host?: string;
+  port?: number;
+  dataDir?: string;
+  databaseUrl?: string;
+  agents?: boolean;
+  localSite?: boolean;
+  logLevel?: LogLevel;
+}
+
+/** The environment variables read (documented in `wms --help`). */
+export const CONFIG_ENV_VARS: Readonly<Record<string, string>> = {
+  WMS_CONFIG: 'path of an optional JSON config file',
+  WMS_HOST: 'address to listen on (default 127.0.0.1)',
+  WMS_PORT: 'port to listen on (default 8080)',
+  WMS_DATA_DIR: 'data directory (default ./var)',
+  WMS_DATABASE_URL: 'postgres://… (default: PGlite in <data-dir>/db)',
+  WMS_LOG_LEVEL: `log level: ${LOG_LEVELS.join(', ')} (default info)`,
+  WMS_MAX_PARAMETRIC_JOBS: `jobs one parametric JDL may expand to (default ${DEFAULT_JOB_LIMITS.maxParametricJobs})`,
+  WMS_MAX_JOBS_PER_SUBMISSION: `jobs one submission may carry (default ${DEFAULT_JOB_LIMITS.maxJobsPerSubmission})`,
+  WMS_MAX_RESCHEDULING: `reschedules before a job fails (default ${DEFAULT_JOB_LIMITS.maxRescheduling})`,
+  WMS_SANDBOX_MAX_SIZE: 'largest sandbox archive, e.g. 100MiB (default 100MiB)',
+  WMS_TOKEN_TTL: 'default lifetime of issued user tokens, e.g. 30d',
+  WMS_JOB_TOKEN_TTL: 'lifetime of job tokens minted at match time, e.g. 4d',
+  WMS_AGENTS: 'run the agents: 1 or 0 (default 1)',
+  WMS_LOCAL_SITE: 'serve the local site: 1 or 0 (default 1)',
+};
+
+function configError(where: string, message: string): WmsError {
+  return new WmsError('WMS_CONFIG', `${where}: ${message}`);
+}
+
+function durationOf(v: number | string | undefined, where: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = typeof v === 'number' ? v : parseDuration(v);
+  if (n === null) throw configError(where, `"${String(v)}" is not a duration (e.g. 30d, 12h, 3600)`);
+  return n;
+}
+
+function sizeOf(v: number | string | undefined, where: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = typeof v === 'number' ? v : parseSize(v);
+  if (n === null) throw configError(where, `"${String(v)}" is not a size (e.g. 100MiB, 1048576)`);
+  return n;
+}
+
+function intOf(v: string | undefined, where: string, min: number): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v.trim()) || Number(v) < min || !Number.isSafeInteger(Number(v))) {
+    throw configError(where, `"${v}" is not an integer >= ${min}`);
+  }
+  return Number(v);
+}
+
+function boolOf(v: string | undefined, where: string): boolean | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  throw configError(where, `"${v}" is not a boolean (1/0, true/false)`);
+}
+
+/** The config file's problems, one line each, empty when it is valid. */
+export function configFileProblems(file: unknown): string[] {
+  if (Value.Check(ConfigFileSchema, file)) return [];
+  return Value.Errors(ConfigFileSchema, file)
+    .filter((e) => e.keyword !== 'boolean')
+    .map((e) => {
+      const extra = (e.params as { additionalProperties?: string[] }).additionalProperties;
+      const path = e.instancePath === '' ? '/' : e.instancePath;
+      return extra ? `${path}: unknown key(s) ${extra.join(', ')}` : `${path}: ${e.message}`;
+    });
+}
+
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+export interface ConfigSources {
+  /** The parsed JSON config file, if any. */
+  file?: unknown;
+  /** Where the file came from, for error messages. */
+  fileName?: string;
+  /** The environment (pass `process.env`). */
+  env?: Readonly<Record<string, string | undefined>>;
+  flags?: ConfigFlags;
+}
+
+/**
+ * Merges defaults < file < env < flags into one deep-frozen ServiceConfig. Throws WMS_CONFIG
+ * naming the source and key of the first bad value. `dataDir` is returned as given (the caller
+ * resolves it against its working directory).
+ */
+export function resolveServiceConfig(sources: ConfigSources = {}): Readonly<ServiceConfig> {
+  const d = DEFAULT_SERVICE_CONFIG;
+  const fileName = sources.fileName ?? 'config file';
+  const file: ConfigFile = (sources.file ?? {}) as ConfigFile;
+  if (sources.file !== undefined) {
+    const problems = configFileProblems(sources.file);
+    if (problems.length > 0) throw configError(fileName, problems.join('; '));
+  }
+  const env = sources.env ?? {};
+  const flags = sources.flags ?? {};
+  const ft = file.tokens ?? {};
+
+  const envLevel = env['WMS_LOG_LEVEL'];
+  if (envLevel && !(LOG_LEVELS as readonly string[]).includes(envLevel)) {
+    throw configError('WMS_LOG_LEVEL', `"${envLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const envPort = intOf(env['WMS_PORT'], 'WMS_PORT', 0);
+  if (envPort !== undefined && envPort > 65535) throw configError('WMS_PORT', 'above 65535');
+  if (flags.port !== undefined && (!Number.isInteger(flags.port) || flags.port < 0 || flags.port > 65535)) {
+    throw configError('--port', `"${flags.port}" is not a port number`);
+  }
+
+  const jobLimits: JobLimits = {
+    ...d.jobLimits,
+    ...defined(file.jobLimits ?? {}),
+    ...defined({
+      maxParametricJobs: intOf(env['WMS_MAX_PARAMETRIC_JOBS'], 'WMS_MAX_PARAMETRIC_JOBS', 1),
+      maxJobsPerSubmission: intOf(env['WMS_MAX_JOBS_PER_SUBMISSION'], 'WMS_MAX_JOBS_PER_SUBMISSION', 1),
+      maxRescheduling: intOf(env['WMS_MAX_RESCHEDULING'], 'WMS_MAX_RESCHEDULING', 0),
+    }),
+  };
+  if (jobLimits.minCpuTime > jobLimits.maxCpuTime) {
+    throw configError('jobLimits', 'minCpuTime is above maxCpuTime');
+  }
+
+  const tokens: TokenConfig = {
+    ...d.tokens,
+    ...defined({
+      issuer: ft.issuer,
+      userTtlSeconds: durationOf(ft.userTtl, `${fileName}: tokens.userTtl`),
+      adminTtlSeconds: durationOf(ft.adminTtl, `${fileName}: tokens.adminTtl`),
+      jobTtlSeconds: durationOf(ft.jobTtl, `${fileName}: tokens.jobTtl`),
+      pilotTtlSeconds: durationOf(ft.pilotTtl, `${fileName}: tokens.pilotTtl`),
+      maxTtlSeconds: durationOf(ft.maxTtl, `${fileName}: tokens.maxTtl`),
+    }),
+    ...defined({
+      userTtlSeconds: durationOf(env['WMS_TOKEN_TTL'] || undefined, 'WMS_TOKEN_TTL'),
+      jobTtlSeconds: durationOf(env['WMS_JOB_TOKEN_TTL'] || undefined, 'WMS_JOB_TOKEN_TTL'),
+    }),
+  };
+
+  const merged: ServiceConfig = {
+    ...d,
+    ...defined({
+      host: file.host,
+      port: file.port,
+      dataDir: file.dataDir,
+      databaseUrl: file.databaseUrl,
+      agents: file.agents,
+      localSite: file.localSite,
+      logLevel: file.logLevel,
+      sandboxMaxBytes: sizeOf(file.sandboxMaxBytes, `${fileName}: sandboxMaxBytes`),
+      requestBodyMaxBytes: sizeOf(file.requestBodyMaxBytes, `${fileName}: requestBodyMaxBytes`),
+      listDefaultLimit: file.listDefaultLimit,
+      listMaxLimit: file.listMaxLimit,
+    }),
+    ...defined({
+      host: env['WMS_HOST'] || undefined,
+      port: envPort,
+      dataDir: env['WMS_DATA_DIR'] || undefined,
+      databaseUrl: env['WMS_DATABASE_URL'] || undefined,
+      logLevel: (envLevel || undefined) as LogLevel | undefined,
+      sandboxMaxBytes: sizeOf(env['WMS_SANDBOX_MAX_SIZE'] || undefined, 'WMS_SANDBOX_MAX_SIZE'),
+      agents: boolOf(env['WMS_AGENTS'], 'WMS_AGENTS'),
+      localSite: boolOf(env['WMS_LOCAL_SITE'], 'WMS_LOCAL_SITE'),
+    }),
+    ...defined({ ...flags }),
+    jobLimits,
+    tokens,
+    bootstrapAdmin: { ...d.bootstrapAdmin, ...defined(file.bootstrapAdmin ?? {}) },
+  };
+  if (merged.databaseUrl !== null && !/^postgres(ql)?:\/\//.test(merged.databaseUrl)) {
+    throw configError('database', `"${merged.databaseUrl}" is not a postgres:// URL`);
+  }
+  if (merged.listDefaultLimit > merged.listMaxLimit) {
+    throw configError('listDefaultLimit', 'is above listMaxLimit');
+  }
+  return deepFreeze(merged);
+}
+
+/** Freezes `o` and everything reachable from it. */
+export function deepFreeze<T>(o: T): T {
+  if (o !== null && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}

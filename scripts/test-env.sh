@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Brings up the real parts the test suites use, on a Debian machine where we are root:
+#   - PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth): started if installed but
+#     stopped, installed from Debian's packages if missing.
+# Later issues add SLURM and Chromium here. Safe to run again: each step checks first.
+set -euo pipefail
+
+log() { printf 'test-env: %s\n' "$*"; }
+
+pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_postgres() {
+  if command -v pg_isready >/dev/null && pg_ready; then
+    log "PostgreSQL is up at 127.0.0.1:5432"
+    return
+  fi
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    log "installing PostgreSQL from Debian's packages"
+    apt_install postgresql
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  local conf="/etc/postgresql/$version/main"
+  # Trust local TCP connections for the test user, as on the development machines.
+  if ! grep -qE '^host\s+all\s+all\s+127\.0\.0\.1/32\s+trust' "$conf/pg_hba.conf"; then
+    sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$conf/pg_hba.conf"
+  fi
+  log "starting PostgreSQL $version"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do pg_ready && break; sleep 1; done
+  pg_ready || { log "PostgreSQL did not come up at 127.0.0.1:5432"; exit 1; }
+  log "PostgreSQL is up at 127.0.0.1:5432"
+}
+
+ensure_postgres
