@@ -1,7 +1,20 @@
 /**
  * What a pilot offers (its resource description) and the match predicate between a resource
  * and a task queue. The SQL in db/queries/match.ts says the same thing for the hot path; this
- * pure version serves `explain` and the tests that keep the two in step.
+ * pure version serves `explain` and the tests that keep the two in step
+ * (tests/db/matching-agreement.test.ts).
+ *
+ * The rules (DIRAC's TaskQueueDB.__generateTQMatchSQL, with numbers instead of tag ladders):
+ * - VO and owner groups: when the resource names them, the queue's must be among them.
+ * - CPU time: the queue's (segmented) CPU time must fit the resource's CPU work.
+ * - Sites, CEs, platforms: a queue with no list takes any; otherwise the resource's value must
+ *   be in the list (a resource that names no CE or platform only takes unrestricted queues).
+ *   A site in the queue's banned sites is refused.
+ * - Job types: when the resource lists the types it accepts, a queue with types must share one.
+ * - Tags: every tag of the queue must be offered by the resource; every tag the resource
+ *   requires must be carried by the queue. Required tags count as offered.
+ * - Processors, RAM (MB), GPUs: the queue's needs must not exceed what the resource offers.
+ * A resource value `ANY` is not special here (DIRAC's wildcard is not supported).
  */
 import type { JobRequirements } from './job-model.js';
 
@@ -24,7 +37,7 @@ export interface ResourceDescription {
   /** Restrict to one VO (a pilot serves its VO), and optionally to some groups. */
   vo?: string;
   ownerGroups?: string[];
-  /** Job types the resource accepts; absent means any except those reserved for banned sites. */
+  /** Job types the resource accepts; absent means any (a banned site or CE gets no job at all). */
   jobTypes?: string[];
 }
 
@@ -33,3 +46,61 @@ export type TaskQueueRequirements = Omit<JobRequirements, 'owner' | 'priority'> 
 
 /** Why a task queue is not eligible for a resource; empty means it matches. */
 export type MatchRejection = string;
+
+function uniqueSorted(values: readonly string[]): string[] {
+  return [...new Set(values)].sort();
+}
+
+/**
+ * The resource as the matcher reads it: tags and required tags de-duplicated, required tags
+ * added to the offered tags (a resource that requires a tag obviously offers it).
+ */
+export function normalizeResource(r: ResourceDescription): ResourceDescription {
+  const requiredTags = uniqueSorted(r.requiredTags ?? []);
+  return { ...r, tags: uniqueSorted([...(r.tags ?? []), ...requiredTags]), requiredTags };
+}
+
+function set(values: readonly string[]): string {
+  return `{${values.join(',')}}`;
+}
+
+/**
+ * Every reason why `tq` cannot be matched by `resource`, in a fixed order; `[]` when it can.
+ * Pure; mirrors the SQL predicate of the matcher exactly (apart from "has waiting jobs" and the
+ * site and CE bans, which are not properties of the queue).
+ */
+export function rejectionsFor(tq: TaskQueueRequirements, resource: ResourceDescription): MatchRejection[] {
+  const r = normalizeResource(resource);
+  const out: string[] = [];
+  if (r.vo !== undefined && tq.vo !== r.vo) out.push(`belongs to VO ${tq.vo}, resource serves VO ${r.vo}`);
+  if (r.ownerGroups !== undefined && !r.ownerGroups.includes(tq.ownerGroup)) {
+    out.push(`group ${tq.ownerGroup} is not among the resource's groups ${set(r.ownerGroups)}`);
+  }
+  if (tq.cpuTime > r.cpuWork) out.push(`CPU time ${tq.cpuTime} > resource CPU work ${r.cpuWork}`);
+  if (tq.sites.length > 0 && !tq.sites.includes(r.site)) {
+    out.push(`needs site in ${set(tq.sites)}, resource is at ${r.site}`);
+  }
+  if (tq.bannedSites.includes(r.site)) out.push(`bans site ${r.site}`);
+  if (tq.gridCEs.length > 0 && (r.ce === undefined || !tq.gridCEs.includes(r.ce))) {
+    out.push(`needs CE in ${set(tq.gridCEs)}, ${r.ce === undefined ? 'resource names no CE' : `resource CE is ${r.ce}`}`);
+  }
+  if (tq.platforms.length > 0 && (r.platform === undefined || !tq.platforms.includes(r.platform))) {
+    out.push(
+      `needs platform in ${set(tq.platforms)}, ${r.platform === undefined ? 'resource states no platform' : `resource platform is ${r.platform}`}`,
+    );
+  }
+  if (r.jobTypes !== undefined && tq.jobTypes.length > 0 && !tq.jobTypes.some((t) => r.jobTypes!.includes(t))) {
+    out.push(`job type ${set(tq.jobTypes)} not accepted, resource takes ${set(r.jobTypes)}`);
+  }
+  for (const tag of tq.tags) if (!r.tags.includes(tag)) out.push(`tag ${tag} not offered`);
+  for (const tag of r.requiredTags) if (!tq.tags.includes(tag)) out.push(`resource requires tag ${tag}, queue lacks it`);
+  if (tq.processors > r.processors) out.push(`needs ${tq.processors} processors, resource offers ${r.processors}`);
+  if (tq.ramMb > r.ramMb) out.push(`needs ${tq.ramMb} MB RAM, resource offers ${r.ramMb}`);
+  if (tq.gpus > r.gpus) out.push(`needs ${tq.gpus} GPUs, resource offers ${r.gpus}`);
+  return out;
+}
+
+/** True when the task queue fits the resource. */
+export function matches(tq: TaskQueueRequirements, resource: ResourceDescription): boolean {
+  return rejectionsFor(tq, resource).length === 0;
+}

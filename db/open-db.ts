@@ -1,0 +1,217 @@
+/**
+ * openDb(): one entry point for both drivers. `postgres://` or `postgresql://` opens a
+ * node-postgres pool; `memory://` opens an in-memory PGlite; anything else is a directory for
+ * an embedded PGlite (created if missing). Committed migrations are applied on open unless
+ * `migrate: false`; on PostgreSQL several processes may open (and migrate) at once: the
+ * migration runs under a session advisory lock.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import pg from 'pg';
+import { WmsError } from '../core/errors.js';
+import * as schema from './schema/index.js';
+
+export type Schema = typeof schema;
+/** Either driver, typed as drizzle's PostgreSQL base. Transactions have the same type. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+
+export interface DbHandle {
+  db: Db;
+  driver: 'pg' | 'pglite';
+  /**
+   * Run raw SQL text with parameters and get rows, the same shape on both drivers (int8 and
+   * numeric as numbers, timestamptz as Date). `options.name` makes it a named prepared
+   * statement on pg (parsed and planned once per connection; ignored on PGlite): for hot paths.
+   */
+  query<T = Record<string, unknown>>(text: string, params?: unknown[], options?: { name?: string }): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+export interface OpenDbOptions {
+  migrate?: boolean;
+  /** pg pool size (ignored for PGlite, which has one connection). */
+  poolSize?: number;
+}
+
+/** Every db function takes either a handle or a drizzle database / transaction. */
+export type DbOrHandle = Db | DbHandle;
+
+export function isHandle(x: DbOrHandle): x is DbHandle {
+  return 'driver' in x && 'close' in x;
+}
+
+/** The drizzle database behind a handle (or the argument itself when it is one already). */
+export function dbOf(x: DbOrHandle): Db {
+  return isHandle(x) ? x.db : x;
+}
+
+/** Advisory lock keys (two-int form: class, object). One place so they never collide. */
+export const LOCK_CLASS = {
+  /** Session lock held while migrations run. */
+  migrate: 0x574d5300,
+  /** Transaction lock per (vo, owner group): task-queue upserts and share recomputation. */
+  group: 0x574d5301,
+  /** Transaction lock around creating the signing key. */
+  signingKey: 0x574d5302,
+} as const;
+
+/**
+ * The committed migrations folder: next to this file when run from source (vitest, tsx), or
+ * `../../db/migrations` from the compiled `dist/db/open-db.js`.
+ */
+export function migrationsFolder(): string {
+  const candidates = [new URL('./migrations', import.meta.url), new URL('../../db/migrations', import.meta.url)];
+  for (const url of candidates) {
+    const dir = fileURLToPath(url);
+    if (existsSync(`${dir}/meta/_journal.json`)) return dir;
+  }
+  throw new WmsError('WMS_CONFIG', `cannot find the migrations folder (tried ${candidates.map((u) => fileURLToPath(u)).join(', ')})`);
+}
+
+/** The URL with its password removed, for messages and logs. */
+export function redactUrl(target: string): string {
+  try {
+    const u = new URL(target);
+    if (u.password) u.password = '';
+    return u.toString();
+  } catch {
+    return target.replace(/\/\/([^:/@]*):[^@]*@/, '//$1@');
+  }
+}
+
+// pg returns int8 as a string, PGlite as a number: DbHandle.query answers numbers on both (ids
+// and counts stay below 2^53). numeric stays a string on both. drizzle's own queries are
+// unaffected: they pass their own parsers.
+const INT8 = 20;
+const pgTypes = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === INT8) return (v: string) => Number(v);
+    return pg.types.getTypeParser(oid, format as 'text');
+  },
+};
+
+export async function openDb(target: string, options: OpenDbOptions = {}): Promise<DbHandle> {
+  const migrate = options.migrate ?? true;
+  if (/^postgres(ql)?:\/\//.test(target)) return openPg(target, migrate, options.poolSize ?? 10);
+  return openPglite(target, migrate);
+}
+
+async function openPg(url: string, migrate: boolean, poolSize: number): Promise<DbHandle> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 10_000 });
+  // An idle client losing its connection (server restart) must not crash the process; the next
+  // query gets a fresh connection or the error.
+  pool.on('error', () => {});
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (e) {
+    await pool.end().catch(() => {});
+    throw new WmsError('WMS_DB_UNAVAILABLE', `cannot reach the database at ${redactUrl(url)}: ${(e as Error).message}`, {
+      retryable: true,
+      cause: e,
+    });
+  }
+  try {
+    if (migrate) {
+      // Session lock on one connection: the migrator reads the last applied migration before
+      // its transaction, so two processes could both decide to apply it without the lock.
+      await client.query('select pg_advisory_lock($1, 0)', [LOCK_CLASS.migrate]);
+      try {
+        await migratePg(drizzlePg(client, { schema }), { migrationsFolder: migrationsFolder() });
+      } finally {
+        await client.query('select pg_advisory_unlock($1, 0)', [LOCK_CLASS.migrate]);
+      }
+    }
+  } catch (e) {
+    client.release();
+    await pool.end().catch(() => {});
+    throw e;
+  }
+  client.release();
+  const db = drizzlePg(pool, { schema }) as unknown as Db;
+  let closed = false;
+  return {
+    db,
+    driver: 'pg',
+    async query<T>(text: string, params: unknown[] = [], options: { name?: string } = {}) {
+      const r = await pool.query({ text, values: params, types: pgTypes, ...(options.name ? { name: options.name } : {}) });
+      return r.rows as T[];
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await pool.end();
+    },
+  };
+}
+
+async function openPglite(target: string, migrate: boolean): Promise<DbHandle> {
+  let client: PGlite;
+  const where = target === 'memory://' ? 'memory' : target;
+  try {
+    if (target === 'memory://') {
+      client = new PGlite();
+    } else {
+      mkdirSync(target, { recursive: true });
+      client = new PGlite(target);
+    }
+    await client.waitReady;
+  } catch (e) {
+    throw new WmsError('WMS_DB_UNAVAILABLE', `cannot open the embedded database at ${where}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  const pgliteDb = drizzlePglite(client, { schema });
+  try {
+    if (migrate) await migratePglite(pgliteDb, { migrationsFolder: migrationsFolder() });
+  } catch (e) {
+    await client.close().catch(() => {});
+    throw e;
+  }
+  let closed = false;
+  return {
+    db: pgliteDb as unknown as Db,
+    driver: 'pglite',
+    async query<T>(text: string, params: unknown[] = []) {
+      const r = await client.query<T>(text, params);
+      return r.rows;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await client.close();
+    },
+  };
+}
+
+/** SQLSTATE classes and errno codes that mean "the database is not there" rather than a bad query. */
+const UNAVAILABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
+
+/**
+ * Maps an error thrown by a db function to `WMS_DB_UNAVAILABLE` (retryable) when it says the
+ * server cannot be reached or went away (connection refused, class 08, admin shutdown 57P01-3,
+ * too many connections 53300); other errors are returned unchanged. For the service edge.
+ */
+export function asDbUnavailable(e: unknown): unknown {
+  const err = e as { code?: unknown; message?: unknown };
+  const code = typeof err?.code === 'string' ? err.code : '';
+  const unavailable =
+    UNAVAILABLE_ERRNO.has(code) ||
+    code.startsWith('08') ||
+    code === '57P01' ||
+    code === '57P02' ||
+    code === '57P03' ||
+    code === '53300' ||
+    (typeof err?.message === 'string' && /Connection terminated|timeout exceeded when trying to connect/.test(err.message));
+  if (!unavailable) return e;
+  return new WmsError('WMS_DB_UNAVAILABLE', `the database is unavailable: ${String(err.message)}`, {
+    retryable: true,
+    cause: e,
+  });
+}

@@ -1,0 +1,176 @@
+/**
+ * The matcher and its explanations.
+ *
+ * `matchJob` is one statement (db/queries/match.ts `claimJob`): eligible task queues with
+ * waiting jobs, one drawn by fair-share weight, its oldest unlocked waiting job taken with
+ * FOR UPDATE SKIP LOCKED, set Matched, history appended, pilot linked. A job is never matched
+ * twice, whatever the number of service replicas. A banned site or CE gets nothing.
+ *
+ * `explainResource` and `explainJob` say why, with the pure predicate of core/matching.ts
+ * (`rejectionsFor`), which the tests keep in step with the SQL.
+ */
+import { WmsError } from '../../core/errors.js';
+import { normalizeResource, rejectionsFor, type ResourceDescription } from '../../core/matching.js';
+import type { JobState } from '../../core/job-states.js';
+import { dbOf, type DbOrHandle } from '../open-db.js';
+import { getJobs, type JobScope } from '../queries/jobs.js';
+import { claimJob, type MatchedJob } from '../queries/match.js';
+import { getBans, listCeQueues } from '../queries/registry.js';
+import { getTaskQueues, type TaskQueueRow } from '../queries/task-queues.js';
+
+export type { MatchedJob };
+
+/**
+ * Hands one waiting job that fits `resource` to the pilot, or answers null (nothing fits,
+ * everything fitting is being claimed by others, or the site or CE is banned).
+ * History source defaults to "Matcher".
+ */
+export async function matchJob(
+  db: DbOrHandle,
+  resource: ResourceDescription,
+  pilot: { pilotId?: number; source?: string } = {},
+): Promise<MatchedJob | null> {
+  return claimJob(db, resource, { pilotId: pilot.pilotId ?? null, source: pilot.source ?? 'Matcher' });
+}
+
+export interface BanState {
+  name: string;
+  /** Known to the registry; an unregistered site or CE is not banned. */
+  registered: boolean;
+  banned: boolean;
+  reason: string | null;
+}
+
+export type ExplainedTaskQueue = TaskQueueRow & {
+  /** The matcher could take a job from it for this resource now. */
+  eligible: boolean;
+  /** Why not (empty when eligible), including "no waiting jobs". */
+  reasons: string[];
+};
+
+export interface ExplainResource {
+  /** The description as the matcher reads it (required tags added to the tags). */
+  resource: ResourceDescription;
+  site: BanState;
+  ce: BanState | null;
+  /** What stops every match for this resource (a banned site or CE); empty otherwise. */
+  blockers: string[];
+  /** Every task queue, by id. */
+  taskQueues: ExplainedTaskQueue[];
+}
+
+function banText(kind: 'site' | 'CE', b: BanState): string {
+  return `${kind} ${b.name} is banned${b.reason ? `: ${b.reason}` : ''}`;
+}
+
+/** Every task queue with its waiting jobs and the reasons it cannot serve `resource`. */
+export async function explainResource(db: DbOrHandle, resource: ResourceDescription): Promise<ExplainResource> {
+  const d = dbOf(db);
+  const r = normalizeResource(resource);
+  const bans = await getBans(d, r.site, r.ce);
+  const site: BanState = {
+    name: r.site,
+    registered: bans.site !== null,
+    banned: bans.site?.banned ?? false,
+    reason: bans.site?.reason ?? null,
+  };
+  const ce: BanState | null =
+    r.ce === undefined
+      ? null
+      : { name: r.ce, registered: bans.ce !== null, banned: bans.ce?.banned ?? false, reason: bans.ce?.reason ?? null };
+  const blockers: string[] = [];
+  if (site.banned) blockers.push(banText('site', site));
+  if (ce?.banned) blockers.push(banText('CE', ce));
+  const taskQueues = (await getTaskQueues(d, null)).map((tq) => {
+    const reasons = rejectionsFor(tq, r);
+    if (tq.waitingJobs === 0) reasons.push('no waiting jobs');
+    return { ...tq, eligible: blockers.length === 0 && reasons.length === 0, reasons };
+  });
+  return { resource: r, site, ce, blockers, taskQueues };
+}
+
+export interface ExplainedQueue {
+  queueId: number;
+  queue: string;
+  ce: string;
+  ceType: string;
+  site: string;
+  /** A pilot from this queue could be matched this job (if it were waiting). */
+  canRun: boolean;
+  reasons: string[];
+}
+
+export interface ExplainJob {
+  job: {
+    id: number;
+    status: JobState;
+    minorStatus: string;
+    site: string;
+    owner: string;
+    ownerGroup: string;
+    vo: string;
+    taskQueueId: number | null;
+  };
+  /** The job is Waiting, i.e. the matcher may hand it out. */
+  waiting: boolean;
+  /** Set when the job is not waiting for a match, saying so. */
+  note: string | null;
+  taskQueue: TaskQueueRow | null;
+  /** Every registered CE queue, whether a pilot from it could run the job, and what stops it. */
+  queues: ExplainedQueue[];
+}
+
+/**
+ * For one job: its state, its task queue, and for each registered CE queue whether a pilot
+ * there could run it and what stops it (site or CE banned, VO not allowed, CPU time,
+ * processors, RAM, GPUs, tags, platform, site lists). The queue offers what its row says:
+ * CPU work = its cpu_time, no required tags. Unknown job (or another owner's): WMS_JOB_NOT_FOUND.
+ */
+export async function explainJob(db: DbOrHandle, jobId: number, scope?: JobScope): Promise<ExplainJob> {
+  const d = dbOf(db);
+  const [row] = Number.isSafeInteger(jobId) && jobId > 0 ? await getJobs(d, [jobId], scope) : [];
+  if (!row) throw new WmsError('WMS_JOB_NOT_FOUND', `job ${jobId} not found`);
+  const job = {
+    id: Number(row.id),
+    status: row.status,
+    minorStatus: row.minorStatus,
+    site: row.site,
+    owner: row.owner,
+    ownerGroup: row.ownerGroup,
+    vo: row.vo,
+    taskQueueId: row.taskQueueId === null ? null : Number(row.taskQueueId),
+  };
+  const waiting = job.status === 'Waiting';
+  const note = waiting
+    ? null
+    : `job ${job.id} is ${job.status}: it is not waiting for a match (the queues below say where it could run)`;
+  const [taskQueue] = job.taskQueueId === null ? [] : await getTaskQueues(d, [job.taskQueueId]);
+  const queues = (await listCeQueues(d)).map((q): ExplainedQueue => {
+    const reasons: string[] = [];
+    if (q.siteBanned) reasons.push(`site ${q.site} is banned${q.siteBanReason ? `: ${q.siteBanReason}` : ''}`);
+    if (q.ceBanned) reasons.push(`CE ${q.ce} is banned${q.ceBanReason ? `: ${q.ceBanReason}` : ''}`);
+    if (q.allowedVos.length > 0 && !q.allowedVos.includes(job.vo)) {
+      reasons.push(`queue serves VOs {${q.allowedVos.join(',')}}, job is of VO ${job.vo}`);
+    }
+    if (taskQueue) {
+      reasons.push(
+        ...rejectionsFor(taskQueue, {
+          site: q.site,
+          ce: q.ce,
+          queue: q.queue,
+          ...(q.platform === null ? {} : { platform: q.platform }),
+          tags: q.tags,
+          requiredTags: [],
+          processors: q.processors,
+          ramMb: q.ramMb,
+          gpus: q.gpus,
+          cpuWork: q.cpuTime,
+        }),
+      );
+    } else {
+      reasons.push('the job has no task queue');
+    }
+    return { queueId: q.queueId, queue: q.queue, ce: q.ce, ceType: q.ceType, site: q.site, canRun: reasons.length === 0, reasons };
+  });
+  return { job, waiting, note, taskQueue: taskQueue ?? null, queues };
+}

@@ -1,0 +1,150 @@
+/**
+ * Reading jobs: by ids, listed with filters and paging (newest first), counted by status, their
+ * history and parameters. Typed drizzle builders; `scope.owner` restricts to one owner's jobs
+ * (a user), absent means every job (an admin).
+ */
+import { and, asc, count, desc, eq, gte, ilike, lte, or, sql, type SQL } from 'drizzle-orm';
+import { JOB_STATES, type JobState } from '../../core/job-states.js';
+import { dbOf, type DbOrHandle } from '../open-db.js';
+import { jobHistory, jobParameters, jobs } from '../schema/index.js';
+
+/** One job as stored (the whole row, JDL included). */
+export type JobRow = Omit<typeof jobs.$inferSelect, 'status'> & { status: JobState };
+
+export interface HistoryRow {
+  status: JobState;
+  minorStatus: string;
+  applicationStatus: string;
+  source: string;
+  at: Date;
+}
+
+export interface JobScope {
+  /** Only this owner's jobs; another owner's job is treated as not found. */
+  owner?: string;
+}
+
+export interface JobFilter {
+  status?: JobState[];
+  site?: string;
+  jobGroup?: string;
+  owner?: string;
+  /** Submitted at or after. */
+  since?: Date;
+  /** Submitted at or before. */
+  until?: Date;
+  /** A job id, or a substring of the job name (case-insensitive). */
+  search?: string;
+}
+
+/** `id = ANY($ids)`: one parameter whatever the number of ids. */
+export function idIn(ids: readonly number[]): SQL {
+  return sql`${jobs.id} = any(${sql.param([...ids])}::bigint[])`;
+}
+
+function ownerIs(scope: JobScope | undefined): SQL | undefined {
+  return scope?.owner === undefined ? undefined : eq(jobs.owner, scope.owner);
+}
+
+/** Jobs by id (in id order); missing ids and other owners' jobs are simply absent. */
+export async function getJobs(db: DbOrHandle, ids: readonly number[], scope?: JobScope): Promise<JobRow[]> {
+  if (ids.length === 0) return [];
+  const r = await dbOf(db)
+    .select()
+    .from(jobs)
+    .where(and(idIn(ids), ownerIs(scope)))
+    .orderBy(asc(jobs.id));
+  return r as JobRow[];
+}
+
+function escapeLike(s: string): string {
+  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+function filterWhere(filter: JobFilter, scope: JobScope | undefined): SQL | undefined {
+  const search = filter.search?.trim();
+  let searchCond: SQL | undefined;
+  if (search) {
+    const byName = ilike(jobs.jobName, `%${escapeLike(search)}%`);
+    searchCond = /^\d{1,15}$/.test(search) ? or(eq(jobs.id, Number(search)), byName) : byName;
+  }
+  return and(
+    ownerIs(scope),
+    filter.status && filter.status.length > 0
+      ? sql`${jobs.status} = any(${sql.param(filter.status)}::text[]::job_status[])`
+      : undefined,
+    filter.site !== undefined ? eq(jobs.site, filter.site) : undefined,
+    filter.jobGroup !== undefined ? eq(jobs.jobGroup, filter.jobGroup) : undefined,
+    filter.owner !== undefined ? eq(jobs.owner, filter.owner) : undefined,
+    filter.since !== undefined ? gte(jobs.submittedAt, filter.since) : undefined,
+    filter.until !== undefined ? lte(jobs.submittedAt, filter.until) : undefined,
+    searchCond,
+  );
+}
+
+/**
+ * A page of jobs, newest first, and the total matching the filter. Each single filter has an
+ * index ending in `id` (jobs_owner_status, jobs_status, jobs_group, jobs_site; the primary key
+ * otherwise), so a page is read in index order; `total` counts every matching row.
+ */
+export async function listJobs(
+  db: DbOrHandle,
+  filter: JobFilter,
+  page: { limit: number; offset?: number },
+  scope?: JobScope,
+): Promise<{ jobs: JobRow[]; total: number }> {
+  const where = filterWhere(filter, scope);
+  const [list, totals] = await Promise.all([
+    dbOf(db)
+      .select()
+      .from(jobs)
+      .where(where)
+      .orderBy(desc(jobs.id))
+      .limit(Math.max(0, Math.floor(page.limit)))
+      .offset(Math.max(0, Math.floor(page.offset ?? 0))),
+    dbOf(db).select({ n: count() }).from(jobs).where(where),
+  ]);
+  return { jobs: list as JobRow[], total: Number(totals[0]?.n ?? 0) };
+}
+
+/** Number of jobs in each state (every state present, 0 when none) for the filter. */
+export async function countJobsByStatus(
+  db: DbOrHandle,
+  filter: JobFilter,
+  scope?: JobScope,
+): Promise<Record<JobState, number>> {
+  const r = await dbOf(db)
+    .select({ status: jobs.status, n: count() })
+    .from(jobs)
+    .where(filterWhere(filter, scope))
+    .groupBy(jobs.status);
+  const out = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+  for (const x of r) out[x.status as JobState] = Number(x.n);
+  return out;
+}
+
+/** The status history of a job, oldest first (empty for an unknown job). */
+export async function getJobHistory(db: DbOrHandle, id: number): Promise<HistoryRow[]> {
+  const r = await dbOf(db)
+    .select({
+      status: jobHistory.status,
+      minorStatus: jobHistory.minorStatus,
+      applicationStatus: jobHistory.applicationStatus,
+      source: jobHistory.source,
+      at: jobHistory.at,
+    })
+    .from(jobHistory)
+    .where(eq(jobHistory.jobId, id))
+    .orderBy(asc(jobHistory.id));
+  return r as HistoryRow[];
+}
+
+/** The parameters reported for a job, by name. */
+export async function getJobParameters(db: DbOrHandle, id: number): Promise<Record<string, string>> {
+  const r = await dbOf(db)
+    .select({ name: jobParameters.name, value: jobParameters.value })
+    .from(jobParameters)
+    .where(eq(jobParameters.jobId, id))
+    .orderBy(asc(jobParameters.name));
+  return Object.fromEntries(r.map((x) => [x.name, x.value]));
+}
