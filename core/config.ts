@@ -132,7 +132,7 @@ export const ConfigFileSchema = Type.Object(
     databaseUrl: Type.Optional(Type.Union([Type.String(), Type.Null()])),
     agents: Type.Optional(Type.Boolean()),
     localSite: Type.Optional(Type.Boolean()),
-    logLevel: Type.Optional(Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)))),
+    logLevel: Type.Optional(Type.Enum(LOG_LEVELS)),
     jobLimits: Type.Optional(
       Type.Object(
         {

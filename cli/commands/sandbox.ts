@@ -1,0 +1,59 @@
+/**
+ * `wms sandbox put FILE...` packs files into one tar.gz and uploads it (prints `SB:<sha256>` to
+ * write in a JDL); `wms sandbox get SHA256 [-o FILE]` downloads an archive.
+ */
+import { createWriteStream } from 'node:fs';
+import { resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { CLIENT_ENV, clientFrom, flag, JSON_OPTION, str, type CommandSpec } from '../command.js';
+import { CliError, UsageError } from '../errors.js';
+import { json } from '../output.js';
+import { packInputSandbox } from '../sandbox-pack.js';
+
+const put: CommandSpec = {
+  name: ['sandbox', 'put'],
+  usage: 'FILE... [--json]',
+  summary: 'pack files into one tar.gz, upload it, print SB:<sha256>',
+  options: { json: JSON_OPTION },
+  env: CLIENT_ENV,
+  positionals: [1, Infinity],
+  async run(values, files, io) {
+    const client = clientFrom(io);
+    const packed = await packInputSandbox('wms sandbox put', io.cwd, files);
+    try {
+      const r = await client.uploadSandbox(packed.sha256, packed.path, packed.size);
+      io.out(flag(values, 'json') ? json({ ...r, reference: `SB:${r.sha256}` }) : `SB:${r.sha256}`);
+    } finally {
+      await packed.cleanup();
+    }
+    return 0;
+  },
+};
+
+const get: CommandSpec = {
+  name: ['sandbox', 'get'],
+  usage: 'SHA256 [-o FILE]',
+  summary: 'download a sandbox archive (default file: <sha256>.tar.gz)',
+  options: { output: { type: 'string', short: 'o', value: 'FILE', description: 'where to write it ("-": stdout)' } },
+  env: CLIENT_ENV,
+  positionals: [1, 1],
+  async run(values, positionals, io) {
+    const sha = (positionals[0] ?? '').replace(/^SB:/i, '').toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(sha)) throw new UsageError(`"${positionals[0]}" is not a SHA-256`);
+    const out = str(values, 'output') ?? `${sha}.tar.gz`;
+    const body = await clientFrom(io).downloadSandbox(sha);
+    if (out === '-') {
+      await pipeline(body, process.stdout);
+      return 0;
+    }
+    try {
+      await pipeline(body, createWriteStream(resolve(io.cwd, out)));
+    } catch (e) {
+      throw new CliError(`${out}: cannot write (${(e as Error).message})`);
+    }
+    io.err(`wrote ${out}`);
+    return 0;
+  },
+};
+
+export const sandboxCommands: CommandSpec[] = [put, get];

@@ -1,0 +1,120 @@
+/**
+ * `wms server start`: the services (and, in a later release, the agents and the local site)
+ * in this process. Config: defaults < JSON file (--config / WMS_CONFIG) < env < flags.
+ * The db/ and services/ modules are loaded here only, on demand.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import {
+  CONFIG_ENV_VARS,
+  LOG_LEVELS,
+  resolveServiceConfig,
+  type ConfigFlags,
+  type LogLevel,
+  type ServiceConfig,
+} from '../../core/config.js';
+import { isWmsError } from '../../core/errors.js';
+import { flag, int, str, type CommandSpec, type Io, type OptionValues } from '../command.js';
+import { CliError, UsageError } from '../errors.js';
+
+export const SERVER_OPTIONS = {
+  port: { type: 'string', value: 'N', description: 'port to listen on (default 8080; 0 picks one)' },
+  host: { type: 'string', value: 'H', description: 'address to listen on (default 127.0.0.1)' },
+  'data-dir': { type: 'string', value: 'DIR', description: 'data directory: admin.token, sandboxes/, db/ (default ./var)' },
+  db: { type: 'string', value: 'URL', description: 'postgres://… (default: PGlite in <data-dir>/db)' },
+  config: { type: 'string', value: 'FILE', description: 'JSON config file (see services/README.md)' },
+} as const;
+
+/**
+ * The service config from a config file, the environment and the flags (paths resolved
+ * against `io.cwd`). Throws CliError on a bad value.
+ */
+export async function serviceConfigFrom(values: OptionValues, io: Io, extra: ConfigFlags = {}): Promise<Readonly<ServiceConfig>> {
+  const configPath = str(values, 'config') ?? io.env['WMS_CONFIG'];
+  let file: unknown;
+  if (configPath) {
+    const path = resolve(io.cwd, configPath);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch {
+      throw new CliError(`${configPath}: cannot read the config file`);
+    }
+    try {
+      file = JSON.parse(text);
+    } catch (e) {
+      throw new CliError(`${configPath}: not valid JSON (${(e as Error).message})`);
+    }
+  }
+  const flags: ConfigFlags = { ...extra };
+  const port = int(values, 'port', 0);
+  if (port !== undefined) flags.port = port;
+  const host = str(values, 'host');
+  if (host !== undefined) flags.host = host;
+  const dataDir = str(values, 'data-dir');
+  if (dataDir !== undefined) flags.dataDir = dataDir;
+  const db = str(values, 'db');
+  if (db !== undefined) flags.databaseUrl = db;
+  try {
+    const config = resolveServiceConfig({ file, fileName: configPath ?? 'config file', env: io.env, flags });
+    return Object.freeze({ ...config, dataDir: resolve(io.cwd, config.dataDir) });
+  } catch (e) {
+    if (isWmsError(e)) throw new CliError(e.message);
+    throw e;
+  }
+}
+
+const start: CommandSpec = {
+  name: ['server', 'start'],
+  usage: '[--port 8080] [--host 127.0.0.1] [--data-dir ./var] [--db postgres://…] [--no-agents] [--no-local-site]',
+  summary: 'run the services (jobs, matcher, sandboxes, tokens) in this process',
+  details:
+    'On the first start an admin token is written to <data-dir>/admin.token (mode 0600); the CLI\n' +
+    'on the same machine finds it there. The first SIGINT/SIGTERM drains (finishes requests in\n' +
+    'flight, closes the database), a second one exits at once.',
+  options: {
+    ...SERVER_OPTIONS,
+    'no-agents': { type: 'boolean', description: 'do not run the agents in this process' },
+    'no-local-site': { type: 'boolean', description: 'do not serve the local site' },
+    'log-level': { type: 'string', value: 'L', description: `${LOG_LEVELS.join(', ')} (default info)` },
+  },
+  env: CONFIG_ENV_VARS,
+  positionals: [0, 0],
+  async run(values, _positionals, io) {
+    const extra: ConfigFlags = {};
+    if (flag(values, 'no-agents')) extra.agents = false;
+    if (flag(values, 'no-local-site')) extra.localSite = false;
+    const level = str(values, 'log-level');
+    if (level !== undefined) {
+      if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level: "${level}" is not one of ${LOG_LEVELS.join(', ')}`);
+      extra.logLevel = level as LogLevel;
+    }
+    const config = await serviceConfigFrom(values, io, extra);
+    const { startServer } = await import('../../services/server.js');
+    let server;
+    try {
+      server = await startServer(config, { logger: config.logLevel !== 'silent' });
+    } catch (e) {
+      if (isWmsError(e)) throw new CliError(e.message);
+      const code = (e as { code?: string }).code;
+      if (code === 'EADDRINUSE') throw new CliError(`${config.host}:${config.port} is already in use (--port)`);
+      throw e;
+    }
+    const db = config.databaseUrl ? config.databaseUrl.replace(/\/\/[^@/]*@/, '//***@') : `PGlite in ${resolve(config.dataDir, 'db')}`;
+    io.out(`pilot-wms listening on ${server.url}  (API docs: ${server.url}/docs)`);
+    io.out(`  database:    ${db}`);
+    io.out(`  admin token: ${server.adminTokenPath}${server.adminTokenWritten ? ' (new)' : ''}`);
+    io.out(`  services:    jobs, matcher, sandboxes, tokens`);
+    io.out(
+      `  agents:      ${config.agents ? 'not available in this release (site director, pilot status, stalled jobs, cleaning come later)' : 'off (--no-agents)'}`,
+    );
+    io.out(`  local site:  ${config.localSite ? 'not available in this release' : 'off (--no-local-site)'}`);
+    io.out(`  stop with Ctrl-C (twice to force)`);
+    return {
+      done: new Promise<number>(() => undefined),
+      drain: () => server.close(),
+    };
+  },
+};
+
+export const serverCommands: CommandSpec[] = [start];

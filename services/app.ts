@@ -1,0 +1,78 @@
+/**
+ * `buildApp(deps)`: the fastify application, configured and with every plugin registered, but
+ * never listening (tests use `app.inject()`; `services/server.ts` listens). The database handle
+ * belongs to the caller, who closes it after `app.close()`.
+ *
+ * Plugins: errors and auth on the root; then OpenAPI (before the routes, so it sees them all);
+ * then one plugin per area: health, tokens, jobs, matcher, sandboxes.
+ */
+import Fastify from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { join } from 'node:path';
+import type { ServiceConfig } from '../core/config.js';
+import { VERSION } from '../core/version.js';
+import type { DbHandle } from '../db/index.js';
+import type { ServiceContext } from './context.js';
+import { registerAuth } from './plugins/auth.js';
+import { registerErrorHandling } from './plugins/errors.js';
+import { healthPlugin } from './plugins/health.js';
+import { jobsPlugin } from './plugins/jobs.js';
+import { matcherPlugin } from './plugins/matcher.js';
+import { registerOpenApi } from './plugins/openapi.js';
+import { sandboxesPlugin } from './plugins/sandboxes.js';
+import { tokensPlugin } from './plugins/tokens.js';
+import { SandboxStore } from './sandbox-store.js';
+import { TokenSigner } from './token-signer.js';
+
+export interface AppDeps {
+  db: DbHandle;
+  config: Readonly<ServiceConfig>;
+  /** Injected so tests can move time (token expiry); defaults to the system clock. */
+  clock?: () => Date;
+  /** Log requests with pino at `config.logLevel` (default: no logging). */
+  logger?: boolean;
+}
+
+/** Builds the service context shared by the plugins. */
+export function buildContext(deps: AppDeps): ServiceContext {
+  const clock = deps.clock ?? (() => new Date());
+  let signer: Promise<TokenSigner> | undefined;
+  return {
+    handle: deps.db,
+    config: deps.config,
+    clock,
+    signer: () =>
+      (signer ??= TokenSigner.open(deps.db, { issuer: deps.config.tokens.issuer, clock }).catch((e: unknown) => {
+        signer = undefined; // try again on the next request (the database may come back)
+        throw e;
+      })),
+    store: new SandboxStore(join(deps.config.dataDir, 'sandboxes'), deps.config.sandboxMaxBytes),
+  };
+}
+
+export function buildApp(deps: AppDeps) {
+  const ctx = buildContext(deps);
+  const app = Fastify({
+    logger: deps.logger ? { level: deps.config.logLevel } : false,
+    // Every schema problem at once; unknown properties are errors where schemas say so.
+    ajv: { customOptions: { allErrors: true, removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  registerErrorHandling(app);
+  registerAuth(app);
+  registerOpenApi(app, VERSION);
+  app.addHook('onReady', async () => {
+    await ctx.signer();
+  });
+
+  const opts = { ctx };
+  void app.register(healthPlugin, opts);
+  void app.register(tokensPlugin, opts);
+  void app.register(jobsPlugin, opts);
+  void app.register(matcherPlugin, opts);
+  void app.register(sandboxesPlugin, opts);
+  return app;
+}
+
+/** The application type (fastify with the TypeBox type provider). */
+export type App = ReturnType<typeof buildApp>;

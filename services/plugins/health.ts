@@ -1,0 +1,37 @@
+/**
+ * `GET /api/health`: no token needed; 200 when the database answers, else 503
+ * WMS_DB_UNAVAILABLE with Retry-After (load balancers take the replica out).
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { WmsError } from '../../core/errors.js';
+import type { PluginOptions } from '../context.js';
+import { errorResponses } from '../schemas.js';
+
+const HealthAnswer = Type.Object({
+  status: Type.Literal('ok'),
+  db: Type.Literal('ok'),
+  driver: Type.String(),
+  time: Type.String({ format: 'date-time' }),
+});
+
+export const healthPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
+  app.get(
+    '/api/health',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Liveness and database reachability',
+        response: { 200: HealthAnswer, ...errorResponses() },
+      },
+    },
+    async () => {
+      try {
+        await ctx.handle.query('SELECT 1');
+      } catch (e) {
+        throw new WmsError('WMS_DB_UNAVAILABLE', 'database unavailable, retry later', { cause: e, retryable: true });
+      }
+      return { status: 'ok' as const, db: 'ok' as const, driver: ctx.handle.driver, time: ctx.clock().toISOString() };
+    },
+  );
+};

@@ -1,0 +1,412 @@
+/**
+ * The jobs API: submit (one JDL, a list, or a parametric JDL: one transaction, all jobs stored
+ * or none), read (summary, detail, status of many, history, parameters, listing with filters
+ * and paging, counts by status) and act (kill, reschedule, delete: answered per job).
+ *
+ * Who: users on their own jobs (every db call gets `scope: { owner }`, so another user's job
+ * is 404 WMS_JOB_NOT_FOUND, as if it did not exist); admins on every job; a job token reads
+ * only its own job (another id: 403 WMS_FORBIDDEN).
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { WmsError } from '../../core/errors.js';
+import type { JobState } from '../../core/job-states.js';
+import type { JobDescription } from '../../core/job-model.js';
+import { ownerScope, submitterOf, type Principal } from '../../core/identity.js';
+import { describeJobList, describeJobs } from '../../core/jdl/index.js';
+import {
+  countJobsByStatus,
+  deleteJobs,
+  getJobHistory,
+  getJobParameters,
+  getJobs,
+  killJobs,
+  listJobs,
+  rescheduleJobs,
+  submitJobs,
+  getSandbox,
+  type JobFilter,
+} from '../../db/index.js';
+import type { PluginOptions, ServiceContext } from '../context.js';
+import { iso, jobDetail, jobSummary } from '../jobs-view.js';
+import { isSha256 } from '../sandbox-store.js';
+import {
+  AUTH_ERRORS,
+  BulkIdsBody,
+  BulkResultSchema,
+  errorResponses,
+  HistoryEntrySchema,
+  JobDetailSchema,
+  JobIdParams,
+  JobStateSchema,
+  JobSummarySchema,
+} from '../schemas.js';
+import { BEARER, identityOf, requireRole } from './auth.js';
+
+const SubmitBody = Type.Object(
+  {
+    jdl: Type.Optional(
+      Type.String({ minLength: 1, description: 'one JDL; a parametric JDL expands to many jobs' }),
+    ),
+    jdls: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'a list of plain (non-parametric) JDLs, stored together or not at all',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'Give exactly one of `jdl` and `jdls`.' },
+);
+
+const SubmitAnswer = Type.Object({
+  jobIds: Type.Array(Type.Integer(), { description: 'ids of the new jobs, in submission order' }),
+});
+
+const ListQuery = Type.Object(
+  {
+    status: Type.Optional(Type.Array(JobStateSchema, { description: 'repeat for several' })),
+    site: Type.Optional(Type.String({ minLength: 1 })),
+    group: Type.Optional(Type.String({ minLength: 1, description: 'JobGroup' })),
+    owner: Type.Optional(Type.String({ minLength: 1, description: 'admins only (users: themselves)' })),
+    since: Type.Optional(Type.String({ format: 'date-time', description: 'submitted at or after' })),
+    until: Type.Optional(Type.String({ format: 'date-time', description: 'submitted before' })),
+    search: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'job name or id' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+const ListAnswer = Type.Object({
+  jobs: Type.Array(JobSummarySchema),
+  total: Type.Integer({ description: 'jobs matching the filter, all pages' }),
+  limit: Type.Integer(),
+  offset: Type.Integer(),
+});
+
+const StatusQuery = Type.Object(
+  { ids: Type.String({ pattern: '^[0-9]+(,[0-9]+)*$', maxLength: 20_000, description: 'comma-separated job ids' }) },
+  { additionalProperties: false },
+);
+
+const StatusAnswer = Type.Object({
+  jobs: Type.Array(JobSummarySchema),
+  notFound: Type.Array(Type.Integer()),
+});
+
+/** For read routes open to job tokens: a job token may read only its own job. */
+function checkJobToken(p: Principal, id: number): void {
+  if (p.role === 'job' && p.jobId !== id) {
+    throw new WmsError('WMS_FORBIDDEN', `this job token is bound to job ${p.jobId}, not ${id}`);
+  }
+}
+
+function notFound(id: number): WmsError {
+  return new WmsError('WMS_JOB_NOT_FOUND', `no job ${id}`);
+}
+
+function filterOf(q: {
+  status?: JobState[];
+  site?: string;
+  group?: string;
+  owner?: string;
+  since?: string;
+  until?: string;
+  search?: string;
+}): JobFilter {
+  const f: JobFilter = {};
+  if (q.status && q.status.length > 0) f.status = [...new Set(q.status)];
+  if (q.site) f.site = q.site;
+  if (q.group) f.jobGroup = q.group;
+  if (q.owner) f.owner = q.owner;
+  if (q.since) f.since = new Date(q.since);
+  if (q.until) f.until = new Date(q.until);
+  if (q.search) f.search = q.search;
+  return f;
+}
+
+/** A user may filter on their own name only; admins on anyone. */
+function checkOwnerFilter(p: Principal, owner: string | undefined): void {
+  if (owner !== undefined && p.role !== 'admin' && owner !== p.user) {
+    throw new WmsError('WMS_FORBIDDEN', 'only admins may list the jobs of other users');
+  }
+}
+
+/**
+ * The sandboxes each job's InputSandbox names with `SB:<sha256>`, checked: each must be in the
+ * store and belong to the submitter (admins may use any). Throws WMS_SANDBOX_NOT_FOUND naming
+ * the first bad one (another user's sandbox is "not found" too).
+ */
+async function inputSandboxesOf(
+  ctx: ServiceContext,
+  p: Principal,
+  jobs: JobDescription[],
+): Promise<string[][]> {
+  const perJob = jobs.map((j) =>
+    j.inputSandbox.filter((e) => e.startsWith('SB:')).map((e) => e.slice(3).toLowerCase()),
+  );
+  const unique = [...new Set(perJob.flat())];
+  for (const sha of unique) {
+    if (!isSha256(sha)) {
+      throw new WmsError('WMS_VALIDATION', `InputSandbox entry SB:${sha} is not SB:<sha256>`, {
+        details: { problems: [{ message: `SB:${sha} is not SB:<64 hex digits>`, path: 'InputSandbox' }] },
+      });
+    }
+    const row = await getSandbox(ctx.handle, sha);
+    if (!row || (p.role !== 'admin' && row.owner !== p.user)) {
+      throw new WmsError(
+        'WMS_SANDBOX_NOT_FOUND',
+        `InputSandbox entry SB:${sha}: no such sandbox (upload it first: PUT /api/sandboxes/${sha})`,
+      );
+    }
+  }
+  return perJob;
+}
+
+export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
+  const people = requireRole(ctx, 'user', 'admin');
+  const readers = requireRole(ctx, 'user', 'admin', 'job');
+  const limits = ctx.config.jobLimits;
+
+  app.post(
+    '/api/jobs',
+    {
+      onRequest: people,
+      bodyLimit: ctx.config.requestBodyMaxBytes,
+      schema: {
+        tags: ['jobs'],
+        summary: 'Submit one JDL, a list of JDLs or a parametric JDL (all jobs stored or none)',
+        security: BEARER,
+        body: SubmitBody,
+        response: { 201: SubmitAnswer, ...errorResponses(400, ...AUTH_ERRORS, 404, 413) },
+      },
+    },
+    async (request, reply) => {
+      const p = identityOf(request);
+      if (p.role !== 'user' && p.role !== 'admin') throw new WmsError('WMS_FORBIDDEN', 'only people submit jobs');
+      const { jdl, jdls } = request.body;
+      if ((jdl === undefined) === (jdls === undefined)) {
+        throw new WmsError('WMS_VALIDATION', 'give exactly one of "jdl" and "jdls"', {
+          details: { problems: [{ message: 'give exactly one of "jdl" and "jdls"', path: 'body' }] },
+        });
+      }
+      const submitter = submitterOf(p);
+      const descriptions =
+        jdl !== undefined
+          ? describeJobs(jdl, submitter, limits)
+          : jdls!.length === 1
+            ? describeJobs(jdls![0] as string, submitter, limits)
+            : describeJobList(jdls!, submitter, limits);
+      const inputSandboxes = await inputSandboxesOf(ctx, p, descriptions);
+      const jobIds = await submitJobs(ctx.handle, descriptions, {
+        source: `JobManager:${p.user}`,
+        inputSandboxes,
+      });
+      request.log.info({ owner: p.user, jobs: jobIds.length }, 'jobs submitted');
+      return reply.code(201).send({ jobIds });
+    },
+  );
+
+  app.get(
+    '/api/jobs',
+    {
+      onRequest: people,
+      schema: {
+        tags: ['jobs'],
+        summary: 'List jobs, newest first, with filters and paging',
+        security: BEARER,
+        querystring: ListQuery,
+        response: { 200: ListAnswer, ...errorResponses(400, ...AUTH_ERRORS) },
+      },
+    },
+    async (request) => {
+      const p = identityOf(request);
+      const q = request.query;
+      checkOwnerFilter(p, q.owner);
+      const limit = Math.min(q.limit ?? ctx.config.listDefaultLimit, ctx.config.listMaxLimit);
+      const offset = q.offset ?? 0;
+      const { jobs, total } = await listJobs(ctx.handle, filterOf(q), { limit, offset }, ownerScope(p));
+      return { jobs: jobs.map(jobSummary), total, limit, offset };
+    },
+  );
+
+  app.get(
+    '/api/jobs/summary',
+    {
+      onRequest: people,
+      schema: {
+        tags: ['jobs'],
+        summary: 'Count jobs by status (same filters as the listing)',
+        security: BEARER,
+        querystring: Type.Omit(ListQuery, ['limit', 'offset']),
+        response: {
+          200: Type.Object({ counts: Type.Record(Type.String(), Type.Integer()), total: Type.Integer() }),
+          ...errorResponses(400, ...AUTH_ERRORS),
+        },
+      },
+    },
+    async (request) => {
+      const p = identityOf(request);
+      checkOwnerFilter(p, request.query.owner);
+      const counts = await countJobsByStatus(ctx.handle, filterOf(request.query), ownerScope(p));
+      const nonZero = Object.fromEntries(Object.entries(counts).filter(([, n]) => Number(n) > 0));
+      const total = Object.values(nonZero).reduce((a, n) => a + Number(n), 0);
+      return { counts: nonZero as Record<string, number>, total };
+    },
+  );
+
+  app.get(
+    '/api/jobs/status',
+    {
+      onRequest: people,
+      schema: {
+        tags: ['jobs'],
+        summary: 'Status of several jobs at once',
+        security: BEARER,
+        querystring: StatusQuery,
+        response: { 200: StatusAnswer, ...errorResponses(400, ...AUTH_ERRORS) },
+      },
+    },
+    async (request) => {
+      const p = identityOf(request);
+      const ids = [...new Set(request.query.ids.split(',').map(Number))];
+      if (ids.length > 10_000) throw new WmsError('WMS_VALIDATION', 'at most 10000 ids at once');
+      const rows = await getJobs(ctx.handle, ids, ownerScope(p));
+      const found = new Set(rows.map((r) => Number(r.id)));
+      const byId = new Map(rows.map((r) => [Number(r.id), r]));
+      return {
+        jobs: ids.filter((id) => found.has(id)).map((id) => jobSummary(byId.get(id)!)),
+        notFound: ids.filter((id) => !found.has(id)),
+      };
+    },
+  );
+
+  app.get(
+    '/api/jobs/:id',
+    {
+      onRequest: readers,
+      schema: {
+        tags: ['jobs'],
+        summary: 'One job, with its JDL',
+        security: BEARER,
+        params: JobIdParams,
+        response: { 200: JobDetailSchema, ...errorResponses(400, ...AUTH_ERRORS, 404) },
+      },
+    },
+    async (request) => {
+      const p = identityOf(request);
+      const { id } = request.params;
+      checkJobToken(p, id);
+      const [row] = await getJobs(ctx.handle, [id], ownerScope(p));
+      if (!row) throw notFound(id);
+      return jobDetail(row);
+    },
+  );
+
+  app.get(
+    '/api/jobs/:id/history',
+    {
+      onRequest: readers,
+      schema: {
+        tags: ['jobs'],
+        summary: "A job's status history (status, minor status, application status, source, time)",
+        security: BEARER,
+        params: JobIdParams,
+        response: {
+          200: Type.Object({ jobId: Type.Integer(), history: Type.Array(HistoryEntrySchema) }),
+          ...errorResponses(400, ...AUTH_ERRORS, 404),
+        },
+      },
+    },
+    async (request) => {
+      const p = identityOf(request);
+      const { id } = request.params;
+      checkJobToken(p, id);
+      const [row] = await getJobs(ctx.handle, [id], ownerScope(p));
+      if (!row) throw notFound(id);
+      const history = await getJobHistory(ctx.handle, id);
+      return {
+        jobId: id,
+        history: history.map((h) => ({
+          status: h.status as JobState,
+          minorStatus: h.minorStatus,
+          applicationStatus: h.applicationStatus,
+          source: h.source,
+          at: iso(h.at) as string,
+        })),
+      };
+    },
+  );
+
+  app.get(
+    '/api/jobs/:id/parameters',
+    {
+      onRequest: readers,
+      schema: {
+        tags: ['jobs'],
+        summary: 'Named values reported about a job (host, CPU time, DB12, ...)',
+        security: BEARER,
+        params: JobIdParams,
+        response: {
+          200: Type.Object({ jobId: Type.Integer(), parameters: Type.Record(Type.String(), Type.String()) }),
+          ...errorResponses(400, ...AUTH_ERRORS, 404),
+        },
+      },
+    },
+    async (request) => {
+      const p = identityOf(request);
+      const { id } = request.params;
+      checkJobToken(p, id);
+      const [row] = await getJobs(ctx.handle, [id], ownerScope(p));
+      if (!row) throw notFound(id);
+      return { jobId: id, parameters: await getJobParameters(ctx.handle, id) };
+    },
+  );
+
+  const actions = {
+    kill: {
+      summary: 'Kill jobs (answered per job)',
+      run: (ids: number[], p: Principal) =>
+        killJobs(ctx.handle, ids, { scope: ownerScope(p), source: `JobManager:${p.user}` }),
+    },
+    reschedule: {
+      summary: `Reschedule jobs (answered per job); past ${limits.maxRescheduling} reschedules a job fails`,
+      run: (ids: number[], p: Principal) =>
+        rescheduleJobs(ctx.handle, ids, {
+          scope: ownerScope(p),
+          source: `JobManager:${p.user}`,
+          maxRescheduling: limits.maxRescheduling,
+        }),
+    },
+    delete: {
+      summary: 'Delete jobs (answered per job)',
+      run: (ids: number[], p: Principal) =>
+        deleteJobs(ctx.handle, ids, { scope: ownerScope(p), source: `JobManager:${p.user}` }),
+    },
+  } as const;
+
+  for (const [name, action] of Object.entries(actions)) {
+    app.post(
+      `/api/jobs/${name}`,
+      {
+        onRequest: people,
+        schema: {
+          tags: ['jobs'],
+          summary: action.summary,
+          security: BEARER,
+          body: BulkIdsBody,
+          response: { 200: BulkResultSchema, ...errorResponses(400, ...AUTH_ERRORS) },
+        },
+      },
+      async (request) => {
+        const p = identityOf(request);
+        const ids = [...new Set(request.body.ids)];
+        const result = await action.run(ids, p);
+        return {
+          succeeded: result.succeeded.map(Number),
+          failed: result.failed.map((f) => ({ id: Number(f.id), code: f.code, message: f.message })),
+        };
+      },
+    );
+  }
+};

@@ -1,0 +1,130 @@
+/**
+ * Sandboxes: tar.gz archives named by their SHA-256.
+ *
+ * - `PUT /api/sandboxes/:sha256` (body `application/octet-stream` or `application/gzip`):
+ *   streamed to a temporary file while hashed, then renamed into place. A body that does not
+ *   hash to the name → 400 WMS_SANDBOX_CHECKSUM; larger than the limit → 413
+ *   WMS_SANDBOX_TOO_LARGE (at once when Content-Length says so); in both cases nothing stays on
+ *   disk. Users and admins upload their own; a job token uploads its job's outputs (owned by
+ *   the job's owner, assigned to the job as Output).
+ * - `GET /api/sandboxes/:sha256`: the archive, to its owner, admins, and a job token whose job
+ *   references it (`SB:<sha256>` in its JDL). Anyone else gets 404, as if it did not exist.
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Readable } from 'node:stream';
+import { Type } from 'typebox';
+import { WmsError } from '../../core/errors.js';
+import type { Principal } from '../../core/identity.js';
+import { assignSandboxes, getJobs, getSandbox, recordSandbox } from '../../db/index.js';
+import type { PluginOptions, ServiceContext } from '../context.js';
+import { tooLarge } from '../sandbox-store.js';
+import { AUTH_ERRORS, errorResponses } from '../schemas.js';
+import { BEARER, identityOf, requireRole } from './auth.js';
+
+const Params = Type.Object({
+  sha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of the archive, lower-case hex' }),
+});
+
+const UploadAnswer = Type.Object({
+  sha256: Type.String(),
+  size: Type.Integer(),
+  reference: Type.String({ description: 'what to write in a JDL: SB:<sha256>' }),
+});
+
+/** Content types accepted for an upload; the body reaches the handler as a raw stream. */
+const ARCHIVE_TYPES = ['application/octet-stream', 'application/gzip', 'application/x-gzip'];
+
+function notFound(sha: string): WmsError {
+  return new WmsError('WMS_SANDBOX_NOT_FOUND', `no sandbox ${sha}`);
+}
+
+/** May `p` read the sandbox `sha` owned by `owner`? */
+async function mayRead(ctx: ServiceContext, p: Principal, sha: string, owner: string): Promise<boolean> {
+  if (p.role === 'admin') return true;
+  if (p.role === 'user') return owner === p.user;
+  if (p.role === 'job') {
+    // The job's JDL names its input sandboxes as SB:<sha256>.
+    const [job] = await getJobs(ctx.handle, [p.jobId], { owner: p.user });
+    return job !== undefined && job.jdl.toLowerCase().includes(`sb:${sha}`);
+  }
+  return false;
+}
+
+export const sandboxesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
+  app.addContentTypeParser(ARCHIVE_TYPES, (_request, payload, done) => done(null, payload));
+
+  app.put(
+    '/api/sandboxes/:sha256',
+    {
+      onRequest: requireRole(ctx, 'user', 'admin', 'job'),
+      schema: {
+        tags: ['sandboxes'],
+        summary: 'Upload a tar.gz archive named by its SHA-256 (body: the raw bytes)',
+        description:
+          'Content-Type application/octet-stream or application/gzip. ' +
+          `At most ${ctx.config.sandboxMaxBytes} bytes.`,
+        consumes: ARCHIVE_TYPES,
+        security: BEARER,
+        params: Params,
+        response: { 201: UploadAnswer, ...errorResponses(400, ...AUTH_ERRORS, 413, 415) },
+      },
+    },
+    async (request, reply) => {
+      const p = identityOf(request);
+      const { sha256 } = request.params;
+      const declared = Number(request.headers['content-length']);
+      if (Number.isFinite(declared) && declared > ctx.config.sandboxMaxBytes) {
+        throw tooLarge(ctx.config.sandboxMaxBytes);
+      }
+      const body = request.body as Readable | undefined;
+      if (!body || typeof (body as Readable).on !== 'function') {
+        throw new WmsError(
+          'WMS_VALIDATION',
+          'send the archive itself, as application/octet-stream or application/gzip',
+        );
+      }
+      if (p.role === 'pilot' || p.role === 'site-admin') {
+        throw new WmsError('WMS_FORBIDDEN', `role ${p.role} does not own sandboxes`);
+      }
+      const owner = { owner: p.user, ownerGroup: p.group, vo: p.vo };
+      const { size } = await ctx.store.put(sha256, body);
+      await recordSandbox(ctx.handle, { sha256, size, ...owner });
+      if (p.role === 'job') await assignSandboxes(ctx.handle, p.jobId, 'Output', [sha256]);
+      request.log.info({ sha256, size, owner: owner.owner }, 'sandbox stored');
+      return reply.code(201).send({ sha256, size, reference: `SB:${sha256}` });
+    },
+  );
+
+  app.get(
+    '/api/sandboxes/:sha256',
+    {
+      onRequest: requireRole(ctx, 'user', 'admin', 'job'),
+      schema: {
+        tags: ['sandboxes'],
+        summary: 'Download a sandbox archive (application/gzip)',
+        security: BEARER,
+        params: Params,
+        produces: ['application/gzip'],
+        response: {
+          200: Type.String({ format: 'binary', description: 'the tar.gz archive' }),
+          ...errorResponses(400, ...AUTH_ERRORS, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      const p = identityOf(request);
+      const { sha256 } = request.params;
+      const row = await getSandbox(ctx.handle, sha256);
+      if (!row || !(await mayRead(ctx, p, sha256, row.owner))) throw notFound(sha256);
+      const size = await ctx.store.size(sha256);
+      if (size === null) throw notFound(sha256);
+      return reply
+        .header('content-type', 'application/gzip')
+        .header('content-length', String(size))
+        .header('etag', `"${sha256}"`)
+        .header('content-disposition', `attachment; filename="${sha256}.tar.gz"`)
+        // A stream is sent as is (the 200 schema documents it; nothing is serialised).
+        .send(ctx.store.openRead(sha256) as unknown as string);
+    },
+  );
+};

@@ -1,0 +1,41 @@
+/**
+ * From the body of `POST /api/match` (and explain) to a `ResourceDescription`: defaults filled
+ * in, a pilot held to its own VO, required tags checked. Pure.
+ */
+import { WmsError } from '../core/errors.js';
+import type { Principal } from '../core/identity.js';
+import type { ResourceDescription } from '../core/matching.js';
+import type { ResourceBody } from './schemas.js';
+
+/** The resource with defaults filled in; a pilot is held to its own VO. */
+export function resourceOf(body: ResourceBody, p: Principal): ResourceDescription {
+  const r: ResourceDescription = {
+    site: body.site,
+    tags: body.tags ?? [],
+    requiredTags: body.requiredTags ?? [],
+    processors: body.processors ?? 1,
+    ramMb: body.ramMb ?? 0,
+    gpus: body.gpus ?? 0,
+    cpuWork: body.cpuWork,
+  };
+  if (body.ce !== undefined) r.ce = body.ce;
+  if (body.queue !== undefined) r.queue = body.queue;
+  if (body.platform !== undefined) r.platform = body.platform;
+  if (body.ownerGroups !== undefined) r.ownerGroups = body.ownerGroups;
+  if (body.jobTypes !== undefined) r.jobTypes = body.jobTypes;
+  if (p.role === 'pilot') {
+    if (body.vo !== undefined && body.vo !== p.vo) {
+      throw new WmsError('WMS_FORBIDDEN', `this pilot serves VO ${p.vo}, not ${body.vo}`);
+    }
+    r.vo = p.vo;
+  } else if (body.vo !== undefined) {
+    r.vo = body.vo;
+  }
+  const missing = r.requiredTags.filter((t) => !r.tags.includes(t));
+  if (missing.length > 0) {
+    throw new WmsError('WMS_VALIDATION', `required tags must also be offered: ${missing.join(', ')}`, {
+      details: { problems: [{ message: `not in tags: ${missing.join(', ')}`, path: 'body/requiredTags' }] },
+    });
+  }
+  return r;
+}

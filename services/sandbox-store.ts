@@ -1,0 +1,130 @@
+/**
+ * The sandbox store on local disk: tar.gz archives named by their SHA-256, kept at
+ * `<root>/ab/abcdef…` (two-character fan-out). An upload is streamed to `<root>/tmp/` while it
+ * is hashed and counted, checked, then renamed into place (same file system, so the rename is
+ * atomic): a reader never sees a partial archive, and a rejected upload leaves nothing behind.
+ * The database (`recordSandbox`) holds who owns what; this module only holds bytes.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { WmsError } from '../core/errors.js';
+
+const SHA256 = /^[0-9a-f]{64}$/;
+
+export function isSha256(s: string): boolean {
+  return SHA256.test(s);
+}
+
+export interface PutResult {
+  size: number;
+}
+
+export class SandboxStore {
+  constructor(
+    readonly root: string,
+    readonly maxBytes: number,
+  ) {}
+
+  /** Where the archive named `sha256` lives. */
+  pathOf(sha256: string): string {
+    if (!isSha256(sha256)) throw new WmsError('WMS_VALIDATION', `"${sha256}" is not a SHA-256`);
+    return join(this.root, sha256.slice(0, 2), sha256);
+  }
+
+  /** The archive's size, or null when it is not on disk. */
+  async size(sha256: string): Promise<number | null> {
+    try {
+      const s = await stat(this.pathOf(sha256));
+      return s.isFile() ? s.size : null;
+    } catch {
+      return null;
+    }
+  }
+
+  openRead(sha256: string): ReadStream {
+    return createReadStream(this.pathOf(sha256));
+  }
+
+  /**
+   * Streams `body` into the store under `sha256`. Throws WMS_SANDBOX_TOO_LARGE past `maxBytes`,
+   * WMS_SANDBOX_CHECKSUM when the bytes do not hash to `sha256`, WMS_VALIDATION when they are
+   * not gzip; in every failure the temporary file is removed. An oversized body is left flowing
+   * (discarded) rather than destroyed, so that the client still reads the 413.
+   */
+  async put(sha256: string, body: Readable): Promise<PutResult> {
+    const final = this.pathOf(sha256);
+    const tmpDir = join(this.root, 'tmp');
+    await mkdir(tmpDir, { recursive: true });
+    const tmp = join(tmpDir, `${randomUUID()}.part`);
+    const hash = createHash('sha256');
+    let size = 0;
+    const head: number[] = [];
+    const out = createWriteStream(tmp, { flags: 'wx', mode: 0o640 });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const cleanup = () => {
+          body.off('data', onData);
+          body.off('end', onEnd);
+          body.off('error', onError);
+          out.off('error', onError);
+        };
+        const onError = (e: unknown) => {
+          cleanup();
+          reject(e);
+        };
+        const onData = (chunk: Buffer | string) => {
+          const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+          size += buf.length;
+          if (size > this.maxBytes) {
+            cleanup();
+            body.resume(); // discard the rest
+            reject(tooLarge(this.maxBytes));
+            return;
+          }
+          for (let i = 0; head.length < 2 && i < buf.length; i++) head.push(buf[i] as number);
+          hash.update(buf);
+          if (!out.write(buf)) {
+            body.pause();
+            out.once('drain', () => body.resume());
+          }
+        };
+        const onEnd = () => {
+          cleanup();
+          out.end((err?: Error | null) => (err ? reject(err) : resolve()));
+        };
+        body.on('data', onData);
+        body.once('end', onEnd);
+        body.once('error', onError);
+        out.once('error', onError);
+        body.resume();
+      });
+      const digest = hash.digest('hex');
+      if (digest !== sha256) {
+        throw new WmsError(
+          'WMS_SANDBOX_CHECKSUM',
+          `checksum mismatch: the body hashes to ${digest}, not ${sha256}`,
+        );
+      }
+      if (head[0] !== 0x1f || head[1] !== 0x8b) {
+        throw new WmsError('WMS_VALIDATION', 'a sandbox must be a gzip-compressed tar archive');
+      }
+      await mkdir(dirname(final), { recursive: true });
+      await rename(tmp, final);
+      return { size };
+    } catch (e) {
+      out.destroy();
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+}
+
+export function tooLarge(maxBytes: number): WmsError {
+  return new WmsError(
+    'WMS_SANDBOX_TOO_LARGE',
+    `sandbox larger than the limit of ${maxBytes} bytes`,
+  );
+}
