@@ -34,6 +34,8 @@ export interface ServiceConfig {
   dataDir: string;
   /** `postgres://…`, or null for an embedded PGlite database in `<dataDir>/db`. */
   databaseUrl: string | null;
+  /** Connections in the PostgreSQL pool of this process (PGlite has one). */
+  dbPoolSize: number;
   /** Run the agents in this process (they come in a later release; the flag is accepted). */
   agents: boolean;
   /** Register and serve the local site (later release; the flag is accepted). */
@@ -59,6 +61,7 @@ export const DEFAULT_SERVICE_CONFIG: Readonly<ServiceConfig> = deepFreeze({
   port: 8080,
   dataDir: './var',
   databaseUrl: null,
+  dbPoolSize: 20,
   agents: true,
   localSite: true,
   logLevel: 'info',
@@ -130,6 +133,7 @@ export const ConfigFileSchema = Type.Object(
     port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
     dataDir: Type.Optional(Type.String()),
     databaseUrl: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    dbPoolSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
     agents: Type.Optional(Type.Boolean()),
     localSite: Type.Optional(Type.Boolean()),
     logLevel: Type.Optional(Type.Enum(LOG_LEVELS)),
@@ -204,6 +208,7 @@ export const CONFIG_ENV_VARS: Readonly<Record<string, string>> = {
   WMS_PORT: 'port to listen on (default 8080)',
   WMS_DATA_DIR: 'data directory (default ./var)',
   WMS_DATABASE_URL: 'postgres://… (default: PGlite in <data-dir>/db)',
+  WMS_DB_POOL_SIZE: 'PostgreSQL connections of this process (default 20)',
   WMS_LOG_LEVEL: `log level: ${LOG_LEVELS.join(', ')} (default info)`,
   WMS_MAX_PARAMETRIC_JOBS: `jobs one parametric JDL may expand to (default ${DEFAULT_JOB_LIMITS.maxParametricJobs})`,
   WMS_MAX_JOBS_PER_SUBMISSION: `jobs one submission may carry (default ${DEFAULT_JOB_LIMITS.maxJobsPerSubmission})`,
@@ -337,6 +342,7 @@ export function resolveServiceConfig(sources: ConfigSources = {}): Readonly<Serv
       port: file.port,
       dataDir: file.dataDir,
       databaseUrl: file.databaseUrl,
+      dbPoolSize: file.dbPoolSize,
       agents: file.agents,
       localSite: file.localSite,
       logLevel: file.logLevel,
@@ -350,6 +356,7 @@ export function resolveServiceConfig(sources: ConfigSources = {}): Readonly<Serv
       port: envPort,
       dataDir: env['WMS_DATA_DIR'] || undefined,
       databaseUrl: env['WMS_DATABASE_URL'] || undefined,
+      dbPoolSize: intOf(env['WMS_DB_POOL_SIZE'], 'WMS_DB_POOL_SIZE', 1),
       logLevel: (envLevel || undefined) as LogLevel | undefined,
       sandboxMaxBytes: sizeOf(env['WMS_SANDBOX_MAX_SIZE'] || undefined, 'WMS_SANDBOX_MAX_SIZE'),
       agents: boolOf(env['WMS_AGENTS'], 'WMS_AGENTS'),

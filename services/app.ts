@@ -54,6 +54,9 @@ export function buildApp(deps: AppDeps) {
   const ctx = buildContext(deps);
   const app = Fastify({
     logger: deps.logger ? { level: deps.config.logLevel } : false,
+    // One log line per request costs ~6 % of a match at 2,000 requests/s (profiled with the
+    // `match` benchmark); errors and notable events are logged by the handlers instead.
+    disableRequestLogging: true,
     // Every schema problem at once; unknown properties are errors where schemas say so.
     ajv: { customOptions: { allErrors: true, removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();

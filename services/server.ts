@@ -71,7 +71,7 @@ export async function startServer(
   options: { logger?: boolean } = {},
 ): Promise<RunningServer> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const db = await openDb(databaseTarget(config));
+  const db = await openDb(databaseTarget(config), { poolSize: config.dbPoolSize });
   let app: App | undefined;
   try {
     app = buildApp({ db, config, logger: options.logger ?? true });
@@ -115,7 +115,7 @@ export async function issueTokenDirect(
   principal: Principal,
   ttlSeconds: number,
 ): Promise<SignedToken> {
-  const db = await openDb(databaseTarget(config));
+  const db = await openDb(databaseTarget(config), { poolSize: config.dbPoolSize });
   try {
     const signer = await TokenSigner.open(db, { issuer: config.tokens.issuer });
     return await signer.sign(principal, ttlSeconds);

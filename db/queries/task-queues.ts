@@ -15,9 +15,9 @@
  * Only queues with waiting jobs count. Shares are recomputed for the touched groups at submit
  * and reschedule (which is when an empty queue gets jobs again), on setGroupShare, and for all
  * groups by the periodic `recomputeSharePriorities(db)` (DIRAC's TaskQueuesAgent, every 120 s).
- * They are NOT recomputed when a match empties a queue (too hot a path): the matcher instead
- * ignores empty queues (an EXISTS on `jobs_waiting_by_tq`), so a drained queue costs its owner
- * nothing but a slightly smaller share for its other queues until the next recompute.
+ * They are NOT recomputed when a match empties a queue (too hot a path): the matcher's walk
+ * passes over empty queues, so a drained queue costs its owner nothing but a slightly smaller
+ * share for its other queues until the next recompute.
  * Not implemented from DIRAC: JobSharing groups, background queues, summing queues that differ
  * only by site lists, history-based share correction.
  *

@@ -64,7 +64,7 @@ export const matcherPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (ap
       };
       const signer = await ctx.signer();
       const { token, expiresAt } = await signer.sign(jobPrincipal, ctx.config.tokens.jobTtlSeconds);
-      request.log.info({ jobId: jobPrincipal.jobId, site: resource.site }, 'job matched');
+      request.log.debug({ jobId: jobPrincipal.jobId, site: resource.site }, 'job matched');
       return {
         match: {
           jobId: jobPrincipal.jobId,
