@@ -7,6 +7,7 @@ export {
   openDb,
   dbOf,
   asDbUnavailable,
+  pingDb,
   redactUrl,
   migrationsFolder,
   type Db,
@@ -71,7 +72,15 @@ export {
 } from './queries/registry.js';
 
 // Sandboxes
-export { recordSandbox, getSandbox, assignSandboxes, type SandboxRow } from './queries/sandboxes.js';
+export {
+  recordSandbox,
+  getSandbox,
+  sandboxOwnedBy,
+  sandboxesOwnedBy,
+  jobUsesSandbox,
+  assignSandboxes,
+  type SandboxRow,
+} from './queries/sandboxes.js';
 
 // Identity
 export { getOrCreateSigningKey, type SigningKey } from './ops/signing-key.js';

@@ -12,9 +12,10 @@ import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import pg from 'pg';
-import { WmsError } from '../core/errors.js';
+import { isWmsError, WmsError } from '../core/errors.js';
 import * as schema from './schema/index.js';
 
 export type Schema = typeof schema;
@@ -214,4 +215,21 @@ export function asDbUnavailable(e: unknown): unknown {
     retryable: true,
     cause: e,
   });
+}
+
+/**
+ * Does the database answer? Runs `select 1`; any failure (unreachable server, closed handle)
+ * throws WMS_DB_UNAVAILABLE (retryable), the driver's error as its cause. For health checks.
+ */
+export async function pingDb(db: DbOrHandle): Promise<void> {
+  try {
+    await dbOf(db).execute(sql`select 1`);
+  } catch (e) {
+    const mapped = asDbUnavailable(e);
+    if (isWmsError(mapped)) throw mapped;
+    throw new WmsError('WMS_DB_UNAVAILABLE', `the database is unavailable: ${String((e as { message?: unknown })?.message ?? e)}`, {
+      retryable: true,
+      cause: e,
+    });
+  }
 }

@@ -144,11 +144,17 @@ CREATE TABLE "job_sandboxes" (
 	CONSTRAINT "job_sandboxes_job_id_sha256_kind_pk" PRIMARY KEY("job_id","sha256","kind")
 );
 --> statement-breakpoint
-CREATE TABLE "sandboxes" (
-	"sha256" text PRIMARY KEY NOT NULL,
+CREATE TABLE "sandbox_owners" (
+	"sha256" text NOT NULL,
 	"owner" text NOT NULL,
 	"owner_group" text NOT NULL,
 	"vo" text NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	CONSTRAINT "sandbox_owners_sha256_owner_pk" PRIMARY KEY("sha256","owner")
+);
+--> statement-breakpoint
+CREATE TABLE "sandboxes" (
+	"sha256" text PRIMARY KEY NOT NULL,
 	"size" bigint NOT NULL,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"last_access_at" timestamp with time zone DEFAULT now() NOT NULL
@@ -168,6 +174,7 @@ ALTER TABLE "ce_queues" ADD CONSTRAINT "ce_queues_ce_id_computing_elements_id_fk
 ALTER TABLE "computing_elements" ADD CONSTRAINT "computing_elements_site_sites_name_fk" FOREIGN KEY ("site") REFERENCES "public"."sites"("name") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "job_sandboxes" ADD CONSTRAINT "job_sandboxes_job_id_jobs_id_fk" FOREIGN KEY ("job_id") REFERENCES "public"."jobs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "job_sandboxes" ADD CONSTRAINT "job_sandboxes_sha256_sandboxes_sha256_fk" FOREIGN KEY ("sha256") REFERENCES "public"."sandboxes"("sha256") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "sandbox_owners" ADD CONSTRAINT "sandbox_owners_sha256_sandboxes_sha256_fk" FOREIGN KEY ("sha256") REFERENCES "public"."sandboxes"("sha256") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "job_commands_pending" ON "job_commands" USING btree ("job_id") WHERE "job_commands"."status" = 'Received';--> statement-breakpoint
 CREATE INDEX "job_history_job" ON "job_history" USING btree ("job_id","id");--> statement-breakpoint
 CREATE INDEX "jobs_waiting_by_tq" ON "jobs" USING btree ("task_queue_id","submitted_at","id") WHERE "jobs"."status" = 'Waiting';--> statement-breakpoint

@@ -1,28 +1,64 @@
 /**
  * Sandboxes: tar.gz archives named by their SHA-256 (the bytes live on disk, see
- * services/sandbox-store.ts), and which job uses which, as input or output.
+ * services/sandbox-store.ts), who owns them (everyone who uploaded those bytes), and which job
+ * uses which, as input or output.
  */
-import { eq, sql } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { dbOf, type DbOrHandle } from '../open-db.js';
 import { sandboxes } from '../schema/index.js';
+import { exec, rows } from './raw.js';
 import { insertJobSandboxes } from './submit.js';
 
 export type SandboxRow = typeof sandboxes.$inferSelect;
 
-/** Records an uploaded archive; recording the same one again only refreshes its access time. */
+/**
+ * Records an uploaded archive and adds the uploader to its owners. Idempotent: recording it
+ * again (by anyone) refreshes its access time; an owner already there keeps their first group
+ * and VO. One statement (the owner row's foreign key is checked at its end, when the archive
+ * row exists).
+ */
 export async function recordSandbox(
   db: DbOrHandle,
   s: { sha256: string; size: number; owner: string; ownerGroup: string; vo: string },
 ): Promise<void> {
-  await dbOf(db)
-    .insert(sandboxes)
-    .values({ sha256: s.sha256, size: s.size, owner: s.owner, ownerGroup: s.ownerGroup, vo: s.vo })
-    .onConflictDoUpdate({ target: sandboxes.sha256, set: { lastAccessAt: sql`now()` } });
+  await exec(
+    db,
+    `with archive as (
+       insert into sandboxes (sha256, size) values ($1, $2)
+       on conflict (sha256) do update set last_access_at = now()
+     )
+     insert into sandbox_owners (sha256, owner, owner_group, vo) values ($1, $3, $4, $5)
+     on conflict (sha256, owner) do nothing`,
+    [s.sha256, s.size, s.owner, s.ownerGroup, s.vo],
+  );
 }
 
 export async function getSandbox(db: DbOrHandle, sha256: string): Promise<SandboxRow | null> {
   const [row] = await dbOf(db).select().from(sandboxes).where(eq(sandboxes.sha256, sha256));
   return row ?? null;
+}
+
+/** The sha256s among `sha256s` that `owner` owns (primary key of sandbox_owners), in input order. */
+export async function sandboxesOwnedBy(db: DbOrHandle, sha256s: readonly string[], owner: string): Promise<string[]> {
+  if (sha256s.length === 0) return [];
+  const found = await rows<{ sha256: string }>(
+    db,
+    'select sha256 from sandbox_owners where sha256 = any($1::text[]) and owner = $2',
+    [[...sha256s], owner],
+  );
+  const owned = new Set(found.map((r) => r.sha256));
+  return sha256s.filter((s) => owned.has(s));
+}
+
+/** Is `owner` one of the owners of sandbox `sha256`? False when there is no such sandbox. */
+export async function sandboxOwnedBy(db: DbOrHandle, sha256: string, owner: string): Promise<boolean> {
+  return (await sandboxesOwnedBy(db, [sha256], owner)).length > 0;
+}
+
+/** Is sandbox `sha256` linked to job `jobId`, as input or output (primary key of job_sandboxes)? */
+export async function jobUsesSandbox(db: DbOrHandle, jobId: number, sha256: string): Promise<boolean> {
+  const found = await rows(db, 'select 1 from job_sandboxes where job_id = $1 and sha256 = $2 limit 1', [jobId, sha256]);
+  return found.length > 0;
 }
 
 /** Links a job to sandboxes (recorded before). Idempotent. */

@@ -3,16 +3,32 @@ import { jobs } from './jobs.js';
 
 const tz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
-/** tar.gz archives named by their SHA-256; the bytes live on disk under the data directory. */
+/**
+ * tar.gz archives named by their SHA-256; the bytes live on disk under the data directory.
+ * Who may use one is in `sandbox_owners`: identical bytes uploaded by two users are one archive
+ * with two owners.
+ */
 export const sandboxes = pgTable('sandboxes', {
   sha256: text('sha256').primaryKey(),
-  owner: text('owner').notNull(),
-  ownerGroup: text('owner_group').notNull(),
-  vo: text('vo').notNull(),
   size: bigint('size', { mode: 'number' }).notNull(),
   createdAt: tz('created_at').notNull().defaultNow(),
   lastAccessAt: tz('last_access_at').notNull().defaultNow(),
 });
+
+/** Each user who uploaded a sandbox's bytes owns it (with the group and VO of that upload). */
+export const sandboxOwners = pgTable(
+  'sandbox_owners',
+  {
+    sha256: text('sha256')
+      .notNull()
+      .references(() => sandboxes.sha256, { onDelete: 'cascade' }),
+    owner: text('owner').notNull(),
+    ownerGroup: text('owner_group').notNull(),
+    vo: text('vo').notNull(),
+    createdAt: tz('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.sha256, t.owner] })],
+);
 
 /** Which job uses which sandbox, as input or output. */
 export const jobSandboxes = pgTable(

@@ -4,7 +4,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { WmsError } from '../../core/errors.js';
+import { pingDb } from '../../db/index.js';
 import type { PluginOptions } from '../context.js';
 import { errorResponses } from '../schemas.js';
 
@@ -26,11 +26,7 @@ export const healthPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       },
     },
     async () => {
-      try {
-        await ctx.handle.query('SELECT 1');
-      } catch (e) {
-        throw new WmsError('WMS_DB_UNAVAILABLE', 'database unavailable, retry later', { cause: e, retryable: true });
-      }
+      await pingDb(ctx.handle);
       return { status: 'ok' as const, db: 'ok' as const, driver: ctx.handle.driver, time: ctx.clock().toISOString() };
     },
   );

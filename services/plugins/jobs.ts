@@ -25,6 +25,7 @@ import {
   rescheduleJobs,
   submitJobs,
   getSandbox,
+  sandboxesOwnedBy,
   type JobFilter,
 } from '../../db/index.js';
 import type { PluginOptions, ServiceContext } from '../context.js';
@@ -134,8 +135,8 @@ function checkOwnerFilter(p: Principal, owner: string | undefined): void {
 
 /**
  * The sandboxes each job's InputSandbox names with `SB:<sha256>`, checked: each must be in the
- * store and belong to the submitter (admins may use any). Throws WMS_SANDBOX_NOT_FOUND naming
- * the first bad one (another user's sandbox is "not found" too).
+ * store and be owned by the submitter (one of its owners; admins may use any). Throws
+ * WMS_SANDBOX_NOT_FOUND naming the first bad one (another user's sandbox is "not found" too).
  */
 async function inputSandboxesOf(
   ctx: ServiceContext,
@@ -152,8 +153,12 @@ async function inputSandboxesOf(
         details: { problems: [{ message: `SB:${sha} is not SB:<64 hex digits>`, path: 'InputSandbox' }] },
       });
     }
-    const row = await getSandbox(ctx.handle, sha);
-    if (!row || (p.role !== 'admin' && row.owner !== p.user)) {
+  }
+  // Users: one query for all of them; admins may use any sandbox that exists.
+  const owned = p.role === 'admin' ? null : new Set(await sandboxesOwnedBy(ctx.handle, unique, p.user));
+  for (const sha of unique) {
+    const usable = owned ? owned.has(sha) : (await getSandbox(ctx.handle, sha)) !== null;
+    if (!usable) {
       throw new WmsError(
         'WMS_SANDBOX_NOT_FOUND',
         `InputSandbox entry SB:${sha}: no such sandbox (upload it first: PUT /api/sandboxes/${sha})`,

@@ -6,16 +6,18 @@
  *   hash to the name → 400 WMS_SANDBOX_CHECKSUM; larger than the limit → 413
  *   WMS_SANDBOX_TOO_LARGE (at once when Content-Length says so); in both cases nothing stays on
  *   disk. Users and admins upload their own; a job token uploads its job's outputs (owned by
- *   the job's owner, assigned to the job as Output).
- * - `GET /api/sandboxes/:sha256`: the archive, to its owner, admins, and a job token whose job
- *   references it (`SB:<sha256>` in its JDL). Anyone else gets 404, as if it did not exist.
+ *   the job's owner, assigned to the job as Output). Uploading bytes that are there already
+ *   makes the uploader one more owner: whoever has the bytes may use the archive.
+ * - `GET /api/sandboxes/:sha256`: the archive, to any of its owners, admins, and a job token
+ *   whose job uses it (input or output, in job_sandboxes). Anyone else gets 404, as if it did
+ *   not exist.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
 import { Type } from 'typebox';
 import { WmsError } from '../../core/errors.js';
 import type { Principal } from '../../core/identity.js';
-import { assignSandboxes, getJobs, getSandbox, recordSandbox } from '../../db/index.js';
+import { assignSandboxes, getSandbox, jobUsesSandbox, recordSandbox, sandboxOwnedBy } from '../../db/index.js';
 import type { PluginOptions, ServiceContext } from '../context.js';
 import { tooLarge } from '../sandbox-store.js';
 import { AUTH_ERRORS, errorResponses } from '../schemas.js';
@@ -38,15 +40,11 @@ function notFound(sha: string): WmsError {
   return new WmsError('WMS_SANDBOX_NOT_FOUND', `no sandbox ${sha}`);
 }
 
-/** May `p` read the sandbox `sha` owned by `owner`? */
-async function mayRead(ctx: ServiceContext, p: Principal, sha: string, owner: string): Promise<boolean> {
+/** May `p` read the sandbox `sha` (which exists)? */
+async function mayRead(ctx: ServiceContext, p: Principal, sha: string): Promise<boolean> {
   if (p.role === 'admin') return true;
-  if (p.role === 'user') return owner === p.user;
-  if (p.role === 'job') {
-    // The job's JDL names its input sandboxes as SB:<sha256>.
-    const [job] = await getJobs(ctx.handle, [p.jobId], { owner: p.user });
-    return job !== undefined && job.jdl.toLowerCase().includes(`sb:${sha}`);
-  }
+  if (p.role === 'user') return sandboxOwnedBy(ctx.handle, sha, p.user);
+  if (p.role === 'job') return jobUsesSandbox(ctx.handle, p.jobId, sha);
   return false;
 }
 
@@ -115,7 +113,7 @@ export const sandboxesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (
       const p = identityOf(request);
       const { sha256 } = request.params;
       const row = await getSandbox(ctx.handle, sha256);
-      if (!row || !(await mayRead(ctx, p, sha256, row.owner))) throw notFound(sha256);
+      if (!row || !(await mayRead(ctx, p, sha256))) throw notFound(sha256);
       const size = await ctx.store.size(sha256);
       if (size === null) throw notFound(sha256);
       return reply

@@ -1,6 +1,7 @@
 /**
  * Sandboxes through `app.inject()`: upload and download, checksum mismatch and size limit
- * (nothing left on disk), owner checks, job-token access, and SB: references at submission.
+ * (nothing left on disk), owner checks (several owners for identical bytes), job-token access
+ * (through the job's sandbox links), and SB: references at submission.
  */
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import { describeDb } from '../helpers/db.js';
 let t: TestApp;
 let alice: string;
 let bob: string;
+let carol: string;
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const archive = (text: string) => gzipSync(Buffer.from(text));
@@ -37,6 +39,7 @@ describeDb('sandboxes API', (ctx) => {
     t = await createTestApp({ db: ctx.handle, config: { sandboxMaxBytes: 64 * 1024 } });
     alice = await t.user('alice');
     bob = await t.user('bob');
+    carol = await t.user('carol', 'vo2');
   });
   afterAll(async () => {
     await t?.close();
@@ -188,6 +191,69 @@ describeDb('sandboxes API', (ctx) => {
         expect(res.json<{ code: string }>().code).toBe('WMS_SANDBOX_NOT_FOUND');
       }
       expect(await countJobs(t.db)).toBe(before);
+    });
+  });
+
+  describe('several owners', () => {
+    let hash: string;
+    const submit = (token: string, ref: string) =>
+      t.call('POST', '/api/jobs', token, { jdl: `[ Executable = "run.sh"; InputSandbox = { "SB:${ref}" }; ]` });
+    const jobToken = (user: string, jobId: number, vo = 'vo1') =>
+      t.tokenFor({ role: 'job', user, vo, group: `${vo}_user`, jobId, pilotId: null });
+
+    beforeAll(async () => {
+      const body = archive('identical inputs of alice and bob');
+      hash = sha(body);
+      expect((await put(alice, hash, body)).statusCode).toBe(201);
+      expect((await put(bob, hash, body)).statusCode).toBe(201);
+    });
+
+    it('two users uploading identical bytes both own it: both download it, a third user gets 404', async () => {
+      for (const who of [alice, bob]) {
+        const res = await t.call('GET', `/api/sandboxes/${hash}`, who);
+        expect(res.statusCode).toBe(200);
+        expect(sha(res.rawPayload)).toBe(hash);
+      }
+      const res = await t.call('GET', `/api/sandboxes/${hash}`, carol);
+      expect(res.statusCode).toBe(404);
+      expect(res.json<{ code: string }>().code).toBe('WMS_SANDBOX_NOT_FOUND');
+    });
+
+    it('both may reference it in a submission; a third user may not', async () => {
+      for (const who of [alice, bob]) {
+        const res = await submit(who, hash);
+        expect(res.statusCode, res.body).toBe(201);
+      }
+      const res = await submit(carol, hash);
+      expect(res.statusCode).toBe(404);
+      expect(res.json<{ code: string }>().code).toBe('WMS_SANDBOX_NOT_FOUND');
+    });
+
+    it("a job token reads the sandboxes its job uses (input or output), not another job's", async () => {
+      const sub = await submit(bob, hash);
+      expect(sub.statusCode, sub.body).toBe(201);
+      const [bobJob] = sub.json<{ jobIds: number[] }>().jobIds as [number];
+      expect((await t.call('GET', `/api/sandboxes/${hash}`, await jobToken('bob', bobJob))).statusCode).toBe(200);
+
+      // A job of an owner of the sandbox that does not use it: 404.
+      const [plainJob] = (await (await t.call('POST', '/api/jobs', bob, { jdl: jdl() })).json<{ jobIds: number[] }>()).jobIds as [number];
+      const plainToken = await jobToken('bob', plainJob);
+      expect((await t.call('GET', `/api/sandboxes/${hash}`, plainToken)).statusCode).toBe(404);
+
+      // Once that job uploads the same bytes as its output, the link lets it read them.
+      const body = archive('identical inputs of alice and bob');
+      expect((await put(plainToken, hash, body)).statusCode).toBe(201);
+      expect((await t.call('GET', `/api/sandboxes/${hash}`, plainToken)).statusCode).toBe(200);
+
+      // Another user's job that does not use it: 404.
+      const [carolJob] = (await (await t.call('POST', '/api/jobs', carol, { jdl: jdl() })).json<{ jobIds: number[] }>()).jobIds as [number];
+      expect((await t.call('GET', `/api/sandboxes/${hash}`, await jobToken('carol', carolJob, 'vo2'))).statusCode).toBe(404);
+    });
+
+    it('the archive has one row and two owners', async () => {
+      expect(await t.db.query('SELECT sha256 FROM sandboxes WHERE sha256 = $1', [hash])).toHaveLength(1);
+      const owners = await t.db.query<{ owner: string }>('SELECT owner FROM sandbox_owners WHERE sha256 = $1 ORDER BY owner', [hash]);
+      expect(owners.map((o) => o.owner)).toEqual(['alice', 'bob']);
     });
   });
 });
