@@ -104,3 +104,17 @@ export function rejectionsFor(tq: TaskQueueRequirements, resource: ResourceDescr
 export function matches(tq: TaskQueueRequirements, resource: ResourceDescription): boolean {
   return rejectionsFor(tq, resource).length === 0;
 }
+
+/**
+ * The queues in a fair-share draw: each gets the key Exp(1) / weight and they are sorted by it.
+ * The smallest of independent Exp(w_i) is queue i with probability exactly w_i / sum(w) (the
+ * exponential race; the whole order is a weighted sample without replacement,
+ * Efraimidis-Spirakis), and passing over queues that turn out empty keeps the rest in
+ * proportion. DIRAC's `random() / p` is not proportional: with weights 2 and 1 the first wins
+ * 3/4 of the time, not 2/3 (reference/dirac-wms.md 3.5). `1 - random()` lies in (0, 1].
+ */
+export function fairShareOrder(ids: readonly number[], weights: readonly number[], random: () => number): number[] {
+  const keyed = ids.map((id, i) => ({ id, k: -Math.log(1 - random()) / weights[i]! }));
+  keyed.sort((a, b) => a.k - b.k);
+  return keyed.map((x) => x.id);
+}

@@ -61,6 +61,11 @@ CREATE TABLE "group_shares" (
 	"share" double precision NOT NULL
 );
 --> statement-breakpoint
+CREATE TABLE "task_queue_state" (
+	"id" integer PRIMARY KEY NOT NULL,
+	"generation" bigint NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE "task_queues" (
 	"id" bigserial PRIMARY KEY NOT NULL,
 	"key" text NOT NULL,

@@ -1,8 +1,10 @@
 /**
  * The matcher's SQL: which task queues a resource may take from, and the claim of one job.
  *
- * The predicate below is the SQL twin of `rejectionsFor()` in core/matching.ts; the two are
- * kept in step by tests/db/matching-agreement.test.ts. Change both together.
+ * The claim does not evaluate the predicate: db/ops/match.ts chooses and orders the eligible
+ * queues with `rejectionsFor()` of core/matching.ts over its cached snapshot of the queues, and
+ * the claim walks them. The SQL predicate below (`findFittingTaskQueues`, for the site director)
+ * is that function's twin; tests/db/matching-agreement.test.ts keeps the two equal.
  */
 import { normalizeResource, type ResourceDescription } from '../../core/matching.js';
 import { isHandle, type DbOrHandle } from '../open-db.js';
@@ -54,12 +56,6 @@ const TQ_FITS = `
   and tq.ram_mb <= r.ram_mb
   and tq.gpus <= r.gpus`;
 
-/** The resource's site or CE is banned: it gets nothing at all. */
-const BLOCKED = `blocked as (
-  select 1 from sites s, res r where s.name = r.site and s.banned
-  union all
-  select 1 from computing_elements c, res r where c.name = r.ce and c.banned
-)`;
 
 /**
  * Ids of the task queues whose requirements fit the resource, ignoring bans and whether they
@@ -94,36 +90,39 @@ export interface MatchedJob {
 }
 
 /**
- * The claim, in ONE statement (so one transaction, one round trip). Parameters: $1..$12 the
- * resource (RESOURCE_CTE), $13 the pilot id, $14 the history source.
+ * The claim, in ONE statement (so one transaction, one round trip). The caller has already
+ * chosen the eligible task queues and put them in fair-share order (db/ops/match.ts, from its
+ * cached snapshot of the queues); the statement walks them. Parameters: $1 site, $2 CE,
+ * $3 the ordered task-queue ids, $4 the generation of the snapshot they came from, $5 the pilot
+ * id, $6 the history source.
  *
- * 1. `cand`: the eligible task queues, none at all when the site or CE is banned, in a
- *    fair-share draw: ordering by `-ln(1 - random()) / share_priority` gives each queue an
- *    Exp(p) key, and the smallest of independent Exp(p_i) is queue i with probability exactly
- *    p_i / sum(p) (the exponential race; the order is a weighted sample without replacement,
- *    Efraimidis-Spirakis). DIRAC's `random() / p` is not proportional: with weights 2 and 1 the
- *    first wins 3/4 of the time, not 2/3 (reference/dirac-wms.md 3.5). `1 - random()` lies in
- *    (0, 1], so the logarithm is defined. Materialized once (random() is volatile), in key order.
- *    No EXISTS probe for waiting jobs here: probing all 500 queues of the `match` benchmark cost
- *    4.1 of the claim's 4.7 ms; the walk below probes only the queues it reaches.
- * 2. `picked`: for the candidates in that order, the oldest waiting job of the queue that no
+ * 1. `state`: the current generation of the task-queue set. If it is not $4, the caller's
+ *    snapshot is stale (new queues or shares since): nothing is claimed, and the generation
+ *    returned tells the caller to reload and try again.
+ * 2. `cand`: the given ids in the given order, none at all when the site or CE is banned.
+ * 3. `picked`: for the candidates in that order, the oldest waiting job of the queue that no
  *    other transaction holds (`jobs_waiting_by_tq`, in (submitted_at, id) order within the queue,
  *    FOR UPDATE SKIP LOCKED); LIMIT 1 stops the nested loop at the first queue that yields one,
  *    so at most one job is locked. An empty queue, or one whose waiting jobs are all being
- *    claimed by others, falls through to the next candidate; conditioned on skipping some
- *    queues the race stays proportional among the rest. A row updated since our snapshot is
- *    re-checked after the lock (status must still be Waiting).
- * 3. `matched`: Waiting -> Matched / Assigned, application status Unknown, site and pilot set.
- * 4. `hist` appends the history row; `pilot` links the pilot to its current job.
+ *    claimed by others, falls through to the next candidate. A row updated since our snapshot
+ *    is re-checked after the lock (status must still be Waiting).
+ * 4. `matched`: Waiting -> Matched / Assigned, application status Unknown, site and pilot set.
+ * 5. `hist` appends the history row; `pilot` links the pilot to its current job.
+ * Always one row: the generation, and the job's columns (null when nothing was claimed).
  */
-export const CLAIM_SQL = `with ${RESOURCE_CTE},
-     ${BLOCKED},
-     cand as materialized (
-       select tq.id, -ln(1.0 - random()) / tq.share_priority as k
-         from task_queues tq, res r
-        where not exists (select 1 from blocked)
-          and ${TQ_FITS}
-        order by k
+export const CLAIM_SQL = `with state as (
+       select coalesce((select generation from task_queue_state where id = 1), 0) as generation
+     ),
+     blocked as (
+       select 1 from sites s where s.name = $1::text and s.banned
+       union all
+       select 1 from computing_elements c where c.name = $2::text and c.banned
+     ),
+     cand as (
+       select c.id
+         from unnest($3::bigint[]) with ordinality as c(id, ord)
+        where (select generation from state) = $4::bigint
+          and not exists (select 1 from blocked)
      ),
      picked as (
        select j.id
@@ -142,33 +141,41 @@ export const CLAIM_SQL = `with ${RESOURCE_CTE},
      matched as (
        update jobs
           set status = 'Matched', minor_status = 'Assigned', application_status = 'Unknown',
-              site = (select site from res), pilot_id = $13::bigint, last_update_at = now()
+              site = $1::text, pilot_id = $5::bigint, last_update_at = now()
          from picked
         where jobs.id = picked.id
        returning jobs.id, jobs.jdl, jobs.owner, jobs.owner_group, jobs.vo
      ),
      hist as (
        insert into job_history (job_id, status, minor_status, application_status, source)
-       select id, 'Matched'::job_status, 'Assigned', 'Unknown', $14::text from matched
+       select id, 'Matched'::job_status, 'Assigned', 'Unknown', $6::text from matched
      ),
      pilot as (
        update pilots set current_job_id = m.id, last_update_at = now()
          from matched m
-        where pilots.id = $13::bigint
+        where pilots.id = $5::bigint
      )
-     select id, jdl, owner, owner_group, vo from matched`;
+     select s.generation, m.id, m.jdl, m.owner, m.owner_group, m.vo
+       from state s left join matched m on true`;
 
 /**
- * Claims one waiting job for the resource, or answers null (nothing eligible, everything
- * eligible being claimed by others, banned site or CE). One statement, see CLAIM_SQL.
+ * Claims the oldest unlocked waiting job of the first of `taskQueueIds` (in that order) that
+ * has one, unless the site or CE is banned or the task-queue set is no longer at `generation`.
+ * Answers the current generation and the job (or null). One statement, see CLAIM_SQL.
  */
 export async function claimJob(
   db: DbOrHandle,
-  resource: ResourceDescription,
-  pilot: { pilotId?: number | null; source: string },
-): Promise<MatchedJob | null> {
-  type Row = { id: unknown; jdl: string; owner: string; owner_group: string; vo: string };
-  const params = [...resourceParams(resource), pilot.pilotId ?? null, pilot.source];
+  claim: {
+    site: string;
+    ce: string | null;
+    taskQueueIds: readonly number[];
+    generation: number;
+    pilotId: number | null;
+    source: string;
+  },
+): Promise<{ generation: number; job: MatchedJob | null }> {
+  type Row = { generation: unknown; id: unknown; jdl: string; owner: string; owner_group: string; vo: string };
+  const params = [claim.site, claim.ce, [...claim.taskQueueIds], claim.generation, claim.pilotId, claim.source];
   // Given a handle (not a transaction), run it as a named prepared statement: parsed and
   // planned once per connection. Measured here (PostgreSQL 15, 2 cores, 200 callers on 32
   // connections): 2,210 claims/s against 1,021/s unprepared and 790/s through drizzle.
@@ -176,6 +183,7 @@ export async function claimJob(
     ? await db.query<Row>(CLAIM_SQL, params, { name: 'wms_claim_job' })
     : await rows<Row>(db, CLAIM_SQL, params);
   const m = r[0];
-  if (!m) return null;
-  return { id: num(m.id), jdl: m.jdl, owner: m.owner, ownerGroup: m.owner_group, vo: m.vo };
+  const generation = num(m?.generation ?? 0);
+  if (!m || m.id === null) return { generation, job: null };
+  return { generation, job: { id: num(m.id), jdl: m.jdl, owner: m.owner, ownerGroup: m.owner_group, vo: m.vo } };
 }

@@ -23,7 +23,9 @@
  *
  * Locking: everything that writes task_queues rows of a group (upsert, share update) first takes
  * the transaction advisory lock of that group (`lockGroups`, in sorted order), so concurrent
- * submissions and recomputations never deadlock. The matcher never locks task queues.
+ * submissions and recomputations never deadlock. A writer that creates queues or changes shares
+ * then updates the one `task_queue_state` row (after its group locks, so the order is always
+ * groups first, then that row). The matcher never locks task queues.
  */
 import type { JobRequirements } from '../../core/job-model.js';
 import { LOCK_CLASS, type DbOrHandle } from '../open-db.js';
@@ -139,7 +141,7 @@ export async function upsertTaskQueues(db: DbOrHandle, requirements: readonly Jo
   // New queues come back from `ins`; existing ones from the table (the statement's snapshot does
   // not see `ins`, so the two halves never overlap). ON CONFLICT DO NOTHING rather than a no-op
   // DO UPDATE: no new row version for every existing queue at every submission.
-  const found = await rows<{ id: unknown; key: string }>(
+  const found = await rows<{ id: unknown; key: string; created: boolean }>(
     db,
     `with ins as (
        insert into task_queues (key, owner, owner_group, vo, cpu_time, priority, processors, ram_mb, gpus,
@@ -153,11 +155,12 @@ export async function upsertTaskQueues(db: DbOrHandle, requirements: readonly Jo
        on conflict (key) do nothing
        returning id, key
      )
-     select id, key from ins
+     select id, key, true as created from ins
      union all
-     select id, key from task_queues where key = any($2::text[])`,
+     select id, key, false as created from task_queues where key = any($2::text[])`,
     [JSON.stringify(records), [...byKey.keys()]],
   );
+  if (found.some((f) => f.created === true)) await bumpTaskQueueGeneration(db);
   const ids = new Map(found.map((f) => [f.key, num(f.id)]));
   for (const key of byKey.keys()) {
     if (!ids.has(key)) throw new Error(`task queue ${key} was neither found nor created (is its group locked?)`);
@@ -171,7 +174,7 @@ export async function upsertTaskQueues(db: DbOrHandle, requirements: readonly Jo
  * written. Call with the groups locked. Queues without waiting jobs keep their old value.
  */
 export async function updateSharePriorities(db: DbOrHandle, groups: readonly GroupRef[] | null): Promise<void> {
-  await exec(
+  const changed = await rows(
     db,
     `with grp as (
        select distinct g.vo, g.owner_group from unnest($1::text[], $2::text[]) as g(vo, owner_group)
@@ -200,7 +203,8 @@ export async function updateSharePriorities(db: DbOrHandle, groups: readonly Gro
      )
      update task_queues tq set share_priority = t.p
        from target t
-      where tq.id = t.id and tq.share_priority is distinct from t.p`,
+      where tq.id = t.id and tq.share_priority is distinct from t.p
+     returning tq.id`,
     [
       (groups ?? []).map((g) => g.vo),
       (groups ?? []).map((g) => g.ownerGroup),
@@ -208,6 +212,41 @@ export async function updateSharePriorities(db: DbOrHandle, groups: readonly Gro
       DEFAULT_GROUP_SHARE,
     ],
   );
+  if (changed.length > 0) await bumpTaskQueueGeneration(db);
+}
+
+/**
+ * Marks the task-queue set as changed (new queues, new shares): the generation becomes this
+ * transaction's id, unique for ever, so matchers holding an older snapshot reload it. Called
+ * inside the writing transaction, after its group locks (never before: see Locking above).
+ */
+export async function bumpTaskQueueGeneration(db: DbOrHandle): Promise<void> {
+  await exec(
+    db,
+    `insert into task_queue_state (id, generation) values (1, txid_current())
+     on conflict (id) do update set generation = excluded.generation`,
+  );
+}
+
+/** Every task queue (no waiting counts) and the generation they belong to, read together. */
+export async function loadTaskQueueSnapshot(
+  db: DbOrHandle,
+): Promise<{ generation: number; queues: Omit<TaskQueueRow, 'waitingJobs'>[] }> {
+  const r = await rows<TaskQueueSqlRow & { generation: unknown }>(
+    db,
+    `with g as (select coalesce((select generation from task_queue_state where id = 1), 0) as generation)
+     select g.generation, ${TQ_COLUMNS}, 0 as waiting_jobs
+       from g left join task_queues tq on true
+      order by tq.id`,
+  );
+  const generation = num(r[0]?.generation ?? 0);
+  const queues = r
+    .filter((x) => x.id !== null)
+    .map((x) => {
+      const { waitingJobs: _, ...q } = toTaskQueueRow(x);
+      return q;
+    });
+  return { generation, queues };
 }
 
 /** Sets (or replaces) a group's share. */

@@ -1,4 +1,4 @@
-import { bigserial, doublePrecision, integer, pgTable, text, timestamp, uniqueIndex, index } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, doublePrecision, integer, pgTable, text, timestamp, uniqueIndex, index } from 'drizzle-orm/pg-core';
 
 /**
  * Task queues: waiting jobs grouped by identical requirements (see core/job-model.ts
@@ -37,3 +37,13 @@ export const groupShares = pgTable('group_shares', {
   ownerGroup: text('owner_group').notNull(),
   share: doublePrecision('share').notNull(),
 }, (t) => [uniqueIndex('group_shares_pk').on(t.vo, t.ownerGroup)]);
+
+/**
+ * One row (id 1): the generation of the task-queue set, changed in the same transaction as any
+ * new task queue or share change (to that transaction's id, so a value never comes back). The
+ * matcher caches the queues in each server process and checks the generation in every claim.
+ */
+export const taskQueueState = pgTable('task_queue_state', {
+  id: integer('id').primaryKey(),
+  generation: bigint('generation', { mode: 'number' }).notNull(),
+});

@@ -8,6 +8,7 @@ import {
   type DbHandle,
 } from '../../db/index.js';
 import { describeDb } from '../helpers/db.js';
+import { seededRandom } from '../helpers/random.js';
 import { makeJob, makeJobs, makeResource } from './fixtures.js';
 
 async function priorities(h: DbHandle): Promise<Record<string, number>> {
@@ -75,13 +76,15 @@ describeDb('fair share', (ctx) => {
       ...makeJobs(2000, { requirements: { ownerGroup: 'cms', owner: 'c1' } }),
     ]);
     expect(await priorities(ctx.handle)).toEqual({ 'atlas/a1/p1': 1.5, 'atlas/a2/p5': 1.5, 'cms/c1/p1': 1 });
-    // One connection with a fixed seed for random(): the draw is reproducible.
-    const h = await ctx.open({ poolSize: 1 });
-    await h.query('select setseed(0.25)');
+    // The whole path at the size: shares computed by the database, the draw, the claim.
+    // With 4,000 draws the 5 % band is only ~1.4 sigma, so the seed is fixed; the draw itself
+    // is checked to 1 % over 400,000 draws in tests/unit/fair-share-order.test.ts.
+    const random = seededRandom(1);
+    const h = ctx.handle;
     const counts: Record<string, number> = {};
     const t0 = performance.now();
     for (let i = 0; i < 4000; i++) {
-      const m = await matchJob(h, makeResource());
+      const m = await matchJob(h, makeResource(), { random });
       counts[m!.ownerGroup] = (counts[m!.ownerGroup] ?? 0) + 1;
     }
     const s = (performance.now() - t0) / 1000;

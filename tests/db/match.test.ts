@@ -8,6 +8,7 @@ import {
   getJobs,
   matchJob,
   setComputingElementBanned,
+  setGroupShare,
   setSiteBanned,
   submitJobs,
   upsertCeQueue,
@@ -99,6 +100,33 @@ describeDb('matchJob', (ctx) => {
     const got = [await matchJob(ctx.handle, makeResource()), await matchJob(ctx.handle, makeResource())].map((m) => m?.id);
     expect(got.sort()).toEqual([a, b].sort());
     expect(await matchJob(ctx.handle, makeResource())).toBeNull();
+  });
+});
+
+describeDb('matcher snapshot of the task queues', (ctx) => {
+  beforeEach(() => ctx.truncate());
+
+  it('sees a task queue created through another handle (another replica) on its next match', async () => {
+    await submitJobs(ctx.handle, [makeJob()]);
+    expect(await matchJob(ctx.handle, makeResource())).not.toBeNull(); // snapshot cached
+    expect(await matchJob(ctx.handle, makeResource())).toBeNull();
+    // PostgreSQL: a second pool, whose submission the first handle's cache knows nothing of.
+    // (PGlite has one connection: the same handle, still through the generation check.)
+    const other = await ctx.open({ poolSize: 1 });
+    const [id] = await submitJobs(other, [makeJob({ requirements: { tags: ['GPU'] } })]);
+    expect((await matchJob(ctx.handle, makeResource({ tags: ['GPU'] })))?.id).toBe(id);
+  });
+
+  it('follows share changes made elsewhere', async () => {
+    await submitJobs(ctx.handle, [
+      ...makeJobs(50, { requirements: { ownerGroup: 'g1' } }),
+      ...makeJobs(50, { requirements: { ownerGroup: 'g2' } }),
+    ]);
+    await matchJob(ctx.handle, makeResource()); // snapshot cached with equal shares
+    await setGroupShare(await ctx.open({ poolSize: 1 }), 'vo1', 'g2', 1e-9); // g2: 0.001 against 1000
+    const groups: string[] = [];
+    for (let i = 0; i < 20; i++) groups.push((await matchJob(ctx.handle, makeResource()))!.ownerGroup);
+    expect(groups.filter((g) => g === 'g2').length).toBeLessThanOrEqual(1);
   });
 });
 
