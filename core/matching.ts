@@ -106,15 +106,40 @@ export function matches(tq: TaskQueueRequirements, resource: ResourceDescription
 }
 
 /**
- * The queues in a fair-share draw: each gets the key Exp(1) / weight and they are sorted by it.
- * The smallest of independent Exp(w_i) is queue i with probability exactly w_i / sum(w) (the
- * exponential race; the whole order is a weighted sample without replacement,
+ * The keys of a fair-share draw: Exp(1) / weight for each queue; the queues in increasing key
+ * order are the draw. The smallest of independent Exp(w_i) is queue i with probability exactly
+ * w_i / sum(w) (the exponential race; the whole order is a weighted sample without replacement,
  * Efraimidis-Spirakis), and passing over queues that turn out empty keeps the rest in
  * proportion. DIRAC's `random() / p` is not proportional: with weights 2 and 1 the first wins
  * 3/4 of the time, not 2/3 (reference/dirac-wms.md 3.5). `1 - random()` lies in (0, 1].
  */
+export function fairShareKeys(weights: readonly number[], random: () => number): Float64Array {
+  const keys = new Float64Array(weights.length);
+  for (let i = 0; i < weights.length; i++) keys[i] = -Math.log(1 - random()) / weights[i]!;
+  return keys;
+}
+
+/**
+ * The ids with the `count` smallest keys (all of them when `count` is absent), in key order.
+ * For a small `count` this is one pass with a short sorted buffer, not a sort of every queue.
+ */
+export function orderByKeys(ids: readonly number[], keys: Float64Array, count = ids.length): number[] {
+  if (count >= ids.length) {
+    return ids.map((_, i) => i).sort((a, b) => keys[a]! - keys[b]!).map((i) => ids[i]!);
+  }
+  const best: number[] = []; // indices, keys increasing
+  for (let i = 0; i < ids.length; i++) {
+    const k = keys[i]!;
+    if (best.length === count && k >= keys[best[count - 1]!]!) continue;
+    let at = best.length;
+    while (at > 0 && keys[best[at - 1]!]! > k) at--;
+    best.splice(at, 0, i);
+    if (best.length > count) best.pop();
+  }
+  return best.map((i) => ids[i]!);
+}
+
+/** The whole fair-share order of `ids` with `weights` (see fairShareKeys). */
 export function fairShareOrder(ids: readonly number[], weights: readonly number[], random: () => number): number[] {
-  const keyed = ids.map((id, i) => ({ id, k: -Math.log(1 - random()) / weights[i]! }));
-  keyed.sort((a, b) => a.k - b.k);
-  return keyed.map((x) => x.id);
+  return orderByKeys(ids, fairShareKeys(weights, random));
 }

@@ -16,7 +16,7 @@
  * (`rejectionsFor`), which the tests keep in step with the SQL twin used by the site director.
  */
 import { WmsError } from '../../core/errors.js';
-import { fairShareOrder, normalizeResource, rejectionsFor, type ResourceDescription } from '../../core/matching.js';
+import { fairShareKeys, normalizeResource, orderByKeys, rejectionsFor, type ResourceDescription } from '../../core/matching.js';
 import type { JobState } from '../../core/job-states.js';
 import { dbOf, isHandle, type DbOrHandle } from '../open-db.js';
 import { getJobs, type JobScope } from '../queries/jobs.js';
@@ -37,6 +37,12 @@ interface Snapshot {
 
 /** Distinct resource descriptions remembered per snapshot before the memo starts afresh. */
 const ELIGIBLE_MEMO_SIZE = 1000;
+/**
+ * Queues offered to the first claim: the front of the draw. Most claims end in the first queue;
+ * sending (and sorting) all 500 queues of the `match` benchmark in every claim cost ~11 % of the
+ * server's time. Only when these yield nothing does a second claim walk the whole order.
+ */
+const FIRST_CANDIDATES = 8;
 /** Claims retried with a reloaded snapshot when the queues changed meanwhile. */
 const STALE_RETRIES = 3;
 
@@ -88,16 +94,23 @@ export async function matchJob(
       snapshot = await loadSnapshot(db);
       if (cacheKey) snapshots.set(cacheKey, snapshot);
     }
-    const { ids, weights } = eligibleQueues(snapshot, r);
-    const claimed = await claimJob(db, {
-      site: r.site,
-      ce: r.ce ?? null,
-      taskQueueIds: fairShareOrder(ids, weights, random),
-      generation: snapshot.generation,
-      pilotId: options.pilotId ?? null,
-      source: options.source ?? 'Matcher',
-    });
-    if (claimed.generation === snapshot.generation) return claimed.job;
+    const current = snapshot;
+    const { ids, weights } = eligibleQueues(current, r);
+    const keys = fairShareKeys(weights, random);
+    const claim = (taskQueueIds: number[]) =>
+      claimJob(db, {
+        site: r.site,
+        ce: r.ce ?? null,
+        taskQueueIds,
+        generation: current.generation,
+        pilotId: options.pilotId ?? null,
+        source: options.source ?? 'Matcher',
+      });
+    let claimed = await claim(orderByKeys(ids, keys, FIRST_CANDIDATES));
+    if (claimed.generation === current.generation && !claimed.job && ids.length > FIRST_CANDIDATES) {
+      claimed = await claim(orderByKeys(ids, keys));
+    }
+    if (claimed.generation === current.generation) return claimed.job;
     snapshot = undefined;
   }
   // The queues changed under every attempt (a burst of new queues): the pilot asks again later.

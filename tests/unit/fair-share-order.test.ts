@@ -5,7 +5,7 @@
  * (first of weights 2 and 1 wins 3/4 of the time) would miss it by far.
  */
 import { describe, expect, it } from 'vitest';
-import { fairShareOrder } from '../../core/matching.js';
+import { fairShareKeys, fairShareOrder, orderByKeys } from '../../core/matching.js';
 import { seededRandom } from '../helpers/random.js';
 
 function firstShares(weights: number[], draws: number): number[] {
@@ -34,5 +34,18 @@ describe('fair-share draw', () => {
     expect([...order].sort()).toEqual([10, 20, 30, 40]);
     expect(order[0]).toBe(20);
     expect(order[3]).toBe(30);
+  });
+
+  it('gives the front of the order without sorting everything', () => {
+    const ids = Array.from({ length: 500 }, (_, i) => i + 1);
+    const weights = ids.map((i) => (i % 7) + 0.5);
+    const random = seededRandom(11);
+    for (let run = 0; run < 50; run++) {
+      const keys = fairShareKeys(weights, random);
+      const all = orderByKeys(ids, keys);
+      expect(orderByKeys(ids, keys, 8)).toEqual(all.slice(0, 8));
+      expect(orderByKeys(ids, keys, 1)).toEqual(all.slice(0, 1));
+    }
+    expect(orderByKeys([5, 6], new Float64Array([2, 1]), 8)).toEqual([6, 5]);
   });
 });
