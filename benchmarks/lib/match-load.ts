@@ -1,0 +1,79 @@
+/**
+ * The pilots' side of the match scenarios: `pilots` concurrent loops, each with its own pilot
+ * token, asking `POST /api/match` until `matches` jobs were handed out (or nothing is left).
+ */
+import { Api, issueToken } from './http.js';
+import { PILOT_SITE } from './seed.js';
+
+export interface MatchLoadResult {
+  matches: number;
+  noMatch: number;
+  seconds: number;
+  latenciesMs: number[];
+}
+
+export async function pilotTokens(api: Api, adminToken: string, pilots: number): Promise<string[]> {
+  return Promise.all(
+    Array.from({ length: pilots }, (_, i) => issueToken(api, adminToken, { role: 'pilot', vo: 'bench', pilotId: i + 1 })),
+  );
+}
+
+const RESOURCE = {
+  site: PILOT_SITE,
+  ce: 'bench-ce.home.org',
+  queue: 'long',
+  processors: 1,
+  ramMb: 4000,
+  cpuWork: 1_000_000,
+  tags: [],
+};
+
+export async function matchLoad(api: Api, tokens: string[], matches: number): Promise<MatchLoadResult> {
+  let taken = 0;
+  let noMatch = 0;
+  let exhausted = false;
+  const latenciesMs: number[] = [];
+  const start = performance.now();
+  await Promise.all(
+    tokens.map(async (token) => {
+      while (taken < matches && !exhausted) {
+        const t = performance.now();
+        const r = await api.ok<{ match: { jobId: number } | null }>('POST', '/api/match', token, RESOURCE);
+        latenciesMs.push(performance.now() - t);
+        if (r.match) taken++;
+        else if (++noMatch > tokens.length) exhausted = true;
+      }
+    }),
+  );
+  return { matches: taken, noMatch, seconds: (performance.now() - start) / 1000, latenciesMs };
+}
+
+/**
+ * Open loop: requests start at a fixed rate whatever the answers, spread over the pilots'
+ * tokens, so latency is measured at an offered load rather than at saturation (in a closed loop
+ * of N pilots, latency is N / throughput by Little's law, whatever the server does).
+ */
+export async function pacedMatchLoad(api: Api, tokens: string[], ratePerSecond: number, requests: number): Promise<MatchLoadResult> {
+  const latenciesMs: number[] = [];
+  let matches = 0;
+  let noMatch = 0;
+  const start = performance.now();
+  const inflight: Promise<void>[] = [];
+  for (let i = 0; i < requests; i++) {
+    const due = start + (i * 1000) / ratePerSecond;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const token = tokens[i % tokens.length]!;
+    inflight.push(
+      (async () => {
+        const t = performance.now();
+        const r = await api.ok<{ match: { jobId: number } | null }>('POST', '/api/match', token, RESOURCE);
+        latenciesMs.push(performance.now() - t);
+        if (r.match) matches++;
+        else noMatch++;
+      })(),
+    );
+  }
+  await Promise.all(inflight);
+  return { matches, noMatch, seconds: (performance.now() - start) / 1000, latenciesMs };
+}
