@@ -27,6 +27,7 @@ import {
   getSandbox,
   sandboxesOwnedBy,
   type JobFilter,
+  type JobRow,
 } from '../../db/index.js';
 import type { PluginOptions, ServiceContext } from '../context.js';
 import { iso, jobDetail, jobSummary } from '../jobs-view.js';
@@ -96,14 +97,17 @@ const StatusAnswer = Type.Object({
 });
 
 /** For read routes open to job tokens: a job token may read only its own job. */
-function checkJobToken(p: Principal, id: number): void {
+/**
+ * The job `id` as the caller may see it: a job token only its own job (403 otherwise), a user
+ * only their own jobs (another's answers 404, as an unknown id does), admins any job.
+ */
+async function visibleJob(ctx: ServiceContext, p: Principal, id: number): Promise<JobRow> {
   if (p.role === 'job' && p.jobId !== id) {
     throw new WmsError('WMS_FORBIDDEN', `this job token is bound to job ${p.jobId}, not ${id}`);
   }
-}
-
-function notFound(id: number): WmsError {
-  return new WmsError('WMS_JOB_NOT_FOUND', `no job ${id}`);
+  const [row] = await getJobs(ctx.handle, [id], ownerScope(p));
+  if (!row) throw new WmsError('WMS_JOB_NOT_FOUND', `no job ${id}`);
+  return row;
 }
 
 function filterOf(q: {
@@ -301,9 +305,7 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
     async (request) => {
       const p = identityOf(request);
       const { id } = request.params;
-      checkJobToken(p, id);
-      const [row] = await getJobs(ctx.handle, [id], ownerScope(p));
-      if (!row) throw notFound(id);
+      const row = await visibleJob(ctx, p, id);
       return jobDetail(row);
     },
   );
@@ -326,9 +328,7 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
     async (request) => {
       const p = identityOf(request);
       const { id } = request.params;
-      checkJobToken(p, id);
-      const [row] = await getJobs(ctx.handle, [id], ownerScope(p));
-      if (!row) throw notFound(id);
+      await visibleJob(ctx, p, id);
       const history = await getJobHistory(ctx.handle, id);
       return {
         jobId: id,
@@ -361,9 +361,7 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
     async (request) => {
       const p = identityOf(request);
       const { id } = request.params;
-      checkJobToken(p, id);
-      const [row] = await getJobs(ctx.handle, [id], ownerScope(p));
-      if (!row) throw notFound(id);
+      await visibleJob(ctx, p, id);
       return { jobId: id, parameters: await getJobParameters(ctx.handle, id) };
     },
   );
