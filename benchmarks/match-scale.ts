@@ -4,11 +4,8 @@
  * 20 % from the smallest to the largest.
  */
 import type { BenchOptions, BenchResult } from './run.js';
-import { freshDatabase, serverVersion } from './lib/database.js';
-import { Api } from './lib/http.js';
-import { matchLoad, pilotTokens } from './lib/match-load.js';
-import { seedWaitingJobs } from './lib/seed.js';
-import { startServer } from './lib/server.js';
+import { serverVersion } from './lib/database.js';
+import { matchLoad, withMatchServer } from './lib/match-load.js';
 import { summarize } from './lib/stats.js';
 
 const SIZES = {
@@ -21,28 +18,23 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const levels: { waiting: number; taskQueues: number; matchesPerSecond: number; p50Ms: number; p99Ms: number }[] = [];
   let dbUrl = '';
   for (const waiting of size.levels) {
-    dbUrl = await freshDatabase(opts.baseDbUrl, 'wms_bench_match_scale');
-    const seeded = await seedWaitingJobs(dbUrl, { jobs: waiting, queues: size.queues });
-    console.error(`match-scale: seeded ${seeded.waiting} waiting jobs in ${seeded.taskQueues} task queues`);
-    const server = await startServer({ dbUrl, port: 18_083 });
-    const api = new Api(server.url, size.pilots);
-    try {
-      const tokens = await pilotTokens(api, server.adminToken, size.pilots);
-      await matchLoad(api, tokens, size.warmup);
-      const load = await matchLoad(api, tokens, size.matches);
-      const latency = summarize(load.latenciesMs);
-      levels.push({
-        waiting: seeded.waiting,
-        taskQueues: seeded.taskQueues,
-        matchesPerSecond: Math.round(load.matches / load.seconds),
-        p50Ms: latency.p50,
-        p99Ms: latency.p99,
-      });
-      console.error(`match-scale: ${JSON.stringify(levels.at(-1))}`);
-    } finally {
-      await api.close();
-      await server.stop();
-    }
+    const run = await withMatchServer(
+      { baseDbUrl: opts.baseDbUrl, dbName: 'wms_bench_match_scale', port: 18_083, label: 'match-scale', waiting, ...size },
+      async ({ api, tokens }) => {
+        await matchLoad(api, tokens, size.warmup);
+        return matchLoad(api, tokens, size.matches);
+      },
+    );
+    dbUrl = run.dbUrl;
+    const latency = summarize(run.result.latenciesMs);
+    levels.push({
+      waiting: run.seeded.waiting,
+      taskQueues: run.seeded.taskQueues,
+      matchesPerSecond: Math.round(run.result.matches / run.result.seconds),
+      p50Ms: latency.p50,
+      p99Ms: latency.p99,
+    });
+    console.error(`match-scale: ${JSON.stringify(levels.at(-1))}`);
   }
   const first = levels[0]!.matchesPerSecond;
   const last = levels.at(-1)!.matchesPerSecond;

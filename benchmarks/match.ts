@@ -9,11 +9,8 @@
  */
 import type { BenchOptions, BenchResult } from './run.js';
 import { bareClaimLoop } from './lib/bare-claim.js';
-import { freshDatabase, serverVersion } from './lib/database.js';
-import { Api } from './lib/http.js';
-import { matchLoad, pacedMatchLoad, pilotTokens } from './lib/match-load.js';
-import { seedWaitingJobs } from './lib/seed.js';
-import { startServer } from './lib/server.js';
+import { serverVersion } from './lib/database.js';
+import { matchLoad, pacedMatchLoad, withMatchServer } from './lib/match-load.js';
 import { round1, summarize } from './lib/stats.js';
 
 const SIZES = {
@@ -23,49 +20,43 @@ const SIZES = {
 
 export async function run(opts: BenchOptions): Promise<BenchResult> {
   const size = SIZES[opts.size];
-  const dbUrl = await freshDatabase(opts.baseDbUrl, 'wms_bench_match');
-  const seeded = await seedWaitingJobs(dbUrl, { jobs: size.waiting, queues: size.queues });
-  console.error(`match: seeded ${seeded.waiting} waiting jobs in ${seeded.taskQueues} task queues`);
-  const server = await startServer({ dbUrl, port: 18_082 });
-  const api = new Api(server.url, size.pilots);
-  try {
-    const tokens = await pilotTokens(api, server.adminToken, size.pilots);
-    await matchLoad(api, tokens, size.warmup);
-    const load = await matchLoad(api, tokens, size.matches);
-    const latency = summarize(load.latenciesMs);
-    const matchesPerSecond = Math.round(load.matches / load.seconds);
-    const paced = await pacedMatchLoad(api, tokens, size.pacedRate, size.paced);
-    const pacedLatency = summarize(paced.latenciesMs);
-    await api.close();
-    await server.stop();
-    const bare = await bareClaimLoop(dbUrl, {
-      rows: size.waiting,
-      queues: seeded.taskQueues,
-      claims: size.matches,
-      connections: 32,
-    });
-    return {
-      scenario: 'match',
-      size: opts.size,
-      headline: { name: 'matches per second', value: matchesPerSecond, unit: 'matches/s' },
-      target: {
-        matchesPerSecond: 2_000,
-        p99Ms: 50,
-        met: { throughput: matchesPerSecond >= 2_000, p99AtOfferedRate: pacedLatency.p99 < 50, p99ClosedLoop: latency.p99 < 50 },
-      },
-      waitingJobs: seeded.waiting,
-      taskQueues: seeded.taskQueues,
-      pilots: size.pilots,
-      matches: load.matches,
-      seconds: round1(load.seconds),
-      latencyMs: latency,
-      offered: { ratePerSecond: size.pacedRate, requests: size.paced, matches: paced.matches, latencyMs: pacedLatency },
-      bound: { name: 'bare SKIP LOCKED claim loop', ...bare },
-      ratioToBound: Math.round((matchesPerSecond / bare.claimsPerSecond) * 1000) / 1000,
-      postgres: await serverVersion(dbUrl),
-    };
-  } finally {
-    await api.close().catch(() => undefined);
-    await server.stop().catch(() => undefined);
-  }
+  const { result, dbUrl, seeded } = await withMatchServer(
+    { baseDbUrl: opts.baseDbUrl, dbName: 'wms_bench_match', port: 18_082, label: 'match', ...size },
+    async ({ api, tokens }) => {
+      await matchLoad(api, tokens, size.warmup);
+      const closed = await matchLoad(api, tokens, size.matches);
+      const paced = await pacedMatchLoad(api, tokens, size.pacedRate, size.paced);
+      return { closed, paced };
+    },
+  );
+  const { closed, paced } = result;
+  const latency = summarize(closed.latenciesMs);
+  const pacedLatency = summarize(paced.latenciesMs);
+  const matchesPerSecond = Math.round(closed.matches / closed.seconds);
+  const bare = await bareClaimLoop(dbUrl, {
+    rows: size.waiting,
+    queues: seeded.taskQueues,
+    claims: size.matches,
+    connections: 32,
+  });
+  return {
+    scenario: 'match',
+    size: opts.size,
+    headline: { name: 'matches per second', value: matchesPerSecond, unit: 'matches/s' },
+    target: {
+      matchesPerSecond: 2_000,
+      p99Ms: 50,
+      met: { throughput: matchesPerSecond >= 2_000, p99AtOfferedRate: pacedLatency.p99 < 50, p99ClosedLoop: latency.p99 < 50 },
+    },
+    waitingJobs: seeded.waiting,
+    taskQueues: seeded.taskQueues,
+    pilots: size.pilots,
+    matches: closed.matches,
+    seconds: round1(closed.seconds),
+    latencyMs: latency,
+    offered: { ratePerSecond: size.pacedRate, requests: size.paced, matches: paced.matches, latencyMs: pacedLatency },
+    bound: { name: 'bare SKIP LOCKED claim loop', ...bare },
+    ratioToBound: Math.round((matchesPerSecond / bare.claimsPerSecond) * 1000) / 1000,
+    postgres: await serverVersion(dbUrl),
+  };
 }

@@ -2,8 +2,10 @@
  * The pilots' side of the match scenarios: `pilots` concurrent loops, each with its own pilot
  * token, asking `POST /api/match` until `matches` jobs were handed out (or nothing is left).
  */
+import { freshDatabase } from './database.js';
 import { Api, issueToken } from './http.js';
-import { PILOT_SITE } from './seed.js';
+import { PILOT_SITE, seedWaitingJobs } from './seed.js';
+import { startServer } from './server.js';
 
 export interface MatchLoadResult {
   matches: number;
@@ -76,4 +78,34 @@ export async function pacedMatchLoad(api: Api, tokens: string[], ratePerSecond: 
   }
   await Promise.all(inflight);
   return { matches, noMatch, seconds: (performance.now() - start) / 1000, latenciesMs };
+}
+
+export interface MatchServer {
+  dbUrl: string;
+  seeded: { taskQueues: number; waiting: number };
+  api: Api;
+  tokens: string[];
+}
+
+/**
+ * A fresh database `dbName` seeded with `waiting` jobs in `queues` task queues, a server on it
+ * in its own process, and one pilot token per pilot; runs `load` and stops the server after it.
+ * The database stays (for a bound measured on it afterwards).
+ */
+export async function withMatchServer<T>(
+  opts: { baseDbUrl: string; dbName: string; port: number; waiting: number; queues: number; pilots: number; label: string },
+  load: (s: MatchServer) => Promise<T>,
+): Promise<{ result: T; dbUrl: string; seeded: MatchServer['seeded'] }> {
+  const dbUrl = await freshDatabase(opts.baseDbUrl, opts.dbName);
+  const seeded = await seedWaitingJobs(dbUrl, { jobs: opts.waiting, queues: opts.queues });
+  console.error(`${opts.label}: seeded ${seeded.waiting} waiting jobs in ${seeded.taskQueues} task queues`);
+  const server = await startServer({ dbUrl, port: opts.port });
+  const api = new Api(server.url, opts.pilots);
+  try {
+    const tokens = await pilotTokens(api, server.adminToken, opts.pilots);
+    return { result: await load({ dbUrl, seeded, api, tokens }), dbUrl, seeded };
+  } finally {
+    await api.close();
+    await server.stop();
+  }
 }
