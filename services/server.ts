@@ -66,6 +66,13 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** Applies the committed migrations to the configured database and closes it. */
+export async function migrateDatabase(config: Readonly<ServiceConfig>): Promise<void> {
+  if (config.databaseUrl === null) await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const db = await openDb(databaseTarget(config), { poolSize: 1 });
+  await db.close();
+}
+
 export async function startServer(
   config: Readonly<ServiceConfig>,
   options: { logger?: boolean } = {},

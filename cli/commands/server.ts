@@ -117,4 +117,27 @@ const start: CommandSpec = {
   },
 };
 
-export const serverCommands: CommandSpec[] = [start];
+const migrate: CommandSpec = {
+  name: ['server', 'migrate'],
+  usage: '[--data-dir ./var] [--db postgres://…]',
+  summary: 'apply the database migrations and exit (server start applies them too)',
+  details: 'Safe to run while other processes use the database: migrations run under a lock, once.',
+  options: { 'data-dir': SERVER_OPTIONS['data-dir'], db: SERVER_OPTIONS.db, config: SERVER_OPTIONS.config },
+  env: CONFIG_ENV_VARS,
+  positionals: [0, 0],
+  async run(values, _positionals, io) {
+    const config = await serviceConfigFrom(values, io);
+    const { migrateDatabase, databaseTarget } = await import('../../services/server.js');
+    try {
+      await migrateDatabase(config);
+    } catch (e) {
+      if (isWmsError(e)) throw new CliError(e.message);
+      throw e;
+    }
+    const where = config.databaseUrl ? config.databaseUrl.replace(/\/\/[^@/]*@/, '//***@') : databaseTarget(config);
+    io.out(`database migrated: ${where}`);
+    return 0;
+  },
+};
+
+export const serverCommands: CommandSpec[] = [start, migrate];

@@ -154,6 +154,21 @@ describe('wms job', () => {
   });
 });
 
+describe('wms server migrate', () => {
+  it('migrates an embedded database (again is a no-op) and says clearly when PostgreSQL is unreachable', async () => {
+    const dataDir = join(work, 'migrate-data');
+    const ok = await wms(['server', 'migrate', '--data-dir', dataDir], {}, work);
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout.trim()).toBe(`database migrated: ${join(dataDir, 'db')}`);
+    expect(ok.code).toBe(0);
+    const again = await wms(['server', 'migrate', '--data-dir', dataDir], {}, work);
+    expect(again.code).toBe(0);
+    const down = await wms(['server', 'migrate', '--db', 'postgres://nobody@127.0.0.1:9/none'], {}, work);
+    expect(down.code).toBe(1);
+    expect(down.stderr.trim()).toMatch(/^wms: cannot reach the database at postgres:\/\/nobody@127\.0\.0\.1:9\/none/);
+  });
+});
+
 describe('wms server start and the token bootstrap', () => {
   it('bootstraps a token without a server, then serves with an admin token on disk, drains on SIGTERM', async () => {
     const dataDir = join(work, 'server-data');
