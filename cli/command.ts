@@ -4,6 +4,8 @@
  * tested. Only `cli/main.ts` exits the process and installs signal handlers.
  */
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { ApiClient } from './client.js';
 import { ClientConfigError, resolveClientConfig } from './client-config.js';
 import { CliError, UsageError } from './errors.js';
@@ -113,4 +115,19 @@ export function int(values: OptionValues, name: string, min = 0): number | undef
     throw new UsageError(`--${name}: "${v}" is not a whole number >= ${min}`);
   }
   return Number(v);
+}
+
+/**
+ * The text of `file` (relative to `io.cwd`), or a CliError naming the file, what it was meant
+ * to be and why it could not be read (missing, not allowed, a directory).
+ */
+export async function readTextFile(io: Io, file: string, what: string): Promise<string> {
+  try {
+    return await readFile(resolve(io.cwd, file), 'utf8');
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    const why =
+      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : 'cannot read it';
+    throw new CliError(`${file}: cannot read the ${what}: ${why}`);
+  }
 }

@@ -1,7 +1,6 @@
 /**
  * `wms job …`: submit, status, logging, kill, reschedule, delete, list, parameters, explain.
  */
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { JOB_STATES, isJobState } from '../../core/job-states.js';
 import type { BulkResult, HistoryEntry, JobSummary, ListAnswer, StatusAnswer } from '../api-types.js';
@@ -17,6 +16,7 @@ import {
   strs,
   type CommandSpec,
   type Io,
+  readTextFile,
 } from '../command.js';
 import { CliError, UsageError } from '../errors.js';
 import { planInputSandbox, rewriteInputSandbox } from '../input-sandbox.js';
@@ -30,12 +30,7 @@ import { formatExplainJob } from './explain-format.js';
  */
 export async function prepareJdl(client: ApiClient, file: string, io: Io): Promise<string> {
   const path = resolve(io.cwd, file);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    throw new CliError(`${file}: cannot read the JDL file`);
-  }
+  const text = await readTextFile(io, file, 'JDL file');
   const plan = planInputSandbox(text);
   if (!plan) return text;
   const packed = await packInputSandbox(file, dirname(path), plan.local);

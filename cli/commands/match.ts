@@ -3,9 +3,7 @@
  * task queue the matcher considers and why it is rejected. The resource comes from flags or
  * from a JSON file (`--file`, `-` for stdin) with the fields of `POST /api/match`.
  */
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import { CLIENT_ENV, clientFrom, flag, int, JSON_OPTION, str, strs, type CommandSpec } from '../command.js';
+import { CLIENT_ENV, clientFrom, flag, int, JSON_OPTION, readTextFile, str, strs, type CommandSpec } from '../command.js';
 import { CliError, UsageError } from '../errors.js';
 import { json } from '../output.js';
 import { formatExplainResource } from './explain-format.js';
@@ -42,9 +40,7 @@ const explain: CommandSpec = {
     let resource: Record<string, unknown>;
     const file = str(values, 'file');
     if (file !== undefined) {
-      const text = file === '-' ? await readStdin() : await readFile(resolve(io.cwd, file), 'utf8').catch(() => {
-        throw new CliError(`${file}: cannot read the resource file`);
-      });
+      const text = file === '-' ? await readStdin() : await readTextFile(io, file, 'resource file');
       try {
         resource = JSON.parse(text) as Record<string, unknown>;
       } catch (e) {

@@ -3,7 +3,6 @@
  * in this process. Config: defaults < JSON file (--config / WMS_CONFIG) < env < flags.
  * The db/ and services/ modules are loaded here only, on demand.
  */
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import {
   CONFIG_ENV_VARS,
@@ -14,7 +13,7 @@ import {
   type ServiceConfig,
 } from '../../core/config.js';
 import { isWmsError } from '../../core/errors.js';
-import { flag, int, str, type CommandSpec, type Io, type OptionValues } from '../command.js';
+import { flag, int, readTextFile, str, type CommandSpec, type Io, type OptionValues } from '../command.js';
 import { CliError, UsageError } from '../errors.js';
 
 export const SERVER_OPTIONS = {
@@ -33,13 +32,7 @@ export async function serviceConfigFrom(values: OptionValues, io: Io, extra: Con
   const configPath = str(values, 'config') ?? io.env['WMS_CONFIG'];
   let file: unknown;
   if (configPath) {
-    const path = resolve(io.cwd, configPath);
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch {
-      throw new CliError(`${configPath}: cannot read the config file`);
-    }
+    const text = await readTextFile(io, configPath, 'config file');
     try {
       file = JSON.parse(text);
     } catch (e) {

@@ -138,6 +138,12 @@ describe('wms job', () => {
     expect(r.stderr).toMatch(/^wms: missing\.jdl: InputSandbox file "nothere\.txt" not found/);
   });
 
+  it('a JDL file that is not there is named, with the reason', async () => {
+    const r = await wms(['job', 'submit', 'nowhere.jdl'], env, work);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe('wms: nowhere.jdl: cannot read the JDL file: no such file');
+  });
+
   it('usage errors exit 2; no server is a one-line error', async () => {
     const usage = await wms(['job', 'status'], env, work);
     expect(usage.code).toBe(2);
