@@ -49,7 +49,7 @@ export {
   type BanState,
 } from './ops/match.js';
 export { recomputeSharePriorities, setGroupShare } from './ops/shares.js';
-export { findFittingTaskQueues } from './queries/match.js';
+export { findFittingTaskQueues, countWaitingJobsFor } from './queries/match.js';
 export {
   getTaskQueues,
   taskQueueKey,
@@ -66,6 +66,8 @@ export {
   setComputingElementBanned,
   upsertCeQueue,
   listCeQueues,
+  getCeQueue,
+  getBans,
   type ComputingElementInput,
   type CeQueueInput,
   type CeQueueView,
@@ -79,8 +81,120 @@ export {
   sandboxesOwnedBy,
   jobUsesSandbox,
   assignSandboxes,
+  jobSandboxesOf,
   type SandboxRow,
 } from './queries/sandboxes.js';
 
 // Identity
 export { getOrCreateSigningKey, type SigningKey } from './ops/signing-key.js';
+
+// Pilots and what running jobs report
+export {
+  createPilots,
+  setPilotReferences,
+  findPilot,
+  listPilots,
+  updatePilots,
+  registerPilot,
+  appendPilotLogs,
+  getPilotLogs,
+  pilotCountsByQueue,
+  type PilotRow,
+  type NewPilot,
+  type PilotFilter,
+  type PilotUpdate,
+  type Registration,
+  type PilotLogLine,
+} from './queries/pilots.js';
+export {
+  reportJobStatus,
+  recordHeartbeat,
+  takeJobCommands,
+  setJobParameters,
+  pendingCommandsOfJobs,
+  returnJobCommands,
+  type JobReport,
+  type JobReportResult,
+} from './ops/job-reports.js';
+
+// Agents
+export {
+  takeLease,
+  tryTakeLease,
+  releaseLease,
+  listLeases,
+  type LeaseRow,
+  type TakenLease,
+  type TickRecord,
+} from './queries/agent-leases.js';
+export {
+  sweepStalledJobs,
+  markStalledJobs,
+  rescheduleJobsOfGonePilots,
+  failLongStalledJobs,
+  rescheduleStuckMatchedJobs,
+  STALLED_JOBS_SOURCE,
+  STALLED_MINOR,
+  type StalledJobsOptions,
+  type StalledJobsResult,
+  type RescheduleOutcome,
+} from './ops/stalled-jobs.js';
+export {
+  cleanJobs,
+  deleteExpiredJobs,
+  removeDeletedJobs,
+  removeUnusedSandboxes,
+  purgeHeartbeats,
+  JOB_CLEANING_SOURCE,
+  type JobCleaningOptions,
+  type JobCleaningResult,
+} from './ops/job-cleaning.js';
+export {
+  listPilotsToPoll,
+  applyPilotStatusChanges,
+  abortUnknownPilots,
+  deleteSilentPilots,
+  pilotsFinishedSince,
+  type PilotOnCe,
+  type PilotStatusChange,
+  type EndedPilot,
+} from './ops/pilot-status.js';
+
+// Site registry and CE health
+export {
+  applySiteRegistry,
+  siteStatus,
+  queueHealth,
+  pauseQueue,
+  clearQueuePause,
+  type ApplyResult,
+  type QueueStatus,
+  type QueueHealth,
+} from './ops/site-registry.js';
+
+// Metrics (the gauges of /metrics)
+export { readMetricsGauges, type MetricsGauges } from './queries/metrics.js';
+
+// Accounting
+export {
+  recordFinishedJobs,
+  accountingReport,
+  ACCOUNTING_GROUPINGS,
+  type AccountingGrouping,
+  type AccountingRow,
+} from './ops/accounting.js';
+
+// Change feed (the event stream)
+export {
+  latestJobHistoryId,
+  jobHistorySince,
+  jobHistoryByIds,
+  currentJobStates,
+  databaseNow,
+  pilotsChangedSince,
+  siteStates,
+  type JobHistoryChange,
+  type JobStateNow,
+  type PilotChange,
+  type SiteState,
+} from './queries/changes.js';

@@ -81,6 +81,26 @@ export async function findFittingTaskQueues(
   return r.map((x) => num(x.id));
 }
 
+/**
+ * Waiting jobs a resource could take, counted up to `cap` (the site director needs "at least
+ * this many", never an exact count over a million-job backlog). Bans are the caller's business.
+ */
+export async function countWaitingJobsFor(db: DbOrHandle, resource: ResourceDescription, cap: number): Promise<number> {
+  const r = await rows<{ n: unknown }>(
+    db,
+    `with ${RESOURCE_CTE}
+     select count(*) as n from (
+       select 1 from task_queues tq, res r, lateral (
+         select 1 from jobs w where w.task_queue_id = tq.id and w.status = 'Waiting' limit $13::int
+       ) w
+        where ${TQ_FITS}
+        limit $13::int
+     ) x`,
+    [...resourceParams(resource), cap],
+  );
+  return num(r[0]?.n ?? 0);
+}
+
 export interface MatchedJob {
   id: number;
   jdl: string;

@@ -125,6 +125,18 @@ export interface CeQueueView {
   siteBanReason: string | null;
   ceBanned: boolean;
   ceBanReason: string | null;
+  maxWaitingPilots: number;
+  maxTotalPilots: number;
+  maxPilotsPerCycle: number;
+  nodePath: string | null;
+  /** Queue settings: `timeLimitSeconds`, `environment` (exported by the wrapper), `workDirs`, ... */
+  settings: Record<string, unknown>;
+  /** Backend settings of the CE. */
+  ceSettings: Record<string, unknown>;
+  /** CE health: no pilots before this time, and why (null when not paused). */
+  pausedUntil: Date | null;
+  pauseReason: string | null;
+  pauseCount: number;
 }
 
 /** Every registered queue, by site, CE and queue name. */
@@ -147,12 +159,31 @@ export async function listCeQueues(db: DbOrHandle): Promise<CeQueueView[]> {
       siteBanReason: sites.banReason,
       ceBanned: computingElements.banned,
       ceBanReason: computingElements.banReason,
+      maxWaitingPilots: ceQueues.maxWaitingPilots,
+      maxTotalPilots: ceQueues.maxTotalPilots,
+      maxPilotsPerCycle: ceQueues.maxPilotsPerCycle,
+      nodePath: ceQueues.nodePath,
+      settings: ceQueues.settings,
+      ceSettings: computingElements.settings,
+      pausedUntil: ceQueues.pausedUntil,
+      pauseReason: ceQueues.pauseReason,
+      pauseCount: ceQueues.pauseCount,
     })
     .from(ceQueues)
     .innerJoin(computingElements, eq(computingElements.id, ceQueues.ceId))
     .innerJoin(sites, eq(sites.name, computingElements.site))
     .orderBy(asc(sites.name), asc(computingElements.name), asc(ceQueues.name));
-  return r.map((x) => ({ ...x, queueId: Number(x.queueId) }));
+  return r.map((x) => ({
+    ...x,
+    queueId: Number(x.queueId),
+    settings: x.settings as Record<string, unknown>,
+    ceSettings: x.ceSettings as Record<string, unknown>,
+  }));
+}
+
+/** One registered queue by id, or null. */
+export async function getCeQueue(db: DbOrHandle, queueId: number): Promise<CeQueueView | null> {
+  return (await listCeQueues(db)).find((q) => q.queueId === queueId) ?? null;
 }
 
 /** The ban state of a site and of a CE (null when not registered). */

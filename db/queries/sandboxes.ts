@@ -3,9 +3,9 @@
  * services/sandbox-store.ts), who owns them (everyone who uploaded those bytes), and which job
  * uses which, as input or output.
  */
-import { eq } from 'drizzle-orm';
+import { and, asc, eq } from 'drizzle-orm';
 import { dbOf, type DbOrHandle } from '../open-db.js';
-import { sandboxes } from '../schema/index.js';
+import { jobSandboxes, sandboxes } from '../schema/index.js';
 import { exec, rows } from './raw.js';
 import { insertJobSandboxes } from './submit.js';
 
@@ -70,4 +70,15 @@ export async function assignSandboxes(
 ): Promise<void> {
   const unique = [...new Set(sha256s)];
   await insertJobSandboxes(db, unique.map(() => jobId), unique, kind);
+}
+
+/** The sandboxes of one job of one kind, with their sizes. */
+export async function jobSandboxesOf(db: DbOrHandle, jobId: number, kind: 'Input' | 'Output'): Promise<{ sha256: string; size: number }[]> {
+  const r = await dbOf(db)
+    .select({ sha256: sandboxes.sha256, size: sandboxes.size })
+    .from(jobSandboxes)
+    .innerJoin(sandboxes, eq(sandboxes.sha256, jobSandboxes.sha256))
+    .where(and(eq(jobSandboxes.jobId, jobId), eq(jobSandboxes.kind, kind)))
+    .orderBy(asc(sandboxes.sha256));
+  return r.map((x) => ({ sha256: x.sha256, size: Number(x.size) }));
 }

@@ -5,3 +5,5 @@ export * from './registry.js';
 export * from './pilots.js';
 export * from './sandboxes.js';
 export * from './auth.js';
+export * from './agents.js';
+export * from './accounting.js';

@@ -53,6 +53,11 @@ export const ceQueues = pgTable(
     maxPilotsPerCycle: integer('max_pilots_per_cycle').notNull().default(10),
     nodePath: text('node_path'),
     settings: jsonb('settings').notNull().default(sql`'{}'::jsonb`),
+    /** CE health: no pilots before this time (after consecutive failed pilots), and why. */
+    pausedUntil: tz('paused_until'),
+    pauseReason: text('pause_reason'),
+    /** Pauses in a row without a pilot that ended well: the back-off grows with it. */
+    pauseCount: integer('pause_count').notNull().default(0),
     updatedAt: tz('updated_at').notNull().defaultNow(),
   },
   (t) => [uniqueIndex('ce_queues_name').on(t.ceId, t.name)],

@@ -1,0 +1,186 @@
+/**
+ * What a running job's wrapper reports (with its job token): status changes with parameters,
+ * and heartbeats whose answer carries the job's pending commands.
+ *
+ * Every change is guarded twice: by the state table (`status = ANY(sourcesOf(target))`) and by
+ * the pilot, so that a job token of a previous life (the job was rescheduled and matched again
+ * elsewhere) can no longer touch the job. Running -> Running is a minor-status change (history
+ * row, no state change), as DIRAC's logging records every step of the wrapper.
+ */
+import { sourcesOf, type JobState } from '../../core/job-states.js';
+import type { Heartbeat, JobCommand } from '../../core/pilot-protocol.js';
+import { dbOf, type DbOrHandle } from '../open-db.js';
+import { exec, num, rows } from '../queries/raw.js';
+
+export interface JobReport {
+  status: JobState;
+  minorStatus: string;
+  applicationStatus?: string;
+  parameters?: Record<string, string>;
+}
+
+export interface JobReportResult {
+  accepted: boolean;
+  /** The job's status after the call. */
+  status: JobState;
+}
+
+/** States the wrapper may move a job to, and from where (the table, plus staying Running). */
+function reportSources(to: JobState): readonly JobState[] {
+  if (to === 'Running') return [...sourcesOf('Running'), 'Running'];
+  if (to === 'Completing') return [...sourcesOf('Completing'), 'Completing'];
+  return sourcesOf(to);
+}
+
+/** Sets job parameters (name -> value), replacing earlier values. */
+export async function setJobParameters(db: DbOrHandle, jobId: number, parameters: Record<string, string>): Promise<void> {
+  const names = Object.keys(parameters);
+  if (names.length === 0) return;
+  await exec(
+    db,
+    `insert into job_parameters (job_id, name, value)
+     select $1::bigint, n, v from unnest($2::text[], $3::text[]) as t(n, v)
+     on conflict (job_id, name) do update set value = excluded.value, at = now()`,
+    [jobId, names, names.map((n) => parameters[n]!)],
+  );
+}
+
+/**
+ * Applies a wrapper's report to job `jobId` held by pilot `pilotId` (null: any pilot, for
+ * admins). Entering Running the first time sets the start time and counts the job on its pilot.
+ */
+export async function reportJobStatus(
+  db: DbOrHandle,
+  jobId: number,
+  pilotId: number | null,
+  report: JobReport,
+  source: string,
+): Promise<JobReportResult> {
+  return dbOf(db).transaction(async (tx) => {
+    const r = await rows<{ changed: boolean; status: JobState; first_start: boolean }>(
+      tx,
+      `with before as (
+         select id, status, start_exec_at from jobs where id = $1::bigint for update
+       ),
+       changed as (
+         update jobs j
+            set status = $3::job_status, minor_status = $4::text,
+                application_status = coalesce($5::text, j.application_status),
+                start_exec_at = case when $3::text = 'Running' then coalesce(j.start_exec_at, now()) else j.start_exec_at end,
+                heartbeat_at = case when $3::text in ('Running', 'Completing') then now() else j.heartbeat_at end,
+                end_exec_at = case when $3::text in ('Done', 'Failed', 'Completed', 'Killed') then coalesce(j.end_exec_at, now()) else j.end_exec_at end,
+                last_update_at = now()
+           from before b
+          where j.id = b.id and b.status = any($2::text[]::job_status[])
+            and ($6::bigint is null or j.pilot_id = $6::bigint)
+         returning j.id, j.application_status, b.start_exec_at is null and $3::text = 'Running' as first_start
+       ),
+       hist as (
+         insert into job_history (job_id, status, minor_status, application_status, source)
+         select id, $3::job_status, $4::text, application_status, $7::text from changed
+       )
+       select exists (select 1 from changed) as changed,
+              coalesce((select $3::text from changed), (select status::text from before)) as status,
+              coalesce((select first_start from changed), false) as first_start`,
+      [jobId, [...reportSources(report.status)], report.status, report.minorStatus, report.applicationStatus ?? null, pilotId, source],
+    );
+    const row = r[0];
+    if (!row || row.status === null) return { accepted: false, status: 'Deleted' as JobState };
+    if (row.changed) {
+      await setJobParameters(tx, jobId, report.parameters ?? {});
+      if (row.first_start && pilotId !== null) {
+        await exec(tx, `update pilots set jobs_run = jobs_run + 1, current_job_id = $2::bigint, last_update_at = now() where id = $1::bigint`, [
+          pilotId,
+          jobId,
+        ]);
+      }
+    }
+    return { accepted: row.changed, status: row.status };
+  });
+}
+
+/** Marks the job's pending commands Sent and answers them (each is delivered once). */
+export async function takeJobCommands(db: DbOrHandle, jobIds: readonly number[]): Promise<JobCommand[]> {
+  if (jobIds.length === 0) return [];
+  const r = await rows<{ job_id: unknown; command: string; arguments: string }>(
+    db,
+    `update job_commands set status = 'Sent', sent_at = now()
+      where job_id = any($1::bigint[]) and status = 'Received'
+      returning job_id, command, arguments`,
+    [[...jobIds]],
+  );
+  return r.map((x) => ({ jobId: num(x.job_id), command: x.command, arguments: x.arguments }));
+}
+
+/**
+ * Records a heartbeat of job `jobId` from pilot `pilotId`: the sign of life (a Stalled job comes
+ * back to Running, as in DIRAC), the figures, the stdout peek as a parameter, and the job's
+ * pending commands, marked Sent. A job no longer held by that pilot gets its status only (the
+ * wrapper stops when it is not Running).
+ */
+export async function recordHeartbeat(
+  db: DbOrHandle,
+  jobId: number,
+  pilotId: number | null,
+  hb: Heartbeat,
+  source: string,
+): Promise<{ status: JobState; commands: JobCommand[] }> {
+  return dbOf(db).transaction(async (tx) => {
+    const r = await rows<{ status: JobState; held: boolean }>(
+      tx,
+      `select status, ($2::bigint is null or pilot_id = $2::bigint) as held from jobs where id = $1::bigint for update`,
+      [jobId, pilotId],
+    );
+    const job = r[0];
+    if (!job) return { status: 'Deleted' as JobState, commands: [] };
+    if (!job.held) return { status: job.status, commands: [] };
+    let status = job.status;
+    if (status === 'Stalled') {
+      await exec(
+        tx,
+        `with revived as (
+           update jobs set status = 'Running', heartbeat_at = now(), last_update_at = now()
+            where id = $1::bigint returning id, minor_status, application_status
+         )
+         insert into job_history (job_id, status, minor_status, application_status, source)
+         select id, 'Running', minor_status, application_status, $2::text from revived`,
+        [jobId, source],
+      );
+      status = 'Running';
+    } else if (status === 'Running' || status === 'Completing') {
+      await exec(tx, `update jobs set heartbeat_at = now() where id = $1::bigint`, [jobId]);
+    }
+    await exec(
+      tx,
+      `insert into job_heartbeats (job_id, cpu_seconds, wall_seconds, rss_mb, disk_free_mb, load_average)
+       values ($1::bigint, $2::float8, $3::float8, $4::float8, $5::float8, $6::float8)`,
+      [jobId, hb.cpuSeconds, hb.wallSeconds, hb.rssMb, hb.diskFreeMb ?? null, hb.loadAverage ?? null],
+    );
+    if (hb.stdoutTail !== undefined) await setJobParameters(tx, jobId, { StandardOutput: hb.stdoutTail });
+    const commands = await takeJobCommands(tx, [jobId]);
+    return { status, commands };
+  });
+}
+
+/** Puts commands taken but not delivered (the socket closed) back for the next heartbeat. */
+export async function returnJobCommands(db: DbOrHandle, commands: readonly JobCommand[]): Promise<void> {
+  if (commands.length === 0) return;
+  await exec(
+    db,
+    `update job_commands set status = 'Received', sent_at = null
+      where job_id = any($1::bigint[]) and status = 'Sent' and sent_at > now() - interval '1 minute'`,
+    [commands.map((c) => c.jobId)],
+  );
+}
+
+/** Jobs of these pilots that have commands waiting (to push over their websockets). */
+export async function pendingCommandsOfJobs(db: DbOrHandle, jobIds: readonly number[]): Promise<{ jobId: number; pilotId: number | null }[]> {
+  if (jobIds.length === 0) return [];
+  const r = await rows<{ id: unknown; pilot_id: unknown }>(
+    db,
+    `select distinct j.id, j.pilot_id from jobs j join job_commands c on c.job_id = j.id
+      where j.id = any($1::bigint[]) and c.status = 'Received'`,
+    [[...jobIds]],
+  );
+  return r.map((x) => ({ jobId: num(x.id), pilotId: x.pilot_id === null ? null : num(x.pilot_id) }));
+}

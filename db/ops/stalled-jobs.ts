@@ -1,0 +1,274 @@
+/**
+ * The stalled-jobs sweep (reference/dirac-wms.md 7.3), in four steps run in this order, each in
+ * batches of `batchSize` jobs, each batch one transaction whose jobs are taken with
+ * `FOR UPDATE SKIP LOCKED` in id order (a job a heartbeat or a user action holds right now is
+ * left for the next tick; the order never deadlocks with the bulk actions, which lock in id
+ * order too). Every selection walks `jobs_status (status, id)`.
+ *
+ * (a) Running / Completing jobs whose last sign of life, `coalesce(heartbeat_at, start_exec_at,
+ *     last_update_at)`, is older than `stalledAfterSeconds` -> Stalled. The job's minor status is
+ *     KEPT (as DIRAC does: it tells what the job was doing when it went silent, and a heartbeat
+ *     that revives the job to Running leaves it correct); the history row's minor status says why:
+ *     "Job stalled: no heartbeat for <n> s" (n = the silence, in seconds).
+ * (b) Stalled jobs whose pilot is gone (its row is in a final state: Done, Failed, Aborted,
+ *     Deleted; or missing; or the job has no pilot) -> rescheduled at once through the reschedule
+ *     statement of the bulk actions (counter + 1; past `maxRescheduling` -> Failed "Maximum of
+ *     reschedulings reached"), pending commands cancelled, previous parameters removed, shares
+ *     of the groups recomputed. A history row "Stalled / Job stalled: pilot not running" (DIRAC's
+ *     words; source StalledJobAgent) comes first and says why. No Kill command: nothing is left
+ *     to receive it, the reschedule would cancel it anyway (DIRAC#5849), and a payload that is
+ *     somehow still alive is stopped by its next heartbeat, which finds the job no longer its own.
+ * (c) Stalled jobs whose pilot is still alive and that have been Stalled (`last_update_at`, set
+ *     on entering Stalled; any sign of life revives the job) for longer than
+ *     `failedAfterSeconds` -> Failed "Stalling for more than <failedAfterSeconds> sec", with a
+ *     Kill command queued for the pilot (DIRAC's order: kill, then fail).
+ * (d) Matched jobs not started for `matchedTimeoutSeconds` (since the match, `last_update_at`)
+ *     -> Rescheduled "Matched for more than <n> s without starting" (the state table allows
+ *     Matched -> Rescheduled), then rescheduled as in (b).
+ *
+ * Thresholds are measured against the caller's `now` (the agent's injected clock); the
+ * timestamps were written by the database's clock.
+ */
+import type { JobState } from '../../core/job-states.js';
+import { PILOT_FINAL_STATES } from '../../core/pilot-states.js';
+import { dbOf, type Db, type DbOrHandle } from '../open-db.js';
+import {
+  cancelPendingCommands,
+  deleteJobParameters,
+  groupsOfJobs,
+  insertJobCommands,
+  rescheduleStatement,
+  setStatus,
+} from '../queries/job-status.js';
+import { num, rows } from '../queries/raw.js';
+import { lockGroups, updateSharePriorities } from '../queries/task-queues.js';
+
+/** History source of every change the sweep makes. */
+export const STALLED_JOBS_SOURCE = 'StalledJobAgent';
+
+/** Minor statuses written by the sweep. */
+export const STALLED_MINOR = {
+  /** (a), history row only; n = seconds of silence. */
+  noHeartbeat: (n: number) => `Job stalled: no heartbeat for ${n} s`,
+  /** (b), history row before the reschedule. */
+  pilotNotRunning: 'Job stalled: pilot not running',
+  /** (c) */
+  stallingTooLong: (n: number) => `Stalling for more than ${n} sec`,
+  /** (d) */
+  matchedTooLong: (n: number) => `Matched for more than ${n} s without starting`,
+} as const;
+
+export interface StalledJobsOptions {
+  /** The agent's clock. */
+  now: Date;
+  stalledAfterSeconds: number;
+  failedAfterSeconds: number;
+  matchedTimeoutSeconds: number;
+  maxRescheduling: number;
+  /** Jobs per transaction (default 1000); every eligible job is handled, batch after batch. */
+  batchSize?: number;
+  /** History source (default "StalledJobAgent"). */
+  source?: string;
+}
+
+export interface RescheduleOutcome {
+  id: number;
+  /** Waiting: back in its task queue; Failed: past maxRescheduling. */
+  status: 'Waiting' | 'Failed';
+}
+
+export interface StalledJobsResult {
+  /** (a) moved to Stalled. */
+  stalled: number[];
+  /** (b) Stalled with their pilot gone, rescheduled. */
+  pilotGone: RescheduleOutcome[];
+  /** (c) Stalled too long with a live pilot: Failed, Kill queued. */
+  failed: number[];
+  /** (d) Matched but never started: rescheduled. */
+  matchedTimeout: RescheduleOutcome[];
+}
+
+const DEFAULT_BATCH = 1000;
+
+function cutoff(now: Date, seconds: number): string {
+  return new Date(now.getTime() - seconds * 1000).toISOString();
+}
+
+/** Runs `batch` until it handles fewer than `size` jobs (or none changed); answers them all. */
+async function drain<T>(size: number, batch: () => Promise<{ taken: number; done: T[] }>): Promise<T[]> {
+  const all: T[] = [];
+  for (;;) {
+    const { taken, done } = await batch();
+    all.push(...done);
+    if (taken < size || done.length === 0) return all;
+  }
+}
+
+/**
+ * (a) One batch: Running / Completing jobs silent since before `now - stalledAfterSeconds` ->
+ * Stalled, minor kept, history "Job stalled: no heartbeat for <n> s". One statement.
+ */
+export async function markStalledJobs(
+  db: DbOrHandle,
+  opts: { now: Date; stalledAfterSeconds: number; limit: number; source?: string },
+): Promise<number[]> {
+  const r = await rows<{ id: unknown }>(
+    db,
+    `with cand as (
+       select id, coalesce(heartbeat_at, start_exec_at, last_update_at) as sign
+         from jobs
+        where status in ('Running', 'Completing')
+          and coalesce(heartbeat_at, start_exec_at, last_update_at) < $1::timestamptz
+        order by id
+        limit $2::int
+        for update skip locked
+     ),
+     changed as (
+       update jobs j set status = 'Stalled', last_update_at = now()
+         from cand c
+        where j.id = c.id
+       returning j.id, j.application_status, c.sign
+     ),
+     hist as (
+       insert into job_history (job_id, status, minor_status, application_status, source)
+       select id, 'Stalled', 'Job stalled: no heartbeat for ' || floor(extract(epoch from ($3::timestamptz - sign)))::bigint || ' s',
+              application_status, $4::text
+         from changed
+     )
+     select id from changed order by id`,
+    [cutoff(opts.now, opts.stalledAfterSeconds), opts.limit, opts.now.toISOString(), opts.source ?? STALLED_JOBS_SOURCE],
+  );
+  return r.map((x) => num(x.id));
+}
+
+/**
+ * The reschedule of the bulk actions on jobs already locked in `tx`, from `from` only:
+ * counter + 1 (past `maxRescheduling` -> Failed), pending commands cancelled, previous
+ * parameters removed, the groups' shares recomputed.
+ */
+async function rescheduleLocked(
+  tx: Db,
+  ids: readonly number[],
+  from: readonly JobState[],
+  maxRescheduling: number,
+  source: string,
+): Promise<RescheduleOutcome[]> {
+  const outcomes = await rescheduleStatement(tx, ids, from, maxRescheduling, source);
+  const requeued = outcomes.filter((o) => o.status === 'Waiting').map((o) => o.id);
+  await cancelPendingCommands(tx, requeued);
+  await deleteJobParameters(tx, requeued);
+  const groups = await groupsOfJobs(tx, requeued);
+  await lockGroups(tx, groups);
+  await updateSharePriorities(tx, groups);
+  return outcomes;
+}
+
+/** (b) One batch, one transaction: Stalled jobs whose pilot is gone -> rescheduled. */
+export async function rescheduleJobsOfGonePilots(
+  db: DbOrHandle,
+  opts: { limit: number; maxRescheduling: number; source?: string },
+): Promise<{ taken: number; done: RescheduleOutcome[] }> {
+  const source = opts.source ?? STALLED_JOBS_SOURCE;
+  return dbOf(db).transaction(async (tx) => {
+    // jobs_status, then the pilots' primary key.
+    const r = await rows<{ id: unknown }>(
+      tx,
+      `select j.id from jobs j
+         left join pilots p on p.id = j.pilot_id
+        where j.status = 'Stalled'
+          and (j.pilot_id is null or p.id is null or p.status = any($1::text[]))
+        order by j.id
+        limit $2::int
+        for update of j skip locked`,
+      [[...PILOT_FINAL_STATES], opts.limit],
+    );
+    const ids = r.map((x) => num(x.id));
+    const noted = await setStatus(tx, ids, ['Stalled'], { status: 'Stalled', minorStatus: STALLED_MINOR.pilotNotRunning }, source);
+    return { taken: ids.length, done: await rescheduleLocked(tx, noted, ['Stalled'], opts.maxRescheduling, source) };
+  });
+}
+
+/**
+ * (c) One batch, one transaction: Stalled since before `now - failedAfterSeconds` with a live
+ * pilot -> Kill command queued, then Failed "Stalling for more than <n> sec".
+ */
+export async function failLongStalledJobs(
+  db: DbOrHandle,
+  opts: { now: Date; failedAfterSeconds: number; limit: number; source?: string },
+): Promise<{ taken: number; done: number[] }> {
+  const source = opts.source ?? STALLED_JOBS_SOURCE;
+  return dbOf(db).transaction(async (tx) => {
+    const r = await rows<{ id: unknown }>(
+      tx,
+      `select j.id from jobs j
+        where j.status = 'Stalled' and j.last_update_at < $1::timestamptz
+          and exists (select 1 from pilots p where p.id = j.pilot_id and not (p.status = any($2::text[])))
+        order by j.id
+        limit $3::int
+        for update of j skip locked`,
+      [cutoff(opts.now, opts.failedAfterSeconds), [...PILOT_FINAL_STATES], opts.limit],
+    );
+    const ids = r.map((x) => num(x.id));
+    await insertJobCommands(tx, ids, 'Kill');
+    const failed = await setStatus(
+      tx,
+      ids,
+      ['Stalled'],
+      { status: 'Failed', minorStatus: STALLED_MINOR.stallingTooLong(opts.failedAfterSeconds) },
+      source,
+    );
+    return { taken: ids.length, done: failed };
+  });
+}
+
+/**
+ * (d) One batch, one transaction: Matched since before `now - matchedTimeoutSeconds` ->
+ * Rescheduled "Matched for more than <n> s without starting", then rescheduled.
+ */
+export async function rescheduleStuckMatchedJobs(
+  db: DbOrHandle,
+  opts: { now: Date; matchedTimeoutSeconds: number; limit: number; maxRescheduling: number; source?: string },
+): Promise<{ taken: number; done: RescheduleOutcome[] }> {
+  const source = opts.source ?? STALLED_JOBS_SOURCE;
+  return dbOf(db).transaction(async (tx) => {
+    const r = await rows<{ id: unknown }>(
+      tx,
+      `select id from jobs
+        where status = 'Matched' and last_update_at < $1::timestamptz
+        order by id
+        limit $2::int
+        for update skip locked`,
+      [cutoff(opts.now, opts.matchedTimeoutSeconds), opts.limit],
+    );
+    const ids = r.map((x) => num(x.id));
+    const moved = await setStatus(
+      tx,
+      ids,
+      ['Matched'],
+      { status: 'Rescheduled', minorStatus: STALLED_MINOR.matchedTooLong(opts.matchedTimeoutSeconds) },
+      source,
+    );
+    return { taken: ids.length, done: await rescheduleLocked(tx, moved, ['Rescheduled'], opts.maxRescheduling, source) };
+  });
+}
+
+/** The whole sweep, (a) to (d), every eligible job in batches. */
+export async function sweepStalledJobs(db: DbOrHandle, opts: StalledJobsOptions): Promise<StalledJobsResult> {
+  const limit = opts.batchSize ?? DEFAULT_BATCH;
+  const common = { limit, ...(opts.source ? { source: opts.source } : {}) };
+  const stalled = await drain(limit, async () => {
+    const done = await markStalledJobs(db, { ...common, now: opts.now, stalledAfterSeconds: opts.stalledAfterSeconds });
+    return { taken: done.length, done };
+  });
+  const pilotGone = await drain(limit, () => rescheduleJobsOfGonePilots(db, { ...common, maxRescheduling: opts.maxRescheduling }));
+  const failed = await drain(limit, () => failLongStalledJobs(db, { ...common, now: opts.now, failedAfterSeconds: opts.failedAfterSeconds }));
+  const matchedTimeout = await drain(limit, () =>
+    rescheduleStuckMatchedJobs(db, {
+      ...common,
+      now: opts.now,
+      matchedTimeoutSeconds: opts.matchedTimeoutSeconds,
+      maxRescheduling: opts.maxRescheduling,
+    }),
+  );
+  return { stalled, pilotGone, failed, matchedTimeout };
+}
