@@ -8,6 +8,7 @@ import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
 import { WmsError } from './errors.js';
 import { DEFAULT_JOB_LIMITS, type JobLimits } from './job-model.js';
+import { PILOT_COMMANDS } from './pilot-protocol.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -27,6 +28,66 @@ export interface TokenConfig {
   maxTtlSeconds: number;
 }
 
+/** The agents: when each runs (node-cron expressions, seconds field first) and their limits. */
+export interface AgentsConfig {
+  siteDirector: {
+    schedule: string;
+    /** CE health: this many finished pilots of a queue failing in a row pause it. */
+    pauseAfterFailedPilots: number;
+    /** The first pause; each further pause in a row doubles it, up to `maxPauseSeconds`. */
+    pauseSeconds: number;
+    maxPauseSeconds: number;
+  };
+  pilotStatus: {
+    schedule: string;
+    /** A pilot the CE calls Unknown for this long becomes Aborted (DIRAC: 1 h). */
+    unknownToAbortedSeconds: number;
+    /** A live pilot not heard of for this long becomes Deleted (DIRAC: 3 days). */
+    silentToDeletedSeconds: number;
+  };
+  stalledJobs: {
+    schedule: string;
+    /** Running/Completing with no heartbeat for this long -> Stalled (minutes, not DIRAC's hours). */
+    stalledAfterSeconds: number;
+    /** Stalled for this long with its pilot still alive -> Failed. */
+    failedAfterSeconds: number;
+    /** Matched but never started for this long -> rescheduled (DIRAC: 7200 s). */
+    matchedTimeoutSeconds: number;
+  };
+  jobCleaning: {
+    schedule: string;
+    /** Done, Failed and Killed jobs older than this are Deleted, then removed (DIRAC: 7 days). */
+    retentionSeconds: number;
+    batchSize: number;
+  };
+  accounting: {
+    schedule: string;
+    /** Finished jobs recorded per statement. */
+    batchSize: number;
+  };
+  /** How long a tick's lease lasts before another process may take it over. */
+  leaseSeconds: number;
+}
+
+/** What the services tell pilots (`GET /api/pilots/self/config`) and how the local site runs. */
+export interface PilotSettings {
+  /** Commands per CE type; `default` for types not listed. */
+  commands: Record<string, string[]>;
+  maxClockSkewSeconds: number;
+  clockSamples: number;
+  minDiskMb: number;
+  minTimeLeftSeconds: number;
+  pollSeconds: number;
+  maxPollSeconds: number;
+  stopAfterFailedMatches: number;
+  heartbeatSeconds: number;
+  logBatchLines: number;
+  logFlushSeconds: number;
+  sandboxMaxEntries: number;
+  /** Pilots of the local site at once (0: one per core). */
+  localSlots: number;
+}
+
 export interface ServiceConfig {
   host: string;
   port: number;
@@ -36,10 +97,16 @@ export interface ServiceConfig {
   databaseUrl: string | null;
   /** Connections in the PostgreSQL pool of this process (PGlite has one). */
   dbPoolSize: number;
-  /** Run the agents in this process (they come in a later release; the flag is accepted). */
+  /** Run the agents (site director, pilot status, stalled jobs, cleaning) in this process. */
   agents: boolean;
-  /** Register and serve the local site (later release; the flag is accepted). */
+  /** Register the local site (pilots as child processes of this machine) and serve it. */
   localSite: boolean;
+  /** The URL pilots use to call home (default: the URL the server listens on). */
+  publicUrl: string | null;
+  /** When set, `/metrics` needs `Authorization: Bearer <it>` (env only: `WMS_METRICS_TOKEN`). */
+  metricsToken: string | null;
+  agentSettings: AgentsConfig;
+  pilot: PilotSettings;
   logLevel: LogLevel;
   jobLimits: JobLimits;
   /** Largest sandbox archive accepted (bytes); DiracX's MAX_SANDBOX_SIZE_BYTES is 100 MiB. */
@@ -64,6 +131,36 @@ export const DEFAULT_SERVICE_CONFIG: Readonly<ServiceConfig> = deepFreeze({
   dbPoolSize: 20,
   agents: true,
   localSite: true,
+  publicUrl: null,
+  metricsToken: null,
+  agentSettings: {
+    siteDirector: { schedule: '*/10 * * * * *', pauseAfterFailedPilots: 5, pauseSeconds: 300, maxPauseSeconds: 6 * 3600 },
+    pilotStatus: { schedule: '*/30 * * * * *', unknownToAbortedSeconds: 3600, silentToDeletedSeconds: 3 * DAY },
+    stalledJobs: {
+      schedule: '*/30 * * * * *',
+      stalledAfterSeconds: 5 * 60,
+      failedAfterSeconds: 15 * 60,
+      matchedTimeoutSeconds: 10 * 60,
+    },
+    jobCleaning: { schedule: '0 17 * * * *', retentionSeconds: 7 * DAY, batchSize: 500 },
+    accounting: { schedule: '0 * * * * *', batchSize: 5000 },
+    leaseSeconds: 120,
+  },
+  pilot: {
+    commands: { default: ['check-environment', 'clock-skew', 'db12', 'register', 'job-agent'] },
+    maxClockSkewSeconds: 5,
+    clockSamples: 5,
+    minDiskMb: 2560,
+    minTimeLeftSeconds: 300,
+    pollSeconds: 2,
+    maxPollSeconds: 60,
+    stopAfterFailedMatches: 10,
+    heartbeatSeconds: 30,
+    logBatchLines: 200,
+    logFlushSeconds: 5,
+    sandboxMaxEntries: 10_000,
+    localSlots: 0,
+  },
   logLevel: 'info',
   jobLimits: { ...DEFAULT_JOB_LIMITS },
   sandboxMaxBytes: 100 * 1024 * 1024,
@@ -158,6 +255,86 @@ export const ConfigFileSchema = Type.Object(
         Strict,
       ),
     ),
+    publicUrl: Type.Optional(Type.Union([Type.String({ pattern: '^https?://' }), Type.Null()])),
+    agentSettings: Type.Optional(
+      Type.Object(
+        {
+          siteDirector: Type.Optional(
+            Type.Object(
+              {
+                schedule: Type.Optional(Type.String()),
+                pauseAfterFailedPilots: Type.Optional(Type.Integer({ minimum: 1 })),
+                pauseSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+                maxPauseSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+              },
+              Strict,
+            ),
+          ),
+          pilotStatus: Type.Optional(
+            Type.Object(
+              {
+                schedule: Type.Optional(Type.String()),
+                unknownToAbortedSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+                silentToDeletedSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+              },
+              Strict,
+            ),
+          ),
+          stalledJobs: Type.Optional(
+            Type.Object(
+              {
+                schedule: Type.Optional(Type.String()),
+                stalledAfterSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+                failedAfterSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+                matchedTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+              },
+              Strict,
+            ),
+          ),
+          jobCleaning: Type.Optional(
+            Type.Object(
+              {
+                schedule: Type.Optional(Type.String()),
+                retentionSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+                batchSize: Type.Optional(Type.Integer({ minimum: 1 })),
+              },
+              Strict,
+            ),
+          ),
+          accounting: Type.Optional(
+            Type.Object(
+              {
+                schedule: Type.Optional(Type.String()),
+                batchSize: Type.Optional(Type.Integer({ minimum: 1 })),
+              },
+              Strict,
+            ),
+          ),
+          leaseSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+        },
+        Strict,
+      ),
+    ),
+    pilot: Type.Optional(
+      Type.Object(
+        {
+          commands: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
+          maxClockSkewSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+          clockSamples: Type.Optional(Type.Integer({ minimum: 1 })),
+          minDiskMb: Type.Optional(Type.Number({ minimum: 0 })),
+          minTimeLeftSeconds: Type.Optional(Type.Number({ minimum: 0 })),
+          pollSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+          maxPollSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+          stopAfterFailedMatches: Type.Optional(Type.Integer({ minimum: 1 })),
+          heartbeatSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+          logBatchLines: Type.Optional(Type.Integer({ minimum: 1 })),
+          logFlushSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+          sandboxMaxEntries: Type.Optional(Type.Integer({ minimum: 1 })),
+          localSlots: Type.Optional(Type.Integer({ minimum: 0 })),
+        },
+        Strict,
+      ),
+    ),
     sandboxMaxBytes: Type.Optional(Size),
     requestBodyMaxBytes: Type.Optional(Size),
     listDefaultLimit: Type.Optional(Type.Integer({ minimum: 1 })),
@@ -218,6 +395,8 @@ export const CONFIG_ENV_VARS: Readonly<Record<string, string>> = {
   WMS_JOB_TOKEN_TTL: 'lifetime of job tokens minted at match time, e.g. 4d',
   WMS_AGENTS: 'run the agents: 1 or 0 (default 1)',
   WMS_LOCAL_SITE: 'serve the local site: 1 or 0 (default 1)',
+  WMS_PUBLIC_URL: 'the URL pilots call home to (default: the address the server listens on)',
+  WMS_METRICS_TOKEN: 'a secret that /metrics then requires as Authorization: Bearer (default: /metrics is open)',
 };
 
 function configError(where: string, message: string): WmsError {
@@ -345,6 +524,7 @@ export function resolveServiceConfig(sources: ConfigSources = {}): Readonly<Serv
       dbPoolSize: file.dbPoolSize,
       agents: file.agents,
       localSite: file.localSite,
+      publicUrl: file.publicUrl,
       logLevel: file.logLevel,
       sandboxMaxBytes: sizeOf(file.sandboxMaxBytes, `${fileName}: sandboxMaxBytes`),
       requestBodyMaxBytes: sizeOf(file.requestBodyMaxBytes, `${fileName}: requestBodyMaxBytes`),
@@ -360,13 +540,24 @@ export function resolveServiceConfig(sources: ConfigSources = {}): Readonly<Serv
       logLevel: (envLevel || undefined) as LogLevel | undefined,
       sandboxMaxBytes: sizeOf(env['WMS_SANDBOX_MAX_SIZE'] || undefined, 'WMS_SANDBOX_MAX_SIZE'),
       agents: boolOf(env['WMS_AGENTS'], 'WMS_AGENTS'),
+      publicUrl: env['WMS_PUBLIC_URL'] || undefined,
+      metricsToken: env['WMS_METRICS_TOKEN'] || undefined,
       localSite: boolOf(env['WMS_LOCAL_SITE'], 'WMS_LOCAL_SITE'),
     }),
     ...defined({ ...flags }),
     jobLimits,
     tokens,
     bootstrapAdmin: { ...d.bootstrapAdmin, ...defined(file.bootstrapAdmin ?? {}) },
+    agentSettings: mergeAgentSettings(d.agentSettings, file.agentSettings ?? {}),
+    pilot: { ...d.pilot, ...defined(file.pilot ?? {}) } as PilotSettings,
   };
+  const unknownCommands = Object.entries(merged.pilot.commands).flatMap(([type, list]) =>
+    list.filter((c) => !(PILOT_COMMANDS as readonly string[]).includes(c)).map((c) => `${type}: ${c}`),
+  );
+  if (unknownCommands.length > 0) {
+    throw configError(`${fileName}: pilot.commands`, `unknown command(s) ${unknownCommands.join(', ')} (known: ${PILOT_COMMANDS.join(', ')})`);
+  }
+  if (!merged.pilot.commands['default']) throw configError(`${fileName}: pilot.commands`, 'needs a "default" list');
   if (merged.databaseUrl !== null && !/^postgres(ql)?:\/\//.test(merged.databaseUrl)) {
     throw configError('database', `"${merged.databaseUrl}" is not a postgres:// URL`);
   }
@@ -374,6 +565,17 @@ export function resolveServiceConfig(sources: ConfigSources = {}): Readonly<Serv
     throw configError('listDefaultLimit', 'is above listMaxLimit');
   }
   return deepFreeze(merged);
+}
+
+function mergeAgentSettings(d: AgentsConfig, f: NonNullable<ConfigFile['agentSettings']>): AgentsConfig {
+  return {
+    siteDirector: { ...d.siteDirector, ...defined(f.siteDirector ?? {}) },
+    pilotStatus: { ...d.pilotStatus, ...defined(f.pilotStatus ?? {}) },
+    stalledJobs: { ...d.stalledJobs, ...defined(f.stalledJobs ?? {}) },
+    jobCleaning: { ...d.jobCleaning, ...defined(f.jobCleaning ?? {}) },
+    accounting: { ...d.accounting, ...defined(f.accounting ?? {}) },
+    leaseSeconds: f.leaseSeconds ?? d.leaseSeconds,
+  };
 }
 
 /** Freezes `o` and everything reachable from it. */

@@ -24,6 +24,7 @@ export const ERROR_CODES = [
   'WMS_NOT_FOUND', // no such route or resource
   'WMS_CONFLICT',
   'WMS_DB_UNAVAILABLE', // the database cannot be reached: retry later
+  'WMS_UNAVAILABLE', // a part of the service is not ready (e.g. the pilot bundle is not built)
   'WMS_CONFIG', // bad configuration or command-line flags
   'WMS_INTERNAL',
 ] as const;

@@ -35,7 +35,10 @@ export interface PersonPrincipal {
   group: string;
 }
 
-/** A pilot: may match jobs of its VO for itself only. */
+/** The VO of a pilot sent to a queue open to every VO: it may take any VO's jobs. */
+export const ANY_VO = '*';
+
+/** A pilot: may match jobs of its VO (or of any, with ANY_VO) for itself only. */
 export interface PilotPrincipal {
   role: 'pilot';
   /** `pilot:<id>`. */

@@ -1,0 +1,596 @@
+/**
+ * The job wrapper: runs one matched job on the worker node, as DIRAC's JobWrapper does, and
+ * reports each step with DIRAC's minor statuses.
+ *
+ * ```
+ * Running    Job Initialization              job dir <workDir>/<jobId>/ (re)created; start parameters
+ * Running    Downloading InputSandbox        each SB:<sha256>: download, verify, safeUnpack
+ * Running    Application                     the payload runs under the watchdog (heartbeats)
+ * Completing Application Finished Successfully | Application Finished With Errors (Exit code N)
+ *            | <watchdog reason>
+ * Completing Uploading Output Sandbox -> Output Sandbox Uploaded
+ * Done       Execution Complete              or Failed with the reason above
+ * ```
+ *
+ * Failures before the payload: `Illegal Job JDL`, `Failed Downloading InputSandbox` (the
+ * archive's problem as application status), `Application not found`. Whatever happens the job
+ * dir is removed at the end and nothing of the payload's process tree is left running.
+ *
+ * Stopping. A `Kill` command (pushed through `command()`, or in a heartbeat answer) kills the
+ * payload's tree at once and the wrapper reports nothing more: the server has already marked
+ * the job Killed. A status report the server refuses (`accepted: false`: the job was killed or
+ * rescheduled meanwhile), or a heartbeat answer saying the job is no longer running, stops it
+ * the same way (outcome Killed or Lost). A report that fails to reach the server is logged and
+ * the job goes on: heartbeats and the next report try again.
+ *
+ * CPU time. The watchdog sums the payload tree from /proc every `pollMs`. What the payload
+ * used after the last sample is taken from this process's own counters of waited-for children
+ * (read before the spawn and at the exit), bounded by what the node's cores could have done
+ * since that sample, because other payloads of the same pilot may have ended in between.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmod, mkdir, open, rm, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { isArchiveError, normalizeArchivePath, type ArchiveLimits } from '../core/archive-safety.js';
+import { getAttribute, parseJdl, type JdlAd, type JdlValue } from '../core/jdl/index.js';
+import { MINOR, type JobState } from '../core/job-states.js';
+import type { Heartbeat, HeartbeatAnswer, JobCommand, JobStatusAnswer, JobStatusReport } from '../core/pilot-protocol.js';
+import { killTree, selfChildrenCpuSeconds } from './process-tree.js';
+import { packOutputs, safeUnpack, sha256File } from './sandbox.js';
+import { DEFAULT_MIN_DISK_MB, rawCpuLimitSeconds, Watchdog, type WatchdogLimitHit } from './watchdog.js';
+
+/** How the job wrapper talks to the services for one job (the pilot's HTTP client, with the job token). */
+export interface JobChannel {
+  setStatus(report: JobStatusReport): Promise<JobStatusAnswer>;
+  heartbeat(hb: Heartbeat): Promise<HeartbeatAnswer>;
+  downloadSandbox(sha256: string, destFile: string): Promise<void>;
+  uploadSandbox(file: string, sha256: string): Promise<void>;
+}
+
+export interface JobOutcome {
+  jobId: number;
+  /** Lost: the job is no longer this pilot's (rescheduled, deleted, failed by the services). */
+  status: 'Done' | 'Failed' | 'Killed' | 'Lost';
+  exitCode: number | null;
+  cpuSeconds: number;
+  wallSeconds: number;
+  reason: string;
+}
+
+export interface JobWrapperOptions {
+  /** The pilot's local work dir; the job runs in `<workDir>/<jobId>/`. */
+  workDir: string;
+  /** This node's DB12 per core (the CPU normalization factor). */
+  db12: number;
+  /** Cores the job may use. */
+  processors: number;
+  heartbeatMs: number;
+  pollMs: number;
+  wallClockLimitSeconds?: number;
+  sandboxLimits: ArchiveLimits;
+  /** The payload's base environment. */
+  env: Record<string, string>;
+  /** Job parameters set at start (HostName, PilotStamp, ...). */
+  parameters: Record<string, string>;
+  log: (line: string) => void;
+  /** SIGTERM to SIGKILL (default 10 s, DIRAC's). */
+  killGraceMs?: number;
+  /** Free disk (MB) below which the watchdog stops the payload (default 10, DIRAC's; 0: off). */
+  minDiskMb?: number;
+}
+
+export interface JobHandle {
+  done: Promise<JobOutcome>;
+  /** A command for this job pushed over the pilot's websocket (Kill). */
+  command(c: JobCommand): void;
+}
+
+/** What the wrapper needs from the JDL. */
+export interface PayloadSpec {
+  executable: string;
+  arguments: string[];
+  stdout: string;
+  stderr: string;
+  /** From ExecutionEnvironment (and gLite's Environment): KEY=VALUE entries. */
+  environment: Record<string, string>;
+  inputSandbox: string[];
+  outputSandbox: string[];
+  /** Normalized seconds (DB12·s); undefined: no CPU limit. */
+  cpuTime: number | undefined;
+}
+
+/**
+ * Splits an Arguments string into words: whitespace separates them; single quotes keep
+ * everything up to the next single quote; double quotes keep everything up to the next double
+ * quote, where `\"` and `\\` stand for `"` and `\`; outside quotes a backslash keeps the next
+ * character. An unterminated quote runs to the end. No variables, globs or redirections.
+ */
+export function splitArguments(s: string): string[] {
+  const out: string[] = [];
+  let word = '';
+  let inWord = false;
+  let quote: '"' | "'" | null = null;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i] as string;
+    if (quote !== null) {
+      if (c === quote) quote = null;
+      else if (quote === '"' && c === '\\' && (s[i + 1] === '"' || s[i + 1] === '\\')) word += s[++i];
+      else word += c;
+      continue;
+    }
+    if (c === "'" || c === '"') {
+      quote = c;
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) out.push(word);
+      word = '';
+      inWord = false;
+    } else if (c === '\\' && i + 1 < s.length) {
+      word += s[++i];
+      inWord = true;
+    } else {
+      word += c;
+      inWord = true;
+    }
+  }
+  if (inWord) out.push(word);
+  return out;
+}
+
+function texts(value: JdlValue | undefined, name: string): string[] {
+  if (value === undefined) return [];
+  const items = Array.isArray(value) ? value : [value];
+  return items.map((v) => {
+    if (typeof v === 'string') return v;
+    if (typeof v === 'number') return String(v);
+    throw new Error(`${name} must hold texts`);
+  });
+}
+
+/** A file name for the payload's output: relative, inside the job dir. */
+function jobFileName(value: string, name: string): string {
+  const n = normalizeArchivePath(value);
+  if (value.trim() === '' || n === '.' || n.startsWith('/') || n === '..' || n.startsWith('../')) {
+    throw new Error(`${name} "${value}" must name a file inside the job directory`);
+  }
+  return n;
+}
+
+/** Reads the payload's description from the job's JDL. Throws an Error saying what is wrong. */
+export function readPayloadSpec(jdl: string): PayloadSpec {
+  let ad: JdlAd;
+  try {
+    ad = parseJdl(jdl);
+  } catch (e) {
+    throw new Error(`the JDL does not parse: ${(e as Error).message}`);
+  }
+  const value = (name: string) => getAttribute(ad, name)?.value;
+  const one = (name: string): string | undefined => {
+    const v = value(name);
+    if (v === undefined) return undefined;
+    if (typeof v === 'string') return v;
+    if (typeof v === 'number') return String(v);
+    throw new Error(`${name} must be a text`);
+  };
+  const executable = one('Executable');
+  if (executable === undefined || executable.trim() === '') throw new Error('Executable is missing');
+  const environment: Record<string, string> = {};
+  for (const name of ['Environment', 'ExecutionEnvironment']) {
+    for (const entry of texts(value(name), name)) {
+      const eq = entry.indexOf('=');
+      const key = eq < 0 ? entry : entry.slice(0, eq);
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key.trim())) throw new Error(`${name} entry "${entry}" is not NAME=value`);
+      environment[key.trim()] = eq < 0 ? '' : entry.slice(eq + 1);
+    }
+  }
+  const cpu = value('CPUTime');
+  const cpuTime = typeof cpu === 'number' ? cpu : typeof cpu === 'string' && /^\s*\d+(\.\d*)?\s*$/.test(cpu) ? Number(cpu) : undefined;
+  return {
+    executable: executable.trim(),
+    arguments: splitArguments(one('Arguments') ?? ''),
+    stdout: jobFileName(one('StdOutput') ?? 'std.out', 'StdOutput'),
+    stderr: jobFileName(one('StdError') ?? 'std.err', 'StdError'),
+    environment,
+    inputSandbox: texts(value('InputSandbox'), 'InputSandbox').filter((s) => s.trim() !== ''),
+    outputSandbox: texts(value('OutputSandbox'), 'OutputSandbox').filter((s) => s.trim() !== ''),
+    cpuTime,
+  };
+}
+
+/** `$NAME` and `${NAME}` replaced from `env` (unknown names become empty), as DIRAC expands Executable. */
+function expandVars(s: string, env: Record<string, string>): string {
+  return s.replace(/\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g, (_m, a: string | undefined, b: string | undefined) => env[(a ?? b) as string] ?? '');
+}
+
+type StopCause = { kind: 'kill' | 'lost'; reason: string };
+
+interface Failure {
+  minorStatus: string;
+  applicationStatus: string;
+}
+
+type PayloadEnd =
+  | { kind: 'exit'; code: number | null; signal: NodeJS.Signals | null }
+  | { kind: 'spawn-error'; error: Error };
+
+/** Statuses in which a job still belongs to the wrapper that runs it. */
+const STILL_RUNNING = new Set<JobState>(['Matched', 'Running', 'Stalled', 'Completing']);
+
+class JobRun {
+  private readonly jobDir: string;
+  private stopCause: StopCause | null = null;
+  private limitHit: WatchdogLimitHit | null = null;
+  private pid: number | undefined;
+  private payloadRunning = false;
+  private killing: Promise<unknown> | null = null;
+  private watchdog: Watchdog | null = null;
+  private readonly temps: string[] = [];
+  private cpuSeconds = 0;
+  private wallSeconds = 0;
+  private maxRssMb = 0;
+  private exitCode: number | null = null;
+
+  constructor(
+    private readonly job: { jobId: number; jdl: string },
+    private readonly channel: JobChannel,
+    private readonly o: JobWrapperOptions,
+  ) {
+    this.jobDir = join(o.workDir, String(job.jobId));
+  }
+
+  /** Delivers a command (from the websocket or a heartbeat answer). */
+  command(c: JobCommand): void {
+    if (c.jobId !== this.job.jobId) return;
+    if (c.command.toLowerCase() !== 'kill') {
+      this.o.log(`ignoring unknown command ${c.command}`);
+      return;
+    }
+    this.stop({ kind: 'kill', reason: `${MINOR.receivedKillSignal}${c.arguments ? `: ${c.arguments}` : ''}` });
+  }
+
+  /** Stops the job for good: no more reports; the payload's tree is killed at once. */
+  private stop(cause: StopCause): void {
+    if (this.stopCause) return;
+    this.stopCause = cause;
+    this.o.log(`stopping: ${cause.reason}`);
+    this.killPayload();
+  }
+
+  /** Starts killing the payload's tree (SIGTERM now, SIGKILL after the grace). */
+  private killPayload(): void {
+    if (this.pid === undefined || !this.payloadRunning || this.killing) return;
+    this.killing = killTree(this.pid, this.o.killGraceMs ?? 10_000);
+  }
+
+  /** Status reports in flight, in order: each waits for the one before. */
+  private reports: Promise<void> = Promise.resolve();
+
+  /**
+   * Queues one status report; false when the job must stop (it was stopped already). Reports
+   * on the way (Running, Completing) are not waited for: the wrapper goes on while they travel,
+   * in order, which saves a round trip per step. A final one (Done, Failed) waits for every
+   * report before it. A refusal by the server (the job was killed or rescheduled meanwhile)
+   * stops the job whenever it comes back.
+   */
+  private async report(status: JobState, minorStatus: string, applicationStatus?: string, parameters?: Record<string, string>): Promise<boolean> {
+    if (this.stopCause) return false;
+    const r: JobStatusReport = { status, minorStatus };
+    if (applicationStatus !== undefined) r.applicationStatus = applicationStatus.slice(0, 2000);
+    if (parameters && Object.keys(parameters).length > 0) r.parameters = parameters;
+    this.o.log(`${status} / ${minorStatus}${applicationStatus ? ` / ${applicationStatus}` : ''}`);
+    this.reports = this.reports.then(() => this.send(r));
+    if (status === 'Done' || status === 'Failed') await this.reports;
+    return !this.stopCause;
+  }
+
+  private async send(r: JobStatusReport): Promise<void> {
+    if (this.stopCause) return;
+    try {
+      const answer = await this.channel.setStatus(r);
+      if (!answer.accepted) {
+        this.stop({
+          kind: answer.status === 'Killed' ? 'kill' : 'lost',
+          reason: `the services refused ${r.status} / ${r.minorStatus}: the job is ${answer.status}`,
+        });
+      }
+    } catch (e) {
+      this.o.log(`status report failed (going on): ${(e as Error).message}`);
+    }
+  }
+
+  async run(): Promise<JobOutcome> {
+    try {
+      return await this.steps();
+    } catch (e) {
+      const message = (e as Error).message;
+      this.o.log(`wrapper error: ${message}`);
+      if (this.stopCause) return this.stoppedOutcome();
+      await this.report('Failed', MINOR.exceptionDuringExecution, message);
+      return this.outcome('Failed', `${MINOR.exceptionDuringExecution}: ${message}`);
+    } finally {
+      await this.cleanUp();
+    }
+  }
+
+  private async steps(): Promise<JobOutcome> {
+    const { jobId } = this.job;
+    await rm(this.jobDir, { recursive: true, force: true });
+    await mkdir(this.jobDir, { recursive: true });
+
+    let spec: PayloadSpec;
+    try {
+      spec = readPayloadSpec(this.job.jdl);
+    } catch (e) {
+      const message = (e as Error).message;
+      await this.report('Failed', MINOR.illegalJobJdl, message);
+      return this.outcome('Failed', `${MINOR.illegalJobJdl}: ${message}`);
+    }
+
+    const start = { ...this.o.parameters, CPUNormalizationFactor: String(this.o.db12) };
+    if (!(await this.report('Running', MINOR.jobInitialization, undefined, start))) return this.stoppedOutcome();
+
+    if (spec.inputSandbox.length > 0) {
+      if (!(await this.report('Running', MINOR.downloadingInputSandbox))) return this.stoppedOutcome();
+      const failure = await this.downloadInputs(spec.inputSandbox);
+      if (this.stopCause) return this.stoppedOutcome();
+      if (failure) return this.fail(failure);
+    }
+
+    if (!(await this.report('Running', MINOR.application))) return this.stoppedOutcome();
+    const end = await this.runPayload(spec);
+    if (this.stopCause) return this.stoppedOutcome();
+
+    if (end.kind === 'spawn-error') {
+      return this.fail({ minorStatus: MINOR.applicationNotFound, applicationStatus: `${spec.executable}: ${end.error.message}` });
+    }
+    let failure: Failure | null = null;
+    let finished: string;
+    if (this.limitHit) {
+      failure = { minorStatus: this.limitHit.minorStatus, applicationStatus: this.limitHit.detail };
+      finished = this.limitHit.minorStatus;
+    } else if (end.code === 0) {
+      finished = MINOR.applicationSuccess;
+    } else {
+      const what = end.code !== null ? `Exit code ${end.code}` : `Killed by signal ${end.signal}`;
+      failure = { minorStatus: MINOR.applicationErrors, applicationStatus: what };
+      finished = MINOR.applicationErrors;
+    }
+    const finalParameters = this.finalParameters();
+    if (!(await this.report('Completing', finished, failure?.applicationStatus, finalParameters))) return this.stoppedOutcome();
+
+    const extra: Record<string, string> = {};
+    if (spec.outputSandbox.length > 0) {
+      if (!(await this.report('Completing', MINOR.uploadingOutputSandbox))) return this.stoppedOutcome();
+      const out = join(this.o.workDir, `.job-${jobId}-output.tar.gz`);
+      this.temps.push(out);
+      try {
+        const packed = await packOutputs(this.jobDir, spec.outputSandbox, out);
+        if (packed && packed.missing.length > 0) extra['OutputSandboxMissingFiles'] = packed.missing.join(', ');
+        if (!packed) {
+          extra['OutputSandboxMissingFiles'] = spec.outputSandbox.join(', ');
+          this.o.log('output sandbox: nothing matched');
+        } else {
+          await this.channel.uploadSandbox(out, packed.sha256);
+          this.o.log(`output sandbox SB:${packed.sha256}: ${packed.files.length} files, ${packed.size} bytes`);
+          if (!(await this.report('Completing', MINOR.outputSandboxUploaded, undefined, { OutputSandbox: `SB:${packed.sha256}`, ...extra })))
+            return this.stoppedOutcome();
+        }
+      } catch (e) {
+        if (this.stopCause) return this.stoppedOutcome();
+        const message = `output sandbox upload failed: ${(e as Error).message}`;
+        this.o.log(message);
+        failure ??= { minorStatus: MINOR.uploadingOutputSandbox, applicationStatus: message };
+      }
+    }
+
+    if (failure) return this.fail(failure, { ...finalParameters, ...extra });
+    if (!(await this.report('Done', MINOR.executionComplete, undefined, { ...finalParameters, ...extra }))) return this.stoppedOutcome();
+    return this.outcome('Done', MINOR.executionComplete);
+  }
+
+  private async fail(f: Failure, parameters?: Record<string, string>): Promise<JobOutcome> {
+    if (!(await this.report('Failed', f.minorStatus, f.applicationStatus, parameters))) return this.stoppedOutcome();
+    return this.outcome('Failed', `${f.minorStatus}: ${f.applicationStatus}`);
+  }
+
+  /** Downloads, checks and unpacks each input sandbox; the first failure, or null. */
+  private async downloadInputs(entries: string[]): Promise<Failure | null> {
+    const failed = (applicationStatus: string, lfn = false): Failure => ({
+      minorStatus: lfn ? MINOR.failedDownloadingInputSandboxLfn : MINOR.failedDownloadingInputSandbox,
+      applicationStatus,
+    });
+    for (const [i, entry] of entries.entries()) {
+      if (/^LFN:/i.test(entry)) return failed(`${entry}: LFN input sandboxes are not supported (no storage elements)`, true);
+      const m = /^SB:([0-9a-f]{64})$/i.exec(entry.trim());
+      if (!m) return failed(`InputSandbox entry "${entry}" is not an uploaded sandbox (SB:<sha256>)`);
+      const sha = (m[1] as string).toLowerCase();
+      const label = `SB:${sha}`;
+      const file = join(this.o.workDir, `.job-${this.job.jobId}-input-${i}.tar.gz`);
+      this.temps.push(file);
+      try {
+        await this.channel.downloadSandbox(sha, file);
+      } catch (e) {
+        return failed(`${label}: download failed: ${(e as Error).message}`);
+      }
+      if (this.stopCause) return null;
+      const got = await sha256File(file);
+      if (got !== sha) return failed(`${label}: the downloaded archive has SHA-256 ${got}`);
+      try {
+        const r = await safeUnpack(file, this.jobDir, this.o.sandboxLimits, label);
+        this.o.log(`${label}: ${r.entries} entries, ${r.bytes} bytes unpacked`);
+      } catch (e) {
+        return failed(isArchiveError(e) ? e.message : `${label}: ${(e as Error).message}`);
+      }
+      await rm(file, { force: true });
+    }
+    return null;
+  }
+
+  /** Where the executable is: `name` in the job dir (made executable), else a path or PATH. */
+  private async resolveExecutable(spec: PayloadSpec, env: Record<string, string>): Promise<string> {
+    const exe = expandVars(spec.executable, env);
+    if (isAbsolute(exe)) return exe;
+    const local = join(this.jobDir, exe);
+    const st = await stat(local).catch(() => null);
+    if (st?.isFile()) {
+      if ((st.mode & 0o100) === 0) await chmod(local, st.mode | 0o755);
+      return local;
+    }
+    return exe; // looked up in PATH by spawn
+  }
+
+  private async runPayload(spec: PayloadSpec): Promise<PayloadEnd> {
+    const { jobId } = this.job;
+    const env: Record<string, string> = {
+      ...this.o.env,
+      ...spec.environment,
+      DIRACJOBID: String(jobId),
+      WMS_JOB_ID: String(jobId),
+      DIRAC_JOB_PROCESSORS: String(Math.max(1, this.o.processors)),
+    };
+    const exe = await this.resolveExecutable(spec, env);
+    const stdoutPath = join(this.jobDir, spec.stdout);
+    const stderrPath = join(this.jobDir, spec.stderr);
+    await mkdir(join(stdoutPath, '..'), { recursive: true });
+    await mkdir(join(stderrPath, '..'), { recursive: true });
+    const out = await open(stdoutPath, 'w');
+    const err = spec.stderr === spec.stdout ? out : await open(stderrPath, 'w');
+    if (this.stopCause) {
+      await out.close();
+      if (err !== out) await err.close();
+      return { kind: 'exit', code: null, signal: null };
+    }
+
+    const cpuBefore = selfChildrenCpuSeconds();
+    let child: ChildProcess;
+    try {
+      child = spawn(exe, spec.arguments, {
+        cwd: this.jobDir,
+        env,
+        stdio: ['ignore', out.fd, err.fd],
+        detached: true, // a session of its own: the whole tree can be found and killed
+      });
+    } catch (e) {
+      await out.close();
+      if (err !== out) await err.close();
+      return { kind: 'spawn-error', error: e as Error };
+    }
+    const startedAt = Date.now();
+    // Listen before anything else is awaited: the payload may end at once.
+    const ended = new Promise<PayloadEnd>((resolve) => {
+      child.once('error', (error) => {
+        if (child.pid === undefined) resolve({ kind: 'spawn-error', error });
+        else this.o.log(`payload: ${error.message}`);
+      });
+      child.once('exit', (code, signal) => resolve({ kind: 'exit', code, signal }));
+    });
+    if (child.pid !== undefined) {
+      this.pid = child.pid;
+      this.payloadRunning = true;
+      this.o.log(`payload ${exe} started, pid ${child.pid}`);
+      const cpuLimit = spec.cpuTime === undefined ? Infinity : rawCpuLimitSeconds(spec.cpuTime, this.o.db12, this.o.processors);
+      const dog = new Watchdog({
+        pid: child.pid,
+        jobDir: this.jobDir,
+        stdoutFile: stdoutPath,
+        pollMs: this.o.pollMs,
+        heartbeatMs: this.o.heartbeatMs,
+        cpuLimitSeconds: cpuLimit,
+        ...(this.o.wallClockLimitSeconds !== undefined ? { wallClockLimitSeconds: this.o.wallClockLimitSeconds } : {}),
+        minDiskMb: this.o.minDiskMb ?? DEFAULT_MIN_DISK_MB,
+        heartbeat: async (hb) => {
+          const answer = await this.channel.heartbeat(hb);
+          if (!STILL_RUNNING.has(answer.status)) {
+            this.stop(
+              answer.status === 'Killed'
+                ? { kind: 'kill', reason: 'the services say the job is Killed' }
+                : { kind: 'lost', reason: `the services say the job is ${answer.status}` },
+            );
+          }
+          return answer;
+        },
+        onCommand: (c) => this.command(c),
+        onLimit: (hit) => {
+          this.limitHit = hit;
+          this.killPayload();
+        },
+        log: (line) => this.o.log(line),
+      });
+      this.watchdog = dog;
+      dog.start();
+    }
+    await out.close();
+    if (err !== out) await err.close();
+    if (this.stopCause) this.killPayload(); // a Kill that came while the files were closed
+    const end = await ended;
+
+    this.payloadRunning = false;
+    const dog = this.watchdog;
+    dog?.stop();
+    this.wallSeconds = Math.round((Date.now() - startedAt) / 10) / 100;
+    if (dog) {
+      const st = dog.stats();
+      const delta = selfChildrenCpuSeconds() - cpuBefore;
+      const bound = st.cpuSeconds + ((Date.now() - st.sampledAt) / 1000) * availableParallelism();
+      this.cpuSeconds = Math.round(Math.max(st.cpuSeconds, Math.min(delta, bound)) * 100) / 100;
+      this.maxRssMb = st.maxRssMb;
+    }
+    if (end.kind === 'exit') {
+      this.exitCode = end.code;
+      this.o.log(`payload ended: ${end.code !== null ? `exit code ${end.code}` : `signal ${end.signal}`}`);
+    }
+    return end;
+  }
+
+  private finalParameters(): Record<string, string> {
+    const p: Record<string, string> = {
+      'TotalCPUTime(s)': String(this.cpuSeconds),
+      'WallClockTime(s)': String(this.wallSeconds),
+      'MaxRSS(MB)': String(this.maxRssMb),
+      CPUNormalizationFactor: String(this.o.db12),
+    };
+    if (this.exitCode !== null) p['ExitCode'] = String(this.exitCode);
+    if (this.pid !== undefined) p['PayloadPID'] = String(this.pid);
+    return p;
+  }
+
+  private outcome(status: JobOutcome['status'], reason: string): JobOutcome {
+    return {
+      jobId: this.job.jobId,
+      status,
+      exitCode: this.exitCode,
+      cpuSeconds: this.cpuSeconds,
+      wallSeconds: this.wallSeconds,
+      reason,
+    };
+  }
+
+  private stoppedOutcome(): JobOutcome {
+    const cause = this.stopCause as StopCause;
+    return this.outcome(cause.kind === 'kill' ? 'Killed' : 'Lost', cause.reason);
+  }
+
+  /** Waits for the payload's tree to be gone (killing what is left of it) and removes the job's files. */
+  private async cleanUp(): Promise<void> {
+    this.watchdog?.stop();
+    if (this.payloadRunning) this.killPayload(); // the wrapper failed while the payload ran
+    if (this.killing) await this.killing.catch(() => undefined);
+    if (this.pid !== undefined) {
+      // Processes the payload left behind in its session or group (its pid is reaped by now).
+      const left = await killTree(this.pid, 1000, 20, { includeRoot: false }).catch(() => null);
+      if (left && left.terminated.length > 0) this.o.log(`killed ${left.terminated.length} processes the payload left behind`);
+    }
+    await rm(this.jobDir, { recursive: true, force: true }).catch((e: Error) => this.o.log(`cannot remove ${this.jobDir}: ${e.message}`));
+    for (const f of this.temps) await rm(f, { force: true }).catch(() => undefined);
+  }
+}
+
+/**
+ * Runs one matched job (see the module comment). Returns at once; `done` settles when the job
+ * is over and its directory removed, and never rejects.
+ */
+export function startJob(job: { jobId: number; jdl: string }, channel: JobChannel, opts: JobWrapperOptions): JobHandle {
+  const run = new JobRun(job, channel, opts);
+  return { done: run.run(), command: (c) => run.command(c) };
+}

@@ -1,0 +1,204 @@
+/**
+ * The pilot: reads what the wrapper handed over (PILOT_ENV), fetches its settings, runs its
+ * commands in order (check-environment, clock-skew, db12, register, job-agent by default;
+ * the list is per CE type in the services' config) and reports its end. A command that finds
+ * the node unfit stops the pilot with that command's exit code, and the reason is recorded on
+ * the pilot for the site admin ("clock skew 61.2 s (limit 5 s)").
+ *
+ * SIGTERM drains (no new work; running jobs finish); a second one kills the jobs.
+ */
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { PILOT_ENV, type EnvironmentReport, type PilotCommandName, type PilotConfig } from '../core/pilot-protocol.js';
+import { PilotApi } from './client.js';
+import { checkEnvironment } from './commands/check-environment.js';
+import { checkClockSkew, measureClockOffset } from './commands/clock-skew.js';
+import { isPilotCommandError, PILOT_COMMAND_EXIT_CODES, PilotCommandError } from './commands/command-error.js';
+import { runDb12 } from './commands/db12.js';
+import { JobAgent } from './job-agent.js';
+import { PushChannel } from './push-channel.js';
+import { RemoteLog } from './remote-log.js';
+
+/** Exit codes of the pilot itself (commands have theirs in commands/command-error.ts). */
+export const PILOT_EXIT = { ok: 0, unexpected: 1, badEnvironment: 2, noConfig: 3 } as const;
+
+interface State {
+  environment?: EnvironmentReport;
+  clockOffsetSeconds?: number;
+  db12?: number;
+  db12Details?: Record<string, unknown>;
+  reason: string;
+}
+
+export interface PilotRun {
+  exitCode: number;
+  reason: string;
+}
+
+/** Runs the pilot with `env` (normally `process.env`); resolves to its exit code and reason. */
+export async function runPilot(env: NodeJS.ProcessEnv, signals: NodeJS.EventEmitter = process): Promise<PilotRun> {
+  const clockOffsetMs = Number(env[PILOT_ENV.clockOffset] ?? 0) * 1000 || 0;
+  const now = () => Date.now() + clockOffsetMs;
+  const log = new RemoteLog(now);
+  const url = env[PILOT_ENV.url];
+  const token = env[PILOT_ENV.token];
+  const workDir = env[PILOT_ENV.workDir] ?? process.cwd();
+  if (!url || !token) {
+    log.log(`pilot: ${PILOT_ENV.url} and ${PILOT_ENV.token} must be set (the wrapper sets them)`);
+    return { exitCode: PILOT_EXIT.badEnvironment, reason: 'missing environment' };
+  }
+  const api = new PilotApi(url.replace(/\/+$/, ''), token);
+  const started = now();
+  log.log(`pilot ${env[PILOT_ENV.stamp] ?? ''} starting on ${hostname()} in ${workDir} (node ${process.version})`);
+
+  let config: PilotConfig;
+  try {
+    config = await api.config();
+  } catch (e) {
+    log.log(`pilot: cannot read its settings: ${(e as Error).message}`);
+    return { exitCode: PILOT_EXIT.noConfig, reason: (e as Error).message };
+  }
+  log.connect((batch) => api.logs(batch), { batchLines: config.logBatchLines, flushSeconds: config.logFlushSeconds });
+  await replayWrapperLog(env, log);
+  log.log(`pilot ${config.pilotId} of ${config.site}/${config.ce}/${config.queue}: commands ${config.commands.join(', ')}`);
+
+  const state: State = { reason: '' };
+  const fsType = env[PILOT_ENV.fsType] ?? 'unknown';
+  const commands: Record<PilotCommandName, () => Promise<void>> = {
+    'check-environment': async () => {
+      state.environment = await checkEnvironment({ workDir, fsType, minDiskMb: config.minDiskMb, env });
+      const e = state.environment;
+      log.log(`environment: ${e.os}, kernel ${e.kernel}, ${e.cores} x ${e.cpuModel}, ${Math.round(e.memoryMb)} MB, ${Math.round(e.diskFreeMb)} MB free on ${e.fsType}, batch ${e.batchSystem}`);
+    },
+    'clock-skew': async () => {
+      const m = await measureClockOffset({ fetchServerTime: () => api.serverTime(), now, samples: config.clockSamples });
+      state.clockOffsetSeconds = m.offsetSeconds;
+      log.log(`clock: offset ${m.offsetSeconds.toFixed(3)} s (round trip ${m.roundTripMs.toFixed(1)} ms)`);
+      checkClockSkew(m, config.maxClockSkewSeconds);
+    },
+    db12: async () => {
+      const r = await runDb12({ copies: config.processors });
+      state.db12 = r.score;
+      state.db12Details = { ...r };
+      log.log(`db12: ${r.score} (raw ${r.raw.join(', ')}; ${r.copies} cop${r.copies === 1 ? 'y' : 'ies'}, ${r.method})`);
+    },
+    register: async () => {
+      const answer = await api
+        .register({
+          environment: state.environment ?? minimalEnvironment(workDir, fsType),
+          clockOffsetSeconds: state.clockOffsetSeconds ?? 0,
+          benchmark: state.db12 ?? 1,
+          ...(state.db12Details ? { benchmarkDetails: state.db12Details } : {}),
+        })
+        .catch((e: unknown) => {
+          throw new PilotCommandError('register', `registration failed: ${(e as Error).message}`, PILOT_COMMAND_EXIT_CODES.register);
+        });
+      if (answer.status !== 'Running') {
+        throw new PilotCommandError('register', `refused by the services: ${answer.reason}`, PILOT_COMMAND_EXIT_CODES.register);
+      }
+      log.log(`registered as pilot ${answer.pilotId}`);
+    },
+    'job-agent': async () => {
+      const agent = new JobAgent({
+        api,
+        config,
+        db12: state.db12 ?? 1,
+        workDir,
+        startedAt: started,
+        now,
+        log: (line) => log.log(line),
+        env: payloadEnv(env),
+        parameters: { HostName: hostname(), PilotReference: config.stamp, GridCE: config.ce, CEQueue: config.queue, Site: config.site },
+      });
+      const push = new PushChannel(url, token, {
+        commands: (c) => agent.deliver(c),
+        work: () => agent.nudge(),
+        log: (m) => log.log(m),
+      });
+      // A batch system may signal the whole job (wrapper and pilot) at once, and the wrapper
+      // passes its signal on: a repeat within 2 s is the same request, not "kill the jobs".
+      let firstSignalAt: number | null = null;
+      const onSignal = (sig: string) => {
+        if (firstSignalAt === null) {
+          firstSignalAt = Date.now();
+          agent.drain(`${sig} received`);
+        } else if (Date.now() - firstSignalAt > 2000) {
+          agent.killAll();
+        }
+      };
+      const onTerm = () => onSignal('SIGTERM');
+      const onInt = () => onSignal('SIGINT');
+      signals.on('SIGTERM', onTerm);
+      signals.on('SIGINT', onInt);
+      push.open();
+      try {
+        const result = await agent.run();
+        state.reason = `${result.reason}; ${result.jobs.length} job(s) run`;
+      } finally {
+        push.close();
+        signals.off('SIGTERM', onTerm);
+        signals.off('SIGINT', onInt);
+      }
+    },
+  };
+
+  let run: PilotRun = { exitCode: PILOT_EXIT.ok, reason: '' };
+  try {
+    for (const name of config.commands) {
+      const t0 = Date.now();
+      await commands[name]();
+      log.log(`${name}: done in ${((Date.now() - t0) / 1000).toFixed(2)} s`);
+    }
+    run = { exitCode: PILOT_EXIT.ok, reason: state.reason || 'commands done' };
+  } catch (e) {
+    run = isPilotCommandError(e)
+      ? { exitCode: e.exitCode, reason: e.reason }
+      : { exitCode: PILOT_EXIT.unexpected, reason: `unexpected error: ${(e as Error).message}` };
+    log.log(`pilot stops: ${run.reason}`);
+  }
+  await api
+    .status({ status: run.exitCode === 0 ? 'Done' : 'Failed', reason: run.reason, exitCode: run.exitCode })
+    .catch((e: unknown) => log.log(`final status not sent: ${(e as Error).message}`));
+  log.log(`pilot ends: ${run.reason} (exit code ${run.exitCode})`);
+  await log.close();
+  return run;
+}
+
+/** The wrapper's own log lines, sent first so that the remote log tells the whole story. */
+async function replayWrapperLog(env: NodeJS.ProcessEnv, log: RemoteLog): Promise<void> {
+  const path = env[PILOT_ENV.wrapperLog];
+  if (!path) return;
+  try {
+    const text = await readFile(path, 'utf8');
+    for (const line of text.split('\n').filter(Boolean)) log.log(`wrapper: ${line}`);
+  } catch {
+    // no wrapper log: nothing to replay
+  }
+}
+
+/** The payload's base environment: the pilot's, without its secrets. */
+function payloadEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v !== undefined && k !== PILOT_ENV.token && !k.startsWith('WMS_PILOT_')) out[k] = v;
+  }
+  return out;
+}
+
+function minimalEnvironment(workDir: string, fsType: string): EnvironmentReport {
+  return {
+    hostname: hostname(),
+    os: process.platform,
+    kernel: '',
+    cpuModel: '',
+    cores: 1,
+    memoryMb: 0,
+    workDir,
+    fsType,
+    diskFreeMb: 0,
+    gpus: [],
+    nodeVersion: process.version,
+    batchSystem: 'unknown',
+    batchJobId: null,
+  };
+}
