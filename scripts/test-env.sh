@@ -2,7 +2,10 @@
 # Brings up the real parts the test suites use, on a Debian machine where we are root:
 #   - PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth): started if installed but
 #     stopped, installed from Debian's packages if missing.
-# Later issues add SLURM and Chromium here. Safe to run again: each step checks first.
+#   - a single-node SLURM cluster (munge, slurmctld, slurmd; partition debug): scripts/slurm-env.sh.
+#   - Debian's chromium at /usr/bin/chromium for the browser tests (driven by playwright-core;
+#     no browser download).
+# Safe to run again: each step checks first.
 set -euo pipefail
 
 log() { printf 'test-env: %s\n' "$*"; }
@@ -41,4 +44,17 @@ ensure_postgres() {
   log "PostgreSQL is up at 127.0.0.1:5432"
 }
 
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ]; then
+    log "chromium is at /usr/bin/chromium"
+    return
+  fi
+  log "installing chromium from Debian's packages"
+  apt_install chromium
+  [ -x /usr/bin/chromium ] || { log "chromium did not install at /usr/bin/chromium"; exit 1; }
+  log "chromium is at /usr/bin/chromium"
+}
+
 ensure_postgres
+ensure_chromium
+bash "$(dirname "$0")/slurm-env.sh"

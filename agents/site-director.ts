@@ -1,0 +1,202 @@
+/**
+ * The site director (DIRAC's SiteDirector, reference/dirac-wms.md 4.2): each tick, for every
+ * registered queue whose site and CE are not banned and whose CE type has a driver, it sends
+ *
+ *   pilots = min(maxPilotsPerCycle, free slots, waiting work − waiting pilots)
+ *
+ * where free slots = min(maxWaitingPilots − waiting pilots, maxTotalPilots − live pilots, what
+ * the CE says it can take), and waiting work = waiting jobs whose task queue fits the queue
+ * (counted up to what could be used). Each pilot gets a record (Submitted), a stamp, a pilot
+ * token and its own wrapper, with the bundle's SHA-256 embedded. A queue whose pilots keep
+ * failing is paused (CE health, `checkHealth`). Queues are handled in parallel;
+ * one failing never stops the others. The registry is read every tick: a queue added or banned
+ * while the services run is seen on the next cycle, no restart.
+ */
+import { randomBytes } from 'node:crypto';
+import { ANY_VO, type PilotPrincipal } from '../core/identity.js';
+import {
+  countWaitingJobsFor,
+  createPilots,
+  clearQueuePause,
+  listCeQueues,
+  pauseQueue,
+  pilotCountsByQueue,
+  queueHealth,
+  setPilotReferences,
+  updatePilots,
+  type CeQueueView,
+  type DbHandle,
+  type QueueHealth,
+} from '../db/index.js';
+import type { Agent, AgentContext } from './agent.js';
+import type { CeQueueTarget, ComputingElement } from './computing-elements/types.js';
+import { loadWrapperTemplate, renderWrapper } from './pilot-wrapper.js';
+
+export interface SiteDirectorDeps {
+  /** The driver of a CE (by type and name, with its settings); null when the type has none. */
+  drivers: (ce: { type: string; name: string; settings: Record<string, unknown> }) => ComputingElement | null;
+  /** Signs a pilot token (the services' signer, handed over by whoever composes the process). */
+  signPilotToken: (p: PilotPrincipal) => Promise<string>;
+  /** The SHA-256 of the pilot bundle the services serve; null when it is not built. */
+  bundleSha256: () => Promise<string | null>;
+  /** The URL pilots call home to. */
+  serverUrl: () => string;
+}
+
+export interface QueueOutcome {
+  queue: string;
+  submitted: number;
+  reason: string;
+}
+
+function newStamp(): string {
+  return randomBytes(16).toString('hex');
+}
+
+function targetOf(q: CeQueueView): CeQueueTarget {
+  const limit = q.settings['timeLimitSeconds'];
+  return {
+    site: q.site,
+    ce: q.ce,
+    queue: q.queue,
+    processors: q.processors,
+    ramMb: q.ramMb,
+    timeLimitSeconds: typeof limit === 'number' ? limit : 86_400,
+    settings: { ...q.ceSettings, ...q.settings },
+  };
+}
+
+function stringRecord(v: unknown): Record<string, string> {
+  if (!v || typeof v !== 'object') return {};
+  return Object.fromEntries(Object.entries(v).filter(([, x]) => typeof x === 'string' || typeof x === 'number').map(([k, x]) => [k, String(x)]));
+}
+
+/** How many pilots one queue gets this cycle, and why (for the tick's outcome line). */
+export async function pilotsWanted(
+  db: DbHandle,
+  q: CeQueueView,
+  counts: { waiting: number; total: number },
+  ceSlots: number | null,
+): Promise<{ n: number; why: string }> {
+  const freeSlots = Math.min(q.maxWaitingPilots - counts.waiting, q.maxTotalPilots - counts.total, ceSlots ?? Infinity);
+  if (freeSlots <= 0) return { n: 0, why: `full (${counts.waiting} waiting, ${counts.total} live pilots)` };
+  const cap = Math.min(q.maxPilotsPerCycle, freeSlots) + counts.waiting;
+  const resource = {
+    site: q.site,
+    ce: q.ce,
+    queue: q.queue,
+    tags: q.tags,
+    requiredTags: [],
+    processors: q.processors,
+    ramMb: q.ramMb,
+    gpus: q.gpus,
+    cpuWork: q.cpuTime,
+    ...(q.allowedVos.length === 1 ? { vo: q.allowedVos[0]! } : {}),
+    ...(q.platform ? { platform: q.platform } : {}),
+  };
+  const work = await countWaitingJobsFor(db, resource, cap);
+  const n = Math.min(q.maxPilotsPerCycle, freeSlots, work - counts.waiting);
+  if (n <= 0) return { n: 0, why: work === 0 ? 'no waiting work' : `${counts.waiting} waiting pilots cover ${work} jobs` };
+  return { n, why: `${work}${work >= cap ? '+' : ''} waiting jobs` };
+}
+
+/**
+ * CE health: a queue whose last `pauseAfterFailedPilots` finished pilots all failed is paused,
+ * first for `pauseSeconds`, doubling with each pause in a row up to `maxPauseSeconds`; a pilot
+ * that ends Done starts the back-off afresh. Answers the outcome when the queue gets nothing.
+ */
+async function checkHealth(ctx: AgentContext, q: CeQueueView, health: QueueHealth | undefined): Promise<QueueOutcome | null> {
+  const name = `${q.site}/${q.ce}/${q.queue}`;
+  const now = ctx.now();
+  if (q.pausedUntil && q.pausedUntil > now) {
+    return { queue: name, submitted: 0, reason: `paused until ${q.pausedUntil.toISOString()}: ${q.pauseReason ?? ''}` };
+  }
+  if (!health) return null;
+  if (health.anyDone && q.pauseCount > 0) await clearQueuePause(ctx.db, q.queueId);
+  const s = ctx.config.agentSettings.siteDirector;
+  if (health.failedInARow < s.pauseAfterFailedPilots) return null;
+  const count = health.anyDone ? 0 : q.pauseCount;
+  const seconds = Math.min(s.maxPauseSeconds, s.pauseSeconds * 2 ** count);
+  const until = new Date(now.getTime() + seconds * 1000);
+  const reason = `${health.failedInARow} pilots in a row failed (last: ${health.lastReason ?? 'no reason given'}); paused for ${seconds} s`;
+  await pauseQueue(ctx.db, q.queueId, until, reason);
+  ctx.log(`site-director: ${name}: ${reason}`);
+  return { queue: name, submitted: 0, reason: `paused: ${reason}` };
+}
+
+export function createSiteDirector(deps: SiteDirectorDeps, schedule: string): Agent {
+  return {
+    name: 'site-director',
+    schedule,
+    async tick(ctx: AgentContext): Promise<string> {
+      const sha = await deps.bundleSha256();
+      if (!sha) return 'no pilot bundle (run npm run build): nothing submitted';
+      const template = await loadWrapperTemplate();
+      const queues = (await listCeQueues(ctx.db)).filter((q) => !q.siteBanned && !q.ceBanned);
+      const counts = await pilotCountsByQueue(ctx.db);
+      const health = await queueHealth(ctx.db);
+      const outcomes = await Promise.all(
+        queues.map((q) =>
+          checkHealth(ctx, q, health.get(q.queueId))
+            .then((paused) => paused ?? submitToQueue(ctx, deps, q, counts.get(q.queueId) ?? { waiting: 0, total: 0 }, template, sha))
+            .catch(
+            (e: unknown): QueueOutcome => ({ queue: q.queue, submitted: 0, reason: `error: ${(e as Error).message}` }),
+          ),
+        ),
+      );
+      const total = outcomes.reduce((s, o) => s + o.submitted, 0);
+      for (const o of outcomes) if (o.submitted > 0 || o.reason.startsWith('error')) ctx.log(`site-director: ${o.queue}: ${o.submitted} pilot(s); ${o.reason}`);
+      return `${total} pilot(s) submitted to ${outcomes.filter((o) => o.submitted > 0).length} of ${queues.length} queue(s)`;
+    },
+  };
+}
+
+async function submitToQueue(
+  ctx: AgentContext,
+  deps: SiteDirectorDeps,
+  q: CeQueueView,
+  counts: { waiting: number; total: number },
+  template: string,
+  bundleSha256: string,
+): Promise<QueueOutcome> {
+  const name = `${q.site}/${q.ce}/${q.queue}`;
+  const driver = deps.drivers({ type: q.ceType, name: q.ce, settings: q.ceSettings });
+  if (!driver) return { queue: name, submitted: 0, reason: `no driver for CE type ${q.ceType}` };
+  const target = targetOf(q);
+  const { n, why } = await pilotsWanted(ctx.db, q, counts, await driver.availableSlots(target));
+  if (n <= 0) return { queue: name, submitted: 0, reason: why };
+
+  // One allowed VO: the pilot serves it. None (or several, until the registry learns per-VO
+  // submission): the pilot may take any VO's jobs.
+  const vo = q.allowedVos.length === 1 ? q.allowedVos[0]! : ANY_VO;
+  const stamps = Array.from({ length: n }, newStamp);
+  const ids = await createPilots(
+    ctx.db,
+    stamps.map((stamp) => ({ stamp, site: q.site, ce: q.ce, ceType: q.ceType, queue: q.queue, queueId: q.queueId, vo })),
+  );
+  const settings = q.settings;
+  const workDirs = Array.isArray(settings['workDirs']) ? (settings['workDirs'] as string[]) : [];
+  const submissions = await Promise.all(
+    stamps.map(async (stamp, i) => {
+      const token = await deps.signPilotToken({ role: 'pilot', user: `pilot:${ids[i]}`, pilotId: ids[i]!, vo });
+      const wrapper = renderWrapper(template, {
+        serverUrl: deps.serverUrl(),
+        token,
+        stamp,
+        bundleSha256,
+        nodePath: q.nodePath,
+        workDirs,
+        environment: stringRecord(settings['environment']),
+      });
+      return { stamp, wrapper };
+    }),
+  );
+  const { submitted, failed } = await driver.submit(target, submissions);
+  await setPilotReferences(ctx.db, submitted, `submitted to ${q.ce}`);
+  const idOf = new Map(stamps.map((s, i) => [s, ids[i]!]));
+  for (const f of failed) {
+    await updatePilots(ctx.db, [idOf.get(f.stamp)!], { status: 'Aborted', reason: `submission failed: ${f.reason}` });
+  }
+  const failures = failed.length > 0 ? `; ${failed.length} failed: ${failed[0]!.reason}` : '';
+  return { queue: name, submitted: submitted.length, reason: `${why}${failures}` };
+}
