@@ -35,6 +35,8 @@ export interface LongRunning {
   done: Promise<number>;
   /** Stops gracefully: finish requests in flight, close the database. */
   drain(): Promise<void>;
+  /** What to say on the first signal (default: "draining"); none for a command that just ends. */
+  stopMessage?: string | null;
 }
 
 export interface CommandSpec {

@@ -39,7 +39,8 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
-    io.err(`wms: ${signal} received, draining (send it again to force)`);
+    const message = result.stopMessage === undefined ? 'draining (send it again to force)' : result.stopMessage;
+    if (message !== null) io.err(`wms: ${signal} received, ${message}`);
     result
       .drain()
       .then(() => process.exit(0))

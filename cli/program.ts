@@ -5,10 +5,13 @@
 import { parseArgs } from 'node:util';
 import { VERSION } from '../core/version.js';
 import type { CommandSpec, Io, LongRunning, OptionSpec } from './command.js';
+import { accountingCommands } from './commands/accounting.js';
 import { jobCommands } from './commands/job.js';
 import { matchCommands } from './commands/match.js';
+import { pilotCommands } from './commands/pilot.js';
 import { sandboxCommands } from './commands/sandbox.js';
 import { serverCommands } from './commands/server.js';
+import { ceCommands, siteCommands } from './commands/site.js';
 import { tokenCommands } from './commands/token.js';
 import { UsageError } from './errors.js';
 
@@ -18,6 +21,10 @@ export const COMMANDS: CommandSpec[] = [
   ...jobCommands,
   ...matchCommands,
   ...sandboxCommands,
+  ...pilotCommands,
+  ...siteCommands,
+  ...ceCommands,
+  ...accountingCommands,
 ];
 
 const GROUPS: Record<string, string> = {
@@ -26,7 +33,14 @@ const GROUPS: Record<string, string> = {
   job: 'submit, follow and act on jobs',
   match: 'explain the matcher',
   sandbox: 'upload and download sandbox archives',
+  pilot: 'pilots (site admins): list them, show what one found on its node, read its log',
+  site: 'the site registry: apply, list, status, ban, allow (site admins)',
+  ce: 'ban and allow computing elements (site admins)',
+  accounting: 'CPU and wall time of finished jobs by site, group, user or VO',
 };
+
+/** Groups whose one command runs when options follow the group directly (`wms accounting --by site`). */
+const DEFAULT_COMMANDS: Readonly<Record<string, string>> = { accounting: 'report' };
 
 function optionLines(options: Record<string, OptionSpec>): string[] {
   const entries = Object.entries({ ...options, help: { type: 'boolean', short: 'h', description: 'show this help' } as OptionSpec });
@@ -91,7 +105,9 @@ export function mainHelp(): string {
 
 /** Runs one command line; answers the exit code or a long-running handle (the server). */
 export async function run(argv: string[], io: Io): Promise<number | LongRunning> {
-  const [group, sub, ...rest] = argv;
+  const [group, ...tail] = argv;
+  const implied = group !== undefined ? DEFAULT_COMMANDS[group] : undefined;
+  const [sub, ...rest] = implied !== undefined && (tail[0] === undefined || tail[0].startsWith('-')) ? [implied, ...tail] : tail;
   if (group === undefined || group === '--help' || group === '-h' || group === 'help') {
     io.out(mainHelp());
     return group === undefined ? 2 : 0;

@@ -4,10 +4,13 @@
  * belongs to the caller, who closes it after `app.close()`.
  *
  * Plugins: errors and auth on the root; then OpenAPI (before the routes, so it sees them all);
- * then one plugin per area: health, tokens, jobs, matcher, sandboxes.
+ * then one plugin per area: health, tokens, jobs, applications, matcher, sandboxes, pilots, events, job
+ * reports, sites, accounting, metrics; last the web dashboard at `/`.
  */
 import Fastify, { LogController } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import websocket from '@fastify/websocket';
+import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import type { ServiceConfig } from '../core/config.js';
 import { VERSION } from '../core/version.js';
@@ -15,11 +18,21 @@ import type { DbHandle } from '../db/index.js';
 import type { ServiceContext } from './context.js';
 import { registerAuth } from './plugins/auth.js';
 import { registerErrorHandling } from './plugins/errors.js';
+import { accountingPlugin } from './plugins/accounting.js';
+import { applicationsPlugin } from './plugins/applications.js';
+import { dashboardPlugin } from './plugins/dashboard.js';
 import { healthPlugin } from './plugins/health.js';
+import { jobReportsPlugin } from './plugins/job-reports.js';
 import { jobsPlugin } from './plugins/jobs.js';
 import { matcherPlugin } from './plugins/matcher.js';
+import { metricsPlugin } from './plugins/metrics.js';
+import { Metrics } from './metrics.js';
 import { registerOpenApi } from './plugins/openapi.js';
+import { eventsPlugin } from './plugins/events.js';
+import { pilotsPlugin } from './plugins/pilots.js';
 import { sandboxesPlugin } from './plugins/sandboxes.js';
+import { sitesPlugin } from './plugins/sites.js';
+import { loadPilotBundle } from './pilot-bundle.js';
 import { tokensPlugin } from './plugins/tokens.js';
 import { SandboxStore } from './sandbox-store.js';
 import { TokenSigner } from './token-signer.js';
@@ -31,12 +44,17 @@ export interface AppDeps {
   clock?: () => Date;
   /** Log requests with pino at `config.logLevel` (default: no logging). */
   logger?: boolean;
+  /** In-process events (`jobs-submitted`, `jobs-changed`); the app makes its own when absent. */
+  events?: EventEmitter;
+  /** Where `pilot.tar.gz` is (`dist/pilot` of the package); without it the bundle route answers 503. */
+  pilotBundleDir?: string;
 }
 
 /** Builds the service context shared by the plugins. */
 export function buildContext(deps: AppDeps): ServiceContext {
   const clock = deps.clock ?? (() => new Date());
   let signer: Promise<TokenSigner> | undefined;
+  let bundle: ReturnType<typeof loadPilotBundle> | undefined;
   return {
     handle: deps.db,
     config: deps.config,
@@ -47,6 +65,16 @@ export function buildContext(deps: AppDeps): ServiceContext {
         throw e;
       })),
     store: new SandboxStore(join(deps.config.dataDir, 'sandboxes'), deps.config.sandboxMaxBytes),
+    events: deps.events ?? new EventEmitter(),
+    metrics: new Metrics(),
+    pilotBundle: () => {
+      const dir = deps.pilotBundleDir;
+      if (dir === undefined) return Promise.resolve(null);
+      return (bundle ??= loadPilotBundle(dir).then((b) => {
+        if (!b) bundle = undefined; // built later: look again next time
+        return b;
+      }));
+    },
   };
 }
 
@@ -64,6 +92,7 @@ export function buildApp(deps: AppDeps) {
   registerErrorHandling(app);
   registerAuth(app);
   registerOpenApi(app, VERSION);
+  void app.register(websocket);
   app.addHook('onReady', async () => {
     await ctx.signer();
   });
@@ -72,8 +101,17 @@ export function buildApp(deps: AppDeps) {
   void app.register(healthPlugin, opts);
   void app.register(tokensPlugin, opts);
   void app.register(jobsPlugin, opts);
+  void app.register(applicationsPlugin, opts);
   void app.register(matcherPlugin, opts);
   void app.register(sandboxesPlugin, opts);
+  void app.register(pilotsPlugin, opts);
+  void app.register(eventsPlugin, opts);
+  void app.register(jobReportsPlugin, opts);
+  void app.register(sitesPlugin, opts);
+  void app.register(accountingPlugin, opts);
+  void app.register(metricsPlugin, opts);
+  // Last: its wildcard serves client routes and never shadows the routes above.
+  void app.register(dashboardPlugin);
   return app;
 }
 

@@ -3,7 +3,7 @@
  * in, a pilot held to its own VO, required tags checked. Pure.
  */
 import { WmsError } from '../core/errors.js';
-import type { Principal } from '../core/identity.js';
+import { ANY_VO, type Principal } from '../core/identity.js';
 import type { ResourceDescription } from '../core/matching.js';
 import type { ResourceBody } from './schemas.js';
 
@@ -23,7 +23,10 @@ export function resourceOf(body: ResourceBody, p: Principal): ResourceDescriptio
   if (body.platform !== undefined) r.platform = body.platform;
   if (body.ownerGroups !== undefined) r.ownerGroups = body.ownerGroups;
   if (body.jobTypes !== undefined) r.jobTypes = body.jobTypes;
-  if (p.role === 'pilot') {
+  if (p.role === 'pilot' && p.vo === ANY_VO) {
+    // A pilot of a queue open to every VO: it may ask for one, or take any.
+    if (body.vo !== undefined) r.vo = body.vo;
+  } else if (p.role === 'pilot') {
     if (body.vo !== undefined && body.vo !== p.vo) {
       throw new WmsError('WMS_FORBIDDEN', `this pilot serves VO ${p.vo}, not ${body.vo}`);
     }

@@ -44,6 +44,11 @@ export class SandboxStore {
     }
   }
 
+  /** Removes archives (missing ones are fine): the job-cleaning agent's last step. */
+  async remove(sha256s: readonly string[]): Promise<void> {
+    await Promise.all(sha256s.filter(isSha256).map((sha) => rm(this.pathOf(sha), { force: true })));
+  }
+
   openRead(sha256: string): ReadStream {
     return createReadStream(this.pathOf(sha256));
   }

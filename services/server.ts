@@ -4,6 +4,7 @@
  * Used by `wms server start`, which owns the signals and the exit; and the admin bootstrap
  * (`wms token issue` when no server answers) signs tokens straight from the database.
  */
+import type { EventEmitter } from 'node:events';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ServiceConfig } from '../core/config.js';
@@ -75,13 +76,19 @@ export async function migrateDatabase(config: Readonly<ServiceConfig>): Promise<
 
 export async function startServer(
   config: Readonly<ServiceConfig>,
-  options: { logger?: boolean } = {},
+  options: { logger?: boolean; pilotBundleDir?: string; events?: EventEmitter } = {},
 ): Promise<RunningServer> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const db = await openDb(databaseTarget(config), { poolSize: config.dbPoolSize });
   let app: App | undefined;
   try {
-    app = buildApp({ db, config, logger: options.logger ?? true });
+    app = buildApp({
+      db,
+      config,
+      logger: options.logger ?? true,
+      ...(options.pilotBundleDir !== undefined ? { pilotBundleDir: options.pilotBundleDir } : {}),
+      ...(options.events ? { events: options.events } : {}),
+    });
     await app.ready();
     const signer = await TokenSigner.open(db, { issuer: config.tokens.issuer });
     const adminTokenWritten = await ensureAdminToken(signer, config);

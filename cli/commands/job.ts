@@ -1,10 +1,20 @@
 /**
- * `wms job …`: submit, status, logging, kill, reschedule, delete, list, parameters, explain.
+ * `wms job …`: submit (and --wait for the jobs to end), status, logging, kill, reschedule,
+ * delete, list, parameters, explain, output.
  */
-import { dirname, resolve } from 'node:path';
-import { JOB_STATES, isJobState } from '../../core/job-states.js';
-import type { BulkResult, HistoryEntry, JobSummary, ListAnswer, StatusAnswer } from '../api-types.js';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { list as tarList } from 'tar';
+import { JOB_STATES, isFinal, isJobState, type JobState } from '../../core/job-states.js';
+import type { BulkResult, HistoryEntry, JobOutputAnswer, JobSummary, ListAnswer, StatusAnswer } from '../api-types.js';
 import type { ApiClient } from '../client.js';
+import { resolveClientConfig } from '../client-config.js';
+import { openJobStream, type JobStream, type JobStreamEvent } from '../event-stream.js';
 import {
   CLIENT_ENV,
   clientFrom,
@@ -17,11 +27,13 @@ import {
   type CommandSpec,
   type Io,
   readTextFile,
+  readTextOrNull,
 } from '../command.js';
 import { CliError, UsageError } from '../errors.js';
 import { planInputSandbox, rewriteInputSandbox } from '../input-sandbox.js';
 import { idRanges, json, shortTime, table } from '../output.js';
 import { packInputSandbox } from '../sandbox-pack.js';
+import { unpackSandbox } from '../sandbox-unpack.js';
 import { formatExplainJob } from './explain-format.js';
 
 /**
@@ -49,18 +61,302 @@ function statusTable(jobs: JobSummary[]): string {
   );
 }
 
+/** States in which `--wait` stops following a job (core's final states and Deleted). */
+const FOLLOW_FINAL: readonly JobState[] = JOB_STATES.filter(isFinal);
+/** Up to this many jobs, `--wait` prints one line per change; above, a line of counts. */
+const FEW_JOBS = 10;
+/** How often `--wait` asks for the jobs' status. */
+const FOLLOW_INTERVAL_MS = 1000;
+/**
+ * Ids per status request: the query string stays far below the server's limits (20,000
+ * characters of ids, 16 KiB of request head).
+ */
+const STATUS_CHUNK = 1000;
+
+/** One job seen in a new status (`from` null: the first time it is seen). */
+export interface JobChange {
+  id: number;
+  from: JobState | null;
+  to: JobState;
+  minorStatus: string;
+}
+
+export interface FollowJobsOptions {
+  /** Time (ms since the epoch, on `now`) after which it gives up; null: never. */
+  deadline: number | null;
+  intervalMs?: number;
+  now?: () => number;
+  /** The changes seen by one poll, the latest summary of every job seen so far, the jobs gone. */
+  onChange(changes: JobChange[], latest: ReadonlyMap<number, JobSummary>, gone: ReadonlySet<number>): void;
+  /** Told once per outage that the server does not answer (polling goes on until the deadline). */
+  onOutage?(message: string): void;
+  /** Opens the event stream for these ids; null (or a rejection) means: poll instead. */
+  openStream?(ids: readonly number[]): Promise<JobStream | null>;
+}
+
+export interface FollowJobsResult {
+  /** The last summary of each job seen, in the order of the ids. */
+  jobs: JobSummary[];
+  /** Jobs the server no longer knows (deleted and purged). */
+  notFound: number[];
+  timedOut: boolean;
+}
+
+/** The status of many jobs: one request per STATUS_CHUNK ids. */
+export function statusFetcher(client: ApiClient): (ids: readonly number[]) => Promise<StatusAnswer> {
+  return async (ids) => {
+    const out: StatusAnswer = { jobs: [], notFound: [] };
+    for (let i = 0; i < ids.length; i += STATUS_CHUNK) {
+      const a = await client.json<StatusAnswer>('GET', `/api/jobs/status?ids=${ids.slice(i, i + STATUS_CHUNK).join(',')}`);
+      out.jobs.push(...a.jobs);
+      out.notFound.push(...a.notFound);
+    }
+    return out;
+  };
+}
+
+function transient(e: unknown): boolean {
+  return e instanceof CliError && (e.code === 'UNREACHABLE' || e.code === 'WMS_DB_UNAVAILABLE');
+}
+
+/** With a stream, events arriving this close together are printed as one batch. */
+const STREAM_SETTLE_MS = 150;
+
+/**
+ * Follows jobs until each is final (or gone) or the deadline passes, and reports what changed.
+ * With `o.openStream`, the changes come from the services' event stream (`GET /api/events`):
+ * the current state first, then each change as it happens; when the stream cannot be opened, or
+ * closes on the way, it polls `fetchStatus` with the ids not final yet. At the end it asks
+ * `fetchStatus` once for the full summaries of the jobs (the stream carries the status only).
+ */
+export async function followJobs(
+  ids: readonly number[],
+  fetchStatus: (ids: readonly number[]) => Promise<StatusAnswer>,
+  o: FollowJobsOptions,
+): Promise<FollowJobsResult> {
+  const now = o.now ?? Date.now;
+  const interval = o.intervalMs ?? FOLLOW_INTERVAL_MS;
+  const latest = new Map<number, JobSummary>();
+  const gone = new Set<number>();
+  let outage = false;
+  const open = () => ids.filter((id) => !gone.has(id) && !(latest.has(id) && isFinal(latest.get(id)!.status)));
+  const result = (timedOut: boolean): FollowJobsResult => ({
+    jobs: ids.filter((id) => latest.has(id)).map((id) => latest.get(id)!),
+    notFound: ids.filter((id) => gone.has(id)),
+    timedOut,
+  });
+  const apply = (jobs: readonly JobSummary[], notFound: readonly number[]) => {
+    const changes: JobChange[] = [];
+    for (const j of jobs) {
+      const before = latest.get(j.id);
+      latest.set(j.id, j);
+      if (before?.status !== j.status) changes.push({ id: j.id, from: before?.status ?? null, to: j.status, minorStatus: j.minorStatus });
+    }
+    for (const id of notFound) gone.add(id);
+    if (changes.length > 0 || notFound.length > 0) o.onChange(changes, latest, gone);
+  };
+
+  if (o.openStream) {
+    const stream = await o.openStream(open()).catch(() => null);
+    if (stream) {
+      let timedOut: boolean | null = null;
+      try {
+        timedOut = await followStream(stream, apply, open, o.deadline, now);
+      } finally {
+        stream.close();
+      }
+      if (timedOut !== null) {
+        // The stream carries the status only: the full summaries once, for the result.
+        const seen = ids.filter((id) => latest.has(id));
+        try {
+          // The status as printed stays (the summaries may already be a step further).
+          for (const j of seen.length > 0 ? (await fetchStatus(seen)).jobs : []) {
+            const s = latest.get(j.id);
+            latest.set(j.id, s ? { ...j, status: s.status, minorStatus: s.minorStatus } : j);
+          }
+        } catch (e) {
+          if (!transient(e)) throw e;
+        }
+        return result(timedOut);
+      }
+      // Closed on the way (the server restarted, say): poll from here.
+    }
+  }
+
+  for (;;) {
+    const asked = open();
+    if (asked.length === 0) return result(false);
+    try {
+      const answer = await fetchStatus(asked);
+      outage = false;
+      apply(answer.jobs, answer.notFound);
+    } catch (e) {
+      if (!transient(e)) throw e;
+      if (!outage) o.onOutage?.((e as Error).message);
+      outage = true;
+    }
+    if (open().length === 0) return result(false);
+    const left = o.deadline === null ? interval : o.deadline - now();
+    if (left <= 0) return result(true);
+    await sleep(Math.min(interval, left));
+  }
+}
+
+/** Applies the stream's events until every job is final (false), the deadline (true) or the stream closes (null). */
+async function followStream(
+  stream: JobStream,
+  apply: (jobs: readonly JobSummary[], notFound: readonly number[]) => void,
+  open: () => number[],
+  deadline: number | null,
+  now: () => number,
+): Promise<boolean | null> {
+  const known = new Map<number, JobSummary>();
+  const summary = (e: JobStreamEvent): JobSummary => {
+    const s: JobSummary = {
+      ...(known.get(e.id) ?? placeholderSummary(e.id)),
+      status: e.status,
+      minorStatus: e.minorStatus,
+      applicationStatus: e.applicationStatus,
+      site: e.site,
+      lastUpdateAt: e.at,
+    };
+    known.set(e.id, s);
+    return s;
+  };
+  apply(stream.initial.map(summary), stream.notFound);
+  for (;;) {
+    if (open().length === 0) return false;
+    const left = deadline === null ? 60_000 : deadline - now();
+    if (left <= 0) return true;
+    const batch = await stream.next(left, STREAM_SETTLE_MS);
+    if (batch === null) return null;
+    if (batch.length > 0) apply(batch.map(summary), []);
+  }
+}
+
+/** A job known by its id only, until the final status request fills it in. */
+function placeholderSummary(id: number): JobSummary {
+  return {
+    id,
+    owner: '',
+    ownerGroup: '',
+    vo: '',
+    jobName: '',
+    jobGroup: '',
+    jobType: '',
+    site: '',
+    status: 'Received',
+    minorStatus: '',
+    applicationStatus: '',
+    priority: 0,
+    cpuTime: 0,
+    rescheduleCounter: 0,
+    submittedAt: '',
+    lastUpdateAt: '',
+    startExecAt: null,
+    endExecAt: null,
+    heartbeatAt: null,
+  };
+}
+
+/** `3 Waiting, 10 Running, 37 Done` in the order of the state table. */
+function countsLine(jobs: Iterable<JobSummary>, extra: Record<string, number> = {}): string {
+  const counts = new Map<string, number>();
+  for (const j of jobs) counts.set(j.status, (counts.get(j.status) ?? 0) + 1);
+  const parts = JOB_STATES.filter((s) => counts.has(s)).map((s) => `${counts.get(s)} ${s}`);
+  for (const [k, n] of Object.entries(extra)) if (n > 0) parts.push(`${n} ${k}`);
+  return parts.join(', ');
+}
+
+/**
+ * How `--wait` prints changes: for a few jobs one line per change (`12  Waiting -> Running
+ * (Application)`), for many one line of counts whenever the counts change.
+ */
+export function changePrinter(ids: readonly number[], out: (line: string) => void): FollowJobsOptions['onChange'] {
+  if (ids.length <= FEW_JOBS) {
+    const width = Math.max(...ids.map((id) => String(id).length));
+    return (changes) => {
+      for (const c of changes) {
+        const move = c.from === null ? c.to : `${c.from} -> ${c.to}`;
+        out(`${String(c.id).padEnd(width)}  ${move}${c.minorStatus ? `  (${c.minorStatus})` : ''}`.trimEnd());
+      }
+    };
+  }
+  let last = '';
+  return (_changes, latest, gone) => {
+    const unseen = ids.length - latest.size - gone.size;
+    const line = `${ids.length} jobs: ${countsLine(latest.values(), { 'not found': gone.size, 'not seen': unseen })}`;
+    if (line !== last) out(line);
+    last = line;
+  };
+}
+
+/** At most this many jobs are named when `--wait` ends badly. */
+const NAMED_JOBS = 20;
+
+/** The end of `--wait`: its exit code, a line on success, the jobs that did not end Done otherwise. */
+export function reportFollow(
+  ids: readonly number[],
+  r: FollowJobsResult,
+  timeoutSeconds: number | undefined,
+  out: (line: string) => void,
+  err: (line: string) => void,
+): number {
+  const n = ids.length;
+  const notDone = r.jobs.filter((j) => j.status !== 'Done');
+  if (!r.timedOut && notDone.length === 0 && r.notFound.length === 0) {
+    out(n === 1 ? `job ${ids[0]} Done` : `all ${n} jobs Done`);
+    return 0;
+  }
+  const width = Math.max(...ids.map((id) => String(id).length));
+  const rows = [
+    ...notDone.map((j) => `  ${String(j.id).padEnd(width)}  ${j.status}${j.minorStatus ? `  (${j.minorStatus})` : ''}`),
+    ...r.notFound.map((id) => `  ${String(id).padEnd(width)}  not found (deleted?)`),
+  ];
+  if (r.timedOut) {
+    const open = r.jobs.filter((j) => !isFinal(j.status));
+    const unseen = n - r.jobs.length - r.notFound.length;
+    const what = countsLine(open, { 'not seen': unseen });
+    err(
+      `wms: gave up after ${timeoutSeconds} s: ${open.length + unseen} of ${n} job${n === 1 ? ' is' : 's are'} not final yet` +
+        ` (${what}); they go on ("wms job status ID..." shows them)`,
+    );
+  } else {
+    err(`wms: ${rows.length} of ${n} job${n === 1 ? '' : 's'} did not end Done:`);
+  }
+  for (const line of rows.slice(0, NAMED_JOBS)) err(line);
+  if (rows.length > NAMED_JOBS) err(`  ... and ${rows.length - NAMED_JOBS} more`);
+  return 1;
+}
+
 const submit: CommandSpec = {
   name: ['job', 'submit'],
-  usage: 'FILE... [--json]',
+  usage: 'FILE... [--wait [--timeout SECONDS]] [--json]',
   summary: 'submit JDL files (several files: one submission, all stored or none)',
   details:
     'Local files in InputSandbox are packed into one tar.gz per JDL (each under its base name,\n' +
     'paths relative to the JDL file), uploaded, and replaced by SB:<sha256>; LFN: and SB: entries\n' +
-    'are sent as they are. A parametric JDL must be submitted on its own.',
-  options: { json: JSON_OPTION },
+    'are sent as they are. A parametric JDL must be submitted on its own.\n\n' +
+    `--wait follows the jobs until each is final (${FOLLOW_FINAL.join(', ')}):\n` +
+    `one line per status change ("12  Waiting -> Running  (Application)"), or for more than\n` +
+    `${FEW_JOBS} jobs one line of counts whenever they change. Exit code 0 when every job ended\n` +
+    'Done; 1 otherwise (the jobs that did not are named with their minor status), or when\n' +
+    '--timeout passed first. Changes come over the services\' event stream (a websocket),\n' +
+    'or by polling once a second where it cannot be opened.\n' +
+    'Leaving (Ctrl-C, --timeout) stops the following only: the jobs go on. With --json the\n' +
+    'progress goes to stderr and stdout gets {jobIds, jobs, notFound, timedOut} at the end.',
+  options: {
+    wait: { type: 'boolean', short: 'w', description: 'follow the jobs until they are final; exit 1 unless all are Done' },
+    timeout: { type: 'string', value: 'SECONDS', description: 'with --wait: give up after SECONDS (exit code 1)' },
+    json: JSON_OPTION,
+  },
   env: CLIENT_ENV,
   positionals: [1, Infinity],
   async run(values, files, io) {
+    const wait = flag(values, 'wait');
+    const timeout = int(values, 'timeout', 1);
+    if (timeout !== undefined && !wait) throw new UsageError('job submit: --timeout goes with --wait');
+    const asJson = flag(values, 'json');
     const client = clientFrom(io);
     const jdls: string[] = [];
     for (const f of files) jdls.push(await prepareJdl(client, f, io));
@@ -71,15 +367,26 @@ const submit: CommandSpec = {
       if (e instanceof CliError) throw new CliError(e.message, e.problems, files, e.code);
       throw e;
     }
-    if (flag(values, 'json')) {
-      io.out(json(answer));
+    const say = asJson && wait ? io.err : io.out;
+    if (asJson) {
+      if (!wait) io.out(json(answer));
     } else if (files.length === 1) {
       const ids = answer.jobIds;
       io.out(`${files[0]}: ${ids.length === 1 ? `job ${ids[0]}` : `${ids.length} jobs: ${idRanges(ids)}`}`);
     } else {
       io.out(table(['FILE', 'JOB'], files.map((f, i) => [f, answer.jobIds[i]])));
     }
-    return 0;
+    if (!wait) return 0;
+
+    const ids = answer.jobIds;
+    const result = await followJobs(ids, statusFetcher(client), {
+      deadline: timeout === undefined ? null : Date.now() + timeout * 1000,
+      onChange: changePrinter(ids, say),
+      onOutage: (m) => io.err(`wms: ${m}; still trying`),
+      openStream: (open) => openJobStream(client.url, resolveClientConfig(io.env, io.home, io.cwd, readTextOrNull).token, open),
+    });
+    if (asJson) io.out(json({ jobIds: ids, jobs: result.jobs, notFound: result.notFound, timedOut: result.timedOut }));
+    return reportFollow(ids, result, timeout, asJson ? io.err : io.out, io.err);
   },
 };
 
@@ -245,6 +552,101 @@ const explain: CommandSpec = {
   },
 };
 
+/** Downloads sandbox `sha256` into `file`, checking that the bytes are the ones named. */
+async function downloadChecked(client: ApiClient, sha256: string, file: string): Promise<void> {
+  const body = await client.downloadSandbox(sha256);
+  const hash = createHash('sha256');
+  try {
+    await pipeline(
+      body,
+      async function* (source: AsyncIterable<Buffer>) {
+        for await (const chunk of source) {
+          hash.update(chunk);
+          yield chunk;
+        }
+      },
+      createWriteStream(file),
+    );
+  } catch (e) {
+    throw new CliError(`output sandbox ${sha256}: download failed (${(e as Error).message})`);
+  }
+  const got = hash.digest('hex');
+  if (got !== sha256) throw new CliError(`output sandbox ${sha256}: the server sent other bytes (SHA-256 ${got})`);
+}
+
+/** The non-directory entries of a tar.gz, in archive order. */
+async function archiveFiles(file: string): Promise<string[]> {
+  const names: string[] = [];
+  await tarList({ file, onReadEntry: (e) => void (e.type !== 'Directory' && names.push(e.path)) });
+  return names;
+}
+
+function bytesText(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+const output: CommandSpec = {
+  name: ['job', 'output'],
+  usage: 'ID [--dir D] [--json]',
+  summary: "download a job's output sandbox and unpack it (default into ./job-<ID>-output)",
+  details:
+    'Each output archive is checked before anything is written (no absolute paths, no "..", no\n' +
+    'links out of D, no devices, at most 10,000 entries and 1 GiB): an unsafe archive is refused\n' +
+    'whole. Files already in D with the same names are replaced. Prints the files unpacked.',
+  options: {
+    dir: { type: 'string', short: 'd', value: 'D', description: 'where to unpack (default ./job-<ID>-output; created when missing)' },
+    json: JSON_OPTION,
+  },
+  env: CLIENT_ENV,
+  positionals: [1, 1],
+  async run(values, positionals, io) {
+    const [id] = jobIds(positionals);
+    const client = clientFrom(io);
+    const answer = await client.json<JobOutputAnswer>('GET', `/api/jobs/${id}/output`);
+    if (answer.sandboxes.length === 0) {
+      throw new CliError(
+        isFinal(answer.status)
+          ? `job ${id} is ${answer.status} but uploaded no output sandbox`
+          : `job ${id} is ${answer.status}: no output yet`,
+      );
+    }
+    const dir = str(values, 'dir') ?? `job-${id}-output`;
+    const dest = resolve(io.cwd, dir);
+    const tmp = await mkdtemp(join(tmpdir(), 'wms-output-'));
+    const files: string[] = [];
+    let bytes = 0;
+    try {
+      const archives: string[] = [];
+      for (const sb of answer.sandboxes) {
+        const file = join(tmp, `${sb.sha256}.tar.gz`);
+        await downloadChecked(client, sb.sha256, file);
+        archives.push(file);
+      }
+      for (const [i, file] of archives.entries()) {
+        const sha = answer.sandboxes[i]!.sha256;
+        const r = await unpackSandbox(file, dest, { label: `output sandbox ${sha.slice(0, 12)} of job ${id}` });
+        bytes += r.bytes;
+        for (const f of await archiveFiles(file)) if (!files.includes(f)) files.push(f);
+      }
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+    if (flag(values, 'json')) {
+      io.out(json({ jobId: id, status: answer.status, dir: dest, sandboxes: answer.sandboxes, files }));
+      return 0;
+    }
+    for (const f of files) io.out(join(dir, f));
+    const n = answer.sandboxes.length;
+    io.out(
+      `job ${id} (${answer.status}): ${files.length} file${files.length === 1 ? '' : 's'}, ${bytesText(bytes)}, ` +
+        `from ${n} output sandbox${n === 1 ? '' : 'es'} into ${dir}`,
+    );
+    return 0;
+  },
+};
+
 export const jobCommands: CommandSpec[] = [
   submit,
   status,
@@ -255,4 +657,5 @@ export const jobCommands: CommandSpec[] = [
   list,
   parameters,
   explain,
+  output,
 ];

@@ -1,6 +1,6 @@
 /**
- * `wms server start`: the services (and, in a later release, the agents and the local site)
- * in this process. Config: defaults < JSON file (--config / WMS_CONFIG) < env < flags.
+ * `wms server start`: the services, the agents and the local site in this process
+ * (cli/server-system.ts). Config: defaults < JSON file (--config / WMS_CONFIG) < env < flags.
  * The db/ and services/ modules are loaded here only, on demand.
  */
 import { resolve } from 'node:path';
@@ -60,7 +60,7 @@ export async function serviceConfigFrom(values: OptionValues, io: Io, extra: Con
 const start: CommandSpec = {
   name: ['server', 'start'],
   usage: '[--port 8080] [--host 127.0.0.1] [--data-dir ./var] [--db postgres://…] [--no-agents] [--no-local-site]',
-  summary: 'run the services (jobs, matcher, sandboxes, tokens) in this process',
+  summary: 'run the services, the agents and the local site in this process',
   details:
     'On the first start an admin token is written to <data-dir>/admin.token (mode 0600); the CLI\n' +
     'on the same machine finds it there. The first SIGINT/SIGTERM drains (finishes requests in\n' +
@@ -83,29 +83,28 @@ const start: CommandSpec = {
       extra.logLevel = level as LogLevel;
     }
     const config = await serviceConfigFrom(values, io, extra);
-    const { startServer } = await import('../../services/server.js');
-    let server;
+    const { startSystem } = await import('../server-system.js');
+    let system;
     try {
-      server = await startServer(config, { logger: config.logLevel !== 'silent' });
+      system = await startSystem(config, { logger: config.logLevel !== 'silent', log: (line) => io.err(line) });
     } catch (e) {
       if (isWmsError(e)) throw new CliError(e.message);
       const code = (e as { code?: string }).code;
       if (code === 'EADDRINUSE') throw new CliError(`${config.host}:${config.port} is already in use (--port)`);
       throw e;
     }
+    const server = system.server;
     const db = config.databaseUrl ? config.databaseUrl.replace(/\/\/[^@/]*@/, '//***@') : `PGlite in ${resolve(config.dataDir, 'db')}`;
     io.out(`pilot-wms listening on ${server.url}  (API docs: ${server.url}/docs)`);
     io.out(`  database:    ${db}`);
     io.out(`  admin token: ${server.adminTokenPath}${server.adminTokenWritten ? ' (new)' : ''}`);
-    io.out(`  services:    jobs, matcher, sandboxes, tokens`);
-    io.out(
-      `  agents:      ${config.agents ? 'not available in this release (site director, pilot status, stalled jobs, cleaning come later)' : 'off (--no-agents)'}`,
-    );
-    io.out(`  local site:  ${config.localSite ? 'not available in this release' : 'off (--no-local-site)'}`);
+    io.out(`  services:    jobs, matcher, pilots, sandboxes, tokens`);
+    io.out(`  agents:      ${config.agents ? 'site-director, pilot-status, stalled-jobs, job-cleaning' : 'off (--no-agents)'}`);
+    io.out(`  local site:  ${config.localSite ? `${system.localSlots} pilot slot(s) on this machine` : 'off (--no-local-site)'}`);
     io.out(`  stop with Ctrl-C (twice to force)`);
     return {
       done: new Promise<number>(() => undefined),
-      drain: () => server.close(),
+      drain: () => system.close(),
     };
   },
 };
@@ -133,4 +132,55 @@ const migrate: CommandSpec = {
   },
 };
 
-export const serverCommands: CommandSpec[] = [start, migrate];
+const AGENT_NAMES = ['site-director', 'pilot-status', 'stalled-jobs', 'job-cleaning'];
+
+const agents: CommandSpec = {
+  name: ['server', 'agents'],
+  usage: '[--once [NAME,...]] [--data-dir ./var] [--db postgres://…]',
+  summary: 'run the agents alone (site director, pilot status, stalled jobs, job cleaning)',
+  details:
+    'For operators who run the services elsewhere: the agents work on the database, each tick\n' +
+    'under a lease, so several agent processes never act twice. Pilots call home to\n' +
+    'WMS_PUBLIC_URL (or publicUrl in the config file). --once runs one tick of each named\n' +
+    `agent (default: all: ${AGENT_NAMES.join(', ')}), prints what it did, and exits.`,
+  options: {
+    'data-dir': SERVER_OPTIONS['data-dir'],
+    db: SERVER_OPTIONS.db,
+    config: SERVER_OPTIONS.config,
+    once: { type: 'boolean', description: 'one tick of each agent, then exit' },
+    only: { type: 'string', value: 'NAMES', description: 'comma-separated agents to run (with or without --once)' },
+  },
+  env: CONFIG_ENV_VARS,
+  positionals: [0, 0],
+  async run(values, _positionals, io) {
+    const only = str(values, 'only')?.split(',').map((n) => n.trim()).filter(Boolean);
+    const unknown = (only ?? []).filter((n) => !AGENT_NAMES.includes(n));
+    if (unknown.length > 0) throw new UsageError(`--only: unknown agent(s) ${unknown.join(', ')} (known: ${AGENT_NAMES.join(', ')})`);
+    const config = await serviceConfigFrom(values, io);
+    const { startAgents } = await import('../server-system.js');
+    let running;
+    try {
+      running = await startAgents(config, { log: (line) => io.err(line) });
+    } catch (e) {
+      if (isWmsError(e)) throw new CliError(e.message);
+      throw e;
+    }
+    const names = only ?? AGENT_NAMES;
+    if (flag(values, 'once')) {
+      try {
+        for (const name of names) {
+          const r = await running.runner.runOnce(name);
+          io.out(`${name}: ${r.ran ? r.outcome : `not run: ${r.outcome}`}`);
+        }
+      } finally {
+        await running.close();
+      }
+      return 0;
+    }
+    running.runner.start(only);
+    io.out(`agents running: ${names.join(', ')} (stop with Ctrl-C)`);
+    return { done: new Promise<number>(() => undefined), drain: () => running.close() };
+  },
+};
+
+export const serverCommands: CommandSpec[] = [start, agents, migrate];

@@ -31,6 +31,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   WMS_NOT_FOUND: 404,
   WMS_CONFLICT: 409,
   WMS_DB_UNAVAILABLE: 503,
+  WMS_UNAVAILABLE: 503,
   WMS_CONFIG: 500,
   WMS_INTERNAL: 500,
 };

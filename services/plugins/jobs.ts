@@ -101,7 +101,7 @@ const StatusAnswer = Type.Object({
  * The job `id` as the caller may see it: a job token only its own job (403 otherwise), a user
  * only their own jobs (another's answers 404, as an unknown id does), admins any job.
  */
-async function visibleJob(ctx: ServiceContext, p: Principal, id: number): Promise<JobRow> {
+export async function visibleJob(ctx: ServiceContext, p: Principal, id: number): Promise<JobRow> {
   if (p.role === 'job' && p.jobId !== id) {
     throw new WmsError('WMS_FORBIDDEN', `this job token is bound to job ${p.jobId}, not ${id}`);
   }
@@ -212,6 +212,8 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
         inputSandboxes,
       });
       request.log.info({ owner: p.user, jobs: jobIds.length }, 'jobs submitted');
+      ctx.metrics.jobsSubmitted(jobIds.length);
+      ctx.events.emit('jobs-submitted', { ids: jobIds });
       return reply.code(201).send({ jobIds });
     },
   );
@@ -405,6 +407,7 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
         const p = identityOf(request);
         const ids = [...new Set(request.body.ids)];
         const result = await action.run(ids, p);
+        if (result.succeeded.length > 0) ctx.events.emit('jobs-changed', { action: name, ids: result.succeeded });
         return {
           succeeded: result.succeeded.map(Number),
           failed: result.failed.map((f) => ({ id: Number(f.id), code: f.code, message: f.message })),

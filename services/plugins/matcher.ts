@@ -10,6 +10,7 @@
  * Who: `POST /api/match` pilots (bound to their pilot id and VO) and admins (for debugging);
  * resource explain pilots, admins and site admins; job explain the owner, admins, site admins.
  */
+import { performance } from 'node:perf_hooks';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ownerScope, type JobPrincipal } from '../../core/identity.js';
@@ -52,8 +53,12 @@ export const matcherPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (ap
       const p = identityOf(request);
       const resource = resourceOf(request.body, p);
       const pilot = p.role === 'pilot' ? { pilotId: p.pilotId, source: 'Matcher' } : { source: 'Matcher' };
+      const t0 = performance.now();
       const matched = await matchJob(ctx.handle, resource, pilot);
-      if (!matched) return { match: null };
+      if (!matched) {
+        ctx.metrics.observeMatch(false, (performance.now() - t0) / 1000);
+        return { match: null };
+      }
       const jobPrincipal: JobPrincipal = {
         role: 'job',
         user: matched.owner,
@@ -64,6 +69,7 @@ export const matcherPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (ap
       };
       const signer = await ctx.signer();
       const { token, expiresAt } = await signer.sign(jobPrincipal, ctx.config.tokens.jobTtlSeconds);
+      ctx.metrics.observeMatch(true, (performance.now() - t0) / 1000);
       request.log.debug({ jobId: jobPrincipal.jobId, site: resource.site }, 'job matched');
       return {
         match: {

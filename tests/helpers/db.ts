@@ -123,7 +123,7 @@ function registerDrop(): void {
   });
 }
 
-async function truncateAll(h: DbHandle): Promise<void> {
+export async function truncateAll(h: DbHandle): Promise<void> {
   const tables = await h.query<{ t: string }>(
     `select quote_ident(tablename) as t from pg_tables where schemaname = 'public' order by tablename`,
   );
@@ -182,6 +182,23 @@ function pgSuite(name: string, fn: (ctx: DbTestContext) => void): void {
   console.warn(`[db tests] SKIPPING "${name} [postgres]": ${why}. Set TEST_DATABASE_URL to run it.`);
   describe.skip(`${name} [postgres]`, () => fn(unusableContext()));
 }
+
+/**
+ * This test file's PostgreSQL database (migrated, from the template), dropped after the file;
+ * for suites that start whole systems on a URL. Call at collection time (it registers the drop)
+ * and only when `postgresProblem()` is null; the answer creates the database on first call.
+ */
+export function reservePostgresDatabase(): () => Promise<string> {
+  registerDrop();
+  return fileDatabaseUrl;
+}
+
+/** Why PostgreSQL cannot be used here, or null when it can. */
+export function postgresProblem(): string | null {
+  return pgProblem === null ? null : `PostgreSQL is unreachable at ${redactUrl(ADMIN_URL)} (${pgProblem})`;
+}
+
+export { IN_CI };
 
 function unusableContext(): DbTestContext {
   const fail = (): never => {

@@ -1,0 +1,97 @@
+/**
+ * What a running job reports, with the job token minted at match time (bound to one job and
+ * its pilot): status changes with parameters, and heartbeats whose answer carries the job's
+ * pending commands (each delivered once). And for the owner: where the job's outputs are.
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { WmsError } from '../../core/errors.js';
+import type { JobPrincipal } from '../../core/identity.js';
+import { HeartbeatAnswerSchema, HeartbeatSchema, JobStatusAnswerSchema, JobStatusReportSchema } from '../../core/pilot-protocol.js';
+import { jobSandboxesOf, recordHeartbeat, reportJobStatus } from '../../db/index.js';
+import type { PluginOptions } from '../context.js';
+import { AUTH_ERRORS, errorResponses, JobIdParams, JobStateSchema } from '../schemas.js';
+import { BEARER, identityOf, requireRole } from './auth.js';
+import { visibleJob } from './jobs.js';
+
+/** The job token's principal, checked against the job id of the route. */
+function jobTokenFor(p: ReturnType<typeof identityOf>, id: number): JobPrincipal {
+  const j = p as JobPrincipal;
+  if (j.jobId !== id) throw new WmsError('WMS_FORBIDDEN', `this job token is bound to job ${j.jobId}, not ${id}`);
+  return j;
+}
+
+export const jobReportsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
+  const jobOnly = requireRole(ctx, 'job');
+
+  app.post(
+    '/api/jobs/:id/status',
+    {
+      onRequest: jobOnly,
+      schema: {
+        tags: ['job wrapper'],
+        summary: 'The job wrapper reports a status, minor status and parameters',
+        description: 'accepted=false when the job is no longer held by this pilot in a state that allows the change (killed, rescheduled).',
+        security: BEARER,
+        params: JobIdParams,
+        body: JobStatusReportSchema,
+        response: { 200: JobStatusAnswerSchema, ...errorResponses(400, ...AUTH_ERRORS) },
+      },
+    },
+    async (request) => {
+      const p = jobTokenFor(identityOf(request), request.params.id);
+      const { status, minorStatus, applicationStatus, parameters } = request.body;
+      return reportJobStatus(
+        ctx.handle,
+        p.jobId,
+        p.pilotId,
+        { status, minorStatus, ...(applicationStatus !== undefined ? { applicationStatus } : {}), ...(parameters ? { parameters } : {}) },
+        p.pilotId === null ? 'JobWrapper' : `JobWrapper:pilot ${p.pilotId}`,
+      );
+    },
+  );
+
+  app.post(
+    '/api/jobs/:id/heartbeat',
+    {
+      onRequest: jobOnly,
+      schema: {
+        tags: ['job wrapper'],
+        summary: "A heartbeat (CPU, wall clock, memory, disk, stdout tail); the answer carries the job's commands",
+        security: BEARER,
+        params: JobIdParams,
+        body: HeartbeatSchema,
+        response: { 200: HeartbeatAnswerSchema, ...errorResponses(400, ...AUTH_ERRORS) },
+      },
+    },
+    async (request) => {
+      const p = jobTokenFor(identityOf(request), request.params.id);
+      return recordHeartbeat(ctx.handle, p.jobId, p.pilotId, request.body, 'Watchdog');
+    },
+  );
+
+  app.get(
+    '/api/jobs/:id/output',
+    {
+      onRequest: requireRole(ctx, 'user', 'admin'),
+      schema: {
+        tags: ['jobs'],
+        summary: "The job's output sandboxes (fetch each with GET /api/sandboxes/:sha256)",
+        security: BEARER,
+        params: JobIdParams,
+        response: {
+          200: Type.Object({
+            jobId: Type.Integer(),
+            status: JobStateSchema,
+            sandboxes: Type.Array(Type.Object({ sha256: Type.String(), size: Type.Integer() })),
+          }),
+          ...errorResponses(400, ...AUTH_ERRORS, 404),
+        },
+      },
+    },
+    async (request) => {
+      const row = await visibleJob(ctx, identityOf(request), request.params.id);
+      return { jobId: row.id, status: row.status, sandboxes: await jobSandboxesOf(ctx.handle, row.id, 'Output') };
+    },
+  );
+};

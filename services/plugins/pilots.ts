@@ -1,0 +1,404 @@
+/**
+ * Pilots calling home, and site admins looking at them.
+ *
+ * Pilot routes (pilot token, bound to one pilot): settings (`config`), registration with the
+ * environment, DB12 and clock offset (refused, and recorded as such, when the clock is off by
+ * more than the limit), status reports (the wrapper's failures before the pilot starts, and the
+ * pilot's end), remote log batches, and a websocket on which kill commands are pushed the moment
+ * a user kills a job the pilot holds. Unauthenticated: the clock (`/api/time`) and the bundle.
+ *
+ * Site admins and admins: `GET /api/pilots` (filters, newest first), one pilot, its log.
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { WebSocket } from '@fastify/websocket';
+import { Type } from 'typebox';
+import type { PilotSettings } from '../../core/config.js';
+import { WmsError } from '../../core/errors.js';
+import type { PilotPrincipal } from '../../core/identity.js';
+import {
+  LogBatchSchema,
+  PilotConfigSchema,
+  PilotStatusReportSchema,
+  RegisterAnswerSchema,
+  RegisterRequestSchema,
+  TimeAnswerSchema,
+  type PilotCommandName,
+  type PilotConfig,
+  type PilotPush,
+} from '../../core/pilot-protocol.js';
+import { PILOT_STATES, type PilotState } from '../../core/pilot-states.js';
+import {
+  appendPilotLogs,
+  findPilot,
+  getCeQueue,
+  getPilotLogs,
+  listPilots,
+  pendingCommandsOfJobs,
+  registerPilot,
+  returnJobCommands,
+  takeJobCommands,
+  updatePilots,
+  type PilotRow,
+} from '../../db/index.js';
+import type { PluginOptions, ServiceContext } from '../context.js';
+import { AUTH_ERRORS, errorResponses } from '../schemas.js';
+import { BEARER, identityOf, requireRole } from './auth.js';
+
+const PilotSchema = Type.Object({
+  id: Type.Integer(),
+  stamp: Type.String(),
+  reference: Type.Union([Type.String(), Type.Null()]),
+  site: Type.String(),
+  ce: Type.String(),
+  ceType: Type.String(),
+  queue: Type.String(),
+  vo: Type.String(),
+  status: Type.Enum(PILOT_STATES),
+  statusReason: Type.String(),
+  benchmark: Type.Union([Type.Number(), Type.Null()]),
+  clockOffsetSeconds: Type.Union([Type.Number(), Type.Null()]),
+  currentJobId: Type.Union([Type.Integer(), Type.Null()]),
+  jobsRun: Type.Integer(),
+  exitCode: Type.Union([Type.Integer(), Type.Null()]),
+  workDir: Type.Union([Type.String(), Type.Null()]),
+  fsType: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String({ format: 'date-time' }),
+  lastUpdateAt: Type.String({ format: 'date-time' }),
+});
+
+const PilotDetailSchema = Type.Object({ ...PilotSchema.properties, environment: Type.Record(Type.String(), Type.Unknown()) });
+
+function pilotView(p: PilotRow) {
+  const env = p.environment;
+  return {
+    id: p.id,
+    stamp: p.stamp,
+    reference: p.reference,
+    site: p.site,
+    ce: p.ce,
+    ceType: p.ceType,
+    queue: p.queue,
+    vo: p.vo,
+    status: p.status,
+    statusReason: p.statusReason,
+    benchmark: p.benchmark,
+    clockOffsetSeconds: p.clockOffsetSeconds,
+    currentJobId: p.currentJobId,
+    jobsRun: p.jobsRun,
+    exitCode: p.exitCode,
+    workDir: typeof env['workDir'] === 'string' ? env['workDir'] : null,
+    fsType: typeof env['fsType'] === 'string' ? env['fsType'] : null,
+    createdAt: p.createdAt.toISOString(),
+    lastUpdateAt: p.lastUpdateAt.toISOString(),
+  };
+}
+
+/** The pilot behind a pilot token; 404 when its record is gone. */
+async function selfPilot(ctx: ServiceContext, p: PilotPrincipal): Promise<PilotRow> {
+  const pilot = await findPilot(ctx.handle, p.pilotId);
+  if (!pilot) throw new WmsError('WMS_NOT_FOUND', `pilot ${p.pilotId} not found`);
+  return pilot;
+}
+
+function commandsFor(settings: PilotSettings, ceType: string): PilotCommandName[] {
+  return (settings.commands[ceType] ?? settings.commands['default'] ?? []) as PilotCommandName[];
+}
+
+/** A pilot's settings: the service's pilot settings and what its queue offers. */
+async function pilotConfig(ctx: ServiceContext, pilot: PilotRow): Promise<PilotConfig> {
+  const s = ctx.config.pilot;
+  const q = pilot.queueId === null ? null : await getCeQueue(ctx.handle, pilot.queueId);
+  const qs = q?.settings ?? {};
+  const numberSetting = (key: string, fallback: number) => (typeof qs[key] === 'number' ? (qs[key] as number) : fallback);
+  return {
+    pilotId: pilot.id,
+    stamp: pilot.stamp,
+    site: pilot.site,
+    ce: pilot.ce,
+    ceType: pilot.ceType,
+    queue: pilot.queue,
+    vo: pilot.vo,
+    commands: commandsFor(s, pilot.ceType),
+    maxClockSkewSeconds: s.maxClockSkewSeconds,
+    clockSamples: s.clockSamples,
+    minDiskMb: numberSetting('minDiskMb', s.minDiskMb),
+    processors: q?.processors ?? 1,
+    ramMb: q?.ramMb ?? 0,
+    gpus: q?.gpus ?? 0,
+    tags: q?.tags ?? [],
+    requiredTags: Array.isArray(qs['requiredTags']) ? (qs['requiredTags'] as string[]) : [],
+    platform: q?.platform ?? null,
+    timeLimitSeconds: numberSetting('timeLimitSeconds', 86_400),
+    minTimeLeftSeconds: s.minTimeLeftSeconds,
+    pollSeconds: s.pollSeconds,
+    maxPollSeconds: s.maxPollSeconds,
+    stopAfterFailedMatches: numberSetting('stopAfterFailedMatches', s.stopAfterFailedMatches),
+    slots: numberSetting('slots', q?.processors ?? 1),
+    heartbeatSeconds: s.heartbeatSeconds,
+    logBatchLines: s.logBatchLines,
+    logFlushSeconds: s.logFlushSeconds,
+    sandboxMaxBytes: ctx.config.sandboxMaxBytes,
+    sandboxMaxEntries: s.sandboxMaxEntries,
+  };
+}
+
+/** The websockets of the pilots connected to this process. */
+class PilotSockets {
+  private readonly sockets = new Map<number, Set<WebSocket>>();
+
+  add(pilotId: number, socket: WebSocket): void {
+    let set = this.sockets.get(pilotId);
+    if (!set) this.sockets.set(pilotId, (set = new Set()));
+    set.add(socket);
+    socket.on('close', () => {
+      set.delete(socket);
+      if (set.size === 0) this.sockets.delete(pilotId);
+    });
+  }
+
+  has(pilotId: number): boolean {
+    return this.sockets.has(pilotId);
+  }
+
+  /** Tells every connected pilot (idle ones ask for work at once). */
+  broadcast(message: PilotPush): void {
+    const text = JSON.stringify(message);
+    for (const set of this.sockets.values()) for (const s of set) if (s.readyState === s.OPEN) s.send(text);
+  }
+
+  send(pilotId: number, message: PilotPush): boolean {
+    const set = this.sockets.get(pilotId);
+    const open = [...(set ?? [])].filter((s) => s.readyState === s.OPEN);
+    for (const s of open) s.send(JSON.stringify(message));
+    return open.length > 0;
+  }
+}
+
+/** Pushes the pending commands of `jobIds` to the pilots holding them, when connected here. */
+async function pushCommands(ctx: ServiceContext, sockets: PilotSockets, jobIds: readonly number[]): Promise<void> {
+  const pending = await pendingCommandsOfJobs(ctx.handle, jobIds);
+  const byPilot = new Map<number, number[]>();
+  for (const { jobId, pilotId } of pending) {
+    if (pilotId === null || !sockets.has(pilotId)) continue;
+    byPilot.set(pilotId, [...(byPilot.get(pilotId) ?? []), jobId]);
+  }
+  for (const [pilotId, ids] of byPilot) {
+    const commands = await takeJobCommands(ctx.handle, ids);
+    if (commands.length > 0 && !sockets.send(pilotId, { type: 'commands', commands })) {
+      // The socket closed meanwhile: nothing was delivered, so the heartbeat must carry them.
+      await returnJobCommands(ctx.handle, commands);
+    }
+  }
+}
+
+const RefParams = Type.Object({ ref: Type.String({ minLength: 1, description: 'pilot id, stamp or CE reference' }) });
+
+export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
+  const sockets = new PilotSockets();
+  const pilotOnly = requireRole(ctx, 'pilot');
+  const admins = requireRole(ctx, 'admin', 'site-admin');
+
+  ctx.events.on('jobs-changed', ({ action, ids }: { action: string; ids: number[] }) => {
+    if (action === 'kill' || action === 'delete') {
+      pushCommands(ctx, sockets, ids).catch((e: unknown) => app.log.warn({ err: e }, 'pushing commands to pilots failed'));
+    }
+  });
+
+  ctx.events.on('jobs-submitted', () => sockets.broadcast({ type: 'work' }));
+
+  app.get(
+    '/api/time',
+    { schema: { tags: ['pilots'], summary: 'The server clock (for the pilots\' clock-skew check)', response: { 200: TimeAnswerSchema } } },
+    async () => ({ now: ctx.clock().getTime() }),
+  );
+
+  app.get(
+    '/pilot/pilot.tar.gz',
+    { schema: { tags: ['pilots'], summary: 'The pilot bundle (tar.gz holding pilot.mjs); its SHA-256 in X-Content-SHA256' } },
+    async (_request, reply) => {
+      const bundle = await ctx.pilotBundle();
+      if (!bundle) throw new WmsError('WMS_UNAVAILABLE', 'the pilot bundle is not built (run npm run build)');
+      return reply.header('content-type', 'application/gzip').header('x-content-sha256', bundle.sha256).send(bundle.bytes);
+    },
+  );
+
+  app.get(
+    '/api/pilots/self/config',
+    {
+      onRequest: pilotOnly,
+      schema: {
+        tags: ['pilots'],
+        summary: "A pilot's settings: its commands, limits and what its queue offers",
+        security: BEARER,
+        response: { 200: PilotConfigSchema, ...errorResponses(...AUTH_ERRORS, 404) },
+      },
+    },
+    async (request) => pilotConfig(ctx, await selfPilot(ctx, identityOf(request) as PilotPrincipal)),
+  );
+
+  app.post(
+    '/api/pilots/self/register',
+    {
+      onRequest: pilotOnly,
+      schema: {
+        tags: ['pilots'],
+        summary: 'Register: environment, clock offset, DB12. A clock off by more than the limit is refused.',
+        security: BEARER,
+        body: RegisterRequestSchema,
+        response: { 200: RegisterAnswerSchema, ...errorResponses(400, ...AUTH_ERRORS, 404, 409) },
+      },
+    },
+    async (request) => {
+      const p = identityOf(request) as PilotPrincipal;
+      const { environment, clockOffsetSeconds, benchmark, benchmarkDetails } = request.body;
+      const limit = ctx.config.pilot.maxClockSkewSeconds;
+      const refusal =
+        Math.abs(clockOffsetSeconds) > limit ? `clock skew ${Math.abs(clockOffsetSeconds).toFixed(1)} s (limit ${limit} s)` : null;
+      const env = benchmarkDetails ? { ...environment, db12: benchmarkDetails } : environment;
+      const pilot = await registerPilot(ctx.handle, p.pilotId, { environment: env, benchmark, clockOffsetSeconds }, refusal);
+      if (!pilot) {
+        const current = await selfPilot(ctx, p);
+        throw new WmsError('WMS_CONFLICT', `pilot ${p.pilotId} is ${current.status} (${current.statusReason}): it cannot register`);
+      }
+      if (refusal) request.log.warn({ pilotId: p.pilotId, clockOffsetSeconds }, 'pilot refused: clock skew');
+      return { pilotId: pilot.id, status: pilot.status, reason: pilot.statusReason };
+    },
+  );
+
+  app.post(
+    '/api/pilots/self/status',
+    {
+      onRequest: pilotOnly,
+      schema: {
+        tags: ['pilots'],
+        summary: 'Report the pilot running, or its end (Done or Failed) with the reason and exit code',
+        security: BEARER,
+        body: PilotStatusReportSchema,
+        response: { 200: Type.Object({ status: Type.Enum(PILOT_STATES) }), ...errorResponses(400, ...AUTH_ERRORS, 404) },
+      },
+    },
+    async (request) => {
+      const p = identityOf(request) as PilotPrincipal;
+      const { status, reason, exitCode } = request.body;
+      await updatePilots(ctx.handle, [p.pilotId], { status, reason, exitCode: exitCode ?? null });
+      return { status: (await selfPilot(ctx, p)).status };
+    },
+  );
+
+  app.post(
+    '/api/pilots/self/logs',
+    {
+      onRequest: pilotOnly,
+      bodyLimit: 8 * 1024 * 1024,
+      schema: {
+        tags: ['pilots'],
+        summary: "Append a batch of the pilot's log lines",
+        security: BEARER,
+        body: LogBatchSchema,
+        response: { 204: Type.Null(), ...errorResponses(400, ...AUTH_ERRORS) },
+      },
+    },
+    async (request, reply) => {
+      const p = identityOf(request) as PilotPrincipal;
+      await appendPilotLogs(
+        ctx.handle,
+        p.pilotId,
+        request.body.lines.map((l) => ({ at: new Date(l.at), line: l.line })),
+      );
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get('/api/pilots/self/ws', { onRequest: pilotOnly, websocket: true, schema: { hide: true } }, (socket, request) => {
+    const p = identityOf(request) as PilotPrincipal;
+    sockets.add(p.pilotId, socket);
+    socket.on('message', () => undefined); // pilots only listen; pings are answered by ws
+  });
+
+  app.get(
+    '/api/pilots',
+    {
+      onRequest: admins,
+      schema: {
+        tags: ['pilots'],
+        summary: 'Pilots, newest first, with filters',
+        security: BEARER,
+        querystring: Type.Object({
+          site: Type.Optional(Type.String()),
+          ce: Type.Optional(Type.String()),
+          status: Type.Optional(Type.String({ description: 'comma-separated pilot states' })),
+          before: Type.Optional(Type.Integer({ minimum: 1, description: 'pilots with a smaller id (next page)' })),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+        }),
+        response: { 200: Type.Object({ pilots: Type.Array(PilotSchema) }), ...errorResponses(400, ...AUTH_ERRORS) },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      let status: PilotState[] | undefined;
+      if (q.status) {
+        const list = q.status.split(',').map((s) => s.trim());
+        const bad = list.filter((s) => !(PILOT_STATES as readonly string[]).includes(s));
+        if (bad.length > 0) throw new WmsError('WMS_VALIDATION', `unknown pilot status ${bad.join(', ')} (one of ${PILOT_STATES.join(', ')})`);
+        status = list as PilotState[];
+      }
+      const filter = { limit: q.limit ?? 100, ...(q.site ? { site: q.site } : {}), ...(q.ce ? { ce: q.ce } : {}) };
+      const rows = await listPilots(ctx.handle, { ...filter, ...(status ? { status } : {}), ...(q.before ? { beforeId: q.before } : {}) });
+      return { pilots: rows.map(pilotView) };
+    },
+  );
+
+  async function pilotByRef(ref: string): Promise<PilotRow> {
+    const pilot = await findPilot(ctx.handle, ref);
+    if (!pilot) throw new WmsError('WMS_NOT_FOUND', `no pilot ${ref} (give its id, stamp or CE reference)`);
+    return pilot;
+  }
+
+  app.get(
+    '/api/pilots/:ref',
+    {
+      onRequest: admins,
+      schema: {
+        tags: ['pilots'],
+        summary: 'One pilot with its environment report',
+        security: BEARER,
+        params: RefParams,
+        response: { 200: PilotDetailSchema, ...errorResponses(...AUTH_ERRORS, 404) },
+      },
+    },
+    async (request) => {
+      const pilot = await pilotByRef(request.params.ref);
+      return { ...pilotView(pilot), environment: pilot.environment };
+    },
+  );
+
+  app.get(
+    '/api/pilots/:ref/logs',
+    {
+      onRequest: admins,
+      schema: {
+        tags: ['pilots'],
+        summary: "A pilot's remote log, in order",
+        security: BEARER,
+        params: RefParams,
+        querystring: Type.Object({
+          after: Type.Optional(Type.Integer({ minimum: 0, description: 'lines after this line id' })),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 })),
+        }),
+        response: {
+          200: Type.Object({
+            pilotId: Type.Integer(),
+            status: Type.Enum(PILOT_STATES),
+            lines: Type.Array(Type.Object({ id: Type.Integer(), at: Type.String({ format: 'date-time' }), line: Type.String() })),
+          }),
+          ...errorResponses(400, ...AUTH_ERRORS, 404),
+        },
+      },
+    },
+    async (request) => {
+      const pilot = await pilotByRef(request.params.ref);
+      const lines = await getPilotLogs(ctx.handle, pilot.id, { afterId: request.query.after ?? 0, limit: request.query.limit ?? 1000 });
+      return { pilotId: pilot.id, status: pilot.status, lines: lines.map((l) => ({ id: l.id, at: l.at.toISOString(), line: l.line })) };
+    },
+  );
+};

@@ -1,0 +1,201 @@
+/**
+ * The site registry for site admins: apply a registry document (validated here again, every
+ * problem with its path; applied in one transaction), list it, ban and allow sites and
+ * computing elements, and one site's status (per queue: pilots by state, the last reasons
+ * pilots failed, whether it is paused). Changes take effect on the next site-director cycle.
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { WmsError } from '../../core/errors.js';
+import { siteRegistryProblems, type SiteRegistry } from '../../core/site-config.js';
+import { PILOT_STATES } from '../../core/pilot-states.js';
+import {
+  applySiteRegistry,
+  getBans,
+  listCeQueues,
+  setComputingElementBanned,
+  setSiteBanned,
+  siteStatus,
+  type CeQueueView,
+} from '../../db/index.js';
+import type { PluginOptions } from '../context.js';
+import { AUTH_ERRORS, errorResponses, Nullable } from '../schemas.js';
+import { BEARER, requireRole } from './auth.js';
+
+const DateTime = Type.String({ format: 'date-time' });
+
+const QueueSchema = Type.Object({
+  queue: Type.String(),
+  ce: Type.String(),
+  ceType: Type.String(),
+  site: Type.String(),
+  cpuTime: Type.Integer(),
+  processors: Type.Integer(),
+  ramMb: Type.Integer(),
+  gpus: Type.Integer(),
+  platform: Nullable(Type.String()),
+  tags: Type.Array(Type.String()),
+  allowedVos: Type.Array(Type.String()),
+  maxWaitingPilots: Type.Integer(),
+  maxTotalPilots: Type.Integer(),
+  maxPilotsPerCycle: Type.Integer(),
+  siteBanned: Type.Boolean(),
+  siteBanReason: Nullable(Type.String()),
+  ceBanned: Type.Boolean(),
+  ceBanReason: Nullable(Type.String()),
+  pausedUntil: Nullable(DateTime),
+  pauseReason: Nullable(Type.String()),
+});
+
+function queueView(q: CeQueueView) {
+  return {
+    queue: q.queue,
+    ce: q.ce,
+    ceType: q.ceType,
+    site: q.site,
+    cpuTime: q.cpuTime,
+    processors: q.processors,
+    ramMb: q.ramMb,
+    gpus: q.gpus,
+    platform: q.platform,
+    tags: q.tags,
+    allowedVos: q.allowedVos,
+    maxWaitingPilots: q.maxWaitingPilots,
+    maxTotalPilots: q.maxTotalPilots,
+    maxPilotsPerCycle: q.maxPilotsPerCycle,
+    siteBanned: q.siteBanned,
+    siteBanReason: q.siteBanReason,
+    ceBanned: q.ceBanned,
+    ceBanReason: q.ceBanReason,
+    pausedUntil: q.pausedUntil && q.pausedUntil > new Date() ? q.pausedUntil.toISOString() : null,
+    pauseReason: q.pausedUntil && q.pausedUntil > new Date() ? q.pauseReason : null,
+  };
+}
+
+const NameParams = Type.Object({ name: Type.String({ minLength: 1 }) });
+const BanBody = Type.Object({ reason: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false });
+
+export const sitesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
+  const siteAdmins = requireRole(ctx, 'admin', 'site-admin');
+
+  app.put(
+    '/api/sites',
+    {
+      onRequest: siteAdmins,
+      schema: {
+        tags: ['sites'],
+        summary: 'Create or update the sites, computing elements and queues of a registry document',
+        description: 'Body: `{ sites: [...] }` as in site-configs/*.yaml. Secrets only as { env } or { file }.',
+        security: BEARER,
+        body: Type.Unknown(),
+        response: {
+          200: Type.Object({
+            sites: Type.Integer(),
+            computingElements: Type.Integer(),
+            queues: Type.Object({ created: Type.Integer(), updated: Type.Integer() }),
+          }),
+          ...errorResponses(400, ...AUTH_ERRORS),
+        },
+      },
+    },
+    async (request) => {
+      const problems = siteRegistryProblems(request.body);
+      if (problems.length > 0) {
+        throw new WmsError('WMS_VALIDATION', `the site registry document has ${problems.length} problem(s): ${problems[0]}`, {
+          details: { problems: problems.map((message) => ({ message, path: message.split(':')[0] })) },
+        });
+      }
+      const result = await applySiteRegistry(ctx.handle, request.body as SiteRegistry);
+      request.log.info({ ...result }, 'site registry applied');
+      return result;
+    },
+  );
+
+  app.get(
+    '/api/sites',
+    {
+      onRequest: requireRole(ctx, 'admin', 'site-admin', 'user'),
+      schema: {
+        tags: ['sites'],
+        summary: 'Every registered queue with its CE and site, bans and pauses',
+        security: BEARER,
+        response: { 200: Type.Object({ queues: Type.Array(QueueSchema) }), ...errorResponses(...AUTH_ERRORS) },
+      },
+    },
+    async () => ({ queues: (await listCeQueues(ctx.handle)).map(queueView) }),
+  );
+
+  app.get(
+    '/api/sites/:name/status',
+    {
+      onRequest: siteAdmins,
+      schema: {
+        tags: ['sites'],
+        summary: "A site's queues: pilots by state, the last reasons pilots failed, paused or not",
+        security: BEARER,
+        params: NameParams,
+        response: {
+          200: Type.Object({
+            site: Type.String(),
+            queues: Type.Array(
+              Type.Object({
+                ...QueueSchema.properties,
+                pilots: Type.Record(Type.String(), Type.Integer()),
+                lastFailures: Type.Array(
+                  Type.Object({ pilotId: Type.Integer(), status: Type.Enum(PILOT_STATES), reason: Type.String(), at: DateTime }),
+                ),
+              }),
+            ),
+          }),
+          ...errorResponses(...AUTH_ERRORS, 404),
+        },
+      },
+    },
+    async (request) => {
+      const status = await siteStatus(ctx.handle, request.params.name);
+      if (!status) throw new WmsError('WMS_NOT_FOUND', `no site ${request.params.name}`);
+      return {
+        site: request.params.name,
+        queues: status.map((s) => ({
+          ...queueView(s.queue),
+          pilots: s.pilots as Record<string, number>,
+          lastFailures: s.lastFailures.map((f) => ({ ...f, at: f.at.toISOString() })),
+        })),
+      };
+    },
+  );
+
+  for (const [kind, path] of [
+    ['site', '/api/sites/:name'],
+    ['computing element', '/api/computing-elements/:name'],
+  ] as const) {
+    for (const banned of [true, false]) {
+      app.post(
+        `${path}/${banned ? 'ban' : 'allow'}`,
+        {
+          onRequest: siteAdmins,
+          schema: {
+            tags: ['sites'],
+            summary: `${banned ? 'Ban' : 'Allow'} a ${kind}${banned ? ' (with a reason): it gets no pilots and no jobs' : ''}`,
+            security: BEARER,
+            params: NameParams,
+            ...(banned ? { body: BanBody } : {}),
+            response: { 200: Type.Object({ name: Type.String(), banned: Type.Boolean() }), ...errorResponses(400, ...AUTH_ERRORS, 404) },
+          },
+        },
+        async (request) => {
+          const { name } = request.params;
+          const reason = banned ? (request.body as { reason: string }).reason : undefined;
+          if (kind === 'site') {
+            if ((await getBans(ctx.handle, name, undefined)).site === null) throw new WmsError('WMS_NOT_FOUND', `no site ${name} (see wms site list)`);
+            await setSiteBanned(ctx.handle, name, banned, reason);
+          } else if (!(await setComputingElementBanned(ctx.handle, name, banned, reason))) {
+            throw new WmsError('WMS_NOT_FOUND', `no computing element ${name} (see wms site list)`);
+          }
+          request.log.info({ kind, name, banned, reason }, 'registry ban changed');
+          return { name, banned };
+        },
+      );
+    }
+  }
+};
