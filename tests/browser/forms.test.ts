@@ -1,0 +1,100 @@
+/**
+ * Application forms in real headless Chromium against a whole system (PGlite and PostgreSQL):
+ * sign in, submit hello through its form, watch the job reach Done without a reload and
+ * download its output sandbox (through the API from the page: the job page has no download
+ * link yet); a value out of range shows its error at that field and submits nothing.
+ * Screenshots: test-output/screenshots/<driver>-forms*.png.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeSystem } from '../helpers/system.js';
+import { describeBrowser, openBrowser, screenshot, type BrowserSession } from '../helpers/browser.js';
+
+describeBrowser('application forms in Chromium', () => {
+  describeSystem('forms', (sys) => {
+    let browser: BrowserSession;
+    let tag = 'system';
+
+    beforeAll(async () => {
+      browser = await openBrowser();
+    });
+    afterAll(async () => {
+      await browser?.close();
+    });
+
+    it('signs in and opens the Forms tab with hello', async () => {
+      tag = /\[(\w+)\]/.exec(expect.getState().currentTestName ?? '')?.[1] ?? tag;
+      const { page } = browser;
+      await page.goto(sys.url + '/submit');
+      await page.getByLabel('Token').fill(await sys.token('alice'));
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await expect.poll(() => page.getByTestId('identity').textContent()).toContain('alice (user');
+      await page.getByRole('tab', { name: 'Forms' }).click();
+      await page.getByTestId('app-form').waitFor();
+      await page.getByLabel('Application').selectOption('hello');
+      expect(await page.getByLabel('Who to greet').inputValue()).toBe('pilot-wms');
+      expect(await page.getByLabel('CPU time (s)').inputValue()).toBe('600');
+      await screenshot(page, `${tag}-forms`);
+    });
+
+    it('shows an out-of-range value at its field and submits nothing', async () => {
+      const { page } = browser;
+      const before = (await sys.api('GET', '/api/jobs/summary', undefined, await sys.token('alice'))).total;
+      await page.getByLabel('CPU time (s)').fill('99999');
+      const problems = page.getByTestId('problems-cpuTime');
+      await expect.poll(() => problems.textContent()).toContain('CPU time (s) must be at most 3600');
+      expect(await page.getByLabel('CPU time (s)').getAttribute('aria-invalid')).toBe('true');
+      expect(await page.getByTestId('problems-who').count()).toBe(0);
+      await page.getByLabel('Who to greet').fill('bad "quote"');
+      await expect.poll(() => page.getByTestId('problems-who').textContent()).toContain('Who to greet must match');
+      const submit = page.getByRole('button', { name: 'Submit' });
+      expect(await submit.isDisabled()).toBe(true);
+      await page.getByLabel('CPU time (s)').press('Enter');
+      await screenshot(page, `${tag}-forms-error`);
+      expect(page.url()).toMatch(/\/submit$/);
+      const after = (await sys.api('GET', '/api/jobs/summary', undefined, await sys.token('alice'))).total;
+      expect(after).toBe(before);
+      await page.getByLabel('CPU time (s)').fill('600');
+      await page.getByLabel('Who to greet').fill('Form tester');
+      await expect.poll(() => problems.count()).toBe(0);
+    });
+
+    it('submits hello through its form, sees it reach Done without reloading, and downloads its output', async () => {
+      const { page } = browser;
+      await page.evaluate('window.__wmsNoReload = 7');
+      await page.getByRole('button', { name: 'Submit' }).click();
+      await page.waitForURL(/\/jobs\/\d+$/);
+      const id = Number(/\/jobs\/(\d+)$/.exec(page.url())?.[1]);
+      expect(id).toBeGreaterThan(0);
+      await expect
+        .poll(() => page.getByTestId('job-status').textContent(), { timeout: 90_000, interval: 500 })
+        .toBe('Done');
+      expect(await page.evaluate('window.__wmsNoReload')).toBe(7);
+      await expect.poll(() => page.getByTestId('jdl').textContent()).toContain('Hello from Form tester');
+      await screenshot(page, `${tag}-forms-job`);
+
+      // The output sandbox, fetched by the page with its own token.
+      const b64 = (await page.evaluate(`(async () => {
+        const auth = { authorization: 'Bearer ' + sessionStorage.getItem('wms.token') };
+        const out = await (await fetch('/api/jobs/${id}/output', { headers: auth })).json();
+        const res = await fetch('/api/sandboxes/' + out.sandboxes[0].sha256, { headers: auth });
+        if (!res.ok) throw new Error('download: ' + res.status);
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        let s = '';
+        for (const b of bytes) s += String.fromCharCode(b);
+        return btoa(s);
+      })()`)) as string;
+      const dir = await mkdtemp(join(tmpdir(), 'wms-forms-out-'));
+      try {
+        await writeFile(join(dir, 'out.tar.gz'), Buffer.from(b64, 'base64'));
+        execFileSync('tar', ['-xzf', join(dir, 'out.tar.gz'), '-C', dir]);
+        expect(await readFile(join(dir, 'std.out'), 'utf8')).toContain('Hello from Form tester');
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  });
+});

@@ -1,0 +1,95 @@
+/**
+ * The dashboard's only way to the services: `fetch` with `Authorization: Bearer <token>`.
+ * The token lives in sessionStorage (gone when the tab closes); a 401 signs the user out.
+ */
+import type { JdlProblem } from '../../core/errors.js';
+
+const TOKEN_KEY = 'wms.token';
+
+export function getToken(): string | null {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function setToken(token: string | null): void {
+  if (token === null) sessionStorage.removeItem(TOKEN_KEY);
+  else sessionStorage.setItem(TOKEN_KEY, token);
+  window.dispatchEvent(new Event('wms-auth'));
+}
+
+/** An error answer of the API: `{ code, message, problems? }` with its HTTP status. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly problems: JdlProblem[] = [],
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export async function api<T>(method: string, path: string, body?: unknown, token = getToken()): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  const text = await res.text();
+  const data: unknown = text ? JSON.parse(text) : undefined;
+  if (!res.ok) {
+    const e = (data ?? {}) as { code?: string; message?: string; problems?: JdlProblem[] };
+    if (res.status === 401 && token === getToken()) setToken(null);
+    throw new ApiError(res.status, e.code ?? 'WMS_HTTP', e.message ?? `${res.status} ${res.statusText}`, e.problems ?? []);
+  }
+  return data as T;
+}
+
+// Shapes of the answers (services/schemas.ts); only what the pages read.
+
+export interface Identity {
+  role: string;
+  user: string;
+  vo?: string;
+  group?: string;
+}
+
+export interface JobSummary {
+  id: number;
+  owner: string;
+  ownerGroup: string;
+  jobName: string;
+  jobGroup: string;
+  site: string;
+  status: string;
+  minorStatus: string;
+  applicationStatus: string;
+  submittedAt: string;
+  lastUpdateAt: string;
+}
+
+export interface JobDetail extends JobSummary {
+  jdl: string;
+  vo: string;
+  pilotId: number | null;
+  rescheduleCounter: number;
+}
+
+export interface JobList {
+  jobs: JobSummary[];
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+export interface HistoryEntry {
+  status: string;
+  minorStatus: string;
+  applicationStatus: string;
+  source: string;
+  at: string;
+}
+
+export interface BulkResult {
+  succeeded: number[];
+  failed: { id: number; code: string; message: string }[];
+}

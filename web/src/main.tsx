@@ -1,0 +1,73 @@
+/**
+ * The dashboard: sign in with a token, then Jobs (list, detail) and Submit. Client routes:
+ * `/` and `/jobs` (the list), `/jobs/:id`, `/submit`, `/sites`, `/pilots`, `/pilots/:ref`, `/usage`.
+ */
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { api, getToken, setToken, type Identity } from './api.js';
+import { onLinkClick, useLocation } from './router.js';
+import { SignIn } from './pages/sign-in.js';
+import { JobsPage } from './pages/jobs.js';
+import { JobPage } from './pages/job.js';
+import { SubmitPage } from './pages/submit.js';
+import { SitesPage } from './pages/sites.js';
+import { PilotsPage } from './pages/pilots.js';
+import { PilotPage } from './pages/pilot.js';
+import { UsagePage } from './pages/usage.js';
+import './styles.css';
+
+function useToken(): string | null {
+  const [token, set] = useState(getToken);
+  useEffect(() => {
+    const update = () => set(getToken());
+    window.addEventListener('wms-auth', update);
+    return () => window.removeEventListener('wms-auth', update);
+  }, []);
+  return token;
+}
+
+function App() {
+  const token = useToken();
+  const url = useLocation();
+  const [me, setMe] = useState<Identity | null>(null);
+  useEffect(() => {
+    setMe(null);
+    if (token) api<Identity>('GET', '/api/tokens/self').then(setMe, () => undefined);
+  }, [token]);
+
+  if (!token) return <SignIn />;
+  const path = url.pathname;
+  const job = /^\/jobs\/(\d+)$/.exec(path);
+  const pilot = /^\/pilots\/([^/]+)$/.exec(path);
+  let page;
+  if (path === '/' || path === '/jobs') page = <JobsPage url={url} me={me} />;
+  else if (job) page = <JobPage id={Number(job[1])} />;
+  else if (path === '/submit') page = <SubmitPage />;
+  else if (path === '/sites') page = <SitesPage me={me} />;
+  else if (path === '/pilots') page = <PilotsPage url={url} />;
+  else if (pilot) page = <PilotPage pilotRef={decodeURIComponent(pilot[1]!)} />;
+  else if (path === '/usage') page = <UsagePage me={me} />;
+  else page = <p class="error">No page at {path}.</p>;
+  const active = (p: string) => (path === p || (p === '/jobs' && (path === '/' || path.startsWith('/jobs/'))) ? 'active' : '');
+  return (
+    <>
+      <header>
+        <strong>pilot-wms</strong>
+        <nav>
+          <a href="/jobs" class={active('/jobs')} onClick={onLinkClick}>Jobs</a>
+          <a href="/submit" class={active('/submit')} onClick={onLinkClick}>Submit</a>
+          <a href="/sites" class={active('/sites')} onClick={onLinkClick}>Sites</a>
+          {me && me.role !== 'user' && <a href="/pilots" class={path.startsWith('/pilots') ? 'active' : ''} onClick={onLinkClick}>Pilots</a>}
+          <a href="/usage" class={active('/usage')} onClick={onLinkClick}>Usage</a>
+        </nav>
+        <span class="who" data-testid="identity">
+          {me ? `${me.user} (${me.role}${me.group ? `, ${me.group}` : ''})` : ''}
+        </span>
+        <button type="button" onClick={() => setToken(null)}>Sign out</button>
+      </header>
+      <main>{page}</main>
+    </>
+  );
+}
+
+render(<App />, document.getElementById('app')!);

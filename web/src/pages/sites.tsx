@@ -1,0 +1,212 @@
+import { useState } from 'preact/hooks';
+import { api, type Identity } from '../api.js';
+import { streamLabel, useEvents, useThrottled, LIVE_POLL_MS } from '../events.js';
+import { usePolled } from '../hooks.js';
+import { onLinkClick } from '../router.js';
+
+interface Queue {
+  queue: string;
+  ce: string;
+  ceType: string;
+  site: string;
+  cpuTime: number;
+  processors: number;
+  ramMb: number;
+  gpus: number;
+  platform: string | null;
+  tags: string[];
+  allowedVos: string[];
+  maxWaitingPilots: number;
+  maxTotalPilots: number;
+  maxPilotsPerCycle: number;
+  siteBanned: boolean;
+  siteBanReason: string | null;
+  ceBanned: boolean;
+  ceBanReason: string | null;
+  pausedUntil: string | null;
+  pauseReason: string | null;
+}
+
+interface QueueStatus extends Queue {
+  pilots: Record<string, number>;
+  lastFailures: { pilotId: number; status: string; reason: string; at: string }[];
+}
+
+interface Site {
+  name: string;
+  banned: boolean;
+  banReason: string | null;
+  ces: { name: string; type: string; banned: boolean; banReason: string | null; queues: Queue[] }[];
+}
+
+function groupSites(queues: Queue[]): Site[] {
+  const sites = new Map<string, Site>();
+  for (const q of queues) {
+    let s = sites.get(q.site);
+    if (!s) sites.set(q.site, (s = { name: q.site, banned: q.siteBanned, banReason: q.siteBanReason, ces: [] }));
+    let ce = s.ces.find((c) => c.name === q.ce);
+    if (!ce) s.ces.push((ce = { name: q.ce, type: q.ceType, banned: q.ceBanned, banReason: q.ceBanReason, queues: [] }));
+    ce.queues.push(q);
+  }
+  return [...sites.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function State({ banned, reason, pausedUntil, pauseReason, testId }: { banned: boolean; reason: string | null; pausedUntil?: string | null; pauseReason?: string | null; testId?: string }) {
+  if (banned) return <span class="state banned" data-testid={testId}>banned{reason ? `: ${reason}` : ''}</span>;
+  if (pausedUntil) {
+    return (
+      <span class="state paused" data-testid={testId}>
+        paused until {new Date(pausedUntil).toLocaleString()}{pauseReason ? `: ${pauseReason}` : ''}
+      </span>
+    );
+  }
+  return <span class="state ok" data-testid={testId}>ok</span>;
+}
+
+/** Ban (asks a reason first) or allow a site or a CE. */
+function BanControls({ kind, name, banned, onDone }: { kind: 'site' | 'ce'; name: string; banned: boolean; onDone: () => void }) {
+  const [asking, setAsking] = useState(false);
+  const [reason, setReason] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const base = kind === 'site' ? '/api/sites' : '/api/computing-elements';
+  const send = async (action: 'ban' | 'allow') => {
+    setError(null);
+    try {
+      await api('POST', `${base}/${encodeURIComponent(name)}/${action}`, action === 'ban' ? { reason } : undefined);
+      setAsking(false);
+      setReason('');
+      onDone();
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  };
+  const label = `${kind === 'site' ? 'site' : 'CE'} ${name}`;
+  if (banned) {
+    return (
+      <span class="ban-controls">
+        <button type="button" onClick={() => send('allow')} aria-label={`Allow ${label}`}>Allow</button>
+        {error && <span class="error" role="alert">{error}</span>}
+      </span>
+    );
+  }
+  if (!asking) {
+    return (
+      <span class="ban-controls">
+        <button type="button" class="danger" onClick={() => setAsking(true)} aria-label={`Ban ${label}`}>Ban</button>
+      </span>
+    );
+  }
+  return (
+    <form
+      class="ban-controls"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void send('ban');
+      }}
+    >
+      <label>
+        Reason for banning {label}{' '}
+        <input required maxLength={500} value={reason} onInput={(e) => setReason(e.currentTarget.value)} autoFocus />
+      </label>
+      <button type="submit" class="danger" disabled={reason.trim() === ''}>Confirm ban</button>
+      <button type="button" onClick={() => setAsking(false)}>Cancel</button>
+      {error && <span class="error" role="alert">{error}</span>}
+    </form>
+  );
+}
+
+function SiteStatus({ name, live }: { name: string; live: number }) {
+  const status = usePolled(() => api<{ queues: QueueStatus[] }>('GET', `/api/sites/${encodeURIComponent(name)}/status`), [name, live], LIVE_POLL_MS);
+  if (status.error && !status.data) return <p class="error">Status: {status.error.message}</p>;
+  if (!status.data) return <p>Loading status…</p>;
+  return (
+    <table class="site-status" data-testid={`site-status-${name}`}>
+      <thead>
+        <tr><th>CE / queue</th><th>Pilots by state</th><th>Last pilot failures</th></tr>
+      </thead>
+      <tbody>
+        {status.data.queues.map((q) => (
+          <tr key={`${q.ce}/${q.queue}`}>
+            <td>{q.ce} / {q.queue}</td>
+            <td>
+              {Object.keys(q.pilots).length === 0
+                ? '—'
+                : Object.entries(q.pilots).map(([s, n]) => <span key={s} class={`pill pilot-${s}`}>{s} {n}</span>)}
+            </td>
+            <td>
+              {q.lastFailures.length === 0 ? '—' : (
+                <ul class="failures">
+                  {q.lastFailures.map((f) => (
+                    <li key={f.pilotId}>
+                      <a href={`/pilots/${f.pilotId}`} onClick={onLinkClick}>pilot {f.pilotId}</a> {f.status}: {f.reason}{' '}
+                      <small>{new Date(f.at).toLocaleString()}</small>
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+/**
+ * Sites, their CEs and queues: state (ok, banned with the reason, paused until when and why),
+ * limits; for site admins and admins the pilots by state and the last pilot failures per queue,
+ * and Ban / Allow. Live from the `sites` event stream (polling slowly as a fallback).
+ */
+export function SitesPage({ me }: { me: Identity | null }) {
+  const [bump, setBump] = useState(0);
+  const stream = useEvents({ sites: true }, () => refresh());
+  const sites = usePolled(() => api<{ queues: Queue[] }>('GET', '/api/sites'), [bump], stream === 'live' ? LIVE_POLL_MS : 3000);
+  const refresh = useThrottled(() => setBump((b) => b + 1));
+  const manager = me?.role === 'admin' || me?.role === 'site-admin';
+
+  if (sites.error && !sites.data) return <p class="error" role="alert">Sites: {sites.error.message}</p>;
+  const list = sites.data ? groupSites(sites.data.queues) : null;
+  return (
+    <section>
+      <h1>Sites <small class={`stream stream-${stream}`} data-testid="stream">{streamLabel(stream)}</small></h1>
+      {!list && <p>Loading sites…</p>}
+      {list && list.length === 0 && <p>No sites registered.</p>}
+      {list?.map((s) => (
+        <article class="site" key={s.name} data-testid={`site-${s.name}`}>
+          <h2>
+            {s.name} <State banned={s.banned} reason={s.banReason} testId={`site-state-${s.name}`} />
+            {manager && <BanControls kind="site" name={s.name} banned={s.banned} onDone={refresh} />}
+          </h2>
+          {s.ces.map((ce) => (
+            <div class="ce" key={ce.name}>
+              <h3>
+                CE {ce.name} <small>({ce.type})</small> <State banned={ce.banned} reason={ce.banReason} />
+                {manager && <BanControls kind="ce" name={ce.name} banned={ce.banned} onDone={refresh} />}
+              </h3>
+              <table>
+                <thead>
+                  <tr><th>Queue</th><th>State</th><th>CPU time</th><th>Cores</th><th>RAM</th><th>GPUs</th><th>VOs</th><th>Pilots: waiting / total / per cycle</th></tr>
+                </thead>
+                <tbody>
+                  {ce.queues.map((q) => (
+                    <tr key={q.queue}>
+                      <td>{q.queue}</td>
+                      <td><State banned={false} reason={null} pausedUntil={q.pausedUntil} pauseReason={q.pauseReason} /></td>
+                      <td>{q.cpuTime} s</td>
+                      <td>{q.processors}</td>
+                      <td>{q.ramMb} MB</td>
+                      <td>{q.gpus}</td>
+                      <td>{q.allowedVos.length ? q.allowedVos.join(', ') : 'any'}</td>
+                      <td>{q.maxWaitingPilots} / {q.maxTotalPilots} / {q.maxPilotsPerCycle}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          ))}
+          {manager && <SiteStatus name={s.name} live={bump} />}
+        </article>
+      ))}
+    </section>
+  );
+}
