@@ -21,6 +21,12 @@ const SCENARIOS: Record<string, () => Promise<{ run(o: BenchOptions): Promise<Be
   submit: () => import('./submit.js'),
   match: () => import('./match.js'),
   'match-scale': () => import('./match-scale.js'),
+  e2e: () => import('./e2e.js'),
+  latency: () => import('./latency.js'),
+  'pilot-start': () => import('./pilot-start.js'),
+  director: () => import('./director.js'),
+  db12: () => import('./db12.js'),
+  'jobs-list': () => import('./jobs-list.js'),
 };
 
 async function main(): Promise<void> {
