@@ -1,8 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
-// Four projects, as in DESIGN.md: `unit` has no I/O; `db` runs every suite on PGlite and on
-// the real PostgreSQL (TEST_DATABASE_URL, default 127.0.0.1:5432); `integration` and `e2e`
-// start real parts. A suite whose part is missing skips loudly on a laptop and fails under CI.
+// Five projects, as in DESIGN.md: `unit` has no I/O; `db` runs every suite on PGlite and on
+// the real PostgreSQL (TEST_DATABASE_URL, default 127.0.0.1:5432); `integration`, `e2e` and
+// `browser` (headless Chromium) start real parts. A suite whose part is missing skips loudly
+// on a laptop and fails under CI.
 export default defineConfig({
   test: {
     projects: [
@@ -21,6 +22,27 @@ export default defineConfig({
           include: ['tests/integration/**/*.test.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
+        },
+      },
+      {
+        // Whole systems with real pilot processes: files run one at a time (each starts
+        // pilots on the 2 cores), and a test may wait for agents' ticks.
+        test: {
+          name: 'e2e',
+          include: ['tests/e2e/**/*.test.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        // The dashboard in real headless Chromium against whole systems: one file at a time.
+        test: {
+          name: 'browser',
+          include: ['tests/browser/**/*.test.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
         },
       },
     ],

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '../..');
 
-type Folder = 'core' | 'db' | 'services' | 'agents' | 'pilot' | 'cli';
+type Folder = 'core' | 'db' | 'services' | 'agents' | 'pilot' | 'cli' | 'web';
 
 /** Project folders each folder may import (itself always allowed). */
 const ALLOWED_FOLDERS: Record<Folder, Folder[]> = {
@@ -18,7 +18,11 @@ const ALLOWED_FOLDERS: Record<Folder, Folder[]> = {
   services: ['core', 'db'],
   agents: ['core', 'db'],
   pilot: ['core'],
-  cli: ['core', 'db', 'services'],
+  // `wms server start` composes the whole system: services, agents and the local site.
+  cli: ['core', 'db', 'services', 'agents'],
+  // The dashboard runs in the browser: pure types and validation of core/ (the JDL parser shows
+  // parse errors at their line before sending), nothing that does I/O.
+  web: ['core'],
 };
 
 /** Packages a folder may import; undefined means any installed package. */
@@ -26,9 +30,13 @@ const ALLOWED_PACKAGES: Partial<Record<Folder, (pkg: string) => boolean>> = {
   core: (p) => p === 'typebox' || p === '@sinclair/typebox',
   // The pilot speaks HTTP only: no database drivers, no server framework.
   pilot: (p) => !/^(pg|@electric-sql\/pglite|drizzle-orm|fastify|@fastify\/.*)$/.test(p),
+  web: (p) => p === 'preact',
 };
 
-/** cli/ may reach db/ and services/ only from these files (server start, admin bootstrap). */
+/** Folders whose code runs in a browser: no node built-ins, there or in the core/ files they reach. */
+const BROWSER_FOLDERS: ReadonlySet<Folder> = new Set(['web']);
+
+/** cli/ may reach db/, services/ and agents/ only from these files (server start, admin bootstrap). */
 const CLI_SERVER_FILES = /^cli\/(server|bootstrap|commands\/server|commands\/token)[^/]*\.ts$/;
 
 function sourceFiles(dir: string): string[] {
@@ -43,7 +51,7 @@ function sourceFiles(dir: string): string[] {
     const path = join(dir, name);
     if (name === 'node_modules') continue;
     if (statSync(path).isDirectory()) out = out.concat(sourceFiles(path));
-    else if (/\.(ts|mts|js|mjs)$/.test(name) && !name.endsWith('.d.ts')) out.push(path);
+    else if (/\.(ts|tsx|mts|js|mjs)$/.test(name) && !name.endsWith('.d.ts')) out.push(path);
   }
   return out;
 }
@@ -66,10 +74,36 @@ function packageName(spec: string): string {
 const builtins = new Set(builtinModules);
 const isBuiltin = (spec: string) => spec.startsWith('node:') || builtins.has(packageName(spec));
 
+/** The file a relative specifier names (`./x.js` may be `./x.ts` or `./x.tsx`). */
+function sourceOf(file: string, spec: string): string {
+  const target = resolve(dirname(file), spec);
+  for (const candidate of [target, target.replace(/\.js$/, '.ts'), target.replace(/\.js$/, '.tsx')]) {
+    try {
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // try the next
+    }
+  }
+  return target;
+}
+
+/** Node built-ins imported by `file` or by any project file it reaches through relative imports. */
+function builtinsReachedFrom(file: string, seen = new Set<string>()): string[] {
+  if (seen.has(file)) return [];
+  seen.add(file);
+  const found: string[] = [];
+  for (const spec of importsOf(file)) {
+    if (isBuiltin(spec)) found.push(`${relative(root, file).split(sep).join('/')} imports ${spec}`);
+    else if (spec.startsWith('.')) found.push(...builtinsReachedFrom(sourceOf(file, spec), seen));
+  }
+  return found;
+}
+
 function violations(folder: Folder): string[] {
   const found: string[] = [];
   for (const file of sourceFiles(join(root, folder))) {
     const rel = relative(root, file).split(sep).join('/');
+    if (BROWSER_FOLDERS.has(folder)) found.push(...builtinsReachedFrom(file).map((v) => `${v} (reached from ${rel}, which runs in a browser)`));
     for (const spec of importsOf(file)) {
       if (isBuiltin(spec)) continue;
       if (spec.startsWith('.')) {
@@ -78,7 +112,7 @@ function violations(folder: Folder): string[] {
         if (targetFolder === folder) continue;
         const allowed = ALLOWED_FOLDERS[folder].includes(targetFolder);
         const cliException =
-          folder === 'cli' && (targetFolder === 'db' || targetFolder === 'services')
+          folder === 'cli' && (targetFolder === 'db' || targetFolder === 'services' || targetFolder === 'agents')
             ? CLI_SERVER_FILES.test(rel)
             : true;
         if (!allowed || !cliException) found.push(`${rel} imports ${spec} (${targetFolder}/)`);
