@@ -30,6 +30,8 @@ export interface RunningSystem {
   server: RunningServer;
   runner: AgentRunner | null;
   localCe: LocalComputingElement | null;
+  /** The CE drivers of this process (the local CE and every remote CE it has used). */
+  computingElements: ComputingElements;
   /** Local pilot slots (0 when the local site is off). */
   localSlots: number;
   close(): Promise<void>;
@@ -156,6 +158,7 @@ export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemO
     server,
     runner,
     localCe: ce,
+    computingElements: drivers,
     localSlots: localSlotsOf(config),
     close: async () => {
       await runner?.stop();

@@ -58,3 +58,12 @@ ensure_chromium() {
 ensure_postgres
 ensure_chromium
 bash "$(dirname "$0")/slurm-env.sh"
+
+# Pilot jobs (named wms-*) that an earlier run left on this test cluster would hold its cores
+# and keep the SLURM suites' pilots pending: the tests start from an empty queue.
+leftover=$(squeue -h -o '%i %j' 2>/dev/null | awk '$2 ~ /^wms-/ { print $1 }' | tr '\n' ' ')
+if [ -n "${leftover// /}" ]; then
+  log "cancelling pilot jobs an earlier run left on the SLURM test cluster: $leftover"
+  # shellcheck disable=SC2086
+  scancel $leftover || true
+fi

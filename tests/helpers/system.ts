@@ -20,6 +20,8 @@ import type { PersonPrincipal } from '../../core/identity.js';
 import { startSystem, type RunningSystem, type SystemOptions } from '../../cli/server-system.js';
 import { TokenSigner } from '../../services/token-signer.js';
 import { openDb } from '../../db/index.js';
+import { listPilots } from '../../db/queries/pilots.js';
+import { PILOT_TRANSIENT_STATES } from '../../core/pilot-states.js';
 import { IN_CI, postgresProblem, reservePostgresDatabase, truncateAll } from './db.js';
 
 export const BUNDLE_DIR = resolve(import.meta.dirname, '../../dist/pilot');
@@ -119,6 +121,29 @@ function makeCtx(get: () => { system: RunningSystem; dataDir: string }): SystemC
   return ctx;
 }
 
+/**
+ * Cancels, through the system's own drivers, every pilot it still counts as alive: a test's
+ * pilots must not outlive it and hold the SLURM node (or a fake pool's slots) for the next file.
+ */
+export async function cancelLivePilots(system: RunningSystem): Promise<void> {
+  const live = await listPilots(system.server.db, { status: [...PILOT_TRANSIENT_STATES], limit: 10_000 });
+  const byCe = new Map<string, { type: string; ce: string; refs: string[] }>();
+  for (const p of live) {
+    if (!p.reference) continue;
+    const key = `${p.ceType}/${p.ce}`;
+    const entry = byCe.get(key) ?? { type: p.ceType, ce: p.ce, refs: [] };
+    entry.refs.push(p.reference);
+    byCe.set(key, entry);
+  }
+  for (const { type, ce, refs } of byCe.values()) {
+    // A test may have stopped its backend (a simulator) already: nothing is left to cancel there.
+    await system.computingElements
+      .known(type, ce)
+      ?.cancel(refs)
+      .catch((e: unknown) => console.warn(`[system] pilots of ${ce} not cancelled: ${(e as Error).message}`));
+  }
+}
+
 export interface DescribeSystemOptions extends SystemOptions {
   config?: Partial<ServiceConfig>;
 }
@@ -144,6 +169,7 @@ function systemSuite(driver: 'pglite' | 'pg', name: string, fn: (sys: SystemCtx)
     });
     afterAll(async () => {
       if (!state) return;
+      await cancelLivePilots(state.system);
       await state.system.close();
       await rm(state.dataDir, { recursive: true, force: true });
       state = null;
