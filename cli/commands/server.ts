@@ -98,8 +98,9 @@ const start: CommandSpec = {
     io.out(`pilot-wms listening on ${server.url}  (API docs: ${server.url}/docs)`);
     io.out(`  database:    ${db}`);
     io.out(`  admin token: ${server.adminTokenPath}${server.adminTokenWritten ? ' (new)' : ''}`);
-    io.out(`  services:    jobs, matcher, pilots, sandboxes, tokens`);
-    io.out(`  agents:      ${config.agents ? 'site-director, pilot-status, stalled-jobs, job-cleaning' : 'off (--no-agents)'}`);
+    io.out(`  dashboard:   ${server.url}/  (sign in with a token)`);
+    io.out(`  services:    jobs, matcher, pilots, sites, sandboxes, tokens, accounting, events, /metrics`);
+    io.out(`  agents:      ${system.runner ? system.runner.agentNames.join(', ') : 'off (--no-agents)'}`);
     io.out(`  local site:  ${config.localSite ? `${system.localSlots} pilot slot(s) on this machine` : 'off (--no-local-site)'}`);
     io.out(`  stop with Ctrl-C (twice to force)`);
     return {

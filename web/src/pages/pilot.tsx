@@ -95,7 +95,8 @@ export function PilotPage({ pilotRef }: { pilotRef: string }) {
       <h2>Remote log</h2>
       {logs.error && !logs.data && <p class="error">{logs.error.message}</p>}
       <pre class="log" data-testid="pilot-log">
-        {(logs.data?.lines ?? []).map((l) => `${new Date(l.at).toLocaleTimeString()} ${l.line}\n`).join('') || 'No log lines yet.'}
+        {/* Each line starts with the pilot's own UTC timestamp. */}
+        {(logs.data?.lines ?? []).map((l) => `${l.line}\n`).join('') || 'No log lines yet.'}
       </pre>
     </section>
   );
