@@ -1,12 +1,12 @@
 /**
  * Reading jobs: by ids, listed with filters and paging (newest first), counted by status, their
- * history and parameters. Typed drizzle builders; `scope.owner` restricts to one owner's jobs
+ * history, parameters and recent heartbeats. Typed drizzle builders; `scope.owner` restricts to one owner's jobs
  * (a user), absent means every job (an admin).
  */
 import { and, asc, count, desc, eq, gte, ilike, lte, or, sql, type SQL } from 'drizzle-orm';
 import { JOB_STATES, type JobState } from '../../core/job-states.js';
 import { dbOf, type DbOrHandle } from '../open-db.js';
-import { jobHistory, jobParameters, jobs } from '../schema/index.js';
+import { jobHeartbeats, jobHistory, jobParameters, jobs } from '../schema/index.js';
 
 /** One job as stored (the whole row, JDL included). */
 export type JobRow = Omit<typeof jobs.$inferSelect, 'status'> & { status: JobState };
@@ -18,6 +18,20 @@ export interface HistoryRow {
   source: string;
   at: Date;
 }
+
+/** One watchdog heartbeat of a job (figures as the job wrapper measured them). */
+export interface HeartbeatRow {
+  /** When the services recorded it (database clock). */
+  at: Date;
+  cpuSeconds: number;
+  wallSeconds: number;
+  rssMb: number;
+  diskFreeMb: number | null;
+  loadAverage: number | null;
+}
+
+/** The most heartbeats `getJobHeartbeats` answers. */
+export const MAX_HEARTBEATS = 200;
 
 export interface JobScope {
   /** Only this owner's jobs; another owner's job is treated as not found. */
@@ -147,4 +161,27 @@ export async function getJobParameters(db: DbOrHandle, id: number): Promise<Reco
     .where(eq(jobParameters.jobId, id))
     .orderBy(asc(jobParameters.name));
   return Object.fromEntries(r.map((x) => [x.name, x.value]));
+}
+
+/**
+ * The last `limit` heartbeats of a job (at most MAX_HEARTBEATS), oldest of them first, newest
+ * last (empty for an unknown job). Reads the index job_heartbeats_job (job_id, id) backwards
+ * from the newest, so a long-running job costs `limit` rows, not all of its heartbeats.
+ */
+export async function getJobHeartbeats(db: DbOrHandle, id: number, limit = MAX_HEARTBEATS): Promise<HeartbeatRow[]> {
+  const n = Math.max(1, Math.min(MAX_HEARTBEATS, Math.floor(limit)));
+  const r = await dbOf(db)
+    .select({
+      at: jobHeartbeats.at,
+      cpuSeconds: jobHeartbeats.cpuSeconds,
+      wallSeconds: jobHeartbeats.wallSeconds,
+      rssMb: jobHeartbeats.rssMb,
+      diskFreeMb: jobHeartbeats.diskFreeMb,
+      loadAverage: jobHeartbeats.loadAverage,
+    })
+    .from(jobHeartbeats)
+    .where(eq(jobHeartbeats.jobId, id))
+    .orderBy(desc(jobHeartbeats.id))
+    .limit(n);
+  return r.reverse();
 }

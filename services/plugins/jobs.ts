@@ -1,7 +1,8 @@
 /**
  * The jobs API: submit (one JDL, a list, or a parametric JDL: one transaction, all jobs stored
- * or none), read (summary, detail, status of many, history, parameters, listing with filters
- * and paging, counts by status) and act (kill, reschedule, delete: answered per job).
+ * or none), read (summary, detail, status of many, history, parameters, recent heartbeats,
+ * listing with filters and paging, counts by status) and act (kill, reschedule, delete: answered
+ * per job).
  *
  * Who: users on their own jobs (every db call gets `scope: { owner }`, so another user's job
  * is 404 WMS_JOB_NOT_FOUND, as if it did not exist); admins on every job; a job token reads
@@ -17,8 +18,10 @@ import { describeJobList, describeJobs } from '../../core/jdl/index.js';
 import {
   countJobsByStatus,
   deleteJobs,
+  getJobHeartbeats,
   getJobHistory,
   getJobParameters,
+  MAX_HEARTBEATS,
   getJobs,
   killJobs,
   listJobs,
@@ -42,6 +45,7 @@ import {
   JobIdParams,
   JobStateSchema,
   JobSummarySchema,
+  Nullable,
 } from '../schemas.js';
 import { BEARER, identityOf, requireRole } from './auth.js';
 
@@ -84,6 +88,24 @@ const ListAnswer = Type.Object({
   total: Type.Integer({ description: 'jobs matching the filter, all pages' }),
   limit: Type.Integer(),
   offset: Type.Integer(),
+});
+
+const HeartbeatsQuery = Type.Object(
+  {
+    limit: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: MAX_HEARTBEATS, description: `the last n heartbeats (default and most: ${MAX_HEARTBEATS})` }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const HeartbeatEntrySchema = Type.Object({
+  at: Type.String({ format: 'date-time', description: 'when the services recorded it' }),
+  cpuSeconds: Type.Number({ description: "CPU seconds of the job's processes so far" }),
+  wallSeconds: Type.Number({ description: 'wall-clock seconds since the job started' }),
+  rssMb: Type.Number({ description: 'resident memory of the job (MB)' }),
+  diskFreeMb: Nullable(Type.Number({ description: 'free disk in the work directory (MB)' })),
+  loadAverage: Nullable(Type.Number({ description: "the node's 1-minute load average" })),
 });
 
 const StatusQuery = Type.Object(
@@ -365,6 +387,31 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
       const { id } = request.params;
       await visibleJob(ctx, p, id);
       return { jobId: id, parameters: await getJobParameters(ctx.handle, id) };
+    },
+  );
+
+  app.get(
+    '/api/jobs/:id/heartbeats',
+    {
+      onRequest: people,
+      schema: {
+        tags: ['jobs'],
+        summary: `A job's last heartbeats (CPU, wall clock, memory, disk, load), newest last, at most ${MAX_HEARTBEATS}`,
+        security: BEARER,
+        params: JobIdParams,
+        querystring: HeartbeatsQuery,
+        response: {
+          200: Type.Object({ jobId: Type.Integer(), heartbeats: Type.Array(HeartbeatEntrySchema) }),
+          ...errorResponses(400, ...AUTH_ERRORS, 404),
+        },
+      },
+    },
+    async (request) => {
+      const p = identityOf(request);
+      const { id } = request.params;
+      await visibleJob(ctx, p, id);
+      const heartbeats = await getJobHeartbeats(ctx.handle, id, request.query.limit ?? MAX_HEARTBEATS);
+      return { jobId: id, heartbeats: heartbeats.map((h) => ({ ...h, at: iso(h.at) as string })) };
     },
   );
 
