@@ -97,6 +97,14 @@ export function sourcesOf(to: JobState): readonly JobState[] {
  */
 export const RESCHEDULABLE_STATES: readonly JobState[] = JOB_STATES.filter((s) => s !== 'Deleted');
 
+/**
+ * How usage reports count live jobs: "waiting" = not yet handed to a pilot (accepted, being
+ * checked, in a task queue, on the way back from a reschedule); "running" = held by a pilot
+ * (matched, running, finishing, or silent for a while). Final and Deleted jobs are neither.
+ */
+export const WAITING_STATES: readonly JobState[] = ['Submitting', 'Received', 'Checking', 'Scouting', 'Staging', 'Waiting', 'Rescheduled'];
+export const RUNNING_STATES: readonly JobState[] = ['Matched', 'Running', 'Stalled', 'Completing'];
+
 /** DIRAC's default MaxRescheduling. */
 export const DEFAULT_MAX_RESCHEDULING = 3;
 

@@ -57,8 +57,10 @@ export {
   getTaskQueues,
   taskQueueKey,
   DEFAULT_GROUP_SHARE,
+  listGroupShares,
   type TaskQueueRow,
   type GroupRef,
+  type GroupShareRow,
 } from './queries/task-queues.js';
 
 // Registry
@@ -186,6 +188,16 @@ export {
   type AccountingGrouping,
   type AccountingRow,
 } from './ops/accounting.js';
+
+// Quotas and usage (jobs waiting and running, CPU of the day and week, against shares)
+export {
+  usageReport,
+  type UsageReport,
+  type UsageOptions,
+  type GroupUsage,
+  type UserUsage,
+  type UsedFigures,
+} from './queries/usage.js';
 
 // Change feed (the event stream)
 export {

@@ -5,7 +5,7 @@
  *
  * Plugins: errors and auth on the root; then OpenAPI (before the routes, so it sees them all);
  * then one plugin per area: health, tokens, jobs, applications, matcher, sandboxes, pilots, events, job
- * reports, sites, accounting, metrics; last the web dashboard at `/`.
+ * reports, sites, accounting, usage and shares, metrics; last the web dashboard at `/`.
  */
 import Fastify, { LogController } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -34,6 +34,7 @@ import { sandboxesPlugin } from './plugins/sandboxes.js';
 import { sitesPlugin } from './plugins/sites.js';
 import { loadPilotBundle } from './pilot-bundle.js';
 import { tokensPlugin } from './plugins/tokens.js';
+import { usagePlugin } from './plugins/usage.js';
 import { SandboxStore } from './sandbox-store.js';
 import { TokenSigner } from './token-signer.js';
 
@@ -109,6 +110,7 @@ export function buildApp(deps: AppDeps) {
   void app.register(jobReportsPlugin, opts);
   void app.register(sitesPlugin, opts);
   void app.register(accountingPlugin, opts);
+  void app.register(usagePlugin, opts);
   void app.register(metricsPlugin, opts);
   // Last: its wildcard serves client routes and never shadows the routes above.
   void app.register(dashboardPlugin);

@@ -259,6 +259,35 @@ export async function upsertGroupShare(db: DbOrHandle, vo: string, ownerGroup: s
   );
 }
 
+/** A group's fair share as configured, or the default. */
+export interface GroupShareRow {
+  vo: string;
+  ownerGroup: string;
+  share: number;
+  /** False: no row in group_shares, the share is DEFAULT_GROUP_SHARE. */
+  configured: boolean;
+}
+
+/**
+ * The share of every known group: those with a configured share and those that ever had a task
+ * queue (distinct on `task_queues_group (vo, owner_group)`), by VO then group. One statement.
+ */
+export async function listGroupShares(db: DbOrHandle): Promise<GroupShareRow[]> {
+  const r = await rows<{ vo: string; owner_group: string; share: unknown }>(
+    db,
+    `select g.vo, g.owner_group, gs.share
+       from (select vo, owner_group from task_queues union select vo, owner_group from group_shares) g
+       left join group_shares gs on gs.vo = g.vo and gs.owner_group = g.owner_group
+      order by g.vo, g.owner_group`,
+  );
+  return r.map((x) => ({
+    vo: x.vo,
+    ownerGroup: x.owner_group,
+    share: x.share === null || x.share === undefined ? DEFAULT_GROUP_SHARE : num(x.share),
+    configured: x.share !== null && x.share !== undefined,
+  }));
+}
+
 /** A task queue as stored, with the number of its waiting jobs. */
 export interface TaskQueueRow {
   id: number;
