@@ -1,12 +1,13 @@
 /**
  * Application forms in real headless Chromium against a whole system (PGlite and PostgreSQL):
  * sign in, submit hello through its form, watch the job reach Done without a reload and
- * download its output sandbox (through the API from the page: the job page has no download
- * link yet); a value out of range shows its error at that field and submits nothing.
+ * download its output sandbox with the job page's "Download output" button (a real browser
+ * download, untarred here); a value out of range shows its error at that field and submits
+ * nothing.
  * Screenshots: test-output/screenshots/<driver>-forms*.png.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -76,20 +77,15 @@ describeBrowser('application forms in Chromium', () => {
       await expect.poll(() => page.getByTestId('jdl').textContent()).toContain('Hello from Form tester');
       await screenshot(page, `${tag}-forms-job`);
 
-      // The output sandbox, fetched by the page with its own token.
-      const b64 = (await page.evaluate(`(async () => {
-        const auth = { authorization: 'Bearer ' + sessionStorage.getItem('wms.token') };
-        const out = await (await fetch('/api/jobs/${id}/output', { headers: auth })).json();
-        const res = await fetch('/api/sandboxes/' + out.sandboxes[0].sha256, { headers: auth });
-        if (!res.ok) throw new Error('download: ' + res.status);
-        const bytes = new Uint8Array(await res.arrayBuffer());
-        let s = '';
-        for (const b of bytes) s += String.fromCharCode(b);
-        return btoa(s);
-      })()`)) as string;
+      // The output sandbox, downloaded by the page (with its own token) as a file.
+      const button = page.getByRole('button', { name: 'Download output' });
+      await button.waitFor();
+      const [download] = await Promise.all([page.waitForEvent('download'), button.click()]);
+      expect(download.suggestedFilename()).toBe(`job-${id}-output.tar.gz`);
+      expect(await download.failure()).toBeNull();
       const dir = await mkdtemp(join(tmpdir(), 'wms-forms-out-'));
       try {
-        await writeFile(join(dir, 'out.tar.gz'), Buffer.from(b64, 'base64'));
+        await download.saveAs(join(dir, 'out.tar.gz'));
         execFileSync('tar', ['-xzf', join(dir, 'out.tar.gz'), '-C', dir]);
         expect(await readFile(join(dir, 'std.out'), 'utf8')).toContain('Hello from Form tester');
       } finally {

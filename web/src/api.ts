@@ -44,6 +44,38 @@ export async function api<T>(method: string, path: string, body?: unknown, token
   return data as T;
 }
 
+/**
+ * Fetches `path` with the token as a file (a sandbox archive) and has the browser save it as
+ * `fileName`, through an object URL on an `<a download>`. An error answer throws as `api` does.
+ */
+export async function downloadFile(path: string, fileName: string, token = getToken()): Promise<void> {
+  const res = await fetch(path, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  if (!res.ok) {
+    const text = await res.text();
+    let e: { code?: string; message?: string } = {};
+    try {
+      e = text ? (JSON.parse(text) as typeof e) : {};
+    } catch {
+      // not JSON: the status says enough
+    }
+    if (res.status === 401 && token === getToken()) setToken(null);
+    throw new ApiError(res.status, e.code ?? 'WMS_HTTP', e.message ?? `${res.status} ${res.statusText}`);
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = fileName;
+  a.style.display = 'none';
+  document.body.append(a);
+  try {
+    a.click();
+  } finally {
+    a.remove();
+    // Revoked a moment later, not at once: some browsers still read the blob after the click.
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+}
+
 // Shapes of the answers (services/schemas.ts); only what the pages read.
 
 export interface Identity {
@@ -92,4 +124,19 @@ export interface HistoryEntry {
 export interface BulkResult {
   succeeded: number[];
   failed: { id: number; code: string; message: string }[];
+}
+
+export interface Heartbeat {
+  at: string;
+  cpuSeconds: number;
+  wallSeconds: number;
+  rssMb: number;
+  diskFreeMb: number | null;
+  loadAverage: number | null;
+}
+
+export interface JobOutput {
+  jobId: number;
+  status: string;
+  sandboxes: { sha256: string; size: number }[];
 }

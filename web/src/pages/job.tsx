@@ -1,14 +1,75 @@
 import { useState } from 'preact/hooks';
-import { api, ApiError, type BulkResult, type HistoryEntry, type JobDetail } from '../api.js';
+import { api, ApiError, downloadFile, type BulkResult, type Heartbeat, type HistoryEntry, type JobDetail, type JobOutput } from '../api.js';
 import { LIVE_POLL_MS, streamLabel, useEvents, useThrottled } from '../events.js';
 import { usePolled } from '../hooks.js';
 import { navigate, onLinkClick } from '../router.js';
 import { isFinal, isJobState } from '../../../core/job-states.js';
 
+/** The job parameter where the watchdog keeps the last lines of the job's stdout. */
+const STDOUT_PARAMETER = 'StandardOutput';
+
+/** A plain-SVG sparkline of `values` over `times` (ms), from 0 to the largest value. */
+function Sparkline({ times, values, label, unit }: { times: number[]; values: number[]; label: string; unit: string }) {
+  const w = 240;
+  const h = 48;
+  const pad = 3;
+  const t0 = times[0] ?? 0;
+  const span = Math.max(1, (times[times.length - 1] ?? 0) - t0);
+  const top = Math.max(...values, 0) || 1;
+  const x = (t: number) => pad + ((t - t0) / span) * (w - 2 * pad);
+  const y = (v: number) => h - pad - (Math.max(0, v) / top) * (h - 2 * pad);
+  const points = values.map((v, i) => `${x(times[i] ?? t0).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+  const last = values[values.length - 1] ?? 0;
+  return (
+    <svg class="sparkline" width={w} height={h} viewBox={`0 0 ${w} ${h}`} role="img" aria-label={`${label}: ${values.length} heartbeats, last ${last} ${unit}, most ${top} ${unit}`}>
+      <title>{`${label}, 0 to ${top} ${unit}`}</title>
+      {values.length > 1 && <polyline points={points} />}
+      <circle cx={x(times[times.length - 1] ?? t0)} cy={y(last)} r={2.5} />
+    </svg>
+  );
+}
+
+function fixed(n: number | null, digits = 1): string {
+  return n === null ? '—' : n.toFixed(digits);
+}
+
+/** The job's last heartbeats: the latest figures and sparklines of CPU time and memory. */
+function Heartbeats({ beats }: { beats: Heartbeat[] }) {
+  const latest = beats[beats.length - 1];
+  if (!latest) return <p data-testid="heartbeats">No heartbeats yet.</p>;
+  const times = beats.map((b) => Date.parse(b.at));
+  return (
+    <div class="heartbeats" data-testid="heartbeats">
+      <dl class="facts" data-testid="heartbeat-latest">
+        <dt>Last heartbeat</dt><dd><time dateTime={latest.at}>{new Date(latest.at).toLocaleTimeString()}</time> ({beats.length} shown)</dd>
+        <dt>CPU time</dt><dd>{fixed(latest.cpuSeconds)} s</dd>
+        <dt>Wall clock</dt><dd>{fixed(latest.wallSeconds)} s</dd>
+        <dt>Memory (RSS)</dt><dd>{fixed(latest.rssMb)} MB</dd>
+        <dt>Disk free</dt><dd>{fixed(latest.diskFreeMb, 0)} MB</dd>
+        <dt>Load average</dt><dd>{fixed(latest.loadAverage, 2)}</dd>
+      </dl>
+      <div class="sparklines">
+        {[
+          { caption: 'CPU seconds', label: 'CPU seconds', unit: 's', values: beats.map((b) => b.cpuSeconds) },
+          { caption: 'Memory (RSS MB)', label: 'Memory (RSS)', unit: 'MB', values: beats.map((b) => b.rssMb) },
+        ].map((c) => (
+          <figure key={c.label}>
+            <figcaption>{c.caption} <small>0–{fixed(Math.max(...c.values, 0))}</small></figcaption>
+            <Sparkline times={times} values={c.values} label={c.label} unit={c.unit} />
+          </figure>
+        ))}
+      </div>
+    </div>
+  );
+}
+
 /**
- * One job: its state, the status history as a timeline, parameters, its JDL, and the actions.
- * Live from the event stream (`/api/events`, this job); while the stream is not open it polls
- * every second instead, so its status changes without a reload either way.
+ * One job: its state, the status history as a timeline, its last heartbeats (latest figures and
+ * sparklines), the last lines of its stdout, parameters, its JDL, and the actions (with
+ * "Download output" once it has an output sandbox). Live from the event stream
+ * (`/api/events`, this job); while the stream is not open it polls every second instead, so
+ * its status changes without a reload either way. Heartbeats are polled every 2 s until the job
+ * is final (they make no events).
  */
 export function JobPage({ id }: { id: number }) {
   const stream = useEvents({ jobs: [id] }, (e) => {
@@ -18,6 +79,12 @@ export function JobPage({ id }: { id: number }) {
   const job = usePolled(() => api<JobDetail>('GET', `/api/jobs/${id}`), [id], live ? LIVE_POLL_MS : 1000);
   const history = usePolled(() => api<{ history: HistoryEntry[] }>('GET', `/api/jobs/${id}/history`), [id], live ? LIVE_POLL_MS : 1000);
   const params = usePolled(() => api<{ parameters: Record<string, string> }>('GET', `/api/jobs/${id}/parameters`), [id], live ? LIVE_POLL_MS : 3000);
+  const status = job.data?.status ?? '';
+  const done = isJobState(status) && isFinal(status);
+  const heartbeats = usePolled(() => api<{ heartbeats: Heartbeat[] }>('GET', `/api/jobs/${id}/heartbeats`), [id, done], done ? null : 2000);
+  // Output sandboxes are recorded before the final status: read again when the status changes.
+  const output = usePolled(() => api<JobOutput>('GET', `/api/jobs/${id}/output`), [id, status]);
+  const [downloading, setDownloading] = useState(false);
   const refresh = useThrottled(() => {
     job.reload();
     history.reload();
@@ -40,6 +107,21 @@ export function JobPage({ id }: { id: number }) {
     }
   };
 
+  const download = async () => {
+    const sandboxes = output.data?.sandboxes ?? [];
+    setMessage(null);
+    setDownloading(true);
+    try {
+      for (const [i, sb] of sandboxes.entries()) {
+        await downloadFile(`/api/sandboxes/${sb.sha256}`, `job-${id}-output${i === 0 ? '' : `-${i + 1}`}.tar.gz`);
+      }
+    } catch (e) {
+      setMessage(`download: ${(e as Error).message}`);
+    } finally {
+      setDownloading(false);
+    }
+  };
+
   if (job.error && !job.data) {
     // Another user's job is a 404 like a missing one: the page does not tell them apart either.
     const notFound = job.error instanceof ApiError && job.error.status === 404;
@@ -48,6 +130,8 @@ export function JobPage({ id }: { id: number }) {
   const j = job.data;
   if (!j) return <p>Loading job {id}…</p>;
   const final = isJobState(j.status) && isFinal(j.status);
+  const outputs = output.data?.sandboxes ?? [];
+  const { [STDOUT_PARAMETER]: stdout, ...parameters } = params.data?.parameters ?? {};
   return (
     <section>
       <p><a href="/jobs" onClick={onLinkClick}>← Jobs</a></p>
@@ -60,6 +144,11 @@ export function JobPage({ id }: { id: number }) {
         <button type="button" onClick={() => act('kill')} disabled={final}>Kill</button>
         <button type="button" onClick={() => act('reschedule')}>Reschedule</button>
         <button type="button" class="danger" onClick={() => act('delete')}>Delete</button>
+        {outputs.length > 0 && (
+          <button type="button" onClick={download} disabled={downloading} title={`${outputs.reduce((a, s) => a + s.size, 0)} bytes`}>
+            Download output
+          </button>
+        )}
         {message && <span role="status">{message}</span>}
       </div>
       <dl class="facts">
@@ -81,10 +170,14 @@ export function JobPage({ id }: { id: number }) {
           </li>
         ))}
       </ol>
+      <h2>Heartbeats</h2>
+      {heartbeats.data ? <Heartbeats beats={heartbeats.data.heartbeats} /> : heartbeats.error ? <p class="error">{heartbeats.error.message}</p> : <p>Loading…</p>}
+      <h2>Standard output (last lines)</h2>
+      {stdout !== undefined ? <pre class="log" data-testid="stdout">{stdout}</pre> : <p data-testid="stdout">None reported yet.</p>}
       <h2>Parameters</h2>
-      {params.data && Object.keys(params.data.parameters).length > 0 ? (
+      {Object.keys(parameters).length > 0 ? (
         <dl class="facts" data-testid="parameters">
-          {Object.entries(params.data.parameters).map(([k, v]) => [<dt key={`k${k}`}>{k}</dt>, <dd key={`v${k}`}>{v}</dd>])}
+          {Object.entries(parameters).map(([k, v]) => [<dt key={`k${k}`}>{k}</dt>, <dd key={`v${k}`}>{v}</dd>])}
         </dl>
       ) : (
         <p>None reported yet.</p>
