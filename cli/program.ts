@@ -11,6 +11,7 @@ import { matchCommands } from './commands/match.js';
 import { pilotCommands } from './commands/pilot.js';
 import { sandboxCommands } from './commands/sandbox.js';
 import { serverCommands } from './commands/server.js';
+import { shareCommands } from './commands/share.js';
 import { ceCommands, siteCommands } from './commands/site.js';
 import { tokenCommands } from './commands/token.js';
 import { UsageError } from './errors.js';
@@ -25,6 +26,7 @@ export const COMMANDS: CommandSpec[] = [
   ...siteCommands,
   ...ceCommands,
   ...accountingCommands,
+  ...shareCommands,
 ];
 
 const GROUPS: Record<string, string> = {
@@ -37,6 +39,7 @@ const GROUPS: Record<string, string> = {
   site: 'the site registry: apply, list, status, ban, allow (site admins)',
   ce: 'ban and allow computing elements (site admins)',
   accounting: 'CPU and wall time of finished jobs by site, group, user or VO',
+  share: 'the fair share of each group: list, set (admins)',
 };
 
 /** Groups whose one command runs when options follow the group directly (`wms accounting --by site`). */
