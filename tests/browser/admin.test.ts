@@ -3,7 +3,9 @@
  * system (PGlite and PostgreSQL): a site admin bans a site and the Sites page shows it banned
  * with the reason, on a second open page too without a reload (the `sites` event stream); a
  * user cannot see another user's jobs; the Pilots page lists the pilot that ran a job and its
- * page shows the environment and the remote log. Screenshots:
+ * page shows the environment and the remote log; the Usage page shows each group's share against
+ * its use, jobs and CPU per group and user, the week's jobs and normalized CPU per site and group,
+ * an admin edits a share there and a user sees only their group and themselves. Screenshots:
  * test-output/screenshots/<driver>-<page>.png.
  */
 import { readFile } from 'node:fs/promises';
@@ -124,11 +126,71 @@ describeBrowser('admin pages in Chromium', () => {
       await expect.poll(async () => Number(await page.getByTestId('jobs-run').textContent())).toBeGreaterThanOrEqual(1);
       await expect.poll(() => page.getByTestId('pilot-log').textContent(), { timeout: 30_000 }).not.toBe('No log lines yet.');
       await screenshot(page, `${tag}-pilot`);
+    });
 
+    it('the Usage page shows shares against use and the week per site and group; an admin edits a share; a user sees only theirs', async () => {
+      tag = /\[(\w+)\]/.exec(expect.getState().currentTestName ?? '')?.[1] ?? tag;
+      // Accounting records as the agent writes them (no foreign key to jobs): one of alice's group
+      // in the last day, one of carol's group (vo_prod) three days ago, on a site of their own.
+      const ago = (hours: number) => new Date(Date.now() - hours * 3_600_000).toISOString();
+      for (const [id, owner, group, status, hours, cpu, normalized] of [
+        [900001, 'alice', 'vo_user', 'Done', 2, 3600, 36_000],
+        [900002, 'carol', 'vo_prod', 'Failed', 72, 1800, 108_000],
+      ] as const) {
+        await sys.system.server.db.query(
+          `insert into accounting (job_id, owner, owner_group, vo, site, status, submitted_at, ended_at, cpu_seconds, normalized_cpu_seconds)
+           values ($1, $2, $3, 'vo', 'TEST.Usage.org', $4::job_status, $5::timestamptz, $5::timestamptz, $6, $7)`,
+          [id, owner, group, status, ago(hours), cpu, normalized],
+        );
+      }
+      const { page } = browser;
+      await signIn(page, sys.url, await sys.adminToken(), 'admin (admin');
       await page.getByRole('link', { name: 'Usage' }).click();
       await page.getByRole('heading', { name: 'Quotas and usage' }).waitFor();
+
+      // Per group: vo_user and vo_prod are the active groups of VO "vo", default shares: 50 % each.
+      const groups = page.getByTestId('usage-groups');
+      const row = (group: string) => groups.locator('tbody tr').filter({ has: page.getByRole('cell', { name: group, exact: true }) });
+      await row('vo_prod').waitFor();
+      expect(await row('vo_prod').locator('td').allTextContents()).toEqual(
+        expect.arrayContaining(['vo', 'vo_prod', '50 %', '0', '0 s', '30.0 min', '108K DB12·s']),
+      );
+      expect(await row('vo_user').locator('td').nth(3).textContent()).toBe('50 %');
+      expect(await page.getByTestId('share-vo/vo_prod').textContent()).toBe('1000 (default)');
+      await expect.poll(() => page.getByTestId('share-vs-used').textContent()).toContain('vo/vo_prod');
+      await page.getByTestId('load-groups').waitFor();
+      expect(await page.getByTestId('usage-users').textContent()).toContain('carol');
       await page.getByTestId('load-users').waitFor();
+      await page.getByTestId('cpu-user-7d').getByText('carol (vo_prod)', { exact: true }).waitFor();
+
+      // The week's accounting: jobs done and failed per site, normalized CPU per site and group.
+      await expect.poll(() => page.getByTestId('jobs-site-7d').textContent()).toContain('TEST.Usage.org');
+      expect(await page.getByTestId('jobs-site-7d').textContent()).toContain('1 done · 1 failed');
+      await expect.poll(() => page.getByTestId('norm-site-7d').textContent()).toContain('TEST.Usage.org');
+      await expect.poll(() => page.getByTestId('norm-group-7d').textContent()).toContain('vo_prod: 108K DB12·s');
+
+      // An admin edits vo_prod's share: 3000 against 1000 is 75 %.
+      await page.getByRole('button', { name: 'Edit share of vo/vo_prod' }).click();
+      await page.getByLabel('Share of vo/vo_prod').fill('0');
+      expect(await page.getByRole('button', { name: 'Save' }).isDisabled()).toBe(true);
+      await page.getByLabel('Share of vo/vo_prod').fill('3000');
+      await page.getByRole('button', { name: 'Save' }).click();
+      await expect.poll(() => page.getByTestId('share-vo/vo_prod').textContent()).toBe('3000');
+      await expect.poll(() => row('vo_prod').locator('td').nth(3).textContent()).toBe('75 %');
+      expect(await row('vo_user').locator('td').nth(3).textContent()).toBe('25 %');
+      const shares = await sys.api<{ shares: { vo: string; group: string; share: number; configured: boolean }[] }>('GET', '/api/shares');
+      expect(shares.shares).toContainEqual({ vo: 'vo', group: 'vo_prod', share: 3000, configured: true });
       await screenshot(page, `${tag}-usage`);
+
+      // A user sees their group and themselves, and no Edit.
+      await signIn(page, sys.url, await sys.token('alice'), 'alice (user');
+      await page.getByRole('link', { name: 'Usage' }).click();
+      await row('vo_user').waitFor();
+      expect(await groups.locator('tbody tr').count()).toBe(1);
+      expect(await row('vo_user').locator('td').nth(3).textContent()).toBe('25 %');
+      expect(await page.getByTestId('usage-users').locator('tbody td:nth-child(3)').allTextContents()).toEqual(['alice']);
+      expect(await page.getByRole('button', { name: /^Edit share/ }).count()).toBe(0);
+      await screenshot(page, `${tag}-usage-user`);
     });
   });
 });
