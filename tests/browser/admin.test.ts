@@ -11,9 +11,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describeSystem } from '../helpers/system.js';
-import { describeBrowser, openBrowser, screenshot, type BrowserSession } from '../helpers/browser.js';
+import { describeBrowser, screenshot, useBrowser } from '../helpers/browser.js';
 
 const HELLO = await readFile(join(import.meta.dirname, '../../examples/hello.jdl'), 'utf8');
 const SITE = 'TEST.Banme.org';
@@ -29,18 +29,9 @@ async function signIn(page: Page, url: string, token: string, who: string): Prom
 
 describeBrowser('admin pages in Chromium', () => {
   describeSystem('admin pages', (sys) => {
-    let browser: BrowserSession;
-    let tag = 'system';
-
-    beforeAll(async () => {
-      browser = await openBrowser();
-    });
-    afterAll(async () => {
-      await browser?.close();
-    });
+    const browser = useBrowser();
 
     it('a site admin bans a site: it shows banned with the reason, on a second page without reload', async () => {
-      tag = /\[(\w+)\]/.exec(expect.getState().currentTestName ?? '')?.[1] ?? tag;
       await sys.api('PUT', '/api/sites', {
         sites: [
           {
@@ -63,7 +54,7 @@ describeBrowser('admin pages in Chromium', () => {
           await expect.poll(() => p.getByTestId('stream').textContent()).toBe('live');
         }
         await other.evaluate('window.__wmsNoReload = 7');
-        await screenshot(page, `${tag}-sites`);
+        await screenshot(page, `${browser.tag}-sites`);
 
         await page.getByRole('button', { name: `Ban site ${SITE}` }).click();
         await page.getByLabel(`Reason for banning site ${SITE}`).fill('downtime for the storage upgrade');
@@ -77,7 +68,7 @@ describeBrowser('admin pages in Chromium', () => {
         expect(await other.evaluate('window.__wmsNoReload')).toBe(7);
         const queues = (await sys.api<{ queues: { site: string; siteBanned: boolean; siteBanReason: string }[] }>('GET', '/api/sites')).queues;
         expect(queues.find((q) => q.site === SITE)).toMatchObject({ siteBanned: true, siteBanReason: 'downtime for the storage upgrade' });
-        await screenshot(page, `${tag}-sites-banned`);
+        await screenshot(page, `${browser.tag}-sites-banned`);
 
         await other.getByRole('button', { name: `Allow site ${SITE}` }).click();
         await expect.poll(() => page.getByTestId(`site-state-${SITE}`).textContent(), { timeout: 10_000 }).toBe('ok');
@@ -101,7 +92,7 @@ describeBrowser('admin pages in Chromium', () => {
       await page.goto(`${sys.url}/jobs/${alices}`);
       await page.getByRole('alert').filter({ hasText: 'not found' }).waitFor();
       expect(await page.getByRole('alert').textContent()).toBe(`Job ${alices}: not found`);
-      await screenshot(page, `${tag}-job-not-found`);
+      await screenshot(page, `${browser.tag}-job-not-found`);
       await page.goto(`${sys.url}/jobs/${bobs}`);
       await expect.poll(() => page.getByTestId('stream').textContent()).toBe('live');
     });
@@ -116,7 +107,7 @@ describeBrowser('admin pages in Chromium', () => {
 
       await page.getByRole('link', { name: 'Pilots' }).click();
       await page.getByTestId('pilots').getByRole('link', { name: String(pilotId), exact: true }).waitFor();
-      await screenshot(page, `${tag}-pilots`);
+      await screenshot(page, `${browser.tag}-pilots`);
       await page.getByTestId('pilots').getByRole('link', { name: String(pilotId), exact: true }).click();
       await page.waitForURL(new RegExp(`/pilots/${pilotId}$`));
       const env = page.getByTestId('environment');
@@ -127,11 +118,10 @@ describeBrowser('admin pages in Chromium', () => {
       expect(await env.textContent()).toMatch(/Nodev\d+\./);
       await expect.poll(async () => Number(await page.getByTestId('jobs-run').textContent())).toBeGreaterThanOrEqual(1);
       await expect.poll(() => page.getByTestId('pilot-log').textContent(), { timeout: 30_000 }).not.toBe('No log lines yet.');
-      await screenshot(page, `${tag}-pilot`);
+      await screenshot(page, `${browser.tag}-pilot`);
     });
 
     it('the Usage page shows shares against use and the week per site and group; an admin edits a share; a user sees only theirs', async () => {
-      tag = /\[(\w+)\]/.exec(expect.getState().currentTestName ?? '')?.[1] ?? tag;
       // Accounting records as the agent writes them (no foreign key to jobs): one of alice's group
       // in the last day, one of carol's group (vo_prod) three days ago, on a site of their own.
       const ago = (hours: number) => new Date(Date.now() - hours * 3_600_000).toISOString();
@@ -182,7 +172,7 @@ describeBrowser('admin pages in Chromium', () => {
       expect(await row('vo_user').locator('td').nth(3).textContent()).toBe('25 %');
       const shares = await sys.api<{ shares: { vo: string; group: string; share: number; configured: boolean }[] }>('GET', '/api/shares');
       expect(shares.shares).toContainEqual({ vo: 'vo', group: 'vo_prod', share: 3000, configured: true });
-      await screenshot(page, `${tag}-usage`);
+      await screenshot(page, `${browser.tag}-usage`);
 
       // A user sees their group and themselves, and no Edit.
       await signIn(page, sys.url, await sys.token('alice'), 'alice (user');
@@ -192,7 +182,7 @@ describeBrowser('admin pages in Chromium', () => {
       expect(await row('vo_user').locator('td').nth(3).textContent()).toBe('25 %');
       expect(await page.getByTestId('usage-users').locator('tbody td:nth-child(3)').allTextContents()).toEqual(['alice']);
       expect(await page.getByRole('button', { name: /^Edit share/ }).count()).toBe(0);
-      await screenshot(page, `${tag}-usage-user`);
+      await screenshot(page, `${browser.tag}-usage-user`);
     });
   });
 });

@@ -4,9 +4,9 @@
  * page without a reload; a JDL with an error shows it at its line and submits nothing.
  * Screenshots of each page: test-output/screenshots/<driver>-<page>.png.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describeSystem } from '../helpers/system.js';
-import { describeBrowser, openBrowser, screenshot, type BrowserSession } from '../helpers/browser.js';
+import { describeBrowser, screenshot, useBrowser } from '../helpers/browser.js';
 
 const BAD_JDL = `[
   JobName = "bad";
@@ -17,22 +17,13 @@ const BAD_JDL = `[
 
 describeBrowser('dashboard in Chromium', () => {
   describeSystem('dashboard', (sys) => {
-    let browser: BrowserSession;
-    let tag = 'system';
-
-    beforeAll(async () => {
-      browser = await openBrowser();
-    });
-    afterAll(async () => {
-      await browser?.close();
-    });
+    const browser = useBrowser();
 
     it('signs in with a token and shows who is signed in', async () => {
-      tag = /\[(\w+)\]/.exec(expect.getState().currentTestName ?? '')?.[1] ?? tag;
       const { page } = browser;
       await page.goto(sys.url + '/jobs');
       await page.getByLabel('Token').waitFor();
-      await screenshot(page, `${tag}-sign-in`);
+      await screenshot(page, `${browser.tag}-sign-in`);
 
       await page.getByLabel('Token').fill('not-a-token');
       await page.getByRole('button', { name: 'Sign in' }).click();
@@ -48,7 +39,7 @@ describeBrowser('dashboard in Chromium', () => {
       const { page } = browser;
       await page.getByRole('link', { name: 'Submit' }).click();
       await page.getByTestId('jdl-ok').waitFor();
-      await screenshot(page, `${tag}-submit`);
+      await screenshot(page, `${browser.tag}-submit`);
       // A marker on the window: a reload would drop it.
       await page.evaluate('window.__wmsNoReload = 42');
       await page.getByRole('button', { name: 'Submit' }).click();
@@ -63,12 +54,12 @@ describeBrowser('dashboard in Chromium', () => {
       await expect.poll(() => page.getByTestId('history').textContent()).toContain('Done');
       await expect.poll(() => page.getByTestId('jdl').textContent()).toContain('Hello from pilot-wms');
       expect((await sys.api('GET', `/api/jobs/${id}`)).status).toBe('Done');
-      await screenshot(page, `${tag}-job`);
+      await screenshot(page, `${browser.tag}-job`);
 
       await page.getByRole('link', { name: '← Jobs' }).click();
       await page.getByTestId('jobs').getByRole('link', { name: String(id), exact: true }).waitFor();
       await expect.poll(() => page.getByTestId('counts').textContent()).toContain('Done');
-      await screenshot(page, `${tag}-jobs`);
+      await screenshot(page, `${browser.tag}-jobs`);
     });
 
     it('shows a JDL error at its line and submits nothing', async () => {
@@ -84,7 +75,7 @@ describeBrowser('dashboard in Chromium', () => {
       const submit = page.getByRole('button', { name: 'Submit' });
       expect(await submit.isDisabled()).toBe(true);
       await page.getByLabel('JDL').press('Control+Enter');
-      await screenshot(page, `${tag}-submit-error`);
+      await screenshot(page, `${browser.tag}-submit-error`);
       expect(page.url()).toMatch(/\/submit$/);
       const after = (await sys.api('GET', '/api/jobs/summary', undefined, await sys.token('alice'))).total;
       expect(after).toBe(before);

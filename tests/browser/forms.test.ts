@@ -10,24 +10,15 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describeSystem } from '../helpers/system.js';
-import { describeBrowser, openBrowser, screenshot, type BrowserSession } from '../helpers/browser.js';
+import { describeBrowser, screenshot, useBrowser } from '../helpers/browser.js';
 
 describeBrowser('application forms in Chromium', () => {
   describeSystem('forms', (sys) => {
-    let browser: BrowserSession;
-    let tag = 'system';
-
-    beforeAll(async () => {
-      browser = await openBrowser();
-    });
-    afterAll(async () => {
-      await browser?.close();
-    });
+    const browser = useBrowser();
 
     it('signs in and opens the Forms tab with hello', async () => {
-      tag = /\[(\w+)\]/.exec(expect.getState().currentTestName ?? '')?.[1] ?? tag;
       const { page } = browser;
       await page.goto(sys.url + '/submit');
       await page.getByLabel('Token').fill(await sys.token('alice'));
@@ -38,7 +29,7 @@ describeBrowser('application forms in Chromium', () => {
       await page.getByLabel('Application').selectOption('hello');
       expect(await page.getByLabel('Who to greet').inputValue()).toBe('pilot-wms');
       expect(await page.getByLabel('CPU time (s)').inputValue()).toBe('600');
-      await screenshot(page, `${tag}-forms`);
+      await screenshot(page, `${browser.tag}-forms`);
     });
 
     it('shows an out-of-range value at its field and submits nothing', async () => {
@@ -54,7 +45,7 @@ describeBrowser('application forms in Chromium', () => {
       const submit = page.getByRole('button', { name: 'Submit' });
       expect(await submit.isDisabled()).toBe(true);
       await page.getByLabel('CPU time (s)').press('Enter');
-      await screenshot(page, `${tag}-forms-error`);
+      await screenshot(page, `${browser.tag}-forms-error`);
       expect(page.url()).toMatch(/\/submit$/);
       const after = (await sys.api('GET', '/api/jobs/summary', undefined, await sys.token('alice'))).total;
       expect(after).toBe(before);
@@ -75,7 +66,7 @@ describeBrowser('application forms in Chromium', () => {
         .toBe('Done');
       expect(await page.evaluate('window.__wmsNoReload')).toBe(7);
       await expect.poll(() => page.getByTestId('jdl').textContent()).toContain('Hello from Form tester');
-      await screenshot(page, `${tag}-forms-job`);
+      await screenshot(page, `${browser.tag}-forms-job`);
 
       // The output sandbox, downloaded by the page (with its own token) as a file.
       const button = page.getByRole('button', { name: 'Download output' });

@@ -6,10 +6,10 @@
  * from the other parameters, and its "Download output" button.
  * Screenshots: test-output/screenshots/<driver>-jobs-filtered.png, <driver>-job-heartbeats.png.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { LOCAL_SITE } from '../../cli/server-system.js';
 import { describeSystem } from '../helpers/system.js';
-import { describeBrowser, openBrowser, screenshot, type BrowserSession } from '../helpers/browser.js';
+import { describeBrowser, screenshot, useBrowser } from '../helpers/browser.js';
 import type { Page } from 'playwright-core';
 
 /** A quick job in group `group` named `name`. */
@@ -44,18 +44,9 @@ async function shownIds(page: Page): Promise<number[]> {
 
 describeBrowser('jobs pages in Chromium', () => {
   describeSystem('jobs pages', (sys) => {
-    let browser: BrowserSession;
-    let tag = 'system';
-
-    beforeAll(async () => {
-      browser = await openBrowser();
-    });
-    afterAll(async () => {
-      await browser?.close();
-    });
+    const browser = useBrowser();
 
     it('filters the jobs by group, search, site and submission day, kept in the address', async () => {
-      tag = /\[(\w+)\]/.exec(expect.getState().currentTestName ?? '')?.[1] ?? tag;
       const alice = await sys.token('alice');
       const alpha = (await sys.api<{ jobIds: number[] }>('POST', '/api/jobs', { jdls: [quick('alpha-one', 'alpha'), quick('alpha-two', 'alpha')] }, alice)).jobIds;
       const [beta] = await sys.submit(quick('beta-one', 'beta'), alice);
@@ -122,7 +113,7 @@ describeBrowser('jobs pages in Chromium', () => {
       // Filters together, then a screenshot of the page as filtered.
       await page.goto(`${sys.url}/jobs?group=alpha&search=two&since=${day(0)}`);
       await expect.poll(() => shownIds(page)).toEqual([alpha[1]]);
-      await screenshot(page, `${tag}-jobs-filtered`);
+      await screenshot(page, `${browser.tag}-jobs-filtered`);
 
       // A day that is not one, typed into the address: a clear error, no rows.
       await page.goto(`${sys.url}/jobs?since=2026-02-31`);
@@ -158,7 +149,7 @@ describeBrowser('jobs pages in Chromium', () => {
       await expect.poll(() => page.getByTestId('parameters').textContent()).toContain('OutputSandbox');
       expect(await page.getByTestId('parameters').textContent()).not.toContain('StandardOutput');
       await page.getByRole('button', { name: 'Download output' }).waitFor();
-      await screenshot(page, `${tag}-job-heartbeats`);
+      await screenshot(page, `${browser.tag}-job-heartbeats`);
     });
   });
 });

@@ -12,7 +12,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IN_CI } from './db.js';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -58,6 +58,40 @@ export async function openBrowser(): Promise<BrowserSession> {
     async close() {
       await context.close().catch(() => undefined);
       await rm(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface SuiteBrowser {
+  readonly page: Page;
+  readonly context: BrowserContext;
+  /** `pglite` or `postgres`: the running test's `[driver]` (describeSystem), for screenshot names. */
+  readonly tag: string;
+}
+
+/** One Chromium for the enclosing suite: opened before its tests, closed after them. */
+export function useBrowser(): SuiteBrowser {
+  let session: BrowserSession | null = null;
+  beforeAll(async () => {
+    session = await openBrowser();
+  });
+  afterAll(async () => {
+    await session?.close();
+    session = null;
+  });
+  const open = (): BrowserSession => {
+    if (!session) throw new Error('the browser is only open inside the suite\'s tests');
+    return session;
+  };
+  return {
+    get page() {
+      return open().page;
+    },
+    get context() {
+      return open().context;
+    },
+    get tag() {
+      return /\[(\w+)\]/.exec(expect.getState().currentTestName ?? '')?.[1] ?? 'system';
     },
   };
 }
