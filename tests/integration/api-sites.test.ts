@@ -8,11 +8,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { runWms } from '../helpers/cli.js';
 import { createSiteDirector } from '../../agents/site-director.js';
 import type { ComputingElement } from '../../agents/computing-elements/types.js';
-import type { Io } from '../../cli/command.js';
-import { exitCodeOf, formatError } from '../../cli/errors.js';
-import { run } from '../../cli/program.js';
 import { resolveServiceConfig } from '../../core/config.js';
 import { createPilots, listCeQueues, submitJobs, updatePilots } from '../../db/index.js';
 import { makeJob } from '../db/fixtures.js';
@@ -39,17 +37,7 @@ describeDb('site registry', (ctx) => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function wms(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-    const out: string[] = [];
-    const err: string[] = [];
-    const io: Io = { out: (s) => out.push(s), err: (s) => err.push(s), env: { WMS_URL: url, WMS_TOKEN: token }, cwd: dir, home: dir };
-    try {
-      const code = await run(args, io);
-      return { code: typeof code === 'number' ? code : -1, out: out.join('\n'), err: err.join('\n') };
-    } catch (e) {
-      return { code: exitCodeOf(e), out: out.join('\n'), err: formatError(e).join('\n') };
-    }
-  }
+  const wms = (...args: string[]) => runWms(args, { url, token, dir });
 
   it('applies every example file and lists what it registered', async () => {
     for (const f of ['local.yaml', 'slurm.yaml', 'htcondor.yaml', 'opennebula.yaml']) {

@@ -4,9 +4,7 @@
  * /api/usage, usage errors as one line, a user refused. On PGlite and PostgreSQL.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Io } from '../../cli/command.js';
-import { exitCodeOf, formatError } from '../../cli/errors.js';
-import { run } from '../../cli/program.js';
+import { runWms } from '../helpers/cli.js';
 import { submitJobs } from '../../db/index.js';
 import { makeJob } from '../db/fixtures.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
@@ -30,17 +28,7 @@ describeDb('share CLI', (ctx) => {
     await t?.close();
   });
 
-  async function wms(token: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-    const out: string[] = [];
-    const err: string[] = [];
-    const io: Io = { out: (s) => out.push(s), err: (s) => err.push(s), env: { WMS_URL: url, WMS_TOKEN: token }, cwd: '/', home: '/nonexistent' };
-    try {
-      const code = await run(args, io);
-      return { code: typeof code === 'number' ? code : -1, out: out.join('\n'), err: err.join('\n') };
-    } catch (e) {
-      return { code: exitCodeOf(e), out: out.join('\n'), err: formatError(e).join('\n') };
-    }
-  }
+  const wms = (token: string, ...args: string[]) => runWms(args, { url, token });
 
   it('lists the groups that had jobs with the default share', async () => {
     const r = await wms(admin, 'share', 'list');
