@@ -17,51 +17,12 @@
  * the configured shares (`group_shares`, a row per group). Groups are summed from the users' lines here.
  */
 import { RUNNING_STATES, WAITING_STATES } from '../../core/job-states.js';
+import type { GroupUsage, UsageReport, UsedFigures, UserUsage } from '../../core/usage.js';
 import type { DbOrHandle } from '../open-db.js';
 import { num, rows } from './raw.js';
 import { DEFAULT_GROUP_SHARE } from './task-queues.js';
 
-/** What finished jobs used in one window. */
-export interface UsedFigures {
-  /** Accounting records (finished jobs) ended in the window. */
-  jobs: number;
-  cpuSeconds: number;
-  /** CPU seconds × the pilot's DB12 (DIRAC's CPUNormalizationFactor). */
-  normalizedCpuSeconds: number;
-}
-
-export interface UserUsage {
-  vo: string;
-  group: string;
-  user: string;
-  waiting: number;
-  running: number;
-  day: UsedFigures;
-  week: UsedFigures;
-}
-
-export interface GroupUsage {
-  vo: string;
-  group: string;
-  /** The configured share, else DEFAULT_GROUP_SHARE. */
-  share: number;
-  shareConfigured: boolean;
-  /** share / sum of the shares of the VO's active groups (0..1). */
-  shareFraction: number;
-  waiting: number;
-  running: number;
-  day: UsedFigures;
-  week: UsedFigures;
-  /** The group's normalized CPU of the week / the VO's (0..1; 0 when the VO used none). */
-  usedFraction: number;
-}
-
-export interface UsageReport {
-  /** Active groups, by VO then group. */
-  groups: GroupUsage[];
-  /** Users with jobs waiting or running, or records in the week, by VO, group, user. */
-  users: UserUsage[];
-}
+export type { GroupUsage, UsageReport, UsedFigures, UserUsage } from '../../core/usage.js';
 
 export interface UsageOptions {
   /** Start of "the last day" and of "the last week" (records with ended_at >= it). */

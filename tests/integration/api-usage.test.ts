@@ -10,38 +10,11 @@ import { getTaskQueues, submitJobs } from '../../db/index.js';
 import { makeJob } from '../db/fixtures.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 import { describeDb } from '../helpers/db.js';
+import type { UsageAnswer, UsedFigures } from '../../core/usage.js';
 
 const HOUR = 3_600_000;
 
-interface Used {
-  jobs: number;
-  cpuSeconds: number;
-  normalizedCpuSeconds: number;
-}
-interface UserLine {
-  vo: string;
-  group: string;
-  user: string;
-  waiting: number;
-  running: number;
-  day: Used;
-  week: Used;
-}
-interface GroupLine extends Omit<UserLine, 'user'> {
-  share: number;
-  shareConfigured: boolean;
-  shareFraction: number;
-  usedFraction: number;
-}
-interface Usage {
-  daySince: string;
-  weekSince: string;
-  defaultShare: number;
-  groups: GroupLine[];
-  users: UserLine[];
-}
-
-const used = (jobs: number, cpuSeconds: number, normalizedCpuSeconds: number): Used => ({ jobs, cpuSeconds, normalizedCpuSeconds });
+const used = (jobs: number, cpuSeconds: number, normalizedCpuSeconds: number): UsedFigures => ({ jobs, cpuSeconds, normalizedCpuSeconds });
 
 describeDb('usage and shares API', (ctx) => {
   let t: TestApp;
@@ -60,10 +33,10 @@ describeDb('usage and shares API', (ctx) => {
     );
   }
 
-  async function usage(token: string): Promise<Usage> {
+  async function usage(token: string): Promise<UsageAnswer> {
     const res = await t.call('GET', '/api/usage', token);
     expect(res.statusCode, res.body).toBe(200);
-    return res.json<Usage>();
+    return res.json<UsageAnswer>();
   }
 
   beforeAll(async () => {

@@ -1,40 +1,10 @@
 import { useState } from 'preact/hooks';
 import { api, type Identity } from '../api.js';
 import { usePolled } from '../hooks.js';
+import type { GroupUsage, UsageAnswer, UsedFigures, UserUsage } from '../../../core/usage.js';
 
-// Shapes of GET /api/usage, /api/accounting and PUT /api/shares (services/plugins/usage.ts,
-// accounting.ts); only what this page reads.
-
-interface Used {
-  jobs: number;
-  cpuSeconds: number;
-  normalizedCpuSeconds: number;
-}
-
-interface UserUsage {
-  vo: string;
-  group: string;
-  user: string;
-  waiting: number;
-  running: number;
-  day: Used;
-  week: Used;
-}
-
-interface GroupUsage extends Omit<UserUsage, 'user'> {
-  share: number;
-  shareConfigured: boolean;
-  shareFraction: number;
-  usedFraction: number;
-}
-
-interface Usage {
-  daySince: string;
-  weekSince: string;
-  defaultShare: number;
-  groups: GroupUsage[];
-  users: UserUsage[];
-}
+// GET /api/usage answers core/usage.ts's UsageAnswer; GET /api/accounting this (its rows,
+// services/plugins/accounting.ts).
 
 interface AccountingRow {
   key: string;
@@ -159,7 +129,7 @@ function loadBars(rows: { key: string; label: string; waiting: number; running: 
   }));
 }
 
-function cpuBars(rows: { key: string; label: string; used: Used }[]): Bar[] {
+function cpuBars(rows: { key: string; label: string; used: UsedFigures }[]): Bar[] {
   return rows.map((r) => ({
     key: r.key,
     label: r.label,
@@ -333,7 +303,7 @@ function WeekAccounting({ mine }: { mine: boolean }) {
  * done and failed per site, normalized CPU per site and per group.
  */
 export function UsagePage({ me }: { me: Identity | null }) {
-  const usage = usePolled(() => api<Usage>('GET', '/api/usage'), [me?.role, me?.user], 5000);
+  const usage = usePolled(() => api<UsageAnswer>('GET', '/api/usage'), [me?.role, me?.user], 5000);
   const people = me === null || me.role === 'user' || me.role === 'admin' || me.role === 'site-admin';
   const mine = me?.role === 'user';
   const u = usage.data;
