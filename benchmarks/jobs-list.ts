@@ -7,7 +7,10 @@
  * Queries, each timed `samples` times after a warm-up, one request at a time:
  * first page, a deep offset (90 % down), status filter, site filter, job-group filter, search
  * by name, as admin (every job visible) and as one user (owner scope); and `/api/jobs/summary`
- * (counts by status) unfiltered and with a site filter. Headline: the worst p99 of them.
+ * (counts by status) unfiltered and with a site filter; the last hour of submissions, the
+ * Jobs page's combined filters (site, group and a day) for the list and for its counts, and
+ * `/api/usage` (waiting and running per group and user; the accounting table is empty here).
+ * Headline: the worst p99 of them.
  */
 import { cpus } from 'node:os';
 import type { BenchOptions, BenchResult } from './run.js';
@@ -68,6 +71,9 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     const admin = await issueToken(api, server.adminToken, { user: 'root', vo: 'bench', group: 'bench_admin', role: 'admin' });
     const user = await issueToken(api, server.adminToken, { user: 'user7', vo: 'bench', group: 'bench_user' });
     const deep = Math.floor(rows * 0.9);
+    const hourAgo = encodeURIComponent(new Date(Date.now() - 3_600_000).toISOString());
+    const dayAgo = encodeURIComponent(new Date(Date.now() - 86_400_000).toISOString());
+    const combined = `site=BENCH.S3.org&group=group3&since=${dayAgo}`;
     const queries: Record<string, [string, string]> = {
       firstPage: ['/api/jobs?limit=50', admin],
       deepOffset: [`/api/jobs?limit=50&offset=${deep}`, admin],
@@ -81,6 +87,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       summary: ['/api/jobs/summary', admin],
       summarySite: ['/api/jobs/summary?site=BENCH.S3.org', admin],
       userSummary: ['/api/jobs/summary', user],
+      lastHour: [`/api/jobs?limit=50&since=${hourAgo}`, admin],
+      combinedFilters: [`/api/jobs?limit=50&${combined}`, admin],
+      summaryCombined: [`/api/jobs/summary?${combined}`, admin],
+      usage: ['/api/usage', admin],
+      userUsage: ['/api/usage', user],
     };
     const figures: Record<string, { p50: number; p99: number; total: number }> = {};
     for (const [name, [path, token]] of Object.entries(queries)) {
@@ -89,9 +100,9 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       let total = 0;
       for (let i = 0; i < size.samples; i++) {
         const t = performance.now();
-        const body = await api.ok<{ total: number }>('GET', path, token, undefined);
+        const body = await api.ok<{ total?: number; users?: unknown[] }>('GET', path, token, undefined);
         samples.push(performance.now() - t);
-        total = body.total;
+        total = body.total ?? body.users?.length ?? 0;
       }
       const s = summarize(samples);
       figures[name] = { p50: s.p50, p99: s.p99, total };

@@ -75,7 +75,7 @@ const ListQuery = Type.Object(
     group: Type.Optional(Type.String({ minLength: 1, description: 'JobGroup' })),
     owner: Type.Optional(Type.String({ minLength: 1, description: 'admins only (users: themselves)' })),
     since: Type.Optional(Type.String({ format: 'date-time', description: 'submitted at or after' })),
-    until: Type.Optional(Type.String({ format: 'date-time', description: 'submitted before' })),
+    until: Type.Optional(Type.String({ format: 'date-time', description: 'submitted at or before' })),
     search: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'job name or id' })),
     limit: Type.Optional(Type.Integer({ minimum: 1 })),
     offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
