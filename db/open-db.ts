@@ -8,6 +8,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
@@ -157,10 +158,10 @@ async function openPglite(target: string, migrate: boolean): Promise<DbHandle> {
   const where = target === 'memory://' ? 'memory' : target;
   try {
     if (target === 'memory://') {
-      client = new PGlite();
+      client = new PGlite({ extensions: { pg_trgm } });
     } else {
       mkdirSync(target, { recursive: true });
-      client = new PGlite(target);
+      client = new PGlite(target, { extensions: { pg_trgm } });
     }
     await client.waitReady;
   } catch (e) {

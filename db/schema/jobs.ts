@@ -62,6 +62,9 @@ export const jobs = pgTable(
     index('jobs_status').on(t.status, t.id),
     index('jobs_group').on(t.jobGroup, t.id),
     index('jobs_site').on(t.site, t.id),
+    // The Jobs page's search: a substring of the name (ILIKE '%…%'), through trigrams (pg_trgm;
+    // migration 0004 creates the extension, PGlite loads it in openDb).
+    index('jobs_name_trgm').using('gin', sql`${t.jobName} gin_trgm_ops`),
     // Jobs of a pilot; waiting jobs have none, so they stay out of it (cheaper bulk inserts).
     index('jobs_pilot').on(t.pilotId).where(sql`${t.pilotId} is not null`),
   ],

@@ -63,6 +63,17 @@ describeDb('listing and counting jobs', (ctx) => {
     expect((await listJobs(ctx.handle, { until: future, since: new Date(0) }, { limit: 100 })).total).toBe(30);
   });
 
+  it('the name search can be served by the trigram index (jobs_name_trgm)', async () => {
+    const h = await ctx.open({ poolSize: 1 }); // one connection: the setting applies to the explain
+    await h.query('set enable_seqscan = off');
+    try {
+      const plan = await h.query<{ 'QUERY PLAN': string }>(`explain select id from jobs where job_name ilike '%RECO%'`);
+      expect(plan.map((r) => r['QUERY PLAN']).join('\n')).toContain('jobs_name_trgm');
+    } finally {
+      await h.query('reset enable_seqscan');
+    }
+  });
+
   it('counts by status, every state present', async () => {
     const all = await countJobsByStatus(ctx.handle, {});
     expect(all).toMatchObject({ Waiting: 26, Matched: 1, Killed: 3, Done: 0, Deleted: 0 });
