@@ -197,7 +197,8 @@ describe('wms server start and the token bootstrap', () => {
     const exited = new Promise<number | null>((done) => child.on('close', done));
     try {
       const deadline = Date.now() + 60_000;
-      while (!/listening on (http:\/\/\S+)/.test(out)) {
+      // The banner is several writes: wait for its last line, not only the first.
+      while (!/stop with Ctrl-C/.test(out)) {
         if (Date.now() > deadline || child.exitCode !== null) throw new Error(`server did not start:\n${out}\n${err}`);
         await new Promise((r) => setTimeout(r, 100));
       }
