@@ -5,6 +5,7 @@
 #   - a single-node SLURM cluster (munge, slurmctld, slurmd; partition debug): scripts/slurm-env.sh.
 #   - Debian's chromium at /usr/bin/chromium for the browser tests (driven by playwright-core;
 #     no browser download).
+#   - Debian's bubblewrap (bwrap), the payload sandbox of the job wrapper.
 # Safe to run again: each step checks first.
 set -euo pipefail
 
@@ -55,8 +56,20 @@ ensure_chromium() {
   log "chromium is at /usr/bin/chromium"
 }
 
+ensure_bubblewrap() {
+  if command -v bwrap >/dev/null; then
+    log "bubblewrap is at $(command -v bwrap)"
+    return
+  fi
+  log "installing bubblewrap from Debian's packages"
+  apt_install bubblewrap
+  command -v bwrap >/dev/null || { log "bubblewrap did not install"; exit 1; }
+  log "bubblewrap is at $(command -v bwrap)"
+}
+
 ensure_postgres
 ensure_chromium
+ensure_bubblewrap
 bash "$(dirname "$0")/slurm-env.sh"
 
 # Pilot jobs (named wms-*) that an earlier run left on this test cluster would hold its cores

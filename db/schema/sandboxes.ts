@@ -15,7 +15,10 @@ export const sandboxes = pgTable('sandboxes', {
   lastAccessAt: tz('last_access_at').notNull().defaultNow(),
 });
 
-/** Each user who uploaded a sandbox's bytes owns it (with the group and VO of that upload). */
+/**
+ * Each user who uploaded a sandbox's bytes owns it (with the group of that upload). A user is the
+ * pair (VO, name): `alice` of atlas and `alice` of lhcb are two owners.
+ */
 export const sandboxOwners = pgTable(
   'sandbox_owners',
   {
@@ -27,7 +30,7 @@ export const sandboxOwners = pgTable(
     vo: text('vo').notNull(),
     createdAt: tz('created_at').notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.sha256, t.owner] })],
+  (t) => [primaryKey({ columns: [t.sha256, t.vo, t.owner] })],
 );
 
 /** Which job uses which sandbox, as input or output. */
