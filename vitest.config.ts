@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Five projects, as in DESIGN.md: `unit` has no I/O; `db` runs every suite on PGlite and on
-// the real PostgreSQL (TEST_DATABASE_URL, default 127.0.0.1:5432); `integration`, `e2e` and
+// Six projects, as in DESIGN.md: `unit` has no I/O; `db` runs every suite on PGlite and on
+// the real PostgreSQL (TEST_DATABASE_URL, default 127.0.0.1:5432); `integration`, `security`, `e2e` and
 // `browser` (headless Chromium) start real parts. A suite whose part is missing skips loudly
 // on a laptop and fails under CI.
 export default defineConfig({
@@ -21,6 +21,16 @@ export default defineConfig({
           name: 'integration',
           include: ['tests/integration/**/*.test.ts'],
           testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        // The attacks of issue 9 (payloads, stolen tokens, site admins, other VOs, bad inputs),
+        // each repeated end to end on PGlite and on PostgreSQL and shown refused.
+        test: {
+          name: 'security',
+          include: ['tests/security/**/*.test.ts'],
+          testTimeout: 180_000,
           hookTimeout: 120_000,
         },
       },
