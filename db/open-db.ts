@@ -5,7 +5,8 @@
  * `migrate: false`; on PostgreSQL several processes may open (and migrate) at once: the
  * migration runs under a session advisory lock.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import fs, { existsSync, mkdirSync } from 'node:fs';
+import { resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
@@ -153,6 +154,37 @@ async function openPg(url: string, migrate: boolean, poolSize: number): Promise<
   };
 }
 
+/** The directories of the PGlite databases this process opened (absolute, with a trailing separator). */
+const pgliteDirs = new Set<string>();
+
+function inPgliteDir(path: unknown): boolean {
+  if (typeof path !== 'string') return false;
+  const abs = resolve(path);
+  for (const dir of pgliteDirs) if (abs.startsWith(dir)) return true;
+  return false;
+}
+
+/**
+ * PGlite's file layer (Emscripten's NODEFS) chmods each file it creates to 0666, whatever the
+ * process umask (seen with strace: `chmod(".../pg_wal/000000010000000000000001", 0100666)`),
+ * and its WAL holds every row written, the signing key included. Within the PGlite directories
+ * of this process, `fs.chmodSync` (the call NODEFS makes, looked up at each call) keeps the
+ * owner's bits only; elsewhere it is unchanged.
+ */
+function keepPgliteFilesPrivate(dir: string): void {
+  const first = pgliteDirs.size === 0;
+  pgliteDirs.add(resolve(dir) + sep);
+  if (!first) return;
+  const original = fs.chmodSync;
+  fs.chmodSync = function chmodSync(path: fs.PathLike, mode: fs.Mode): void {
+    if (inPgliteDir(path)) {
+      const bits = typeof mode === 'string' ? parseInt(mode, 8) : mode;
+      if (Number.isInteger(bits)) return original(path, bits & ~0o077);
+    }
+    return original(path, mode);
+  };
+}
+
 async function openPglite(target: string, migrate: boolean): Promise<DbHandle> {
   let client: PGlite;
   const where = target === 'memory://' ? 'memory' : target;
@@ -160,7 +192,8 @@ async function openPglite(target: string, migrate: boolean): Promise<DbHandle> {
     if (target === 'memory://') {
       client = new PGlite({ extensions: { pg_trgm } });
     } else {
-      mkdirSync(target, { recursive: true });
+      mkdirSync(target, { recursive: true, mode: 0o700 });
+      keepPgliteFilesPrivate(target);
       client = new PGlite(target, { extensions: { pg_trgm } });
     }
     await client.waitReady;

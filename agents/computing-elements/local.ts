@@ -1,38 +1,139 @@
 /**
  * The local computing element: pilots as child processes of this machine (`bash wrapper`), in
  * their own process groups, at most `slots` at once. References are `local://<ce>/<pid>`.
- * Wrapper scripts and their stdout/stderr are kept under `workDir` until cleanup.
+ *
+ * A pilot never gets the server's environment (its secrets, `WMS_*` settings, loader variables):
+ * it starts with an explicit one (`pilotEnvironment`): a fixed system PATH with the running
+ * node's directory first, HOME, LANG, TMPDIR, USER, DIRAC_PILOT_STAMP and the CE's extra `env`.
+ *
+ * When the server runs as root, pilots run as an unprivileged user (`runAs`, from
+ * `pilot.localUser`, default `nobody`; never root): the data directory (0700, root) is out of
+ * their reach. Each pilot gets a home of its own, `<run dir>/<stamp>/` (mode 0700, the pilot
+ * user's), holding its wrapper script (it carries the pilot token) and serving as its HOME,
+ * TMPDIR and working directory; the run dir (a fresh `mkdtemp` under the system temp dir)
+ * belongs to the server's user, mode 0711 when pilots run as another user: they can enter their
+ * own home by name but cannot list the others. The server writes a pilot's files before it
+ * hands them over (chown), and never writes in a directory the pilot user owns; it removes a
+ * pilot's home by running `find -delete` as that user, then `rmdir`. Stdout and stderr stay in
+ * `workDir` (under the data directory), opened by the server and passed as file descriptors.
  *
  * What it knows lives in this process: after a restart, a reference whose process is still
  * alive is Running, one whose process is gone is Failed ("the process is gone and its exit was
  * not seen") — the pilot's own final report, when it made one, is kept by the status agent.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
-import { constants } from 'node:os';
-import { join } from 'node:path';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { chmod, chown, mkdir, mkdtemp, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { constants, tmpdir, userInfo } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { WmsError } from '../../core/errors.js';
 import type { CeQueueTarget, ComputingElement, PilotBackendStatus, PilotSubmission, SubmittedPilot } from './types.js';
 
 interface LocalPilot {
   child: ChildProcess;
   stamp: string;
+  /** The pilot's own directory: HOME, TMPDIR, cwd, and its wrapper script. */
+  home: string;
   exit: { code: number | null; signal: NodeJS.Signals | null } | null;
   /** Stopped by `cancel()` (Aborted), not by something else (Failed). */
   cancelled: boolean;
 }
 
+/** A Unix user local pilots run as. */
+export interface LocalPilotUser {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
 export interface LocalCeOptions {
   ce: string;
-  /** Where wrappers and their output go. */
+  /** Where the pilots' stdout and stderr go (the server's own, private directory). */
   workDir: string;
   /** Pilots at once. */
   slots: number;
-  /** Extra environment for the wrapper (tests inject a fake `stat` through PATH, say). */
+  /** Extra environment for the wrapper (tests inject a fake `stat` through PATH, say); wins over the defaults. */
   env?: Record<string, string>;
+  /** Run pilots as this user (the server is root); absent or null: as the server's own user. */
+  runAs?: LocalPilotUser | null;
+  /** Where the pilots' homes go (default: a new directory under the system temp dir). */
+  runDir?: string;
 }
 
 const TERM_GRACE_MS = 10_000;
+
+/** PATH of a pilot: the usual system directories, after the running node's own. */
+export const SYSTEM_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'] as const;
+
+/**
+ * The whole environment of a local pilot, built from nothing: never `process.env`. `extra`
+ * (the CE's explicit settings) wins over the defaults; the stamp is always this pilot's.
+ */
+export function pilotEnvironment(
+  o: { stamp: string; home: string; user: string; extra?: Readonly<Record<string, string>> },
+): Record<string, string> {
+  const nodeDir = dirname(process.execPath);
+  return {
+    PATH: [nodeDir, ...SYSTEM_PATH.filter((d) => d !== nodeDir)].join(':'),
+    HOME: o.home,
+    LANG: 'C.UTF-8',
+    TMPDIR: o.home,
+    USER: o.user,
+    LOGNAME: o.user,
+    ...o.extra,
+    DIRAC_PILOT_STAMP: o.stamp,
+  };
+}
+
+function localUserError(name: string, why: string): WmsError {
+  return new WmsError(
+    'WMS_CONFIG',
+    `pilot.localUser: ${why}. The server runs as root, so local pilots run as an unprivileged user (default "nobody"): ` +
+      `create "${name}" (useradd --system ${name}) or name another user in the config file (pilot.localUser)`,
+  );
+}
+
+/** The passwd line of `name` through NSS (`getent`), else from /etc/passwd; null when there is none. */
+function passwdLine(name: string): string | null {
+  try {
+    const out = execFileSync('getent', ['passwd', '--', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 });
+    return out.split('\n').find((l) => l.startsWith(`${name}:`)) ?? null;
+  } catch (e) {
+    const status = (e as { status?: number }).status;
+    if (status === 2) return null; // getent: key not found
+    // no getent (ENOENT) or it failed otherwise: read the file
+  }
+  try {
+    return readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`)) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The uid and gid of the Unix user `name`, for pilots of a server running as root. Throws
+ * WMS_CONFIG when the user does not exist or is root.
+ */
+export function resolveLocalUser(name: string): LocalPilotUser {
+  if (!/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/.test(name)) throw localUserError(name, `"${name}" is not a user name`);
+  const line = passwdLine(name);
+  if (line === null) throw localUserError(name, `there is no user "${name}" on this machine`);
+  const [, , uidText, gidText] = line.split(':');
+  const uid = Number(uidText);
+  const gid = Number(gidText);
+  if (!Number.isSafeInteger(uid) || !Number.isSafeInteger(gid) || uidText === '' || gidText === '') {
+    throw localUserError(name, `the passwd entry of "${name}" has no numeric uid and gid`);
+  }
+  if (uid === 0) throw localUserError(name, `"${name}" is root (uid 0), and local pilots must not run as root`);
+  return { name, uid, gid };
+}
+
+/** Whether `user` (no supplementary groups: spawn drops them) may enter directory `st`. */
+function canEnter(st: { uid: number; gid: number; mode: number }, user: LocalPilotUser): boolean {
+  if (st.uid === user.uid) return (st.mode & 0o100) !== 0;
+  if (st.gid === user.gid) return (st.mode & 0o010) !== 0;
+  return (st.mode & 0o001) !== 0;
+}
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -51,11 +152,25 @@ function alive(pid: number): boolean {
   }
 }
 
+function serverUserName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? '');
+  }
+}
+
 export class LocalComputingElement implements ComputingElement {
   readonly type = 'local';
   private readonly pilots = new Map<string, LocalPilot>();
+  private runDir: Promise<string> | null = null;
 
   constructor(private readonly o: LocalCeOptions) {}
+
+  /** The user pilots run as, for reports and tests (null: the server's user). */
+  get runAs(): LocalPilotUser | null {
+    return this.o.runAs ?? null;
+  }
 
   private running(): number {
     let n = 0;
@@ -67,8 +182,42 @@ export class LocalComputingElement implements ComputingElement {
     return Math.max(0, this.o.slots - this.running());
   }
 
+  /** The directory of the pilots' homes, made on first use; checked to be reachable by the pilot user. */
+  private homes(): Promise<string> {
+    this.runDir ??= (async () => {
+      let dir: string;
+      if (this.o.runDir) {
+        dir = resolve(this.o.runDir);
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+      } else {
+        dir = await mkdtemp(join(tmpdir(), `wms-local-${this.o.ce.replace(/[^A-Za-z0-9_.-]/g, '_')}-`));
+      }
+      // Another user's pilots enter their own home by name, and cannot list the others.
+      await chmod(dir, this.o.runAs ? 0o711 : 0o700);
+      if (this.o.runAs) await this.checkReachable(dir, this.o.runAs);
+      return dir;
+    })().catch((e: unknown) => {
+      this.runDir = null;
+      throw e;
+    });
+    return this.runDir;
+  }
+
+  private async checkReachable(dir: string, user: LocalPilotUser): Promise<void> {
+    for (let d = dirname(dir); ; d = dirname(d)) {
+      const st = await stat(d);
+      if (!canEnter(st, user)) {
+        throw new Error(
+          `${d} (mode 0${(st.mode & 0o777).toString(8)}, uid ${st.uid}) cannot be entered by user ${user.name}, ` +
+            `whom pilots run as: start the server with TMPDIR set to a directory others can enter (such as /tmp)`,
+        );
+      }
+      if (d === dirname(d)) return;
+    }
+  }
+
   async submit(_queue: CeQueueTarget, pilots: readonly PilotSubmission[]) {
-    await mkdir(this.o.workDir, { recursive: true });
+    await mkdir(this.o.workDir, { recursive: true, mode: 0o700 });
     const submitted: SubmittedPilot[] = [];
     const failed: { stamp: string; reason: string }[] = [];
     for (const p of pilots) {
@@ -86,32 +235,61 @@ export class LocalComputingElement implements ComputingElement {
   }
 
   private async start(p: PilotSubmission): Promise<SubmittedPilot> {
-    const script = join(this.o.workDir, `${p.stamp}.sh`);
-    await writeFile(script, p.wrapper, { mode: 0o700 });
-    await chmod(script, 0o700);
-    const out = openSync(join(this.o.workDir, `${p.stamp}.out`), 'a');
-    const err = openSync(join(this.o.workDir, `${p.stamp}.err`), 'a');
+    if (!/^[A-Za-z0-9_-]{1,128}$/.test(p.stamp)) throw new Error(`"${p.stamp}" is not a pilot stamp`);
+    const user = this.o.runAs ?? null;
+    const home = join(await this.homes(), p.stamp);
+    // Made here, while the server owns it; handed to the pilot user only once written.
+    await mkdir(home, { mode: 0o700 });
+    const script = join(home, 'pilot.sh');
+    await writeFile(script, p.wrapper, { mode: 0o700, flag: 'wx' });
+    if (user) {
+      await chown(script, user.uid, user.gid);
+      await chown(home, user.uid, user.gid);
+    }
+    const out = openSync(join(this.o.workDir, `${p.stamp}.out`), 'a', 0o600);
+    const err = openSync(join(this.o.workDir, `${p.stamp}.err`), 'a', 0o600);
     try {
       const child = spawn('bash', [script], {
-        cwd: this.o.workDir,
+        cwd: home,
         detached: true,
         stdio: ['ignore', out, err],
-        env: { ...process.env, ...this.o.env, DIRAC_PILOT_STAMP: p.stamp },
+        env: pilotEnvironment({ stamp: p.stamp, home, user: user?.name ?? serverUserName(), ...(this.o.env ? { extra: this.o.env } : {}) }),
+        ...(user ? { uid: user.uid, gid: user.gid } : {}),
       });
       const pid = await new Promise<number>((resolve, reject) => {
         child.once('spawn', () => resolve(child.pid!));
         child.once('error', reject);
       });
       const reference = `local://${this.o.ce}/${pid}`;
-      const entry: LocalPilot = { child, stamp: p.stamp, exit: null, cancelled: false };
+      const entry: LocalPilot = { child, stamp: p.stamp, home, exit: null, cancelled: false };
       child.once('exit', (code, signal) => (entry.exit = { code, signal }));
       child.unref();
       this.pilots.set(reference, entry);
       return { stamp: p.stamp, reference };
+    } catch (e) {
+      await this.removeHome(home);
+      throw e;
     } finally {
       closeSync(out);
       closeSync(err);
     }
+  }
+
+  /**
+   * Removes a pilot's home. Its contents belong to the pilot user: they are deleted as that user
+   * (a root `rm -r` in a directory another user writes to could be steered by symbolic links);
+   * the emptied directory, in the server's run dir, by the server.
+   */
+  private async removeHome(home: string): Promise<void> {
+    const user = this.o.runAs ?? null;
+    if (!user) {
+      await rm(home, { recursive: true, force: true }).catch(() => undefined);
+      return;
+    }
+    await new Promise<void>((done) => {
+      execFile('find', [home, '-mindepth', '1', '-delete'], { uid: user.uid, gid: user.gid, env: { PATH: SYSTEM_PATH.join(':') }, timeout: 60_000 }, () => done());
+    });
+    await rmdir(home).catch(() => undefined);
   }
 
   async status(references: readonly string[]): Promise<Map<string, PilotBackendStatus>> {
@@ -160,17 +338,24 @@ export class LocalComputingElement implements ComputingElement {
       const known = this.pilots.get(ref);
       if (!known || !known.exit) continue;
       this.pilots.delete(ref);
-      await Promise.all(['sh', 'out', 'err'].map((ext) => rm(join(this.o.workDir, `${known.stamp}.${ext}`), { force: true })));
+      await Promise.all(['out', 'err'].map((ext) => rm(join(this.o.workDir, `${known.stamp}.${ext}`), { force: true })));
+      await this.removeHome(known.home);
     }
   }
 
-  /** Drains the pilots (SIGTERM: running jobs finish) and waits up to `waitMs` for them. */
+  /**
+   * Drains the pilots (SIGTERM: running jobs finish) and waits up to `waitMs` for them; then
+   * removes the homes of those that ended (and the run dir when it is empty).
+   */
   async close(waitMs = TERM_GRACE_MS): Promise<void> {
     const live = [...this.pilots.values()].filter((p) => !p.exit);
     for (const p of live) signalGroup(p.child.pid!, 'SIGTERM');
     const deadline = Date.now() + waitMs;
     while (live.some((p) => !p.exit) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     for (const p of live) if (!p.exit) signalGroup(p.child.pid!, 'SIGKILL');
+    for (const p of this.pilots.values()) if (p.exit) await this.removeHome(p.home);
+    const dir = this.runDir ? await this.runDir.catch(() => null) : null;
+    if (dir && !this.o.runDir) await rmdir(dir).catch(() => undefined);
   }
 }
 

@@ -64,7 +64,10 @@ const start: CommandSpec = {
   details:
     'On the first start an admin token is written to <data-dir>/admin.token (mode 0600); the CLI\n' +
     'on the same machine finds it there. The first SIGINT/SIGTERM drains (finishes requests in\n' +
-    'flight, closes the database), a second one exits at once.',
+    'flight, closes the database), a second one exits at once.\n' +
+    'Every start makes <data-dir> private (0700, files below 0600; it holds the signing key) and\n' +
+    'refuses one owned by another user. Local pilots get an environment of their own, never the\n' +
+    "server's; when the server runs as root they run as pilot.localUser (default nobody).",
   options: {
     ...SERVER_OPTIONS,
     'no-agents': { type: 'boolean', description: 'do not run the agents in this process' },
@@ -122,7 +125,7 @@ const migrate: CommandSpec = {
     const config = await serviceConfigFrom(values, io);
     const { migrateDatabase, databaseTarget } = await import('../../services/server.js');
     try {
-      await migrateDatabase(config);
+      await migrateDatabase(config, (line) => io.err(line));
     } catch (e) {
       if (isWmsError(e)) throw new CliError(e.message);
       throw e;
