@@ -1,18 +1,20 @@
 /**
  * The pilot wrapper: the bash script the site director hands to a computing element for one
  * pilot. It is `pilot/wrapper.sh` (the body, which documents each step) behind a header of
- * readonly parameters and the queue's exported environment variables:
+ * readonly (not exported) parameters:
  *
  * ```
  * #!/bin/bash
  * readonly WMS_URL='https://wms.example.org'
  * readonly WMS_TOKEN='eyJ...'
  * ...
- * export VO_SW_DIR='/cvmfs/vo.example.org'
  * <body of pilot/wrapper.sh>
  * ```
  *
- * Every value is single-quoted, so no value is ever expanded or executed by the shell.
+ * Every value is single-quoted, so no value is ever expanded or executed by the shell. The
+ * queue's `environment` is not in the wrapper: it is for payloads only, and reaches them through
+ * the pilot's settings (`PilotConfig.payloadEnvironment`), so that no queue setting changes how
+ * bash or node start (`NODE_OPTIONS`, `BASH_ENV`, `LD_PRELOAD`, ...).
  * Rendering is pure; only `loadWrapperTemplate` reads a file.
  */
 import { readFile } from 'node:fs/promises';
@@ -34,8 +36,6 @@ export interface WrapperParams {
   workDirs?: string[];
   /** Keep the work dir after the pilot ends (debugging). */
   keepWorkDir?: boolean;
-  /** The queue's environment variables, exported before anything runs. */
-  environment?: Record<string, string>;
 }
 
 /**
@@ -54,9 +54,7 @@ export const WRAPPER_EXIT = {
 /** Path of the template inside the package. */
 export const WRAPPER_TEMPLATE_PATH = join('pilot', 'wrapper.sh');
 
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/** Header parameter names: set readonly by the header, so the environment may not reuse them. */
+/** Header parameter names, set readonly by the header. */
 const HEADER_NAMES = [
   'WMS_URL',
   'WMS_TOKEN',
@@ -66,9 +64,6 @@ const HEADER_NAMES = [
   'WMS_WORK_DIRS',
   'WMS_KEEP_WORK_DIR',
 ] as const;
-
-/** Names bash keeps read-only or parses with; exporting them breaks the body. */
-const SHELL_NAMES = new Set(['BASHOPTS', 'BASH_VERSINFO', 'EUID', 'IFS', 'PPID', 'SHELLOPTS', 'UID']);
 
 let template: Promise<string> | undefined;
 
@@ -93,8 +88,7 @@ export function shellQuote(value: string): string {
 /**
  * The wrapper script for one pilot: `#!/bin/bash`, the header, then `template` without its own
  * shebang line. Throws an Error naming the problem when a parameter cannot be written safely:
- * a bad environment variable name, a reserved one, a NUL byte, a malformed SHA-256 or URL, a
- * work dir that is empty or holds ':'.
+ * a NUL byte, a malformed SHA-256 or URL, a work dir that is empty or holds ':'.
  */
 export function renderWrapper(template: string, p: WrapperParams): string {
   if (!/^https?:\/\/\S+$/.test(p.serverUrl)) throw new Error(`wrapper: serverUrl must be an http(s) URL, got ${JSON.stringify(p.serverUrl)}`);
@@ -114,20 +108,9 @@ export function renderWrapper(template: string, p: WrapperParams): string {
     ['WMS_WORK_DIRS', workDirs.join(':')],
     ['WMS_KEEP_WORK_DIR', p.keepWorkDir ? '1' : '0'],
   ];
-  const lines = ['#!/bin/bash', '# pilot-wms pilot wrapper: parameters and queue environment, then pilot/wrapper.sh'];
+  const lines = ['#!/bin/bash', '# pilot-wms pilot wrapper: parameters, then pilot/wrapper.sh'];
   for (const [name, value] of params) lines.push(`readonly ${name}=${shellQuote(checkValue(name, value))}`);
-  for (const [name, value] of Object.entries(p.environment ?? {})) {
-    checkEnvName(name);
-    lines.push(`export ${name}=${shellQuote(checkValue(name, value))}`);
-  }
   return `${lines.join('\n')}\n\n${stripShebang(template)}`;
-}
-
-function checkEnvName(name: string): void {
-  if (!ENV_NAME.test(name)) throw new Error(`wrapper: bad environment variable name ${JSON.stringify(name)}`);
-  if ((HEADER_NAMES as readonly string[]).includes(name) || name.startsWith('WMS_PILOT_') || name.startsWith('_wms_') || SHELL_NAMES.has(name)) {
-    throw new Error(`wrapper: environment variable name ${name} is reserved (the wrapper or bash sets it)`);
-  }
 }
 
 function checkValue(name: string, value: string): string {

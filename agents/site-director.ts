@@ -66,11 +66,6 @@ function targetOf(q: CeQueueView): CeQueueTarget {
   };
 }
 
-function stringRecord(v: unknown): Record<string, string> {
-  if (!v || typeof v !== 'object') return {};
-  return Object.fromEntries(Object.entries(v).filter(([, x]) => typeof x === 'string' || typeof x === 'number').map(([k, x]) => [k, String(x)]));
-}
-
 /** How many pilots one queue gets this cycle, and why (for the tick's outcome line). */
 export async function pilotsWanted(
   db: DbHandle,
@@ -186,7 +181,7 @@ async function submitToQueue(
         bundleSha256,
         nodePath: q.nodePath,
         workDirs,
-        environment: stringRecord(settings['environment']),
+        // The queue's environment is for payloads only: the pilot gets it in its settings.
       });
       return { stamp, wrapper };
     }),

@@ -6,9 +6,14 @@
  * no new work, running jobs finish).
  *
  * CPU work offered = seconds left × DB12 score (normalized seconds, the unit of JDL CPUTime).
+ *
+ * A job refused because its payload cannot be isolated as the queue asks (isolation.ts) stops
+ * the agent at once: every other job would be refused the same way. The result is then
+ * `fatal`, and the pilot ends Failed with that reason for the site admin.
  */
 import type { JobCommand, PilotConfig } from '../core/pilot-protocol.js';
 import type { PilotApi } from './client.js';
+import type { IsolationSettings } from './isolation.js';
 import { startJob, type JobOutcome } from './job-wrapper.js';
 
 export interface JobAgentOptions {
@@ -20,8 +25,10 @@ export interface JobAgentOptions {
   startedAt: number;
   now: () => number;
   log: (line: string) => void;
-  /** Base environment of payloads. */
+  /** Variables every payload gets (never the pilot's own environment: see job-wrapper.ts). */
   env: Record<string, string>;
+  /** How payloads are isolated (the queue's settings and the pilot's PATH). */
+  isolation?: IsolationSettings;
   parameters: Record<string, string>;
 }
 
@@ -29,6 +36,8 @@ export interface JobAgentResult {
   jobs: JobOutcome[];
   /** Why the agent stopped, for the pilot's final status. */
   reason: string;
+  /** The agent stopped on something it cannot recover from (payloads cannot be isolated). */
+  fatal?: boolean;
 }
 
 /** A sleep that `wake()` ends early. */
@@ -57,6 +66,7 @@ export class JobAgent {
   private readonly running = new Map<number, ReturnType<typeof startJob>>();
   private readonly waker = new Waker();
   private draining: string | null = null;
+  private fatal: string | null = null;
   /** Resolves the wait for a free slot (a job ended, or drain). */
   private slotFreed: (() => void) | null = null;
 
@@ -152,7 +162,7 @@ export class JobAgent {
       failedMatches = 0;
       const { jobId, jdl, token } = answer.match;
       this.o.log(`job ${jobId}: matched`);
-      const handle = startJob({ jobId, jdl }, this.o.api.jobChannel(jobId, token), {
+      const handle = startJob({ jobId, jdl, token }, this.o.api.jobChannel(jobId, token), {
         workDir: this.o.workDir,
         db12: this.o.db12,
         processors: c.slots === 1 ? c.processors : 1,
@@ -161,6 +171,7 @@ export class JobAgent {
         wallClockLimitSeconds: Math.max(1, Math.floor(left)),
         sandboxLimits: { maxEntries: c.sandboxMaxEntries, maxBytes: c.sandboxMaxBytes },
         env: this.o.env,
+        ...(this.o.isolation ? { isolation: this.o.isolation } : {}),
         parameters: this.o.parameters,
         log: (line: string) => this.o.log(`job ${jobId}: ${line}`),
       });
@@ -173,12 +184,17 @@ export class JobAgent {
         .then((outcome) => {
           this.o.log(`job ${jobId}: ${outcome.status}${outcome.exitCode !== null ? ` (exit code ${outcome.exitCode})` : ''} ${outcome.reason}`);
           outcomes.push(outcome);
+          if (outcome.isolationUnavailable !== undefined && this.fatal === null) {
+            this.fatal = `payload isolation unavailable: ${outcome.isolationUnavailable}`;
+            this.drain(this.fatal);
+          }
           this.running.delete(jobId);
           this.freeSlot();
         });
     }
     if (this.draining) stopReason = `drained: ${this.draining}`;
     await Promise.allSettled([...this.running.values()].map((h) => h.done));
+    if (this.fatal !== null) return { jobs: outcomes, reason: this.fatal, fatal: true };
     return { jobs: outcomes, reason: stopReason };
   }
 

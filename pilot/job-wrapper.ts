@@ -12,9 +12,23 @@
  * Done       Execution Complete              or Failed with the reason above
  * ```
  *
- * Failures before the payload: `Illegal Job JDL`, `Failed Downloading InputSandbox` (the
- * archive's problem as application status), `Application not found`. Whatever happens the job
- * dir is removed at the end and nothing of the payload's process tree is left running.
+ * Failures before the payload: `Illegal Job JDL`, `Payload isolation unavailable` (the queue's
+ * isolation cannot be had on this node: see isolation.ts; the outcome says so and the job agent
+ * stops the pilot), `Failed Downloading InputSandbox` (the archive's problem as application
+ * status), `Application not found`.
+ *
+ * Isolation. The payload starts in the sandbox the queue asks for (pilot/isolation.ts:
+ * bubblewrap, a separate Unix user, or none), with an environment built from nothing: the
+ * sandbox's PATH, HOME (the job dir), TMPDIR, USER and LOGNAME, the pilot's payload variables
+ * (`env`: the server URL, the locale, the queue's payload environment), the JDL's
+ * ExecutionEnvironment, then the job's own variables (DIRACJOBID, WMS_JOB_ID,
+ * DIRAC_JOB_PROCESSORS, WMS_JOB_TOKEN), which nothing overrides. Once the payload has run, the
+ * job dir is the payload's: the wrapper reads its stdout for heartbeats through a descriptor
+ * it opened itself (a link put in its place is never followed) and packs outputs without
+ * following links.
+ *
+ * Whatever happens the job dir is removed at the end and nothing of the payload's process tree
+ * is left running.
  *
  * Stopping. A `Kill` command (pushed through `command()`, or in a heartbeat answer) kills the
  * payload's tree at once and the wrapper reports nothing more: the server has already marked
@@ -29,14 +43,16 @@
  * since that sample, because other payloads of the same pilot may have ended in between.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdir, open, rm, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { chmod, mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { isArchiveError, normalizeArchivePath, type ArchiveLimits } from '../core/archive-safety.js';
 import { getAttribute, parseJdl, type JdlAd, type JdlValue } from '../core/jdl/index.js';
 import { MINOR, type JobState } from '../core/job-states.js';
 import type { Heartbeat, HeartbeatAnswer, JobCommand, JobStatusAnswer, JobStatusReport } from '../core/pilot-protocol.js';
-import { killTree, selfChildrenCpuSeconds } from './process-tree.js';
+import { ISOLATION_UNAVAILABLE, isIsolationUnavailable, resolvePayloadSandbox, type IsolationSettings, type PayloadSandbox } from './isolation.js';
+import { descendantsOf, isAlive, killTree, selfChildrenCpuSeconds } from './process-tree.js';
 import { packOutputs, safeUnpack, sha256File } from './sandbox.js';
 import { DEFAULT_MIN_DISK_MB, rawCpuLimitSeconds, Watchdog, type WatchdogLimitHit } from './watchdog.js';
 
@@ -56,6 +72,8 @@ export interface JobOutcome {
   cpuSeconds: number;
   wallSeconds: number;
   reason: string;
+  /** Set when the job was refused because its payload cannot be isolated here (the reason). */
+  isolationUnavailable?: string;
 }
 
 export interface JobWrapperOptions {
@@ -69,8 +87,14 @@ export interface JobWrapperOptions {
   pollMs: number;
   wallClockLimitSeconds?: number;
   sandboxLimits: ArchiveLimits;
-  /** The payload's base environment. */
+  /**
+   * Variables every payload of this pilot gets (the server URL, the locale, the queue's payload
+   * environment). Never the pilot's own environment: the wrapper adds the sandbox's PATH, HOME,
+   * TMPDIR, USER, LOGNAME and the job's variables.
+   */
   env: Record<string, string>;
+  /** How payloads are isolated (default: `auto`, see isolation.ts). */
+  isolation?: IsolationSettings;
   /** Job parameters set at start (HostName, PilotStamp, ...). */
   parameters: Record<string, string>;
   log: (line: string) => void;
@@ -212,7 +236,53 @@ interface Failure {
 
 type PayloadEnd =
   | { kind: 'exit'; code: number | null; signal: NodeJS.Signals | null }
-  | { kind: 'spawn-error'; error: Error };
+  | { kind: 'spawn-error'; error: Error }
+  | { kind: 'refused'; reason: string };
+
+/** A job as the matcher hands it over; `token` is the job token the payload gets as WMS_JOB_TOKEN. */
+export interface MatchedJob {
+  jobId: number;
+  jdl: string;
+  token?: string;
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // gone
+  }
+}
+
+/**
+ * Kills a bubblewrap sandbox whose bwrap process is `root`: SIGTERM to everything inside it at
+ * once (and to whatever starts there during the grace), SIGKILL to all of it, bwrap included,
+ * after `graceMs`. bwrap itself gets no SIGTERM: it would die at once, and a sandbox still
+ * setting up (its PID-namespace init not yet bound to bwrap's life) would be orphaned out of
+ * reach. The init ignores SIGTERM; it ends, and the kernel kills what is left in the namespace,
+ * when the payload's first process ends.
+ */
+async function killSandbox(root: number, graceMs: number): Promise<void> {
+  const known: number[] = [];
+  const sweep = () => {
+    for (const pid of descendantsOf(root)) {
+      if (known.includes(pid)) continue;
+      known.push(pid);
+      if (pid !== root) signal(pid, 'SIGTERM');
+    }
+  };
+  sweep();
+  const deadline = Date.now() + graceMs;
+  while (known.some(isAlive) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+    sweep();
+  }
+  if (!known.some(isAlive)) return;
+  sweep();
+  for (const pid of known) signal(pid, 'SIGKILL');
+  const hard = Date.now() + 2000;
+  while (known.some(isAlive) && Date.now() < hard) await new Promise((r) => setTimeout(r, 20));
+}
 
 /** Statuses in which a job still belongs to the wrapper that runs it. */
 const STILL_RUNNING = new Set<JobState>(['Matched', 'Running', 'Stalled', 'Completing']);
@@ -226,13 +296,17 @@ class JobRun {
   private killing: Promise<unknown> | null = null;
   private watchdog: Watchdog | null = null;
   private readonly temps: string[] = [];
+  /** Aborted when the job stops (Kill, the pilot stopping): interrupts an input sandbox unpack. */
+  private readonly stopping = new AbortController();
   private cpuSeconds = 0;
   private wallSeconds = 0;
   private maxRssMb = 0;
   private exitCode: number | null = null;
+  private sandbox: PayloadSandbox | null = null;
+  private isolationProblem: string | null = null;
 
   constructor(
-    private readonly job: { jobId: number; jdl: string },
+    private readonly job: MatchedJob,
     private readonly channel: JobChannel,
     private readonly o: JobWrapperOptions,
   ) {
@@ -254,13 +328,15 @@ class JobRun {
     if (this.stopCause) return;
     this.stopCause = cause;
     this.o.log(`stopping: ${cause.reason}`);
+    this.stopping.abort(new Error(cause.reason));
     this.killPayload();
   }
 
   /** Starts killing the payload's tree (SIGTERM now, SIGKILL after the grace). */
   private killPayload(): void {
     if (this.pid === undefined || !this.payloadRunning || this.killing) return;
-    this.killing = killTree(this.pid, this.o.killGraceMs ?? 10_000);
+    const grace = this.o.killGraceMs ?? 10_000;
+    this.killing = this.sandbox?.kind === 'bwrap' ? killSandbox(this.pid, grace) : killTree(this.pid, grace);
   }
 
   /** Status reports in flight, in order: each waits for the one before. */
@@ -330,6 +406,14 @@ class JobRun {
     const start = { ...this.o.parameters, CPUNormalizationFactor: String(this.o.db12) };
     if (!(await this.report('Running', MINOR.jobInitialization, undefined, start))) return this.stoppedOutcome();
 
+    try {
+      this.sandbox = await resolvePayloadSandbox(this.o.isolation ?? {});
+    } catch (e) {
+      if (!isIsolationUnavailable(e)) throw e;
+      return this.refuseIsolation(e.message);
+    }
+    this.o.log(`payload isolation: ${this.sandbox.description}`);
+
     if (spec.inputSandbox.length > 0) {
       if (!(await this.report('Running', MINOR.downloadingInputSandbox))) return this.stoppedOutcome();
       const failure = await this.downloadInputs(spec.inputSandbox);
@@ -341,6 +425,7 @@ class JobRun {
     const end = await this.runPayload(spec);
     if (this.stopCause) return this.stoppedOutcome();
 
+    if (end.kind === 'refused') return this.refuseIsolation(end.reason);
     if (end.kind === 'spawn-error') {
       return this.fail({ minorStatus: MINOR.applicationNotFound, applicationStatus: `${spec.executable}: ${end.error.message}` });
     }
@@ -389,6 +474,13 @@ class JobRun {
     return this.outcome('Done', MINOR.executionComplete);
   }
 
+  /** Fails the job: its payload cannot be isolated as the queue asks (the pilot stops after this). */
+  private refuseIsolation(reason: string): Promise<JobOutcome> {
+    this.isolationProblem = reason;
+    this.o.log(`${ISOLATION_UNAVAILABLE}: ${reason}`);
+    return this.fail({ minorStatus: ISOLATION_UNAVAILABLE, applicationStatus: reason });
+  }
+
   private async fail(f: Failure, parameters?: Record<string, string>): Promise<JobOutcome> {
     if (!(await this.report('Failed', f.minorStatus, f.applicationStatus, parameters))) return this.stoppedOutcome();
     return this.outcome('Failed', `${f.minorStatus}: ${f.applicationStatus}`);
@@ -417,7 +509,7 @@ class JobRun {
       const got = await sha256File(file);
       if (got !== sha) return failed(`${label}: the downloaded archive has SHA-256 ${got}`);
       try {
-        const r = await safeUnpack(file, this.jobDir, this.o.sandboxLimits, label);
+        const r = await safeUnpack(file, this.jobDir, this.o.sandboxLimits, label, this.stopping.signal);
         this.o.log(`${label}: ${r.entries} entries, ${r.bytes} bytes unpacked`);
       } catch (e) {
         return failed(isArchiveError(e) ? e.message : `${label}: ${(e as Error).message}`);
@@ -442,38 +534,61 @@ class JobRun {
 
   private async runPayload(spec: PayloadSpec): Promise<PayloadEnd> {
     const { jobId } = this.job;
+    const sandbox = this.sandbox as PayloadSandbox;
     const env: Record<string, string> = {
+      ...sandbox.baseEnv(this.jobDir),
       ...this.o.env,
       ...spec.environment,
       DIRACJOBID: String(jobId),
       WMS_JOB_ID: String(jobId),
       DIRAC_JOB_PROCESSORS: String(Math.max(1, this.o.processors)),
+      ...(this.job.token ? { WMS_JOB_TOKEN: this.job.token } : {}),
     };
     const exe = await this.resolveExecutable(spec, env);
+    const unreachable = await sandbox.unreachableExecutable(exe, this.jobDir, env);
+    if (unreachable) return { kind: 'spawn-error', error: new Error(unreachable) };
     const stdoutPath = join(this.jobDir, spec.stdout);
     const stderrPath = join(this.jobDir, spec.stderr);
     await mkdir(join(stdoutPath, '..'), { recursive: true });
     await mkdir(join(stderrPath, '..'), { recursive: true });
     const out = await open(stdoutPath, 'w');
     const err = spec.stderr === spec.stdout ? out : await open(stderrPath, 'w');
+    // Heartbeats read stdout through this descriptor (/proc/self/fd/N reopens the same file):
+    // the payload may replace std.out with a link to anything, which is never followed.
+    const peek: FileHandle = await open(stdoutPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    const closeFiles = async () => {
+      await out.close().catch(() => undefined);
+      if (err !== out) await err.close().catch(() => undefined);
+    };
     if (this.stopCause) {
-      await out.close();
-      if (err !== out) await err.close();
+      await closeFiles();
+      await peek.close();
       return { kind: 'exit', code: null, signal: null };
+    }
+    try {
+      await sandbox.prepare(this.o.workDir, this.jobDir);
+    } catch (e) {
+      await closeFiles();
+      await peek.close();
+      if (isIsolationUnavailable(e)) return { kind: 'refused', reason: e.message };
+      throw e;
     }
 
     const cpuBefore = selfChildrenCpuSeconds();
+    const cmd = sandbox.command(exe, spec.arguments, this.jobDir);
     let child: ChildProcess;
     try {
-      child = spawn(exe, spec.arguments, {
+      child = spawn(cmd.file, cmd.args, {
         cwd: this.jobDir,
         env,
         stdio: ['ignore', out.fd, err.fd],
         detached: true, // a session of its own: the whole tree can be found and killed
+        ...(cmd.uid !== undefined ? { uid: cmd.uid } : {}),
+        ...(cmd.gid !== undefined ? { gid: cmd.gid } : {}),
       });
     } catch (e) {
-      await out.close();
-      if (err !== out) await err.close();
+      await closeFiles();
+      await peek.close();
       return { kind: 'spawn-error', error: e as Error };
     }
     const startedAt = Date.now();
@@ -488,12 +603,12 @@ class JobRun {
     if (child.pid !== undefined) {
       this.pid = child.pid;
       this.payloadRunning = true;
-      this.o.log(`payload ${exe} started, pid ${child.pid}`);
+      this.o.log(`payload ${exe} started, pid ${child.pid} (${sandbox.kind === 'none' ? 'not isolated' : sandbox.description})`);
       const cpuLimit = spec.cpuTime === undefined ? Infinity : rawCpuLimitSeconds(spec.cpuTime, this.o.db12, this.o.processors);
       const dog = new Watchdog({
         pid: child.pid,
         jobDir: this.jobDir,
-        stdoutFile: stdoutPath,
+        stdoutFile: `/proc/self/fd/${peek.fd}`,
         pollMs: this.o.pollMs,
         heartbeatMs: this.o.heartbeatMs,
         cpuLimitSeconds: cpuLimit,
@@ -520,14 +635,14 @@ class JobRun {
       this.watchdog = dog;
       dog.start();
     }
-    await out.close();
-    if (err !== out) await err.close();
+    await closeFiles();
     if (this.stopCause) this.killPayload(); // a Kill that came while the files were closed
     const end = await ended;
 
     this.payloadRunning = false;
     const dog = this.watchdog;
     dog?.stop();
+    await peek.close().catch(() => undefined);
     this.wallSeconds = Math.round((Date.now() - startedAt) / 10) / 100;
     if (dog) {
       const st = dog.stats();
@@ -563,6 +678,7 @@ class JobRun {
       cpuSeconds: this.cpuSeconds,
       wallSeconds: this.wallSeconds,
       reason,
+      ...(this.isolationProblem !== null ? { isolationUnavailable: this.isolationProblem } : {}),
     };
   }
 
@@ -590,7 +706,7 @@ class JobRun {
  * Runs one matched job (see the module comment). Returns at once; `done` settles when the job
  * is over and its directory removed, and never rejects.
  */
-export function startJob(job: { jobId: number; jdl: string }, channel: JobChannel, opts: JobWrapperOptions): JobHandle {
+export function startJob(job: MatchedJob, channel: JobChannel, opts: JobWrapperOptions): JobHandle {
   const run = new JobRun(job, channel, opts);
   return { done: run.run(), command: (c) => run.command(c) };
 }

@@ -2,8 +2,8 @@
 # pilot-wms pilot wrapper: the body of the script a computing element runs for one pilot.
 #
 # The site director (agents/pilot-wrapper.ts) renders one script per pilot: "#!/bin/bash", a
-# header of readonly, shell-quoted parameters and the queue's exported environment variables,
-# then this body. It runs with bash >= 4 on a bare Linux worker node and needs coreutils (date,
+# header of readonly (never exported), shell-quoted parameters, then this body. The queue's
+# environment is not here: it is for payloads only and reaches them through the pilot. It runs with bash >= 4 on a bare Linux worker node and needs coreutils (date,
 # mktemp, stat, rm), tar with gzip, and curl, wget or node for HTTP.
 #
 # Parameters (set by the header):
@@ -22,8 +22,11 @@
 #   b. node >= 20: WMS_NODE_PATH, then node and nodejs on PATH;
 #   c. pilot.tar.gz from $WMS_URL/pilot/pilot.tar.gz (curl, else wget, else node), checked
 #      against WMS_BUNDLE_SHA256 (sha256sum, else node) and unpacked into the work dir;
-#   d. "node pilot.mjs" in the work dir with the WMS_PILOT_* environment; SIGTERM and SIGINT
-#      are passed on to it (the first SIGTERM drains it); the work dir is removed afterwards.
+#   d. "node pilot.mjs" in the work dir with the WMS_PILOT_* environment; the pilot token is
+#      not in it: the wrapper writes it to a 0600 file in the work dir and passes the file's
+#      path (WMS_PILOT_TOKEN_FILE); the pilot reads the file and deletes it at once. SIGTERM
+#      and SIGINT are passed on to it (the first SIGTERM drains it); the work dir is removed
+#      afterwards.
 # Every step is logged with a UTC time to stderr and, once the work dir exists, to
 # <work dir>/wrapper.log, which the pilot gets as WMS_PILOT_WRAPPER_LOG and forwards.
 #
@@ -40,7 +43,10 @@
 # ({"status":"Failed","reason":...,"exitCode":...}) before the wrapper exits.
 #
 # The token never appears on a command line (other users of the node can read those): curl
-# reads its header from stdin, wget from a private temporary file, node from its environment.
+# reads its header from stdin, wget from a private temporary file, node (a failure report before
+# the pilot starts) from its environment. It is never exported, and never in the pilot's
+# environment, where a payload might read it. Everything the wrapper and the pilot write is
+# private to them (umask 077).
 #
 # shellcheck disable=SC2154  # WMS_* parameters come from the rendered header.
 
@@ -50,6 +56,7 @@ if [ -z "${BASH_VERSION:-}" ] || [ "${BASH_VERSINFO:-0}" -lt 4 ]; then
 fi
 
 set -u
+umask 077
 
 readonly _wms_min_node_major=20
 readonly _wms_exit_no_work_dir=10
@@ -64,6 +71,7 @@ _wms_fs_type=''
 _wms_node=''
 _wms_log_file=''
 _wms_log_buffer=()
+_wms_token_file=''
 _wms_pilot_pid=''
 _wms_pilot_starting=0
 _wms_pending_signal=''
@@ -207,6 +215,8 @@ wms_fail() {
 
 wms_cleanup() {
   local dir=$_wms_work_dir
+  # The pilot deletes the token file as it starts; one it never read goes in any case.
+  [ -z "$_wms_token_file" ] || rm -f -- "$_wms_token_file" 2>/dev/null
   [ -n "$dir" ] || return 0
   _wms_work_dir=''
   if [ "${WMS_KEEP_WORK_DIR:-0}" = 1 ]; then
@@ -491,13 +501,23 @@ wms_fetch_bundle() {
 
 # --- d. run the pilot ---------------------------------------------------------------------
 
+# The pilot token in a private file for the pilot to read and delete (printf is a builtin: the
+# token is on no command line).
+wms_write_token() {
+  _wms_token_file="$_wms_work_dir/.pilot-token"
+  if ! (umask 077 && printf '%s' "$WMS_TOKEN" >"$_wms_token_file") 2>/dev/null; then
+    wms_fail "$_wms_exit_no_work_dir" "cannot write the pilot token file in the work dir $_wms_work_dir"
+  fi
+}
+
 wms_run_pilot() {
   local rc
   cd "$_wms_work_dir" || wms_fail "$_wms_exit_unpack" "cannot enter the work dir $_wms_work_dir"
+  wms_write_token
   wms_log "starting the pilot: $_wms_node pilot.mjs"
   _wms_pilot_starting=1
   WMS_PILOT_URL=$WMS_URL \
-    WMS_PILOT_TOKEN=$WMS_TOKEN \
+    WMS_PILOT_TOKEN_FILE=$_wms_token_file \
     WMS_PILOT_STAMP=${WMS_STAMP:-} \
     WMS_PILOT_WORK_DIR=$_wms_work_dir \
     WMS_PILOT_FS_TYPE=$_wms_fs_type \

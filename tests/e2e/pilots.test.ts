@@ -4,6 +4,7 @@
  * running real payloads.
  */
 import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,17 +15,45 @@ import { describeSystem, waitUntil, type SystemCtx } from '../helpers/system.js'
 let scratch: string;
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'wms-e2e-payloads-'));
+  // Pilots run as an unprivileged user when the tests run as root: payloads run the scripts
+  // here and write their pid files here.
+  await chmod(scratch, 0o1777);
 });
 afterAll(async () => {
   execFileSync('rm', ['-rf', scratch]);
 });
 
-/** Writes an executable script under the test's scratch directory. */
-async function script(name: string, body: string): Promise<string> {
-  const path = join(scratch, name);
-  await writeFile(path, `#!/bin/bash\n${body}\n`);
-  await chmod(path, 0o755);
-  return path;
+/**
+ * A script as the payload's input sandbox (payloads are isolated: they see their job dir and the
+ * system, not the test's files); answers the JDL attributes that run it.
+ */
+async function sandboxed(sys: SystemCtx, name: string, body: string): Promise<string> {
+  const d = await mkdtemp(join(scratch, 'sb-'));
+  await writeFile(join(d, name), `#!/bin/bash\n${body}\n`);
+  execFileSync('tar', ['-czf', join(d, 'in.tgz'), '-C', d, name]);
+  const bytes = await readFile(join(d, 'in.tgz'));
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  const put = await fetch(`${sys.url}/api/sandboxes/${sha}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${await sys.token()}`, 'content-type': 'application/gzip' },
+    body: bytes,
+  });
+  expect(put.status).toBe(201);
+  return `Executable = "${name}"; InputSandbox = { "SB:${sha}" }`;
+}
+
+/** Live processes whose command line starts with `prefix` (the payload's, seen from the host). */
+function processesStarting(prefix: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, 'latin1').split('\0').join(' ').startsWith(prefix)) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out.filter(alive);
 }
 
 async function outputFiles(sys: SystemCtx, jobId: number): Promise<Record<string, string>> {
@@ -92,8 +121,8 @@ describeSystem('pilots run jobs end to end', (sys) => {
   });
 
   it('fails a payload that exits non-zero, with its exit code', async () => {
-    const exe = await script('exit3.sh', 'echo about to fail; exit 3');
-    const [id] = await sys.submit(`[ Executable = "${exe}"; CPUTime = 600; ]`);
+    const payload = await sandboxed(sys, 'exit3.sh', 'echo about to fail; exit 3');
+    const [id] = await sys.submit(`[ ${payload}; CPUTime = 600; ]`);
     const job = await sys.waitForStatus(id!, ['Done', 'Failed']);
     expect(job.status).toBe('Failed');
     expect(job.minorStatus).toBe('Application Finished With Errors');
@@ -103,11 +132,12 @@ describeSystem('pilots run jobs end to end', (sys) => {
   });
 
   it('kills a running job: the payload is gone in under 2 s', async () => {
-    const pidFile = join(scratch, `pid-${Date.now()}`);
-    const exe = await script(`sleeper-${Date.now()}.sh`, `echo $$ > "$1"; sleep 60`);
-    const [id] = await sys.submit(`[ Executable = "${exe}"; Arguments = "${pidFile}"; CPUTime = 600; ]`);
+    // The payload runs in its own PID namespace: it is found on the host by its command line.
+    const marker = `sleep 60.${Date.now() % 1_000_000}`;
+    const payload = await sandboxed(sys, 'sleeper.sh', marker);
+    const [id] = await sys.submit(`[ ${payload}; CPUTime = 600; ]`);
     await sys.waitForStatus(id!, ['Running']);
-    const pid = await waitUntil('the payload pid', async () => Number((await readFile(pidFile, 'utf8').catch(() => '')).trim()) || null);
+    const pid = await waitUntil('the payload pid', async () => processesStarting(marker)[0] ?? null);
     expect(alive(pid)).toBe(true);
     const t0 = Date.now();
     const r = await sys.api('POST', '/api/jobs/kill', { ids: [id] }, await sys.token());
@@ -119,8 +149,8 @@ describeSystem('pilots run jobs end to end', (sys) => {
   });
 
   it('a pilot killed with SIGKILL mid-job: the job stalls, is rescheduled and Done on another pilot', async () => {
-    const exe = await script(`six-${Date.now()}.sh`, 'sleep 6; echo finished');
-    const [id] = await sys.submit(`[ Executable = "${exe}"; CPUTime = 600; ]`);
+    const payload = await sandboxed(sys, 'six.sh', 'sleep 6; echo finished');
+    const [id] = await sys.submit(`[ ${payload}; CPUTime = 600; ]`);
     const running = await sys.waitForStatus(id!, ['Running']);
     const firstPilot = await sys.api('GET', `/api/pilots/${running.pilotId}`);
     const pid = Number(/\/(\d+)$/.exec(firstPilot.reference)![1]);
@@ -203,6 +233,10 @@ describeSystem(
 // A fake `stat` first on PATH says the first work-dir candidate ($TMPDIR) is on NFS.
 const rejected = await mkdtemp(join(tmpdir(), 'wms-e2e-nfs-'));
 const fakeBin = await mkdtemp(join(tmpdir(), 'wms-e2e-bin-'));
+// Reachable by the pilot user (tests as root: local pilots run as nobody): the pilot must get as
+// far as asking `stat` about the rejected dir, which it may only do in a dir it could write to.
+await chmod(rejected, 0o1777);
+await chmod(fakeBin, 0o755);
 await writeFile(
   join(fakeBin, 'stat'),
   `#!/bin/bash\nfor a in "$@"; do last="$a"; done\nif [ "$last" = "${rejected}" ]; then echo nfs; exit 0; fi\nexec /usr/bin/stat "$@"\n`,

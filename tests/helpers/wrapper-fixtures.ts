@@ -4,7 +4,8 @@
  * - `startWrapperServer()`: a node:http server that serves `/pilot/pilot.tar.gz` (or answers
  *   404, or holds the request) and records `POST /api/pilots/self/status`;
  * - `buildTestBundle()`: a pilot.tar.gz whose pilot.mjs writes what it saw (environment, cwd,
- *   node, the wrapper log) to `$TEST_PILOT_OUT` and exits with `$TEST_PILOT_EXIT`; with
+ *   node, the wrapper log, the token file it was handed, its parent's environment) to
+ *   `$TEST_PILOT_OUT` and exits with `$TEST_PILOT_EXIT`; with
  *   `TEST_PILOT_WAIT_FOR_SIGNAL=1` it waits for SIGTERM, writes `$TEST_PILOT_OUT.sigterm`, exits;
  * - `createSandbox()`: a temporary tree with PATH pieces (a bare tool dir without node, one
  *   dir per optional tool, a real node, a fake node printing v18, a fake `stat` that answers
@@ -96,18 +97,30 @@ export async function startWrapperServer(bundle: Buffer): Promise<WrapperServer>
   return state;
 }
 
-const TEST_PILOT = `import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+const TEST_PILOT = `import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 const out = process.env.TEST_PILOT_OUT;
 const code = Number(process.env.TEST_PILOT_EXIT ?? 0);
 const write = (path, data) => { writeFileSync(path + '.tmp', data); renameSync(path + '.tmp', path); };
 let wrapperLog = null;
 try { wrapperLog = readFileSync(process.env.WMS_PILOT_WRAPPER_LOG, 'utf8'); } catch {}
+let tokenFile = null;
+const tf = process.env.WMS_PILOT_TOKEN_FILE;
+if (tf) {
+  try {
+    const st = statSync(tf);
+    tokenFile = { path: tf, mode: st.mode & 0o777, content: readFileSync(tf, 'utf8') };
+  } catch (e) {
+    tokenFile = { path: tf, error: String(e.code) };
+  }
+}
+let parentEnviron = null;
+try { parentEnviron = readFileSync('/proc/' + process.ppid + '/environ', 'latin1'); } catch {}
 const waits = process.env.TEST_PILOT_WAIT_FOR_SIGNAL === '1';
 if (waits) {
   process.on('SIGTERM', () => { write(out + '.sigterm', String(Date.now())); process.exit(code); });
   setInterval(() => {}, 1000);
 }
-write(out, JSON.stringify({ cwd: process.cwd(), env: process.env, execPath: process.execPath, version: process.version, wrapperLog }));
+write(out, JSON.stringify({ cwd: process.cwd(), env: process.env, execPath: process.execPath, version: process.version, wrapperLog, tokenFile, parentEnviron }));
 if (!waits) process.exit(code);
 `;
 
@@ -118,6 +131,10 @@ export interface PilotSeen {
   execPath: string;
   version: string;
   wrapperLog: string | null;
+  /** The file named by WMS_PILOT_TOKEN_FILE as the pilot found it. */
+  tokenFile: { path: string; mode?: number; content?: string; error?: string } | null;
+  /** The environment of the pilot's parent (the wrapper's bash), NUL-separated. */
+  parentEnviron: string | null;
 }
 
 /** A pilot.tar.gz holding the test pilot.mjs, and its SHA-256. */

@@ -3,7 +3,8 @@
  * call and serves sandboxes from a temporary directory.
  */
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -13,10 +14,14 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { MINOR, type JobState } from '../../core/job-states.js';
 import type { Heartbeat, HeartbeatAnswer, JobCommand, JobStatusAnswer, JobStatusReport } from '../../core/pilot-protocol.js';
 import { splitArguments, startJob, type JobChannel, type JobWrapperOptions } from '../../pilot/job-wrapper.js';
+import { ISOLATION_UNAVAILABLE, resolvePayloadSandbox, SYSTEM_PATH } from '../../pilot/isolation.js';
 import { isAlive } from '../../pilot/process-tree.js';
 import { safeUnpack } from '../../pilot/sandbox.js';
 
 const root = mkdtempSync(join(tmpdir(), 'wms-wrapper-test-'));
+// A root pilot hands each job dir to the payload user, who must be able to pass through here
+// (as through a pilot's work dir on a node: o+x, no listing).
+chmodSync(root, 0o711);
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** Every file and directory under `dir`, relative, sorted. */
@@ -149,7 +154,7 @@ function options(extra: Partial<JobWrapperOptions> = {}): JobWrapperOptions {
     heartbeatMs: 200,
     pollMs: 50,
     sandboxLimits: { maxEntries: 100, maxBytes: 1_000_000 },
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+    env: {},
     parameters: { HostName: 'wn-test', PilotStamp: 'stamp-1' },
     log: (line) => logs.push(line),
     killGraceMs: 2000,
@@ -280,7 +285,8 @@ describe('startJob', () => {
         jdl: jdl({ Executable: '/bin/sh', Arguments: "-c 'echo $$ > pids; sleep 60 & echo $! >> pids; wait'", OutputSandbox: ['std.out'] }),
       },
       channel,
-      options({ heartbeatMs: 60_000 }),
+      // Host pids written by the payload itself: no PID namespace here (bubblewrap below).
+      options({ heartbeatMs: 60_000, isolation: { mode: 'none', hostPath: process.env['PATH'] ?? '' } }),
     );
     const pidsFile = join(workDir, String(jobId), 'pids');
     await until('the payload and its child', () => existsSync(pidsFile) && readFileSync(pidsFile, 'utf8').trim().split('\n').length === 2);
@@ -470,5 +476,263 @@ describe('startJob', () => {
     const text = readFileSync(join(out, 'logs/out.txt'), 'utf8');
     expect(text.split('\n')[0]).toBe(join(workDir, String(jobId)));
     expect(text).not.toContain('stale');
+  });
+});
+
+/** Live host processes whose command line holds `marker`. */
+function processesWith(marker: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, 'latin1').split('\0').join(' ').includes(marker)) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out.filter(isAlive);
+}
+
+const isRoot = process.getuid?.() === 0;
+const hasBwrap = ['/usr/bin/bwrap', '/bin/bwrap', '/usr/local/bin/bwrap'].some((p) => existsSync(p));
+if (!hasBwrap && process.env['CI']) throw new Error('bubblewrap is missing (scripts/test-env.sh installs it) and CI is set');
+
+describe('payload isolation', () => {
+  /** Runs `script` (sh) as the payload of a job that uploads `outputs`; answers the outcome and the files. */
+  async function runScript(jobId: number, script: string, extra: Partial<JobWrapperOptions> = {}, job: { token?: string } = {}) {
+    const channel = channelFor(jobId);
+    const src = join(base, `src-${jobId}`);
+    mkdirSync(src);
+    writeFileSync(join(src, 'payload.sh'), script);
+    const archive = join(base, `in-${jobId}.tar.gz`);
+    await tarCreate({ gzip: true, cwd: src, file: archive, portable: true }, ['payload.sh']);
+    const sb = await channel.addSandbox(readFileSync(archive));
+    const handle = startJob(
+      { jobId, jdl: jdl({ Executable: '/bin/sh', Arguments: 'payload.sh', InputSandbox: [sb], OutputSandbox: ['std.out', 'std.err'] }), ...job },
+      channel,
+      options(extra),
+    );
+    const outcome = await handle.done;
+    const files: Record<string, string> = {};
+    const stored = [...channel.uploads.values()][0];
+    if (stored) {
+      const out = join(base, `out-${jobId}`);
+      await safeUnpack(stored, out, { maxEntries: 10, maxBytes: 1_000_000 });
+      for (const f of readdirSync(out)) files[f] = readFileSync(join(out, f), 'utf8');
+    }
+    return { outcome, files, channel };
+  }
+
+  it.runIf(hasBwrap)('bwrap: own PID namespace, only the job dir and the system visible, a scrubbed environment', async () => {
+    const secret = join(base, 'pilot-secret');
+    writeFileSync(secret, 'TOPSECRET-PILOT', { mode: 0o600 });
+    process.env['WMS_TEST_PILOT_SECRET'] = 'TOPSECRET-ENV';
+    try {
+      const { outcome, files } = await runScript(
+        201,
+        [
+          'echo "uid=$(id -u)"',
+          'echo "pids=$(ls /proc | grep -c "^[0-9]")"',
+          'echo "pwd=$(pwd) home=$HOME"',
+          `cat ${secret} 2>&1 || true`,
+          `ls ${workDir} 2>&1 || true`,
+          'ls / | tr "\\n" " "; echo',
+          'for d in /root /home /work /var /run; do [ -e "$d" ] && echo "visible $d"; done',
+          'echo "tmp-entries=$(ls -A /tmp | tr "\n" " ")"',
+          'echo ok > written && echo "write ok"',
+          'env | sort',
+        ].join('\n'),
+        {},
+        { token: 'job-token-201' },
+      );
+      expect(outcome.status, logs.join('\n')).toBe('Done');
+      const out = files['std.out'] ?? '';
+      expect(out).toContain(`uid=${isRoot ? 65534 : process.getuid?.()}`);
+      expect(Number(/pids=(\d+)/.exec(out)?.[1])).toBeLessThanOrEqual(6);
+      expect(out).toContain(`pwd=${join(workDir, '201')} home=${join(workDir, '201')}`);
+      expect(out).not.toContain('TOPSECRET');
+      expect(out).not.toContain('visible ');
+      // /tmp is the sandbox's own: empty but for the path down to the job dir when that is under /tmp.
+      const tmpTop = workDir.startsWith('/tmp/') ? `${workDir.split('/')[2]} ` : '';
+      expect(out).toContain(`tmp-entries=${tmpTop}\n`);
+      expect(out).toContain('write ok');
+      // The pilot's work dir is an empty directory above the job's: passable but not listable when
+      // the payload is another user (root pilot), holding the job dir alone otherwise.
+      expect(out).toMatch(isRoot ? new RegExp(`^ls: cannot open directory '${workDir}': Permission denied$`, 'm') : /^201$/m);
+      const env = Object.fromEntries(
+        out
+          .split('\n')
+          .filter((l) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(l) && !/^(uid|pids|pwd|tmp-entries)=/.test(l))
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      );
+      expect(env).toMatchObject({ PATH: SYSTEM_PATH, HOME: join(workDir, '201'), TMPDIR: '/tmp', DIRACJOBID: '201', WMS_JOB_ID: '201', WMS_JOB_TOKEN: 'job-token-201' });
+      const allowed = new Set(['PATH', 'HOME', 'TMPDIR', 'USER', 'LOGNAME', 'DIRACJOBID', 'WMS_JOB_ID', 'DIRAC_JOB_PROCESSORS', 'WMS_JOB_TOKEN', 'PWD', 'SHLVL', '_', 'OLDPWD']);
+      expect(Object.keys(env).filter((k) => !allowed.has(k))).toEqual([]);
+    } finally {
+      delete process.env['WMS_TEST_PILOT_SECRET'];
+    }
+  });
+
+  it.runIf(hasBwrap)('bwrap: a Kill takes the whole sandboxed tree at once, double-forked daemons included', async () => {
+    const jobId = 202;
+    const marker = `98765${jobId}`;
+    const channel = channelFor(jobId);
+    const job = startJob(
+      { jobId, jdl: jdl({ Executable: '/bin/sh', Arguments: `-c 'sleep ${marker}.1 & (setsid sleep ${marker}.2 &) ; echo started; wait'` }) },
+      channel,
+      options({ heartbeatMs: 60_000 }),
+    );
+    const sleeps = () => processesWith(`${marker}.`).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').startsWith('sleep'));
+    await until('the sandboxed sleeps', () => sleeps().length >= 2);
+    const pids = processesWith(`${marker}.`);
+    const t0 = performance.now();
+    job.command({ jobId, command: 'Kill', arguments: 'by the test' });
+    await until('the sandboxed tree to die', () => processesWith(`${marker}.`).length === 0, 2000);
+    console.log(`bwrap kill latency: ${(performance.now() - t0).toFixed(1)} ms for ${pids.length} processes`);
+    expect((await job.done).status).toBe('Killed');
+    expect(pids.some(isAlive)).toBe(false);
+  });
+
+  it.runIf(hasBwrap)('bwrap: the sandbox dies with its parent (SIGKILL of the pilot takes the payload along)', async () => {
+    const jobDir = join(workDir, '203');
+    mkdirSync(jobDir, { recursive: true });
+    const sandbox = await resolvePayloadSandbox({ mode: 'bwrap' });
+    await sandbox.prepare(workDir, jobDir);
+    const marker = '8765203';
+    const cmd = sandbox.command('/bin/sleep', [`${marker}.5`], jobDir);
+    // A stand-in pilot: a shell that starts the sandbox as the job wrapper does, then is SIGKILLed.
+    const q = (x: string) => `'${x.replaceAll("'", `'\\''`)}'`;
+    const parent = spawn('/bin/sh', ['-c', `${[cmd.file, ...cmd.args].map(q).join(' ')} & wait`], {
+      cwd: jobDir,
+      env: { PATH: SYSTEM_PATH },
+      stdio: 'ignore',
+      ...(cmd.uid !== undefined ? { uid: cmd.uid, gid: cmd.gid as number } : {}),
+    });
+    await until('the sandboxed sleep', () => processesWith(`${marker}.5`).some((pid) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').startsWith('/bin/sleep')));
+    const pids = processesWith(`${marker}.5`);
+    parent.kill('SIGKILL');
+    await until('the sandbox to die with its parent', () => !pids.some(isAlive), 2000);
+  });
+
+  it.runIf(hasBwrap)('bwrap: a payload that replaces std.out with a link gets nothing of the target into heartbeats or outputs', async () => {
+    const secret = join(base, 'linked-secret');
+    writeFileSync(secret, 'TOPSECRET-LINKED\n', { mode: 0o600 });
+    const { outcome, channel, files } = await runScript(
+      204,
+      [`echo first line`, `rm -f std.out; ln -s ${secret} std.out`, 'sleep 1'].join('\n'),
+      { heartbeatMs: 150 },
+    );
+    expect(outcome.status).toBe('Done');
+    expect(channel.heartbeats.length).toBeGreaterThan(2);
+    expect(channel.heartbeats.map((h) => h.stdoutTail ?? '').join('\n')).not.toContain('TOPSECRET');
+    expect(channel.heartbeats.map((h) => h.stdoutTail ?? '').join('\n')).toContain('first line');
+    expect(Object.values(files).join('\n')).not.toContain('TOPSECRET');
+  });
+
+  it.runIf(hasBwrap)('bwrap: an executable outside the sandbox is "Application not found", with the reason', async () => {
+    const outside = join(base, 'tool.sh');
+    writeFileSync(outside, '#!/bin/sh\necho ran\n', { mode: 0o755 });
+    const channel = channelFor(205);
+    const outcome = await startJob({ jobId: 205, jdl: jdl({ Executable: outside }) }, channel, options()).done;
+    expect(outcome.status).toBe('Failed');
+    expect(channel.last().minorStatus).toBe(MINOR.applicationNotFound);
+    expect(channel.last().applicationStatus).toContain('is outside the payload sandbox');
+    const missing = channelFor(206);
+    await startJob({ jobId: 206, jdl: jdl({ Executable: 'no-such-program-xyz' }) }, missing, options()).done;
+    expect(missing.last().minorStatus).toBe(MINOR.applicationNotFound);
+    expect(missing.last().applicationStatus).toContain("not found on the payload's PATH");
+  });
+
+  it.runIf(isRoot)('user: as root, the payload runs as nobody, cannot read a 0600 file of root, and dies with a Kill', async () => {
+    const secret = join(base, 'root-secret');
+    writeFileSync(secret, 'TOPSECRET-ROOT', { mode: 0o600 });
+    const { outcome, files } = await runScript(207, ['echo "uid=$(id -u) gid=$(id -g)"', `cat ${secret} 2>&1 || echo "refused"`, `touch ${join(workDir, 'x')} 2>&1 || echo "no write"`, 'touch mine && echo "own dir ok"'].join('\n'), {
+      isolation: { mode: 'user' },
+    });
+    expect(outcome.status, logs.join('\n')).toBe('Done');
+    const out = files['std.out'] ?? '';
+    expect(out).toContain('uid=65534 gid=65534');
+    expect(out).not.toContain('TOPSECRET');
+    expect(out).toContain('refused');
+    expect(out).toContain('no write');
+    expect(out).toContain('own dir ok');
+
+    const jobId = 208;
+    const marker = `87654${jobId}`;
+    const channel = channelFor(jobId);
+    const job = startJob({ jobId, jdl: jdl({ Executable: '/bin/sh', Arguments: `-c 'sleep ${marker}.1 & wait'` }) }, channel, options({ heartbeatMs: 60_000, isolation: { mode: 'user' } }));
+    await until('the payload as nobody', () => processesWith(`sleep ${marker}.1`).length >= 1);
+    const pids = processesWith(`sleep ${marker}.1`);
+    expect(pids.map((pid) => statSync(`/proc/${pid}`).uid)).toEqual(pids.map(() => 65534));
+    job.command({ jobId, command: 'Kill', arguments: 'by the test' });
+    await until('the payload to die', () => !pids.some(isAlive), 2000);
+    expect((await job.done).status).toBe('Killed');
+  });
+
+  it.runIf(isRoot)('auto: as root without bubblewrap, falls back to a separate user', async () => {
+    const { outcome, files } = await runScript(209, 'id -u', { isolation: { mode: 'auto', bwrapPath: '/nonexistent/bwrap' } });
+    expect(outcome.status).toBe('Done');
+    expect(files['std.out']).toBe('65534\n');
+    expect(logs.join('\n')).toContain('payload isolation: user: the payload runs as nobody');
+  });
+
+  it('refuses the job with the reason when the isolation asked for cannot be had, before anything runs', async () => {
+    const jobId = 210;
+    const channel = channelFor(jobId);
+    const marker = join(base, 'ran');
+    const outcome = await startJob(
+      { jobId, jdl: jdl({ Executable: '/bin/touch', Arguments: marker }) },
+      channel,
+      options({ isolation: { mode: 'bwrap', bwrapPath: '/nonexistent/bwrap' } }),
+    ).done;
+    expect(outcome.status).toBe('Failed');
+    expect(outcome.isolationUnavailable).toContain('/nonexistent/bwrap is missing or not executable');
+    expect(channel.steps()).toEqual([`Running/${MINOR.jobInitialization}`, `Failed/${ISOLATION_UNAVAILABLE}`]);
+    expect(channel.last().applicationStatus).toMatch(/^isolation: bwrap, but \/nonexistent\/bwrap is missing or not executable \(install bubblewrap, or set isolation: none on the queue for a single-user machine\)$/);
+    expect(existsSync(marker)).toBe(false);
+    expect(readdirSync(workDir)).toEqual([]);
+  });
+
+  it.runIf(isRoot)('refuses a payload user that is root or unknown', async () => {
+    for (const [jobId, payloadUser, reason] of [
+      [211, 'root', 'is root: payloads never run as root'],
+      [212, 'no-such-user-xyz', 'does not exist on this node'],
+    ] as const) {
+      const channel = channelFor(jobId);
+      const outcome = await startJob({ jobId, jdl: jdl({ Executable: '/bin/true' }) }, channel, options({ isolation: { mode: 'user', payloadUser } })).done;
+      expect(outcome.status).toBe('Failed');
+      expect(channel.last().minorStatus).toBe(ISOLATION_UNAVAILABLE);
+      expect(channel.last().applicationStatus).toContain(reason);
+    }
+  });
+
+  it.runIf(isRoot)('refuses when the payload user cannot reach the job dir, naming the closed directory', async () => {
+    const closed = join(base, 'closed');
+    mkdirSync(join(closed, 'work'), { recursive: true });
+    chmodSync(closed, 0o700);
+    const channel = new MemoryChannel(store, join(closed, 'work', '213'));
+    const outcome = await startJob({ jobId: 213, jdl: jdl({ Executable: '/bin/true' }) }, channel, options({ workDir: join(closed, 'work'), isolation: { mode: 'user' } })).done;
+    expect(outcome.status).toBe('Failed');
+    expect(outcome.isolationUnavailable).toContain(`${closed} (mode 0700, owner 0:0)`);
+  });
+
+  it('none: the payload runs as the pilot (a single-user laptop) but still with a scrubbed environment', async () => {
+    process.env['WMS_TEST_PILOT_SECRET'] = 'TOPSECRET-ENV';
+    try {
+      const outside = join(base, 'readable-by-the-pilot');
+      writeFileSync(outside, 'pilot file', { mode: 0o600 });
+      const { outcome, files } = await runScript(214, [`cat ${outside}; echo`, 'id -u', 'env | sort'].join('\n'), {
+        isolation: { mode: 'none', hostPath: '/usr/bin:/bin' },
+      });
+      expect(outcome.status).toBe('Done');
+      const out = files['std.out'] ?? '';
+      expect(out).toContain('pilot file');
+      expect(out).toContain(`\n${process.getuid?.()}\n`);
+      expect(out).toContain('PATH=/usr/bin:/bin\n');
+      expect(out).not.toContain('TOPSECRET');
+      expect(out).not.toContain('VITEST');
+    } finally {
+      delete process.env['WMS_TEST_PILOT_SECRET'];
+    }
   });
 });

@@ -1,11 +1,12 @@
 /**
  * The pilot wrapper (pilot/wrapper.sh rendered by agents/pilot-wrapper.ts) run with real bash
  * against a small HTTP server: work-dir choice on local disk, the node search, bundle download
- * and checksum, the pilot's environment, exit codes, failure reports, and SIGTERM handling.
+ * and checksum, the pilot's environment (the token in a private file, never in an environment),
+ * exit codes, failure reports, and SIGTERM handling.
  * File-system types are injected with a fake `stat` first on PATH; PATH is built from links so
  * that node, curl, wget and sha256sum can each be left out.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -53,7 +54,6 @@ type Tool = 'curl' | 'wget' | 'sha256sum' | 'node';
 
 interface Setup {
   params?: Partial<WrapperParams>;
-  environment?: Record<string, string>;
   /** Optional tools on PATH (default curl, sha256sum, node). */
   tools?: Tool[];
   /** Extra variables for the wrapper's own environment (TMPDIR and the like). */
@@ -73,14 +73,14 @@ async function startWrapper(setup: Setup = {}) {
     stamp: STAMP,
     bundleSha256: bundle.sha256,
     ...setup.params,
-    environment: {
-      TEST_PILOT_OUT: out,
-      TEST_PILOT_EXIT: String(setup.pilotExit ?? 0),
-      TEST_PILOT_WAIT_FOR_SIGNAL: setup.waitForSignal ? '1' : '0',
-      ...setup.environment,
-    },
   });
-  const run = await sb.run(script, { PATH: path.join(':'), HOME: sb.root, ...setup.env }, { detached: setup.detached ?? false });
+  // What the test pilot is told comes through the wrapper's own environment (the batch job's).
+  const testPilot = {
+    TEST_PILOT_OUT: out,
+    TEST_PILOT_EXIT: String(setup.pilotExit ?? 0),
+    TEST_PILOT_WAIT_FOR_SIGNAL: setup.waitForSignal ? '1' : '0',
+  };
+  const run = await sb.run(script, { PATH: path.join(':'), HOME: sb.root, ...testPilot, ...setup.env }, { detached: setup.detached ?? false });
   return { run, out };
 }
 
@@ -95,17 +95,15 @@ const entries = (dir: string) => readdirSync(dir);
 describe('pilot wrapper: happy path', () => {
   it('runs the pilot in a fresh work dir with the pilot environment, propagates its exit code and removes the dir', async () => {
     const tmp = await sb.dir('tmp');
-    const r = await runWrapper({ env: { TMPDIR: tmp }, environment: { VO_SW_DIR: "/cvmfs/vo's area" }, pilotExit: 7 });
+    const r = await runWrapper({ env: { TMPDIR: tmp }, pilotExit: 7 });
     expect(r.code, r.stderr).toBe(7);
     const seen = r.seen!;
     expect(seen.cwd.startsWith(join(tmp, 'wms-pilot.'))).toBe(true);
     expect(seen.env[PILOT_ENV.workDir]).toBe(seen.cwd);
     expect(seen.env[PILOT_ENV.url]).toBe(server.url);
-    expect(seen.env[PILOT_ENV.token]).toBe(TOKEN);
     expect(seen.env[PILOT_ENV.stamp]).toBe(STAMP);
     expect(seen.env[PILOT_ENV.fsType]).toMatch(/\S/);
     expect(seen.env['WMS_PILOT_WRAPPER_LOG']).toBe(join(seen.cwd, 'wrapper.log'));
-    expect(seen.env['VO_SW_DIR']).toBe("/cvmfs/vo's area");
     // Header parameters stay in the wrapper.
     expect(seen.env['WMS_TOKEN']).toBeUndefined();
     expect(seen.execPath).toBe(process.execPath);
@@ -118,6 +116,38 @@ describe('pilot wrapper: happy path', () => {
     expect(r.stderr).toContain('pilot ended with exit code 7');
     expect(entries(tmp)).toEqual([]);
     expect(server.reports).toEqual([]);
+  });
+
+  it('hands the token over in a 0600 file of the work dir, never in an environment', async () => {
+    const tmp = await sb.dir('tmp');
+    const r = await runWrapper({ env: { TMPDIR: tmp } });
+    expect(r.code, r.stderr).toBe(0);
+    const seen = r.seen!;
+    // Not in the pilot's environment, under any name.
+    expect(seen.env['WMS_PILOT_TOKEN']).toBeUndefined();
+    expect(Object.entries(seen.env).filter(([, v]) => v.includes(TOKEN))).toEqual([]);
+    // Not in the wrapper's environment either (the header is readonly, not exported).
+    expect(seen.parentEnviron).not.toBeNull();
+    expect(seen.parentEnviron).not.toContain(TOKEN);
+    expect(seen.parentEnviron).toContain('TEST_PILOT_OUT='); // it is the wrapper's environment indeed
+    // The file: in the work dir, private, holding exactly the token.
+    expect(seen.env[PILOT_ENV.tokenFile]).toBe(join(seen.cwd, '.pilot-token'));
+    expect(seen.tokenFile).toEqual({ path: join(seen.cwd, '.pilot-token'), mode: 0o600, content: TOKEN });
+    // Nor in the wrapper log the pilot forwards.
+    expect(seen.wrapperLog).not.toContain(TOKEN);
+    expect(r.stderr).not.toContain(TOKEN);
+    expect(entries(tmp)).toEqual([]);
+  });
+
+  it('makes what it writes private: the work dir and its files are closed to other users', async () => {
+    const tmp = await sb.dir('tmp');
+    const r = await runWrapper({ env: { TMPDIR: tmp }, params: { keepWorkDir: true } });
+    expect(r.code, r.stderr).toBe(0);
+    const dir = r.seen!.cwd;
+    expect(statSync(dir).mode & 0o077).toBe(0);
+    expect(statSync(join(dir, 'wrapper.log')).mode & 0o077).toBe(0);
+    // A token file the pilot did not delete (this test pilot never does) goes with the wrapper.
+    expect(existsSync(join(dir, '.pilot-token'))).toBe(false);
   });
 
   it('works without curl, wget and sha256sum (node downloads and hashes) and keeps the dir when asked', async () => {
@@ -313,7 +343,7 @@ describe('renderWrapper', () => {
 
   it('quotes every value so that bash reads it back unchanged', async () => {
     const nasty = `it's "$HOME" \`id\` $(id) \\ \n! * ; & |`;
-    const body = '#!/bin/bash\nprintf "%s\\0" "$WMS_URL" "$WMS_TOKEN" "$WMS_STAMP" "$WMS_NODE_PATH" "$WMS_WORK_DIRS" "$WMS_KEEP_WORK_DIR" "$NASTY" "$EMPTY"\n';
+    const body = '#!/bin/bash\nprintf "%s\\0" "$WMS_URL" "$WMS_TOKEN" "$WMS_STAMP" "$WMS_NODE_PATH" "$WMS_WORK_DIRS" "$WMS_KEEP_WORK_DIR"\n';
     const script = renderWrapper(body, {
       ...base,
       serverUrl: 'https://wms.example.org/a?b=1&c=$x',
@@ -322,7 +352,6 @@ describe('renderWrapper', () => {
       nodePath: `/cvmfs/x y/${nasty}`,
       workDirs: ['/scratch/a b', "/local/it's"],
       keepWorkDir: true,
-      environment: { NASTY: nasty, EMPTY: '' },
     });
     expect(script.startsWith('#!/bin/bash\n')).toBe(true);
     expect(script.match(/^#!/gm)).toHaveLength(1);
@@ -335,33 +364,25 @@ describe('renderWrapper', () => {
       `/cvmfs/x y/${nasty}`,
       "/scratch/a b:/local/it's",
       '1',
-      nasty,
-      '',
     ]);
   });
 
-  it('makes the header readonly and the environment exported', () => {
-    const script = renderWrapper('body\n', { ...base, environment: { A: '1' } });
+  it('makes the header readonly and exports nothing (a queue environment never reaches bash or the pilot)', () => {
+    // A caller that still hands an environment (an old one, or a mistake) gets nothing exported.
+    const script = renderWrapper('body\n', { ...base, environment: { NODE_OPTIONS: '--import=/tmp/evil.mjs' } } as WrapperParams);
     expect(script).toContain("readonly WMS_TOKEN='t'\n");
-    expect(script).toContain("export A='1'\n");
     expect(script).toContain("readonly WMS_KEEP_WORK_DIR='0'\n");
+    expect(script).not.toMatch(/^export /m);
+    expect(script).not.toContain('NODE_OPTIONS');
     expect(script.endsWith('\nbody\n')).toBe(true);
     expect(shellQuote("a'b")).toBe(`'a'\\''b'`);
-  });
-
-  it.each(['1ABC', 'A-B', 'A B', '', 'É', 'A;rm -rf /'])('refuses the environment variable name %j and names it', (name) => {
-    expect(() => renderWrapper('', { ...base, environment: { [name]: 'x' } })).toThrow(JSON.stringify(name));
-  });
-
-  it.each(['WMS_TOKEN', 'WMS_PILOT_URL', '_wms_node', 'IFS'])('refuses the reserved name %s', (name) => {
-    expect(() => renderWrapper('', { ...base, environment: { [name]: 'x' } })).toThrow(name);
   });
 
   it('refuses values it cannot write safely', () => {
     expect(() => renderWrapper('', { ...base, bundleSha256: 'abc' })).toThrow(/bundleSha256/);
     expect(() => renderWrapper('', { ...base, serverUrl: 'ftp://x' })).toThrow(/serverUrl/);
     expect(() => renderWrapper('', { ...base, workDirs: ['/a:/b'] })).toThrow(/work dir/);
-    expect(() => renderWrapper('', { ...base, environment: { A: 'x\0y' } })).toThrow(/NUL/);
+    expect(() => renderWrapper('', { ...base, stamp: 'x\0y' })).toThrow(/NUL/);
   });
 
   it('loads the template from the package root once', async () => {
