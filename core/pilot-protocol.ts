@@ -11,14 +11,19 @@
  * | wrapper fails before the pilot starts | `POST /api/pilots/self/status` `{status: Failed, reason, exitCode}` |
  * | pilot reads its settings (commands for its CE type, limits, its queue) | `GET /api/pilots/self/config` |
  * | clock-skew samples (no token) | `GET /api/time` |
- * | registration with environment, clock offset, DB12 | `POST /api/pilots/self/register` |
+ * | registration with environment, clock offset, DB12; answers a short-lived pilot token | `POST /api/pilots/self/register` |
+ * | renew the short-lived pilot token (at half-life) | `POST /api/pilots/self/token` |
  * | remote log lines, in batches | `POST /api/pilots/self/logs` |
  * | commands pushed at once (kill) | websocket `GET /api/pilots/self/ws` |
  * | ask for work | `POST /api/match` |
  * | job status and parameters | `POST /api/jobs/:id/status` (job token) |
- * | heartbeat; the answer carries commands | `POST /api/jobs/:id/heartbeat` (job token) |
+ * | heartbeat; the answer carries commands, and a renewed job token past half-life | `POST /api/jobs/:id/heartbeat` (job token) |
  * | sandboxes | `GET`/`PUT /api/sandboxes/:sha256` (job token) |
  * | end of the pilot | `POST /api/pilots/self/status` `{status: Done or Failed, reason, exitCode}` |
+ *
+ * Tokens die with what they stand for: a pilot token is refused (403) once its pilot is final
+ * (Done, Failed, Aborted, Deleted), a job token once its job is Done, Failed, Killed or Deleted
+ * (`jobTokenDeadMessage`; the pilot reads the job's state back from it).
  */
 import { Type, type Static } from 'typebox';
 import { JOB_STATES } from './job-states.js';
@@ -26,7 +31,8 @@ import { JOB_STATES } from './job-states.js';
 /** The environment variables the wrapper hands to the pilot. */
 export const PILOT_ENV = {
   url: 'WMS_PILOT_URL',
-  token: 'WMS_PILOT_TOKEN',
+  /** A 0600 file holding the pilot token; the pilot reads it and deletes it at once. */
+  tokenFile: 'WMS_PILOT_TOKEN_FILE',
   stamp: 'WMS_PILOT_STAMP',
   workDir: 'WMS_PILOT_WORK_DIR',
   fsType: 'WMS_PILOT_FS_TYPE',
@@ -78,6 +84,14 @@ export const PilotConfigSchema = Type.Object({
   /** Input sandbox limits when unpacking. */
   sandboxMaxBytes: Type.Integer(),
   sandboxMaxEntries: Type.Integer(),
+  /** How payloads are isolated from the pilot (pilot/isolation.ts); default auto. */
+  isolation: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('bwrap'), Type.Literal('user'), Type.Literal('none')])),
+  /** The Unix user payloads run as when the pilot is root; default nobody. */
+  payloadUser: Type.Optional(Type.String()),
+  /** A bubblewrap binary to use instead of bwrap on PATH. */
+  bwrapPath: Type.Optional(Type.String()),
+  /** The queue's environment: given to payloads only, never to the pilot. */
+  payloadEnvironment: Type.Optional(Type.Record(Type.String(), Type.String())),
 });
 export type PilotConfig = Static<typeof PilotConfigSchema>;
 
@@ -113,10 +127,20 @@ export const RegisterRequestSchema = Type.Object({
 });
 export type RegisterRequest = Static<typeof RegisterRequestSchema>;
 
+/** A renewed token and when it expires (ISO 8601). */
+export const RenewedTokenSchema = Type.Object({
+  token: Type.String(),
+  tokenExpiresAt: Type.String({ format: 'date-time' }),
+});
+export type RenewedToken = Static<typeof RenewedTokenSchema>;
+
 export const RegisterAnswerSchema = Type.Object({
   pilotId: Type.Integer(),
   status: Type.String({ description: 'Running, or Failed when refused' }),
   reason: Type.String(),
+  /** When Running: a short-lived pilot token to use from now on (renewed at half-life). */
+  token: Type.Optional(Type.String()),
+  tokenExpiresAt: Type.Optional(Type.String({ format: 'date-time' })),
 });
 export type RegisterAnswer = Static<typeof RegisterAnswerSchema>;
 
@@ -146,6 +170,9 @@ export type JobStatusReport = Static<typeof JobStatusReportSchema>;
 export const JobStatusAnswerSchema = Type.Object({
   accepted: Type.Boolean({ description: 'false when the job was no longer in a state that allows the change' }),
   status: Type.Enum(JOB_STATES),
+  /** A renewed job token, when the one used is past half its life: use it from now on. */
+  token: Type.Optional(Type.String()),
+  tokenExpiresAt: Type.Optional(Type.String({ format: 'date-time' })),
 });
 export type JobStatusAnswer = Static<typeof JobStatusAnswerSchema>;
 
@@ -163,8 +190,36 @@ export type Heartbeat = Static<typeof HeartbeatSchema>;
 export const JobCommandSchema = Type.Object({ jobId: Type.Integer(), command: Type.String(), arguments: Type.String() });
 export type JobCommand = Static<typeof JobCommandSchema>;
 
-export const HeartbeatAnswerSchema = Type.Object({ status: Type.Enum(JOB_STATES), commands: Type.Array(JobCommandSchema) });
+export const HeartbeatAnswerSchema = Type.Object({
+  status: Type.Enum(JOB_STATES),
+  commands: Type.Array(JobCommandSchema),
+  /** A renewed job token, when the one used is past half its life: use it from now on. */
+  token: Type.Optional(Type.String()),
+  tokenExpiresAt: Type.Optional(Type.String({ format: 'date-time' })),
+});
 export type HeartbeatAnswer = Static<typeof HeartbeatAnswerSchema>;
 
 /** Messages the services push on a pilot's websocket: commands for its jobs; new work waits. */
 export type PilotPush = { type: 'commands'; commands: JobCommand[] } | { type: 'work' };
+
+/** Job states in which a job token no longer works (the job is over). */
+export const JOB_TOKEN_DEAD_STATES = ['Done', 'Failed', 'Killed', 'Deleted'] as const;
+
+/** The 403 message for a job token whose job is over; `jobStateOfDeadToken` reads it back. */
+export function jobTokenDeadMessage(jobId: number, status: string): string {
+  return `job ${jobId} is ${status}: its job token no longer works`;
+}
+
+/** The job's state named by a `jobTokenDeadMessage` (null when `message` is not one). */
+export function jobStateOfDeadToken(message: string): (typeof JOB_STATES)[number] | null {
+  const m = / is ([A-Za-z]+): its job token no longer works/.exec(message);
+  const s = m?.[1];
+  return s !== undefined && (JOB_STATES as readonly string[]).includes(s) ? (s as (typeof JOB_STATES)[number]) : null;
+}
+
+/** The 403 message for a pilot token whose pilot is final (or has no record). */
+export function pilotTokenDeadMessage(pilotId: number, status: string | null): string {
+  return status === null
+    ? `pilot ${pilotId} has no record: its token no longer works`
+    : `pilot ${pilotId} is ${status}: its token no longer works`;
+}

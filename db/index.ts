@@ -88,6 +88,7 @@ export {
   assignSandboxes,
   jobSandboxesOf,
   type SandboxRow,
+  type SandboxOwner,
 } from './queries/sandboxes.js';
 
 // Identity
@@ -98,6 +99,8 @@ export {
   createPilots,
   setPilotReferences,
   findPilot,
+  getPilotBinding,
+  type PilotBinding,
   listPilots,
   updatePilots,
   registerPilot,
@@ -114,6 +117,8 @@ export {
 export {
   reportJobStatus,
   recordHeartbeat,
+  getJobTokenState,
+  jobTokenDead,
   takeJobCommands,
   setJobParameters,
   pendingCommandsOfJobs,
@@ -121,6 +126,17 @@ export {
   type JobReport,
   type JobReportResult,
 } from './ops/job-reports.js';
+
+// Token revocation
+export {
+  insertRevocation,
+  revocationsAfter,
+  listRevocations,
+  deleteExpiredRevocations,
+  REVOCATION_ID_MARGIN,
+  type RevocationRow,
+  type NewRevocation,
+} from './queries/revocations.js';
 
 // Agents
 export {

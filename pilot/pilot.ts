@@ -6,8 +6,13 @@
  * the pilot for the site admin ("clock skew 61.2 s (limit 5 s)").
  *
  * SIGTERM drains (no new work; running jobs finish); a second one kills the jobs.
+ *
+ * The pilot token is held in memory only: the wrapper hands over a 0600 file
+ * (`WMS_PILOT_TOKEN_FILE`), which the pilot reads and deletes before anything else runs; it is
+ * never in an environment a payload could read. Payloads get an environment built from
+ * nothing (`payloadEnv`), never a copy of the pilot's.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { PILOT_ENV, type EnvironmentReport, type PilotCommandName, type PilotConfig } from '../core/pilot-protocol.js';
 import { PilotApi } from './client.js';
@@ -41,10 +46,10 @@ export async function runPilot(env: NodeJS.ProcessEnv, signals: NodeJS.EventEmit
   const now = () => Date.now() + clockOffsetMs;
   const log = new RemoteLog(now);
   const url = env[PILOT_ENV.url];
-  const token = env[PILOT_ENV.token];
+  const token = await takeToken(env[PILOT_ENV.tokenFile]);
   const workDir = env[PILOT_ENV.workDir] ?? process.cwd();
   if (!url || !token) {
-    log.log(`pilot: ${PILOT_ENV.url} and ${PILOT_ENV.token} must be set (the wrapper sets them)`);
+    log.log(`pilot: ${PILOT_ENV.url} and ${PILOT_ENV.tokenFile} (a readable token file) must be set (the wrapper sets them)`);
     return { exitCode: PILOT_EXIT.badEnvironment, reason: 'missing environment' };
   }
   const api = new PilotApi(url.replace(/\/+$/, ''), token);
@@ -107,10 +112,17 @@ export async function runPilot(env: NodeJS.ProcessEnv, signals: NodeJS.EventEmit
         startedAt: started,
         now,
         log: (line) => log.log(line),
-        env: payloadEnv(env),
+        env: payloadEnv(env, url, config),
+        isolation: {
+          mode: config.isolation ?? 'auto',
+          payloadUser: config.payloadUser ?? 'nobody',
+          bwrapPath: config.bwrapPath ?? null,
+          hostPath: env['PATH'] ?? '',
+        },
         parameters: { HostName: hostname(), PilotReference: config.stamp, GridCE: config.ce, CEQueue: config.queue, Site: config.site },
       });
-      const push = new PushChannel(url, token, {
+      // Reconnects with the pilot's current (renewed) token, never the wrapper's stale one.
+      const push = new PushChannel(url, () => api.token, {
         commands: (c) => agent.deliver(c),
         work: () => agent.nudge(),
         log: (m) => log.log(m),
@@ -133,6 +145,7 @@ export async function runPilot(env: NodeJS.ProcessEnv, signals: NodeJS.EventEmit
       push.open();
       try {
         const result = await agent.run();
+        if (result.fatal) throw new PilotCommandError('job-agent', result.reason, PILOT_COMMAND_EXIT_CODES['job-agent']);
         state.reason = `${result.reason}; ${result.jobs.length} job(s) run`;
       } finally {
         push.close();
@@ -156,10 +169,13 @@ export async function runPilot(env: NodeJS.ProcessEnv, signals: NodeJS.EventEmit
       : { exitCode: PILOT_EXIT.unexpected, reason: `unexpected error: ${(e as Error).message}` };
     log.log(`pilot stops: ${run.reason}`);
   }
+  // The log goes first: once the pilot is final its token no longer works, for logs too.
+  log.log(`pilot ends: ${run.reason} (exit code ${run.exitCode})`);
+  await log.flush();
   await api
     .status({ status: run.exitCode === 0 ? 'Done' : 'Failed', reason: run.reason, exitCode: run.exitCode })
     .catch((e: unknown) => log.log(`final status not sent: ${(e as Error).message}`));
-  log.log(`pilot ends: ${run.reason} (exit code ${run.exitCode})`);
+  api.close();
   await log.close();
   return run;
 }
@@ -176,12 +192,34 @@ async function replayWrapperLog(env: NodeJS.ProcessEnv, log: RemoteLog): Promise
   }
 }
 
-/** The payload's base environment: the pilot's, without its secrets. */
-function payloadEnv(env: NodeJS.ProcessEnv): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) {
-    if (v !== undefined && k !== PILOT_ENV.token && !k.startsWith('WMS_PILOT_')) out[k] = v;
+/**
+ * Reads the pilot token from the file the wrapper wrote and deletes the file at once: the token
+ * then lives in this process's memory only. Undefined when there is no such file.
+ */
+async function takeToken(file: string | undefined): Promise<string | undefined> {
+  if (!file) return undefined;
+  try {
+    return (await readFile(file, 'utf8')).trim() || undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await rm(file, { force: true }).catch(() => undefined);
   }
+}
+
+/**
+ * What every payload of this pilot gets besides its sandbox's PATH, HOME, TMPDIR, USER and
+ * LOGNAME and its job's variables (job-wrapper.ts): the locale, the queue's payload
+ * environment, and the server URL. Nothing else of the pilot's own environment.
+ */
+function payloadEnv(env: NodeJS.ProcessEnv, url: string, config: PilotConfig): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of ['LANG', 'LC_ALL']) {
+    const v = env[k];
+    if (v) out[k] = v;
+  }
+  Object.assign(out, config.payloadEnvironment ?? {});
+  out['WMS_URL'] = url;
   return out;
 }
 

@@ -3,6 +3,10 @@
  * once, not on the next heartbeat) and a nudge when new work arrives (an idle pilot asks at once
  * instead of at the end of its back-off). Reconnects while the pilot runs; when the socket is
  * down, heartbeats still carry the commands.
+ *
+ * Each connection authenticates with the pilot's current token (`token` may be a getter: the
+ * pilot's short-lived token is renewed while it runs). The services close a socket when the
+ * token that opened it expires; the channel then reconnects at once with the current one.
  */
 import { WebSocket } from 'undici';
 import type { JobCommand, PilotPush } from '../core/pilot-protocol.js';
@@ -19,16 +23,20 @@ export class PushChannel {
   private retry: NodeJS.Timeout | null = null;
   private failures = 0;
 
+  private readonly tokenOf: () => string;
+
   constructor(
     private readonly baseUrl: string,
-    private readonly token: string,
+    token: string | (() => string),
     private readonly on: PushHandlers,
-  ) {}
+  ) {
+    this.tokenOf = typeof token === 'string' ? () => token : token;
+  }
 
   open(): void {
     if (this.closed) return;
     const url = `${this.baseUrl.replace(/^http/, 'ws')}/api/pilots/self/ws`;
-    const socket = new WebSocket(url, { headers: { authorization: `Bearer ${this.token}` } } as unknown as string[]);
+    const socket = new WebSocket(url, { headers: { authorization: `Bearer ${this.tokenOf()}` } } as unknown as string[]);
     this.socket = socket;
     socket.addEventListener('open', () => {
       if (this.failures > 0) this.on.log('push channel: connected again');
@@ -43,9 +51,16 @@ export class PushChannel {
         this.on.log(`push channel: unreadable message (${(e as Error).message})`);
       }
     });
-    socket.addEventListener('close', () => {
+    socket.addEventListener('close', (ev) => {
       this.socket = null;
       if (this.closed) return;
+      if (ev.code === 4401 && this.failures === 0) {
+        // The services closed it because its token expired: reconnect now with the current one.
+        this.failures = 0;
+        this.retry = setTimeout(() => this.open(), 50);
+        this.retry.unref();
+        return;
+      }
       this.failures++;
       if (this.failures === 1) this.on.log('push channel: closed; commands come with heartbeats until it is back');
       const delay = Math.min(30_000, 500 * 2 ** Math.min(this.failures, 6));

@@ -1,14 +1,29 @@
 /**
  * From the body of `POST /api/match` (and explain) to a `ResourceDescription`: defaults filled
- * in, a pilot held to its own VO, required tags checked. Pure.
+ * in, a pilot held to its own VO and to the site, CE and queue of its record, required tags
+ * checked. Pure.
+ *
+ * A pilot token's body may name a site, CE or queue (pilots send their own): whatever it names,
+ * the pilot's record decides (`bound`), so a stolen token cannot pose as another site. Admins
+ * calling the matcher for debugging name any site.
  */
 import { WmsError } from '../core/errors.js';
 import { ANY_VO, type Principal } from '../core/identity.js';
 import type { ResourceDescription } from '../core/matching.js';
 import type { ResourceBody } from './schemas.js';
 
-/** The resource with defaults filled in; a pilot is held to its own VO. */
-export function resourceOf(body: ResourceBody, p: Principal): ResourceDescription {
+/** Where a pilot runs, from its record (never from its request). */
+export interface PilotPlace {
+  site: string;
+  ce: string;
+  queue: string;
+}
+
+/** The resource with defaults filled in; a pilot is held to its own VO and to `bound`. */
+export function resourceOf(body: ResourceBody, p: Principal, bound?: PilotPlace): ResourceDescription {
+  if (p.role === 'pilot' && bound === undefined) {
+    throw new WmsError('WMS_FORBIDDEN', `pilot ${p.pilotId} has no record: its token no longer works`);
+  }
   const r: ResourceDescription = {
     site: body.site,
     tags: body.tags ?? [],
@@ -23,6 +38,11 @@ export function resourceOf(body: ResourceBody, p: Principal): ResourceDescriptio
   if (body.platform !== undefined) r.platform = body.platform;
   if (body.ownerGroups !== undefined) r.ownerGroups = body.ownerGroups;
   if (body.jobTypes !== undefined) r.jobTypes = body.jobTypes;
+  if (p.role === 'pilot' && bound !== undefined) {
+    r.site = bound.site;
+    r.ce = bound.ce;
+    r.queue = bound.queue;
+  }
   if (p.role === 'pilot' && p.vo === ANY_VO) {
     // A pilot of a queue open to every VO: it may ask for one, or take any.
     if (body.vo !== undefined) r.vo = body.vo;

@@ -1,19 +1,43 @@
 /**
  * Signs and verifies the system's tokens: JWTs signed with EdDSA (Ed25519) through `jose`.
  * The key pair lives in the database (`getOrCreateSigningKey`), so every service replica on
- * one database signs with the same key and accepts the others' tokens. Tokens are not
- * revocable: keep lifetimes short where it matters (job tokens) and rotate the key to revoke all.
+ * one database signs with the same key and accepts the others' tokens.
+ *
+ * Revocation: the `revoked_tokens` table names one token (its `jti`) or every token of a
+ * subject (`vo`, `sub`) issued at or before a time. Each signer loads the rows when it opens and,
+ * once `startPolling` is called (the app does), reads new ones every few seconds, so that a
+ * revocation made through one replica holds on every replica within that interval. `verify`
+ * refuses a revoked token, cached or not. Rows past their `expires_at` are ignored, and deleted
+ * on a poll now and then.
  */
 import { randomUUID } from 'node:crypto';
 import * as jose from 'jose';
 import { WmsError } from '../core/errors.js';
 import { claimsOf, principalFromClaims, type Principal } from '../core/identity.js';
-import { getOrCreateSigningKey, type DbHandle } from '../db/index.js';
+import { deleteExpiredRevocations, getOrCreateSigningKey, revocationsAfter, type DbHandle, type RevocationRow } from '../db/index.js';
 
 const ALG = 'EdDSA';
 
 export interface SignedToken {
   token: string;
+  expiresAt: Date;
+  jti: string;
+}
+
+/** A verified token: its principal and registered claims. */
+export interface VerifiedToken {
+  principal: Principal;
+  jti: string | null;
+  issuedAt: Date;
+  expiresAt: Date;
+}
+
+/** A token whose signature is ours, whatever its expiry (what a revocation needs to know). */
+export interface TokenFacts {
+  jti: string | null;
+  subject: string;
+  vo: string;
+  role: string;
   expiresAt: Date;
 }
 
@@ -35,16 +59,94 @@ export async function generateSigningKey(): Promise<{
 
 /** Verified tokens kept in memory; beyond this the oldest is forgotten. */
 const VERIFIED_CACHE_SIZE = 10_000;
+/** Expired revocation rows are deleted from the table at most this often by one replica. */
+const PURGE_EVERY_MS = 60_000;
+
+/** The key of a subject revocation; `vo` null (any VO) gets its own key. */
+function subjectKey(vo: string | null, subject: string): string {
+  return `${vo === null ? '\u0001any' : vo}\u0000${subject}`;
+}
+
+/**
+ * The revocation rows this process knows, by jti and by subject. A subject row revokes the
+ * tokens of that subject whose `iat` (whole seconds) is at or before its `revoked_at`.
+ */
+class Revocations {
+  private readonly byJti = new Map<string, number>();
+  private readonly bySubject = new Map<string, { revokedAtMs: number; expiresAtMs: number }[]>();
+  private readonly seen = new Set<number>();
+  lastId = 0;
+
+  add(row: RevocationRow): void {
+    if (this.seen.has(row.id)) return;
+    this.seen.add(row.id);
+    this.lastId = Math.max(this.lastId, row.id);
+    const expiresAtMs = row.expiresAt.getTime();
+    if (row.jti !== null) {
+      this.byJti.set(row.jti, expiresAtMs);
+    } else if (row.subject !== null) {
+      const key = subjectKey(row.vo, row.subject);
+      const list = this.bySubject.get(key) ?? [];
+      list.push({ revokedAtMs: row.revokedAt.getTime(), expiresAtMs });
+      this.bySubject.set(key, list);
+    }
+  }
+
+  /** The latest unexpired subject revocation time for (vo, subject) in any VO or this one. */
+  subjectRevokedAt(vo: string, subject: string, nowMs: number): number | null {
+    let latest: number | null = null;
+    for (const key of [subjectKey(vo, subject), subjectKey(null, subject)]) {
+      for (const r of this.bySubject.get(key) ?? []) {
+        if (r.expiresAtMs > nowMs && (latest === null || r.revokedAtMs > latest)) latest = r.revokedAtMs;
+      }
+    }
+    return latest;
+  }
+
+  /** Why `t` is revoked, or null. */
+  reason(t: { jti: string | null; principal: Principal; issuedAtMs: number }, nowMs: number): string | null {
+    if (t.jti !== null) {
+      const exp = this.byJti.get(t.jti);
+      if (exp !== undefined && exp > nowMs) return 'token revoked';
+    }
+    const at = this.subjectRevokedAt(t.principal.vo, t.principal.user, nowMs);
+    if (at !== null && t.issuedAtMs <= at) return `every token of ${t.principal.user} issued before ${new Date(at).toISOString()} is revoked`;
+    return null;
+  }
+
+  /** Forgets what has expired. */
+  prune(nowMs: number): void {
+    for (const [jti, exp] of this.byJti) if (exp <= nowMs) this.byJti.delete(jti);
+    for (const [key, list] of this.bySubject) {
+      const live = list.filter((r) => r.expiresAtMs > nowMs);
+      if (live.length === 0) this.bySubject.delete(key);
+      else this.bySubject.set(key, live);
+    }
+  }
+}
+
+interface CachedToken {
+  principal: Principal;
+  jti: string | null;
+  issuedAtMs: number;
+  expiresAtMs: number;
+}
 
 export class TokenSigner {
   /**
    * Tokens already verified, with their principal and expiry. A pilot or a job presents the same
    * token on every call; checking the signature again each time cost ~20 % of a match request
-   * (`match` benchmark profile). An entry is used only while its token has not expired.
+   * (`match` benchmark profile). An entry is used only while its token has not expired and is
+   * not revoked.
    */
-  private readonly verified = new Map<string, { principal: Principal; expiresAtMs: number }>();
+  private readonly verified = new Map<string, CachedToken>();
+  private readonly revocations = new Revocations();
+  private poll: NodeJS.Timeout | null = null;
+  private polling = false;
+  private lastPurgeMs = 0;
 
   private constructor(
+    private readonly handle: DbHandle,
     private readonly kid: string,
     private readonly privateKey: jose.CryptoKey | Uint8Array,
     private readonly publicKey: jose.CryptoKey | Uint8Array,
@@ -52,7 +154,7 @@ export class TokenSigner {
     private readonly clock: () => Date,
   ) {}
 
-  /** Loads the deployment's key pair from the database, creating it on first use. */
+  /** Loads the deployment's key pair from the database (creating it on first use) and the revocations. */
   static async open(
     handle: DbHandle,
     options: { issuer: string; clock?: () => Date },
@@ -60,58 +162,161 @@ export class TokenSigner {
     const key = await getOrCreateSigningKey(handle, generateSigningKey);
     const privateKey = await jose.importJWK(key.privateJwk as jose.JWK, ALG);
     const publicKey = await jose.importJWK(key.publicJwk as jose.JWK, ALG);
-    return new TokenSigner(key.kid, privateKey, publicKey, options.issuer, options.clock ?? (() => new Date()));
+    const signer = new TokenSigner(handle, key.kid, privateKey, publicKey, options.issuer, options.clock ?? (() => new Date()));
+    await signer.refreshRevocations();
+    return signer;
   }
 
   /** A token standing for `principal`, valid `ttlSeconds` from now. */
   async sign(principal: Principal, ttlSeconds: number): Promise<SignedToken> {
-    const now = Math.floor(this.clock().getTime() / 1000);
-    const exp = now + Math.max(1, Math.floor(ttlSeconds));
+    const nowMs = this.clock().getTime();
+    let iat = Math.floor(nowMs / 1000);
+    // A subject revoked this very second: a token issued after the revocation must not fall
+    // under it (iat has whole seconds), so it is dated the next second.
+    const revokedAt = this.revocations.subjectRevokedAt(principal.vo, principal.user, nowMs);
+    if (revokedAt !== null && iat <= Math.floor(revokedAt / 1000)) iat = Math.floor(revokedAt / 1000) + 1;
+    const exp = Math.floor(nowMs / 1000) + Math.max(1, Math.floor(ttlSeconds));
+    const jti = randomUUID();
     const { sub, ...claims } = claimsOf(principal);
     const token = await new jose.SignJWT({ ...claims })
       .setProtectedHeader({ alg: ALG, kid: this.kid, typ: 'JWT' })
       .setSubject(sub)
       .setIssuer(this.issuer)
       .setAudience(this.issuer)
-      .setIssuedAt(now)
+      .setIssuedAt(iat)
       .setExpirationTime(exp)
-      .setJti(randomUUID())
+      .setJti(jti)
       .sign(this.privateKey);
-    return { token, expiresAt: new Date(exp * 1000) };
+    return { token, expiresAt: new Date(exp * 1000), jti };
   }
 
-  /** The principal of a token; throws WMS_AUTH_INVALID when it is not ours, expired or malformed. */
+  /** The principal of a token; throws WMS_AUTH_INVALID when it is not ours, expired, revoked or malformed. */
   async verify(token: string): Promise<Principal> {
-    const known = this.verified.get(token);
-    if (known && known.expiresAtMs > this.clock().getTime()) return known.principal;
-    this.verified.delete(token);
+    return (await this.inspect(token)).principal;
+  }
+
+  /** `verify`, with the token's jti, issue and expiry times. */
+  async inspect(token: string): Promise<VerifiedToken> {
+    const nowMs = this.clock().getTime();
+    let known = this.verified.get(token);
+    if (known && known.expiresAtMs <= nowMs) {
+      this.verified.delete(token);
+      known = undefined;
+    }
+    if (!known) {
+      let payload: jose.JWTPayload;
+      try {
+        ({ payload } = await jose.jwtVerify(token, this.publicKey, {
+          algorithms: [ALG],
+          issuer: this.issuer,
+          audience: this.issuer,
+          currentDate: this.clock(),
+        }));
+      } catch (e) {
+        throw new WmsError('WMS_AUTH_INVALID', `invalid token: ${joseReason(e)}`);
+      }
+      const principal = principalFromClaims(payload as Record<string, unknown>);
+      known = {
+        principal,
+        jti: typeof payload.jti === 'string' ? payload.jti : null,
+        issuedAtMs: (payload.iat ?? 0) * 1000,
+        expiresAtMs: payload.exp === undefined ? Number.POSITIVE_INFINITY : payload.exp * 1000,
+      };
+      if (payload.exp !== undefined) {
+        if (this.verified.size >= VERIFIED_CACHE_SIZE) {
+          this.verified.delete(this.verified.keys().next().value as string);
+        }
+        this.verified.set(token, known);
+      }
+    }
+    const revoked = this.revocations.reason(known, nowMs);
+    if (revoked !== null) throw new WmsError('WMS_AUTH_INVALID', `invalid token: ${revoked}`);
+    return {
+      principal: known.principal,
+      jti: known.jti,
+      issuedAt: new Date(known.issuedAtMs),
+      expiresAt: new Date(known.expiresAtMs),
+    };
+  }
+
+  /**
+   * What a revocation needs of a token signed with this key (its jti, subject and expiry), even
+   * when it has expired or is revoked already; throws WMS_VALIDATION when it is not one of ours.
+   */
+  async facts(token: string): Promise<TokenFacts> {
     let payload: jose.JWTPayload;
     try {
-      ({ payload } = await jose.jwtVerify(token, this.publicKey, {
-        algorithms: [ALG],
-        issuer: this.issuer,
-        audience: this.issuer,
-        currentDate: this.clock(),
-      }));
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      const reason =
-        code === 'ERR_JWT_EXPIRED'
-          ? 'token expired'
-          : code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'
-            ? 'bad signature'
-            : code === 'ERR_JWT_CLAIM_VALIDATION_FAILED'
-              ? `bad claim (${(e as { claim?: string }).claim ?? '?'})`
-              : 'malformed token';
-      throw new WmsError('WMS_AUTH_INVALID', `invalid token: ${reason}`);
+      const { payload: bytes, protectedHeader } = await jose.compactVerify(token, this.publicKey, { algorithms: [ALG] });
+      if (protectedHeader.alg !== ALG) throw new Error('algorithm');
+      payload = JSON.parse(new TextDecoder().decode(bytes)) as jose.JWTPayload;
+    } catch {
+      throw new WmsError('WMS_VALIDATION', 'not a token of this deployment (bad signature or malformed)');
     }
-    const principal = principalFromClaims(payload as Record<string, unknown>);
-    if (payload.exp !== undefined) {
-      if (this.verified.size >= VERIFIED_CACHE_SIZE) {
-        this.verified.delete(this.verified.keys().next().value as string);
-      }
-      this.verified.set(token, { principal, expiresAtMs: payload.exp * 1000 });
+    if (payload.iss !== this.issuer || typeof payload.sub !== 'string' || typeof payload.exp !== 'number') {
+      throw new WmsError('WMS_VALIDATION', 'not a token of this deployment (issuer, subject or expiry missing)');
     }
-    return principal;
+    const vo = (payload as Record<string, unknown>)['vo'];
+    const role = (payload as Record<string, unknown>)['role'];
+    return {
+      jti: typeof payload.jti === 'string' ? payload.jti : null,
+      subject: payload.sub,
+      vo: typeof vo === 'string' ? vo : '',
+      role: typeof role === 'string' ? role : '',
+      expiresAt: new Date(payload.exp * 1000),
+    };
   }
+
+  /** Takes a revocation just written by this process into account at once. */
+  noteRevocation(row: RevocationRow): void {
+    this.revocations.add(row);
+  }
+
+  /** Reads the revocation rows written since the last read (by any replica). */
+  async refreshRevocations(): Promise<void> {
+    const now = this.clock();
+    for (const row of await revocationsAfter(this.handle, this.revocations.lastId, now)) this.revocations.add(row);
+    this.revocations.prune(now.getTime());
+    if (now.getTime() - this.lastPurgeMs >= PURGE_EVERY_MS) {
+      this.lastPurgeMs = now.getTime();
+      await deleteExpiredRevocations(this.handle, now);
+    }
+  }
+
+  /**
+   * Reads new revocations every `seconds` until `close()`. Failures (the database restarting)
+   * are passed to `onError` and the next poll tries again.
+   */
+  startPolling(seconds: number, onError: (e: unknown) => void = () => undefined): void {
+    if (this.polling) return;
+    this.polling = true;
+    const tick = () => {
+      this.poll = setTimeout(() => {
+        this.refreshRevocations()
+          .catch(onError)
+          .finally(() => {
+            if (this.polling) tick();
+          });
+      }, Math.max(50, seconds * 1000));
+      this.poll.unref();
+    };
+    tick();
+  }
+
+  /** Stops polling. */
+  close(): void {
+    this.polling = false;
+    if (this.poll) clearTimeout(this.poll);
+    this.poll = null;
+  }
+}
+
+function joseReason(e: unknown): string {
+  const code = (e as { code?: string }).code;
+  return code === 'ERR_JWT_EXPIRED'
+    ? 'token expired'
+    : code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'
+      ? 'bad signature'
+      : code === 'ERR_JWT_CLAIM_VALIDATION_FAILED'
+        ? `bad claim (${(e as { claim?: string }).claim ?? '?'})`
+        : 'malformed token';
 }

@@ -2,6 +2,7 @@
  * The pilots' side of the match scenarios: `pilots` concurrent loops, each with its own pilot
  * token, asking `POST /api/match` until `matches` jobs were handed out (or nothing is left).
  */
+import { createPilots, openDb, updatePilots } from '../../db/index.js';
 import { freshDatabase } from './database.js';
 import { Api, issueToken } from './http.js';
 import { PILOT_SITE, seedWaitingJobs } from './seed.js';
@@ -14,10 +15,34 @@ export interface MatchLoadResult {
   latenciesMs: number[];
 }
 
-export async function pilotTokens(api: Api, adminToken: string, pilots: number): Promise<string[]> {
-  return Promise.all(
-    Array.from({ length: pilots }, (_, i) => issueToken(api, adminToken, { role: 'pilot', vo: 'bench', pilotId: i + 1 })),
-  );
+export async function pilotTokens(api: Api, adminToken: string, pilotIds: readonly number[]): Promise<string[]> {
+  return Promise.all(pilotIds.map((pilotId) => issueToken(api, adminToken, { role: 'pilot', vo: 'bench', pilotId })));
+}
+
+/**
+ * Running pilot records at the benchmark's site, CE and queue: a pilot token matches as its
+ * record's place, and only while its record is alive.
+ */
+export async function seedPilots(dbUrl: string, pilots: number): Promise<number[]> {
+  const handle = await openDb(dbUrl, { poolSize: 1 });
+  try {
+    const ids = await createPilots(
+      handle,
+      Array.from({ length: pilots }, (_, i) => ({
+        stamp: `bench-${i}-${Date.now()}`,
+        site: RESOURCE.site,
+        ce: RESOURCE.ce,
+        ceType: 'local',
+        queue: RESOURCE.queue,
+        queueId: null,
+        vo: 'bench',
+      })),
+    );
+    await updatePilots(handle, ids, { status: 'Running', reason: 'benchmark' });
+    return ids;
+  } finally {
+    await handle.close();
+  }
 }
 
 const RESOURCE = {
@@ -102,7 +127,7 @@ export async function withMatchServer<T>(
   const server = await startServer({ dbUrl, port: opts.port });
   const api = new Api(server.url, opts.pilots);
   try {
-    const tokens = await pilotTokens(api, server.adminToken, opts.pilots);
+    const tokens = await pilotTokens(api, server.adminToken, await seedPilots(dbUrl, opts.pilots));
     return { result: await load({ dbUrl, seeded, api, tokens }), dbUrl, seeded };
   } finally {
     await api.close();

@@ -6,9 +6,13 @@
  * the pilot, so that a job token of a previous life (the job was rescheduled and matched again
  * elsewhere) can no longer touch the job. Running -> Running is a minor-status change (history
  * row, no state change), as DIRAC's logging records every step of the wrapper.
+ *
+ * A job token dies with its job: once the job is Done, Failed, Killed or Deleted
+ * (`JOB_TOKEN_DEAD_STATES`) no report changes it (not even to Rescheduled or Deleted) and a
+ * heartbeat writes nothing; the routes answer 403 then.
  */
 import { sourcesOf, type JobState } from '../../core/job-states.js';
-import type { Heartbeat, JobCommand } from '../../core/pilot-protocol.js';
+import { JOB_TOKEN_DEAD_STATES, type Heartbeat, type JobCommand } from '../../core/pilot-protocol.js';
 import { dbOf, type DbOrHandle } from '../open-db.js';
 import { exec, num, rows } from '../queries/raw.js';
 
@@ -30,6 +34,18 @@ function reportSources(to: JobState): readonly JobState[] {
   if (to === 'Running') return [...sourcesOf('Running'), 'Running'];
   if (to === 'Completing') return [...sourcesOf('Completing'), 'Completing'];
   return sourcesOf(to);
+}
+
+/** True when a job in `status` is over for its job token (Done, Failed, Killed, Deleted). */
+export function jobTokenDead(status: JobState): boolean {
+  return (JOB_TOKEN_DEAD_STATES as readonly string[]).includes(status);
+}
+
+/** A job's state and pilot, for the checks of a job token (one primary-key read); null: no job. */
+export async function getJobTokenState(db: DbOrHandle, jobId: number): Promise<{ status: JobState; pilotId: number | null } | null> {
+  const r = await rows<{ status: JobState; pilot_id: unknown }>(db, `select status, pilot_id from jobs where id = $1::bigint`, [jobId]);
+  const x = r[0];
+  return x ? { status: x.status, pilotId: x.pilot_id === null || x.pilot_id === undefined ? null : num(x.pilot_id) } : null;
 }
 
 /** Sets job parameters (name -> value), replacing earlier values. */
@@ -72,6 +88,7 @@ export async function reportJobStatus(
                 last_update_at = now()
            from before b
           where j.id = b.id and b.status = any($2::text[]::job_status[])
+            and not (b.status::text = any($8::text[]))
             and ($6::bigint is null or j.pilot_id = $6::bigint)
          returning j.id, j.application_status, b.start_exec_at is null and $3::text = 'Running' as first_start
        ),
@@ -82,7 +99,16 @@ export async function reportJobStatus(
        select exists (select 1 from changed) as changed,
               coalesce((select $3::text from changed), (select status::text from before)) as status,
               coalesce((select first_start from changed), false) as first_start`,
-      [jobId, [...reportSources(report.status)], report.status, report.minorStatus, report.applicationStatus ?? null, pilotId, source],
+      [
+        jobId,
+        [...reportSources(report.status)],
+        report.status,
+        report.minorStatus,
+        report.applicationStatus ?? null,
+        pilotId,
+        source,
+        [...JOB_TOKEN_DEAD_STATES],
+      ],
     );
     const row = r[0];
     if (!row || row.status === null) return { accepted: false, status: 'Deleted' as JobState };
@@ -115,8 +141,8 @@ export async function takeJobCommands(db: DbOrHandle, jobIds: readonly number[])
 /**
  * Records a heartbeat of job `jobId` from pilot `pilotId`: the sign of life (a Stalled job comes
  * back to Running, as in DIRAC), the figures, the stdout peek as a parameter, and the job's
- * pending commands, marked Sent. A job no longer held by that pilot gets its status only (the
- * wrapper stops when it is not Running).
+ * pending commands, marked Sent. A job no longer held by that pilot, or over, gets its status
+ * only (the wrapper stops when it is not Running).
  */
 export async function recordHeartbeat(
   db: DbOrHandle,
@@ -124,7 +150,7 @@ export async function recordHeartbeat(
   pilotId: number | null,
   hb: Heartbeat,
   source: string,
-): Promise<{ status: JobState; commands: JobCommand[] }> {
+): Promise<{ status: JobState; commands: JobCommand[]; held: boolean }> {
   return dbOf(db).transaction(async (tx) => {
     const r = await rows<{ status: JobState; held: boolean }>(
       tx,
@@ -132,8 +158,8 @@ export async function recordHeartbeat(
       [jobId, pilotId],
     );
     const job = r[0];
-    if (!job) return { status: 'Deleted' as JobState, commands: [] };
-    if (!job.held) return { status: job.status, commands: [] };
+    if (!job) return { status: 'Deleted' as JobState, commands: [], held: false };
+    if (!job.held || jobTokenDead(job.status)) return { status: job.status, commands: [], held: job.held };
     let status = job.status;
     if (status === 'Stalled') {
       await exec(
@@ -158,7 +184,7 @@ export async function recordHeartbeat(
     );
     if (hb.stdoutTail !== undefined) await setJobParameters(tx, jobId, { StandardOutput: hb.stdoutTail });
     const commands = await takeJobCommands(tx, [jobId]);
-    return { status, commands };
+    return { status, commands, held: true };
   });
 }
 

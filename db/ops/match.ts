@@ -18,6 +18,8 @@
 import { WmsError } from '../../core/errors.js';
 import { fairShareKeys, normalizeResource, orderByKeys, rejectionsFor, type ResourceDescription } from '../../core/matching.js';
 import type { JobState } from '../../core/job-states.js';
+import { pilotTokenDeadMessage } from '../../core/pilot-protocol.js';
+import { isPilotFinal } from '../../core/pilot-states.js';
 import { dbOf, isHandle, type DbOrHandle } from '../open-db.js';
 import { getJobs, type JobScope } from '../queries/jobs.js';
 import { claimJob, type MatchedJob } from '../queries/match.js';
@@ -71,6 +73,11 @@ export interface MatchOptions {
   source?: string;
   /** Uniform [0, 1) source for the fair-share draw (tests pass a seeded one). */
   random?: () => number;
+  /**
+   * A pilot token's match: pilot `pilotId` must have a record that is not final, checked inside
+   * the claim statement (no extra round trip); otherwise WMS_FORBIDDEN and nothing is claimed.
+   */
+  livePilot?: boolean;
 }
 
 /**
@@ -105,8 +112,12 @@ export async function matchJob(
         generation: current.generation,
         pilotId: options.pilotId ?? null,
         source: options.source ?? 'Matcher',
+        livePilot: options.livePilot === true,
       });
     let claimed = await claim(orderByKeys(ids, keys, FIRST_CANDIDATES));
+    if (options.livePilot && (claimed.pilotStatus === null || isPilotFinal(claimed.pilotStatus))) {
+      throw new WmsError('WMS_FORBIDDEN', pilotTokenDeadMessage(options.pilotId ?? 0, claimed.pilotStatus));
+    }
     if (claimed.generation === current.generation && !claimed.job && ids.length > FIRST_CANDIDATES) {
       claimed = await claim(orderByKeys(ids, keys));
     }

@@ -110,6 +110,27 @@ export async function findPilot(db: DbOrHandle, ref: string | number): Promise<P
   return r[0] ? pilotOf(r[0]) : null;
 }
 
+/** What a pilot token is bound to: its record's site, CE, queue and VO, and its state now. */
+export interface PilotBinding {
+  id: number;
+  site: string;
+  ce: string;
+  queue: string;
+  vo: string;
+  status: PilotState;
+}
+
+/** The binding of pilot `id` (one primary-key read of five columns); null when it has no record. */
+export async function getPilotBinding(db: DbOrHandle, id: number): Promise<PilotBinding | null> {
+  const r = await rows<{ id: unknown; site: string; ce: string; queue: string; vo: string; status: PilotState }>(
+    db,
+    `select id, site, ce, queue, vo, status from pilots where id = $1::bigint`,
+    [id],
+  );
+  const x = r[0];
+  return x ? { id: num(x.id), site: x.site, ce: x.ce, queue: x.queue, vo: x.vo, status: x.status } : null;
+}
+
 export interface PilotFilter {
   site?: string;
   ce?: string;

@@ -2,23 +2,52 @@
  * What a running job reports, with the job token minted at match time (bound to one job and
  * its pilot): status changes with parameters, and heartbeats whose answer carries the job's
  * pending commands (each delivered once). And for the owner: where the job's outputs are.
+ *
+ * Job tokens are short-lived (`tokens.jobTtl`, 1 h): a heartbeat or status answer carries a new
+ * one (`token`, `tokenExpiresAt`) once the token used is past half its life. A job token dies
+ * with its job: once the job is Done, Failed, Killed or Deleted every call answers 403 with
+ * `jobTokenDeadMessage` (which names the state, so the wrapper knows why it was stopped).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { WmsError } from '../../core/errors.js';
 import type { JobPrincipal } from '../../core/identity.js';
-import { HeartbeatAnswerSchema, HeartbeatSchema, JobStatusAnswerSchema, JobStatusReportSchema } from '../../core/pilot-protocol.js';
-import { jobSandboxesOf, recordHeartbeat, reportJobStatus } from '../../db/index.js';
-import type { PluginOptions } from '../context.js';
+import {
+  HeartbeatAnswerSchema,
+  HeartbeatSchema,
+  jobTokenDeadMessage,
+  JobStatusAnswerSchema,
+  JobStatusReportSchema,
+  type RenewedToken,
+} from '../../core/pilot-protocol.js';
+import { jobSandboxesOf, jobTokenDead, recordHeartbeat, reportJobStatus } from '../../db/index.js';
+import type { PluginOptions, ServiceContext } from '../context.js';
 import { AUTH_ERRORS, errorResponses, JobIdParams, JobStateSchema } from '../schemas.js';
-import { BEARER, identityOf, requireRole } from './auth.js';
+import { BEARER, bearerToken, identityOf, requireRole } from './auth.js';
 import { visibleJob } from './jobs.js';
 
 /** The job token's principal, checked against the job id of the route. */
-function jobTokenFor(p: ReturnType<typeof identityOf>, id: number): JobPrincipal {
+export function jobTokenFor(p: ReturnType<typeof identityOf>, id: number): JobPrincipal {
   const j = p as JobPrincipal;
   if (j.jobId !== id) throw new WmsError('WMS_FORBIDDEN', `this job token is bound to job ${j.jobId}, not ${id}`);
   return j;
+}
+
+/**
+ * A new token for the caller when the one it used is past half its life (`{}` otherwise):
+ * same principal, the full lifetime `ttlSeconds` from now.
+ */
+export async function renewalFor(ctx: ServiceContext, request: FastifyRequest, ttlSeconds: number): Promise<Partial<RenewedToken>> {
+  const token = bearerToken(request);
+  if (token === null) return {};
+  const signer = await ctx.signer();
+  const t = await signer.inspect(token);
+  const now = ctx.clock().getTime();
+  const life = t.expiresAt.getTime() - t.issuedAt.getTime();
+  if (!Number.isFinite(life) || t.expiresAt.getTime() - now > life / 2) return {};
+  const renewed = await signer.sign(t.principal, ttlSeconds);
+  return { token: renewed.token, tokenExpiresAt: renewed.expiresAt.toISOString() };
 }
 
 export const jobReportsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
@@ -41,13 +70,19 @@ export const jobReportsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async 
     async (request) => {
       const p = jobTokenFor(identityOf(request), request.params.id);
       const { status, minorStatus, applicationStatus, parameters } = request.body;
-      return reportJobStatus(
+      const result = await reportJobStatus(
         ctx.handle,
         p.jobId,
         p.pilotId,
         { status, minorStatus, ...(applicationStatus !== undefined ? { applicationStatus } : {}), ...(parameters ? { parameters } : {}) },
         p.pilotId === null ? 'JobWrapper' : `JobWrapper:pilot ${p.pilotId}`,
       );
+      if (!result.accepted && jobTokenDead(result.status)) {
+        throw new WmsError('WMS_FORBIDDEN', jobTokenDeadMessage(p.jobId, result.status));
+      }
+      // Renewed only for a report taken (the job is still this pilot's), and not the last one.
+      if (!result.accepted || jobTokenDead(result.status)) return result;
+      return { ...result, ...(await renewalFor(ctx, request, ctx.config.tokens.jobTtlSeconds)) };
     },
   );
 
@@ -66,7 +101,9 @@ export const jobReportsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async 
     },
     async (request) => {
       const p = jobTokenFor(identityOf(request), request.params.id);
-      return recordHeartbeat(ctx.handle, p.jobId, p.pilotId, request.body, 'Watchdog');
+      const { held, ...answer } = await recordHeartbeat(ctx.handle, p.jobId, p.pilotId, request.body, 'Watchdog');
+      if (jobTokenDead(answer.status)) throw new WmsError('WMS_FORBIDDEN', jobTokenDeadMessage(p.jobId, answer.status));
+      return held ? { ...answer, ...(await renewalFor(ctx, request, ctx.config.tokens.jobTtlSeconds)) } : answer;
     },
   );
 

@@ -7,17 +7,26 @@
  * considered and why each was rejected; for a job, which registered queues could run it and
  * what stops it.
  *
- * Who: `POST /api/match` pilots (bound to their pilot id and VO) and admins (for debugging);
- * resource explain pilots, admins and site admins; job explain the owner, admins, site admins.
+ * Who: `POST /api/match` pilots and admins (for debugging); resource explain pilots, admins and
+ * site admins; job explain the owner, admins, site admins.
+ *
+ * A pilot token is bound to its pilot record: the site, CE and queue matched are the record's,
+ * whatever the body says (services/resource.ts), and the VO the token's. A pilot without a record
+ * or in a final state (Done, Failed, Aborted, Deleted) gets 403 and nothing: that check runs
+ * inside the claim statement, and the record's place (which never changes) is read once per
+ * pilot and kept in memory, so the hot path pays no extra round trip.
  */
 import { performance } from 'node:perf_hooks';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { ownerScope, type JobPrincipal } from '../../core/identity.js';
-import { explainJob, explainResource, matchJob } from '../../db/index.js';
-import type { PluginOptions } from '../context.js';
+import { WmsError } from '../../core/errors.js';
+import { ownerScope, type JobPrincipal, type PilotPrincipal } from '../../core/identity.js';
+import { pilotTokenDeadMessage } from '../../core/pilot-protocol.js';
+import { isPilotFinal } from '../../core/pilot-states.js';
+import { explainJob, explainResource, getPilotBinding, matchJob } from '../../db/index.js';
+import type { PluginOptions, ServiceContext } from '../context.js';
 import { explainJobView, explainResourceView, ExplainJobSchema, ExplainResourceSchema } from '../explain-view.js';
-import { resourceOf } from '../resource.js';
+import { resourceOf, type PilotPlace } from '../resource.js';
 import { AUTH_ERRORS, errorResponses, JobIdParams, ResourceSchema } from '../schemas.js';
 import { BEARER, identityOf, requireRole } from './auth.js';
 
@@ -36,7 +45,32 @@ const MatchAnswer = Type.Object({
   ]),
 });
 
+/** Pilot places remembered per process; beyond this the oldest is forgotten. */
+const PLACE_CACHE_SIZE = 20_000;
+
+/** The places of the pilots that matched through this process (a record's place never changes). */
+class PilotPlaces {
+  private readonly places = new Map<number, PilotPlace>();
+
+  constructor(private readonly ctx: ServiceContext) {}
+
+  /** The place of the token's pilot; 403 when it has no record. */
+  async of(p: PilotPrincipal): Promise<PilotPlace> {
+    const known = this.places.get(p.pilotId);
+    if (known) return known;
+    const b = await getPilotBinding(this.ctx.handle, p.pilotId);
+    if (!b) throw new WmsError('WMS_FORBIDDEN', pilotTokenDeadMessage(p.pilotId, null));
+    if (isPilotFinal(b.status)) throw new WmsError('WMS_FORBIDDEN', pilotTokenDeadMessage(p.pilotId, b.status));
+    const place = { site: b.site, ce: b.ce, queue: b.queue };
+    if (this.places.size >= PLACE_CACHE_SIZE) this.places.delete(this.places.keys().next().value as number);
+    this.places.set(p.pilotId, place);
+    return place;
+  }
+}
+
 export const matcherPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
+  const places = new PilotPlaces(ctx);
+
   app.post(
     '/api/match',
     {
@@ -51,8 +85,9 @@ export const matcherPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (ap
     },
     async (request) => {
       const p = identityOf(request);
-      const resource = resourceOf(request.body, p);
-      const pilot = p.role === 'pilot' ? { pilotId: p.pilotId, source: 'Matcher' } : { source: 'Matcher' };
+      const place = p.role === 'pilot' ? await places.of(p) : undefined;
+      const resource = resourceOf(request.body, p, place);
+      const pilot = p.role === 'pilot' ? { pilotId: p.pilotId, source: 'Matcher', livePilot: true } : { source: 'Matcher' };
       const t0 = performance.now();
       const matched = await matchJob(ctx.handle, resource, pilot);
       if (!matched) {
@@ -99,7 +134,14 @@ export const matcherPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (ap
     },
     async (request) => {
       const p = identityOf(request);
-      const resource = resourceOf(request.body, p);
+      let place: PilotPlace | undefined;
+      if (p.role === 'pilot') {
+        // Not the hot path: the record is read afresh, state included.
+        const b = await getPilotBinding(ctx.handle, p.pilotId);
+        if (!b || isPilotFinal(b.status)) throw new WmsError('WMS_FORBIDDEN', pilotTokenDeadMessage(p.pilotId, b?.status ?? null));
+        place = { site: b.site, ce: b.ce, queue: b.queue };
+      }
+      const resource = resourceOf(request.body, p, place);
       return explainResourceView(await explainResource(ctx.handle, resource));
     },
   );

@@ -7,15 +7,27 @@
  * pilot's end), remote log batches, and a websocket on which kill commands are pushed the moment
  * a user kills a job the pilot holds. Unauthenticated: the clock (`/api/time`) and the bundle.
  *
- * Site admins and admins: `GET /api/pilots` (filters, newest first), one pilot, its log.
+ * A pilot token works only while its pilot's record is not final (Done, Failed, Aborted,
+ * Deleted): every pilot route answers 403 after that, and the pilot's websockets are closed. The
+ * wrapper's token lives days (a batch queue may hold the pilot that long); once registered the
+ * pilot uses short tokens (`tokens.pilotSessionTtl`, 1 h) from the register answer and
+ * `POST /api/pilots/self/token`, renewed at half-life. A websocket closes when the token that
+ * opened it expires (the pilot reconnects with its current one).
+ *
+ * Site admins and admins: `GET /api/pilots` (filters, newest first), one pilot, its log. A site
+ * admin sees only the pilots of the sites its token administers (another site's pilot is "not
+ * found", 404); admins see every pilot.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { WebSocket } from '@fastify/websocket';
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { PilotSettings } from '../../core/config.js';
 import { WmsError } from '../../core/errors.js';
-import type { PilotPrincipal } from '../../core/identity.js';
+import { managesSite, type PilotPrincipal, type Principal } from '../../core/identity.js';
 import {
+  pilotTokenDeadMessage,
+  RenewedTokenSchema,
   LogBatchSchema,
   PilotConfigSchema,
   PilotStatusReportSchema,
@@ -26,11 +38,12 @@ import {
   type PilotConfig,
   type PilotPush,
 } from '../../core/pilot-protocol.js';
-import { PILOT_STATES, type PilotState } from '../../core/pilot-states.js';
+import { isPilotFinal, PILOT_STATES, type PilotState } from '../../core/pilot-states.js';
 import {
   appendPilotLogs,
   findPilot,
   getCeQueue,
+  getPilotBinding,
   getPilotLogs,
   listPilots,
   pendingCommandsOfJobs,
@@ -42,7 +55,7 @@ import {
 } from '../../db/index.js';
 import type { PluginOptions, ServiceContext } from '../context.js';
 import { AUTH_ERRORS, errorResponses } from '../schemas.js';
-import { BEARER, identityOf, requireRole } from './auth.js';
+import { BEARER, bearerToken, identityOf, requireRole } from './auth.js';
 
 const PilotSchema = Type.Object({
   id: Type.Integer(),
@@ -93,11 +106,17 @@ function pilotView(p: PilotRow) {
   };
 }
 
-/** The pilot behind a pilot token; 404 when its record is gone. */
+/** The pilot behind a pilot token; 403 when its record is gone or final (its token is dead). */
 async function selfPilot(ctx: ServiceContext, p: PilotPrincipal): Promise<PilotRow> {
   const pilot = await findPilot(ctx.handle, p.pilotId);
-  if (!pilot) throw new WmsError('WMS_NOT_FOUND', `pilot ${p.pilotId} not found`);
+  if (!pilot || isPilotFinal(pilot.status)) throw new WmsError('WMS_FORBIDDEN', pilotTokenDeadMessage(p.pilotId, pilot?.status ?? null));
   return pilot;
+}
+
+/** `selfPilot` for routes that need only the verdict (one primary-key read of a few columns). */
+async function requireLivePilot(ctx: ServiceContext, p: PilotPrincipal): Promise<void> {
+  const b = await getPilotBinding(ctx.handle, p.pilotId);
+  if (!b || isPilotFinal(b.status)) throw new WmsError('WMS_FORBIDDEN', pilotTokenDeadMessage(p.pilotId, b?.status ?? null));
 }
 
 function commandsFor(settings: PilotSettings, ceType: string): PilotCommandName[] {
@@ -139,7 +158,24 @@ async function pilotConfig(ctx: ServiceContext, pilot: PilotRow): Promise<PilotC
     logFlushSeconds: s.logFlushSeconds,
     sandboxMaxBytes: ctx.config.sandboxMaxBytes,
     sandboxMaxEntries: s.sandboxMaxEntries,
+    ...payloadSettings(qs),
   };
+}
+
+/** The queue's payload isolation and payload environment (pilot/isolation.ts); the environment never reaches the pilot itself. */
+function payloadSettings(qs: Record<string, unknown>): Pick<PilotConfig, 'isolation' | 'payloadUser' | 'bwrapPath' | 'payloadEnvironment'> {
+  const out: Pick<PilotConfig, 'isolation' | 'payloadUser' | 'bwrapPath' | 'payloadEnvironment'> = {};
+  const mode = qs['isolation'];
+  if (mode === 'auto' || mode === 'bwrap' || mode === 'user' || mode === 'none') out.isolation = mode;
+  if (typeof qs['payloadUser'] === 'string') out.payloadUser = qs['payloadUser'];
+  if (typeof qs['bwrapPath'] === 'string') out.bwrapPath = qs['bwrapPath'];
+  const env = qs['environment'];
+  if (env && typeof env === 'object' && !Array.isArray(env)) {
+    out.payloadEnvironment = Object.fromEntries(
+      Object.entries(env).filter(([, v]) => typeof v === 'string' || typeof v === 'number').map(([k, v]) => [k, String(v)]),
+    );
+  }
+  return out;
 }
 
 /** The websockets of the pilots connected to this process. */
@@ -164,6 +200,11 @@ class PilotSockets {
   broadcast(message: PilotPush): void {
     const text = JSON.stringify(message);
     for (const set of this.sockets.values()) for (const s of set) if (s.readyState === s.OPEN) s.send(text);
+  }
+
+  /** Closes the pilot's sockets (its token is dead). */
+  close(pilotId: number, reason: string): void {
+    for (const s of this.sockets.get(pilotId) ?? []) s.close(4403, reason.slice(0, 120));
   }
 
   send(pilotId: number, message: PilotPush): boolean {
@@ -191,12 +232,22 @@ async function pushCommands(ctx: ServiceContext, sockets: PilotSockets, jobIds: 
   }
 }
 
-const RefParams = Type.Object({ ref: Type.String({ minLength: 1, description: 'pilot id, stamp or CE reference' }) });
+const RefParams = Type.Object({ ref: Type.String({ minLength: 1, maxLength: 256, description: 'pilot id, stamp or CE reference' }) });
 
 export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
   const sockets = new PilotSockets();
   const pilotOnly = requireRole(ctx, 'pilot');
   const admins = requireRole(ctx, 'admin', 'site-admin');
+  /** After pilotOnly: the pilot's record must be alive. */
+  const alive = async (request: FastifyRequest) => requireLivePilot(ctx, identityOf(request) as PilotPrincipal);
+  /** A short-lived token for the calling pilot (register answer, renewal). */
+  const sessionToken = async (p: PilotPrincipal) => {
+    const { token, expiresAt } = await (await ctx.signer()).sign(
+      { role: 'pilot', user: p.user, vo: p.vo, pilotId: p.pilotId },
+      ctx.config.tokens.pilotSessionTtlSeconds,
+    );
+    return { token, tokenExpiresAt: expiresAt.toISOString() };
+  };
 
   ctx.events.on('jobs-changed', ({ action, ids }: { action: string; ids: number[] }) => {
     if (action === 'kill' || action === 'delete') {
@@ -230,7 +281,7 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
         tags: ['pilots'],
         summary: "A pilot's settings: its commands, limits and what its queue offers",
         security: BEARER,
-        response: { 200: PilotConfigSchema, ...errorResponses(...AUTH_ERRORS, 404) },
+        response: { 200: PilotConfigSchema, ...errorResponses(...AUTH_ERRORS) },
       },
     },
     async (request) => pilotConfig(ctx, await selfPilot(ctx, identityOf(request) as PilotPrincipal)),
@@ -245,11 +296,12 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
         summary: 'Register: environment, clock offset, DB12. A clock off by more than the limit is refused.',
         security: BEARER,
         body: RegisterRequestSchema,
-        response: { 200: RegisterAnswerSchema, ...errorResponses(400, ...AUTH_ERRORS, 404, 409) },
+        response: { 200: RegisterAnswerSchema, ...errorResponses(400, ...AUTH_ERRORS, 409) },
       },
     },
     async (request) => {
       const p = identityOf(request) as PilotPrincipal;
+      await requireLivePilot(ctx, p);
       const { environment, clockOffsetSeconds, benchmark, benchmarkDetails } = request.body;
       const limit = ctx.config.pilot.maxClockSkewSeconds;
       const refusal =
@@ -261,7 +313,8 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
         throw new WmsError('WMS_CONFLICT', `pilot ${p.pilotId} is ${current.status} (${current.statusReason}): it cannot register`);
       }
       if (refusal) request.log.warn({ pilotId: p.pilotId, clockOffsetSeconds }, 'pilot refused: clock skew');
-      return { pilotId: pilot.id, status: pilot.status, reason: pilot.statusReason };
+      const answer = { pilotId: pilot.id, status: pilot.status, reason: pilot.statusReason };
+      return pilot.status === 'Running' ? { ...answer, ...(await sessionToken(p)) } : answer;
     },
   );
 
@@ -274,14 +327,18 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
         summary: 'Report the pilot running, or its end (Done or Failed) with the reason and exit code',
         security: BEARER,
         body: PilotStatusReportSchema,
-        response: { 200: Type.Object({ status: Type.Enum(PILOT_STATES) }), ...errorResponses(400, ...AUTH_ERRORS, 404) },
+        response: { 200: Type.Object({ status: Type.Enum(PILOT_STATES) }), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
     async (request) => {
       const p = identityOf(request) as PilotPrincipal;
       const { status, reason, exitCode } = request.body;
+      await requireLivePilot(ctx, p);
+      // Guarded in SQL too: a pilot that went final meanwhile stays final.
       await updatePilots(ctx.handle, [p.pilotId], { status, reason, exitCode: exitCode ?? null });
-      return { status: (await selfPilot(ctx, p)).status };
+      const now = (await getPilotBinding(ctx.handle, p.pilotId))?.status ?? 'Deleted';
+      if (isPilotFinal(now)) sockets.close(p.pilotId, `pilot ${p.pilotId} is ${now}`);
+      return { status: now };
     },
   );
 
@@ -300,6 +357,7 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
     },
     async (request, reply) => {
       const p = identityOf(request) as PilotPrincipal;
+      await requireLivePilot(ctx, p);
       await appendPilotLogs(
         ctx.handle,
         p.pilotId,
@@ -309,10 +367,44 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
     },
   );
 
-  app.get('/api/pilots/self/ws', { onRequest: pilotOnly, websocket: true, schema: { hide: true } }, (socket, request) => {
+  app.post(
+    '/api/pilots/self/token',
+    {
+      onRequest: pilotOnly,
+      schema: {
+        tags: ['pilots'],
+        summary: 'A new short-lived token for this pilot (renew at half-life); refused once the pilot is final',
+        security: BEARER,
+        response: { 200: RenewedTokenSchema, ...errorResponses(...AUTH_ERRORS) },
+      },
+    },
+    async (request) => {
+      const p = identityOf(request) as PilotPrincipal;
+      await requireLivePilot(ctx, p);
+      return sessionToken(p);
+    },
+  );
+
+  app.get('/api/pilots/self/ws', { onRequest: [pilotOnly, alive], websocket: true, schema: { hide: true } }, (socket, request) => {
     const p = identityOf(request) as PilotPrincipal;
     sockets.add(p.pilotId, socket);
     socket.on('message', () => undefined); // pilots only listen; pings are answered by ws
+    // The socket lives no longer than the token that opened it: the pilot reconnects with its
+    // current one (and a revoked or dead token cannot listen on).
+    const token = bearerToken(request);
+    if (token !== null) {
+      void ctx
+        .signer()
+        .then((signer) => signer.inspect(token))
+        .then((t) => {
+          const ms = t.expiresAt.getTime() - ctx.clock().getTime();
+          if (!Number.isFinite(ms)) return;
+          const timer = setTimeout(() => socket.close(4401, 'token expired'), Math.max(0, Math.min(ms, 2 ** 31 - 1)));
+          timer.unref();
+          socket.on('close', () => clearTimeout(timer));
+        })
+        .catch(() => socket.close(4401, 'token no longer valid'));
+    }
   });
 
   app.get(
@@ -324,10 +416,10 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
         summary: 'Pilots, newest first, with filters',
         security: BEARER,
         querystring: Type.Object({
-          site: Type.Optional(Type.String()),
-          ce: Type.Optional(Type.String()),
-          status: Type.Optional(Type.String({ description: 'comma-separated pilot states' })),
-          before: Type.Optional(Type.Integer({ minimum: 1, description: 'pilots with a smaller id (next page)' })),
+          site: Type.Optional(Type.String({ maxLength: 256 })),
+          ce: Type.Optional(Type.String({ maxLength: 256 })),
+          status: Type.Optional(Type.String({ maxLength: 1000, description: 'comma-separated pilot states' })),
+          before: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'pilots with a smaller id (next page)' })),
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
         }),
         response: { 200: Type.Object({ pilots: Type.Array(PilotSchema) }), ...errorResponses(400, ...AUTH_ERRORS) },
@@ -342,15 +434,21 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
         if (bad.length > 0) throw new WmsError('WMS_VALIDATION', `unknown pilot status ${bad.join(', ')} (one of ${PILOT_STATES.join(', ')})`);
         status = list as PilotState[];
       }
-      const filter = { limit: q.limit ?? 100, ...(q.site ? { site: q.site } : {}), ...(q.ce ? { ce: q.ce } : {}) };
-      const rows = await listPilots(ctx.handle, { ...filter, ...(status ? { status } : {}), ...(q.before ? { beforeId: q.before } : {}) });
-      return { pilots: rows.map(pilotView) };
+      const limit = q.limit ?? 100;
+      const filter = { limit, ...(q.ce ? { ce: q.ce } : {}), ...(status ? { status } : {}), ...(q.before ? { beforeId: q.before } : {}) };
+      const who = identityOf(request);
+      if (who.role === 'admin') return { pilots: (await listPilots(ctx.handle, { ...filter, ...(q.site ? { site: q.site } : {}) })).map(pilotView) };
+      // A site admin: each of its sites (or the one asked for, when it is one of them), merged newest first.
+      const sites = (who.role === 'site-admin' ? (who.sites ?? []) : []).filter((s) => managesSite(who, s) && (!q.site || s === q.site));
+      const rows = (await Promise.all([...new Set(sites)].map((site) => listPilots(ctx.handle, { ...filter, site })))).flat();
+      return { pilots: rows.sort((a, b) => b.id - a.id).slice(0, limit).map(pilotView) };
     },
   );
 
-  async function pilotByRef(ref: string): Promise<PilotRow> {
+  /** A pilot the caller may see: admins any, site admins those of their sites (others: 404). */
+  async function pilotByRef(ref: string, who: Principal): Promise<PilotRow> {
     const pilot = await findPilot(ctx.handle, ref);
-    if (!pilot) throw new WmsError('WMS_NOT_FOUND', `no pilot ${ref} (give its id, stamp or CE reference)`);
+    if (!pilot || !managesSite(who, pilot.site)) throw new WmsError('WMS_NOT_FOUND', `no pilot ${ref} (give its id, stamp or CE reference)`);
     return pilot;
   }
 
@@ -367,7 +465,7 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       },
     },
     async (request) => {
-      const pilot = await pilotByRef(request.params.ref);
+      const pilot = await pilotByRef(request.params.ref, identityOf(request));
       return { ...pilotView(pilot), environment: pilot.environment };
     },
   );
@@ -382,7 +480,7 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
         security: BEARER,
         params: RefParams,
         querystring: Type.Object({
-          after: Type.Optional(Type.Integer({ minimum: 0, description: 'lines after this line id' })),
+          after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'lines after this line id' })),
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 })),
         }),
         response: {
@@ -396,7 +494,7 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       },
     },
     async (request) => {
-      const pilot = await pilotByRef(request.params.ref);
+      const pilot = await pilotByRef(request.params.ref, identityOf(request));
       const lines = await getPilotLogs(ctx.handle, pilot.id, { afterId: request.query.after ?? 0, limit: request.query.limit ?? 1000 });
       return { pilotId: pilot.id, status: pilot.status, lines: lines.map((l) => ({ id: l.id, at: l.at.toISOString(), line: l.line })) };
     },

@@ -1,12 +1,14 @@
 /**
  * The matcher through `app.inject()`: a pilot gets one job and a job token that authenticates
  * as role job for that job only; no work is `{ match: null }`; explain calls for a resource
- * and for a job.
+ * and for a job. Pilot tokens are bound to pilot records (tests/helpers/pilots.ts): the place
+ * matched is the record's.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setSiteBanned, upsertCeQueue, upsertComputingElement } from '../../db/index.js';
 import { createTestApp, jdl, type TestApp } from '../helpers/app.js';
 import { describeDb } from '../helpers/db.js';
+import { pilotAt } from '../helpers/pilots.js';
 
 let t: TestApp;
 let alice: string;
@@ -17,6 +19,11 @@ async function submit(body: unknown): Promise<number[]> {
   const res = await t.call('POST', '/api/jobs', alice, body);
   expect(res.statusCode, res.body).toBe(201);
   return res.json<{ jobIds: number[] }>().jobIds;
+}
+
+/** A live pilot's token at the resource's place (or `at`), in `vo`. */
+async function pilot(vo = 'vo1', at: { site: string; ce: string } = resource): Promise<string> {
+  return (await pilotAt(t, { site: at.site, ce: at.ce, queue: 'long', vo })).token;
 }
 
 interface Match {
@@ -35,8 +42,8 @@ describeDb('matcher API', (ctx) => {
   describe('match', () => {
     it('a pilot gets a job and a job token bound to it', async () => {
       const [id] = await submit({ jdl: jdl({ JobName: 'to-match', CPUTime: 3600 }) });
-      const pilot = await t.pilot(11);
-      const res = await t.call('POST', '/api/match', pilot, resource);
+      const p = await pilotAt(t, { site: resource.site, ce: resource.ce, queue: 'long' });
+      const res = await t.call('POST', '/api/match', p.token, resource);
       expect(res.statusCode, res.body).toBe(200);
       const { match } = res.json<Match>();
       expect(match).not.toBeNull();
@@ -45,7 +52,7 @@ describeDb('matcher API', (ctx) => {
 
       const self = await t.call('GET', '/api/tokens/self', match!.token);
       expect(self.statusCode).toBe(200);
-      expect(self.json()).toMatchObject({ role: 'job', jobId: id, user: 'alice', pilotId: 11 });
+      expect(self.json()).toMatchObject({ role: 'job', jobId: id, user: 'alice', pilotId: p.id });
 
       const job = await t.call('GET', `/api/jobs/${id}`, match!.token);
       expect(job.statusCode).toBe(200);
@@ -57,35 +64,35 @@ describeDb('matcher API', (ctx) => {
     });
 
     it('no work is a 200 with { match: null }', async () => {
-      const res = await t.call('POST', '/api/match', await t.pilot(12), resource);
+      const res = await t.call('POST', '/api/match', await pilot(), resource);
       expect(res.statusCode).toBe(200);
       expect(res.json()).toEqual({ match: null });
     });
 
     it('a resource too small gets nothing; a job is never matched twice', async () => {
       const [id] = await submit({ jdl: jdl({ CPUTime: 200_000 }) });
-      const small = await t.call('POST', '/api/match', await t.pilot(13), { ...resource, cpuWork: 1000 });
+      const small = await t.call('POST', '/api/match', await pilot(), { ...resource, cpuWork: 1000 });
       expect(small.json()).toEqual({ match: null });
-      const big = await t.call('POST', '/api/match', await t.pilot(14), resource);
+      const big = await t.call('POST', '/api/match', await pilot(), resource);
       expect(big.json<Match>().match?.jobId).toBe(id);
-      const again = await t.call('POST', '/api/match', await t.pilot(15), resource);
+      const again = await t.call('POST', '/api/match', await pilot(), resource);
       expect(again.json()).toEqual({ match: null });
     });
 
     it('a pilot of another VO does not get the job, and cannot claim another VO', async () => {
       await submit({ jdl: jdl() });
-      const other = await t.pilot(16, 'vo2');
+      const other = await pilot('vo2');
       expect((await t.call('POST', '/api/match', other, resource)).json()).toEqual({ match: null });
       const claim = await t.call('POST', '/api/match', other, { ...resource, vo: 'vo1' });
       expect(claim.statusCode).toBe(403);
       // ... and the job is still there for its VO.
-      const mine = await t.call('POST', '/api/match', await t.pilot(17), resource);
+      const mine = await t.call('POST', '/api/match', await pilot(), resource);
       expect(mine.json<Match>().match).not.toBeNull();
     });
 
     it('users cannot match; a malformed resource lists its problems', async () => {
       expect((await t.call('POST', '/api/match', alice, resource)).statusCode).toBe(403);
-      const res = await t.call('POST', '/api/match', await t.pilot(18), { cpuWork: -1, processors: 0 });
+      const res = await t.call('POST', '/api/match', await pilot(), { cpuWork: -1, processors: 0 });
       expect(res.statusCode).toBe(400);
       const body = res.json<{ code: string; problems: { path: string }[] }>();
       expect(body.code).toBe('WMS_VALIDATION');
@@ -114,7 +121,7 @@ describeDb('matcher API', (ctx) => {
     it('a site admin and a pilot may explain a resource; a user may not', async () => {
       const siteAdmin = await t.tokenFor({ role: 'site-admin', user: 'sam', vo: 'vo1', group: 'vo1_siteadmin' });
       expect((await t.call('POST', '/api/match/explain', siteAdmin, resource)).statusCode).toBe(200);
-      expect((await t.call('POST', '/api/match/explain', await t.pilot(20), resource)).statusCode).toBe(200);
+      expect((await t.call('POST', '/api/match/explain', await pilot(), resource)).statusCode).toBe(200);
       expect((await t.call('POST', '/api/match/explain', alice, resource)).statusCode).toBe(403);
     });
 
@@ -153,13 +160,13 @@ describeDb('matcher API', (ctx) => {
     it('a banned site gets nothing, and explain says why', async () => {
       await setSiteBanned(t.db, 'LCG.Other.org', true, 'downtime');
       const banned = { ...resource, site: 'LCG.Other.org', ce: 'ce.other.org' };
-      expect((await t.call('POST', '/api/match', await t.pilot(21), banned)).json()).toEqual({ match: null });
+      expect((await t.call('POST', '/api/match', await pilot('vo1', banned), banned)).json()).toEqual({ match: null });
       const res = await t.call('POST', '/api/match/explain', await t.admin(), banned);
       const body = res.json<{ blockers: string[]; site: { banned: boolean } }>();
       expect(body.site.banned).toBe(true);
       expect(body.blockers.join(' ')).toMatch(/banned: downtime/);
       await setSiteBanned(t.db, 'LCG.Other.org', false);
-      expect((await t.call('POST', '/api/match', await t.pilot(22), banned)).json<Match>().match?.jobId).toBe(waiting);
+      expect((await t.call('POST', '/api/match', await pilot('vo1', banned), banned)).json<Match>().match?.jobId).toBe(waiting);
     });
   });
 });

@@ -264,12 +264,19 @@ describe('wms job output', () => {
     return readFile(out);
   }
 
-  /** Submits a job and brings it to `status` as a pilot would (Running first). */
-  async function jobIn(status: JobState, name: string): Promise<number> {
+  /**
+   * Submits a job and brings it to `status` as a pilot would: Running first, then, with an
+   * output archive, Completing and the upload (a job token dies with its job's final state).
+   */
+  async function jobIn(status: JobState, name: string, output?: Buffer): Promise<number> {
     const sub = await t.call('POST', '/api/jobs', env['WMS_TOKEN']!, { jdl: `[ Executable = "run.sh"; JobName = "${name}"; ]` });
     const id = sub.json<{ jobIds: number[] }>().jobIds[0]!;
     await matchAll([id]);
     await report(id, 'Running', 'Application');
+    if (output) {
+      await report(id, 'Completing', 'Uploading Output Sandbox');
+      await uploadOutput(id, output);
+    }
     if (status !== 'Running') await report(id, status, status === 'Done' ? 'Execution Complete' : 'Application Finished With Errors');
     return id;
   }
@@ -284,8 +291,7 @@ describe('wms job output', () => {
   }
 
   it('unpacks the output sandbox into ./job-<ID>-output and prints the files', async () => {
-    const id = await jobIn('Done', 'with-output');
-    await uploadOutput(id, await archive({ 'std.out': 'hello\n', 'results/histo.dat': '1 2 3\n' }));
+    const id = await jobIn('Done', 'with-output', await archive({ 'std.out': 'hello\n', 'results/histo.dat': '1 2 3\n' }));
     const r = await wms(['job', 'output', String(id)], env, work);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -318,14 +324,13 @@ describe('wms job output', () => {
   });
 
   it('an unsafe archive is refused and nothing is written; another user cannot read the job', async () => {
-    const id = await jobIn('Failed', 'unsafe-output');
     await mkdir(join(work, 'inner'), { recursive: true });
     const src = await mkdtemp(join(work, 'inner', 'src-'));
     await writeFile(join(src, 'ok.txt'), 'fine\n');
     await writeFile(join(work, 'inner', 'escape.txt'), 'outside\n');
     const file = join(src, 'bad.tar.gz');
     await tarCreate({ gzip: true, file, cwd: src, preservePaths: true }, ['ok.txt', '../escape.txt']);
-    await uploadOutput(id, await readFile(file));
+    const id = await jobIn('Failed', 'unsafe-output', await readFile(file));
     const r = await wms(['job', 'output', String(id), '--dir', 'unsafe'], env, work);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');

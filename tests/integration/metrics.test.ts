@@ -16,6 +16,7 @@ import { buildApp } from '../../services/app.js';
 import { AGENT_TICK_EVENT, escapeLabelValue, MATCH_BUCKETS } from '../../services/metrics.js';
 import { createTestApp, jdl, type TestApp } from '../helpers/app.js';
 import { describeDb } from '../helpers/db.js';
+import { pilotAt } from '../helpers/pilots.js';
 
 /** One sample: its name, labels (unescaped) and value. */
 interface Sample {
@@ -131,8 +132,10 @@ describeDb('metrics', (ctx) => {
     // Five matches for vo1 (4 of them find a job), one for vo2 that finds one, one for vo3 that finds none.
     const matched: { jobId: number; pilotId: number }[] = [];
     let none = 0;
-    for (const [pilotId, vo] of [[101, 'vo1'], [102, 'vo1'], [103, 'vo1'], [104, 'vo1'], [105, 'vo1'], [106, 'vo2'], [107, 'vo3']] as const) {
-      const res = await t.call('POST', '/api/match', await t.pilot(pilotId, vo), resource);
+    for (const vo of ['vo1', 'vo1', 'vo1', 'vo1', 'vo1', 'vo2', 'vo3']) {
+      // A pilot token matches only for a live pilot record (its place is the record's).
+      const { id: pilotId, token } = await pilotAt(t, { site: resource.site, ce: resource.ce, vo });
+      const res = await t.call('POST', '/api/match', token, resource);
       expect(res.statusCode, res.body).toBe(200);
       const m = res.json<{ match: { jobId: number } | null }>().match;
       if (m) matched.push({ jobId: m.jobId, pilotId });

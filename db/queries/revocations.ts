@@ -1,0 +1,108 @@
+/**
+ * Revoked tokens (`revoked_tokens`). A row revokes one token (`jti`), or every token of one
+ * subject (`vo`, `subject`; `vo` null: that subject in any VO, used for `pilot:<id>`) issued at
+ * or before `revoked_at`. Every service replica keeps the rows in memory and reads new ones by
+ * id every few seconds (services/token-signer.ts); a row is useless after `expires_at`, when every
+ * token it could name has expired, and is deleted then.
+ *
+ * Ids come from a sequence, and two inserts may commit out of id order: `revocationsAfter`
+ * re-reads a margin of ids below the last one seen, so a row committed late is still found.
+ */
+import type { DbOrHandle } from '../open-db.js';
+import { num, rows } from './raw.js';
+
+export interface RevocationRow {
+  id: number;
+  jti: string | null;
+  vo: string | null;
+  subject: string | null;
+  revokedAt: Date;
+  expiresAt: Date;
+  reason: string;
+  revokedBy: string;
+}
+
+export interface NewRevocation {
+  /** One token; or, without it, the subject's tokens. */
+  jti?: string | null;
+  vo?: string | null;
+  subject?: string | null;
+  revokedAt: Date;
+  expiresAt: Date;
+  reason?: string;
+  revokedBy?: string;
+}
+
+const COLUMNS = 'id, jti, vo, subject, revoked_at, expires_at, reason, revoked_by';
+
+function revocationOf(r: Record<string, unknown>): RevocationRow {
+  return {
+    id: num(r['id']),
+    jti: (r['jti'] as string | null) ?? null,
+    vo: (r['vo'] as string | null) ?? null,
+    subject: (r['subject'] as string | null) ?? null,
+    revokedAt: new Date(r['revoked_at'] as string),
+    expiresAt: new Date(r['expires_at'] as string),
+    reason: r['reason'] as string,
+    revokedBy: r['revoked_by'] as string,
+  };
+}
+
+/**
+ * Records a revocation and answers its row. Revoking a token already revoked answers the
+ * existing row (the jti is unique).
+ */
+export async function insertRevocation(db: DbOrHandle, r: NewRevocation): Promise<RevocationRow> {
+  const params = [
+    r.jti ?? null,
+    r.vo ?? null,
+    r.subject ?? null,
+    r.revokedAt.toISOString(),
+    r.expiresAt.toISOString(),
+    r.reason ?? '',
+    r.revokedBy ?? '',
+  ];
+  const inserted = await rows(
+    db,
+    `insert into revoked_tokens (jti, vo, subject, revoked_at, expires_at, reason, revoked_by)
+     values ($1::text, $2::text, $3::text, $4::timestamptz, $5::timestamptz, $6::text, $7::text)
+     on conflict (jti) do nothing
+     returning ${COLUMNS}`,
+    params,
+  );
+  if (inserted[0]) return revocationOf(inserted[0]);
+  const existing = await rows(db, `select ${COLUMNS} from revoked_tokens where jti = $1::text`, [r.jti ?? null]);
+  return revocationOf(existing[0]!);
+}
+
+/** How many ids below the last one seen are read again (rows that committed out of order). */
+export const REVOCATION_ID_MARGIN = 64;
+
+/**
+ * Rows with an id above `afterId - REVOCATION_ID_MARGIN` not yet expired at `now`, by id (the
+ * poll of every replica: the caller skips the ids it already holds). `afterId` 0 reads them all.
+ */
+export async function revocationsAfter(db: DbOrHandle, afterId: number, now: Date): Promise<RevocationRow[]> {
+  const r = await rows(
+    db,
+    `select ${COLUMNS} from revoked_tokens where id > $1::bigint and expires_at > $2::timestamptz order by id`,
+    [Math.max(0, afterId - REVOCATION_ID_MARGIN), now.toISOString()],
+  );
+  return r.map(revocationOf);
+}
+
+/** Revocations still in force at `now`, newest first (`GET /api/tokens/revocations`). */
+export async function listRevocations(db: DbOrHandle, opts: { now: Date; limit: number }): Promise<RevocationRow[]> {
+  const r = await rows(
+    db,
+    `select ${COLUMNS} from revoked_tokens where expires_at > $1::timestamptz order by id desc limit $2::int`,
+    [opts.now.toISOString(), opts.limit],
+  );
+  return r.map(revocationOf);
+}
+
+/** Deletes the rows expired at `now` (every token they named has expired); answers how many. */
+export async function deleteExpiredRevocations(db: DbOrHandle, now: Date): Promise<number> {
+  const r = await rows<{ id: unknown }>(db, `delete from revoked_tokens where expires_at <= $1::timestamptz returning id`, [now.toISOString()]);
+  return r.length;
+}
