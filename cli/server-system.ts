@@ -6,25 +6,26 @@
  * bundle's checksum, the server's URL).
  */
 import { EventEmitter } from 'node:events';
-import { mkdir } from 'node:fs/promises';
 import { availableParallelism, hostname } from 'node:os';
 import { join } from 'node:path';
-import type { ServiceConfig } from '../core/config.js';
+import type { LocalIsolation, ServiceConfig } from '../core/config.js';
 import { listCeQueues, openDb, upsertCeQueue, upsertComputingElement, upsertSite, type DbHandle } from '../db/index.js';
 import type { Agent } from '../agents/agent.js';
-import { LocalComputingElement } from '../agents/computing-elements/local.js';
+import { LocalComputingElement, resolveLocalUser, type LocalPilotUser } from '../agents/computing-elements/local.js';
 import { ComputingElements } from '../agents/computing-elements/index.js';
 import { packageRoot } from '../agents/package-root.js';
 import { AgentRunner, standardAgents, type AgentRunnerOptions } from '../agents/runner.js';
 import { createSiteDirector } from '../agents/site-director.js';
 import { loadPilotBundle } from '../services/pilot-bundle.js';
 import { SandboxStore } from '../services/sandbox-store.js';
-import { databaseTarget, startServer, type RunningServer } from '../services/server.js';
+import { databaseTarget, prepareDataDir, startServer, type RunningServer } from '../services/server.js';
 import { AGENT_TICK_EVENT } from '../services/metrics.js';
 import { TokenSigner } from '../services/token-signer.js';
 
-/** The local site's names in the registry. */
-export const LOCAL_SITE = { site: 'Local.localhost', ce: 'localhost', queue: 'local' } as const;
+import { LOCAL_SITE } from '../core/local-site.js';
+
+/** The local site's names in the registry (defined in core/, where the services check them). */
+export { LOCAL_SITE };
 
 export interface RunningSystem {
   server: RunningServer;
@@ -51,7 +52,7 @@ export interface SystemOptions {
 }
 
 /** Registers (or updates) the local site, its CE and its one queue. */
-export async function registerLocalSite(db: DbHandle, slots: number): Promise<void> {
+export async function registerLocalSite(db: DbHandle, slots: number, isolation: LocalIsolation = 'auto'): Promise<void> {
   await upsertSite(db, { name: LOCAL_SITE.site, description: `this machine (${hostname()})` });
   await upsertComputingElement(db, { site: LOCAL_SITE.site, name: LOCAL_SITE.ce, type: 'local', settings: {} });
   await upsertCeQueue(db, {
@@ -61,16 +62,25 @@ export async function registerLocalSite(db: DbHandle, slots: number): Promise<vo
     maxWaitingPilots: slots,
     maxTotalPilots: slots,
     maxPilotsPerCycle: slots,
-    settings: { timeLimitSeconds: 86_400 },
+    settings: { timeLimitSeconds: 86_400, isolation },
   });
+}
+
+/**
+ * Whom local pilots run as: the server's own user, or, when the server is root, the unprivileged
+ * `pilot.localUser` (WMS_CONFIG when there is no such user, or it is root).
+ */
+export function localPilotUser(config: Readonly<ServiceConfig>): LocalPilotUser | null {
+  return process.getuid?.() === 0 ? resolveLocalUser(config.pilot.localUser) : null;
 }
 
 /** The local CE of this process, registered in the database; null when the local site is off. */
 async function localSiteOf(db: DbHandle, config: Readonly<ServiceConfig>, env?: Record<string, string>): Promise<LocalComputingElement | null> {
   if (!config.localSite) return null;
+  const runAs = localPilotUser(config);
   const slots = localSlotsOf(config);
-  await registerLocalSite(db, slots);
-  return new LocalComputingElement({ ce: LOCAL_SITE.ce, workDir: join(config.dataDir, 'local-ce'), slots, ...(env ? { env } : {}) });
+  await registerLocalSite(db, slots, config.pilot.localIsolation);
+  return new LocalComputingElement({ ce: LOCAL_SITE.ce, workDir: join(config.dataDir, 'local-ce'), slots, runAs, ...(env ? { env } : {}) });
 }
 
 function localSlotsOf(config: Readonly<ServiceConfig>): number {
@@ -120,7 +130,9 @@ export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemO
   const log = opts.log ?? stderrLog;
   const bundleDir = opts.pilotBundleDir ?? defaultBundleDir();
   const events = new EventEmitter();
-  const server = await startServer(config, { logger: opts.logger ?? false, pilotBundleDir: bundleDir, events });
+  // Refused before anything starts when the local pilots' user is missing (the server is root).
+  if (config.localSite) localPilotUser(config);
+  const server = await startServer(config, { logger: opts.logger ?? false, pilotBundleDir: bundleDir, events, warn: log });
   let localCe: LocalComputingElement | null = null;
   let ces: ComputingElements | null = null;
   let runner: AgentRunner | null = null;
@@ -180,7 +192,9 @@ export interface RunningAgents {
  */
 export async function startAgents(config: Readonly<ServiceConfig>, opts: { log?: (line: string) => void } = {}): Promise<RunningAgents> {
   const log = opts.log ?? stderrLog;
-  if (config.databaseUrl === null) await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  // The local site's files and the CE drivers' work dirs are in the data dir on every database.
+  await prepareDataDir(config.dataDir, log);
+  if (config.localSite) localPilotUser(config);
   const db = await openDb(databaseTarget(config), { poolSize: 4 });
   try {
     const localCe = await localSiteOf(db, config);

@@ -3,6 +3,8 @@
  * so that every problem is named with the file, its line and column and its path in the
  * document), list the registry, ban and allow sites and computing elements, and one site's
  * status: per queue, pilots by state, the last reasons pilots failed, and whether it is paused.
+ * A site admin changes only the sites its token names (`wms token issue --role site-admin
+ * --site NAME`); the services refuse the others with the reason.
  */
 import { resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
@@ -76,7 +78,10 @@ const apply: CommandSpec = {
     'The file (see site-configs/) lists sites, their computing elements (local, slurm, htcondor,\n' +
     'opennebula) and queues with limits and what a pilot there offers. It is checked whole before\n' +
     'anything is sent, then applied in one transaction; nothing is removed. Secrets (passwords,\n' +
-    'keys, tokens) are written as { env: NAME } or { file: PATH }, never as values. The site\n' +
+    'keys, tokens) are written as { env: NAME } or { file: PATH }, never as values. A queue\n' +
+    '`environment` may not set variables that hook into loaders and shells (LD_*, NODE_OPTIONS,\n' +
+    'BASH_ENV, PYTHONPATH, ...). A site admin may only name the sites its token administers\n' +
+    '(never the local site, which is for admins): otherwise nothing is applied. The site\n' +
     'director sees the changes on its next cycle: no restart.',
   options: { json: JSON_OPTION },
   env: CLIENT_ENV,

@@ -7,23 +7,33 @@
  * there: the admin bootstrap. Prints the token alone, so `export WMS_TOKEN=$(wms token issue …)`
  * works.
  */
-import { isValidName, PERSON_ROLES, type PersonPrincipal, type PersonRole } from '../../core/identity.js';
+import { isValidName, PERSON_ROLES, siteAdminSitesProblem, type PersonPrincipal, type PersonRole } from '../../core/identity.js';
 import { parseDuration } from '../../core/config.js';
 import type { TokenAnswer } from '../api-types.js';
-import { CLIENT_ENV, clientFrom, flag, JSON_OPTION, str, type CommandSpec } from '../command.js';
+import { CLIENT_ENV, clientFrom, flag, JSON_OPTION, str, strs, type CommandSpec } from '../command.js';
 import { CliError, UsageError } from '../errors.js';
-import { json } from '../output.js';
+import { json, shortTime, table } from '../output.js';
 import { SERVER_OPTIONS, serviceConfigFrom } from './server.js';
 
 const issue: CommandSpec = {
   name: ['token', 'issue'],
-  usage: '--user U --vo V --group G [--role user|admin|site-admin] [--ttl 30d] [--json]',
+  usage: '--user U --vo V --group G [--role user|admin|site-admin] [--site NAME]... [--ttl 30d] [--json]',
   summary: 'issue a token (admins; falls back to the database when no server runs)',
+  details:
+    'A site-admin token administers the sites named with --site (one or more): it may apply,\n' +
+    'ban and allow those sites, their computing elements and queues, and read their pilots;\n' +
+    'nothing of other sites. The local site (Local.localhost) is managed by admins only.',
   options: {
     user: { type: 'string', value: 'U', description: 'user name' },
     vo: { type: 'string', value: 'V', description: 'virtual organisation' },
     group: { type: 'string', value: 'G', description: 'group within the VO' },
     role: { type: 'string', value: 'R', description: `${PERSON_ROLES.join(', ')} (default user)` },
+    site: {
+      type: 'string',
+      multiple: true,
+      value: 'NAME',
+      description: 'site-admin: a site it administers (repeat; required; never the local site)',
+    },
     ttl: { type: 'string', value: 'D', description: 'lifetime: 30d, 12h, 90m, 3600 (default 30d)' },
     'data-dir': SERVER_OPTIONS['data-dir'],
     db: SERVER_OPTIONS.db,
@@ -46,6 +56,13 @@ const issue: CommandSpec = {
     if (!(PERSON_ROLES as readonly string[]).includes(role)) {
       throw new UsageError(`--role: "${role}" is not one of ${PERSON_ROLES.join(', ')}`);
     }
+    const sites = [...new Set(strs(values, 'site'))];
+    if (role === 'site-admin') {
+      const problem = siteAdminSitesProblem(sites);
+      if (problem) throw new UsageError(`--site: ${problem}; give --site NAME for each site it administers`);
+    } else if (sites.length > 0) {
+      throw new UsageError(`--site is only for --role site-admin (not ${role})`);
+    }
     const ttlText = str(values, 'ttl');
     const ttlSeconds = ttlText === undefined ? undefined : parseDuration(ttlText);
     if (ttlSeconds === null) throw new UsageError(`--ttl: "${ttlText}" is not a duration (30d, 12h, 90m, 3600)`);
@@ -60,6 +77,7 @@ const issue: CommandSpec = {
         vo,
         group,
         role,
+        ...(role === 'site-admin' ? { sites } : {}),
         ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
       });
     } catch (e) {
@@ -67,7 +85,7 @@ const issue: CommandSpec = {
       // No server: sign from the database directly (admin bootstrap).
       const config = await serviceConfigFrom(values, io);
       const { issueTokenDirect } = await import('../../services/server.js');
-      const principal: PersonPrincipal = { role, user, vo, group };
+      const principal: PersonPrincipal = { role, user, vo, group, ...(role === 'site-admin' ? { sites } : {}) };
       const ttl = ttlSeconds ?? config.tokens.userTtlSeconds;
       let signed;
       try {
@@ -95,9 +113,94 @@ const whoami: CommandSpec = {
   async run(values, _positionals, io) {
     const me = await clientFrom(io).json<Record<string, unknown>>('GET', '/api/tokens/self');
     if (flag(values, 'json')) io.out(json(me));
-    else io.out(Object.entries(me).map(([k, v]) => `${k}: ${String(v)}`).join('\n'));
+    else io.out(Object.entries(me).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : String(v)}`).join('\n'));
     return 0;
   },
 };
 
-export const tokenCommands: CommandSpec[] = [issue, whoami];
+interface RevocationView {
+  id: number;
+  jti: string | null;
+  vo: string | null;
+  subject: string | null;
+  revokedAt: string;
+  expiresAt: string;
+  reason: string;
+  revokedBy: string;
+}
+
+function revocationWhat(r: RevocationView): string {
+  if (r.jti !== null) return `token ${r.jti}`;
+  return `every token of ${r.subject ?? '?'}${r.vo === null ? '' : ` (VO ${r.vo})`} issued until ${r.revokedAt}`;
+}
+
+const revoke: CommandSpec = {
+  name: ['token', 'revoke'],
+  usage: 'TOKEN | --user U --vo V | --pilot ID  [--reason TEXT] [--json]',
+  summary: 'revoke a token, every token of a user, or every token of a pilot (admins)',
+  details:
+    'A revoked token answers 401 on every replica within tokens.revocationPoll (2 s). With --user\n' +
+    'and --vo, every token of that user of that VO issued until now is revoked (its running jobs\n' +
+    "tokens too); tokens issued afterwards work. --pilot revokes the pilot's tokens. TOKEN '-' reads\n" +
+    'the token from standard input.',
+  options: {
+    user: { type: 'string', value: 'U', description: 'revoke every token of this user (with --vo)' },
+    vo: { type: 'string', value: 'V', description: 'the VO of --user' },
+    pilot: { type: 'string', value: 'ID', description: 'revoke every token of this pilot' },
+    reason: { type: 'string', value: 'TEXT', description: 'why (kept with the revocation)' },
+    json: JSON_OPTION,
+  },
+  env: CLIENT_ENV,
+  positionals: [0, 1],
+  async run(values, positionals, io) {
+    const user = str(values, 'user');
+    const vo = str(values, 'vo');
+    const pilot = str(values, 'pilot');
+    const reason = str(values, 'reason');
+    let token = positionals[0];
+    const forms = [token !== undefined, user !== undefined || vo !== undefined, pilot !== undefined].filter(Boolean).length;
+    if (forms !== 1) throw new UsageError('give one of: a TOKEN, --user U --vo V, or --pilot ID');
+    let body: Record<string, unknown>;
+    if (token !== undefined) {
+      if (token === '-') token = (await readStdin()).trim();
+      if (token === '') throw new UsageError('TOKEN is empty');
+      body = { token };
+    } else if (pilot !== undefined) {
+      if (!/^[1-9]\d{0,15}$/.test(pilot)) throw new UsageError(`--pilot: "${pilot}" is not a pilot id`);
+      body = { pilotId: Number(pilot) };
+    } else {
+      if (user === undefined || vo === undefined) throw new UsageError('--user and --vo go together');
+      if (!isValidName(user)) throw new UsageError(`--user: "${user}" is not a valid name (letters, digits, . _ @ -)`);
+      if (!isValidName(vo)) throw new UsageError(`--vo: "${vo}" is not a valid name (letters, digits, . _ @ -)`);
+      body = { user, vo };
+    }
+    if (reason !== undefined) body['reason'] = reason;
+    const answer = await clientFrom(io).json<{ revocation: RevocationView }>('POST', '/api/tokens/revocations', body);
+    io.out(flag(values, 'json') ? json(answer.revocation) : `revoked: ${revocationWhat(answer.revocation)}`);
+    return 0;
+  },
+};
+
+const revocations: CommandSpec = {
+  name: ['token', 'revocations'],
+  usage: '[--json]',
+  summary: 'the revocations in force, newest first (admins)',
+  options: { json: JSON_OPTION },
+  env: CLIENT_ENV,
+  positionals: [0, 0],
+  async run(values, _positionals, io) {
+    const { revocations: list } = await clientFrom(io).json<{ revocations: RevocationView[] }>('GET', '/api/tokens/revocations');
+    if (flag(values, 'json')) io.out(json(list));
+    else if (list.length === 0) io.out('no revocations in force');
+    else io.out(table(['ID', 'REVOKED', 'WHAT', 'BY', 'REASON'], list.map((r) => [r.id, shortTime(r.revokedAt), revocationWhat(r), r.revokedBy, r.reason])));
+    return 0;
+  },
+};
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export const tokenCommands: CommandSpec[] = [issue, whoami, revoke, revocations];

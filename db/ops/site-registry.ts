@@ -5,11 +5,19 @@
  * after consecutive failed pilots a queue is paused, with a back-off that grows while no pilot
  * ends well).
  */
+import { WmsError } from '../../core/errors.js';
 import type { SiteRegistry } from '../../core/site-config.js';
 import { PILOT_STATES, type PilotState } from '../../core/pilot-states.js';
 import { dbOf, type DbOrHandle } from '../open-db.js';
 import { exec, num, rows } from '../queries/raw.js';
-import { listCeQueues, upsertCeQueue, upsertComputingElement, upsertSite, type CeQueueView } from '../queries/registry.js';
+import {
+  computingElementSites,
+  listCeQueues,
+  upsertCeQueue,
+  upsertComputingElement,
+  upsertSite,
+  type CeQueueView,
+} from '../queries/registry.js';
 
 export interface ApplyResult {
   sites: number;
@@ -17,9 +25,42 @@ export interface ApplyResult {
   queues: { created: number; updated: number };
 }
 
-/** Creates or updates everything the document names, in one transaction. */
-export async function applySiteRegistry(db: DbOrHandle, reg: SiteRegistry): Promise<ApplyResult> {
+/**
+ * Who applies a document: `siteRefusal(site)` answers why the caller may not change `site`
+ * (null: it may). Called, inside the transaction and before anything is written, for every
+ * site the document names and for the current site of every computing element it names that
+ * already exists (a CE moved from another site changes that site too).
+ */
+export interface ApplyAuthority {
+  siteRefusal(site: string): string | null;
+}
+
+/**
+ * Creates or updates everything the document names, in one transaction. With `authority`, a
+ * refused site throws WMS_FORBIDDEN naming it, and nothing is written.
+ */
+export async function applySiteRegistry(db: DbOrHandle, reg: SiteRegistry, authority?: ApplyAuthority): Promise<ApplyResult> {
   return dbOf(db).transaction(async (tx) => {
+    if (authority) {
+      const refusals: string[] = [];
+      for (const site of reg.sites) {
+        const why = authority.siteRefusal(site.name);
+        if (why) refusals.push(`site ${site.name}: ${why}`);
+      }
+      const names = reg.sites.flatMap((s) => s.computingElements.map((ce) => ({ ce: ce.name, site: s.name })));
+      const current = await computingElementSites(tx, names.map((n) => n.ce));
+      for (const { ce, site } of names) {
+        const now = current.get(ce);
+        if (now === undefined || now === site) continue;
+        const why = authority.siteRefusal(now);
+        if (why) refusals.push(`computing element ${ce} belongs to site ${now}: ${why}`);
+      }
+      if (refusals.length > 0) {
+        throw new WmsError('WMS_FORBIDDEN', `nothing applied: ${refusals[0]}`, {
+          details: { problems: refusals.map((message) => ({ message })) },
+        });
+      }
+    }
     const before = new Set((await listCeQueues(tx)).map((q) => `${q.ce}/${q.queue}`));
     const result: ApplyResult = { sites: 0, computingElements: 0, queues: { created: 0, updated: 0 } };
     for (const site of reg.sites) {
@@ -33,6 +74,9 @@ export async function applySiteRegistry(db: DbOrHandle, reg: SiteRegistry): Prom
           if (q.timeLimitSeconds !== undefined) settings['timeLimitSeconds'] = q.timeLimitSeconds;
           if (q.environment !== undefined) settings['environment'] = q.environment;
           if (q.workDirs !== undefined) settings['workDirs'] = q.workDirs;
+          if (q.isolation !== undefined) settings['isolation'] = q.isolation;
+          if (q.payloadUser !== undefined) settings['payloadUser'] = q.payloadUser;
+          if (q.bwrapPath !== undefined) settings['bwrapPath'] = q.bwrapPath;
           if (q.requiredTags !== undefined) settings['requiredTags'] = q.requiredTags;
           await upsertCeQueue(tx, {
             ce: ce.name,

@@ -2,7 +2,7 @@
  * The minimal registry the matcher reads: sites and computing elements (with their bans) and
  * the queues of each CE (what a pilot there offers; read by explainJob). Typed drizzle builders.
  */
-import { asc, eq, sql } from 'drizzle-orm';
+import { asc, eq, inArray, sql } from 'drizzle-orm';
 import { dbOf, type DbOrHandle } from '../open-db.js';
 import { ceQueues, computingElements, sites } from '../schema/index.js';
 
@@ -45,6 +45,16 @@ export async function upsertComputingElement(db: DbOrHandle, ce: ComputingElemen
     })
     .returning({ id: computingElements.id });
   return Number(row!.id);
+}
+
+/** The site of each named computing element that exists (name -> site). */
+export async function computingElementSites(db: DbOrHandle, names: readonly string[]): Promise<Map<string, string>> {
+  if (names.length === 0) return new Map();
+  const r = await dbOf(db)
+    .select({ name: computingElements.name, site: computingElements.site })
+    .from(computingElements)
+    .where(inArray(computingElements.name, [...names]));
+  return new Map(r.map((x) => [x.name, x.site]));
 }
 
 /** Bans or allows a computing element by name; false when there is no such CE. */

@@ -3,10 +3,17 @@
  * problem with its path; applied in one transaction), list it, ban and allow sites and
  * computing elements, and one site's status (per queue: pilots by state, the last reasons
  * pilots failed, whether it is paused). Changes take effect on the next site-director cycle.
+ *
+ * Who changes what: admins every site; a site admin only the sites of its token's `sites`
+ * claim (a document naming another site, or a CE that belongs to another site, is refused
+ * whole with 403 naming it), and never the local site (`Local.localhost`: its pilots run on
+ * the server's machine). Reading the registry and a site's status is open to every site admin
+ * (nothing there is secret).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { WmsError } from '../../core/errors.js';
+import { siteRefusal } from '../../core/identity.js';
 import { siteRegistryProblems, type SiteRegistry } from '../../core/site-config.js';
 import { PILOT_STATES } from '../../core/pilot-states.js';
 import {
@@ -20,7 +27,7 @@ import {
 } from '../../db/index.js';
 import type { PluginOptions } from '../context.js';
 import { AUTH_ERRORS, errorResponses, Nullable } from '../schemas.js';
-import { BEARER, requireRole } from './auth.js';
+import { BEARER, identityOf, requireRole } from './auth.js';
 
 const DateTime = Type.String({ format: 'date-time' });
 
@@ -72,7 +79,7 @@ function queueView(q: CeQueueView) {
   };
 }
 
-const NameParams = Type.Object({ name: Type.String({ minLength: 1 }) });
+const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 256 }) });
 const BanBody = Type.Object({ reason: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false });
 
 export const sitesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
@@ -85,7 +92,10 @@ export const sitesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
       schema: {
         tags: ['sites'],
         summary: 'Create or update the sites, computing elements and queues of a registry document',
-        description: 'Body: `{ sites: [...] }` as in site-configs/*.yaml. Secrets only as { env } or { file }.',
+        description:
+          'Body: `{ sites: [...] }` as in site-configs/*.yaml. Secrets only as { env } or { file }; queue environment ' +
+          'variables that hook into loaders and shells (LD_*, NODE_OPTIONS, BASH_ENV, ...) are refused (400). ' +
+          'A site admin may only name the sites of its token, never the local site (403, nothing applied).',
         security: BEARER,
         body: Type.Unknown(),
         response: {
@@ -105,8 +115,9 @@ export const sitesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
           details: { problems: problems.map((message) => ({ message, path: message.split(':')[0] })) },
         });
       }
-      const result = await applySiteRegistry(ctx.handle, request.body as SiteRegistry);
-      request.log.info({ ...result }, 'site registry applied');
+      const who = identityOf(request);
+      const result = await applySiteRegistry(ctx.handle, request.body as SiteRegistry, { siteRefusal: (site) => siteRefusal(who, site) });
+      request.log.info({ ...result, by: who.user, role: who.role }, 'site registry applied');
       return result;
     },
   );
@@ -185,14 +196,23 @@ export const sitesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
         },
         async (request) => {
           const { name } = request.params;
+          const who = identityOf(request);
           const reason = banned ? (request.body as { reason: string }).reason : undefined;
           if (kind === 'site') {
+            const refusal = siteRefusal(who, name);
+            if (refusal) throw new WmsError('WMS_FORBIDDEN', refusal);
             if ((await getBans(ctx.handle, name, undefined)).site === null) throw new WmsError('WMS_NOT_FOUND', `no site ${name} (see wms site list)`);
             await setSiteBanned(ctx.handle, name, banned, reason);
-          } else if (!(await setComputingElementBanned(ctx.handle, name, banned, reason))) {
-            throw new WmsError('WMS_NOT_FOUND', `no computing element ${name} (see wms site list)`);
+          } else {
+            const ce = (await getBans(ctx.handle, '', name)).ce;
+            if (ce === null) throw new WmsError('WMS_NOT_FOUND', `no computing element ${name} (see wms site list)`);
+            const refusal = siteRefusal(who, ce.site);
+            if (refusal) throw new WmsError('WMS_FORBIDDEN', `computing element ${name} belongs to site ${ce.site}: ${refusal}`);
+            if (!(await setComputingElementBanned(ctx.handle, name, banned, reason))) {
+              throw new WmsError('WMS_NOT_FOUND', `no computing element ${name} (see wms site list)`);
+            }
           }
-          request.log.info({ kind, name, banned, reason }, 'registry ban changed');
+          request.log.info({ kind, name, banned, reason, by: who.user, role: who.role }, 'registry ban changed');
           return { name, banned };
         },
       );

@@ -1,13 +1,17 @@
 /**
  * Tokens: admins issue tokens to people (user, admin, site-admin) and to pilots
  * (`POST /api/tokens`, what `wms token issue` calls); anyone authenticated can ask who they are
- * (`GET /api/tokens/self`). Job tokens are minted only by the matcher.
+ * (`GET /api/tokens/self`). Job tokens are minted only by the matcher. A site-admin token
+ * names the sites it administers (`sites`, required, never the local site).
+ * Admins revoke tokens (`/api/tokens/revocations`, below).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { WmsError } from '../../core/errors.js';
-import { isValidName, type Principal } from '../../core/identity.js';
+import { isValidName, MAX_TOKEN_SITES, siteAdminSitesProblem, type Principal } from '../../core/identity.js';
+import { insertRevocation, listRevocations, type NewRevocation, type RevocationRow } from '../../db/index.js';
 import type { PluginOptions } from '../context.js';
+import type { TokenSigner } from '../token-signer.js';
 import { AUTH_ERRORS, errorResponses, RoleSchema } from '../schemas.js';
 import { BEARER, identityOf, requireRole } from './auth.js';
 
@@ -23,8 +27,14 @@ const IssueBody = Type.Object(
         default: 'user',
       }),
     ),
-    pilotId: Type.Optional(Type.Integer({ minimum: 1, description: 'pilot tokens: the pilot bound to' })),
-    ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, description: 'lifetime; default by role' })),
+    pilotId: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'pilot tokens: the pilot bound to' })),
+    sites: Type.Optional(
+      Type.Array(Type.String({ pattern: NamePattern }), {
+        maxItems: MAX_TOKEN_SITES,
+        description: 'site-admin tokens (required): the sites administered; never the local site',
+      }),
+    ),
+    ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 2 ** 31 - 1, description: 'lifetime; default by role' })),
   },
   { additionalProperties: false },
 );
@@ -36,6 +46,7 @@ const PrincipalSchema = Type.Object({
   group: Type.Optional(Type.String()),
   jobId: Type.Optional(Type.Integer()),
   pilotId: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+  sites: Type.Optional(Type.Array(Type.String(), { description: 'site admins: the sites administered' })),
 });
 
 const IssueAnswer = Type.Object({
@@ -46,6 +57,7 @@ const IssueAnswer = Type.Object({
 
 export const tokensPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
   const t = ctx.config.tokens;
+  await app.register(revocationsPlugin, { ctx });
 
   app.post(
     '/api/tokens',
@@ -64,6 +76,13 @@ export const tokensPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       const role = b.role ?? 'user';
       let principal: Principal;
       let ttl: number;
+      if (b.sites !== undefined && role !== 'site-admin') {
+        throw new WmsError('WMS_VALIDATION', `sites is only for site-admin tokens (not ${role})`);
+      }
+      if (role === 'site-admin') {
+        const problem = siteAdminSitesProblem(b.sites ?? []);
+        if (problem) throw new WmsError('WMS_VALIDATION', problem);
+      }
       if (role === 'pilot') {
         if (b.pilotId === undefined) throw new WmsError('WMS_VALIDATION', 'a pilot token needs pilotId');
         principal = { role, user: `pilot:${b.pilotId}`, vo: b.vo, pilotId: b.pilotId };
@@ -72,14 +91,14 @@ export const tokensPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
         if (!b.user || !b.group || !isValidName(b.user) || !isValidName(b.group)) {
           throw new WmsError('WMS_VALIDATION', `a ${role} token needs user and group`);
         }
-        principal = { role, user: b.user, vo: b.vo, group: b.group };
+        principal = { role, user: b.user, vo: b.vo, group: b.group, ...(role === 'site-admin' ? { sites: [...new Set(b.sites)] } : {}) };
         ttl = b.ttlSeconds ?? t.userTtlSeconds;
       }
       if (ttl > t.maxTtlSeconds) {
         throw new WmsError('WMS_VALIDATION', `ttlSeconds above the maximum of ${t.maxTtlSeconds}`);
       }
       const { token, expiresAt } = await (await ctx.signer()).sign(principal, ttl);
-      request.log.info({ by: identityOf(request).user, role, user: principal.user }, 'token issued');
+      request.log.info({ by: identityOf(request).user, role, user: principal.user, ...(b.sites ? { sites: b.sites } : {}) }, 'token issued');
       return reply.code(201).send({ token, expiresAt: expiresAt.toISOString(), identity: principal });
     },
   );
@@ -96,5 +115,130 @@ export const tokensPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       },
     },
     async (request) => identityOf(request),
+  );
+};
+
+const RevokeBody = Type.Object(
+  {
+    token: Type.Optional(Type.String({ minLength: 1, maxLength: 16_384, description: 'the token to revoke' })),
+    jti: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: "a token's id (jti), with expiresAt" })),
+    expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'with jti: when that token expires' })),
+    vo: Type.Optional(Type.String({ pattern: NamePattern, description: 'with user: every token of that user of that VO' })),
+    user: Type.Optional(Type.String({ pattern: NamePattern, description: 'with vo: the user (or subject) whose tokens to revoke' })),
+    pilotId: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: "every token of this pilot" })),
+    reason: Type.Optional(Type.String({ maxLength: 500, pattern: '^[^\\u0000]*$' })),
+  },
+  { additionalProperties: false },
+);
+
+const RevocationSchema = Type.Object({
+  id: Type.Integer(),
+  jti: Type.Union([Type.String(), Type.Null()]),
+  vo: Type.Union([Type.String(), Type.Null()]),
+  subject: Type.Union([Type.String(), Type.Null()]),
+  revokedAt: Type.String({ format: 'date-time' }),
+  expiresAt: Type.String({ format: 'date-time' }),
+  reason: Type.String(),
+  revokedBy: Type.String(),
+});
+
+function revocationView(r: RevocationRow) {
+  return {
+    id: r.id,
+    jti: r.jti,
+    vo: r.vo,
+    subject: r.subject,
+    revokedAt: r.revokedAt.toISOString(),
+    expiresAt: r.expiresAt.toISOString(),
+    reason: r.reason,
+    revokedBy: r.revokedBy,
+  };
+}
+
+/**
+ * Revocation (admins): `POST /api/tokens/revocations` revokes one token (the token itself, or
+ * its jti and expiry) or every token of a subject issued until now (`vo` + `user`, or `pilotId`
+ * for a pilot's tokens in any VO); `GET /api/tokens/revocations` lists those still in force.
+ * The row is read by every replica within `tokens.revocationPoll` (2 s); this one applies it at
+ * once. Tokens issued to the same subject afterwards work.
+ */
+export const revocationsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
+  const t = ctx.config.tokens;
+  const adminOnly = requireRole(ctx, 'admin');
+  /** The longest any token can live: a subject revocation is kept that long. */
+  const longestTtl = Math.max(t.maxTtlSeconds, t.adminTtlSeconds, t.userTtlSeconds, t.pilotTtlSeconds, t.jobTtlSeconds, t.pilotSessionTtlSeconds);
+
+  let polling: Promise<TokenSigner> | null = null;
+  app.addHook('onReady', async () => {
+    polling = ctx.signer();
+    (await polling).startPolling(t.revocationPollSeconds, (e) => app.log.warn({ err: e }, 'reading token revocations failed'));
+  });
+  app.addHook('onClose', async () => {
+    if (polling) (await polling.catch(() => null))?.close();
+  });
+
+  app.post(
+    '/api/tokens/revocations',
+    {
+      onRequest: adminOnly,
+      schema: {
+        tags: ['tokens'],
+        summary: "Revoke a token (token, or jti + expiresAt) or every token of a subject (vo + user, or pilotId) (admins)",
+        security: BEARER,
+        body: RevokeBody,
+        response: { 201: Type.Object({ revocation: RevocationSchema }), ...errorResponses(400, ...AUTH_ERRORS) },
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      const who = identityOf(request);
+      const signer = await ctx.signer();
+      const now = ctx.clock();
+      const forms = [b.token !== undefined, b.jti !== undefined, b.vo !== undefined || b.user !== undefined, b.pilotId !== undefined];
+      if (forms.filter(Boolean).length !== 1) {
+        throw new WmsError('WMS_VALIDATION', 'name one thing to revoke: token, or jti with expiresAt, or vo with user, or pilotId');
+      }
+      const common = { revokedAt: now, reason: b.reason ?? '', revokedBy: `${who.vo}/${who.user}` };
+      let row: NewRevocation;
+      if (b.token !== undefined) {
+        const facts = await signer.facts(b.token);
+        if (facts.jti === null) {
+          throw new WmsError('WMS_VALIDATION', `this token has no id (jti): revoke every token of its subject instead (vo ${facts.vo}, user ${facts.subject})`);
+        }
+        row = { ...common, jti: facts.jti, expiresAt: facts.expiresAt };
+      } else if (b.jti !== undefined) {
+        if (b.expiresAt === undefined) throw new WmsError('WMS_VALIDATION', 'a jti needs expiresAt (when that token expires)');
+        const expiresAt = new Date(b.expiresAt);
+        if (Number.isNaN(expiresAt.getTime())) throw new WmsError('WMS_VALIDATION', `expiresAt "${b.expiresAt}" is not a date`);
+        row = { ...common, jti: b.jti, expiresAt };
+      } else if (b.pilotId !== undefined) {
+        row = { ...common, vo: null, subject: `pilot:${b.pilotId}`, expiresAt: new Date(now.getTime() + longestTtl * 1000) };
+      } else {
+        if (b.vo === undefined || b.user === undefined) throw new WmsError('WMS_VALIDATION', "a subject's revocation needs both vo and user");
+        row = { ...common, vo: b.vo, subject: b.user, expiresAt: new Date(now.getTime() + longestTtl * 1000) };
+      }
+      const saved = await insertRevocation(ctx.handle, row);
+      signer.noteRevocation(saved);
+      request.log.info({ by: who.user, jti: saved.jti, vo: saved.vo, subject: saved.subject }, 'token revoked');
+      return reply.code(201).send({ revocation: revocationView(saved) });
+    },
+  );
+
+  app.get(
+    '/api/tokens/revocations',
+    {
+      onRequest: adminOnly,
+      schema: {
+        tags: ['tokens'],
+        summary: 'Revocations still in force, newest first (admins)',
+        security: BEARER,
+        querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) }),
+        response: { 200: Type.Object({ revocations: Type.Array(RevocationSchema) }), ...errorResponses(400, ...AUTH_ERRORS) },
+      },
+    },
+    async (request) => {
+      const rows = await listRevocations(ctx.handle, { now: ctx.clock(), limit: request.query.limit ?? 100 });
+      return { revocations: rows.map(revocationView) };
+    },
   );
 };

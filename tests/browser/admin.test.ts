@@ -1,6 +1,7 @@
 /**
  * The dashboard's Sites, Pilots and Usage pages in real headless Chromium against a whole
- * system (PGlite and PostgreSQL): a site admin bans a site and the Sites page shows it banned
+ * system (PGlite and PostgreSQL): a site admin bans a site of its token (and gets no Ban button
+ * for the local site) and the Sites page shows it banned
  * with the reason, on a second open page too without a reload (the `sites` event stream); a
  * user cannot see another user's jobs; the Pilots page lists the pilot that ran a job and its
  * page shows the environment and the remote log; the Usage page shows each group's share against
@@ -42,7 +43,7 @@ describeBrowser('admin pages in Chromium', () => {
           },
         ],
       });
-      const issued = await sys.api<{ token: string }>('POST', '/api/tokens', { user: 'sam', vo: 'vo', group: 'vo_site', role: 'site-admin' });
+      const issued = await sys.api<{ token: string }>('POST', '/api/tokens', { user: 'sam', vo: 'vo', group: 'vo_site', role: 'site-admin', sites: [SITE] });
       const { page } = browser;
       const other = await browser.context.newPage();
       try {
@@ -54,6 +55,10 @@ describeBrowser('admin pages in Chromium', () => {
           await expect.poll(() => p.getByTestId('stream').textContent()).toBe('live');
         }
         await other.evaluate('window.__wmsNoReload = 7');
+        // Ban / Allow only on the sites of the token: none on the local site (admins only).
+        expect(await page.getByRole('button', { name: `Ban site ${SITE}` }).count()).toBe(1);
+        expect(await page.getByRole('button', { name: 'Ban site Local.localhost' }).count()).toBe(0);
+        expect(await page.getByRole('button', { name: 'Ban CE localhost' }).count()).toBe(0);
         await screenshot(page, `${browser.tag}-sites`);
 
         await page.getByRole('button', { name: `Ban site ${SITE}` }).click();

@@ -24,12 +24,15 @@ describeDb('site registry', (ctx) => {
   let url: string;
   let dir: string;
   let token: string;
+  let admin: string;
 
   beforeAll(async () => {
     await ctx.truncate();
     t = await createTestApp({ db: ctx.handle });
     url = await t.app.listen({ host: '127.0.0.1', port: 0 });
-    token = await t.tokenFor({ role: 'site-admin', user: 'sam', vo: 'jinr', group: 'admins' });
+    // A site admin of the three example grid sites; the local site is for admins only.
+    token = await t.tokenFor({ role: 'site-admin', user: 'sam', vo: 'jinr', group: 'admins', sites: ['LCG.JINR.ru', 'LCG.INP.kz', 'CLOUD.JINR-ONE.ru'] });
+    admin = await t.admin();
     dir = await mkdtemp(join(tmpdir(), 'wms-sites-'));
   });
   afterAll(async () => {
@@ -40,7 +43,10 @@ describeDb('site registry', (ctx) => {
   const wms = (...args: string[]) => runWms(args, { url, token, dir });
 
   it('applies every example file and lists what it registered', async () => {
-    for (const f of ['local.yaml', 'slurm.yaml', 'htcondor.yaml', 'opennebula.yaml']) {
+    const local = await runWms(['site', 'apply', join(examples, 'local.yaml')], { url, token: admin, dir });
+    expect(local.err).toBe('');
+    expect(local.out).toMatch(/1 queue\(s\) created, 0 updated/);
+    for (const f of ['slurm.yaml', 'htcondor.yaml', 'opennebula.yaml']) {
       const r = await wms('site', 'apply', join(examples, f));
       expect(r.err).toBe('');
       expect(r.out).toMatch(/queue\(s\) created, 0 updated/);
@@ -103,9 +109,13 @@ describeDb('site registry', (ctx) => {
     expect((await wms('ce', 'ban', 'ce01.inp.kz', '--reason', 'CE certificate expired')).code).toBe(0);
     expect((await wms('site', 'list')).out).toMatch(/ce01\.inp\.kz.*CE banned: CE certificate expired/);
     expect((await wms('ce', 'allow', 'ce01.inp.kz')).code).toBe(0);
-    const missing = await wms('site', 'ban', 'NO.such', '--reason', 'x');
+    const missing = await runWms(['site', 'ban', 'NO.such', '--reason', 'x'], { url, token: admin, dir });
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/no site NO\.such/);
+    // A site admin is refused any site its token does not name, known or not.
+    const notMine = await wms('site', 'ban', 'NO.such', '--reason', 'x');
+    expect(notMine.code).toBe(1);
+    expect(notMine.err).toMatch(/does not administer site NO\.such/);
     expect((await wms('site', 'ban', 'LCG.JINR.ru')).code).toBe(2);
   });
 

@@ -87,7 +87,11 @@ beforeAll(async () => {
   t = await createTestApp();
   const url = await t.app.listen({ host: '127.0.0.1', port: 0 });
   work = await mkdtemp(join(tmpdir(), 'wms-cli-pilots-'));
-  env = { WMS_URL: url, WMS_TOKEN: await t.tokenFor({ role: 'site-admin', user: 'sam', vo: 'vo1', group: 'vo1_siteadmin' }) };
+  // A site admin of both sites of these pilots (a site admin sees only the pilots of its sites).
+  env = {
+    WMS_URL: url,
+    WMS_TOKEN: await t.tokenFor({ role: 'site-admin', user: 'sam', vo: 'vo1', group: 'vo1_siteadmin', sites: ['LCG.Alpha.org', 'LCG.Beta.org'] }),
+  };
   const base = { ceType: 'slurm', queue: 'long', queueId: null, vo: 'vo1' };
   [registered, failed, waiting, other] = (await createPilots(t.db, [
     { ...base, stamp: 'stamp-registered', site: 'LCG.Alpha.org', ce: 'ce01.alpha.org' },

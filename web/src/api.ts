@@ -83,6 +83,8 @@ export interface Identity {
   user: string;
   vo?: string;
   group?: string;
+  /** Site admins: the sites they administer. */
+  sites?: string[];
 }
 
 export interface JobSummary {

@@ -1,4 +1,5 @@
 import { useState } from 'preact/hooks';
+import { LOCAL_SITE } from '../../../core/local-site.js';
 import { api, type Identity } from '../api.js';
 import { streamLabel, useEvents, useThrottled, LIVE_POLL_MS } from '../events.js';
 import { usePolled } from '../hooks.js';
@@ -163,6 +164,10 @@ export function SitesPage({ me }: { me: Identity | null }) {
   const sites = usePolled(() => api<{ queues: Queue[] }>('GET', '/api/sites'), [bump], stream === 'live' ? LIVE_POLL_MS : 3000);
   const refresh = useThrottled(() => setBump((b) => b + 1));
   const manager = me?.role === 'admin' || me?.role === 'site-admin';
+  // Ban / Allow only where the services would accept it: admins everywhere, a site admin on the
+  // sites of its token, never on the local site.
+  const manages = (site: string) =>
+    me?.role === 'admin' || (me?.role === 'site-admin' && site !== LOCAL_SITE.site && (me.sites ?? []).includes(site));
 
   if (sites.error && !sites.data) return <p class="error" role="alert">Sites: {sites.error.message}</p>;
   const list = sites.data ? groupSites(sites.data.queues) : null;
@@ -175,13 +180,13 @@ export function SitesPage({ me }: { me: Identity | null }) {
         <article class="site" key={s.name} data-testid={`site-${s.name}`}>
           <h2>
             {s.name} <State banned={s.banned} reason={s.banReason} testId={`site-state-${s.name}`} />
-            {manager && <BanControls kind="site" name={s.name} banned={s.banned} onDone={refresh} />}
+            {manages(s.name) && <BanControls kind="site" name={s.name} banned={s.banned} onDone={refresh} />}
           </h2>
           {s.ces.map((ce) => (
             <div class="ce" key={ce.name}>
               <h3>
                 CE {ce.name} <small>({ce.type})</small> <State banned={ce.banned} reason={ce.banReason} />
-                {manager && <BanControls kind="ce" name={ce.name} banned={ce.banned} onDone={refresh} />}
+                {manages(s.name) && <BanControls kind="ce" name={ce.name} banned={ce.banned} onDone={refresh} />}
               </h3>
               <table>
                 <thead>
