@@ -97,12 +97,13 @@ export async function recordFinishedJobs(db: DbOrHandle, opts: { batchSize?: num
 
 /**
  * Totals of the records ended at or after `since`, grouped by `by`, biggest normalized CPU
- * first (then key). `owner` restricts to one owner's records (users). One statement on
- * `accounting_ended` / `accounting_owner_ended`.
+ * first (then key). `owner` and `vo` restrict to one owner's records (users: the pair (VO,
+ * name); the same name in another VO is another user). One statement on `accounting_ended` /
+ * `accounting_owner_ended`.
  */
 export async function accountingReport(
   db: DbOrHandle,
-  opts: { by: AccountingGrouping; since: Date; owner?: string },
+  opts: { by: AccountingGrouping; since: Date; owner?: string; vo?: string },
 ): Promise<AccountingRow[]> {
   const column = GROUP_COLUMN[opts.by];
   const r = await rows<Record<string, unknown>>(
@@ -115,10 +116,10 @@ export async function accountingReport(
             coalesce(sum(wall_seconds), 0) as wall,
             coalesce(sum(normalized_cpu_seconds), 0) as norm
        from accounting
-      where ended_at >= $1::timestamptz and ($2::text is null or owner = $2::text)
+      where ended_at >= $1::timestamptz and ($2::text is null or owner = $2::text) and ($3::text is null or vo = $3::text)
       group by ${column}
       order by norm desc, key`,
-    [opts.since.toISOString(), opts.owner ?? null],
+    [opts.since.toISOString(), opts.owner ?? null, opts.vo ?? null],
   );
   return r.map((x) => ({
     key: String(x['key']),

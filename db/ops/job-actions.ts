@@ -2,8 +2,9 @@
  * Bulk actions on jobs, answered per job (`{ succeeded, failed }`), each in one transaction:
  * the jobs are locked (FOR UPDATE, id order), the ones whose state allows the action are
  * changed by guarded updates (`status = ANY(sourcesOf(target))`), the others answered
- * WMS_JOB_STATE naming their state; unknown ids, and other owners' jobs when `scope.owner` is
- * set, are WMS_JOB_NOT_FOUND.
+ * WMS_JOB_STATE naming their state; unknown ids, and other owners' jobs when a scope is set
+ * (`scope.owner` and `scope.vo`: the same name in another VO is another owner), are
+ * WMS_JOB_NOT_FOUND.
  *
  * - kill: to Killed "Marked for termination"; a `Kill` command is queued for jobs a pilot holds
  *   (Matched, Running, Stalled, Completing) and delivered on its next heartbeat.
@@ -58,7 +59,7 @@ async function bulk(
   const unique = [...new Set(ids)];
   const valid = unique.filter((id) => Number.isSafeInteger(id) && id > 0);
   const { locked, changed } = await dbOf(db).transaction(async (tx) => {
-    const rows = await lockJobs(tx, valid, scope?.owner);
+    const rows = await lockJobs(tx, valid, scope);
     const locked = new Map(rows.map((r) => [r.id, r.status]));
     return { locked, changed: await act(tx, locked) };
   });

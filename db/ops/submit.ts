@@ -1,8 +1,10 @@
 /**
  * Submission: every job of a request stored, or none.
  */
+import { WmsError } from '../../core/errors.js';
 import type { JobDescription } from '../../core/job-model.js';
-import { dbOf, type DbOrHandle } from '../open-db.js';
+import { dbOf, type Db, type DbOrHandle } from '../open-db.js';
+import { lockSandboxes, lockSandboxOwners } from '../queries/sandboxes.js';
 import { allocateJobIds, insertJobs, insertJobSandboxes, type NewJob } from '../queries/submit.js';
 import { lockGroups, taskQueueKey, updateSharePriorities, upsertTaskQueues, type GroupRef } from '../queries/task-queues.js';
 
@@ -11,6 +13,51 @@ export interface SubmitOptions {
   source?: string;
   /** Input sandboxes (sha256, recorded before) of each job, parallel to `jobs`. */
   inputSandboxes?: string[][];
+  /**
+   * Which input sandboxes a job may use: `owner` (default) only those its owner, the pair
+   * (VO, user), uploaded; `any` every recorded one (an admin's submission).
+   */
+  sandboxAccess?: 'owner' | 'any';
+}
+
+/**
+ * Checks, inside the submission's transaction, that each job may use its input sandboxes (see
+ * `sandboxAccess`) and locks what it checked until commit. Throws WMS_SANDBOX_NOT_FOUND naming
+ * the first sandbox that is missing or not the job owner's (another VO's user of the same name
+ * owns nothing of it).
+ */
+async function checkInputSandboxes(
+  tx: Db,
+  jobs: readonly JobDescription[],
+  sandboxes: readonly string[][],
+  access: 'owner' | 'any',
+): Promise<void> {
+  const wanted = new Map<string, { sha256: string; vo: string; owner: string }>();
+  sandboxes.forEach((list, i) => {
+    const { vo, owner } = jobs[i]!.requirements;
+    for (const sha256 of list) wanted.set(`${sha256} ${vo} ${owner}`, { sha256, vo, owner });
+  });
+  if (wanted.size === 0) return;
+  const all = [...wanted.values()];
+  if (access === 'any') {
+    const found = await lockSandboxes(tx, [...new Set(all.map((w) => w.sha256))]);
+    const missing = all.find((w) => !found.has(w.sha256));
+    if (missing) throw new WmsError('WMS_SANDBOX_NOT_FOUND', `InputSandbox entry SB:${missing.sha256}: no such sandbox`);
+    return;
+  }
+  const found = await lockSandboxOwners(
+    tx,
+    all.map((w) => w.sha256),
+    all.map((w) => w.vo),
+    all.map((w) => w.owner),
+  );
+  const missing = [...wanted].find(([key]) => !found.has(key))?.[1];
+  if (missing) {
+    throw new WmsError(
+      'WMS_SANDBOX_NOT_FOUND',
+      `InputSandbox entry SB:${missing.sha256}: no such sandbox of ${missing.owner} (VO ${missing.vo})`,
+    );
+  }
 }
 
 /**
@@ -20,7 +67,8 @@ export interface SubmitOptions {
  *    set filed into its task queue (created when new), one statement;
  * 3. all jobs inserted as Waiting with their two history rows, one statement (arrays through
  *    `unnest`: 100,000 jobs per call are fine); `bulk_id` = the first id when more than one job;
- * 4. input sandboxes linked; the share priorities of the touched groups recomputed.
+ * 4. input sandboxes checked (each owned by its job's owner, the pair (VO, user), unless
+ *    `sandboxAccess: 'any'`) and linked; the share priorities of the touched groups recomputed.
  * Measured on PostgreSQL 15 here (2 cores): see db/README.md.
  */
 export async function submitJobs(db: DbOrHandle, jobs: readonly JobDescription[], opts: SubmitOptions = {}): Promise<number[]> {
@@ -31,6 +79,7 @@ export async function submitJobs(db: DbOrHandle, jobs: readonly JobDescription[]
   }
   const source = opts.source ?? 'JobManager';
   return dbOf(db).transaction(async (tx) => {
+    if (sandboxes !== undefined) await checkInputSandboxes(tx, jobs, sandboxes, opts.sandboxAccess ?? 'owner');
     const ids = await allocateJobIds(tx, jobs.length);
 
     const groups = new Map<string, GroupRef>();

@@ -17,12 +17,14 @@ import { rows, num } from './raw.js';
 import type { DbOrHandle } from '../open-db.js';
 import type { JobState } from '../../core/job-states.js';
 
-/** One row of `job_history` with the job's owner (for scoping) and current site. */
+/** One row of `job_history` with the job's owner and VO (for scoping) and current site. */
 export interface JobHistoryChange {
   /** The history row id (the cursor). */
   historyId: number;
   jobId: number;
   owner: string;
+  /** The job's VO: the owner is the pair (VO, owner). */
+  vo: string;
   status: JobState;
   minorStatus: string;
   applicationStatus: string;
@@ -30,13 +32,14 @@ export interface JobHistoryChange {
   at: Date;
 }
 
-const HISTORY_COLUMNS = `h.id, h.job_id, j.owner, h.status::text as status, h.minor_status, h.application_status, j.site, h.at`;
+const HISTORY_COLUMNS = `h.id, h.job_id, j.owner, j.vo, h.status::text as status, h.minor_status, h.application_status, j.site, h.at`;
 
 function historyChange(r: Record<string, unknown>): JobHistoryChange {
   return {
     historyId: num(r['id']),
     jobId: num(r['job_id']),
     owner: r['owner'] as string,
+    vo: r['vo'] as string,
     status: r['status'] as JobState,
     minorStatus: r['minor_status'] as string,
     applicationStatus: r['application_status'] as string,
@@ -82,19 +85,24 @@ export type JobStateNow = JobHistoryChange;
 
 /**
  * The current state of jobs (one statement, so state and history id agree), in id order.
- * `owner` restricts to one owner's jobs; others are absent, as missing ids are. Uses the
- * primary key and `job_history_job (job_id, id)`.
+ * `scope` restricts to one owner's jobs (`owner` and `vo`: the same name in another VO is
+ * another owner); others are absent, as missing ids are. Uses the primary key and
+ * `job_history_job (job_id, id)`.
  */
-export async function currentJobStates(db: DbOrHandle, ids: readonly number[], owner?: string): Promise<JobStateNow[]> {
+export async function currentJobStates(
+  db: DbOrHandle,
+  ids: readonly number[],
+  scope: { owner?: string; vo?: string } = {},
+): Promise<JobStateNow[]> {
   if (ids.length === 0) return [];
   const r = await rows(
     db,
-    `select coalesce((select max(h.id) from job_history h where h.job_id = j.id), 0) as id, j.id as job_id, j.owner,
+    `select coalesce((select max(h.id) from job_history h where h.job_id = j.id), 0) as id, j.id as job_id, j.owner, j.vo,
             j.status::text as status, j.minor_status, j.application_status, j.site, j.last_update_at as at
        from jobs j
-      where j.id = any($1::bigint[]) and ($2::text is null or j.owner = $2::text)
+      where j.id = any($1::bigint[]) and ($2::text is null or j.owner = $2::text) and ($3::text is null or j.vo = $3::text)
       order by j.id`,
-    [[...ids], owner ?? null],
+    [[...ids], scope.owner ?? null, scope.vo ?? null],
   );
   return r.map(historyChange);
 }

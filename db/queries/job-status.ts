@@ -9,22 +9,22 @@ import { exec, num, rows } from './raw.js';
 
 /**
  * Locks the jobs (`FOR UPDATE`, in id order so that two bulk actions never deadlock) and answers
- * their current status; missing ids and, with `owner`, other owners' jobs are absent.
- * Needs a transaction.
+ * their current status; missing ids and, with a scope, other owners' jobs (another name, or the
+ * same name in another VO) are absent. Needs a transaction.
  */
 export async function lockJobs(
   db: DbOrHandle,
   ids: readonly number[],
-  owner?: string,
+  scope: { owner?: string; vo?: string } = {},
 ): Promise<{ id: number; status: JobState }[]> {
   if (ids.length === 0) return [];
   const r = await rows<{ id: unknown; status: JobState }>(
     db,
     `select id, status from jobs
-      where id = any($1::bigint[]) and ($2::text is null or owner = $2::text)
+      where id = any($1::bigint[]) and ($2::text is null or owner = $2::text) and ($3::text is null or vo = $3::text)
       order by id
       for update`,
-    [[...ids], owner ?? null],
+    [[...ids], scope.owner ?? null, scope.vo ?? null],
   );
   return r.map((x) => ({ id: num(x.id), status: x.status }));
 }

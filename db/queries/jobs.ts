@@ -1,7 +1,8 @@
 /**
  * Reading jobs: by ids, listed with filters and paging (newest first), counted by status, their
- * history, parameters and recent heartbeats. Typed drizzle builders; `scope.owner` restricts to one owner's jobs
- * (a user), absent means every job (an admin).
+ * history, parameters and recent heartbeats. Typed drizzle builders; `scope` restricts to one owner's jobs
+ * (a user is the pair (VO, name): `scope.vo` and `scope.owner` together), absent means every job
+ * (an admin).
  */
 import { and, asc, count, desc, eq, gte, ilike, lte, or, sql, type SQL } from 'drizzle-orm';
 import { JOB_STATES, type JobState } from '../../core/job-states.js';
@@ -36,6 +37,8 @@ export const MAX_HEARTBEATS = 200;
 export interface JobScope {
   /** Only this owner's jobs; another owner's job is treated as not found. */
   owner?: string;
+  /** Only jobs of this VO (with `owner`: one user; the same name in another VO is another user). */
+  vo?: string;
 }
 
 export interface JobFilter {
@@ -57,7 +60,10 @@ export function idIn(ids: readonly number[]): SQL {
 }
 
 function ownerIs(scope: JobScope | undefined): SQL | undefined {
-  return scope?.owner === undefined ? undefined : eq(jobs.owner, scope.owner);
+  return and(
+    scope?.owner === undefined ? undefined : eq(jobs.owner, scope.owner),
+    scope?.vo === undefined ? undefined : eq(jobs.vo, scope.vo),
+  );
 }
 
 /** Jobs by id (in id order); missing ids and other owners' jobs are simply absent. */

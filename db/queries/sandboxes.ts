@@ -1,7 +1,8 @@
 /**
  * Sandboxes: tar.gz archives named by their SHA-256 (the bytes live on disk, see
- * services/sandbox-store.ts), who owns them (everyone who uploaded those bytes), and which job
- * uses which, as input or output.
+ * services/sandbox-store.ts), who owns them (everyone who uploaded those bytes; an owner is the
+ * pair (VO, user): `alice` of atlas and `alice` of lhcb are two owners), and which job uses
+ * which, as input or output.
  */
 import { and, asc, eq } from 'drizzle-orm';
 import { dbOf, type DbOrHandle } from '../open-db.js';
@@ -11,10 +12,16 @@ import { insertJobSandboxes } from './submit.js';
 
 export type SandboxRow = typeof sandboxes.$inferSelect;
 
+/** A sandbox owner: a user of one VO. */
+export interface SandboxOwner {
+  owner: string;
+  vo: string;
+}
+
 /**
- * Records an uploaded archive and adds the uploader to its owners. Idempotent: recording it
- * again (by anyone) refreshes its access time; an owner already there keeps their first group
- * and VO. One statement (the owner row's foreign key is checked at its end, when the archive
+ * Records an uploaded archive and adds the uploader (VO, user) to its owners. Idempotent:
+ * recording it again (by anyone) refreshes its access time; an owner already there keeps their
+ * first group. One statement (the owner row's foreign key is checked at its end, when the archive
  * row exists).
  */
 export async function recordSandbox(
@@ -28,7 +35,7 @@ export async function recordSandbox(
        on conflict (sha256) do update set last_access_at = now()
      )
      insert into sandbox_owners (sha256, owner, owner_group, vo) values ($1, $3, $4, $5)
-     on conflict (sha256, owner) do nothing`,
+     on conflict (sha256, vo, owner) do nothing`,
     [s.sha256, s.size, s.owner, s.ownerGroup, s.vo],
   );
 }
@@ -38,26 +45,74 @@ export async function getSandbox(db: DbOrHandle, sha256: string): Promise<Sandbo
   return row ?? null;
 }
 
-/** The sha256s among `sha256s` that `owner` owns (primary key of sandbox_owners), in input order. */
-export async function sandboxesOwnedBy(db: DbOrHandle, sha256s: readonly string[], owner: string): Promise<string[]> {
+/**
+ * The sha256s among `sha256s` that `who` (VO and user) owns (primary key of sandbox_owners), in
+ * input order. The same user name in another VO owns nothing of these.
+ */
+export async function sandboxesOwnedBy(db: DbOrHandle, sha256s: readonly string[], who: SandboxOwner): Promise<string[]> {
   if (sha256s.length === 0) return [];
   const found = await rows<{ sha256: string }>(
     db,
-    'select sha256 from sandbox_owners where sha256 = any($1::text[]) and owner = $2',
-    [[...sha256s], owner],
+    'select sha256 from sandbox_owners where sha256 = any($1::text[]) and vo = $2::text and owner = $3::text',
+    [[...sha256s], who.vo, who.owner],
   );
   const owned = new Set(found.map((r) => r.sha256));
   return sha256s.filter((s) => owned.has(s));
 }
 
-/** Is `owner` one of the owners of sandbox `sha256`? False when there is no such sandbox. */
-export async function sandboxOwnedBy(db: DbOrHandle, sha256: string, owner: string): Promise<boolean> {
-  return (await sandboxesOwnedBy(db, [sha256], owner)).length > 0;
+/**
+ * Of the (sandbox, VO, user) triples given (parallel arrays), the ones that exist in
+ * sandbox_owners, each as `sha256 vo owner` joined by spaces; the owner rows are locked
+ * (`FOR SHARE`) until the transaction ends, so that job cleaning cannot remove them meanwhile.
+ */
+export async function lockSandboxOwners(
+  db: DbOrHandle,
+  sha256s: readonly string[],
+  vos: readonly string[],
+  owners: readonly string[],
+): Promise<Set<string>> {
+  if (sha256s.length === 0) return new Set();
+  const found = await rows<{ sha256: string; vo: string; owner: string }>(
+    db,
+    `select o.sha256, o.vo, o.owner
+       from sandbox_owners o
+       join unnest($1::text[], $2::text[], $3::text[]) as u(sha256, vo, owner)
+         on o.sha256 = u.sha256 and o.vo = u.vo and o.owner = u.owner
+     for share of o`,
+    [[...sha256s], [...vos], [...owners]],
+  );
+  return new Set(found.map((r) => `${r.sha256} ${r.vo} ${r.owner}`));
 }
 
-/** Is sandbox `sha256` linked to job `jobId`, as input or output (primary key of job_sandboxes)? */
-export async function jobUsesSandbox(db: DbOrHandle, jobId: number, sha256: string): Promise<boolean> {
-  const found = await rows(db, 'select 1 from job_sandboxes where job_id = $1 and sha256 = $2 limit 1', [jobId, sha256]);
+/** Of `sha256s`, the archives that exist, locked (`FOR SHARE`) until the transaction ends. */
+export async function lockSandboxes(db: DbOrHandle, sha256s: readonly string[]): Promise<Set<string>> {
+  if (sha256s.length === 0) return new Set();
+  const found = await rows<{ sha256: string }>(
+    db,
+    'select sha256 from sandboxes where sha256 = any($1::text[]) for share',
+    [[...sha256s]],
+  );
+  return new Set(found.map((r) => r.sha256));
+}
+
+/** Is `who` (VO and user) one of the owners of sandbox `sha256`? False when there is no such sandbox. */
+export async function sandboxOwnedBy(db: DbOrHandle, sha256: string, who: SandboxOwner): Promise<boolean> {
+  return (await sandboxesOwnedBy(db, [sha256], who)).length > 0;
+}
+
+/**
+ * Is sandbox `sha256` linked to job `jobId`, as input or output (primary key of job_sandboxes)?
+ * With `owner` (a job token's claims), only when the job also belongs to that (VO, user).
+ */
+export async function jobUsesSandbox(db: DbOrHandle, jobId: number, sha256: string, owner?: SandboxOwner): Promise<boolean> {
+  const found = await rows(
+    db,
+    `select 1 from job_sandboxes js
+      where js.job_id = $1 and js.sha256 = $2
+        and ($3::text is null or exists (select 1 from jobs j where j.id = js.job_id and j.vo = $3::text and j.owner = $4::text))
+      limit 1`,
+    [jobId, sha256, owner?.vo ?? null, owner?.owner ?? null],
+  );
   return found.length > 0;
 }
 

@@ -2,7 +2,7 @@
  * Accounting reports: `GET /api/accounting?by=site|group|user|vo&since=7d` answers the totals
  * of the accounting records (one per finished job, written by the accounting agent) ended
  * within `since` (default 7d), one row per key, biggest normalized CPU first. Users see only
- * their own records; admins and site admins see all.
+ * their own records (their name in their VO); admins and site admins see all.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
@@ -18,7 +18,7 @@ const DEFAULT_SINCE = '7d';
 const AccountingQuery = Type.Object(
   {
     by: Type.Union(ACCOUNTING_GROUPINGS.map((g) => Type.Literal(g)), { description: 'group records by site, group, user or vo' }),
-    since: Type.Optional(Type.String({ description: 'records of jobs ended within this duration: 30m, 12h, 7d, 2w (default 7d)' })),
+    since: Type.Optional(Type.String({ maxLength: 32, description: 'records of jobs ended within this duration: 30m, 12h, 7d, 2w (default 7d)' })),
   },
   { additionalProperties: false },
 );
@@ -67,7 +67,8 @@ export const accountingPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async 
       const rows = await accountingReport(ctx.handle, {
         by: request.query.by,
         since,
-        ...(p.role === 'user' ? { owner: p.user } : {}),
+        // A user is the pair (VO, name): only their own records, of their VO.
+        ...(p.role === 'user' ? { owner: p.user, vo: p.vo } : {}),
       });
       return { by: request.query.by, since: since.toISOString(), rows };
     },

@@ -11,7 +11,8 @@
  * Protocol (JSON text frames). The client sends
  *   `{ "subscribe": { "jobs": [ids] | "mine" | "all", "pilots": true, "sites": true } }`
  * (each key optional; a new message replaces the previous subscription; `{}` stops). `"all"`
- * is for admins, `pilots` for admins and site admins. The server answers with the current state
+ * is for admins, `pilots` for admins and site admins (a site admin gets the pilot and site
+ * events of the sites its token administers only). The server answers with the current state
  * of each listed job the caller may see (a `job` event), then
  *   `{ "type": "subscribed", "jobs": [found ids] | "mine" | "all" | null, "notFound": [ids], "pilots", "sites" }`,
  * then every change after that state, per job in order:
@@ -19,7 +20,8 @@
  *   `{ type: "pilot", id, status, statusReason, site, ce, at }`
  *   `{ type: "site", kind: "site" | "ce" | "queue", site, ce, queue, banned, paused, pausedUntil, reason, at }`
  * and `{ type: "error", code, message }` for a refused or malformed message (the socket stays
- * open). A user only ever sees their own jobs: other owners' jobs are "not found".
+ * open). A user only ever sees their own jobs, of their VO: other owners' jobs (and those of the
+ * same name in another VO) are "not found".
  *
  * Source: the database (`db/queries/changes.ts`), so changes made by other replicas and by
  * agents in other processes are seen. ONE poller per process and database (`ChangeFeed`) reads
@@ -31,7 +33,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { WebSocket } from '@fastify/websocket';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { WmsError } from '../../core/errors.js';
-import { ownerScope, PERSON_ROLES, type PersonPrincipal, type PersonRole } from '../../core/identity.js';
+import { inScope, managesSite, ownerScope, PERSON_ROLES, type OwnerScope, type PersonPrincipal, type PersonRole } from '../../core/identity.js';
 import {
   currentJobStates,
   databaseNow,
@@ -99,13 +101,14 @@ export class Subscriber {
   buffer: JobHistoryChange[] | null = null;
   /** Set when its socket closed: it is never (re-)added to the feed. */
   closed = false;
-  private readonly owner: string | undefined;
+  /** Which jobs it may see at all: its own (VO, name) for users, every job for admins. */
+  private readonly scope: OwnerScope;
 
   constructor(
     readonly principal: PersonPrincipal,
     private readonly socket: WebSocket,
   ) {
-    this.owner = ownerScope(principal).owner;
+    this.scope = ownerScope(principal);
   }
 
   send(message: unknown): void {
@@ -124,13 +127,13 @@ export class Subscriber {
   deliverJob(c: JobHistoryChange): void {
     const jobs = this.spec.jobs;
     if (jobs === null) return;
-    // The scope first: another owner's job never goes out, whatever was asked.
-    if (this.owner !== undefined && c.owner !== this.owner) return;
+    // The scope first: another owner's job (or the same name's in another VO) never goes out.
+    if (!inScope(this.scope, c)) return;
     const last = this.jobCursor.get(c.jobId);
     if (Array.isArray(jobs)) {
       if (last === undefined || c.historyId <= last) return;
     } else {
-      if (jobs === 'mine' && c.owner !== this.principal.user) return;
+      if (jobs === 'mine' && (c.owner !== this.principal.user || c.vo !== this.principal.vo)) return;
       if (c.historyId <= (last ?? this.streamFrom)) return;
     }
     this.jobCursor.set(c.jobId, c.historyId);
@@ -138,11 +141,13 @@ export class Subscriber {
   }
 
   offerPilot(p: PilotChange): void {
-    if (this.spec.pilots) this.send(pilotEvent(p));
+    // Site admins: only the pilots of the sites they administer.
+    if (this.spec.pilots && (this.principal.role !== 'site-admin' || managesSite(this.principal, p.site))) this.send(pilotEvent(p));
   }
 
   offerSite(e: SiteEvent): void {
-    if (this.spec.sites) this.send(e);
+    // Users see every site's bans and pauses (the registry is public); site admins their own sites'.
+    if (this.spec.sites && (this.principal.role !== 'site-admin' || managesSite(this.principal, e.site))) this.send(e);
   }
 }
 
@@ -443,7 +448,7 @@ export const eventsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       let notFound: number[] = [];
       let jobs: Subscription['jobs'] = spec.jobs;
       if (Array.isArray(spec.jobs)) {
-        const now = await currentJobStates(ctx.handle, spec.jobs, ownerScope(sub.principal).owner);
+        const now = await currentJobStates(ctx.handle, spec.jobs, ownerScope(sub.principal));
         for (const s of now) {
           sub.jobCursor.set(s.jobId, s.historyId);
           sub.send(jobEvent(s));

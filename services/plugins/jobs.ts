@@ -4,8 +4,9 @@
  * listing with filters and paging, counts by status) and act (kill, reschedule, delete: answered
  * per job).
  *
- * Who: users on their own jobs (every db call gets `scope: { owner }`, so another user's job
- * is 404 WMS_JOB_NOT_FOUND, as if it did not exist); admins on every job; a job token reads
+ * Who: users on their own jobs (every db call gets `scope: { owner, vo }`: a user is the pair
+ * (VO, name), so another user's job, or the job of the same name in another VO, is 404
+ * WMS_JOB_NOT_FOUND, as if it did not exist); admins on every job; a job token reads
  * only its own job (another id: 403 WMS_FORBIDDEN).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -15,6 +16,7 @@ import type { JobState } from '../../core/job-states.js';
 import type { JobDescription } from '../../core/job-model.js';
 import { ownerScope, submitterOf, type Principal } from '../../core/identity.js';
 import { describeJobList, describeJobs } from '../../core/jdl/index.js';
+import { jobTokenDeadMessage } from '../../core/pilot-protocol.js';
 import {
   countJobsByStatus,
   deleteJobs,
@@ -28,6 +30,7 @@ import {
   rescheduleJobs,
   submitJobs,
   getSandbox,
+  jobTokenDead,
   sandboxesOwnedBy,
   type JobFilter,
   type JobRow,
@@ -71,9 +74,9 @@ const SubmitAnswer = Type.Object({
 const ListQuery = Type.Object(
   {
     status: Type.Optional(Type.Array(JobStateSchema, { description: 'repeat for several' })),
-    site: Type.Optional(Type.String({ minLength: 1 })),
-    group: Type.Optional(Type.String({ minLength: 1, description: 'JobGroup' })),
-    owner: Type.Optional(Type.String({ minLength: 1, description: 'admins only (users: themselves)' })),
+    site: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    group: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'JobGroup' })),
+    owner: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'admins only (users: themselves)' })),
     since: Type.Optional(Type.String({ format: 'date-time', description: 'submitted at or after' })),
     until: Type.Optional(Type.String({ format: 'date-time', description: 'submitted at or before' })),
     search: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'job name or id' })),
@@ -118,7 +121,6 @@ const StatusAnswer = Type.Object({
   notFound: Type.Array(Type.Integer()),
 });
 
-/** For read routes open to job tokens: a job token may read only its own job. */
 /**
  * The job `id` as the caller may see it: a job token only its own job (403 otherwise), a user
  * only their own jobs (another's answers 404, as an unknown id does), admins any job.
@@ -129,6 +131,8 @@ export async function visibleJob(ctx: ServiceContext, p: Principal, id: number):
   }
   const [row] = await getJobs(ctx.handle, [id], ownerScope(p));
   if (!row) throw new WmsError('WMS_JOB_NOT_FOUND', `no job ${id}`);
+  // A job token dies with its job: once the job is over it reads nothing more either.
+  if (p.role === 'job' && jobTokenDead(row.status)) throw new WmsError('WMS_FORBIDDEN', jobTokenDeadMessage(id, row.status));
   return row;
 }
 
@@ -161,8 +165,9 @@ function checkOwnerFilter(p: Principal, owner: string | undefined): void {
 
 /**
  * The sandboxes each job's InputSandbox names with `SB:<sha256>`, checked: each must be in the
- * store and be owned by the submitter (one of its owners; admins may use any). Throws
- * WMS_SANDBOX_NOT_FOUND naming the first bad one (another user's sandbox is "not found" too).
+ * store and be owned by the submitter, the (VO, user) that will own the jobs (one of its
+ * owners; admins may use any). Throws WMS_SANDBOX_NOT_FOUND naming the first bad one (another
+ * user's sandbox, or one of the same name in another VO, is "not found" too).
  */
 async function inputSandboxesOf(
   ctx: ServiceContext,
@@ -181,7 +186,8 @@ async function inputSandboxesOf(
     }
   }
   // Users: one query for all of them; admins may use any sandbox that exists.
-  const owned = p.role === 'admin' ? null : new Set(await sandboxesOwnedBy(ctx.handle, unique, p.user));
+  const owned =
+    p.role === 'admin' ? null : new Set(await sandboxesOwnedBy(ctx.handle, unique, { owner: p.user, vo: p.vo }));
   for (const sha of unique) {
     const usable = owned ? owned.has(sha) : (await getSandbox(ctx.handle, sha)) !== null;
     if (!usable) {
@@ -232,6 +238,7 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
       const jobIds = await submitJobs(ctx.handle, descriptions, {
         source: `JobManager:${p.user}`,
         inputSandboxes,
+        sandboxAccess: p.role === 'admin' ? 'any' : 'owner',
       });
       request.log.info({ owner: p.user, jobs: jobIds.length }, 'jobs submitted');
       ctx.metrics.jobsSubmitted(jobIds.length);

@@ -98,7 +98,7 @@ export const usagePlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
         weekSince: weekSince.toISOString(),
         defaultShare: DEFAULT_GROUP_SHARE,
         groups: report.groups.filter((g) => g.group === p.group),
-        users: report.users.filter((u) => u.user === p.user),
+        users: report.users.filter((u) => u.user === p.user && u.vo === p.vo),
       };
     },
   );

@@ -55,6 +55,22 @@ describeDb('job actions', (ctx) => {
     expect(again.failed[0]).toMatchObject({ code: 'WMS_JOB_STATE', message: `job ${a} is Killed: it cannot be killed` });
   });
 
+  it('a scope is (VO, owner): the same name in another VO gets "not found" for kill, reschedule and delete', async () => {
+    const [atlas] = await submitJobs(ctx.handle, [makeJob({ requirements: { owner: 'alice', vo: 'atlas' } })]);
+    const [lhcb] = await submitJobs(ctx.handle, [makeJob({ requirements: { owner: 'alice', vo: 'lhcb' } })]);
+    const asLhcb = { owner: 'alice', vo: 'lhcb' };
+    const notFound = { succeeded: [], failed: [{ id: atlas, code: 'WMS_JOB_NOT_FOUND', message: `job ${atlas} not found` }] };
+    expect(await killJobs(ctx.handle, [atlas!], { source, scope: asLhcb })).toEqual(notFound);
+    expect(await rescheduleJobs(ctx.handle, [atlas!], { source, scope: asLhcb, maxRescheduling: 3 })).toEqual(notFound);
+    expect(await deleteJobs(ctx.handle, [atlas!], { source, scope: asLhcb })).toEqual(notFound);
+    expect(await status(ctx.handle, atlas!)).toBe('Waiting');
+    expect((await getJobHistory(ctx.handle, atlas!)).map((h) => h.status)).toEqual(['Received', 'Waiting']);
+    // Her own job, in her VO, she may kill.
+    expect(await killJobs(ctx.handle, [lhcb!, atlas!], { source, scope: asLhcb })).toMatchObject({ succeeded: [lhcb] });
+    expect(await status(ctx.handle, lhcb!)).toBe('Killed');
+    expect(await status(ctx.handle, atlas!)).toBe('Waiting');
+  });
+
   it('killing a job a pilot holds queues a Kill command', async () => {
     const [a, b] = await submitJobs(ctx.handle, makeJobs(2));
     const m = await matchJob(ctx.handle, makeResource(), { pilotId: 42 });

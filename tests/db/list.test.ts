@@ -85,6 +85,17 @@ describeDb('listing and counting jobs', (ctx) => {
     });
   });
 
+  it('a scope is (VO, owner): the same name in another VO sees none of these jobs', async () => {
+    // Every job of this suite is of VO vo1 (bob's and alice's).
+    const other = { owner: 'bob', vo: 'vo2' };
+    expect(await getJobs(ctx.handle, [bob[0]!, bob[1]!], other)).toEqual([]);
+    expect(await listJobs(ctx.handle, {}, { limit: 100 }, other)).toEqual({ jobs: [], total: 0 });
+    expect(Object.values(await countJobsByStatus(ctx.handle, {}, other)).every((n) => n === 0)).toBe(true);
+    const same = { owner: 'bob', vo: 'vo1' };
+    expect((await getJobs(ctx.handle, [bob[0]!, bob[1]!], same)).map((r) => r.id)).toEqual([bob[0], bob[1]]);
+    expect((await listJobs(ctx.handle, {}, { limit: 100 }, same)).total).toBe(bob.length);
+  });
+
   it('getJobs answers only existing jobs in scope, in id order', async () => {
     const rows = await getJobs(ctx.handle, [bob[1]!, alice[2]!, 999_999], { owner: 'bob' });
     expect(rows.map((r) => r.id)).toEqual([bob[1]]);

@@ -164,7 +164,8 @@ describeDb('event stream', (ctx) => {
   it('pilots: a site admin gets their changes, a user is refused; sites: bans', async () => {
     const user = await open(alice);
     expect(await user.subscribe({ pilots: true })).toMatchObject({ type: 'error', code: 'WMS_FORBIDDEN' });
-    const sa = await open(await t.tokenFor({ role: 'site-admin', user: 'sam', vo: 'vo1', group: 'vo1_siteadmin' }));
+    // A site admin gets the pilot and site events of the sites of its token.
+    const sa = await open(await t.tokenFor({ role: 'site-admin', user: 'sam', vo: 'vo1', group: 'vo1_siteadmin', sites: ['LCG.Beta.org'] }));
     expect(await sa.subscribe({ pilots: true, sites: true })).toMatchObject({ type: 'subscribed', pilots: true, sites: true });
     const [p] = (await createPilots(t.db, [
       { stamp: 'events-pilot-2', site: 'LCG.Beta.org', ce: 'ce02.beta.org', ceType: 'slurm', queue: 'q', queueId: null, vo: 'vo1' },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { claimsOf, ownerScope, principalFromClaims, submitterOf, type Principal } from '../../core/identity.js';
+import { claimsOf, inScope, ownerScope, principalFromClaims, submitterOf, type Principal } from '../../core/identity.js';
 
 describe('claims and principals', () => {
   const principals: Principal[] = [
@@ -32,8 +32,14 @@ describe('claims and principals', () => {
 
   it('owner scope: admins none, users and job tokens their owner, others nobody', () => {
     expect(ownerScope(principals[1]!)).toEqual({});
-    expect(ownerScope(principals[0]!)).toEqual({ owner: 'alice' });
-    expect(ownerScope(principals[4]!)).toEqual({ owner: 'alice' });
+    // A user is the pair (VO, name): alice of vo1 is not alice of vo2.
+    expect(ownerScope(principals[0]!)).toEqual({ owner: 'alice', vo: 'vo1' });
+    expect(ownerScope(principals[4]!)).toEqual({ owner: 'alice', vo: 'vo1' });
+    expect(inScope(ownerScope(principals[0]!), { owner: 'alice', vo: 'vo1' })).toBe(true);
+    expect(inScope(ownerScope(principals[0]!), { owner: 'alice', vo: 'vo2' })).toBe(false);
+    expect(inScope(ownerScope(principals[0]!), { owner: 'bob', vo: 'vo1' })).toBe(false);
+    expect(inScope(ownerScope(principals[1]!), { owner: 'anyone', vo: 'any' })).toBe(true);
+    expect(inScope(ownerScope(principals[2]!), { owner: 'sam', vo: 'vo1' })).toBe(false);
     expect(ownerScope(principals[2]!).owner).toContain(':');
     expect(ownerScope(principals[3]!).owner).toContain(':');
   });
