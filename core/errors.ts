@@ -18,6 +18,8 @@ export const ERROR_CODES = [
   'WMS_SANDBOX_NOT_FOUND',
   'WMS_SANDBOX_CHECKSUM',
   'WMS_SANDBOX_TOO_LARGE',
+  'WMS_PAYLOAD_TOO_LARGE', // a request body or a JDL is over its configured size limit
+  'WMS_RATE_LIMITED', // too many requests from this caller: retry after the Retry-After seconds
   'WMS_AUTH_MISSING', // no token
   'WMS_AUTH_INVALID', // bad signature, expired, malformed
   'WMS_FORBIDDEN', // authenticated, but the role or ownership does not allow it

@@ -31,6 +31,15 @@ export interface JobLimits {
   maxRescheduling: number;
 }
 
+/**
+ * Tags one job may require (JDL `Tags`, `Tag`) or one pilot may offer (a resource's `tags`):
+ * they form task-queue keys, which must stay small enough to index.
+ */
+export const MAX_TAGS = 100;
+
+/** Longest site, CE, platform or tag name, job name or job group (indexed columns). */
+export const MAX_NAME_LENGTH = 256;
+
 /** DIRAC's JobScheduling/taskQueueCPUTimeIntervals. */
 export const DEFAULT_CPU_SEGMENTS: readonly number[] = [
   360, 1800, 3600, 21600, 43200, 86400, 172800, 259200, 345600, 518400, 691200, 864000, 1080000,

@@ -6,6 +6,7 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import { ERROR_CODES } from '../core/errors.js';
 import { JOB_STATES } from '../core/job-states.js';
+import { MAX_NAME_LENGTH, MAX_TAGS } from '../core/job-model.js';
 import { PERSON_ROLES, ROLES } from '../core/identity.js';
 
 export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
@@ -50,7 +51,17 @@ export function errorResponses(...statuses: number[]): Record<number, typeof Err
 /** The error answers of an authenticated route. */
 export const AUTH_ERRORS = [401, 403] as const;
 
-export const JobIdSchema = Type.Integer({ minimum: 1, description: 'job id' });
+/**
+ * A database id (bigserial): at most 2^53 - 1, the largest integer JSON and JavaScript carry
+ * exactly (below PostgreSQL's bigint bound). Integer fields without a bound of their own get
+ * PostgreSQL's int4 bound (`withBounds` in app.ts).
+ */
+export const ID_MAX = Number.MAX_SAFE_INTEGER;
+
+/** A bigserial id in a request. */
+export const IdSchema = (description: string) => Type.Integer({ minimum: 1, maximum: ID_MAX, description });
+
+export const JobIdSchema = IdSchema('job id');
 export const JobIdParams = Type.Object({ id: JobIdSchema });
 
 export const JobSummarySchema = Type.Object({
@@ -109,7 +120,7 @@ export const BulkResultSchema = Type.Object(
   { description: 'Per-job answer of a bulk action: the request succeeds even when jobs fail.' },
 );
 
-const Name = Type.String({ minLength: 1, maxLength: 256 });
+const Name = Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH });
 
 /** What a pilot offers; mirrors `ResourceDescription` in core/matching.ts. */
 export const ResourceSchema = Type.Object(
@@ -118,13 +129,14 @@ export const ResourceSchema = Type.Object(
     ce: Type.Optional(Name),
     queue: Type.Optional(Name),
     platform: Type.Optional(Name),
-    tags: Type.Optional(Type.Array(Name, { maxItems: 256 })),
-    requiredTags: Type.Optional(Type.Array(Name, { maxItems: 256 })),
+    tags: Type.Optional(Type.Array(Name, { maxItems: MAX_TAGS })),
+    requiredTags: Type.Optional(Type.Array(Name, { maxItems: MAX_TAGS })),
     processors: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
-    ramMb: Type.Optional(Type.Integer({ minimum: 0 })),
-    gpus: Type.Optional(Type.Integer({ minimum: 0 })),
+    ramMb: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })),
+    gpus: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000 })),
     cpuWork: Type.Number({
       minimum: 0,
+      maximum: 1e15,
       description: 'CPU work the pilot can still deliver: time left x DB12 (normalized seconds)',
     }),
     vo: Type.Optional(Name),

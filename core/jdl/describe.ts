@@ -21,7 +21,7 @@
  */
 
 import { isWmsError, jdlError, type ErrorCode, type JdlProblem } from '../errors.js';
-import type { Identity, JobDescription, JobLimits, JobRequirements } from '../job-model.js';
+import { MAX_NAME_LENGTH, MAX_TAGS, type Identity, type JobDescription, type JobLimits, type JobRequirements } from '../job-model.js';
 import { toCpuSegment } from '../cpu-segments.js';
 import {
   makeAttribute,
@@ -211,6 +211,9 @@ function describeAd(
   const jobType = read.oneOf('JobType', limits.allowedJobTypes, 'User');
   const jobGroup = read.text('JobGroup') ?? identity.vo;
   const jobName = read.text('JobName') ?? (basename(executable) || 'Name');
+  for (const [name, value] of [['JobGroup', jobGroup], ['JobName', jobName]] as const) {
+    if (value.length > MAX_NAME_LENGTH) read.problemAt(name, `${name} is ${value.length} characters long, more than the limit of ${MAX_NAME_LENGTH}`);
+  }
   const logLevel = read.oneOf('LogLevel', LOG_LEVELS, 'INFO', true);
   output.set('CPUTime', cpuTime);
   output.set('Priority', priority);
@@ -235,6 +238,7 @@ function describeAd(
     limits.maxProcessors,
   );
   const tags = [...read.names('Tags'), ...read.names('Tag'), ...processorTags];
+  if (tags.length > MAX_TAGS) read.problemAt('Tags', `Tags lists ${tags.length} tags, more than the limit of ${MAX_TAGS}`);
   const ramMb = read.ramMb();
   const gpus = read.gpus();
 
@@ -437,7 +441,10 @@ class AttributeReader {
 
   /** Names of sites, CEs, platforms or tags: a list, or a comma-separated string. */
   names(name: string): string[] {
-    return this.list(name, true);
+    const names = this.list(name, true);
+    const long = names.find((n) => n.length > MAX_NAME_LENGTH);
+    if (long !== undefined) this.problemAt(name, `${name} entry of ${long.length} characters is longer than the limit of ${MAX_NAME_LENGTH}`);
+    return names;
   }
 
   /** `InputSandbox` / `OutputSandbox`: `LFN:` entries must be `LFN:/...`. */

@@ -3,10 +3,20 @@
  * `HTTP_STATUS` maps each code, and is an exhaustive Record so a new code forces a decision.
  *
  * - WmsError → its status, `{ code, message, problems? }` (JDL errors list each problem with
- *   line and column; WMS_DB_UNAVAILABLE adds `Retry-After`).
+ *   line and column; WMS_DB_UNAVAILABLE and WMS_UNAVAILABLE add `Retry-After`, WMS_RATE_LIMITED
+ *   its own).
  * - fastify validation errors → 400 WMS_VALIDATION listing every problem (path + message).
- * - other fastify client errors (bad JSON, wrong media type, body too large) → their 4xx.
+ * - other fastify client errors (bad JSON, wrong media type) → their 4xx; a body over its
+ *   limit → 413 WMS_PAYLOAD_TOO_LARGE naming the limit.
+ * - the safety net: a value the schemas let through but the database refuses (SQLSTATE class
+ *   22 "data exception": out of range, NUL byte, bad date; 54000 too large to index; 54001
+ *   nested too deep) and a date out of JavaScript's range → 400 WMS_VALIDATION with a generic
+ *   message that echoes nothing of the input. No bad input is ever a 500.
  * - anything else → 500 WMS_INTERNAL "internal error", logged, never echoed.
+ *
+ * Logs: `logSafeError` is the `err` serializer of the app's logger. It drops drizzle's
+ * `params` (a JDL of 15 MiB once made 45 MiB of log), cuts the failed query out of messages
+ * and truncates every text, so one failed request logs at most a few KiB.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isWmsError, type ErrorCode, type JdlProblem } from '../../core/errors.js';
@@ -25,6 +35,8 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   WMS_SANDBOX_NOT_FOUND: 404,
   WMS_SANDBOX_CHECKSUM: 400,
   WMS_SANDBOX_TOO_LARGE: 413,
+  WMS_PAYLOAD_TOO_LARGE: 413,
+  WMS_RATE_LIMITED: 429,
   WMS_AUTH_MISSING: 401,
   WMS_AUTH_INVALID: 401,
   WMS_FORBIDDEN: 403,
@@ -38,6 +50,110 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
 
 /** Seconds a client should wait before retrying when the database is down. */
 export const RETRY_AFTER_SECONDS = 5;
+
+// ---------------------------------------------------------------------------------------------
+// The safety net: input errors raised by the database (or by Date) are the client's, not ours.
+
+/** The SQLSTATE of a database error, looked for along the `cause` chain (drizzle wraps pg's). */
+export function sqlStateOf(e: unknown): string | null {
+  let cur: unknown = e;
+  for (let i = 0; i < 5 && typeof cur === 'object' && cur !== null; i++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
+/**
+ * A generic description of a database input error (class 22, 54000, 54001), or null for any
+ * other state. Never quotes the database's message: it may echo the value or the query.
+ */
+export function databaseInputProblem(state: string | null): string | null {
+  if (state === null) return null;
+  switch (state) {
+    case '22001':
+      return 'a text value is too long';
+    case '22003':
+      return 'a number is out of range';
+    case '22021':
+    case '22P05':
+      return 'a text value holds a character that cannot be stored (e.g. a NUL byte)';
+    case '22007':
+    case '22008':
+      return 'a date or time is malformed or out of range';
+    case '54000':
+      return 'a value is too large to store or index';
+    case '54001':
+      return 'the input is nested too deeply';
+  }
+  return state.startsWith('22') ? 'a value is not valid' : null;
+}
+
+/** A JavaScript range error caused by input: an invalid Date, or recursion on deep input. */
+function rangeProblem(e: unknown): string | null {
+  if (!(e instanceof RangeError)) return null;
+  if (/invalid time value|invalid date/i.test(e.message)) return 'a date or time is out of range';
+  if (/maximum call stack/i.test(e.message)) return 'the input is nested too deeply';
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logging errors without their parameters
+
+/** Longest text kept per field of a logged error (characters). */
+export const LOG_TEXT_MAX = 1024;
+const STACK_FRAMES_MAX = 12;
+
+function cut(text: string, max = LOG_TEXT_MAX): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
+}
+
+/** The message without what a driver appends after it (drizzle: `\nparams: …`), truncated. */
+function safeMessage(message: string): string {
+  const params = message.indexOf('\nparams:');
+  return cut(params >= 0 ? message.slice(0, params) : message);
+}
+
+const LOGGED_FIELDS = ['code', 'statusCode', 'severity', 'detail', 'hint', 'where', 'table', 'column', 'constraint', 'routine'] as const;
+
+/**
+ * The `err` serializer of the app's logger: type, message, code and the stack frames (never
+ * the message again inside the stack), the driver's fields truncated, `query` truncated,
+ * `params` dropped; the cause chain the same way (3 levels). A few KiB at most.
+ */
+export interface LoggedError {
+  type: string;
+  message: string;
+  stack: string;
+  [key: string]: unknown;
+}
+
+export function logSafeError(err: unknown, depth = 0): LoggedError {
+  if (typeof err !== 'object' || err === null) return { type: typeof err, message: cut(String(err)), stack: '' };
+  const e = err as Error & Record<string, unknown>;
+  const out: LoggedError = {
+    type: e.constructor?.name ?? 'Error',
+    message: safeMessage(typeof e.message === 'string' ? e.message : String(e.message)),
+    stack: '',
+  };
+  for (const k of LOGGED_FIELDS) {
+    const v = e[k];
+    if (typeof v === 'string' || typeof v === 'number') out[k] = typeof v === 'string' ? cut(v, 256) : v;
+  }
+  if (typeof e.query === 'string') out['query'] = cut(e.query, 512);
+  if (typeof e.stack === 'string') {
+    const frames = e.stack.split('\n').filter((l) => /^\s+at /.test(l));
+    out['stack'] = frames.slice(0, STACK_FRAMES_MAX).map((l) => cut(l.trim(), 256)).join('\n');
+  }
+  if (e.cause !== undefined && depth < 3) out['cause'] = logSafeError(e.cause, depth + 1);
+  return out;
+}
+
+/** `1.0 MiB`, `12.5 KiB`, `300 bytes`. */
+export function formatBytes(n: number): string {
+  return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} bytes`;
+}
 
 function isJdlProblem(p: unknown): p is JdlProblem {
   return (
@@ -97,8 +213,9 @@ function validationProblems(err: FastifyError): Problem[] {
   });
 }
 
-function send(reply: FastifyReply, status: number, body: ErrorBody): void {
+function send(reply: FastifyReply, status: number, body: ErrorBody, retryAfterSeconds?: number): void {
   if (status === 503) reply.header('Retry-After', String(RETRY_AFTER_SECONDS));
+  if (status === 429) reply.header('Retry-After', String(Math.max(1, Math.ceil(retryAfterSeconds ?? 1))));
   if (status === 413) reply.header('Connection', 'close');
   void reply.code(status).send(body);
 }
@@ -109,6 +226,11 @@ export function errorHandler(thrown: unknown, request: FastifyRequest, reply: Fa
   const err = asDbUnavailable(thrown);
   if (isWmsError(err)) {
     const status = HTTP_STATUS[err.code] ?? 500;
+    if (err.code === 'WMS_UNAVAILABLE') {
+      // A part not ready (the pilot bundle not built): its message says what to do, nothing internal.
+      send(reply, 503, { code: err.code, message: err.message });
+      return;
+    }
     if (status >= 500 && err.code !== 'WMS_DB_UNAVAILABLE') {
       request.log.error({ err }, 'request failed');
       send(reply, 500, { code: 'WMS_INTERNAL', message: 'internal error' });
@@ -123,7 +245,15 @@ export function errorHandler(thrown: unknown, request: FastifyRequest, reply: Fa
     const body: ErrorBody = { code: err.code, message: err.message };
     const problems = problemsOf(err.details);
     if (problems) body.problems = problems;
-    send(reply, status, body);
+    const retryAfter = (err.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+    send(reply, status, body, typeof retryAfter === 'number' ? retryAfter : undefined);
+    return;
+  }
+  const inputProblem = databaseInputProblem(sqlStateOf(err)) ?? rangeProblem(err);
+  if (inputProblem !== null) {
+    // The schemas should have refused it: logged (without the values) so the gap gets closed.
+    request.log.warn({ err }, 'input refused by the database');
+    send(reply, 400, { code: 'WMS_VALIDATION', message: `invalid input: ${inputProblem}` });
     return;
   }
   const fe = err as FastifyError;
@@ -134,10 +264,17 @@ export function errorHandler(thrown: unknown, request: FastifyRequest, reply: Fa
     return;
   }
   const status = typeof fe?.statusCode === 'number' ? fe.statusCode : 500;
+  if (status === 413) {
+    const limit = request.routeOptions?.bodyLimit;
+    const message =
+      typeof limit === 'number' ? `request body is over the ${formatBytes(limit)} limit of this route` : 'request body is too large';
+    send(reply, 413, { code: 'WMS_PAYLOAD_TOO_LARGE', message });
+    return;
+  }
   if (status >= 400 && status < 500) {
-    // fastify's own client errors: malformed JSON, unsupported media type, body too large.
-    const code: ErrorCode = status === 404 ? 'WMS_NOT_FOUND' : 'WMS_VALIDATION';
-    send(reply, status, { code, message: fe.message });
+    // fastify's own client errors: malformed JSON, unsupported media type.
+    const code: ErrorCode = status === 404 ? 'WMS_NOT_FOUND' : status === 429 ? 'WMS_RATE_LIMITED' : 'WMS_VALIDATION';
+    send(reply, status, { code, message: cut(fe.message, 512) });
     return;
   }
   request.log.error({ err }, 'unexpected error');
