@@ -15,6 +15,13 @@
  *
  * Backslashes count as separators, as tar counts them when it looks for `..`, so `..\x` is
  * refused here rather than half-way through an extraction.
+ *
+ * Entries are not the whole cost of opening an archive: a few KiB of gzip can inflate to
+ * gigabytes of zero blocks after the end-of-archive marker, which no entry accounts for. So the
+ * readers also count every byte the archive expands to while it streams (`ExpansionBudget`):
+ * beyond `limits.maxRatio` times the archive's own size (past a floor that lets small archives
+ * through), beyond the entries' bytes plus tar's own overhead, or beyond `limits.maxSeconds`
+ * of wall clock, reading stops at once with the reason.
  */
 
 /** One archive entry as node-tar's ReadEntry describes it. */
@@ -30,6 +37,14 @@ export interface ArchiveLimits {
   maxEntries: number;
   /** Bytes of file content once unpacked (the sum of the entries' sizes). */
   maxBytes: number;
+  /**
+   * Bytes the archive may expand to per byte of its own size, counted while it streams,
+   * padding and trailing data included (default `DEFAULT_MAX_RATIO`, 200). Archives that
+   * expand to less than `RATIO_FLOOR_BYTES` are not held to it.
+   */
+  maxRatio?: number;
+  /** Wall-clock seconds one unpack may take, listing and extraction together (default 60). */
+  maxSeconds?: number;
 }
 
 /**
@@ -64,6 +79,27 @@ export const DEFAULT_UNPACK_LIMITS: Readonly<ArchiveLimits> = Object.freeze({
   maxEntries: 10_000,
   maxBytes: 1024 * 1024 * 1024,
 });
+
+/** Expansion ratio allowed when the limits name none: gzip of real files stays far below. */
+export const DEFAULT_MAX_RATIO = 200;
+
+/** Seconds an unpack may take when the limits name none. */
+export const DEFAULT_MAX_SECONDS = 60;
+
+/**
+ * Archives expanding to less than this are never refused for their ratio: tar's own zero
+ * blocks (10 KiB for an empty archive) compress to about 50 bytes, a ratio near 200 already.
+ */
+export const RATIO_FLOOR_BYTES = 1024 * 1024;
+
+/**
+ * Tar's own bytes allowed per entry on top of its content: the 512-byte header, padding to
+ * the next block, a pax or GNU long-name header with its body.
+ */
+export const ENTRY_OVERHEAD_BYTES = 4096;
+
+/** Tar's own bytes allowed per archive: the end-of-archive marker and record padding. */
+export const ARCHIVE_OVERHEAD_BYTES = 64 * 1024;
 
 /** At most this many problems are named in one message; the rest are counted. */
 export const MAX_REPORTED_PROBLEMS = 10;
@@ -235,4 +271,79 @@ export function entryTargets(entry: ArchiveEntry): string[] {
   const out = [normalizeArchivePath(entry.path)];
   if (entry.type === 'Link' && entry.linkpath) out.push(normalizeArchivePath(entry.linkpath));
   return out;
+}
+
+/**
+ * The most an archive of `archiveSize` bytes may expand to under `limits`: the entries' bytes
+ * plus tar's overhead, and (past `RATIO_FLOOR_BYTES`) `maxRatio` times its size.
+ */
+export function expansionLimit(limits: ArchiveLimits, archiveSize: number): { bytes: number; byRatio: boolean } {
+  const bySize = limits.maxBytes + limits.maxEntries * ENTRY_OVERHEAD_BYTES + ARCHIVE_OVERHEAD_BYTES;
+  const ratio = limits.maxRatio ?? DEFAULT_MAX_RATIO;
+  const byRatio = Math.max(RATIO_FLOOR_BYTES, ratio * Math.max(0, archiveSize));
+  return byRatio < bySize ? { bytes: byRatio, byRatio: true } : { bytes: bySize, byRatio: false };
+}
+
+/** `limits.maxSeconds` or the default, in milliseconds. */
+export function unpackTimeLimitMs(limits: ArchiveLimits): number {
+  return (limits.maxSeconds ?? DEFAULT_MAX_SECONDS) * 1000;
+}
+
+function secondsText(ms: number): string {
+  const s = ms / 1000;
+  return `${Number.isInteger(s) ? s : s.toFixed(1)} s`;
+}
+
+/**
+ * What one unpack may still spend: the bytes the archive expands to and the wall clock. The
+ * reader counts each decompressed chunk with `expand` (every byte: entries, padding after the
+ * end-of-archive marker, trailing garbage) and asks `timeUp` as it goes (and on a timer, for a
+ * read that does not come back); the first problem is the reason to stop. One budget serves
+ * one pass over the archive; `nextPass` starts another with the same deadline. Pure: the
+ * caller says what time it is.
+ */
+export class ExpansionBudget {
+  /** Bytes expanded so far in this pass. */
+  expanded = 0;
+  readonly limit: number;
+  private readonly byRatio: boolean;
+  readonly deadline: number;
+
+  constructor(
+    readonly limits: ArchiveLimits,
+    /** The archive's size in bytes (compressed). */
+    readonly archiveSize: number,
+    /** When the unpack started (ms, the caller's clock). */
+    readonly startedAt: number,
+  ) {
+    const { bytes, byRatio } = expansionLimit(limits, archiveSize);
+    this.limit = bytes;
+    this.byRatio = byRatio;
+    this.deadline = startedAt + unpackTimeLimitMs(limits);
+  }
+
+  /** A budget for another pass over the same archive: bytes counted afresh, same deadline. */
+  nextPass(): ExpansionBudget {
+    return new ExpansionBudget(this.limits, this.archiveSize, this.startedAt);
+  }
+
+  /** Counts `n` more decompressed bytes; the problem once past the limit, else null. */
+  expand(n: number): string | null {
+    this.expanded += n;
+    if (this.expanded <= this.limit) return null;
+    if (this.byRatio) {
+      return `expands beyond ${this.limits.maxRatio ?? DEFAULT_MAX_RATIO} times its size (${this.archiveSize} bytes)`;
+    }
+    return `expands to more than ${this.limit} bytes (limit ${this.limits.maxBytes} bytes of content)`;
+  }
+
+  /** Milliseconds left at `now` (0 when the time is up). */
+  msLeft(now: number): number {
+    return Math.max(0, this.deadline - now);
+  }
+
+  /** The problem when the time is up at `now`, else null. */
+  timeUp(now: number): string | null {
+    return now >= this.deadline ? `took longer than ${secondsText(unpackTimeLimitMs(this.limits))}` : null;
+  }
 }

@@ -5,19 +5,24 @@
  *   streamed to a temporary file while hashed, then renamed into place. A body that does not
  *   hash to the name → 400 WMS_SANDBOX_CHECKSUM; larger than the limit → 413
  *   WMS_SANDBOX_TOO_LARGE (at once when Content-Length says so); in both cases nothing stays on
- *   disk. Users and admins upload their own; a job token uploads its job's outputs (owned by
+ *   disk. An archive that would cost too much to open (it expands beyond 200 times its size or
+ *   beyond the unpack limits, or takes too long to read: measured in a child process, see
+ *   sandbox-store.ts) → 400 WMS_VALIDATION naming why, nothing kept. Users and admins upload
+ *   their own; a job token uploads its job's outputs (owned by
  *   the job's owner, assigned to the job as Output). Uploading bytes that are there already
  *   makes the uploader one more owner: whoever has the bytes may use the archive.
- * - `GET /api/sandboxes/:sha256`: the archive, to any of its owners, admins, and a job token
- *   whose job uses it (input or output, in job_sandboxes). Anyone else gets 404, as if it did
- *   not exist.
+ * - `GET /api/sandboxes/:sha256`: the archive, to any of its owners (a user of a VO: `alice` of
+ *   lhcb is not an owner of what `alice` of atlas uploaded), admins, and a job token whose job
+ *   (of the token's VO and owner) uses it (input or output, in job_sandboxes). Anyone else gets
+ *   404, as if it did not exist.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
 import { Type } from 'typebox';
 import { WmsError } from '../../core/errors.js';
 import type { Principal } from '../../core/identity.js';
-import { assignSandboxes, getSandbox, jobUsesSandbox, recordSandbox, sandboxOwnedBy } from '../../db/index.js';
+import { jobTokenDeadMessage } from '../../core/pilot-protocol.js';
+import { assignSandboxes, getJobTokenState, getSandbox, jobTokenDead, jobUsesSandbox, recordSandbox, sandboxOwnedBy } from '../../db/index.js';
 import type { PluginOptions, ServiceContext } from '../context.js';
 import { tooLarge } from '../sandbox-store.js';
 import { AUTH_ERRORS, errorResponses } from '../schemas.js';
@@ -40,11 +45,26 @@ function notFound(sha: string): WmsError {
   return new WmsError('WMS_SANDBOX_NOT_FOUND', `no sandbox ${sha}`);
 }
 
+/**
+ * A job token works only while its job is not over (Done, Failed, Killed, Deleted) and is held by
+ * the pilot the token was minted for: 403 otherwise (no output attached to a finished job, no
+ * input read by a job token of an earlier match).
+ */
+async function requireLiveJobToken(ctx: ServiceContext, p: Principal): Promise<void> {
+  if (p.role !== 'job') return;
+  const job = await getJobTokenState(ctx.handle, p.jobId);
+  if (!job || jobTokenDead(job.status)) throw new WmsError('WMS_FORBIDDEN', jobTokenDeadMessage(p.jobId, job?.status ?? 'Deleted'));
+  if (p.pilotId !== null && job.pilotId !== p.pilotId) {
+    throw new WmsError('WMS_FORBIDDEN', `this job token is of an earlier match of job ${p.jobId}: it no longer works`);
+  }
+}
+
 /** May `p` read the sandbox `sha` (which exists)? */
 async function mayRead(ctx: ServiceContext, p: Principal, sha: string): Promise<boolean> {
   if (p.role === 'admin') return true;
-  if (p.role === 'user') return sandboxOwnedBy(ctx.handle, sha, p.user);
-  if (p.role === 'job') return jobUsesSandbox(ctx.handle, p.jobId, sha);
+  // An owner is the pair (VO, user): the same name in another VO owns nothing here.
+  if (p.role === 'user') return sandboxOwnedBy(ctx.handle, sha, { owner: p.user, vo: p.vo });
+  if (p.role === 'job') return jobUsesSandbox(ctx.handle, p.jobId, sha, { owner: p.user, vo: p.vo });
   return false;
 }
 
@@ -84,11 +104,12 @@ export const sandboxesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (
       if (p.role === 'pilot' || p.role === 'site-admin') {
         throw new WmsError('WMS_FORBIDDEN', `role ${p.role} does not own sandboxes`);
       }
+      await requireLiveJobToken(ctx, p);
       const owner = { owner: p.user, ownerGroup: p.group, vo: p.vo };
-      const { size } = await ctx.store.put(sha256, body);
+      const { size, problems } = await ctx.store.put(sha256, body);
       await recordSandbox(ctx.handle, { sha256, size, ...owner });
       if (p.role === 'job') await assignSandboxes(ctx.handle, p.jobId, 'Output', [sha256]);
-      request.log.info({ sha256, size, owner: owner.owner }, 'sandbox stored');
+      request.log.info({ sha256, size, owner: owner.owner, ...(problems.length > 0 ? { problems } : {}) }, 'sandbox stored');
       return reply.code(201).send({ sha256, size, reference: `SB:${sha256}` });
     },
   );
@@ -112,6 +133,7 @@ export const sandboxesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (
     async (request, reply) => {
       const p = identityOf(request);
       const { sha256 } = request.params;
+      await requireLiveJobToken(ctx, p);
       const row = await getSandbox(ctx.handle, sha256);
       if (!row || !(await mayRead(ctx, p, sha256))) throw notFound(sha256);
       const size = await ctx.store.size(sha256);

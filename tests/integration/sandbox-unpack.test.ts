@@ -7,7 +7,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { create as tarCreate, Header } from 'tar';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { CliError } from '../../cli/errors.js';
@@ -175,6 +175,38 @@ describe.each(unpackers)('%s', (_name, unpack) => {
     writeFileSync(file, 'this is not an archive');
     const text = await refusal(unpack(file, join(dir, 'job')));
     expect(text).toContain('not.tgz is not a readable tar archive');
+  });
+
+  it('unpacks a plain (not gzipped) tar too, counted the same way', async () => {
+    const src = join(dir, 'src');
+    mkdirSync(src);
+    writeFileSync(join(src, 'a.txt'), 'plain');
+    const archive = join(dir, 'plain.tar');
+    await tarCreate({ cwd: src, file: archive, portable: true }, ['a.txt']);
+    const dest = join(dir, 'dest');
+    expect(await unpack(archive, dest)).toEqual({ entries: 1, bytes: 5 });
+    expect(readFileSync(join(dest, 'a.txt'), 'utf8')).toBe('plain');
+  });
+
+  it('a corrupt gzip stream or a truncated tar is unreadable, and nothing is written', async () => {
+    const good = rawTarGz([{ path: 'a.txt', body: 'x'.repeat(5000) }]);
+    const corrupt = join(dir, 'corrupt.tgz');
+    writeFileSync(corrupt, Buffer.concat([good.subarray(0, 20), Buffer.alloc(200, 0xff), good.subarray(220)]));
+    expect(await refusal(unpack(corrupt, join(dir, 'j1')))).toContain('corrupt.tgz is not a readable tar archive');
+    const truncated = join(dir, 'truncated.tgz');
+    writeFileSync(truncated, gzipSync(gunzipSync(good).subarray(0, 1024)));
+    expect(await refusal(unpack(truncated, join(dir, 'j2')))).toContain('truncated.tgz is not a readable tar archive');
+    expect(existsSync(join(dir, 'j1'))).toBe(false);
+    expect(existsSync(join(dir, 'j2'))).toBe(false);
+  });
+
+  it('garbage after the end-of-archive marker is never parsed (counted only)', async () => {
+    const tarBytes = gunzipSync(rawTarGz([{ path: 'a.txt', body: 'ok' }]));
+    const archive = join(dir, 'trailing.tgz');
+    writeFileSync(archive, gzipSync(Buffer.concat([tarBytes, randomBytes(4096)])));
+    const dest = join(dir, 'dest');
+    expect(await unpack(archive, dest)).toEqual({ entries: 1, bytes: 2 });
+    expect(readdirSync(dest)).toEqual(['a.txt']);
   });
 });
 

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
+  ARCHIVE_OVERHEAD_BYTES,
   ArchiveCheck,
   checkArchiveEntry,
+  DEFAULT_MAX_RATIO,
+  ENTRY_OVERHEAD_BYTES,
+  expansionLimit,
+  ExpansionBudget,
+  RATIO_FLOOR_BYTES,
   MAX_REPORTED_PROBLEMS,
   normalizeArchivePath,
   pathPrefixes,
@@ -168,5 +174,44 @@ describe('ArchiveCheck', () => {
     const c = new ArchiveCheck(limits);
     c.add(file('a'));
     expect(c.describe('x')).toBeNull();
+  });
+});
+
+describe('ExpansionBudget: what an archive may expand to while it streams', () => {
+  const MiB = 1024 * 1024;
+  const big = { maxEntries: 10, maxBytes: 1024 * MiB };
+
+  it('is the lower of ratio times the archive size (past a floor) and the bytes plus tar overhead', () => {
+    expect(DEFAULT_MAX_RATIO).toBe(200);
+    // A 64 KiB archive: 200 times its size.
+    expect(expansionLimit(big, 64 * 1024)).toEqual({ bytes: 200 * 64 * 1024, byRatio: true });
+    // A 100-byte archive: the floor, not 20 KB (tar's own zero blocks compress ~200:1).
+    expect(expansionLimit(big, 100)).toEqual({ bytes: RATIO_FLOOR_BYTES, byRatio: true });
+    // A large archive: its content limit plus tar's headers and padding.
+    const small = { maxEntries: 10, maxBytes: MiB };
+    expect(expansionLimit(small, 50 * MiB)).toEqual({ bytes: MiB + 10 * ENTRY_OVERHEAD_BYTES + ARCHIVE_OVERHEAD_BYTES, byRatio: false });
+    expect(expansionLimit({ ...big, maxRatio: 10 }, 10 * MiB).bytes).toBe(100 * MiB);
+  });
+
+  it('counts every byte and names the limit passed, once past it', () => {
+    const b = new ExpansionBudget(big, 65_331, 0);
+    expect(b.expand(b.limit)).toBeNull();
+    expect(b.expand(1)).toBe('expands beyond 200 times its size (65331 bytes)');
+    const s = new ExpansionBudget({ maxEntries: 1, maxBytes: 1000 }, 50 * MiB, 0);
+    expect(s.expand(s.limit + 1)).toBe(`expands to more than ${1000 + ENTRY_OVERHEAD_BYTES + ARCHIVE_OVERHEAD_BYTES} bytes (limit 1000 bytes of content)`);
+  });
+
+  it('has a deadline (60 s unless the limits say), shared by every pass', () => {
+    const b = new ExpansionBudget(big, 1000, 5000);
+    expect(b.timeUp(64_999)).toBeNull();
+    expect(b.timeUp(65_000)).toBe('took longer than 60 s');
+    expect(b.msLeft(15_000)).toBe(50_000);
+    const next = b.nextPass();
+    b.expand(100);
+    expect(next.expanded).toBe(0);
+    expect(next.deadline).toBe(b.deadline);
+    const quick = new ExpansionBudget({ ...big, maxSeconds: 0.5 }, 1000, 0);
+    expect(quick.timeUp(500)).toBe('took longer than 0.5 s');
+    expect(quick.msLeft(900)).toBe(0);
   });
 });
