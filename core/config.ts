@@ -20,10 +20,20 @@ export interface TokenConfig {
   userTtlSeconds: number;
   /** Lifetime of the admin token written to `<dataDir>/admin.token` on first start. */
   adminTtlSeconds: number;
-  /** Lifetime of a job token minted at match time. */
+  /**
+   * Lifetime of a job token minted at match time; the heartbeat and status answers renew it
+   * past half-life, and it dies with the job's final state whatever its expiry.
+   */
   jobTtlSeconds: number;
-  /** Lifetime of a pilot token. */
+  /**
+   * Lifetime of the pilot token put in the wrapper: it must outlive a batch-queue wait, and dies
+   * as soon as the pilot is final.
+   */
   pilotTtlSeconds: number;
+  /** Lifetime of the tokens a registered pilot renews itself (`POST /api/pilots/self/token`). */
+  pilotSessionTtlSeconds: number;
+  /** How often each replica reads new rows of the revocation table (seconds). */
+  revocationPollSeconds: number;
   /** The longest lifetime `POST /api/tokens` grants. */
   maxTtlSeconds: number;
 }
@@ -86,6 +96,38 @@ export interface PilotSettings {
   sandboxMaxEntries: number;
   /** Pilots of the local site at once (0: one per core). */
   localSlots: number;
+  /**
+   * The Unix user local pilots run as when the server runs as root (default `nobody`): never
+   * root, so a payload cannot read the server's data directory. Ignored when the server is not
+   * root (pilots then run as the server's user).
+   */
+  localUser: string;
+  /**
+   * How the local site's payloads are isolated from their pilots (the local queue's `isolation`):
+   * `auto` (default: bubblewrap, else a separate user under a root pilot, else jobs are refused),
+   * `bwrap`, `user`, or `none` for a single-user laptop without bubblewrap.
+   */
+  localIsolation: LocalIsolation;
+}
+
+export const LOCAL_ISOLATIONS = ['auto', 'bwrap', 'user', 'none'] as const;
+export type LocalIsolation = (typeof LOCAL_ISOLATIONS)[number];
+
+/**
+ * Requests per caller per window on the routes that cost most or guard identity: keyed by the
+ * token's (VO, user) where there is one, else by the address. 0 switches a limit off.
+ */
+export interface RateLimitConfig {
+  /** The window the counts below are per (seconds). */
+  windowSeconds: number;
+  /** `POST /api/tokens` per caller. */
+  tokens: number;
+  /** `POST /api/jobs` per caller (bulk submissions count once). */
+  submissions: number;
+  /** `PUT /api/sandboxes/:sha256` per caller. */
+  uploads: number;
+  /** Failed authentications (401) per address; past it the address gets 429 on routes that need a token. */
+  failedAuth: number;
 }
 
 export interface ServiceConfig {
@@ -113,6 +155,16 @@ export interface ServiceConfig {
   sandboxMaxBytes: number;
   /** Largest JSON request body (bytes): a list of 10,000 JDLs needs a few MiB. */
   requestBodyMaxBytes: number;
+  /** Largest single JDL (bytes, UTF-8): a bigger one is answered 413 before it is parsed. */
+  jdlMaxBytes: number;
+  /** Per-caller request limits of the token, submission and upload routes. */
+  rateLimit: RateLimitConfig;
+  /**
+   * Addresses (or CIDRs, comma-separated) of the load balancers in front of this replica, whose
+   * X-Forwarded-For is believed; null: the peer's address is the caller's. Needed behind HAProxy
+   * so that per-address limits count clients, not the balancer.
+   */
+  trustProxy: string | null;
   /** Page size of job listings: default and maximum. */
   listDefaultLimit: number;
   listMaxLimit: number;
@@ -160,20 +212,28 @@ export const DEFAULT_SERVICE_CONFIG: Readonly<ServiceConfig> = deepFreeze({
     logFlushSeconds: 5,
     sandboxMaxEntries: 10_000,
     localSlots: 0,
+    localUser: 'nobody',
+    localIsolation: 'auto',
   },
   logLevel: 'info',
   jobLimits: { ...DEFAULT_JOB_LIMITS },
   sandboxMaxBytes: 100 * 1024 * 1024,
   requestBodyMaxBytes: 16 * 1024 * 1024,
+  jdlMaxBytes: 1024 * 1024,
+  // High enough for the benchmarks (bulk submissions back to back) and the test suites.
+  rateLimit: { windowSeconds: 60, tokens: 300, submissions: 1200, uploads: 1200, failedAuth: 300 },
+  trustProxy: null,
   listDefaultLimit: 100,
   listMaxLimit: 1000,
   tokens: {
     issuer: 'pilot-wms',
     userTtlSeconds: 30 * DAY,
     adminTtlSeconds: 365 * DAY,
-    // DIRAC's Watchdog caps a payload's wall clock at 3 days; the job token outlives it by one.
-    jobTtlSeconds: 4 * DAY,
+    // Short, renewed by heartbeats (every 30 s) past half-life: a stolen job token is worth an hour.
+    jobTtlSeconds: 3600,
     pilotTtlSeconds: 7 * DAY,
+    pilotSessionTtlSeconds: 3600,
+    revocationPollSeconds: 2,
     maxTtlSeconds: 400 * DAY,
   },
   bootstrapAdmin: { user: 'admin', vo: 'local', group: 'admin' },
@@ -184,12 +244,18 @@ export const DEFAULT_SERVICE_CONFIG: Readonly<ServiceConfig> = deepFreeze({
 
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: DAY, w: 7 * DAY };
 
-/** Seconds in `30d`, `12h`, `15m`, `45s`, `2w` or a bare number of seconds; null if malformed. */
+/** The longest duration accepted anywhere (100 years): a date that far back is still a Date. */
+export const MAX_DURATION_SECONDS = 100 * 365 * DAY;
+
+/**
+ * Seconds in `30d`, `12h`, `15m`, `45s`, `2w` or a bare number of seconds; null if malformed
+ * or longer than MAX_DURATION_SECONDS (`1e30d`, `99999999999999d`).
+ */
 export function parseDuration(text: string): number | null {
-  const m = /^\s*(\d+)\s*([smhdw]?)\s*$/i.exec(text);
+  const m = /^\s*(\d{1,16})\s*([smhdw]?)\s*$/i.exec(text);
   if (!m) return null;
   const n = Number(m[1]) * (DURATION_UNITS[(m[2] || 's').toLowerCase()] ?? 1);
-  return Number.isSafeInteger(n) && n > 0 ? n : null;
+  return Number.isSafeInteger(n) && n > 0 && n <= MAX_DURATION_SECONDS ? n : null;
 }
 
 const SIZE_UNITS: Record<string, number> = {
@@ -331,12 +397,28 @@ export const ConfigFileSchema = Type.Object(
           logFlushSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
           sandboxMaxEntries: Type.Optional(Type.Integer({ minimum: 1 })),
           localSlots: Type.Optional(Type.Integer({ minimum: 0 })),
+          localUser: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,31}$' })),
+          localIsolation: Type.Optional(Type.Union(LOCAL_ISOLATIONS.map((i) => Type.Literal(i)))),
         },
         Strict,
       ),
     ),
     sandboxMaxBytes: Type.Optional(Size),
     requestBodyMaxBytes: Type.Optional(Size),
+    jdlMaxBytes: Type.Optional(Size),
+    trustProxy: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()])),
+    rateLimit: Type.Optional(
+      Type.Object(
+        {
+          windowSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
+          tokens: Type.Optional(Type.Integer({ minimum: 0 })),
+          submissions: Type.Optional(Type.Integer({ minimum: 0 })),
+          uploads: Type.Optional(Type.Integer({ minimum: 0 })),
+          failedAuth: Type.Optional(Type.Integer({ minimum: 0 })),
+        },
+        Strict,
+      ),
+    ),
     listDefaultLimit: Type.Optional(Type.Integer({ minimum: 1 })),
     listMaxLimit: Type.Optional(Type.Integer({ minimum: 1 })),
     tokens: Type.Optional(
@@ -347,6 +429,8 @@ export const ConfigFileSchema = Type.Object(
           adminTtl: Type.Optional(Duration),
           jobTtl: Type.Optional(Duration),
           pilotTtl: Type.Optional(Duration),
+          pilotSessionTtl: Type.Optional(Duration),
+          revocationPoll: Type.Optional(Duration),
           maxTtl: Type.Optional(Duration),
         },
         Strict,
@@ -391,13 +475,24 @@ export const CONFIG_ENV_VARS: Readonly<Record<string, string>> = {
   WMS_MAX_JOBS_PER_SUBMISSION: `jobs one submission may carry (default ${DEFAULT_JOB_LIMITS.maxJobsPerSubmission})`,
   WMS_MAX_RESCHEDULING: `reschedules before a job fails (default ${DEFAULT_JOB_LIMITS.maxRescheduling})`,
   WMS_SANDBOX_MAX_SIZE: 'largest sandbox archive, e.g. 100MiB (default 100MiB)',
+  WMS_JDL_MAX_SIZE: 'largest JDL, e.g. 1MiB (default 1MiB); bigger ones are answered 413',
+  WMS_TRUST_PROXY: 'addresses or CIDRs of the load balancers whose X-Forwarded-For is believed, comma-separated (default: none)',
   WMS_TOKEN_TTL: 'default lifetime of issued user tokens, e.g. 30d',
-  WMS_JOB_TOKEN_TTL: 'lifetime of job tokens minted at match time, e.g. 4d',
+  WMS_JOB_TOKEN_TTL: 'lifetime of job tokens minted at match time (renewed by heartbeats), e.g. 1h',
   WMS_AGENTS: 'run the agents: 1 or 0 (default 1)',
   WMS_LOCAL_SITE: 'serve the local site: 1 or 0 (default 1)',
+  WMS_LOCAL_ISOLATION: "how the local site isolates payloads: auto, bwrap, user or none (default auto; none only on a single-user machine)",
   WMS_PUBLIC_URL: 'the URL pilots call home to (default: the address the server listens on)',
   WMS_METRICS_TOKEN: 'a secret that /metrics then requires as Authorization: Bearer (default: /metrics is open)',
 };
+
+function localIsolationOf(value: string | undefined): LocalIsolation | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!(LOCAL_ISOLATIONS as readonly string[]).includes(value)) {
+    throw configError('WMS_LOCAL_ISOLATION', `"${value}" is not one of ${LOCAL_ISOLATIONS.join(', ')}`);
+  }
+  return value as LocalIsolation;
+}
 
 function configError(where: string, message: string): WmsError {
   return new WmsError('WMS_CONFIG', `${where}: ${message}`);
@@ -506,6 +601,8 @@ export function resolveServiceConfig(sources: ConfigSources = {}): Readonly<Serv
       adminTtlSeconds: durationOf(ft.adminTtl, `${fileName}: tokens.adminTtl`),
       jobTtlSeconds: durationOf(ft.jobTtl, `${fileName}: tokens.jobTtl`),
       pilotTtlSeconds: durationOf(ft.pilotTtl, `${fileName}: tokens.pilotTtl`),
+      pilotSessionTtlSeconds: durationOf(ft.pilotSessionTtl, `${fileName}: tokens.pilotSessionTtl`),
+      revocationPollSeconds: durationOf(ft.revocationPoll, `${fileName}: tokens.revocationPoll`),
       maxTtlSeconds: durationOf(ft.maxTtl, `${fileName}: tokens.maxTtl`),
     }),
     ...defined({
@@ -528,6 +625,8 @@ export function resolveServiceConfig(sources: ConfigSources = {}): Readonly<Serv
       logLevel: file.logLevel,
       sandboxMaxBytes: sizeOf(file.sandboxMaxBytes, `${fileName}: sandboxMaxBytes`),
       requestBodyMaxBytes: sizeOf(file.requestBodyMaxBytes, `${fileName}: requestBodyMaxBytes`),
+      jdlMaxBytes: sizeOf(file.jdlMaxBytes, `${fileName}: jdlMaxBytes`),
+      trustProxy: file.trustProxy,
       listDefaultLimit: file.listDefaultLimit,
       listMaxLimit: file.listMaxLimit,
     }),
@@ -539,6 +638,8 @@ export function resolveServiceConfig(sources: ConfigSources = {}): Readonly<Serv
       dbPoolSize: intOf(env['WMS_DB_POOL_SIZE'], 'WMS_DB_POOL_SIZE', 1),
       logLevel: (envLevel || undefined) as LogLevel | undefined,
       sandboxMaxBytes: sizeOf(env['WMS_SANDBOX_MAX_SIZE'] || undefined, 'WMS_SANDBOX_MAX_SIZE'),
+      jdlMaxBytes: sizeOf(env['WMS_JDL_MAX_SIZE'] || undefined, 'WMS_JDL_MAX_SIZE'),
+      trustProxy: env['WMS_TRUST_PROXY'] || undefined,
       agents: boolOf(env['WMS_AGENTS'], 'WMS_AGENTS'),
       publicUrl: env['WMS_PUBLIC_URL'] || undefined,
       metricsToken: env['WMS_METRICS_TOKEN'] || undefined,
@@ -548,8 +649,9 @@ export function resolveServiceConfig(sources: ConfigSources = {}): Readonly<Serv
     jobLimits,
     tokens,
     bootstrapAdmin: { ...d.bootstrapAdmin, ...defined(file.bootstrapAdmin ?? {}) },
+    rateLimit: { ...d.rateLimit, ...defined(file.rateLimit ?? {}) },
     agentSettings: mergeAgentSettings(d.agentSettings, file.agentSettings ?? {}),
-    pilot: { ...d.pilot, ...defined(file.pilot ?? {}) } as PilotSettings,
+    pilot: { ...d.pilot, ...defined(file.pilot ?? {}), ...defined({ localIsolation: localIsolationOf(env['WMS_LOCAL_ISOLATION']) }) } as PilotSettings,
   };
   const unknownCommands = Object.entries(merged.pilot.commands).flatMap(([type, list]) =>
     list.filter((c) => !(PILOT_COMMANDS as readonly string[]).includes(c)).map((c) => `${type}: ${c}`),

@@ -33,7 +33,11 @@ describe('resolveServiceConfig: defaults < file < env < flags', () => {
     expect(c).toMatchObject({ host: '127.0.0.1', port: 8080, dataDir: './var', databaseUrl: null, agents: true });
     expect(c.jobLimits).toEqual({ ...DEFAULT_JOB_LIMITS });
     expect(c.sandboxMaxBytes).toBe(100 * 1024 * 1024);
-    expect(c.tokens.jobTtlSeconds).toBeGreaterThan(3 * 86400);
+    // Job and registered-pilot tokens are short and renewed; the wrapper's pilot token outlives a queue wait.
+    expect(c.tokens.jobTtlSeconds).toBe(3600);
+    expect(c.tokens.pilotSessionTtlSeconds).toBe(3600);
+    expect(c.tokens.pilotTtlSeconds).toBeGreaterThanOrEqual(86400);
+    expect(c.tokens.revocationPollSeconds).toBe(2);
   });
 
   it('is deeply frozen', () => {
@@ -60,6 +64,14 @@ describe('resolveServiceConfig: defaults < file < env < flags', () => {
 
   it('empty env values are ignored', () => {
     expect(resolveServiceConfig({ env: { WMS_PORT: '', WMS_HOST: '' } })).toMatchObject({ port: 8080, host: '127.0.0.1' });
+  });
+
+  it("the local site's payload isolation: auto by default, none for a laptop, from the file or WMS_LOCAL_ISOLATION", () => {
+    expect(resolveServiceConfig({}).pilot.localIsolation).toBe('auto');
+    expect(resolveServiceConfig({ env: { WMS_LOCAL_ISOLATION: 'none' } }).pilot.localIsolation).toBe('none');
+    expect(resolveServiceConfig({ file: { pilot: { localIsolation: 'bwrap' } } }).pilot.localIsolation).toBe('bwrap');
+    expect(() => resolveServiceConfig({ env: { WMS_LOCAL_ISOLATION: 'off' } })).toThrow(/WMS_LOCAL_ISOLATION.*auto, bwrap, user, none/);
+    expect(() => resolveServiceConfig({ file: { pilot: { localIsolation: 'off' } } })).toThrow(/localIsolation/);
   });
 
   it('bad values name their source', () => {
