@@ -19,10 +19,10 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { ArchiveCheck, ExpansionBudget, unpackTimeLimitMs, type ArchiveLimits } from '../core/archive-safety.js';
+import { sniff } from '../io/tar-stream.js';
 
 /**
  * The child: `node -e CHILD_SOURCE TAR_MODULE FILE LIMIT_BYTES MS_LEFT GZIP`. Output: lines of
@@ -250,18 +250,5 @@ export class ArchiveChecker {
         settle(verdict(`could not be read to the end (the check ended with ${why}${detail ? `: ${detail.slice(0, 200)}` : ''})`));
       });
     });
-  }
-}
-
-/** The archive's size and whether it is gzip (by its magic bytes). */
-async function sniff(file: string): Promise<{ size: number; gzip: boolean }> {
-  const fh = await open(file, 'r');
-  try {
-    const { size } = await fh.stat();
-    const head = Buffer.alloc(2);
-    const { bytesRead } = await fh.read(head, 0, 2, 0);
-    return { size, gzip: bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b };
-  } finally {
-    await fh.close();
   }
 }

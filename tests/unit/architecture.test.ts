@@ -1,6 +1,6 @@
 /**
  * Enforces the import table of DESIGN.md: each folder may import only the folders (and, for
- * core/ and pilot/, the packages) its row allows. Reads import specifiers as text.
+ * core/, io/, pilot/ and web/, the packages) its row allows. Reads import specifiers as text.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
@@ -9,27 +9,34 @@ import { describe, expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '../..');
 
-type Folder = 'core' | 'db' | 'services' | 'agents' | 'pilot' | 'cli' | 'web';
+type Folder = 'core' | 'io' | 'db' | 'services' | 'agents' | 'pilot' | 'cli' | 'web';
 
 /** Project folders each folder may import (itself always allowed). */
 const ALLOWED_FOLDERS: Record<Folder, Folder[]> = {
   core: [],
+  // Node I/O shared by cli/, pilot/ and services/ (tar unpacking): core/, built-ins, packages.
+  io: ['core'],
   db: ['core'],
-  services: ['core', 'db'],
+  services: ['core', 'io', 'db'],
   agents: ['core', 'db'],
-  pilot: ['core'],
+  pilot: ['core', 'io'],
   // `wms server start` composes the whole system: services, agents and the local site.
-  cli: ['core', 'db', 'services', 'agents'],
+  cli: ['core', 'io', 'db', 'services', 'agents'],
   // The dashboard runs in the browser: pure types and validation of core/ (the JDL parser shows
   // parse errors at their line before sending), nothing that does I/O.
   web: ['core'],
 };
 
+/** Packages the pilot may not import: database drivers and the server framework. */
+const PILOT_FORBIDDEN = /^(pg|@electric-sql\/pglite|drizzle-orm|fastify|@fastify\/.*)$/;
+
 /** Packages a folder may import; undefined means any installed package. */
 const ALLOWED_PACKAGES: Partial<Record<Folder, (pkg: string) => boolean>> = {
   core: (p) => p === 'typebox' || p === '@sinclair/typebox',
   // The pilot speaks HTTP only: no database drivers, no server framework.
-  pilot: (p) => !/^(pg|@electric-sql\/pglite|drizzle-orm|fastify|@fastify\/.*)$/.test(p),
+  pilot: (p) => !PILOT_FORBIDDEN.test(p),
+  // The pilot bundles what it imports from io/: the same packages are out.
+  io: (p) => !PILOT_FORBIDDEN.test(p),
   web: (p) => p === 'preact',
 };
 
