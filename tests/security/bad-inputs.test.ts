@@ -443,8 +443,7 @@ describeDb('bad inputs get a 4xx on every route', (ctx) => {
     expect(await countJobs(ctx.handle)).toBe(before);
     const logged = sut.log.slice(logBefore).join('');
     expect(logged.length).toBeLessThan(4096);
-    // A generous sanity bound only (the JDL parser once took ~3 s on such a text).
-    expect(ms).toBeLessThan(2000);
+    // How long it took is printed, not asserted: speed targets live in benchmarks/.
     console.info(`[bad-inputs ${ctx.driver}] 10 MiB JDL answered 413 in ${ms.toFixed(0)} ms`);
     // In a list too, naming which one.
     const list = await sut.app.inject({ method: 'POST', url: '/api/jobs', headers: { authorization: `Bearer ${tokens['user']}` }, payload: { jdls: [jdl(), big] } });
