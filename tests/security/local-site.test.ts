@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSystem } from '../../cli/server-system.js';
-import { describeSystem, fastConfig, BUNDLE_DIR, type SystemCtx } from '../helpers/system.js';
+import { describeSystem, fastConfig, BUNDLE_DIR, waitUntil, type SystemCtx } from '../helpers/system.js';
 import { IN_CI } from '../helpers/db.js';
 
 const ROOT = process.getuid?.() === 0;
@@ -144,8 +144,11 @@ describeSystem('the local site: pilots without the server\'s environment or user
     expect(pilot.environment.workDir.startsWith(`${env['TMPDIR']}/`)).toBe(true);
 
     // No process of the pilot's tree (wrapper, pilot, job wrapper, payload) holds a secret.
-    const tree = await processTree(wrapperPid);
-    expect(tree.length).toBeGreaterThanOrEqual(3);
+    // "Running" comes at Job Initialization, before the payload starts: wait for its processes.
+    const tree = await waitUntil('the payload to start under the pilot', async () => {
+      const t = await processTree(wrapperPid);
+      return t.length >= 3 ? t : null;
+    }, 30_000, 100);
     for (const pid of tree) {
       const raw = await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '');
       expect(raw, `environ of ${pid}`).not.toContain(CANARY);
