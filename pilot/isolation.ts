@@ -20,8 +20,12 @@
  * which then needs a job dir that user can reach. bubblewrap is probed once per pilot with the
  * same flags a payload gets.
  *
- * Whatever the mode, a payload's environment is built from nothing (see `payloadBaseEnv` and
- * the job wrapper): never a copy of the pilot's own environment.
+ * Whatever the mode, a payload's environment is built from nothing (see `baseEnv` and the job
+ * wrapper): never a copy of the pilot's own environment. Under bubblewrap it reaches the payload
+ * only: bubblewrap (and `setpriv`), which run as root or outside the sandbox, start with the
+ * system PATH alone, and a bash inside, already the payload's user, reads the payload's variables
+ * from descriptor 3 and executes the payload with them (`ENV_HOP`). A job's `LD_PRELOAD`,
+ * `GCONV_PATH` or `LOCPATH` thus never reaches a process outside the sandbox or one that is root.
  *
  * When the queue's mode cannot be had, `resolvePayloadSandbox` throws an `IsolationUnavailable`
  * whose message says why and what to do; the job wrapper fails the job with it and the job agent
@@ -31,7 +35,7 @@ import { execFile } from 'node:child_process';
 import { accessSync, constants as fsConstants, lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { chmod, lchown, lstat, readdir, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 
 export const ISOLATION_MODES = ['auto', 'bwrap', 'user', 'none'] as const;
 export type IsolationMode = (typeof ISOLATION_MODES)[number];
@@ -63,10 +67,14 @@ export function isIsolationUnavailable(e: unknown): e is IsolationUnavailable {
   return (e as { code?: unknown } | null)?.code === 'WMS_ISOLATION_UNAVAILABLE';
 }
 
-/** One payload start: the program to spawn, its arguments, and the user to spawn it as. */
+/** One payload start: the program to spawn, its arguments and environment, and the user to spawn it as. */
 export interface PayloadCommand {
   file: string;
   args: string[];
+  /** The environment `file` is spawned with. */
+  env: Record<string, string>;
+  /** The payload's environment (`NAME=value\0`...), to be written to the child's descriptor 3 when `file` must not see it. */
+  envFd?: Buffer;
   uid?: number;
   gid?: number;
 }
@@ -82,8 +90,8 @@ export interface PayloadSandbox {
   prepare(workDir: string, jobDir: string): Promise<void>;
   /** Why `exe` cannot be started inside the sandbox (null: it can, or spawn will tell). */
   unreachableExecutable(exe: string, jobDir: string, env: Record<string, string>): Promise<string | null>;
-  /** What to spawn for `exe args` in `jobDir`. */
-  command(exe: string, args: string[], jobDir: string): PayloadCommand;
+  /** What to spawn for `exe args` in `jobDir`, with the payload's environment `env`. */
+  command(exe: string, args: string[], jobDir: string, env: Record<string, string>): PayloadCommand;
 }
 
 interface UnixUser {
@@ -94,13 +102,14 @@ interface UnixUser {
 
 /** `name` (or `uid` or `uid:gid`) from the user database; null when unknown. */
 export function lookUpUser(name: string): UnixUser | null {
+  const users = passwdEntries();
   const numeric = /^(\d+)(?::(\d+))?$/.exec(name);
   if (numeric) {
     const uid = Number(numeric[1]);
-    const gid = numeric[2] !== undefined ? Number(numeric[2]) : (passwdEntries().find((u) => u.uid === uid)?.gid ?? uid);
-    return { name: passwdEntries().find((u) => u.uid === uid)?.name ?? String(uid), uid, gid };
+    const known = users.find((u) => u.uid === uid);
+    return { name: known?.name ?? String(uid), uid, gid: numeric[2] !== undefined ? Number(numeric[2]) : (known?.gid ?? uid) };
   }
-  return passwdEntries().find((u) => u.name === name) ?? null;
+  return users.find((u) => u.name === name) ?? null;
 }
 
 function passwdEntries(): UnixUser[] {
@@ -202,6 +211,12 @@ function within(path: string, dir: string): boolean {
 
 /** How bubblewrap is run: as the pilot's own user, as root switching with setpriv, or started as the payload user. */
 type BwrapHow = { kind: 'self' } | { kind: 'setpriv'; user: UnixUser; setpriv: string } | { kind: 'as-user'; user: UnixUser };
+
+/**
+ * Run by bash inside the sandbox, as the payload's user: exports the `NAME=value` entries read
+ * from descriptor 3 (NUL-separated), closes it, and executes the payload (`"$@"`).
+ */
+const ENV_HOP = 'while IFS= read -r -d "" kv; do export -- "$kv"; done <&3; exec 3<&-; exec -- "$@"';
 
 /** `setpriv` arguments that make the rest of the command run as `u`, with nothing of root left. */
 function setprivArgs(setpriv: string, u: UnixUser): string[] {
@@ -305,8 +320,8 @@ class NoSandbox implements PayloadSandbox {
   async unreachableExecutable() {
     return null;
   }
-  command(exe: string, args: string[]): PayloadCommand {
-    return { file: exe, args };
+  command(exe: string, args: string[], _jobDir: string, env: Record<string, string>): PayloadCommand {
+    return { file: exe, args, env };
   }
 }
 
@@ -325,8 +340,8 @@ class UserSandbox implements PayloadSandbox {
   async unreachableExecutable() {
     return null;
   }
-  command(exe: string, args: string[]): PayloadCommand {
-    return { file: exe, args, uid: this.user.uid, gid: this.user.gid };
+  command(exe: string, args: string[], _jobDir: string, env: Record<string, string>): PayloadCommand {
+    return { file: exe, args, env, uid: this.user.uid, gid: this.user.gid };
   }
 }
 
@@ -338,6 +353,8 @@ class BwrapSandbox implements PayloadSandbox {
   constructor(
     private readonly bwrap: string,
     private readonly how: BwrapHow,
+    /** bash on the system PATH, which the sandbox sees at the same path (`ENV_HOP`). */
+    private readonly bash: string,
   ) {
     this.user = how.kind === 'self' ? null : how.user;
     this.base = bwrapBaseArgs(how.kind !== 'setpriv');
@@ -363,11 +380,16 @@ class BwrapSandbox implements PayloadSandbox {
     if (dirs.some((d) => within(resolve(d), jobDir))) return null; // the payload's own bin dir
     return executableIn(dirs, exe) ? null : `${exe} is not found on the payload's PATH (${dirs.join(':')})`;
   }
-  command(exe: string, args: string[], jobDir: string): PayloadCommand {
-    const file = this.bwrap;
-    const inner = this.how.kind === 'setpriv' ? [...setprivArgs(this.how.setpriv, this.how.user), exe, ...args] : [exe, ...args];
-    const a = [...this.base, ...parentDirs(jobDir), '--bind', jobDir, jobDir, '--chdir', jobDir, '--', ...inner];
-    return this.how.kind === 'as-user' ? { file, args: a, uid: this.how.user.uid, gid: this.how.user.gid } : { file, args: a };
+  command(exe: string, args: string[], jobDir: string, env: Record<string, string>): PayloadCommand {
+    const hop = [this.bash, '-c', ENV_HOP, 'payload', exe, ...args];
+    const inner = this.how.kind === 'setpriv' ? [...setprivArgs(this.how.setpriv, this.how.user), ...hop] : hop;
+    const cmd: PayloadCommand = {
+      file: this.bwrap,
+      args: [...this.base, ...parentDirs(jobDir), '--bind', jobDir, jobDir, '--chdir', jobDir, '--', ...inner],
+      env: { PATH: SYSTEM_PATH },
+      envFd: Buffer.from(Object.entries(env).map(([k, v]) => `${k}=${v}\0`).join('')),
+    };
+    return this.how.kind === 'as-user' ? { ...cmd, uid: this.how.user.uid, gid: this.how.user.gid } : cmd;
   }
 }
 
@@ -393,16 +415,17 @@ export async function resolvePayloadSandbox(s: IsolationSettings): Promise<Paylo
     return new UserSandbox(payloadUser);
   }
 
-  let bwrap: string | null;
-  if (s.bwrapPath) bwrap = executableIn([dirname(s.bwrapPath)], s.bwrapPath.slice(dirname(s.bwrapPath).length + 1));
-  else bwrap = executableIn([...hostPath.split(':'), ...SYSTEM_PATH.split(':')], 'bwrap');
-  const where = s.bwrapPath ? `${s.bwrapPath} is missing or not executable` : 'bubblewrap (bwrap) not found';
-  let problem: string | null = where;
-  if (bwrap) {
+  const bwrap = s.bwrapPath
+    ? executableIn([dirname(s.bwrapPath)], basename(s.bwrapPath))
+    : executableIn([...hostPath.split(':'), ...SYSTEM_PATH.split(':')], 'bwrap');
+  const bash = executableIn(SYSTEM_PATH.split(':'), 'bash');
+  let problem: string | null = s.bwrapPath ? `${s.bwrapPath} is missing or not executable` : 'bubblewrap (bwrap) not found';
+  if (bwrap && !bash) problem = `bash is not found in ${SYSTEM_PATH} (bubblewrap starts payloads through it)`;
+  else if (bwrap && bash) {
     const setpriv = payloadUser ? executableIn(SYSTEM_PATH.split(':'), 'setpriv') : null;
     const how: BwrapHow = !payloadUser ? { kind: 'self' } : setpriv ? { kind: 'setpriv', user: payloadUser, setpriv } : { kind: 'as-user', user: payloadUser };
     problem = await probeOnce(bwrap, how);
-    if (problem === null) return new BwrapSandbox(bwrap, how);
+    if (problem === null) return new BwrapSandbox(bwrap, how, bash);
     problem = `bubblewrap does not work here (${problem}${how.kind === 'setpriv' ? '' : '; are user namespaces disabled?'})`;
   }
 

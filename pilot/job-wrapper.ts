@@ -47,6 +47,7 @@ import { constants as fsConstants } from 'node:fs';
 import { chmod, mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import type { Writable } from 'node:stream';
 import { isArchiveError, normalizeArchivePath, type ArchiveLimits } from '../core/archive-safety.js';
 import { getAttribute, parseJdl, type JdlAd, type JdlValue } from '../core/jdl/index.js';
 import { MINOR, type JobState } from '../core/job-states.js';
@@ -575,13 +576,13 @@ class JobRun {
     }
 
     const cpuBefore = selfChildrenCpuSeconds();
-    const cmd = sandbox.command(exe, spec.arguments, this.jobDir);
+    const cmd = sandbox.command(exe, spec.arguments, this.jobDir, env);
     let child: ChildProcess;
     try {
       child = spawn(cmd.file, cmd.args, {
         cwd: this.jobDir,
-        env,
-        stdio: ['ignore', out.fd, err.fd],
+        env: cmd.env,
+        stdio: ['ignore', out.fd, err.fd, ...(cmd.envFd ? (['pipe'] as const) : [])],
         detached: true, // a session of its own: the whole tree can be found and killed
         ...(cmd.uid !== undefined ? { uid: cmd.uid } : {}),
         ...(cmd.gid !== undefined ? { gid: cmd.gid } : {}),
@@ -600,6 +601,11 @@ class JobRun {
       });
       child.once('exit', (code, signal) => resolve({ kind: 'exit', code, signal }));
     });
+    const envPipe = child.stdio[3] as Writable | undefined;
+    if (envPipe && cmd.envFd) {
+      envPipe.on('error', () => undefined); // a payload that ended without reading it
+      envPipe.end(cmd.envFd);
+    }
     if (child.pid !== undefined) {
       this.pid = child.pid;
       this.payloadRunning = true;

@@ -599,12 +599,12 @@ describe('payload isolation', () => {
     const sandbox = await resolvePayloadSandbox({ mode: 'bwrap' });
     await sandbox.prepare(workDir, jobDir);
     const marker = '8765203';
-    const cmd = sandbox.command('/bin/sleep', [`${marker}.5`], jobDir);
+    const cmd = sandbox.command('/bin/sleep', [`${marker}.5`], jobDir, { PATH: SYSTEM_PATH });
     // A stand-in pilot: a shell that starts the sandbox as the job wrapper does, then is SIGKILLed.
     const q = (x: string) => `'${x.replaceAll("'", `'\\''`)}'`;
     const parent = spawn('/bin/sh', ['-c', `${[cmd.file, ...cmd.args].map(q).join(' ')} & wait`], {
       cwd: jobDir,
-      env: { PATH: SYSTEM_PATH },
+      env: cmd.env,
       stdio: 'ignore',
       ...(cmd.uid !== undefined ? { uid: cmd.uid, gid: cmd.gid as number } : {}),
     });
@@ -612,6 +612,35 @@ describe('payload isolation', () => {
     const pids = processesWith(`${marker}.5`);
     parent.kill('SIGKILL');
     await until('the sandbox to die with its parent', () => !pids.some(isAlive), 2000);
+  });
+
+  it.runIf(hasBwrap)("bwrap: the job's environment reaches the payload only, never bubblewrap or setpriv (outside the sandbox, or root)", async () => {
+    const jobId = 215;
+    const marker = `76543${jobId}`;
+    const channel = channelFor(jobId);
+    const job = startJob(
+      {
+        jobId,
+        jdl: jdl({
+          Executable: '/bin/sh',
+          Arguments: `-c 'echo "preload=$LD_PRELOAD gconv=$GCONV_PATH token=$WMS_JOB_TOKEN"; exec sleep 2.${marker}'`,
+          ExecutionEnvironment: ['LD_PRELOAD=./no-such.so', 'GCONV_PATH=.'],
+          OutputSandbox: ['std.out'],
+        }),
+        token: 'job-token-215',
+      },
+      channel,
+      options({ heartbeatMs: 60_000 }),
+    );
+    await until('the sandboxed sleep', () => processesWith(`sleep 2.${marker}`).length > 0);
+    // bubblewrap's processes (the command line names the payload's), as the host sees them.
+    const outside = processesWith(marker).filter((pid) => !/^(sleep|\/bin\/sh) /.test(readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ')));
+    expect(outside.length).toBeGreaterThan(0);
+    for (const pid of outside) expect(readFileSync(`/proc/${pid}/environ`, 'latin1')).toBe(`PATH=${SYSTEM_PATH}\0`);
+    expect((await job.done).status, logs.join('\n')).toBe('Done');
+    const out = join(base, `out-${jobId}`);
+    await safeUnpack([...channel.uploads.values()][0] as string, out, { maxEntries: 10, maxBytes: 100_000 });
+    expect(readFileSync(join(out, 'std.out'), 'utf8')).toBe('preload=./no-such.so gconv=. token=job-token-215\n');
   });
 
   it.runIf(hasBwrap)('bwrap: a payload that replaces std.out with a link gets nothing of the target into heartbeats or outputs', async () => {
