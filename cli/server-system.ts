@@ -74,10 +74,14 @@ export function localPilotUser(config: Readonly<ServiceConfig>): LocalPilotUser 
   return process.getuid?.() === 0 ? resolveLocalUser(config.pilot.localUser) : null;
 }
 
-/** The local CE of this process, registered in the database; null when the local site is off. */
-async function localSiteOf(db: DbHandle, config: Readonly<ServiceConfig>, env?: Record<string, string>): Promise<LocalComputingElement | null> {
+/** The local CE of this process (its pilots run as `runAs`), registered in the database; null when the local site is off. */
+async function localSiteOf(
+  db: DbHandle,
+  config: Readonly<ServiceConfig>,
+  runAs: LocalPilotUser | null,
+  env?: Record<string, string>,
+): Promise<LocalComputingElement | null> {
   if (!config.localSite) return null;
-  const runAs = localPilotUser(config);
   const slots = localSlotsOf(config);
   await registerLocalSite(db, slots, config.pilot.localIsolation);
   return new LocalComputingElement({ ce: LOCAL_SITE.ce, workDir: join(config.dataDir, 'local-ce'), slots, runAs, ...(env ? { env } : {}) });
@@ -131,13 +135,13 @@ export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemO
   const bundleDir = opts.pilotBundleDir ?? defaultBundleDir();
   const events = new EventEmitter();
   // Refused before anything starts when the local pilots' user is missing (the server is root).
-  if (config.localSite) localPilotUser(config);
+  const runAs = config.localSite ? localPilotUser(config) : null;
   const server = await startServer(config, { logger: opts.logger ?? false, pilotBundleDir: bundleDir, events, warn: log });
   let localCe: LocalComputingElement | null = null;
   let ces: ComputingElements | null = null;
   let runner: AgentRunner | null = null;
   try {
-    localCe = await localSiteOf(server.db, config, opts.localPilotEnv);
+    localCe = await localSiteOf(server.db, config, runAs, opts.localPilotEnv);
     ces = computingElements(config, localCe, opts.ceEnv);
     if (config.agents) {
       // Each tick reaches the services' /metrics (wms_agent_tick_*) through the in-process events.
@@ -194,10 +198,10 @@ export async function startAgents(config: Readonly<ServiceConfig>, opts: { log?:
   const log = opts.log ?? stderrLog;
   // The local site's files and the CE drivers' work dirs are in the data dir on every database.
   await prepareDataDir(config.dataDir, log);
-  if (config.localSite) localPilotUser(config);
+  const runAs = config.localSite ? localPilotUser(config) : null;
   const db = await openDb(databaseTarget(config), { poolSize: 4 });
   try {
-    const localCe = await localSiteOf(db, config);
+    const localCe = await localSiteOf(db, config, runAs);
     const ces = computingElements(config, localCe);
     const runner = await agentRunner(db, config, {
       ces,

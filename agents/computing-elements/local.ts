@@ -11,8 +11,11 @@
  * their reach. Each pilot gets a home of its own, `<run dir>/<stamp>/` (mode 0700, the pilot
  * user's), holding its wrapper script (it carries the pilot token) and serving as its HOME,
  * TMPDIR and working directory; the run dir (a fresh `mkdtemp` under the system temp dir)
- * belongs to the server's user, mode 0711 when pilots run as another user: they can enter their
- * own home by name but cannot list the others. The server writes a pilot's files before it
+ * belongs to the server's user, mode 0711 when pilots run as another user: other users cannot
+ * list it, and the homes in it are closed to them. All pilots share the pilot user, so they (and
+ * any other process of that user) are NOT kept from one another's homes, tokens or processes:
+ * their payloads are kept from them by the job wrapper's isolation (bubblewrap), and a dedicated
+ * `pilot.localUser` is better than `nobody`. The server writes a pilot's files before it
  * hands them over (chown), and never writes in a directory the pilot user owns; it removes a
  * pilot's home by running `find -delete` as that user, then `rmdir`. Stdout and stderr stay in
  * `workDir` (under the data directory), opened by the server and passed as file descriptors.
@@ -20,18 +23,21 @@
  * What it knows lives in this process: after a restart, a reference whose process is still
  * alive is Running, one whose process is gone is Failed ("the process is gone and its exit was
  * not seen") — the pilot's own final report, when it made one, is kept by the status agent.
+ * The run dir's path is kept in `<workDir>/run-dir`: a server started again (after a SIGKILL,
+ * say) takes the same run dir back on first use, removes the homes whose wrapper no longer runs
+ * (written over a minute ago; with their stdout and stderr), and removes the others at
+ * `cleanup()` once their pilot ended.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { constants, tmpdir, userInfo } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { WmsError } from '../../core/errors.js';
 import type { CeQueueTarget, ComputingElement, PilotBackendStatus, PilotSubmission, SubmittedPilot } from './types.js';
 
 interface LocalPilot {
   child: ChildProcess;
-  stamp: string;
   /** The pilot's own directory: HOME, TMPDIR, cwd, and its wrapper script. */
   home: string;
   exit: { code: number | null; signal: NodeJS.Signals | null } | null;
@@ -56,11 +62,10 @@ export interface LocalCeOptions {
   env?: Record<string, string>;
   /** Run pilots as this user (the server is root); absent or null: as the server's own user. */
   runAs?: LocalPilotUser | null;
-  /** Where the pilots' homes go (default: a new directory under the system temp dir). */
-  runDir?: string;
 }
 
 const TERM_GRACE_MS = 10_000;
+const WRAPPER = 'pilot.sh';
 
 /** PATH of a pilot: the usual system directories, after the running node's own. */
 export const SYSTEM_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'] as const;
@@ -152,6 +157,22 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * The wrapper scripts that run now, by the pids running them: `bash <home>/pilot.sh` is a
+ * wrapper's command line (its subshells' too) for its whole life. Null without a `/proc`.
+ */
+async function runningWrappers(): Promise<Map<number, string> | null> {
+  const names = await readdir('/proc').catch(() => null);
+  if (names === null) return null;
+  const out = new Map<number, string>();
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    const argv = (await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (argv[0] === 'bash' && argv[1]?.endsWith(`/${WRAPPER}`)) out.set(Number(name), argv[1]);
+  }
+  return out;
+}
+
 function serverUserName(): string {
   try {
     return userInfo().username;
@@ -163,6 +184,8 @@ function serverUserName(): string {
 export class LocalComputingElement implements ComputingElement {
   readonly type = 'local';
   private readonly pilots = new Map<string, LocalPilot>();
+  /** Homes of pilots an earlier server process started, by their wrapper's pids (see `reuseRunDir`). */
+  private readonly adopted = new Map<number, string>();
   private runDir: Promise<string> | null = null;
 
   constructor(private readonly o: LocalCeOptions) {}
@@ -182,17 +205,19 @@ export class LocalComputingElement implements ComputingElement {
     return Math.max(0, this.o.slots - this.running());
   }
 
-  /** The directory of the pilots' homes, made on first use; checked to be reachable by the pilot user. */
+  /**
+   * The directory of the pilots' homes, made on first use (or the one of an earlier server
+   * process on this data dir, taken back); checked to be reachable by the pilot user.
+   */
   private homes(): Promise<string> {
     this.runDir ??= (async () => {
-      let dir: string;
-      if (this.o.runDir) {
-        dir = resolve(this.o.runDir);
-        await mkdir(dir, { recursive: true, mode: 0o700 });
-      } else {
+      const record = join(this.o.workDir, 'run-dir');
+      let dir = await this.reuseRunDir(record);
+      if (dir === null) {
         dir = await mkdtemp(join(tmpdir(), `wms-local-${this.o.ce.replace(/[^A-Za-z0-9_.-]/g, '_')}-`));
+        await writeFile(record, `${dir}\n`, { mode: 0o600 });
       }
-      // Another user's pilots enter their own home by name, and cannot list the others.
+      // The pilot user enters a home by name; other users cannot list the run dir.
       await chmod(dir, this.o.runAs ? 0o711 : 0o700);
       if (this.o.runAs) await this.checkReachable(dir, this.o.runAs);
       return dir;
@@ -201,6 +226,29 @@ export class LocalComputingElement implements ComputingElement {
       throw e;
     });
     return this.runDir;
+  }
+
+  /**
+   * The run dir recorded in `record` when it is still this user's directory (a server killed
+   * before `close()` left it): the homes whose wrapper no longer runs are removed, with their
+   * stdout and stderr; the others are adopted, for `cleanup()`. Null when there is none to take.
+   */
+  private async reuseRunDir(record: string): Promise<string | null> {
+    const dir = (await readFile(record, 'utf8').catch(() => '')).trim();
+    const st = dir ? await lstat(dir).catch(() => null) : null;
+    if (!st?.isDirectory() || st.uid !== process.getuid?.()) return null;
+    const running = await runningWrappers();
+    if (running === null) return null;
+    const live = new Set(running.values());
+    for (const stamp of await readdir(dir)) {
+      const home = join(dir, stamp);
+      if (live.has(join(home, WRAPPER))) continue;
+      // A wrapper written in the last minute may be another process's pilot about to start.
+      const written = (await lstat(join(home, WRAPPER)).catch(() => null)) ?? (await lstat(home).catch(() => null));
+      if (written && Date.now() - written.mtimeMs > 60_000) await this.removePilotFiles(home);
+    }
+    for (const [pid, script] of running) if (dirname(dirname(script)) === dir) this.adopted.set(pid, dirname(script));
+    return dir;
   }
 
   private async checkReachable(dir: string, user: LocalPilotUser): Promise<void> {
@@ -240,7 +288,7 @@ export class LocalComputingElement implements ComputingElement {
     const home = join(await this.homes(), p.stamp);
     // Made here, while the server owns it; handed to the pilot user only once written.
     await mkdir(home, { mode: 0o700 });
-    const script = join(home, 'pilot.sh');
+    const script = join(home, WRAPPER);
     await writeFile(script, p.wrapper, { mode: 0o700, flag: 'wx' });
     if (user) {
       await chown(script, user.uid, user.gid);
@@ -261,18 +309,24 @@ export class LocalComputingElement implements ComputingElement {
         child.once('error', reject);
       });
       const reference = `local://${this.o.ce}/${pid}`;
-      const entry: LocalPilot = { child, stamp: p.stamp, home, exit: null, cancelled: false };
+      const entry: LocalPilot = { child, home, exit: null, cancelled: false };
       child.once('exit', (code, signal) => (entry.exit = { code, signal }));
       child.unref();
       this.pilots.set(reference, entry);
       return { stamp: p.stamp, reference };
     } catch (e) {
-      await this.removeHome(home);
+      await this.removePilotFiles(home);
       throw e;
     } finally {
       closeSync(out);
       closeSync(err);
     }
+  }
+
+  /** Removes what a pilot left: its stdout and stderr, and its home. */
+  private async removePilotFiles(home: string): Promise<void> {
+    await Promise.all(['out', 'err'].map((ext) => rm(join(this.o.workDir, `${basename(home)}.${ext}`), { force: true })));
+    await this.removeHome(home);
   }
 
   /**
@@ -336,10 +390,18 @@ export class LocalComputingElement implements ComputingElement {
   async cleanup(references: readonly string[]): Promise<void> {
     for (const ref of references) {
       const known = this.pilots.get(ref);
-      if (!known || !known.exit) continue;
-      this.pilots.delete(ref);
-      await Promise.all(['out', 'err'].map((ext) => rm(join(this.o.workDir, `${known.stamp}.${ext}`), { force: true })));
-      await this.removeHome(known.home);
+      if (known) {
+        if (!known.exit) continue;
+        this.pilots.delete(ref);
+        await this.removePilotFiles(known.home);
+        continue;
+      }
+      // A pilot of an earlier server process, once its wrapper has ended.
+      const pid = pidOf(ref, this.o.ce);
+      const home = pid === null ? undefined : this.adopted.get(pid);
+      if (home === undefined || alive(pid!)) continue;
+      for (const [p, h] of this.adopted) if (h === home) this.adopted.delete(p);
+      await this.removePilotFiles(home);
     }
   }
 
@@ -355,7 +417,7 @@ export class LocalComputingElement implements ComputingElement {
     for (const p of live) if (!p.exit) signalGroup(p.child.pid!, 'SIGKILL');
     for (const p of this.pilots.values()) if (p.exit) await this.removeHome(p.home);
     const dir = this.runDir ? await this.runDir.catch(() => null) : null;
-    if (dir && !this.o.runDir) await rmdir(dir).catch(() => undefined);
+    if (dir) await rmdir(dir).catch(() => undefined);
   }
 }
 

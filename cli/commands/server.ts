@@ -65,9 +65,10 @@ const start: CommandSpec = {
     'On the first start an admin token is written to <data-dir>/admin.token (mode 0600); the CLI\n' +
     'on the same machine finds it there. The first SIGINT/SIGTERM drains (finishes requests in\n' +
     'flight, closes the database), a second one exits at once.\n' +
-    'Every start makes <data-dir> private (0700, files below 0600; it holds the signing key) and\n' +
-    'refuses one owned by another user. Local pilots get an environment of their own, never the\n' +
-    "server's; when the server runs as root they run as pilot.localUser (default nobody).",
+    'Every start makes <data-dir> private (0700, files below 0600: it holds admin.token, the\n' +
+    'sandboxes and, without --db, the signing key) and refuses one owned by another user.\n' +
+    "Local pilots get an environment of their own, never the server's; when the server runs as\n" +
+    'root they run as pilot.localUser (default nobody).',
   options: {
     ...SERVER_OPTIONS,
     'no-agents': { type: 'boolean', description: 'do not run the agents in this process' },

@@ -11,11 +11,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSystem } from '../../cli/server-system.js';
+import { LocalComputingElement, resolveLocalUser } from '../../agents/computing-elements/local.js';
 import { describeSystem, fastConfig, BUNDLE_DIR, waitUntil, type SystemCtx } from '../helpers/system.js';
 import { IN_CI } from '../helpers/db.js';
 
@@ -229,5 +230,51 @@ describe('the local site refuses a pilot user that cannot be used', () => {
     );
     const root = { ...base, pilot: { ...base.pilot, localUser: 'root' } };
     await expect(startSystem(root, { pilotBundleDir: BUNDLE_DIR, log: () => undefined })).rejects.toThrow(/"root" is root \(uid 0\), and local pilots must not run as root/);
+  });
+});
+
+describe('the local CE started again after its server was killed (SIGKILL)', () => {
+  it('takes its run dir back: homes whose wrapper ended go at once, the others when their pilot is cleaned up', async () => {
+    const workDir = join(await mkdtemp(join(scratch, 'restart-')), 'local-ce');
+    const options = { ce: 'restart', workDir, slots: 3, runAs: ROOT ? resolveLocalUser('nobody') : null };
+    const queue = { site: 'Local.localhost', ce: 'restart', queue: 'local', processors: 1, ramMb: 100, timeLimitSeconds: 300, settings: {} };
+    const first = new LocalComputingElement(options);
+    const started = await first.submit(queue, [
+      { stamp: 'ended', wrapper: '#!/bin/bash\nexit 0\n' },
+      { stamp: 'running', wrapper: '#!/bin/bash\nsleep 60\n' },
+    ]);
+    expect(started.failed).toEqual([]);
+    const [ended, running] = started.submitted.map((p) => p.reference) as [string, string];
+    await waitUntil('the first pilot to end', async () => ((await first.status([ended])).get(ended)?.status === 'Done' ? true : null), 10_000, 50);
+    // The server dies without close(): `first` is forgotten, its sleeping pilot runs on.
+    const runDir = (await readFile(join(workDir, 'run-dir'), 'utf8')).trim();
+    expect((await readdir(runDir)).sort()).toEqual(['ended', 'running']);
+    const aMinuteAgo = new Date(Date.now() - 120_000);
+    for (const stamp of ['ended', 'running']) await utimes(join(runDir, stamp, 'pilot.sh'), aMinuteAgo, aMinuteAgo);
+
+    const pid = Number(/\/(\d+)$/.exec(running)![1]);
+    const second = new LocalComputingElement(options);
+    try {
+      expect((await second.submit(queue, [{ stamp: 'next', wrapper: '#!/bin/bash\nexit 0\n' }])).failed).toEqual([]);
+      expect((await readFile(join(workDir, 'run-dir'), 'utf8')).trim()).toBe(runDir);
+      expect((await readdir(runDir)).sort()).toEqual(['next', 'running']);
+      expect((await readdir(workDir)).filter((f) => f.startsWith('ended.'))).toEqual([]);
+
+      await second.cleanup([running]); // still running: kept
+      expect(await readdir(runDir)).toContain('running');
+      process.kill(-pid, 'SIGKILL');
+      await waitUntil('the old pilot to die', async () => ((await second.status([running])).get(running)?.status === 'Failed' ? true : null), 10_000, 50);
+      await second.cleanup([running]);
+      expect(await readdir(runDir)).not.toContain('running');
+      expect((await readdir(workDir)).filter((f) => f.startsWith('running.'))).toEqual([]);
+    } finally {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+      await second.close(0);
+      await rm(runDir, { recursive: true, force: true });
+    }
   });
 });
