@@ -110,6 +110,7 @@ export interface PilotSettings {
   localIsolation: LocalIsolation;
 }
 
+/** How payloads may be isolated from their pilot: a queue's `isolation` (core/site-config.ts) and the local site's. */
 export const LOCAL_ISOLATIONS = ['auto', 'bwrap', 'user', 'none'] as const;
 export type LocalIsolation = (typeof LOCAL_ISOLATIONS)[number];
 

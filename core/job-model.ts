@@ -40,6 +40,9 @@ export const MAX_TAGS = 100;
 /** Longest site, CE, platform or tag name, job name or job group (indexed columns). */
 export const MAX_NAME_LENGTH = 256;
 
+/** PostgreSQL's `integer` (int4): the bound of every count and size stored in one. */
+export const INT4_MAX = 2_147_483_647;
+
 /** DIRAC's JobScheduling/taskQueueCPUTimeIntervals. */
 export const DEFAULT_CPU_SEGMENTS: readonly number[] = [
   360, 1800, 3600, 21600, 43200, 86400, 172800, 259200, 345600, 518400, 691200, 864000, 1080000,

@@ -10,10 +10,8 @@
  */
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
-import { MAX_NAME_LENGTH, MAX_TAGS } from './job-model.js';
-
-/** PostgreSQL's integer (int4): the columns the registry's counts are stored in. */
-const INT4_MAX = 2_147_483_647;
+import { LOCAL_ISOLATIONS } from './config.js';
+import { INT4_MAX, MAX_NAME_LENGTH, MAX_TAGS } from './job-model.js';
 
 export const CE_TYPES = ['local', 'slurm', 'htcondor', 'opennebula'] as const;
 
@@ -113,7 +111,7 @@ export const QueueConfigSchema = Type.Object(
      * single-user machine only: payloads then run as the pilot and can read its token).
      */
     isolation: Type.Optional(
-      Type.Union([Type.Literal('auto'), Type.Literal('bwrap'), Type.Literal('user'), Type.Literal('none')], {
+      Type.Union(LOCAL_ISOLATIONS.map((i) => Type.Literal(i)), {
         description: 'auto | bwrap | user | none: how payloads are isolated from their pilot (default auto)',
       }),
     ),

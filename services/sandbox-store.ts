@@ -58,7 +58,10 @@ export class SandboxStore {
     try {
       verdict = await this.checker.check(file);
     } catch (e) {
-      throw new WmsError('WMS_UNAVAILABLE', `the sandbox could not be checked: ${(e as Error).message}`, { retryable: true });
+      throw new WmsError('WMS_UNAVAILABLE', 'the sandbox could not be checked, nothing was stored: retry later (the server log says why)', {
+        retryable: true,
+        cause: e,
+      });
     }
     if (verdict.refused !== null) {
       throw new WmsError('WMS_VALIDATION', `unsafe sandbox archive: it ${verdict.refused}; nothing was stored`);

@@ -6,7 +6,7 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import { ERROR_CODES } from '../core/errors.js';
 import { JOB_STATES } from '../core/job-states.js';
-import { MAX_NAME_LENGTH, MAX_TAGS } from '../core/job-model.js';
+import { INT4_MAX, MAX_NAME_LENGTH, MAX_TAGS } from '../core/job-model.js';
 import { PERSON_ROLES, ROLES } from '../core/identity.js';
 
 export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
@@ -54,7 +54,7 @@ export const AUTH_ERRORS = [401, 403] as const;
 /**
  * A database id (bigserial): at most 2^53 - 1, the largest integer JSON and JavaScript carry
  * exactly (below PostgreSQL's bigint bound). Integer fields without a bound of their own get
- * PostgreSQL's int4 bound (`withBounds` in app.ts).
+ * PostgreSQL's int4 bound (`withBounds` in plugins/input-guards.ts).
  */
 export const ID_MAX = Number.MAX_SAFE_INTEGER;
 
@@ -132,7 +132,7 @@ export const ResourceSchema = Type.Object(
     tags: Type.Optional(Type.Array(Name, { maxItems: MAX_TAGS })),
     requiredTags: Type.Optional(Type.Array(Name, { maxItems: MAX_TAGS })),
     processors: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
-    ramMb: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })),
+    ramMb: Type.Optional(Type.Integer({ minimum: 0, maximum: INT4_MAX })),
     gpus: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000 })),
     cpuWork: Type.Number({
       minimum: 0,

@@ -20,6 +20,10 @@ export interface SubmitOptions {
   sandboxAccess?: 'owner' | 'any';
 }
 
+function uploadHint(sha256: string): string {
+  return ` (upload it first: PUT /api/sandboxes/${sha256})`;
+}
+
 /**
  * Checks, inside the submission's transaction, that each job may use its input sandboxes (see
  * `sandboxAccess`) and locks what it checked until commit. Throws WMS_SANDBOX_NOT_FOUND naming
@@ -42,7 +46,7 @@ async function checkInputSandboxes(
   if (access === 'any') {
     const found = await lockSandboxes(tx, [...new Set(all.map((w) => w.sha256))]);
     const missing = all.find((w) => !found.has(w.sha256));
-    if (missing) throw new WmsError('WMS_SANDBOX_NOT_FOUND', `InputSandbox entry SB:${missing.sha256}: no such sandbox`);
+    if (missing) throw new WmsError('WMS_SANDBOX_NOT_FOUND', `InputSandbox entry SB:${missing.sha256}: no such sandbox${uploadHint(missing.sha256)}`);
     return;
   }
   const found = await lockSandboxOwners(
@@ -55,7 +59,7 @@ async function checkInputSandboxes(
   if (missing) {
     throw new WmsError(
       'WMS_SANDBOX_NOT_FOUND',
-      `InputSandbox entry SB:${missing.sha256}: no such sandbox of ${missing.owner} (VO ${missing.vo})`,
+      `InputSandbox entry SB:${missing.sha256}: no such sandbox of ${missing.owner} (VO ${missing.vo})${uploadHint(missing.sha256)}`,
     );
   }
 }

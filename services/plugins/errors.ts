@@ -227,7 +227,9 @@ export function errorHandler(thrown: unknown, request: FastifyRequest, reply: Fa
   if (isWmsError(err)) {
     const status = HTTP_STATUS[err.code] ?? 500;
     if (err.code === 'WMS_UNAVAILABLE') {
-      // A part not ready (the pilot bundle not built): its message says what to do, nothing internal.
+      // A part not ready (the pilot bundle not built, no archive check could start): its message
+      // says what to do, nothing internal; logged (with its cause) for the operator.
+      request.log.warn({ err }, 'service part unavailable');
       send(reply, 503, { code: err.code, message: err.message });
       return;
     }

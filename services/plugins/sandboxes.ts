@@ -21,11 +21,11 @@ import type { Readable } from 'node:stream';
 import { Type } from 'typebox';
 import { WmsError } from '../../core/errors.js';
 import type { Principal } from '../../core/identity.js';
-import { jobTokenDeadMessage } from '../../core/pilot-protocol.js';
-import { assignSandboxes, getJobTokenState, getSandbox, jobTokenDead, jobUsesSandbox, recordSandbox, sandboxOwnedBy } from '../../db/index.js';
+import { assignSandboxes, getJobTokenState, getSandbox, jobUsesSandbox, recordSandbox, sandboxOwnedBy } from '../../db/index.js';
 import type { PluginOptions, ServiceContext } from '../context.js';
 import { tooLarge } from '../sandbox-store.js';
 import { AUTH_ERRORS, errorResponses } from '../schemas.js';
+import { jobTokenRefusal } from './jobs.js';
 import { BEARER, identityOf, requireRole } from './auth.js';
 
 const Params = Type.Object({
@@ -46,17 +46,14 @@ function notFound(sha: string): WmsError {
 }
 
 /**
- * A job token works only while its job is not over (Done, Failed, Killed, Deleted) and is held by
- * the pilot the token was minted for: 403 otherwise (no output attached to a finished job, no
- * input read by a job token of an earlier match).
+ * A job token works only while its job is not over and is held by the pilot the token was minted
+ * for (`jobTokenRefusal`): 403 otherwise (no output attached to a finished job, no input read by
+ * a job token of an earlier match).
  */
 async function requireLiveJobToken(ctx: ServiceContext, p: Principal): Promise<void> {
   if (p.role !== 'job') return;
-  const job = await getJobTokenState(ctx.handle, p.jobId);
-  if (!job || jobTokenDead(job.status)) throw new WmsError('WMS_FORBIDDEN', jobTokenDeadMessage(p.jobId, job?.status ?? 'Deleted'));
-  if (p.pilotId !== null && job.pilotId !== p.pilotId) {
-    throw new WmsError('WMS_FORBIDDEN', `this job token is of an earlier match of job ${p.jobId}: it no longer works`);
-  }
+  const refusal = jobTokenRefusal(p, await getJobTokenState(ctx.handle, p.jobId));
+  if (refusal !== null) throw new WmsError('WMS_FORBIDDEN', refusal);
 }
 
 /** May `p` read the sandbox `sha` (which exists)? */
