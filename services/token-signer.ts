@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import * as jose from 'jose';
 import { WmsError } from '../core/errors.js';
 import { claimsOf, principalFromClaims, type Principal } from '../core/identity.js';
-import { deleteExpiredRevocations, getOrCreateSigningKey, revocationsAfter, type DbHandle, type RevocationRow } from '../db/index.js';
+import { deleteExpiredRevocations, getOrCreateSigningKey, REVOCATION_ID_MARGIN, revocationsAfter, type DbHandle, type RevocationRow } from '../db/index.js';
 
 const ALG = 'EdDSA';
 
@@ -114,8 +114,9 @@ class Revocations {
     return null;
   }
 
-  /** Forgets what has expired. */
+  /** Forgets what has expired, and the ids the next read can no longer return. */
   prune(nowMs: number): void {
+    for (const id of this.seen) if (id <= this.lastId - REVOCATION_ID_MARGIN) this.seen.delete(id);
     for (const [jti, exp] of this.byJti) if (exp <= nowMs) this.byJti.delete(jti);
     for (const [key, list] of this.bySubject) {
       const live = list.filter((r) => r.expiresAtMs > nowMs);

@@ -29,11 +29,13 @@ export interface JobReportResult {
   status: JobState;
 }
 
-/** States the wrapper may move a job to, and from where (the table, plus staying Running). */
+/**
+ * States the wrapper may move a job to, and from where (the table, plus staying Running), never
+ * from a state in which its job token is dead.
+ */
 function reportSources(to: JobState): readonly JobState[] {
-  if (to === 'Running') return [...sourcesOf('Running'), 'Running'];
-  if (to === 'Completing') return [...sourcesOf('Completing'), 'Completing'];
-  return sourcesOf(to);
+  const from = to === 'Running' || to === 'Completing' ? [...sourcesOf(to), to] : sourcesOf(to);
+  return from.filter((s) => !jobTokenDead(s));
 }
 
 /** True when a job in `status` is over for its job token (Done, Failed, Killed, Deleted). */
@@ -88,7 +90,6 @@ export async function reportJobStatus(
                 last_update_at = now()
            from before b
           where j.id = b.id and b.status = any($2::text[]::job_status[])
-            and not (b.status::text = any($8::text[]))
             and ($6::bigint is null or j.pilot_id = $6::bigint)
          returning j.id, j.application_status, b.start_exec_at is null and $3::text = 'Running' as first_start
        ),
@@ -99,16 +100,7 @@ export async function reportJobStatus(
        select exists (select 1 from changed) as changed,
               coalesce((select $3::text from changed), (select status::text from before)) as status,
               coalesce((select first_start from changed), false) as first_start`,
-      [
-        jobId,
-        [...reportSources(report.status)],
-        report.status,
-        report.minorStatus,
-        report.applicationStatus ?? null,
-        pilotId,
-        source,
-        [...JOB_TOKEN_DEAD_STATES],
-      ],
+      [jobId, [...reportSources(report.status)], report.status, report.minorStatus, report.applicationStatus ?? null, pilotId, source],
     );
     const row = r[0];
     if (!row || row.status === null) return { accepted: false, status: 'Deleted' as JobState };

@@ -133,6 +133,8 @@ export async function getPilotBinding(db: DbOrHandle, id: number): Promise<Pilot
 
 export interface PilotFilter {
   site?: string;
+  /** Only pilots of these sites (a site admin's); empty: none. */
+  sites?: readonly string[];
   ce?: string;
   status?: PilotState[];
   /** Pilots with an id below this (paging, newest first). */
@@ -147,8 +149,9 @@ export async function listPilots(db: DbOrHandle, f: PilotFilter): Promise<PilotR
     `select ${PILOT_COLUMNS} from pilots
       where ($1::text is null or site = $1::text) and ($2::text is null or ce = $2::text)
         and ($3::text[] is null or status = any($3::text[])) and ($4::bigint is null or id < $4::bigint)
+        and ($6::text[] is null or site = any($6::text[]))
       order by id desc limit $5::int`,
-    [f.site ?? null, f.ce ?? null, f.status ? [...f.status] : null, f.beforeId ?? null, f.limit],
+    [f.site ?? null, f.ce ?? null, f.status ? [...f.status] : null, f.beforeId ?? null, f.limit, f.sites ? [...f.sites] : null],
   );
   return r.map(pilotOf);
 }

@@ -28,7 +28,7 @@ import { BEARER, bearerToken, identityOf, requireRole } from './auth.js';
 import { visibleJob } from './jobs.js';
 
 /** The job token's principal, checked against the job id of the route. */
-export function jobTokenFor(p: ReturnType<typeof identityOf>, id: number): JobPrincipal {
+function jobTokenFor(p: ReturnType<typeof identityOf>, id: number): JobPrincipal {
   const j = p as JobPrincipal;
   if (j.jobId !== id) throw new WmsError('WMS_FORBIDDEN', `this job token is bound to job ${j.jobId}, not ${id}`);
   return j;
@@ -38,7 +38,7 @@ export function jobTokenFor(p: ReturnType<typeof identityOf>, id: number): JobPr
  * A new token for the caller when the one it used is past half its life (`{}` otherwise):
  * same principal, the full lifetime `ttlSeconds` from now.
  */
-export async function renewalFor(ctx: ServiceContext, request: FastifyRequest, ttlSeconds: number): Promise<Partial<RenewedToken>> {
+async function renewalFor(ctx: ServiceContext, request: FastifyRequest, ttlSeconds: number): Promise<Partial<RenewedToken>> {
   const token = bearerToken(request);
   if (token === null) return {};
   const signer = await ctx.signer();

@@ -14,7 +14,7 @@ import { Type } from 'typebox';
 import { WmsError } from '../../core/errors.js';
 import type { JobState } from '../../core/job-states.js';
 import type { JobDescription } from '../../core/job-model.js';
-import { ownerScope, submitterOf, type Principal } from '../../core/identity.js';
+import { ownerScope, submitterOf, type JobPrincipal, type Principal } from '../../core/identity.js';
 import { describeJobList, describeJobs } from '../../core/jdl/index.js';
 import { jobTokenDeadMessage } from '../../core/pilot-protocol.js';
 import {
@@ -29,9 +29,7 @@ import {
   listJobs,
   rescheduleJobs,
   submitJobs,
-  getSandbox,
   jobTokenDead,
-  sandboxesOwnedBy,
   type JobFilter,
   type JobRow,
 } from '../../db/index.js';
@@ -131,9 +129,21 @@ export async function visibleJob(ctx: ServiceContext, p: Principal, id: number):
   }
   const [row] = await getJobs(ctx.handle, [id], ownerScope(p));
   if (!row) throw new WmsError('WMS_JOB_NOT_FOUND', `no job ${id}`);
-  // A job token dies with its job: once the job is over it reads nothing more either.
-  if (p.role === 'job' && jobTokenDead(row.status)) throw new WmsError('WMS_FORBIDDEN', jobTokenDeadMessage(id, row.status));
+  const refusal = p.role === 'job' ? jobTokenRefusal(p, row) : null;
+  if (refusal !== null) throw new WmsError('WMS_FORBIDDEN', refusal);
   return row;
+}
+
+/**
+ * Why the job token `p` no longer works on its job, or null: a job token dies with its job (Done,
+ * Failed, Killed, Deleted; `job` null: gone) and with its match (the job is now held by another
+ * pilot than the one it was minted for). The routes job tokens use besides the job reports
+ * (which check it in their own statement) call this.
+ */
+export function jobTokenRefusal(p: JobPrincipal, job: { status: JobState; pilotId: number | null } | null): string | null {
+  if (!job || jobTokenDead(job.status)) return jobTokenDeadMessage(p.jobId, job?.status ?? 'Deleted');
+  if (p.pilotId !== null && job.pilotId !== p.pilotId) return `this job token is of an earlier match of job ${p.jobId}: it no longer works`;
+  return null;
 }
 
 function filterOf(q: {
@@ -164,16 +174,12 @@ function checkOwnerFilter(p: Principal, owner: string | undefined): void {
 }
 
 /**
- * The sandboxes each job's InputSandbox names with `SB:<sha256>`, checked: each must be in the
- * store and be owned by the submitter, the (VO, user) that will own the jobs (one of its
- * owners; admins may use any). Throws WMS_SANDBOX_NOT_FOUND naming the first bad one (another
- * user's sandbox, or one of the same name in another VO, is "not found" too).
+ * The sandboxes each job's InputSandbox names with `SB:<sha256>`; throws WMS_VALIDATION for an
+ * entry that is not one. Whether each exists and is the submitter's, the (VO, user) that will
+ * own the jobs (admins may use any), is checked by `submitJobs` in its transaction
+ * (`sandboxAccess`): WMS_SANDBOX_NOT_FOUND naming the first bad one, nothing stored.
  */
-async function inputSandboxesOf(
-  ctx: ServiceContext,
-  p: Principal,
-  jobs: JobDescription[],
-): Promise<string[][]> {
+function inputSandboxesOf(jobs: JobDescription[]): string[][] {
   const perJob = jobs.map((j) =>
     j.inputSandbox.filter((e) => e.startsWith('SB:')).map((e) => e.slice(3).toLowerCase()),
   );
@@ -183,18 +189,6 @@ async function inputSandboxesOf(
       throw new WmsError('WMS_VALIDATION', `InputSandbox entry SB:${sha} is not SB:<sha256>`, {
         details: { problems: [{ message: `SB:${sha} is not SB:<64 hex digits>`, path: 'InputSandbox' }] },
       });
-    }
-  }
-  // Users: one query for all of them; admins may use any sandbox that exists.
-  const owned =
-    p.role === 'admin' ? null : new Set(await sandboxesOwnedBy(ctx.handle, unique, { owner: p.user, vo: p.vo }));
-  for (const sha of unique) {
-    const usable = owned ? owned.has(sha) : (await getSandbox(ctx.handle, sha)) !== null;
-    if (!usable) {
-      throw new WmsError(
-        'WMS_SANDBOX_NOT_FOUND',
-        `InputSandbox entry SB:${sha}: no such sandbox (upload it first: PUT /api/sandboxes/${sha})`,
-      );
     }
   }
   return perJob;
@@ -234,7 +228,7 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
           : jdls!.length === 1
             ? describeJobs(jdls![0] as string, submitter, limits)
             : describeJobList(jdls!, submitter, limits);
-      const inputSandboxes = await inputSandboxesOf(ctx, p, descriptions);
+      const inputSandboxes = inputSandboxesOf(descriptions);
       const jobIds = await submitJobs(ctx.handle, descriptions, {
         source: `JobManager:${p.user}`,
         inputSandboxes,

@@ -19,16 +19,14 @@
 import { performance } from 'node:perf_hooks';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { WmsError } from '../../core/errors.js';
 import { ownerScope, type JobPrincipal, type PilotPrincipal } from '../../core/identity.js';
-import { pilotTokenDeadMessage } from '../../core/pilot-protocol.js';
-import { isPilotFinal } from '../../core/pilot-states.js';
-import { explainJob, explainResource, getPilotBinding, matchJob } from '../../db/index.js';
+import { explainJob, explainResource, matchJob } from '../../db/index.js';
 import type { PluginOptions, ServiceContext } from '../context.js';
 import { explainJobView, explainResourceView, ExplainJobSchema, ExplainResourceSchema } from '../explain-view.js';
 import { resourceOf, type PilotPlace } from '../resource.js';
 import { AUTH_ERRORS, errorResponses, JobIdParams, ResourceSchema } from '../schemas.js';
 import { BEARER, identityOf, requireRole } from './auth.js';
+import { requireLivePilot } from './pilots.js';
 
 const MatchAnswer = Type.Object({
   match: Type.Union([
@@ -45,6 +43,12 @@ const MatchAnswer = Type.Object({
   ]),
 });
 
+/** Where the token's pilot runs, read from its record; 403 when it has none or it is final. */
+async function livePlace(ctx: ServiceContext, p: PilotPrincipal): Promise<PilotPlace> {
+  const { site, ce, queue } = await requireLivePilot(ctx, p);
+  return { site, ce, queue };
+}
+
 /** Pilot places remembered per process; beyond this the oldest is forgotten. */
 const PLACE_CACHE_SIZE = 20_000;
 
@@ -54,14 +58,11 @@ class PilotPlaces {
 
   constructor(private readonly ctx: ServiceContext) {}
 
-  /** The place of the token's pilot; 403 when it has no record. */
+  /** The place of the token's pilot; 403 when it has no record or is final. */
   async of(p: PilotPrincipal): Promise<PilotPlace> {
     const known = this.places.get(p.pilotId);
     if (known) return known;
-    const b = await getPilotBinding(this.ctx.handle, p.pilotId);
-    if (!b) throw new WmsError('WMS_FORBIDDEN', pilotTokenDeadMessage(p.pilotId, null));
-    if (isPilotFinal(b.status)) throw new WmsError('WMS_FORBIDDEN', pilotTokenDeadMessage(p.pilotId, b.status));
-    const place = { site: b.site, ce: b.ce, queue: b.queue };
+    const place = await livePlace(this.ctx, p);
     if (this.places.size >= PLACE_CACHE_SIZE) this.places.delete(this.places.keys().next().value as number);
     this.places.set(p.pilotId, place);
     return place;
@@ -134,13 +135,8 @@ export const matcherPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (ap
     },
     async (request) => {
       const p = identityOf(request);
-      let place: PilotPlace | undefined;
-      if (p.role === 'pilot') {
-        // Not the hot path: the record is read afresh, state included.
-        const b = await getPilotBinding(ctx.handle, p.pilotId);
-        if (!b || isPilotFinal(b.status)) throw new WmsError('WMS_FORBIDDEN', pilotTokenDeadMessage(p.pilotId, b?.status ?? null));
-        place = { site: b.site, ce: b.ce, queue: b.queue };
-      }
+      // Not the hot path: the record is read afresh, state included.
+      const place = p.role === 'pilot' ? await livePlace(ctx, p) : undefined;
       const resource = resourceOf(request.body, p, place);
       return explainResourceView(await explainResource(ctx.handle, resource));
     },

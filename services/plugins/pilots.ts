@@ -51,6 +51,7 @@ import {
   returnJobCommands,
   takeJobCommands,
   updatePilots,
+  type PilotBinding,
   type PilotRow,
 } from '../../db/index.js';
 import type { PluginOptions, ServiceContext } from '../context.js';
@@ -113,10 +114,11 @@ async function selfPilot(ctx: ServiceContext, p: PilotPrincipal): Promise<PilotR
   return pilot;
 }
 
-/** `selfPilot` for routes that need only the verdict (one primary-key read of a few columns). */
-async function requireLivePilot(ctx: ServiceContext, p: PilotPrincipal): Promise<void> {
+/** `selfPilot` for routes that need only the verdict and the place (one primary-key read of a few columns). */
+export async function requireLivePilot(ctx: ServiceContext, p: PilotPrincipal): Promise<PilotBinding> {
   const b = await getPilotBinding(ctx.handle, p.pilotId);
   if (!b || isPilotFinal(b.status)) throw new WmsError('WMS_FORBIDDEN', pilotTokenDeadMessage(p.pilotId, b?.status ?? null));
+  return b;
 }
 
 function commandsFor(settings: PilotSettings, ceType: string): PilotCommandName[] {
@@ -239,7 +241,9 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
   const pilotOnly = requireRole(ctx, 'pilot');
   const admins = requireRole(ctx, 'admin', 'site-admin');
   /** After pilotOnly: the pilot's record must be alive. */
-  const alive = async (request: FastifyRequest) => requireLivePilot(ctx, identityOf(request) as PilotPrincipal);
+  const alive = async (request: FastifyRequest) => {
+    await requireLivePilot(ctx, identityOf(request) as PilotPrincipal);
+  };
   /** A short-lived token for the calling pilot (register answer, renewal). */
   const sessionToken = async (p: PilotPrincipal) => {
     const { token, expiresAt } = await (await ctx.signer()).sign(
@@ -434,14 +438,12 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
         if (bad.length > 0) throw new WmsError('WMS_VALIDATION', `unknown pilot status ${bad.join(', ')} (one of ${PILOT_STATES.join(', ')})`);
         status = list as PilotState[];
       }
-      const limit = q.limit ?? 100;
-      const filter = { limit, ...(q.ce ? { ce: q.ce } : {}), ...(status ? { status } : {}), ...(q.before ? { beforeId: q.before } : {}) };
       const who = identityOf(request);
-      if (who.role === 'admin') return { pilots: (await listPilots(ctx.handle, { ...filter, ...(q.site ? { site: q.site } : {}) })).map(pilotView) };
-      // A site admin: each of its sites (or the one asked for, when it is one of them), merged newest first.
-      const sites = (who.role === 'site-admin' ? (who.sites ?? []) : []).filter((s) => managesSite(who, s) && (!q.site || s === q.site));
-      const rows = (await Promise.all([...new Set(sites)].map((site) => listPilots(ctx.handle, { ...filter, site })))).flat();
-      return { pilots: rows.sort((a, b) => b.id - a.id).slice(0, limit).map(pilotView) };
+      // A site admin sees the pilots of its own sites only (one query, whatever their number).
+      const sites = who.role === 'admin' ? {} : { sites: (who.role === 'site-admin' ? (who.sites ?? []) : []).filter((s) => managesSite(who, s)) };
+      const filter = { limit: q.limit ?? 100, ...(q.site ? { site: q.site } : {}), ...(q.ce ? { ce: q.ce } : {}), ...sites };
+      const rows = await listPilots(ctx.handle, { ...filter, ...(status ? { status } : {}), ...(q.before ? { beforeId: q.before } : {}) });
+      return { pilots: rows.map(pilotView) };
     },
   );
 

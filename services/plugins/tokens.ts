@@ -143,16 +143,7 @@ const RevocationSchema = Type.Object({
 });
 
 function revocationView(r: RevocationRow) {
-  return {
-    id: r.id,
-    jti: r.jti,
-    vo: r.vo,
-    subject: r.subject,
-    revokedAt: r.revokedAt.toISOString(),
-    expiresAt: r.expiresAt.toISOString(),
-    reason: r.reason,
-    revokedBy: r.revokedBy,
-  };
+  return { ...r, revokedAt: r.revokedAt.toISOString(), expiresAt: r.expiresAt.toISOString() };
 }
 
 /**

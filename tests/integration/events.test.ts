@@ -4,65 +4,12 @@
  * processes make them, and must come out of the shared change-feed poller.
  */
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { WebSocket } from 'undici';
 import type { JobState } from '../../core/job-states.js';
 import { createPilots, matchJob, reportJobStatus, setSiteBanned, updatePilots } from '../../db/index.js';
 import { changeFeedOf } from '../../services/plugins/events.js';
 import { createTestApp, jdl, type TestApp } from '../helpers/app.js';
 import { describeDb } from '../helpers/db.js';
-
-type Message = Record<string, unknown> & { type: string };
-
-/** A websocket client that keeps every message it gets. */
-class Client {
-  readonly messages: Message[] = [];
-  closed = false;
-  private constructor(readonly ws: WebSocket) {}
-
-  /** Opens; rejects with the reason when the upgrade is refused. */
-  static open(url: string, token: string | null, via: 'header' | 'query' = 'header'): Promise<Client> {
-    const target = via === 'query' && token ? `${url}?token=${encodeURIComponent(token)}` : url;
-    const init = via === 'header' && token ? { headers: { authorization: `Bearer ${token}` } } : {};
-    const ws = new WebSocket(target, init as unknown as string[]);
-    const c = new Client(ws);
-    ws.addEventListener('message', (ev) => c.messages.push(JSON.parse(String(ev.data)) as Message));
-    ws.addEventListener('close', () => (c.closed = true));
-    return new Promise((ok, fail) => {
-      ws.addEventListener('open', () => ok(c));
-      ws.addEventListener('error', () => fail(new Error('refused')));
-    });
-  }
-
-  send(subscribe: Record<string, unknown>): void {
-    this.ws.send(JSON.stringify({ subscribe }));
-  }
-
-  /** Waits for a message matching `pred` (among those received so far or later). */
-  async waitFor(pred: (m: Message) => boolean, ms = 15_000): Promise<Message> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const m = this.messages.find(pred);
-      if (m) return m;
-      if (Date.now() > deadline) throw new Error(`no such message; got ${JSON.stringify(this.messages)}`);
-      await new Promise((ok) => setTimeout(ok, 20));
-    }
-  }
-
-  /** Subscribes and waits for the acknowledgement. */
-  async subscribe(subscribe: Record<string, unknown>): Promise<Message> {
-    const n = this.messages.length;
-    this.send(subscribe);
-    return this.waitFor((m) => this.messages.indexOf(m) >= n && (m.type === 'subscribed' || m.type === 'error'));
-  }
-
-  jobEvents(id?: number): Message[] {
-    return this.messages.filter((m) => m.type === 'job' && (id === undefined || m['id'] === id));
-  }
-
-  close(): void {
-    this.ws.close();
-  }
-}
+import { EventClient as Client } from '../helpers/events.js';
 
 const resource = { site: 'LCG.Alpha.org', tags: [], requiredTags: [], processors: 1, ramMb: 4096, gpus: 0, cpuWork: 10_000_000, vo: 'vo1' };
 

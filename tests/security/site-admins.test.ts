@@ -9,7 +9,6 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_SITE as CLI_LOCAL_SITE, registerLocalSite } from '../../cli/server-system.js';
 import { claimsOf, managesSite, principalFromClaims } from '../../core/identity.js';
@@ -19,6 +18,7 @@ import { appendPilotLogs, createPilots, listCeQueues, setSiteBanned, updatePilot
 import { createTestApp, type TestApp } from '../helpers/app.js';
 import { runWms } from '../helpers/cli.js';
 import { describeDb } from '../helpers/db.js';
+import { EventClient } from '../helpers/events.js';
 
 const A = 'LCG.Alpha.org';
 const B = 'LCG.Beta.org';
@@ -51,38 +51,6 @@ async function registrySnapshot(db: DbHandle): Promise<unknown> {
     sites: await db.query(`select name, description, banned, ban_reason, updated_at::text as u from sites order by name`),
     ces: await db.query(`select name, site, type, settings, banned, ban_reason, updated_at::text as u from computing_elements order by name`),
     queues: await db.query(`select ce_id, name, settings, updated_at::text as u from ce_queues order by ce_id, name`),
-  };
-}
-
-type Message = Record<string, unknown> & { type: string };
-
-/** A websocket client of /api/events that keeps what it gets. */
-async function eventClient(url: string, token: string) {
-  const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } } as unknown as string[]);
-  const messages: Message[] = [];
-  ws.addEventListener('message', (ev) => messages.push(JSON.parse(String(ev.data)) as Message));
-  await new Promise<void>((ok, fail) => {
-    ws.addEventListener('open', () => ok());
-    ws.addEventListener('error', () => fail(new Error('refused')));
-  });
-  const waitFor = async (pred: (m: Message) => boolean, ms = 15_000): Promise<Message> => {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const m = messages.find(pred);
-      if (m) return m;
-      if (Date.now() > deadline) throw new Error(`no such message; got ${JSON.stringify(messages)}`);
-      await new Promise((ok) => setTimeout(ok, 20));
-    }
-  };
-  return {
-    messages,
-    waitFor,
-    subscribe: async (subscribe: Record<string, unknown>) => {
-      const n = messages.length;
-      ws.send(JSON.stringify({ subscribe }));
-      return waitFor((m) => messages.indexOf(m) >= n && (m.type === 'subscribed' || m.type === 'error'));
-    },
-    close: () => ws.close(),
   };
 }
 
@@ -307,8 +275,8 @@ describeDb('site admins are scoped to their sites', (ctx) => {
 
     it('gets the pilot and site events of A only', async () => {
       const wsUrl = `${url.replace(/^http/, 'ws')}/api/events`;
-      const sa = await eventClient(wsUrl, samA);
-      const all = await eventClient(wsUrl, admin);
+      const sa = await EventClient.open(wsUrl, samA);
+      const all = await EventClient.open(wsUrl, admin);
       try {
         expect(await sa.subscribe({ pilots: true, sites: true })).toMatchObject({ type: 'subscribed', pilots: true, sites: true });
         expect(await all.subscribe({ pilots: true, sites: true })).toMatchObject({ type: 'subscribed' });

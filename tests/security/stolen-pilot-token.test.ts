@@ -19,7 +19,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'undici';
 import { resolveServiceConfig } from '../../core/config.js';
-import { getJobs, setSiteBanned, upsertComputingElement } from '../../db/index.js';
+import { getJobs, setSiteBanned, updatePilots, upsertComputingElement } from '../../db/index.js';
 import { createTestApp, jdl, testClock, type TestApp, type TestClock } from '../helpers/app.js';
 import { describeDb } from '../helpers/db.js';
 import { pilotAt } from '../helpers/pilots.js';
@@ -87,6 +87,18 @@ describeDb('stolen pilot and job tokens', (ctx) => {
     const res = await t.call('POST', '/api/match', orphan, RESOURCE);
     expect(res.statusCode).toBe(403);
     expect(res.json<{ message: string }>().message).toBe('pilot 987654 has no record: its token no longer works');
+  });
+
+  it('a pilot whose place this process remembers is refused once final (checked in the claim)', async () => {
+    const p = await pilotAt(t, HERE);
+    expect((await t.call('POST', '/api/match', p.token, RESOURCE)).statusCode).toBe(200); // its place is cached now
+    await updatePilots(t.db, [p.id], { status: 'Aborted', reason: 'lost by the batch system' });
+    const id = await submit(bob);
+    const res = await t.call('POST', '/api/match', p.token, RESOURCE);
+    expect(res.statusCode, res.body).toBe(403);
+    expect(res.json<{ message: string }>().message).toBe(`pilot ${p.id} is Aborted: its token no longer works`);
+    expect(await statusOf(id)).toBe('Waiting');
+    await t.call('POST', '/api/match', (await pilotAt(t, HERE)).token, RESOURCE); // tidy: take it
   });
 
   it('a live pilot at a banned site gets nothing, even naming an allowed site', async () => {

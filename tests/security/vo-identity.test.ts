@@ -16,7 +16,6 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create as tarCreate } from 'tar';
-import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   assignSandboxes,
@@ -28,48 +27,7 @@ import {
 } from '../../db/index.js';
 import { countJobs, createTestApp, type TestApp } from '../helpers/app.js';
 import { describeDb } from '../helpers/db.js';
-
-type Message = Record<string, unknown> & { type: string };
-
-/** A websocket client that keeps every message it gets (as in tests/integration/events.test.ts). */
-class EventClient {
-  readonly messages: Message[] = [];
-  private constructor(readonly ws: WebSocket) {}
-
-  static open(url: string, token: string): Promise<EventClient> {
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } } as unknown as string[]);
-    const c = new EventClient(ws);
-    ws.addEventListener('message', (ev) => c.messages.push(JSON.parse(String(ev.data)) as Message));
-    return new Promise((ok, fail) => {
-      ws.addEventListener('open', () => ok(c));
-      ws.addEventListener('error', () => fail(new Error('refused')));
-    });
-  }
-
-  async waitFor(pred: (m: Message) => boolean, ms = 15_000): Promise<Message> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const m = this.messages.find(pred);
-      if (m) return m;
-      if (Date.now() > deadline) throw new Error(`no such message; got ${JSON.stringify(this.messages)}`);
-      await new Promise((ok) => setTimeout(ok, 20));
-    }
-  }
-
-  async subscribe(subscribe: Record<string, unknown>): Promise<Message> {
-    const n = this.messages.length;
-    this.ws.send(JSON.stringify({ subscribe }));
-    return this.waitFor((m) => this.messages.indexOf(m) >= n && (m.type === 'subscribed' || m.type === 'error'));
-  }
-
-  jobIds(): number[] {
-    return [...new Set(this.messages.filter((m) => m.type === 'job').map((m) => m['id'] as number))].sort((a, b) => a - b);
-  }
-
-  close(): void {
-    this.ws.close();
-  }
-}
+import { EventClient } from '../helpers/events.js';
 
 /** A real tar.gz holding one file. */
 async function tarGz(name: string, text: string): Promise<Buffer> {
@@ -339,6 +297,14 @@ describeDb('identity is (VO, user): alice of atlas and alice of lhcb', (ctx) => 
       }
       const other = await t.call('GET', `/api/jobs/${A1}`, jobToken);
       expect(other.statusCode, other.body).toBe(403);
+      expect((await t.call('GET', `/api/jobs/${L1}`, jobToken)).statusCode).toBe(200);
+      // A job token of an earlier match (minted for another pilot) reads neither the job nor its input.
+      const stale = await t.tokenFor({ role: 'job', user: 'alice', vo: 'lhcb', group: 'lhcb_user', jobId: L1, pilotId: atlasPilot });
+      for (const url of [`/api/jobs/${L1}`, `/api/sandboxes/${lhcbInput}`]) {
+        const r = await t.call('GET', url, stale);
+        expect(r.statusCode, r.body).toBe(403);
+        expect(r.json<{ message: string }>().message).toMatch(/earlier match of job/);
+      }
     });
   });
 

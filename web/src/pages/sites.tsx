@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { LOCAL_SITE } from '../../../core/local-site.js';
+import { managesSite, type Principal } from '../../../core/identity.js';
 import { api, type Identity } from '../api.js';
 import { streamLabel, useEvents, useThrottled, LIVE_POLL_MS } from '../events.js';
 import { usePolled } from '../hooks.js';
@@ -164,10 +164,9 @@ export function SitesPage({ me }: { me: Identity | null }) {
   const sites = usePolled(() => api<{ queues: Queue[] }>('GET', '/api/sites'), [bump], stream === 'live' ? LIVE_POLL_MS : 3000);
   const refresh = useThrottled(() => setBump((b) => b + 1));
   const manager = me?.role === 'admin' || me?.role === 'site-admin';
-  // Ban / Allow only where the services would accept it: admins everywhere, a site admin on the
-  // sites of its token, never on the local site.
-  const manages = (site: string) =>
-    me?.role === 'admin' || (me?.role === 'site-admin' && site !== LOCAL_SITE.site && (me.sites ?? []).includes(site));
+  // Ban / Allow only where the services would accept it (the same rule: admins everywhere, a site
+  // admin on the sites of its token, never on the local site).
+  const manages = (site: string) => me !== null && managesSite(me as Principal, site);
 
   if (sites.error && !sites.data) return <p class="error" role="alert">Sites: {sites.error.message}</p>;
   const list = sites.data ? groupSites(sites.data.queues) : null;
