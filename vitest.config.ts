@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Six projects, as in DESIGN.md: `unit` has no I/O; `db` runs every suite on PGlite and on
+// Seven projects, as in DESIGN.md: `unit` has no I/O; `db` runs every suite on PGlite and on
 // the real PostgreSQL (TEST_DATABASE_URL, default 127.0.0.1:5432); `integration`, `security`, `e2e` and
 // `browser` (headless Chromium) start real parts. A suite whose part is missing skips loudly
 // on a laptop and fails under CI.
@@ -42,6 +42,18 @@ export default defineConfig({
           include: ['tests/e2e/**/*.test.ts'],
           testTimeout: 180_000,
           hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        // Faults (issue 10): whole systems on a private PostgreSQL cluster the test starts on
+        // another port, killed, restarted and starved of disk mid-run; 300 jobs each, so one
+        // file at a time.
+        test: {
+          name: 'faults',
+          include: ['tests/faults/**/*.test.ts'],
+          testTimeout: 600_000,
+          hookTimeout: 180_000,
           fileParallelism: false,
         },
       },

@@ -137,12 +137,13 @@ const migrate: CommandSpec = {
   },
 };
 
-const AGENT_NAMES = ['site-director', 'pilot-status', 'stalled-jobs', 'job-cleaning'];
+/** The agents `wms server agents` runs: the site director and agents/runner.ts standardAgents (a unit test keeps them equal). */
+export const AGENT_NAMES = ['site-director', 'pilot-status', 'stalled-jobs', 'job-cleaning', 'accounting'];
 
 const agents: CommandSpec = {
   name: ['server', 'agents'],
   usage: '[--once [NAME,...]] [--data-dir ./var] [--db postgres://…]',
-  summary: 'run the agents alone (site director, pilot status, stalled jobs, job cleaning)',
+  summary: 'run the agents alone (site director, pilot status, stalled jobs, job cleaning, accounting)',
   details:
     'For operators who run the services elsewhere: the agents work on the database, each tick\n' +
     'under a lease, so several agent processes never act twice. Pilots call home to\n' +
