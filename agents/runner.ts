@@ -26,7 +26,7 @@ import { createTask, validate, type ScheduledTask } from 'node-cron';
 import type { ServiceConfig } from '../core/config.js';
 import type { ComputingElement } from './computing-elements/types.js';
 import { WmsError } from '../core/errors.js';
-import { releaseLease, takeLease, type DbHandle } from '../db/index.js';
+import { DbOutageLog, isDbUnavailableError, releaseLease, takeLease, type DbHandle } from '../db/index.js';
 import type { Agent, AgentContext } from './agent.js';
 import { createAccountingAgent } from './accounting.js';
 import { createJobCleaningAgent } from './job-cleaning.js';
@@ -86,6 +86,12 @@ export class AgentRunner {
   readonly #tasks: ScheduledTask[] = [];
   readonly #inFlight = new Map<string, Promise<{ ran: boolean; outcome: string }>>();
   readonly #last = new Map<string, TickResult>();
+  /**
+   * The database away: said once for the whole runner when the first lease cannot be taken,
+   * once when a lease is taken again; the ticks meanwhile are skipped quietly (each agent's
+   * schedule is the retry, so an outage costs one failed connect per tick, no spinning).
+   */
+  readonly #outage: DbOutageLog;
 
   constructor(opts: AgentRunnerOptions) {
     this.#db = opts.db;
@@ -94,6 +100,7 @@ export class AgentRunner {
     this.#now = opts.now ?? (() => new Date());
     this.#onTick = opts.onTick;
     this.holder = opts.holder ?? `${hostname()}:${process.pid}`;
+    this.#outage = new DbOutageLog('agents', { warn: (m) => this.#log(m), info: (m) => this.#log(m) });
     for (const a of opts.agents) {
       if (this.#agents.has(a.name)) throw new WmsError('WMS_CONFIG', `two agents are named "${a.name}"`);
       if (!validate(a.schedule)) {
@@ -176,9 +183,10 @@ export class AgentRunner {
       lease = await takeLease(this.#db, agent.name, this.holder, leaseSeconds);
     } catch (e) {
       const outcome = `lease not taken: ${describeError(e)}`;
-      log(outcome);
+      if (!this.#outage.failed(e)) log(outcome);
       return { ran: false, outcome };
     }
+    this.#outage.ok();
     if (!lease) return { ran: false, outcome: 'lease held by another process' };
 
     const renew = setInterval(
@@ -187,7 +195,9 @@ export class AgentRunner {
           (l) => {
             if (!l) log('lease lost while the tick runs (it outlived its lease and another process took it)');
           },
-          (e: unknown) => log(`lease renewal failed: ${describeError(e)}`),
+          (e: unknown) => {
+            if (!this.#outage.failed(e)) log(`lease renewal failed: ${describeError(e)}`);
+          },
         );
       },
       Math.max(100, (leaseSeconds * 1000) / 3),
@@ -201,7 +211,7 @@ export class AgentRunner {
       outcome = (await agent.tick(ctx)).replace(/\s*\n\s*/g, ' | ');
     } catch (e) {
       ok = false;
-      outcome = `error: ${describeError(e)}`;
+      outcome = isDbUnavailableError(e) ? `error: database unavailable (${describeError(e)})` : `error: ${describeError(e)}`;
     } finally {
       clearInterval(renew);
     }
@@ -213,7 +223,7 @@ export class AgentRunner {
     try {
       await releaseLease(this.#db, agent.name, this.holder, { durationMs, outcome, startedAt: lease.takenAt });
     } catch (e) {
-      log(`lease not released (it expires in ${leaseSeconds} s): ${describeError(e)}`);
+      if (!this.#outage.failed(e)) log(`lease not released (it expires in ${leaseSeconds} s): ${describeError(e)}`);
     }
     try {
       this.#onTick?.(agent.name, result);

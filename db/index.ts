@@ -7,6 +7,8 @@ export {
   openDb,
   dbOf,
   asDbUnavailable,
+  isDbUnavailableError,
+  DbOutageLog,
   pingDb,
   redactUrl,
   migrationsFolder,

@@ -102,9 +102,18 @@ export class Metrics {
     this.#ticks.set(agent, t);
   }
 
-  /** The whole exposition: the database gauges given, then this process's figures. */
-  render(g: MetricsGauges): string {
+  /**
+   * The whole exposition: the database gauges given, then this process's figures. `null`: the
+   * database could not be read (an outage): its gauge families are declared without samples
+   * (a missing series, not a stale or zero one) and `wms_database_up` is 0; this process's
+   * counters are still exposed.
+   */
+  render(given: MetricsGauges | null): string {
     const e = new Exposition();
+    e.family('wms_database_up', 'gauge', 'Whether the database answered this scrape (1) or not (0: its gauges are absent).', [
+      [{}, given === null ? 0 : 1],
+    ]);
+    const g: MetricsGauges = given ?? { waitingJobs: [], runningJobs: [], pilots: [], failedJobs: [], jobs: {} as MetricsGauges['jobs'] };
     e.family(
       'wms_waiting_jobs',
       'gauge',

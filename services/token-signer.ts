@@ -285,15 +285,17 @@ export class TokenSigner {
 
   /**
    * Reads new revocations every `seconds` until `close()`. Failures (the database restarting)
-   * are passed to `onError` and the next poll tries again.
+   * are passed to `onError` and the next poll tries again at the same pace; `onOk` is called
+   * after each read that worked (to log the end of an outage). Revocations already read keep
+   * being enforced meanwhile; rows written during an outage are read at the first poll after it.
    */
-  startPolling(seconds: number, onError: (e: unknown) => void = () => undefined): void {
+  startPolling(seconds: number, onError: (e: unknown) => void = () => undefined, onOk: () => void = () => undefined): void {
     if (this.polling) return;
     this.polling = true;
     const tick = () => {
       this.poll = setTimeout(() => {
         this.refreshRevocations()
-          .catch(onError)
+          .then(onOk, onError)
           .finally(() => {
             if (this.polling) tick();
           });

@@ -329,6 +329,28 @@ export function reportFollow(
   return 1;
 }
 
+/**
+ * What a failed submission means for the user. A submission is not idempotent, so the CLI never
+ * sends it twice. The server answers 503 WMS_DB_UNAVAILABLE for it only when `submitJobs`
+ * threw, i.e. its one transaction failed before or during its COMMIT: nothing was stored,
+ * except in the one window where the connection broke while the COMMIT itself was in flight
+ * (PostgreSQL may have committed without the server hearing it). A refused connection means
+ * the request never left; a reset one leaves the outcome unknown.
+ */
+export function submissionFailure(e: CliError): string {
+  if (e.code === 'WMS_DB_UNAVAILABLE') {
+    return (
+      'database unavailable: the server says the submission was not applied (its transaction did not commit); ' +
+      'submit again once the database is back. Only if the database went away during the commit itself can the jobs ' +
+      'have been stored: "wms job list" shows them'
+    );
+  }
+  if (e.code === 'UNREACHABLE' && /ECONNRESET|UND_ERR_SOCKET/.test(e.message)) {
+    return `${e.message}; the connection broke after the submission was sent: check "wms job list" before submitting again`;
+  }
+  return e.message;
+}
+
 const submit: CommandSpec = {
   name: ['job', 'submit'],
   usage: 'FILE... [--wait [--timeout SECONDS]] [--json]',
@@ -362,9 +384,10 @@ const submit: CommandSpec = {
     for (const f of files) jdls.push(await prepareJdl(client, f, io));
     let answer: { jobIds: number[] };
     try {
+      // Never sent twice (a retry could store the jobs twice): see submissionFailure.
       answer = await client.json<{ jobIds: number[] }>('POST', '/api/jobs', jdls.length === 1 ? { jdl: jdls[0] } : { jdls });
     } catch (e) {
-      if (e instanceof CliError) throw new CliError(e.message, e.problems, files, e.code);
+      if (e instanceof CliError) throw new CliError(submissionFailure(e), e.problems, files, e.code);
       throw e;
     }
     const say = asJson && wait ? io.err : io.out;

@@ -66,7 +66,7 @@ const explain: CommandSpec = {
         if (v !== undefined) resource[key] = v;
       }
     }
-    const answer = await clientFrom(io).json<unknown>('POST', '/api/match/explain', resource);
+    const answer = await clientFrom(io).json<unknown>('POST', '/api/match/explain', resource, { idempotent: true }); // a read: retried through outages
     io.out(flag(values, 'json') ? json(answer) : formatExplainResource(answer));
     return 0;
   },

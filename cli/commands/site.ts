@@ -192,7 +192,8 @@ function banCommands(kind: 'site' | 'ce'): CommandSpec[] {
       async run(values, positionals, io) {
         const reason = str(values, 'reason');
         if (!reason) throw new UsageError('--reason is required: say why, for the users and the other admins');
-        await clientFrom(io).json('POST', `${path}/${encodeURIComponent(positionals[0]!)}/ban`, { reason });
+        // Setting a ban is idempotent: retried through outages.
+        await clientFrom(io).json('POST', `${path}/${encodeURIComponent(positionals[0]!)}/ban`, { reason }, { idempotent: true });
         io.out(`${what} ${positionals[0]} banned: ${reason}`);
         return 0;
       },
@@ -205,7 +206,7 @@ function banCommands(kind: 'site' | 'ce'): CommandSpec[] {
       env: CLIENT_ENV,
       positionals: [1, 1],
       async run(_values, positionals, io) {
-        await clientFrom(io).json('POST', `${path}/${encodeURIComponent(positionals[0]!)}/allow`);
+        await clientFrom(io).json('POST', `${path}/${encodeURIComponent(positionals[0]!)}/allow`, undefined, { idempotent: true });
         io.out(`${what} ${positionals[0]} allowed`);
         return 0;
       },

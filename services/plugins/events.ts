@@ -20,8 +20,12 @@
  *   `{ type: "pilot", id, status, statusReason, site, ce, at }`
  *   `{ type: "site", kind: "site" | "ce" | "queue", site, ce, queue, banned, paused, pausedUntil, reason, at }`
  * and `{ type: "error", code, message }` for a refused or malformed message (the socket stays
- * open). A user only ever sees their own jobs, of their VO: other owners' jobs (and those of the
- * same name in another VO) are "not found".
+ * open). While the database is away the poller retries at its pace and logs the outage once;
+ * each subscriber gets `{ type: "error", code: "WMS_DB_UNAVAILABLE" }` once when it starts
+ * (the socket stays open, cursors are kept: the changes made meanwhile follow once it is
+ * back), and a subscription message then is answered with that error. A user only ever sees
+ * their own jobs, of their VO: other owners' jobs (and those of the same name in another VO)
+ * are "not found".
  *
  * Source: the database (`db/queries/changes.ts`), so changes made by other replicas and by
  * agents in other processes are seen. ONE poller per process and database (`ChangeFeed`) reads
@@ -35,7 +39,9 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { WmsError } from '../../core/errors.js';
 import { inScope, managesSite, ownerScope, PERSON_ROLES, type OwnerScope, type PersonPrincipal, type PersonRole } from '../../core/identity.js';
 import {
+  asDbUnavailable,
   currentJobStates,
+  DbOutageLog,
   databaseNow,
   jobHistoryByIds,
   jobHistorySince,
@@ -73,6 +79,13 @@ export interface Subscription {
 }
 
 const NOTHING: Subscription = { jobs: null, pilots: false, sites: false };
+
+/** Sent to each subscriber when the change feed cannot be read (once per outage). */
+const DB_DOWN_MESSAGE = {
+  type: 'error',
+  code: 'WMS_DB_UNAVAILABLE',
+  message: 'database unavailable: changes are sent again once it is back',
+} as const;
 
 function jobEvent(c: JobHistoryChange): JobEvent {
   return {
@@ -170,12 +183,21 @@ export class ChangeFeed {
   private readonly pilotSeen = new Map<string, number>();
   private sitesReady: Promise<void> | null = null;
   private siteState = new Map<string, string>();
+  /** A database outage is logged once when it starts and once when it ends, not every poll. */
+  private readonly outage: DbOutageLog;
 
   constructor(
     private readonly handle: DbHandle,
     private readonly log: FastifyBaseLogger,
     private readonly pollMs = EVENTS_POLL_MS,
-  ) {}
+  ) {
+    this.outage = new DbOutageLog('event stream', { warn: (m) => log.warn(m), info: (m) => log.info(m) });
+  }
+
+  /** True while the last poll failed because the database is away. */
+  get databaseDown(): boolean {
+    return this.outage.down;
+  }
 
   /** True while the poller runs (some subscriber is there). */
   get running(): boolean {
@@ -242,8 +264,16 @@ export class ChangeFeed {
       if (subs.some((s) => s.spec.sites)) await this.pollSites(gen);
       else this.sitesReady = null;
       this.stats.polls++;
+      this.outage.ok();
     } catch (e) {
-      this.log.warn({ err: e }, 'event stream: reading the change feed failed (trying again)');
+      // An outage: said once, polled again at the same pace (a read that fails at once costs
+      // nothing), and the cursors are kept, so no change made meanwhile is lost.
+      const wasDown = this.outage.down;
+      if (!this.outage.failed(e)) this.log.warn({ err: e }, 'event stream: reading the change feed failed (trying again)');
+      else if (!wasDown) {
+        // Told once to every subscriber (the socket stays open; the dashboard shows its banner).
+        for (const s of this.subscribers) s.send(DB_DOWN_MESSAGE);
+      }
     }
     if (gen === this.generation && this.subscribers.size > 0) this.schedule(gen);
   }
@@ -490,13 +520,17 @@ export const eventsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
         const text = data.toString('utf8');
         chain = chain
           .then(() => subscribe(sub, text))
-          .catch((e: unknown) => {
+          .catch((thrown: unknown) => {
+            // The database away: WMS_DB_UNAVAILABLE, as the HTTP routes answer (no driver text).
+            const e = asDbUnavailable(thrown);
             const known = e instanceof WmsError;
             if (!known) request.log.warn({ err: e }, 'event stream: subscription failed');
+            const dbDown = known && e.code === 'WMS_DB_UNAVAILABLE';
+            if (dbDown) request.log.warn({ err: e }, 'event stream: subscription failed, database unavailable');
             sub.send({
               type: 'error',
               code: known ? e.code : 'WMS_UNAVAILABLE',
-              message: known ? e.message : 'the subscription failed; try again',
+              message: dbDown ? 'database unavailable, subscribe again later' : known ? e.message : 'the subscription failed; try again',
             });
           });
       });

@@ -1,6 +1,8 @@
 /**
  * `GET /api/health`: no token needed; 200 when the database answers, else 503
- * WMS_DB_UNAVAILABLE with Retry-After (load balancers take the replica out).
+ * WMS_DB_UNAVAILABLE with Retry-After (load balancers take the replica out). Each call asks the
+ * database anew (`select 1` through the pool), so it answers 200 again as soon as PostgreSQL is
+ * back, without a restart; the dashboard's outage banner polls it.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';

@@ -1,7 +1,8 @@
 /**
  * `GET /metrics`: Prometheus text format 0.0.4 (services/metrics.ts). Gauges are read from the
  * database on each scrape (db/queries/metrics.ts); counters, the match histogram and agent
- * ticks come from this process.
+ * ticks come from this process. While the database is away the scrape still answers 200 with
+ * `wms_database_up 0` and no gauge samples (the outage is logged once, and its end once).
  *
  * Who: anyone by default (Prometheus scrapes without a token; keep the port on an internal
  * network), or only `Authorization: Bearer <config.metricsToken>` when that is set
@@ -11,7 +12,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { WmsError } from '../../core/errors.js';
-import { readMetricsGauges } from '../../db/index.js';
+import { DbOutageLog, readMetricsGauges, type MetricsGauges } from '../../db/index.js';
 import type { PluginOptions } from '../context.js';
 import { AGENT_TICK_EVENT, METRICS_CONTENT_TYPE, type AgentTick } from '../metrics.js';
 import { errorResponses } from '../schemas.js';
@@ -29,6 +30,7 @@ export const metricsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (ap
     ctx.events.off(AGENT_TICK_EVENT, onTick);
   });
 
+  const outage = new DbOutageLog('metrics', { warn: (m) => app.log.warn(m), info: (m) => app.log.info(m) });
   const token = ctx.config.metricsToken;
   app.get(
     '/metrics',
@@ -51,7 +53,16 @@ export const metricsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (ap
       },
     },
     async (_request, reply) => {
-      const gauges = await readMetricsGauges(ctx.handle);
+      // The database away: this process's counters still go out, with wms_database_up 0 and
+      // no gauge samples (Prometheus then shows a gap, not a stale figure). Said once per outage.
+      let gauges: MetricsGauges | null;
+      try {
+        gauges = await readMetricsGauges(ctx.handle);
+        outage.ok();
+      } catch (e) {
+        if (!outage.failed(e)) throw e;
+        gauges = null;
+      }
       return reply.type(METRICS_CONTENT_TYPE).send(ctx.metrics.render(gauges));
     },
   );

@@ -9,7 +9,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { WmsError } from '../../core/errors.js';
 import { isValidName, MAX_TOKEN_SITES, siteAdminSitesProblem, type Principal } from '../../core/identity.js';
-import { insertRevocation, listRevocations, type NewRevocation, type RevocationRow } from '../../db/index.js';
+import { DbOutageLog, insertRevocation, listRevocations, type NewRevocation, type RevocationRow } from '../../db/index.js';
 import type { PluginOptions } from '../context.js';
 import type { TokenSigner } from '../token-signer.js';
 import { AUTH_ERRORS, errorResponses, RoleSchema } from '../schemas.js';
@@ -162,7 +162,15 @@ export const revocationsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async
   let polling: Promise<TokenSigner> | null = null;
   app.addHook('onReady', async () => {
     polling = ctx.signer();
-    (await polling).startPolling(t.revocationPollSeconds, (e) => app.log.warn({ err: e }, 'reading token revocations failed'));
+    // An outage is logged once when it starts and once when it ends, not every poll.
+    const outage = new DbOutageLog('token revocations', { warn: (m) => app.log.warn(m), info: (m) => app.log.info(m) });
+    (await polling).startPolling(
+      t.revocationPollSeconds,
+      (e) => {
+        if (!outage.failed(e)) app.log.warn({ err: e }, 'reading token revocations failed');
+      },
+      () => outage.ok(),
+    );
   });
   app.addHook('onClose', async () => {
     if (polling) (await polling.catch(() => null))?.close();

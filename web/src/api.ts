@@ -16,6 +16,29 @@ export function setToken(token: string | null): void {
   window.dispatchEvent(new Event('wms-auth'));
 }
 
+/**
+ * The database behind the services: `false` while answers are 503 WMS_DB_UNAVAILABLE (the
+ * services run, their database does not answer). Set by every answer `api` gets; the banner
+ * (main.tsx) shows it and polls `/api/health` until it is back. Listeners: the `wms-db` event.
+ */
+let databaseUp = true;
+
+export function isDatabaseUp(): boolean {
+  return databaseUp;
+}
+
+/** Records what the last answer said of the database; `wms-db` tells the page when it changes. */
+export function setDatabaseUp(up: boolean): void {
+  if (up === databaseUp) return;
+  databaseUp = up;
+  window.dispatchEvent(new Event('wms-db'));
+}
+
+/** True for an answer that says the database is away (503 with code WMS_DB_UNAVAILABLE). */
+export function isDbUnavailable(status: number, code: string | undefined): boolean {
+  return status === 503 && code === 'WMS_DB_UNAVAILABLE';
+}
+
 /** An error answer of the API: `{ code, message, problems? }` with its HTTP status. */
 export class ApiError extends Error {
   constructor(
@@ -35,12 +58,19 @@ export async function api<T>(method: string, path: string, body?: unknown, token
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
   const text = await res.text();
-  const data: unknown = text ? JSON.parse(text) : undefined;
+  let data: unknown;
+  try {
+    data = text ? JSON.parse(text) : undefined;
+  } catch {
+    data = undefined; // not JSON: a proxy's error page; the status says enough
+  }
   if (!res.ok) {
     const e = (data ?? {}) as { code?: string; message?: string; problems?: JdlProblem[] };
+    if (isDbUnavailable(res.status, e.code)) setDatabaseUp(false);
     if (res.status === 401 && token === getToken()) setToken(null);
     throw new ApiError(res.status, e.code ?? 'WMS_HTTP', e.message ?? `${res.status} ${res.statusText}`, e.problems ?? []);
   }
+  setDatabaseUp(true);
   return data as T;
 }
 
@@ -58,6 +88,7 @@ export async function downloadFile(path: string, fileName: string, token = getTo
     } catch {
       // not JSON: the status says enough
     }
+    if (isDbUnavailable(res.status, e.code)) setDatabaseUp(false);
     if (res.status === 401 && token === getToken()) setToken(null);
     throw new ApiError(res.status, e.code ?? 'WMS_HTTP', e.message ?? `${res.status} ${res.statusText}`);
   }

@@ -8,7 +8,7 @@
  * fallback) and only slowly while it is, so a lost event costs at most one slow poll.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { getToken } from './api.js';
+import { getToken, setDatabaseUp } from './api.js';
 import type { JobEvent, PilotEvent, SiteEvent, WmsEvent } from '../../core/events.js';
 export type { JobEvent, PilotEvent, SiteEvent, WmsEvent };
 
@@ -61,6 +61,11 @@ export function useEvents(subscription: Subscription | null, onEvent: (e: WmsEve
         if (msg.type === 'subscribed') {
           backoff = 1000;
           setState('live');
+        } else if (msg.type === 'error' && (msg as { code?: string }).code === 'WMS_DB_UNAVAILABLE') {
+          // The subscription could not be read: the banner shows it; subscribe again after a
+          // backoff (closing reconnects), the pages poll meanwhile.
+          setDatabaseUp(false);
+          ws?.close();
         } else if (msg.type === 'job' || msg.type === 'pilot' || msg.type === 'site') {
           handler.current(msg as WmsEvent);
         }

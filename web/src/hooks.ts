@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError } from './api.js';
+import { ApiError, isDatabaseUp } from './api.js';
 
 export interface Loaded<T> {
   data: T | null;
@@ -9,7 +9,8 @@ export interface Loaded<T> {
 
 /**
  * Loads `fetcher()` when `deps` change and again every `everyMs` (live pages poll the API each
- * second until the events websocket serves them). A failed poll keeps the last data.
+ * second until the events websocket serves them). A failed poll keeps the last data. Loads
+ * again at once when the database comes back after an outage (`wms-db`).
  */
 export function usePolled<T>(fetcher: () => Promise<T>, deps: unknown[], everyMs: number | null = null): Loaded<T> {
   const [data, setData] = useState<T | null>(null);
@@ -17,6 +18,14 @@ export function usePolled<T>(fetcher: () => Promise<T>, deps: unknown[], everyMs
   const [tick, setTick] = useState(0);
   const latest = useRef(fetcher);
   latest.current = fetcher;
+  // When the database comes back (the banner saw it), load at once rather than at the next poll.
+  useEffect(() => {
+    const onDb = () => {
+      if (isDatabaseUp()) setTick((t) => t + 1);
+    };
+    window.addEventListener('wms-db', onDb);
+    return () => window.removeEventListener('wms-db', onDb);
+  }, []);
   useEffect(() => {
     let live = true;
     let timer: ReturnType<typeof setTimeout> | undefined;

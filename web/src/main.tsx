@@ -4,7 +4,7 @@
  */
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, getToken, setToken, type Identity } from './api.js';
+import { api, getToken, isDatabaseUp, setDatabaseUp, setToken, type Identity } from './api.js';
 import { onLinkClick, useLocation } from './router.js';
 import { SignIn } from './pages/sign-in.js';
 import { JobsPage } from './pages/jobs.js';
@@ -24,6 +24,46 @@ function useToken(): string | null {
     return () => window.removeEventListener('wms-auth', update);
   }, []);
   return token;
+}
+
+/** How often the banner asks `/api/health` while the database is away. */
+const HEALTH_POLL_MS = 3000;
+
+function useDatabaseUp(): boolean {
+  const [up, set] = useState(isDatabaseUp);
+  useEffect(() => {
+    const update = () => set(isDatabaseUp());
+    window.addEventListener('wms-db', update);
+    return () => window.removeEventListener('wms-db', update);
+  }, []);
+  return up;
+}
+
+/**
+ * Shown while the services answer 503 WMS_DB_UNAVAILABLE: the pages keep their last data and
+ * keep polling; this asks `/api/health` (no token) every few seconds and goes away on its 200,
+ * or on any answer that works.
+ */
+function DatabaseBanner() {
+  const up = useDatabaseUp();
+  useEffect(() => {
+    if (up) return;
+    const timer = setInterval(() => {
+      fetch('/api/health').then(
+        (r) => {
+          if (r.ok) setDatabaseUp(true);
+        },
+        () => undefined,
+      );
+    }, HEALTH_POLL_MS);
+    return () => clearInterval(timer);
+  }, [up]);
+  if (up) return null;
+  return (
+    <div class="db-banner" role="alert" data-testid="db-banner">
+      database unavailable, retrying: the services are up but their database does not answer; pages show their last data and update when it is back
+    </div>
+  );
 }
 
 function App() {
@@ -65,6 +105,7 @@ function App() {
         </span>
         <button type="button" onClick={() => setToken(null)}>Sign out</button>
       </header>
+      <DatabaseBanner />
       <main>{page}</main>
     </>
   );
