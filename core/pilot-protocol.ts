@@ -24,6 +24,19 @@
  * Tokens die with what they stand for: a pilot token is refused (403) once its pilot is final
  * (Done, Failed, Aborted, Deleted), a job token once its job is Done, Failed, Killed or Deleted
  * (`jobTokenDeadMessage`; the pilot reads the job's state back from it).
+ *
+ * No job lost, none run twice. Every message a pilot sends may arrive twice, late, or after the
+ * server restarted, and is safe so:
+ * - a match carries the pilot's `claimId` (one per match attempt): a retried match whose first
+ *   answer was lost answers the same job (with a fresh job token), never a second one; the
+ *   pilot starts a payload only once a match answer (the server's acknowledgement that the job
+ *   is its own) arrived;
+ * - a job status report carries `reportId`, 1, 2, 3... per job and match in the order the
+ *   wrapper made them: the server applies each once and answers a repeated one
+ *   `{ accepted: true, duplicate: true }` without applying it again;
+ * - a heartbeat is a sample (a repeat does no harm); output sandboxes are content-addressed;
+ * - a job token whose job is now held by another pilot (rescheduled and matched again) is
+ *   refused with `JOB_NOT_HELD_CODE` (409): the wrapper kills its payload.
  */
 import { Type, type Static } from 'typebox';
 import { JOB_STATES } from './job-states.js';
@@ -151,6 +164,30 @@ export const PilotStatusReportSchema = Type.Object({
 });
 export type PilotStatusReport = Static<typeof PilotStatusReportSchema>;
 
+/** A claim id: what a pilot makes up per match attempt (random, URL-safe). */
+export const MAX_CLAIM_ID_LENGTH = 64;
+export const ClaimIdSchema = Type.String({
+  minLength: 8,
+  maxLength: MAX_CLAIM_ID_LENGTH,
+  pattern: '^[A-Za-z0-9_-]+$',
+  description: "the pilot's id of this match attempt: a retry with the same id answers the same job",
+});
+
+/** The largest report id (PostgreSQL int4). */
+export const MAX_REPORT_ID = 2_147_483_647;
+
+/**
+ * The error code (body `code`, HTTP 409) of a job report or heartbeat whose job token is of a
+ * match that no longer holds the job (another pilot, or the job was rescheduled): its payload
+ * must be killed.
+ */
+export const JOB_NOT_HELD_CODE = 'WMS_CONFLICT' as const;
+
+/** The message that goes with `JOB_NOT_HELD_CODE`. */
+export function jobNotHeldMessage(jobId: number): string {
+  return `job ${jobId} is no longer this pilot's job (rescheduled, or matched again): stop its payload`;
+}
+
 export const LogBatchSchema = Type.Object({
   lines: Type.Array(Type.Object({ at: Type.Number({ description: 'ms since the epoch' }), line: Type.String({ maxLength: 16_384 }) }), {
     maxItems: 10_000,
@@ -164,12 +201,19 @@ export const JobStatusReportSchema = Type.Object({
   applicationStatus: Type.Optional(Type.String()),
   /** Job parameters to set (name -> value). */
   parameters: Type.Optional(Type.Record(Type.String(), Type.String())),
+  /**
+   * 1, 2, 3... per job and match, in the order the wrapper made its reports: a report whose id
+   * is not above the last one applied is a repeat, answered and applied nowhere.
+   */
+  reportId: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_REPORT_ID })),
 });
 export type JobStatusReport = Static<typeof JobStatusReportSchema>;
 
 export const JobStatusAnswerSchema = Type.Object({
   accepted: Type.Boolean({ description: 'false when the job was no longer in a state that allows the change' }),
   status: Type.Enum(JOB_STATES),
+  /** The report (its `reportId`) was applied before: nothing was done this time. */
+  duplicate: Type.Optional(Type.Boolean()),
   /** A renewed job token, when the one used is past half its life: use it from now on. */
   token: Type.Optional(Type.String()),
   tokenExpiresAt: Type.Optional(Type.String({ format: 'date-time' })),

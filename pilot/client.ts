@@ -10,13 +10,29 @@
  * job token a heartbeat or status answer carries. A job token refused because the job is over
  * (`jobTokenDeadMessage`) reads as the job's state: a heartbeat answer with that status, a
  * report not accepted; the job wrapper then stops as it did before. Tokens live in memory only.
+ *
+ * Retries. Ordinary calls retry a few times within seconds. What must reach the services (job
+ * status reports through pilot/report-journal.ts, output uploads, the match, registration and
+ * the pilot's own status) retries with `retryUntil`: exponential back-off from 1 s doubling to
+ * 15 s, with full jitter (a restarted server is not hit by every pilot in the same second), on
+ * connection errors, timeouts, 5xx and 429, until a deadline (the pilot's time left). A 4xx
+ * other than 429 is an answer, never retried.
+ *
+ * At most once. A match carries a claim id (`newClaimId`); `matchUntil` retries the same one
+ * until it has an answer, so a lost answer brings back the job already claimed, never a second.
+ * A job report or heartbeat refused with `JOB_NOT_HELD_CODE` (`isJobNotHeld`) means another
+ * match holds the job: the wrapper kills its payload. A final report (Done, Failed) refused
+ * because the job token is dead while the job is in exactly that state was applied before (its
+ * answer was lost): it reads as accepted.
  */
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import {
+  JOB_NOT_HELD_CODE,
   jobStateOfDeadToken,
   type Heartbeat,
   type HeartbeatAnswer,
@@ -48,7 +64,93 @@ function retryable(e: unknown): boolean {
   return e instanceof HttpError ? e.status === 0 || e.status === 502 || e.status === 503 || e.status === 504 : false;
 }
 
+/**
+ * Worth sending again later: the server could not be reached or did not answer in time
+ * (status 0), it failed or is away (5xx), or it asks to slow down (429). Any other answer is
+ * final.
+ */
+export function retryableLater(e: unknown): boolean {
+  return e instanceof HttpError ? e.status === 0 || e.status === 429 || e.status >= 500 : false;
+}
+
+/** The job is held by another match (rescheduled, another pilot): its payload must stop. */
+export function isJobNotHeld(e: unknown): boolean {
+  return e instanceof HttpError && e.status === 409 && e.code === JOB_NOT_HELD_CODE;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Back-off of `retryUntil`: the first wait is up to `baseMs`, doubling up to `capMs`. */
+export interface BackoffPolicy {
+  baseMs: number;
+  capMs: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 1000, capMs: 15_000 };
+
+/**
+ * The wait before retry number `attempt` (0 first): full jitter, uniform in
+ * [0, min(cap, base × 2^attempt)). Pure given `random`.
+ */
+export function backoffDelay(attempt: number, policy: BackoffPolicy = DEFAULT_BACKOFF, random: () => number = Math.random): number {
+  const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** Math.min(attempt, 30));
+  return Math.floor(random() * ceiling);
+}
+
+export interface RetryOptions {
+  /** Stop retrying once this time (ms since the epoch) has passed; the last error is thrown. */
+  deadline: number;
+  backoff?: BackoffPolicy;
+  /** Stops the retries at once (the job stopped): the last error is thrown. */
+  signal?: AbortSignal;
+  /** Hears about each failed try that will be retried. */
+  onRetry?: (e: unknown, attempt: number, waitMs: number) => void;
+  random?: () => number;
+  /** Which errors are worth another try (default `retryableLater`). */
+  retryable?: (e: unknown) => boolean;
+  now?: () => number;
+}
+
+/** A sleep that `signal` ends early. */
+function sleepUnless(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Runs `fn` until it succeeds, retrying what `retryable` accepts with back-off and jitter until
+ * `deadline` (a wait never goes past it) or `signal`; then throws the last error.
+ */
+export async function retryUntil<T>(fn: () => Promise<T>, o: RetryOptions): Promise<T> {
+  const now = o.now ?? Date.now;
+  const isRetryable = o.retryable ?? retryableLater;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!isRetryable(e) || o.signal?.aborted) throw e;
+      const left = o.deadline - now();
+      if (left <= 0) throw e;
+      const wait = Math.max(1, Math.min(left, backoffDelay(attempt, o.backoff, o.random)));
+      o.onRetry?.(e, attempt, wait);
+      await sleepUnless(wait, o.signal);
+      if (o.signal?.aborted) throw e;
+    }
+  }
+}
+
+/** A fresh claim id for one match attempt (core/pilot-protocol.ts ClaimIdSchema). */
+export function newClaimId(): string {
+  return randomBytes(16).toString('base64url');
+}
 
 /** A bearer token, or where to read the current one (it is renewed while the pilot runs). */
 export type TokenSource = string | (() => string);
@@ -135,7 +237,16 @@ export class HttpClient {
     } as RequestInit).catch((e: unknown) => {
       throw new HttpError(`PUT ${path}: cannot reach ${this.baseUrl} (${(e as Error).message})`, 0);
     });
-    if (!res.ok) throw new HttpError(`PUT ${path}: ${res.status} ${(await res.text()).slice(0, 300)}`, res.status);
+    if (!res.ok) {
+      const text = (await res.text()).slice(0, 300);
+      let code: string | undefined;
+      try {
+        code = (JSON.parse(text) as { code?: string }).code;
+      } catch {
+        // not JSON
+      }
+      throw new HttpError(`PUT ${path}: ${res.status} ${text}`, res.status, code);
+    }
   }
 }
 
@@ -143,6 +254,9 @@ export class HttpClient {
 export interface MatchAnswer {
   match: { jobId: number; jdl: string; owner: string; ownerGroup: string; vo: string; token: string } | null;
 }
+
+/** How long registration and the pilot's status are retried before the pilot's end is known. */
+const UNTIL_KNOWN_MS = 5 * 60_000;
 
 /** Renewal: at this fraction of the time left; never sooner than this many ms apart. */
 const RENEW_AT = 0.5;
@@ -235,25 +349,88 @@ export class PilotApi {
     return (await this.http.call<{ now: number }>('GET', '/api/time', undefined, { retries: false })).now;
   }
 
-  /** Registers; a Running answer carries the short-lived token used from then on. */
+  /**
+   * Until when calls that must get through (`retryUntil`) are retried: the pilot's end (the job
+   * agent sets it from the time left). Before that is known, `UNTIL_KNOWN_MS` from the call.
+   */
+  deadline: number | null = null;
+  /** Back-off of those retries (tests make it short). */
+  backoff: BackoffPolicy = DEFAULT_BACKOFF;
+
+  private until(capMs: number, graceMs = 0): number {
+    return Math.min(Date.now() + capMs, (this.deadline ?? Infinity) + graceMs);
+  }
+
+  private retrying(what: string) {
+    return (e: unknown, attempt: number, waitMs: number) =>
+      this.onLog(`${what}: ${(e as Error).message} (try ${attempt + 2} in ${(waitMs / 1000).toFixed(1)} s)`);
+  }
+
+  /**
+   * Registers; a Running answer carries the short-lived token used from then on. Retried while
+   * the services are away (at most `UNTIL_KNOWN_MS`); a retry refused because this pilot is
+   * Running already was registered by a try whose answer was lost: it goes on with the
+   * wrapper's token and renews it at once.
+   */
   async register(body: RegisterRequest): Promise<RegisterAnswer> {
-    const answer = await this.http.call<RegisterAnswer>('POST', '/api/pilots/self/register', body);
+    let tries = 0;
+    let answer: RegisterAnswer;
+    try {
+      answer = await retryUntil(
+        () => {
+          tries++;
+          return this.http.call<RegisterAnswer>('POST', '/api/pilots/self/register', body, { retries: false });
+        },
+        { deadline: this.until(UNTIL_KNOWN_MS), backoff: this.backoff, onRetry: this.retrying('registration') },
+      );
+    } catch (e) {
+      const m = e instanceof HttpError && e.status === 409 ? /^.*pilot (\d+) is Running /.exec(e.message) : null;
+      if (tries < 2 || !m) throw e;
+      this.onLog('registration: a try whose answer was lost registered this pilot');
+      void this.renew();
+      return { pilotId: Number(m[1]), status: 'Running', reason: 'registered' };
+    }
     if (answer.token !== undefined && answer.tokenExpiresAt !== undefined) {
       this.adopt({ token: answer.token, tokenExpiresAt: answer.tokenExpiresAt });
     }
     return answer;
   }
 
+  /** The pilot's own status; retried while the services are away (at most `UNTIL_KNOWN_MS`). */
   status(body: PilotStatusReport): Promise<unknown> {
-    return this.http.call('POST', '/api/pilots/self/status', body);
+    // The last word of a pilot at its end: a minute past it still (the batch system decides).
+    return retryUntil(() => this.http.call('POST', '/api/pilots/self/status', body, { retries: false }), {
+      deadline: this.until(UNTIL_KNOWN_MS, 60_000),
+      backoff: this.backoff,
+      onRetry: this.retrying('pilot status'),
+    });
   }
 
   logs(body: LogBatch): Promise<unknown> {
     return this.http.call('POST', '/api/pilots/self/logs', body);
   }
 
-  match(resource: Record<string, unknown>): Promise<MatchAnswer> {
-    return this.http.call('POST', '/api/match', resource);
+  /** One match call (a few quick retries); `claimId` names the attempt (`newClaimId`). */
+  match(resource: Record<string, unknown>, claimId?: string): Promise<MatchAnswer> {
+    return this.http.call('POST', '/api/match', claimId !== undefined ? { ...resource, claimId } : resource);
+  }
+
+  /**
+   * A match attempt that gets an answer: the same claim id is sent again, with back-off and
+   * jitter, while the call fails on the way (cannot connect, timeout, 5xx, 429), until
+   * `deadline`; then the last error is thrown. Because the claim id is the same, a retry whose
+   * predecessor did claim a job answers that job again, never another one.
+   */
+  matchUntil(resource: Record<string, unknown>, claimId: string, deadline: number, signal?: AbortSignal): Promise<MatchAnswer> {
+    return retryUntil(() => this.http.call<MatchAnswer>('POST', '/api/match', { ...resource, claimId }, { retries: false }), {
+      deadline,
+      // What says the answer may not have come: no connection, a timeout, a proxy or the
+      // services away, or asked to slow down. A 500 is an answer (a bug would not go away).
+      retryable: (e) => e instanceof HttpError && [0, 429, 502, 503, 504].includes(e.status),
+      backoff: this.backoff,
+      onRetry: this.retrying(`match (claim ${claimId})`),
+      ...(signal ? { signal } : {}),
+    });
   }
 
   /**
@@ -267,22 +444,28 @@ export class PilotApi {
       if (a.token !== undefined) token = a.token;
     };
     /** The job's state when the services refused the token because the job is over. */
-    const deadState = (e: unknown) => (e instanceof HttpError && e.status === 403 ? jobStateOfDeadToken(e.message) : null);
+    const deadState = (e: unknown) =>
+      e instanceof HttpError && e.status === 403 && (e.code === undefined || e.code === 'WMS_FORBIDDEN') ? jobStateOfDeadToken(e.message) : null;
     return {
+      // One try each: the report journal (and the watchdog's next beat) retry.
       setStatus: async (report: JobStatusReport) => {
         try {
-          const a = await http.call<JobStatusAnswer>('POST', `/api/jobs/${jobId}/status`, report);
+          const a = await http.call<JobStatusAnswer>('POST', `/api/jobs/${jobId}/status`, report, { retries: false });
           adopt(a);
-          return { accepted: a.accepted, status: a.status };
+          return { accepted: a.accepted, status: a.status, ...(a.duplicate ? { duplicate: true } : {}) };
         } catch (e) {
           const status = deadState(e);
+          // A final report applied by an earlier try whose answer was lost.
+          if (status !== null && status === report.status && (status === 'Done' || status === 'Failed')) {
+            return { accepted: true, status, duplicate: true };
+          }
           if (status !== null) return { accepted: false, status };
           throw e;
         }
       },
       heartbeat: async (hb: Heartbeat) => {
         try {
-          const a = await http.call<HeartbeatAnswer>('POST', `/api/jobs/${jobId}/heartbeat`, hb);
+          const a = await http.call<HeartbeatAnswer>('POST', `/api/jobs/${jobId}/heartbeat`, hb, { retries: false });
           adopt(a);
           return { status: a.status, commands: a.commands };
         } catch (e) {

@@ -8,6 +8,7 @@ import { ERROR_CODES } from '../core/errors.js';
 import { JOB_STATES } from '../core/job-states.js';
 import { INT4_MAX, MAX_NAME_LENGTH, MAX_TAGS } from '../core/job-model.js';
 import { PERSON_ROLES, ROLES } from '../core/identity.js';
+import { ClaimIdSchema } from '../core/pilot-protocol.js';
 
 export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const DateTime = Type.String({ format: 'date-time' });
@@ -142,6 +143,8 @@ export const ResourceSchema = Type.Object(
     vo: Type.Optional(Name),
     ownerGroups: Type.Optional(Type.Array(Name, { maxItems: 256 })),
     jobTypes: Type.Optional(Type.Array(Name, { maxItems: 64 })),
+    /** A pilot's id of this match attempt (optional: admins, older pilots). */
+    claimId: Type.Optional(ClaimIdSchema),
   },
   { additionalProperties: false },
 );

@@ -10,6 +10,13 @@
  * A job token dies with its job: once the job is Done, Failed, Killed or Deleted
  * (`JOB_TOKEN_DEAD_STATES`) no report changes it (not even to Rescheduled or Deleted) and a
  * heartbeat writes nothing; the routes answer 403 then.
+ *
+ * Reports may come twice (the wrapper retries until it has an answer, and an answer can be
+ * lost). A report with a `reportId` (1, 2, 3... per job and match) is applied only when its id
+ * is above `jobs.report_seq` (the highest applied since the match, which resets it to 0), in
+ * the same statement as the change; a repeat is answered accepted, `duplicate`, and writes
+ * nothing (no history row, no parameters). Reports without one (admins, older pilots) are
+ * applied as they come.
  */
 import { sourcesOf, type JobState } from '../../core/job-states.js';
 import { JOB_TOKEN_DEAD_STATES, type Heartbeat, type JobCommand } from '../../core/pilot-protocol.js';
@@ -21,12 +28,21 @@ export interface JobReport {
   minorStatus: string;
   applicationStatus?: string;
   parameters?: Record<string, string>;
+  /** The wrapper's sequence number of this report (see the module comment). */
+  reportId?: number;
 }
 
 export interface JobReportResult {
   accepted: boolean;
   /** The job's status after the call. */
   status: JobState;
+  /** The report was applied before (same or lower `reportId`): nothing was done. */
+  duplicate?: boolean;
+  /**
+   * False when the job is held by another pilot than `pilotId` (or none): the job token is of an
+   * earlier match. Always true for admins (`pilotId` null).
+   */
+  held: boolean;
 }
 
 /**
@@ -74,11 +90,17 @@ export async function reportJobStatus(
   report: JobReport,
   source: string,
 ): Promise<JobReportResult> {
+  const reportId = report.reportId ?? null;
   return dbOf(db).transaction(async (tx) => {
-    const r = await rows<{ changed: boolean; status: JobState; first_start: boolean }>(
+    const r = await rows<{ changed: boolean; status: JobState; first_start: boolean; held: boolean; duplicate: boolean }>(
       tx,
       `with before as (
-         select id, status, start_exec_at from jobs where id = $1::bigint for update
+         select id, status, start_exec_at, pilot_id, report_seq,
+                ($6::bigint is null or pilot_id = $6::bigint) as held
+           from jobs where id = $1::bigint for update
+       ),
+       fresh as (
+         select b.* from before b where $8::int is null or b.report_seq < $8::int
        ),
        changed as (
          update jobs j
@@ -87,10 +109,10 @@ export async function reportJobStatus(
                 start_exec_at = case when $3::text = 'Running' then coalesce(j.start_exec_at, now()) else j.start_exec_at end,
                 heartbeat_at = case when $3::text in ('Running', 'Completing') then now() else j.heartbeat_at end,
                 end_exec_at = case when $3::text in ('Done', 'Failed', 'Completed', 'Killed') then coalesce(j.end_exec_at, now()) else j.end_exec_at end,
+                report_seq = coalesce($8::int, j.report_seq),
                 last_update_at = now()
-           from before b
-          where j.id = b.id and b.status = any($2::text[]::job_status[])
-            and ($6::bigint is null or j.pilot_id = $6::bigint)
+           from fresh b
+          where j.id = b.id and b.status = any($2::text[]::job_status[]) and b.held
          returning j.id, j.application_status, b.start_exec_at is null and $3::text = 'Running' as first_start
        ),
        hist as (
@@ -99,11 +121,23 @@ export async function reportJobStatus(
        )
        select exists (select 1 from changed) as changed,
               coalesce((select $3::text from changed), (select status::text from before)) as status,
-              coalesce((select first_start from changed), false) as first_start`,
-      [jobId, [...reportSources(report.status)], report.status, report.minorStatus, report.applicationStatus ?? null, pilotId, source],
+              coalesce((select first_start from changed), false) as first_start,
+              coalesce((select held from before), false) as held,
+              coalesce((select held and not exists (select 1 from fresh) from before), false) as duplicate`,
+      [
+        jobId,
+        [...reportSources(report.status)],
+        report.status,
+        report.minorStatus,
+        report.applicationStatus ?? null,
+        pilotId,
+        source,
+        reportId,
+      ],
     );
     const row = r[0];
-    if (!row || row.status === null) return { accepted: false, status: 'Deleted' as JobState };
+    if (!row || row.status === null) return { accepted: false, status: 'Deleted' as JobState, held: false };
+    if (row.duplicate) return { accepted: true, status: row.status, duplicate: true, held: true };
     if (row.changed) {
       await setJobParameters(tx, jobId, report.parameters ?? {});
       if (row.first_start && pilotId !== null) {
@@ -113,7 +147,7 @@ export async function reportJobStatus(
         ]);
       }
     }
-    return { accepted: row.changed, status: row.status };
+    return { accepted: row.changed, status: row.status, held: row.held };
   });
 }
 
@@ -165,7 +199,9 @@ export async function recordHeartbeat(
         [jobId, source],
       );
       status = 'Running';
-    } else if (status === 'Running' || status === 'Completing') {
+    } else if (status === 'Running' || status === 'Completing' || status === 'Matched') {
+      // Matched too: the wrapper's Running report may still be on its way (reports travel
+      // behind, in order, through the pilot's journal) while the payload already runs.
       await exec(tx, `update jobs set heartbeat_at = now() where id = $1::bigint`, [jobId]);
     }
     await exec(

@@ -4,7 +4,9 @@
  * `matchJob` chooses the task queues and their order in this process and claims in one
  * statement (db/queries/match.ts `claimJob`): the oldest unlocked waiting job of the first queue
  * in that order that has one, set Matched, history appended, pilot linked. A job is never
- * matched twice, whatever the number of service replicas. A banned site or CE gets nothing.
+ * matched twice, whatever the number of service replicas. A banned site or CE gets nothing. A
+ * pilot's claim id makes the claim safe to retry: the same id answers the job it already took
+ * (in any replica), never a second one.
  *
  * The queues come from a snapshot cached per handle and checked in every claim against the
  * task-queue generation (bumped in the transaction that creates a queue or changes a share), so
@@ -78,6 +80,11 @@ export interface MatchOptions {
    * the claim statement (no extra round trip); otherwise WMS_FORBIDDEN and nothing is claimed.
    */
   livePilot?: boolean;
+  /**
+   * The pilot's id of this match attempt (with `pilotId`): a retried attempt whose first answer
+   * was lost gets the job it already claimed again, never a second one (db/queries/match.ts).
+   */
+  claimId?: string;
 }
 
 /**
@@ -113,11 +120,13 @@ export async function matchJob(
         pilotId: options.pilotId ?? null,
         source: options.source ?? 'Matcher',
         livePilot: options.livePilot === true,
+        claimId: options.claimId ?? null,
       });
     let claimed = await claim(orderByKeys(ids, keys, FIRST_CANDIDATES));
     if (options.livePilot && (claimed.pilotStatus === null || isPilotFinal(claimed.pilotStatus))) {
       throw new WmsError('WMS_FORBIDDEN', pilotTokenDeadMessage(options.pilotId ?? 0, claimed.pilotStatus));
     }
+    if (claimed.again) return claimed.job;
     if (claimed.generation === current.generation && !claimed.job && ids.length > FIRST_CANDIDATES) {
       claimed = await claim(orderByKeys(ids, keys));
     }

@@ -5,8 +5,13 @@
  * left for the next tick; the order never deadlocks with the bulk actions, which lock in id
  * order too). Every selection walks `jobs_status (status, id)`.
  *
- * (a) Running / Completing jobs whose last sign of life, `coalesce(heartbeat_at, start_exec_at,
- *     last_update_at)`, is older than `stalledAfterSeconds` -> Stalled. The job's minor status is
+ * (a) Matched / Running / Completing jobs whose last sign of life, `coalesce(heartbeat_at,
+ *     start_exec_at, last_update_at)`, is older than `stalledAfterSeconds` and whose pilot is
+ *     alive (Matched) -> Stalled. Matched counts because a pilot starts the payload as soon as
+ *     its match is answered and its reports (Running first) may travel behind, for as long as
+ *     the services are away: its heartbeats are the sign of life (they keep a Matched job's
+ *     `heartbeat_at`, db/ops/job-reports.ts), and a job whose pilot is alive is never handed to
+ *     another one (that would run it twice). A Matched job whose pilot is gone is (d)'s. The job's minor status is
  *     KEPT (as DIRAC does: it tells what the job was doing when it went silent, and a heartbeat
  *     that revives the job to Running leaves it correct); the history row's minor status says why:
  *     "Job stalled: no heartbeat for <n> s" (n = the silence, in seconds).
@@ -23,8 +28,10 @@
  *     `failedAfterSeconds` -> Failed "Stalling for more than <failedAfterSeconds> sec", with a
  *     Kill command queued for the pilot (DIRAC's order: kill, then fail).
  * (d) Matched jobs not started for `matchedTimeoutSeconds` (since the match, `last_update_at`)
- *     -> Rescheduled "Matched for more than <n> s without starting" (the state table allows
- *     Matched -> Rescheduled), then rescheduled as in (b).
+ *     whose pilot is gone (final, missing, or none) -> Rescheduled "Matched for more than <n> s
+ *     without starting" (the state table allows Matched -> Rescheduled), then rescheduled as in
+ *     (b). Only when the pilot is gone: a live pilot may be running the payload with its
+ *     reports still on their way, and a silent one is (a)'s.
  *
  * Thresholds are measured against the caller's `now` (the agent's injected clock); the
  * timestamps were written by the database's clock.
@@ -105,7 +112,7 @@ async function drain<T>(size: number, batch: () => Promise<{ taken: number; done
 }
 
 /**
- * (a) One batch: Running / Completing jobs silent since before `now - stalledAfterSeconds` ->
+ * (a) One batch: Matched (with a live pilot) / Running / Completing jobs silent since before `now - stalledAfterSeconds` ->
  * Stalled, minor kept, history "Job stalled: no heartbeat for <n> s". One statement.
  */
 export async function markStalledJobs(
@@ -115,13 +122,15 @@ export async function markStalledJobs(
   const r = await rows<{ id: unknown }>(
     db,
     `with cand as (
-       select id, coalesce(heartbeat_at, start_exec_at, last_update_at) as sign
-         from jobs
-        where status in ('Running', 'Completing')
-          and coalesce(heartbeat_at, start_exec_at, last_update_at) < $1::timestamptz
-        order by id
+       select j.id, coalesce(j.heartbeat_at, j.start_exec_at, j.last_update_at) as sign
+         from jobs j
+        where j.status in ('Matched', 'Running', 'Completing')
+          and coalesce(j.heartbeat_at, j.start_exec_at, j.last_update_at) < $1::timestamptz
+          and (j.status <> 'Matched'
+               or exists (select 1 from pilots p where p.id = j.pilot_id and not (p.status = any($5::text[]))))
+        order by j.id
         limit $2::int
-        for update skip locked
+        for update of j skip locked
      ),
      changed as (
        update jobs j set status = 'Stalled', last_update_at = now()
@@ -136,7 +145,7 @@ export async function markStalledJobs(
          from changed
      )
      select id from changed order by id`,
-    [cutoff(opts.now, opts.stalledAfterSeconds), opts.limit, opts.now.toISOString(), opts.source ?? STALLED_JOBS_SOURCE],
+    [cutoff(opts.now, opts.stalledAfterSeconds), opts.limit, opts.now.toISOString(), opts.source ?? STALLED_JOBS_SOURCE, [...PILOT_FINAL_STATES]],
   );
   return r.map((x) => num(x.id));
 }
@@ -222,7 +231,8 @@ export async function failLongStalledJobs(
 }
 
 /**
- * (d) One batch, one transaction: Matched since before `now - matchedTimeoutSeconds` ->
+ * (d) One batch, one transaction: Matched since before `now - matchedTimeoutSeconds` with the
+ * pilot gone ->
  * Rescheduled "Matched for more than <n> s without starting", then rescheduled.
  */
 export async function rescheduleStuckMatchedJobs(
@@ -233,12 +243,14 @@ export async function rescheduleStuckMatchedJobs(
   return dbOf(db).transaction(async (tx) => {
     const r = await rows<{ id: unknown }>(
       tx,
-      `select id from jobs
-        where status = 'Matched' and last_update_at < $1::timestamptz
-        order by id
+      `select j.id from jobs j
+         left join pilots p on p.id = j.pilot_id
+        where j.status = 'Matched' and j.last_update_at < $1::timestamptz
+          and (j.pilot_id is null or p.id is null or p.status = any($3::text[]))
+        order by j.id
         limit $2::int
-        for update skip locked`,
-      [cutoff(opts.now, opts.matchedTimeoutSeconds), opts.limit],
+        for update of j skip locked`,
+      [cutoff(opts.now, opts.matchedTimeoutSeconds), opts.limit, [...PILOT_FINAL_STATES]],
     );
     const ids = r.map((x) => num(x.id));
     const moved = await setStatus(

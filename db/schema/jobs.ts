@@ -8,6 +8,8 @@ import {
   primaryKey,
   text,
   timestamp,
+  uniqueIndex,
+  varchar,
 } from 'drizzle-orm/pg-core';
 import { jobStatus } from './enums.js';
 
@@ -45,6 +47,13 @@ export const jobs = pgTable(
     startExecAt: tz('start_exec_at'),
     endExecAt: tz('end_exec_at'),
     heartbeatAt: tz('heartbeat_at'),
+    /**
+     * The pilot's id of the match attempt that claimed the job (core/pilot-protocol.ts
+     * MAX_CLAIM_ID_LENGTH): a retried claim with the same id answers this job again.
+     */
+    claimId: varchar('claim_id', { length: 64 }),
+    /** The highest report id applied since the job was last matched (0: none yet). */
+    reportSeq: integer('report_seq').notNull().default(0),
   },
   (t) => [
     // The matcher's scan: waiting jobs of one task queue in FIFO order. submitted_at is in the
@@ -67,6 +76,10 @@ export const jobs = pgTable(
     index('jobs_name_trgm').using('gin', sql`${t.jobName} gin_trgm_ops`),
     // Jobs of a pilot; waiting jobs have none, so they stay out of it (cheaper bulk inserts).
     index('jobs_pilot').on(t.pilotId).where(sql`${t.pilotId} is not null`),
+    // One job per claim of a pilot: two copies of one claim racing (a retry sent while the
+    // first was still being answered) cannot take two jobs; the loser retries and finds the
+    // winner's job (db/queries/match.ts claimJob).
+    uniqueIndex('jobs_pilot_claim').on(t.pilotId, t.claimId).where(sql`${t.claimId} is not null`),
   ],
 );
 

@@ -7,6 +7,11 @@
  * one (`token`, `tokenExpiresAt`) once the token used is past half its life. A job token dies
  * with its job: once the job is Done, Failed, Killed or Deleted every call answers 403 with
  * `jobTokenDeadMessage` (which names the state, so the wrapper knows why it was stopped).
+ *
+ * A job token of a match that no longer holds the job (the job was rescheduled, and maybe
+ * matched by another pilot) is refused with `JOB_NOT_HELD_CODE` (409) on both routes, before
+ * anything else: the wrapper that holds it kills its payload. A report repeated with the same
+ * `reportId` is answered accepted and `duplicate`, and applied once (db/ops/job-reports.ts).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
@@ -16,6 +21,8 @@ import type { JobPrincipal } from '../../core/identity.js';
 import {
   HeartbeatAnswerSchema,
   HeartbeatSchema,
+  JOB_NOT_HELD_CODE,
+  jobNotHeldMessage,
   jobTokenDeadMessage,
   JobStatusAnswerSchema,
   JobStatusReportSchema,
@@ -60,23 +67,32 @@ export const jobReportsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async 
       schema: {
         tags: ['job wrapper'],
         summary: 'The job wrapper reports a status, minor status and parameters',
-        description: 'accepted=false when the job is no longer held by this pilot in a state that allows the change (killed, rescheduled).',
+        description:
+          'accepted=false when the job is no longer in a state that allows the change (killed). A report with a reportId at or below the last one applied is answered accepted, duplicate, and applied nowhere. 409 WMS_CONFLICT: the job is no longer held by this match (rescheduled, another pilot): stop the payload.',
         security: BEARER,
         params: JobIdParams,
         body: JobStatusReportSchema,
-        response: { 200: JobStatusAnswerSchema, ...errorResponses(400, ...AUTH_ERRORS) },
+        response: { 200: JobStatusAnswerSchema, ...errorResponses(400, ...AUTH_ERRORS, 409) },
       },
     },
     async (request) => {
       const p = jobTokenFor(identityOf(request), request.params.id);
-      const { status, minorStatus, applicationStatus, parameters } = request.body;
-      const result = await reportJobStatus(
+      const { status, minorStatus, applicationStatus, parameters, reportId } = request.body;
+      const { held, ...result } = await reportJobStatus(
         ctx.handle,
         p.jobId,
         p.pilotId,
-        { status, minorStatus, ...(applicationStatus !== undefined ? { applicationStatus } : {}), ...(parameters ? { parameters } : {}) },
+        {
+          status,
+          minorStatus,
+          ...(applicationStatus !== undefined ? { applicationStatus } : {}),
+          ...(parameters ? { parameters } : {}),
+          ...(reportId !== undefined ? { reportId } : {}),
+        },
         p.pilotId === null ? 'JobWrapper' : `JobWrapper:pilot ${p.pilotId}`,
       );
+      if (!held && result.status !== 'Deleted') throw new WmsError(JOB_NOT_HELD_CODE, jobNotHeldMessage(p.jobId));
+      if (result.duplicate) return result;
       if (!result.accepted && jobTokenDead(result.status)) {
         throw new WmsError('WMS_FORBIDDEN', jobTokenDeadMessage(p.jobId, result.status));
       }
@@ -96,14 +112,15 @@ export const jobReportsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async 
         security: BEARER,
         params: JobIdParams,
         body: HeartbeatSchema,
-        response: { 200: HeartbeatAnswerSchema, ...errorResponses(400, ...AUTH_ERRORS) },
+        response: { 200: HeartbeatAnswerSchema, ...errorResponses(400, ...AUTH_ERRORS, 409) },
       },
     },
     async (request) => {
       const p = jobTokenFor(identityOf(request), request.params.id);
       const { held, ...answer } = await recordHeartbeat(ctx.handle, p.jobId, p.pilotId, request.body, 'Watchdog');
+      if (!held && answer.status !== 'Deleted') throw new WmsError(JOB_NOT_HELD_CODE, jobNotHeldMessage(p.jobId));
       if (jobTokenDead(answer.status)) throw new WmsError('WMS_FORBIDDEN', jobTokenDeadMessage(p.jobId, answer.status));
-      return held ? { ...answer, ...(await renewalFor(ctx, request, ctx.config.tokens.jobTtlSeconds)) } : answer;
+      return { ...answer, ...(await renewalFor(ctx, request, ctx.config.tokens.jobTtlSeconds)) };
     },
   );
 

@@ -15,6 +15,10 @@
  * or in a final state (Done, Failed, Aborted, Deleted) gets 403 and nothing: that check runs
  * inside the claim statement, and the record's place (which never changes) is read once per
  * pilot and kept in memory, so the hot path pays no extra round trip.
+ *
+ * A pilot's body may carry `claimId`, its id of this match attempt: when an answer is lost the
+ * pilot asks again with the same id and gets the job that attempt claimed (a fresh job token),
+ * never a second one (db/queries/match.ts). Admins' claim ids are ignored.
  */
 import { performance } from 'node:perf_hooks';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -88,7 +92,11 @@ export const matcherPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (ap
       const p = identityOf(request);
       const place = p.role === 'pilot' ? await places.of(p) : undefined;
       const resource = resourceOf(request.body, p, place);
-      const pilot = p.role === 'pilot' ? { pilotId: p.pilotId, source: 'Matcher', livePilot: true } : { source: 'Matcher' };
+      const claimId = request.body.claimId;
+      const pilot =
+        p.role === 'pilot'
+          ? { pilotId: p.pilotId, source: 'Matcher', livePilot: true, ...(claimId !== undefined ? { claimId } : {}) }
+          : { source: 'Matcher' };
       const t0 = performance.now();
       const matched = await matchJob(ctx.handle, resource, pilot);
       if (!matched) {

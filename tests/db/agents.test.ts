@@ -332,10 +332,13 @@ describeDb('stalled-jobs agent', (ctx) => {
     expect((await job(ctx.handle, recent!)).status).toBe('Stalled');
   });
 
-  it('(d) Matched jobs never started are rescheduled through Rescheduled', async () => {
-    const alive = await addPilot(ctx.handle, { status: 'Running', reference: 'r1' });
+  it('(d) Matched jobs never started whose pilot is gone are rescheduled through Rescheduled', async () => {
+    // Since issue 10 only a gone pilot's Matched job is rescheduled: a live pilot may run the
+    // payload while its Running report is still on its way (the next test).
+    const gone = await addPilot(ctx.handle, { status: 'Failed', reference: 'r1' });
+    const alive = await addPilot(ctx.handle, { status: 'Running', reference: 'r2' });
     const [old, recent] = await submitJobs(ctx.handle, makeJobs(2));
-    await setJobs(ctx.handle, [old!], { status: 'Matched', pilotId: alive, updateAgo: 100 });
+    await setJobs(ctx.handle, [old!], { status: 'Matched', pilotId: gone, updateAgo: 100 });
     await setJobs(ctx.handle, [recent!], { status: 'Matched', pilotId: alive, updateAgo: 10 });
     const r = runnerFor(ctx.handle, [createStalledJobsAgent()]);
     expect(await r.runOnce('stalled-jobs')).toEqual({ ran: true, outcome: 'matched > 60 s: 1 rescheduled' });
@@ -346,6 +349,22 @@ describeDb('stalled-jobs agent', (ctx) => {
       ['Waiting', 'Pilot Agent Submission', 'JobScheduling'],
     ]);
     expect((await job(ctx.handle, recent!)).status).toBe('Matched');
+  });
+
+  it('(a)/(d) a Matched job of a live pilot is never rescheduled: silent, it goes Stalled; its heartbeats keep it', async () => {
+    const alive = await addPilot(ctx.handle, { status: 'Running', reference: 'r1' });
+    const gone = await addPilot(ctx.handle, { status: 'Done', reference: 'r2' });
+    const [silent, beating, orphan] = await submitJobs(ctx.handle, makeJobs(3));
+    await setJobs(ctx.handle, [silent!], { status: 'Matched', pilotId: alive, updateAgo: 100 });
+    // A payload runs, its Running report not yet through: heartbeats keep heartbeat_at fresh.
+    await setJobs(ctx.handle, [beating!], { status: 'Matched', pilotId: alive, updateAgo: 100, heartbeatAgo: 5 });
+    await setJobs(ctx.handle, [orphan!], { status: 'Matched', pilotId: gone, updateAgo: 100 });
+    const r = await sweepStalledJobs(ctx.handle, opts());
+    expect(r.stalled).toEqual([silent]);
+    expect(r.matchedTimeout).toEqual([{ id: orphan, status: 'Waiting' }]);
+    expect(await job(ctx.handle, silent!)).toMatchObject({ status: 'Stalled', pilotId: alive });
+    expect(await job(ctx.handle, beating!)).toMatchObject({ status: 'Matched', pilotId: alive });
+    expect(await lastHistory(ctx.handle, silent!)).toEqual([['Stalled', 'Job stalled: no heartbeat for 100 s', 'StalledJobAgent']]);
   });
 
   it('one tick handles thousands of jobs, batch after batch', async () => {
