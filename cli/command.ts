@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { ApiClient } from './client.js';
+import { ApiClient, DEFAULT_RETRY_SECONDS } from './client.js';
 import { ClientConfigError, resolveClientConfig } from './client-config.js';
 import { CliError, UsageError } from './errors.js';
 
@@ -35,6 +35,8 @@ export interface LongRunning {
   done: Promise<number>;
   /** Stops gracefully: finish requests in flight, close the database. */
   drain(): Promise<void>;
+  /** A second signal while `drain()` runs: hurry (the server stops its pilots now). Absent: the second signal exits. */
+  force?(): void;
   /** What to say on the first signal (default: "draining"); none for a command that just ends. */
   stopMessage?: string | null;
 }
@@ -63,7 +65,16 @@ export const CLIENT_ENV: Readonly<Record<string, string>> = {
   WMS_TOKEN: 'bearer token (else the config file, else <WMS_DATA_DIR|./var>/admin.token)',
   WMS_DATA_DIR: 'where the laptop-case admin.token is looked for (default ./var)',
   XDG_CONFIG_HOME: 'config file location: $XDG_CONFIG_HOME/pilot-wms/config.json ({url, token})',
+  WMS_RETRY_SECONDS: `how long a read waits for the server's database (or a restarting server) to come back (default ${DEFAULT_RETRY_SECONDS}; 0: fail at once)`,
 };
+
+/** `WMS_RETRY_SECONDS`, or the default; a usage error when it is not a whole number. */
+export function retrySecondsFrom(env: Readonly<Record<string, string | undefined>>): number {
+  const v = env['WMS_RETRY_SECONDS'];
+  if (v === undefined || v === '') return DEFAULT_RETRY_SECONDS;
+  if (!/^\d+$/.test(v)) throw new UsageError(`WMS_RETRY_SECONDS: "${v}" is not a whole number of seconds`);
+  return Number(v);
+}
 
 export function readTextOrNull(path: string): string | null {
   try {
@@ -77,7 +88,12 @@ export function readTextOrNull(path: string): string | null {
 export function clientFrom(io: Io): ApiClient {
   try {
     const c = resolveClientConfig(io.env, io.home, io.cwd, readTextOrNull);
-    return new ApiClient({ url: c.url, token: c.token, tokenSource: c.tokenSource });
+    return new ApiClient({
+      url: c.url,
+      token: c.token,
+      tokenSource: c.tokenSource,
+      retry: { say: (line) => io.err(line), maxWaitSeconds: retrySecondsFrom(io.env) },
+    });
   } catch (e) {
     if (e instanceof ClientConfigError) throw new CliError(e.message);
     throw e;

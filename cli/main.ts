@@ -31,14 +31,20 @@ async function main(): Promise<void> {
     process.exitCode = result;
     return;
   }
-  // A long-running command: the first signal drains, the second forces.
-  let stopping = false;
+  // A long-running command: the first signal drains; the second forces (a command with a
+  // `force` step, the server, hurries: it stops its pilots now); the next one exits at once.
+  let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
+    signals++;
+    if (signals > 1) {
+      if (signals === 2 && result.force) {
+        io.err(`wms: ${signal} again, stopping now (send it again to exit at once)`);
+        result.force();
+        return;
+      }
       io.err(`wms: ${signal} again, exiting now`);
       process.exit(1);
     }
-    stopping = true;
     const message = result.stopMessage === undefined ? 'draining (send it again to force)' : result.stopMessage;
     if (message !== null) io.err(`wms: ${signal} received, ${message}`);
     result

@@ -4,12 +4,45 @@
  * processes of this machine, one slot per core unless configured). This is the composition
  * root: it hands the agents what they may not import themselves (the token signer, the pilot
  * bundle's checksum, the server's URL).
+ *
+ * Stopping (`shutdown`, on the first SIGINT/SIGTERM of `wms server start`): no job lost, none
+ * run twice, no payload left behind.
+ * 1. The site director stops sending pilots; this process's local pilots (those it started and
+ *    those it took back from a predecessor on the same data dir; never remote ones, nor other
+ *    replicas') get SIGTERM: they match no more, their running jobs finish and report, through
+ *    the services, which keep running.
+ * 2. It waits until every one of them ended, or `shutdownGrace` passed, or a second signal came.
+ * 3. The pilots still running get a second SIGTERM: each kills its payloads' trees (SIGTERM,
+ *    then SIGKILL after the job wrapper's grace) and ends; after a bound, their process groups
+ *    and the payload sessions they registered get SIGKILL.
+ * 4. The database is made true: the jobs the stopped pilots still held (Matched, Running,
+ *    Completing, Stalled) are rescheduled ("pilot stopped by server shutdown"; past
+ *    MaxRescheduling they fail), and those pilots still transient in the database become final
+ *    from what their process did (Done on exit 0, Aborted when killed here, else Failed): the
+ *    pilot-status agent may not run again before the server ends.
+ * 5. The agents, the CE drivers, the services and the database close.
+ * Each step is printed on stderr.
  */
 import { EventEmitter } from 'node:events';
 import { availableParallelism, hostname } from 'node:os';
 import { join } from 'node:path';
 import type { LocalIsolation, ServiceConfig } from '../core/config.js';
-import { listCeQueues, openDb, upsertCeQueue, upsertComputingElement, upsertSite, type DbHandle } from '../db/index.js';
+import { MINOR, type JobState } from '../core/job-states.js';
+import { isPilotFinal, PILOT_TRANSIENT_STATES, type PilotState } from '../core/pilot-states.js';
+import {
+  applyPilotStatusChanges,
+  getJobs,
+  listCeQueues,
+  listJobs,
+  listPilots,
+  openDb,
+  rescheduleJobs,
+  upsertCeQueue,
+  upsertComputingElement,
+  upsertSite,
+  type DbHandle,
+  type PilotStatusChange,
+} from '../db/index.js';
 import type { Agent } from '../agents/agent.js';
 import { LocalComputingElement, resolveLocalUser, type LocalPilotUser } from '../agents/computing-elements/local.js';
 import { ComputingElements } from '../agents/computing-elements/index.js';
@@ -35,7 +68,124 @@ export interface RunningSystem {
   computingElements: ComputingElements;
   /** Local pilot slots (0 when the local site is off). */
   localSlots: number;
+  /** Stops gracefully: drains the local pilots, reconciles the database, then closes (module comment). */
+  shutdown(o: ShutdownOptions): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface ShutdownOptions {
+  /** How long running payloads may take to finish (seconds; default: the config's `shutdownGraceSeconds`). */
+  graceSeconds?: number;
+  /** Aborted on a second signal: the pilots are stopped now. */
+  force?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+/**
+ * How long after the second SIGTERM a pilot may take to kill its payloads (the job wrapper's
+ * grace, 10 s) and report them before its process group gets SIGKILL.
+ */
+const PILOT_STOP_WAIT_MS = 15_000;
+
+/** Job states in which a pilot holds the job: rescheduled when their pilot was stopped. */
+const HELD_STATES: JobState[] = ['Matched', 'Running', 'Completing', 'Stalled'];
+
+/** The history source of what the shutdown does to jobs and pilots. */
+export const SHUTDOWN_SOURCE = 'ServerShutdown';
+
+function duration(seconds: number): string {
+  if (seconds >= 120 && seconds % 60 === 0) return `${seconds / 60} min`;
+  return `${seconds} s`;
+}
+
+/**
+ * Steps 1 to 4 of the module comment for the local CE `localCe` (the caller has stopped the site
+ * director): answers once its pilots ended and the database says so.
+ */
+async function stopLocalSite(
+  db: DbHandle,
+  config: Readonly<ServiceConfig>,
+  localCe: LocalComputingElement,
+  o: { graceSeconds: number; force?: AbortSignal; log: (line: string) => void },
+): Promise<void> {
+  const { log } = o;
+  const pilots = await localCe.drain();
+  const running = pilots.length === 0 ? [] : await heldJobs(db, null);
+  if (pilots.length > 0) {
+    log(
+      `draining: ${pilots.length} local pilot(s), ${running.length} job(s) running; waiting up to ${duration(o.graceSeconds)} ` +
+        `for them to finish (signal again to stop them now)`,
+    );
+  } else log('draining: no local pilot running');
+  let left = await localCe.waitForPilots(pilots, Date.now() + o.graceSeconds * 1000, o.force);
+  if (left.length > 0) {
+    log(
+      `stopping ${left.length} local pilot(s)${o.force?.aborted ? ' (second signal)' : ` (grace of ${duration(o.graceSeconds)} over)`}: ` +
+        `their payloads get SIGTERM, then SIGKILL; waiting up to ${PILOT_STOP_WAIT_MS / 1000} s (signal again to exit at once)`,
+    );
+    left = await localCe.stopPilots(left, PILOT_STOP_WAIT_MS);
+    if (left.length > 0) log(`killed ${left.length} local pilot(s) that did not end (SIGKILL to their process groups and payload sessions)`);
+  }
+  if (pilots.length > 0 || localCe.knownReferences().length > 0) await reconcileLocalPilots(db, config, localCe, log);
+}
+
+/** The jobs pilots hold on the local site (of the pilots `pilotIds`, or of any pilot when null). */
+async function heldJobs(db: DbHandle, pilotIds: ReadonlySet<number> | null): Promise<{ id: number; pilotId: number | null }[]> {
+  const { jobs } = await listJobs(db, { status: HELD_STATES, site: LOCAL_SITE.site }, { limit: 100_000 });
+  return jobs.filter((j) => pilotIds === null || (j.pilotId !== null && pilotIds.has(j.pilotId))).map((j) => ({ id: j.id, pilotId: j.pilotId }));
+}
+
+/**
+ * Step 4: every pilot this process knows of (its own and the adopted ones) whose process ended:
+ * still transient in the database -> final from what its process did; the jobs it held ->
+ * rescheduled (MaxRescheduling applies: past it they fail).
+ */
+async function reconcileLocalPilots(
+  db: DbHandle,
+  config: Readonly<ServiceConfig>,
+  localCe: LocalComputingElement,
+  log: (line: string) => void,
+): Promise<void> {
+  const refs = new Set(localCe.knownReferences());
+  const answers = await localCe.status([...refs]);
+  // Newest first: a reference (a pid) may have served an older pilot too.
+  const seen = new Set<string>();
+  const ended: { id: number; status: PilotState; reference: string }[] = [];
+  for (const p of await listPilots(db, { ce: LOCAL_SITE.ce, limit: 10_000 })) {
+    if (p.reference === null || !refs.has(p.reference) || seen.has(p.reference)) continue;
+    // Replicas on other machines serve a local site of the same name: pids say nothing there.
+    const host = p.environment['hostname'];
+    if (typeof host === 'string' && host !== hostname()) continue;
+    seen.add(p.reference);
+    const answer = answers.get(p.reference);
+    if (answer && isPilotFinal(answer.status)) ended.push({ id: p.id, status: p.status, reference: p.reference });
+  }
+  const changes: PilotStatusChange[] = [];
+  for (const p of ended) {
+    if (!(PILOT_TRANSIENT_STATES as readonly string[]).includes(p.status)) continue;
+    const a = answers.get(p.reference)!;
+    const status: PilotState = a.status === 'Done' ? 'Done' : a.status === 'Aborted' ? 'Aborted' : 'Failed';
+    changes.push({ id: p.id, from: p.status, status, reason: `ended at server shutdown (${a.reason})`, exitCode: a.exitCode ?? null });
+  }
+  const changed = new Set(await applyPilotStatusChanges(db, changes));
+  const held = await heldJobs(db, new Set(ended.map((p) => p.id)));
+  if (held.length > 0) {
+    const ids = held.map((j) => j.id);
+    const r = await rescheduleJobs(db, ids, { source: `${SHUTDOWN_SOURCE}: pilot stopped by server shutdown`, maxRescheduling: config.jobLimits.maxRescheduling });
+    const after = await getJobs(db, r.succeeded);
+    const failed = after.filter((j) => j.status === 'Failed').map((j) => j.id);
+    const requeued = after.filter((j) => j.status !== 'Failed').map((j) => j.id);
+    log(
+      `rescheduled ${requeued.length} job(s) of the stopped pilots${requeued.length ? ` (${requeued.join(', ')})` : ''}` +
+        (failed.length ? `; ${failed.length} failed, past MaxRescheduling (${MINOR.maxReschedulings}): ${failed.join(', ')}` : '') +
+        (r.failed.length ? `; ${r.failed.length} not rescheduled: ${r.failed.map((f) => f.message).join('; ')}` : ''),
+    );
+  }
+  if (changed.size > 0) {
+    const by = new Map<string, number>();
+    for (const c of changes) if (changed.has(c.id)) by.set(c.status, (by.get(c.status) ?? 0) + 1);
+    log(`pilots made final: ${[...by].map(([s, n]) => `${n} ${s}`).join(', ')}`);
+  }
 }
 
 export interface SystemOptions {
@@ -95,13 +245,20 @@ function localSlotsOf(config: Readonly<ServiceConfig>): number {
 async function agentRunner(
   db: DbHandle,
   config: Readonly<ServiceConfig>,
-  o: { ces: ComputingElements; bundleDir: string; serverUrl: string; log: (line: string) => void; onTick?: AgentRunnerOptions['onTick'] },
+  o: {
+    ces: ComputingElements;
+    bundleDir: string;
+    serverUrl: string;
+    log: (line: string) => void;
+    onTick?: AgentRunnerOptions['onTick'];
+    /** True once the process stops: the site director sends no more pilots. */
+    stopping?: () => boolean;
+  },
 ): Promise<AgentRunner> {
   const signer = await TokenSigner.open(db, { issuer: config.tokens.issuer });
   // Drivers for every registered CE now, so that the pilot-status agent knows them from its first tick.
   for (const q of await listCeQueues(db)) o.ces.driverFor({ type: q.ceType, name: q.ce, settings: q.ceSettings });
-  const agents: Agent[] = [
-    createSiteDirector(
+  const director = createSiteDirector(
       {
         drivers: (c) => o.ces.driverFor(c),
         signPilotToken: async (p) => (await signer.sign(p, config.tokens.pilotTtlSeconds)).token,
@@ -109,7 +266,10 @@ async function agentRunner(
         serverUrl: () => config.publicUrl ?? o.serverUrl,
       },
       config.agentSettings.siteDirector.schedule,
-    ),
+  );
+  const stopping = o.stopping ?? (() => false);
+  const agents: Agent[] = [
+    { ...director, tick: async (ctx) => (stopping() ? 'no pilots sent: the server is stopping' : director.tick(ctx)) },
     ...standardAgents(config, {
       drivers: (type, name) => o.ces.known(type, name),
       removeSandboxFiles: (shas) => new SandboxStore(join(config.dataDir, 'sandboxes'), config.sandboxMaxBytes).remove(shas),
@@ -140,13 +300,14 @@ export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemO
   let localCe: LocalComputingElement | null = null;
   let ces: ComputingElements | null = null;
   let runner: AgentRunner | null = null;
+  let stopping = false;
   try {
     localCe = await localSiteOf(server.db, config, runAs, opts.localPilotEnv);
     ces = computingElements(config, localCe, opts.ceEnv);
     if (config.agents) {
       // Each tick reaches the services' /metrics (wms_agent_tick_*) through the in-process events.
       const onTick: AgentRunnerOptions['onTick'] = (agent, tick) => events.emit(AGENT_TICK_EVENT, agent, tick);
-      const r = await agentRunner(server.db, config, { ces, bundleDir, serverUrl: server.url, log, onTick });
+      const r = await agentRunner(server.db, config, { ces, bundleDir, serverUrl: server.url, log, onTick, stopping: () => stopping });
       runner = r;
       if (opts.schedule !== false) {
         r.start();
@@ -176,7 +337,22 @@ export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemO
     localCe: ce,
     computingElements: drivers,
     localSlots: localSlotsOf(config),
+    shutdown: async (o) => {
+      const say = o.log ?? log;
+      stopping = true;
+      try {
+        if (ce) await stopLocalSite(server.db, config, ce, { graceSeconds: o.graceSeconds ?? config.shutdownGraceSeconds, log: say, ...(o.force ? { force: o.force } : {}) });
+      } finally {
+        say('closing: agents, computing elements, services, database');
+        await runner?.stop();
+        await ce?.close(0);
+        await drivers.close();
+        await server.close();
+      }
+      say('stopped');
+    },
     close: async () => {
+      stopping = true;
       await runner?.stop();
       await ce?.close();
       await drivers.close();
@@ -187,6 +363,8 @@ export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemO
 
 export interface RunningAgents {
   runner: AgentRunner;
+  /** Stops gracefully, as `RunningSystem.shutdown` (its pilots report to the services elsewhere). */
+  shutdown(o: ShutdownOptions): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -203,14 +381,30 @@ export async function startAgents(config: Readonly<ServiceConfig>, opts: { log?:
   try {
     const localCe = await localSiteOf(db, config, runAs);
     const ces = computingElements(config, localCe);
+    let stopping = false;
     const runner = await agentRunner(db, config, {
       ces,
       bundleDir: defaultBundleDir(),
       serverUrl: `http://${config.host}:${config.port}`,
       log,
+      stopping: () => stopping,
     });
     return {
       runner,
+      shutdown: async (o) => {
+        const say = o.log ?? log;
+        stopping = true;
+        try {
+          if (localCe) await stopLocalSite(db, config, localCe, { graceSeconds: o.graceSeconds ?? config.shutdownGraceSeconds, log: say, ...(o.force ? { force: o.force } : {}) });
+        } finally {
+          say('closing: agents, computing elements, database');
+          await runner.stop();
+          await localCe?.close(0);
+          await ces.close();
+          await db.close();
+        }
+        say('stopped');
+      },
       close: async () => {
         await runner.stop();
         await localCe?.close();

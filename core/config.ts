@@ -144,6 +144,11 @@ export interface ServiceConfig {
   agents: boolean;
   /** Register the local site (pilots as child processes of this machine) and serve it. */
   localSite: boolean;
+  /**
+   * How long a stopping server lets the running payloads of its local pilots finish (seconds;
+   * 0: stop them at once) before it stops them and reschedules their jobs.
+   */
+  shutdownGraceSeconds: number;
   /** The URL pilots use to call home (default: the URL the server listens on). */
   publicUrl: string | null;
   /** When set, `/metrics` needs `Authorization: Bearer <it>` (env only: `WMS_METRICS_TOKEN`). */
@@ -184,6 +189,7 @@ export const DEFAULT_SERVICE_CONFIG: Readonly<ServiceConfig> = deepFreeze({
   dbPoolSize: 20,
   agents: true,
   localSite: true,
+  shutdownGraceSeconds: 600,
   publicUrl: null,
   metricsToken: null,
   agentSettings: {
@@ -300,6 +306,7 @@ export const ConfigFileSchema = Type.Object(
     dbPoolSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
     agents: Type.Optional(Type.Boolean()),
     localSite: Type.Optional(Type.Boolean()),
+    shutdownGrace: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.String()])),
     logLevel: Type.Optional(Type.Enum(LOG_LEVELS)),
     jobLimits: Type.Optional(
       Type.Object(
@@ -460,6 +467,7 @@ export interface ConfigFlags {
   databaseUrl?: string;
   agents?: boolean;
   localSite?: boolean;
+  shutdownGraceSeconds?: number;
   logLevel?: LogLevel;
 }
 
@@ -482,6 +490,7 @@ export const CONFIG_ENV_VARS: Readonly<Record<string, string>> = {
   WMS_JOB_TOKEN_TTL: 'lifetime of job tokens minted at match time (renewed by heartbeats), e.g. 1h',
   WMS_AGENTS: 'run the agents: 1 or 0 (default 1)',
   WMS_LOCAL_SITE: 'serve the local site: 1 or 0 (default 1)',
+  WMS_SHUTDOWN_GRACE: 'how long a stopping server lets local payloads finish before it stops them, e.g. 10m, 30s or 0 (default 10m)',
   WMS_LOCAL_ISOLATION: "how the local site isolates payloads: auto, bwrap, user or none (default auto; none only on a single-user machine)",
   WMS_PUBLIC_URL: 'the URL pilots call home to (default: the address the server listens on)',
   WMS_METRICS_TOKEN: 'a secret that /metrics then requires as Authorization: Bearer (default: /metrics is open)',
@@ -504,6 +513,13 @@ function durationOf(v: number | string | undefined, where: string): number | und
   const n = typeof v === 'number' ? v : parseDuration(v);
   if (n === null) throw configError(where, `"${String(v)}" is not a duration (e.g. 30d, 12h, 3600)`);
   return n;
+}
+
+/** A grace period: a duration as `durationOf`, or 0 (no grace). */
+export function graceOf(v: number | string | undefined, where: string): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (v === 0 || (typeof v === 'string' && /^\s*0+\s*[smhdw]?\s*$/i.test(v))) return 0;
+  return durationOf(v, where);
 }
 
 function sizeOf(v: number | string | undefined, where: string): number | undefined {
@@ -622,6 +638,7 @@ export function resolveServiceConfig(sources: ConfigSources = {}): Readonly<Serv
       dbPoolSize: file.dbPoolSize,
       agents: file.agents,
       localSite: file.localSite,
+      shutdownGraceSeconds: graceOf(file.shutdownGrace, `${fileName}: shutdownGrace`),
       publicUrl: file.publicUrl,
       logLevel: file.logLevel,
       sandboxMaxBytes: sizeOf(file.sandboxMaxBytes, `${fileName}: sandboxMaxBytes`),
@@ -645,6 +662,7 @@ export function resolveServiceConfig(sources: ConfigSources = {}): Readonly<Serv
       publicUrl: env['WMS_PUBLIC_URL'] || undefined,
       metricsToken: env['WMS_METRICS_TOKEN'] || undefined,
       localSite: boolOf(env['WMS_LOCAL_SITE'], 'WMS_LOCAL_SITE'),
+      shutdownGraceSeconds: graceOf(env['WMS_SHUTDOWN_GRACE'], 'WMS_SHUTDOWN_GRACE'),
     }),
     ...defined({ ...flags }),
     jobLimits,

@@ -27,6 +27,15 @@
  * from descriptor 3 and executes the payload with them (`ENV_HOP`). A job's `LD_PRELOAD`,
  * `GCONV_PATH` or `LOCPATH` thus never reaches a process outside the sandbox or one that is root.
  *
+ * No payload outlives its pilot. Under bubblewrap, `--die-with-parent` and the PID namespace see
+ * to it. Under `none` and `user` the payload is started through `setpriv --pdeathsig KILL --`
+ * (util-linux >= 2.33) when the node has one that knows the flag: the kernel kills the payload's
+ * first process when the pilot's process dies, whatever the pilot died of. The parent-death
+ * signal is cleared when credentials change, so it is set after the switch to `payloadUser`
+ * (spawn switches before it executes setpriv, which then runs as the payload's user). The
+ * payload's descendants are the job wrapper's business (it kills the payload's session) and, when
+ * the pilot itself is killed, the bash wrapper's (`payload-sessions.ts`).
+ *
  * When the queue's mode cannot be had, `resolvePayloadSandbox` throws an `IsolationUnavailable`
  * whose message says why and what to do; the job wrapper fails the job with it and the job agent
  * stops the pilot (it would fail every job the same way).
@@ -309,26 +318,75 @@ function envFor(jobDir: string, path: string, user: string): Record<string, stri
   return { PATH: path, HOME: jobDir, TMPDIR: '/tmp', USER: user, LOGNAME: user };
 }
 
+/**
+ * `setpriv` (on the system PATH) when it knows `--pdeathsig` (util-linux >= 2.33), probed once
+ * per pilot; null without one.
+ */
+function pdeathsigSetpriv(): Promise<string | null> {
+  pdeathsigProbe ??= (async () => {
+    const setpriv = executableIn(SYSTEM_PATH.split(':'), 'setpriv');
+    if (!setpriv) return null;
+    return new Promise<string | null>((done) => {
+      const child = execFile(setpriv, ['--pdeathsig', 'KILL', '--', 'true'], { env: { PATH: SYSTEM_PATH }, timeout: 10_000, cwd: '/' }, (err) =>
+        done(err ? null : setpriv),
+      );
+      child.stdin?.end();
+    });
+  })();
+  return pdeathsigProbe;
+}
+let pdeathsigProbe: Promise<string | null> | null = null;
+
+/**
+ * Why `exe` cannot be started (null: it can). Asked before a start through setpriv, so that a
+ * missing program is still "Application not found" (setpriv would start, then exit 127).
+ */
+function missingExecutable(exe: string, jobDir: string, env: Record<string, string>): string | null {
+  if (exe.includes('/')) {
+    const p = resolve(jobDir, exe);
+    try {
+      return statSync(p).isFile() ? null : `${exe}: not a file`;
+    } catch {
+      return `${exe}: no such file`;
+    }
+  }
+  const dirs = (env['PATH'] ?? SYSTEM_PATH).split(':').map((d) => resolve(jobDir, d || '.'));
+  return executableIn(dirs, exe) ? null : `${exe} is not found on the payload's PATH (${env['PATH'] ?? SYSTEM_PATH})`;
+}
+
+/** `exe args` started through `setpriv --pdeathsig KILL` when there is one (see the module comment). */
+function withPdeathsig(setpriv: string | null, exe: string, args: string[]): { file: string; args: string[] } {
+  return setpriv ? { file: setpriv, args: ['--pdeathsig', 'KILL', '--', exe, ...args] } : { file: exe, args };
+}
+
 class NoSandbox implements PayloadSandbox {
   readonly kind = 'none' as const;
-  readonly description = 'none: the payload runs as the pilot (isolation: none)';
-  constructor(private readonly hostPath: string) {}
+  readonly description: string;
+  constructor(
+    private readonly hostPath: string,
+    private readonly setpriv: string | null,
+  ) {
+    this.description = `none: the payload runs as the pilot (isolation: none)${setpriv ? '' : '; no setpriv --pdeathsig: it may outlive a killed pilot'}`;
+  }
   baseEnv(jobDir: string) {
     return envFor(jobDir, this.hostPath || SYSTEM_PATH, userInfo().username);
   }
   async prepare() {}
-  async unreachableExecutable() {
-    return null;
+  async unreachableExecutable(exe: string, jobDir: string, env: Record<string, string>) {
+    return this.setpriv ? missingExecutable(exe, jobDir, env) : null;
   }
   command(exe: string, args: string[], _jobDir: string, env: Record<string, string>): PayloadCommand {
-    return { file: exe, args, env };
+    return { ...withPdeathsig(this.setpriv, exe, args), env };
   }
 }
 
 class UserSandbox implements PayloadSandbox {
   readonly kind = 'user' as const;
   readonly description: string;
-  constructor(private readonly user: UnixUser) {
+  constructor(
+    private readonly user: UnixUser,
+    private readonly setpriv: string | null,
+  ) {
     this.description = `user: the payload runs as ${describeUser(user)}`;
   }
   baseEnv(jobDir: string) {
@@ -337,11 +395,13 @@ class UserSandbox implements PayloadSandbox {
   prepare(workDir: string, jobDir: string) {
     return handOver(this.user, workDir, jobDir);
   }
-  async unreachableExecutable() {
-    return null;
+  async unreachableExecutable(exe: string, jobDir: string, env: Record<string, string>) {
+    return this.setpriv ? missingExecutable(exe, jobDir, env) : null;
   }
   command(exe: string, args: string[], _jobDir: string, env: Record<string, string>): PayloadCommand {
-    return { file: exe, args, env, uid: this.user.uid, gid: this.user.gid };
+    // spawn switches to the payload user before it executes setpriv: the parent-death signal is
+    // set after the switch, which would clear it.
+    return { ...withPdeathsig(this.setpriv, exe, args), env, uid: this.user.uid, gid: this.user.gid };
   }
 }
 
@@ -402,7 +462,7 @@ const FIX = 'install bubblewrap, or set isolation: none on the queue for a singl
 export async function resolvePayloadSandbox(s: IsolationSettings): Promise<PayloadSandbox> {
   const mode = s.mode ?? 'auto';
   const hostPath = s.hostPath ?? '';
-  if (mode === 'none') return new NoSandbox(hostPath);
+  if (mode === 'none') return new NoSandbox(hostPath, await pdeathsigSetpriv());
   const root = isRoot();
   const userName = s.payloadUser ?? 'nobody';
   const payloadUser = root ? lookUpUser(userName) : null;
@@ -412,7 +472,7 @@ export async function resolvePayloadSandbox(s: IsolationSettings): Promise<Paylo
 
   if (mode === 'user') {
     if (!payloadUser) throw new IsolationUnavailable(`isolation: user needs a root pilot to run payloads as ${userName}, and the pilot runs as ${whoAmI} (install bubblewrap and set isolation: bwrap or auto)`);
-    return new UserSandbox(payloadUser);
+    return new UserSandbox(payloadUser, await pdeathsigSetpriv());
   }
 
   const bwrap = s.bwrapPath
@@ -431,11 +491,12 @@ export async function resolvePayloadSandbox(s: IsolationSettings): Promise<Paylo
 
   if (mode === 'bwrap') throw new IsolationUnavailable(`isolation: bwrap, but ${problem} (${FIX})`);
   // auto: the separate user where bubblewrap cannot be had.
-  if (payloadUser) return new UserSandbox(payloadUser);
+  if (payloadUser) return new UserSandbox(payloadUser, await pdeathsigSetpriv());
   throw new IsolationUnavailable(`${problem} and the pilot is not root (${FIX})`);
 }
 
 /** Forgets the probes (tests). */
 export function resetIsolationProbes(): void {
   probes.clear();
+  pdeathsigProbe = null;
 }

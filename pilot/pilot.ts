@@ -5,7 +5,10 @@
  * the node unfit stops the pilot with that command's exit code, and the reason is recorded on
  * the pilot for the site admin ("clock skew 61.2 s (limit 5 s)").
  *
- * SIGTERM drains (no new work; running jobs finish); a second one kills the jobs.
+ * SIGTERM drains (no new work; running jobs finish); a second one (more than 2 s later) kills
+ * the jobs: each payload's tree gets SIGTERM, then SIGKILL after the job wrapper's grace, and the
+ * pilot ends. A SIGTERM or SIGINT before the job agent runs stops the pilot after the command
+ * under way, with its final report (it never dies silently, leaving its record Running).
  *
  * The pilot token is held in memory only: the wrapper hands over a 0600 file
  * (`WMS_PILOT_TOKEN_FILE`), which the pilot reads and deletes before anything else runs; it is
@@ -68,6 +71,28 @@ export async function runPilot(env: NodeJS.ProcessEnv, signals: NodeJS.EventEmit
   log.log(`pilot ${config.pilotId} of ${config.site}/${config.ce}/${config.queue}: commands ${config.commands.join(', ')}`);
 
   const state: State = { reason: '' };
+  // Signals from the start: before the job agent runs, one stops the pilot after the current
+  // command; while it runs, the first drains it and a later one kills the jobs. A batch system
+  // may signal the whole job (wrapper and pilot) at once, and the wrapper passes its signal on:
+  // a repeat within 2 s is the same request, not "kill the jobs".
+  let agentNow: JobAgent | null = null;
+  let stopRequested: string | null = null;
+  let firstSignalAt: number | null = null;
+  const onSignal = (sig: string) => {
+    if (firstSignalAt === null) {
+      firstSignalAt = Date.now();
+      stopRequested = `${sig} received`;
+      log.log(`pilot: ${sig} received${agentNow ? '' : ', stopping after the current command'}`);
+      agentNow?.drain(`${sig} received`);
+    } else if (Date.now() - firstSignalAt > 2000) {
+      log.log(`pilot: ${sig} again, killing the running jobs`);
+      agentNow?.killAll();
+    }
+  };
+  const onTerm = () => onSignal('SIGTERM');
+  const onInt = () => onSignal('SIGINT');
+  signals.on('SIGTERM', onTerm);
+  signals.on('SIGINT', onInt);
   const fsType = env[PILOT_ENV.fsType] ?? 'unknown';
   const commands: Record<PilotCommandName, () => Promise<void>> = {
     'check-environment': async () => {
@@ -127,21 +152,8 @@ export async function runPilot(env: NodeJS.ProcessEnv, signals: NodeJS.EventEmit
         work: () => agent.nudge(),
         log: (m) => log.log(m),
       });
-      // A batch system may signal the whole job (wrapper and pilot) at once, and the wrapper
-      // passes its signal on: a repeat within 2 s is the same request, not "kill the jobs".
-      let firstSignalAt: number | null = null;
-      const onSignal = (sig: string) => {
-        if (firstSignalAt === null) {
-          firstSignalAt = Date.now();
-          agent.drain(`${sig} received`);
-        } else if (Date.now() - firstSignalAt > 2000) {
-          agent.killAll();
-        }
-      };
-      const onTerm = () => onSignal('SIGTERM');
-      const onInt = () => onSignal('SIGINT');
-      signals.on('SIGTERM', onTerm);
-      signals.on('SIGINT', onInt);
+      agentNow = agent;
+      if (stopRequested !== null) agent.drain(stopRequested);
       push.open();
       try {
         const result = await agent.run();
@@ -149,8 +161,7 @@ export async function runPilot(env: NodeJS.ProcessEnv, signals: NodeJS.EventEmit
         state.reason = `${result.reason}; ${result.jobs.length} job(s) run`;
       } finally {
         push.close();
-        signals.off('SIGTERM', onTerm);
-        signals.off('SIGINT', onInt);
+        agentNow = null;
       }
     },
   };
@@ -158,6 +169,10 @@ export async function runPilot(env: NodeJS.ProcessEnv, signals: NodeJS.EventEmit
   let run: PilotRun = { exitCode: PILOT_EXIT.ok, reason: '' };
   try {
     for (const name of config.commands) {
+      if (stopRequested !== null) {
+        state.reason = `stopped before ${name}: ${stopRequested}`;
+        break;
+      }
       const t0 = Date.now();
       await commands[name]();
       log.log(`${name}: done in ${((Date.now() - t0) / 1000).toFixed(2)} s`);
@@ -168,6 +183,9 @@ export async function runPilot(env: NodeJS.ProcessEnv, signals: NodeJS.EventEmit
       ? { exitCode: e.exitCode, reason: e.reason }
       : { exitCode: PILOT_EXIT.unexpected, reason: `unexpected error: ${(e as Error).message}` };
     log.log(`pilot stops: ${run.reason}`);
+  } finally {
+    signals.off('SIGTERM', onTerm);
+    signals.off('SIGINT', onInt);
   }
   // The log goes first: once the pilot is final its token no longer works, for logs too.
   log.log(`pilot ends: ${run.reason} (exit code ${run.exitCode})`);

@@ -25,8 +25,10 @@
 #   d. "node pilot.mjs" in the work dir with the WMS_PILOT_* environment; the pilot token is
 #      not in it: the wrapper writes it to a 0600 file in the work dir and passes the file's
 #      path (WMS_PILOT_TOKEN_FILE); the pilot reads the file and deletes it at once. SIGTERM
-#      and SIGINT are passed on to it (the first SIGTERM drains it); the work dir is removed
-#      afterwards.
+#      and SIGINT are passed on to it (the first SIGTERM drains it). Once it ended, for
+#      whatever reason (a crash, the OOM killer, a SIGKILL of node alone), the payload sessions
+#      it left in <work dir>/payload-sessions are killed (no payload outlives its pilot); the
+#      work dir is removed afterwards.
 # Every step is logged with a UTC time to stderr and, once the work dir exists, to
 # <work dir>/wrapper.log, which the pilot gets as WMS_PILOT_WRAPPER_LOG and forwards.
 #
@@ -213,12 +215,30 @@ wms_fail() {
   exit "$code"
 }
 
+# wms_kill_payload_sessions DIR: kills the payload sessions the pilot registered in
+# DIR/payload-sessions and did not see end (the pilot died: a crash, the OOM killer, a SIGKILL of
+# node alone). Each payload runs in a session of its own whose id is its process group's.
+wms_kill_payload_sessions() {
+  local file="$1/payload-sessions" sid n=0
+  [ -f "$file" ] && [ ! -L "$file" ] || return 0
+  while IFS= read -r sid || [ -n "$sid" ]; do
+    case $sid in '' | *[!0-9]*) continue ;; esac
+    [ "${#sid}" -le 10 ] && [ "$sid" -gt 1 ] || continue
+    if kill -KILL -- "-$sid" 2>/dev/null; then
+      n=$((n + 1))
+    fi
+  done <"$file"
+  [ "$n" -eq 0 ] || wms_log "killed $n payload session(s) the pilot left running"
+}
+
 wms_cleanup() {
   local dir=$_wms_work_dir
   # The pilot deletes the token file as it starts; one it never read goes in any case.
   [ -z "$_wms_token_file" ] || rm -f -- "$_wms_token_file" 2>/dev/null
   [ -n "$dir" ] || return 0
   _wms_work_dir=''
+  # No payload outlives its pilot, whatever the pilot died of.
+  wms_kill_payload_sessions "$dir"
   if [ "${WMS_KEEP_WORK_DIR:-0}" = 1 ]; then
     wms_log "work dir kept: $dir"
     return 0

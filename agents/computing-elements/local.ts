@@ -26,7 +26,18 @@
  * The run dir's path is kept in `<workDir>/run-dir`: a server started again (after a SIGKILL,
  * say) takes the same run dir back on first use, removes the homes whose wrapper no longer runs
  * (written over a minute ago; with their stdout and stderr), and removes the others at
- * `cleanup()` once their pilot ended.
+ * `cleanup()` once their pilot ended. Those adopted pilots count against the slots while they run
+ * (the site director never starts more than `slots` pilots on this machine), `status()` says
+ * Running while their process lives, and a server that stops drains them with its own.
+ *
+ * Stopping (`wms server start` on a signal, cli/server-system.ts): `drain()` sends SIGTERM to
+ * every live pilot's process group (each pilot stops matching; its running jobs finish and
+ * report); `waitForPilots()` waits for them, up to the server's grace; `stopPilots()` sends a
+ * second SIGTERM (more than 2 s after the first, so that the pilot does not take it for a repeat:
+ * it then kills its payloads, SIGTERM then SIGKILL after the job wrapper's grace), waits a bound,
+ * then SIGKILLs the process groups left and the payload sessions their pilots registered
+ * (`<work dir>/payload-sessions`, pilot/payload-sessions.ts). A pilot ended by that SIGKILL is
+ * Aborted "killed at server shutdown".
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
@@ -43,6 +54,15 @@ interface LocalPilot {
   exit: { code: number | null; signal: NodeJS.Signals | null } | null;
   /** Stopped by `cancel()` (Aborted), not by something else (Failed). */
   cancelled: boolean;
+  /** SIGKILLed by `stopPilots()` at the server's shutdown (Aborted). */
+  killedAtShutdown: boolean;
+}
+
+/** A live local pilot: its reference and the pid of its wrapper (its process group's id). */
+export interface LivePilot {
+  reference: string;
+  pid: number;
+  home: string;
 }
 
 /** A Unix user local pilots run as. */
@@ -65,6 +85,8 @@ export interface LocalCeOptions {
 }
 
 const TERM_GRACE_MS = 10_000;
+/** A pilot takes a second SIGTERM within 2 s of the first for a repeat of it (pilot/pilot.ts). */
+const PILOT_REPEAT_MS = 2_000;
 const WRAPPER = 'pilot.sh';
 
 /** PATH of a pilot: the usual system directories, after the running node's own. */
@@ -173,6 +195,49 @@ async function runningWrappers(): Promise<Map<number, string> | null> {
   return out;
 }
 
+/** The process group and session of `pid` (/proc/<pid>/stat); null when it is gone. */
+function groupAndSession(pid: number): { pgrp: number; session: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { pgrp: Number(f[2]), session: Number(f[3]) };
+  } catch {
+    return null;
+  }
+}
+
+/** The real uid of `pid` (/proc/<pid>/status); null when it is gone. */
+function uidOf(pid: number): number | null {
+  try {
+    const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The payload sessions a pilot registered under its home (`<home>/<work dir>/payload-sessions`,
+ * pilot/payload-sessions.ts) that still lead a session of a non-root user: the file is written
+ * by the pilot user, so nothing in it is believed beyond that.
+ */
+async function registeredPayloadSessions(home: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const entry of await readdir(home, { withFileTypes: true }).catch(() => [])) {
+    if (!entry.isDirectory()) continue;
+    const file = join(home, entry.name, 'payload-sessions');
+    const st = await lstat(file).catch(() => null);
+    if (!st?.isFile() || st.size > 65_536) continue;
+    for (const line of (await readFile(file, 'utf8').catch(() => '')).split('\n')) {
+      const sid = /^\d{1,10}$/.test(line.trim()) ? Number(line.trim()) : 0;
+      if (sid <= 1) continue;
+      const gs = groupAndSession(sid);
+      if (gs?.session === sid && gs.pgrp === sid && uidOf(sid) !== 0) out.push(sid);
+    }
+  }
+  return out;
+}
+
 function serverUserName(): string {
   try {
     return userInfo().username;
@@ -186,6 +251,8 @@ export class LocalComputingElement implements ComputingElement {
   private readonly pilots = new Map<string, LocalPilot>();
   /** Homes of pilots an earlier server process started, by their wrapper's pids (see `reuseRunDir`). */
   private readonly adopted = new Map<number, string>();
+  /** The adopted pilots themselves: their wrapper's main pid (its process group's id) and home. */
+  private readonly adoptedPilots = new Map<number, string>();
   private runDir: Promise<string> | null = null;
 
   constructor(private readonly o: LocalCeOptions) {}
@@ -195,14 +262,98 @@ export class LocalComputingElement implements ComputingElement {
     return this.o.runAs ?? null;
   }
 
+  /** Pilots of this process that run, and those of an earlier process (adopted) that still do. */
   private running(): number {
     let n = 0;
     for (const p of this.pilots.values()) if (!p.exit) n++;
-    return n;
+    return n + this.adoptedLive().length;
+  }
+
+  /** The adopted pilots whose wrapper still runs (by their wrapper's main pid, the group leader). */
+  private adoptedLive(): LivePilot[] {
+    return [...this.adoptedPilots].filter(([pid]) => alive(pid)).map(([pid, home]) => ({ reference: `local://${this.o.ce}/${pid}`, pid, home }));
   }
 
   async availableSlots(): Promise<number> {
+    // The run dir is taken back first: the pilots an earlier server left running count.
+    await this.homes().catch(() => null);
     return Math.max(0, this.o.slots - this.running());
+  }
+
+  /** The pilots that run now on this machine: this process's and those it adopted. */
+  async livePilots(): Promise<LivePilot[]> {
+    await this.homes().catch(() => null);
+    const own: LivePilot[] = [];
+    for (const [reference, p] of this.pilots) if (!p.exit) own.push({ reference, pid: p.child.pid!, home: p.home });
+    return [...own, ...this.adoptedLive()];
+  }
+
+  /** References of every pilot this process knows of (running or ended, its own or adopted). */
+  knownReferences(): string[] {
+    return [...this.pilots.keys(), ...[...this.adoptedPilots.keys()].map((pid) => `local://${this.o.ce}/${pid}`)];
+  }
+
+  private drainedAt: number | null = null;
+  /** Set by `drain()`: no pilot is started any more. */
+  private stopping = false;
+
+  /**
+   * The first step of a stop: SIGTERM to every live pilot's process group (the pilot drains: no
+   * new work, running jobs finish and report). Answers the pilots signalled.
+   */
+  async drain(): Promise<LivePilot[]> {
+    this.stopping = true;
+    const live = await this.livePilots();
+    for (const p of live) signalGroup(p.pid, 'SIGTERM');
+    this.drainedAt = Date.now();
+    return live;
+  }
+
+  /**
+   * Waits until no pilot of `pilots` runs, or `untilMs` (epoch ms), or `abort`; answers the
+   * pilots still running.
+   */
+  async waitForPilots(pilots: readonly LivePilot[], untilMs: number, abort?: AbortSignal): Promise<LivePilot[]> {
+    const left = () => pilots.filter((p) => this.isRunning(p));
+    while (left().length > 0 && Date.now() < untilMs && !abort?.aborted) {
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 100);
+        abort?.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+      });
+    }
+    return left();
+  }
+
+  private isRunning(p: LivePilot): boolean {
+    const own = this.pilots.get(p.reference);
+    return own ? !own.exit : alive(p.pid);
+  }
+
+  /**
+   * The last step of a stop: a second SIGTERM to the pilots still running (each kills its
+   * payloads' trees, SIGKILL after the job wrapper's grace, and ends), up to `killWaitMs`; then
+   * SIGKILL to the process groups left and to the payload sessions their pilots registered.
+   * Answers the pilots that had to be SIGKILLed.
+   */
+  async stopPilots(pilots: readonly LivePilot[], killWaitMs: number, abort?: AbortSignal): Promise<LivePilot[]> {
+    let left = pilots.filter((p) => this.isRunning(p));
+    if (left.length === 0) return [];
+    const repeatAt = (this.drainedAt ?? 0) + PILOT_REPEAT_MS + 200;
+    if (Date.now() < repeatAt) await this.waitForPilots(left, repeatAt);
+    left = left.filter((p) => this.isRunning(p));
+    for (const p of left) signalGroup(p.pid, 'SIGTERM');
+    left = await this.waitForPilots(left, Date.now() + killWaitMs, abort);
+    if (left.length === 0) return [];
+    // Collected before the SIGKILL: the pilot user's payload sessions, with their pilot's files.
+    const sessions = (await Promise.all(left.map((p) => registeredPayloadSessions(p.home)))).flat();
+    for (const p of left) {
+      const own = this.pilots.get(p.reference);
+      if (own) own.killedAtShutdown = true;
+      signalGroup(p.pid, 'SIGKILL');
+    }
+    for (const sid of sessions) signalGroup(sid, 'SIGKILL');
+    await this.waitForPilots(left, Date.now() + 5_000);
+    return left;
   }
 
   /**
@@ -247,7 +398,12 @@ export class LocalComputingElement implements ComputingElement {
       const written = (await lstat(join(home, WRAPPER)).catch(() => null)) ?? (await lstat(home).catch(() => null));
       if (written && Date.now() - written.mtimeMs > 60_000) await this.removePilotFiles(home);
     }
-    for (const [pid, script] of running) if (dirname(dirname(script)) === dir) this.adopted.set(pid, dirname(script));
+    for (const [pid, script] of running) {
+      if (dirname(dirname(script)) !== dir) continue;
+      this.adopted.set(pid, dirname(script));
+      // The wrapper's subshells share its command line; the wrapper leads its process group.
+      if (groupAndSession(pid)?.pgrp === pid) this.adoptedPilots.set(pid, dirname(script));
+    }
     return dir;
   }
 
@@ -269,6 +425,10 @@ export class LocalComputingElement implements ComputingElement {
     const submitted: SubmittedPilot[] = [];
     const failed: { stamp: string; reason: string }[] = [];
     for (const p of pilots) {
+      if (this.stopping) {
+        failed.push({ stamp: p.stamp, reason: `local CE ${this.o.ce}: the server is stopping` });
+        continue;
+      }
       if (this.running() >= this.o.slots) {
         failed.push({ stamp: p.stamp, reason: `local CE ${this.o.ce}: all ${this.o.slots} slots busy` });
         continue;
@@ -309,7 +469,7 @@ export class LocalComputingElement implements ComputingElement {
         child.once('error', reject);
       });
       const reference = `local://${this.o.ce}/${pid}`;
-      const entry: LocalPilot = { child, home, exit: null, cancelled: false };
+      const entry: LocalPilot = { child, home, exit: null, cancelled: false, killedAtShutdown: false };
       child.once('exit', (code, signal) => (entry.exit = { code, signal }));
       child.unref();
       this.pilots.set(reference, entry);
@@ -357,9 +517,11 @@ export class LocalComputingElement implements ComputingElement {
           const code = 128 + (constants.signals[known.exit.signal] ?? 0);
           out.set(
             ref,
-            known.cancelled
-              ? { status: 'Aborted', reason: `cancelled (${known.exit.signal})`, exitCode: code }
-              : { status: 'Failed', reason: `killed by ${known.exit.signal}`, exitCode: code },
+            known.killedAtShutdown
+              ? { status: 'Aborted', reason: `killed at server shutdown (${known.exit.signal})`, exitCode: code }
+              : known.cancelled
+                ? { status: 'Aborted', reason: `cancelled (${known.exit.signal})`, exitCode: code }
+                : { status: 'Failed', reason: `killed by ${known.exit.signal}`, exitCode: code },
           );
         }
         else out.set(ref, { status: 'Failed', reason: `exit code ${known.exit.code}`, exitCode: known.exit.code ?? 1 });
@@ -401,6 +563,7 @@ export class LocalComputingElement implements ComputingElement {
       const home = pid === null ? undefined : this.adopted.get(pid);
       if (home === undefined || alive(pid!)) continue;
       for (const [p, h] of this.adopted) if (h === home) this.adopted.delete(p);
+      for (const [p, h] of this.adoptedPilots) if (h === home) this.adoptedPilots.delete(p);
       await this.removePilotFiles(home);
     }
   }

@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import {
   CONFIG_ENV_VARS,
+  graceOf,
   LOG_LEVELS,
   resolveServiceConfig,
   type ConfigFlags,
@@ -59,12 +60,15 @@ export async function serviceConfigFrom(values: OptionValues, io: Io, extra: Con
 
 const start: CommandSpec = {
   name: ['server', 'start'],
-  usage: '[--port 8080] [--host 127.0.0.1] [--data-dir ./var] [--db postgres://…] [--no-agents] [--no-local-site]',
+  usage: '[--port 8080] [--host 127.0.0.1] [--data-dir ./var] [--db postgres://…] [--no-agents] [--no-local-site] [--shutdown-grace 10m]',
   summary: 'run the services, the agents and the local site in this process',
   details:
     'On the first start an admin token is written to <data-dir>/admin.token (mode 0600); the CLI\n' +
-    'on the same machine finds it there. The first SIGINT/SIGTERM drains (finishes requests in\n' +
-    'flight, closes the database), a second one exits at once.\n' +
+    'on the same machine finds it there.\n' +
+    'The first SIGINT/SIGTERM drains: no new pilots; the local pilots match no more and their\n' +
+    'running jobs may finish for --shutdown-grace (default 10m); then (or at a second signal) their\n' +
+    'payloads get SIGTERM, then SIGKILL, the jobs they held are rescheduled and the pilots made\n' +
+    'final; then the agents, the services and the database close. A third signal exits at once.\n' +
     'Every start makes <data-dir> private (0700, files below 0600: it holds admin.token, the\n' +
     'sandboxes and, without --db, the signing key) and refuses one owned by another user.\n' +
     "Local pilots get an environment of their own, never the server's; when the server runs as\n" +
@@ -74,6 +78,11 @@ const start: CommandSpec = {
     'no-agents': { type: 'boolean', description: 'do not run the agents in this process' },
     'no-local-site': { type: 'boolean', description: 'do not serve the local site' },
     'log-level': { type: 'string', value: 'L', description: `${LOG_LEVELS.join(', ')} (default info)` },
+    'shutdown-grace': {
+      type: 'string',
+      value: 'T',
+      description: 'on a stop, how long local payloads may take to finish before they are stopped: 10m, 30s, 0 (default 10m)',
+    },
   },
   env: CONFIG_ENV_VARS,
   positionals: [0, 0],
@@ -81,6 +90,16 @@ const start: CommandSpec = {
     const extra: ConfigFlags = {};
     if (flag(values, 'no-agents')) extra.agents = false;
     if (flag(values, 'no-local-site')) extra.localSite = false;
+    const grace = str(values, 'shutdown-grace');
+    if (grace !== undefined) {
+      let seconds: number | undefined;
+      try {
+        seconds = graceOf(grace, '--shutdown-grace');
+      } catch (e) {
+        throw new UsageError(isWmsError(e) ? e.message : String(e));
+      }
+      if (seconds !== undefined) extra.shutdownGraceSeconds = seconds;
+    }
     const level = str(values, 'log-level');
     if (level !== undefined) {
       if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level: "${level}" is not one of ${LOG_LEVELS.join(', ')}`);
@@ -106,10 +125,13 @@ const start: CommandSpec = {
     io.out(`  services:    jobs, matcher, pilots, sites, sandboxes, tokens, accounting, events, /metrics`);
     io.out(`  agents:      ${system.runner ? system.runner.agentNames.join(', ') : 'off (--no-agents)'}`);
     io.out(`  local site:  ${config.localSite ? `${system.localSlots} pilot slot(s) on this machine` : 'off (--no-local-site)'}`);
-    io.out(`  stop with Ctrl-C (twice to force)`);
+    io.out(`  stop with Ctrl-C: running jobs get ${config.shutdownGraceSeconds} s to finish (twice: stop them now; three times: exit at once)`);
+    const force = new AbortController();
     return {
       done: new Promise<number>(() => undefined),
-      drain: () => system.close(),
+      stopMessage: 'stopping',
+      drain: () => system.shutdown({ force: force.signal, log: (line) => io.err(`wms: ${line}`) }),
+      force: () => force.abort(),
     };
   },
 };
@@ -185,7 +207,13 @@ const agents: CommandSpec = {
     }
     running.runner.start(only);
     io.out(`agents running: ${names.join(', ')} (stop with Ctrl-C)`);
-    return { done: new Promise<number>(() => undefined), drain: () => running.close() };
+    const force = new AbortController();
+    return {
+      done: new Promise<number>(() => undefined),
+      stopMessage: 'stopping',
+      drain: () => running.shutdown({ force: force.signal, log: (line) => io.err(`wms: ${line}`) }),
+      force: () => force.abort(),
+    };
   },
 };
 

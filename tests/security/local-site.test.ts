@@ -277,4 +277,40 @@ describe('the local CE started again after its server was killed (SIGKILL)', () 
       await rm(runDir, { recursive: true, force: true });
     }
   });
+  it('counts the pilots it took back against its slots, says they run, and stops them with its own at shutdown', async () => {
+    const workDir = join(await mkdtemp(join(scratch, 'adopt-')), 'local-ce');
+    const options = { ce: 'adopt', workDir, slots: 2, runAs: ROOT ? resolveLocalUser('nobody') : null };
+    const queue = { site: 'Local.localhost', ce: 'adopt', queue: 'local', processors: 1, ramMb: 100, timeLimitSeconds: 300, settings: {} };
+    const first = new LocalComputingElement(options);
+    // A pilot that ignores SIGTERM (so does its sleep): only the SIGKILL of its group ends it.
+    const started = await first.submit(queue, [{ stamp: 'stubborn', wrapper: '#!/bin/bash\ntrap "" TERM\nsleep 60\n' }]);
+    expect(started.failed).toEqual([]);
+    const ref = started.submitted[0]!.reference;
+    const pid = Number(/\/(\d+)$/.exec(ref)![1]);
+    const runDir = (await readFile(join(workDir, 'run-dir'), 'utf8')).trim();
+    // The server dies without close(); another takes the run dir back.
+    const second = new LocalComputingElement(options);
+    try {
+      expect(await second.availableSlots()).toBe(1);
+      expect((await second.status([ref])).get(ref)?.status).toBe('Running');
+      expect(second.knownReferences()).toEqual([ref]);
+      const live = await second.drain();
+      expect(live.map((p) => p.reference)).toEqual([ref]);
+      expect((await second.submit(queue, [{ stamp: 'late', wrapper: '#!/bin/bash\nexit 0\n' }])).failed[0]?.reason).toMatch(/stopping/);
+      const left = await second.waitForPilots(live, Date.now() + 500);
+      expect(left.map((p) => p.reference)).toEqual([ref]);
+      const killed = await second.stopPilots(left, 500);
+      expect(killed.map((p) => p.reference)).toEqual([ref]);
+      expect((await second.status([ref])).get(ref)?.status).toBe('Failed');
+      expect(await second.availableSlots()).toBe(2);
+    } finally {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+      await second.close(0);
+      await rm(runDir, { recursive: true, force: true });
+    }
+  });
 });

@@ -74,6 +74,16 @@ describe('resolveServiceConfig: defaults < file < env < flags', () => {
     expect(() => resolveServiceConfig({ file: { pilot: { localIsolation: 'off' } } })).toThrow(/localIsolation/);
   });
 
+  it('shutdownGrace: 10 min by default; file < WMS_SHUTDOWN_GRACE < --shutdown-grace; 0 allowed', () => {
+    expect(resolveServiceConfig({}).shutdownGraceSeconds).toBe(600);
+    expect(resolveServiceConfig({ file: { shutdownGrace: '2m' } }).shutdownGraceSeconds).toBe(120);
+    expect(resolveServiceConfig({ file: { shutdownGrace: 45 }, env: { WMS_SHUTDOWN_GRACE: '30s' } }).shutdownGraceSeconds).toBe(30);
+    expect(resolveServiceConfig({ env: { WMS_SHUTDOWN_GRACE: '30s' }, flags: { shutdownGraceSeconds: 0 } }).shutdownGraceSeconds).toBe(0);
+    expect(resolveServiceConfig({ env: { WMS_SHUTDOWN_GRACE: '0' } }).shutdownGraceSeconds).toBe(0);
+    expect(() => resolveServiceConfig({ env: { WMS_SHUTDOWN_GRACE: 'soon' } })).toThrow(/WMS_SHUTDOWN_GRACE.*not a duration/);
+    expect(() => resolveServiceConfig({ file: { shutdownGrace: 'soon' } })).toThrow(/shutdownGrace/);
+  });
+
   it('bad values name their source', () => {
     expect(() => resolveServiceConfig({ env: { WMS_PORT: 'eighty' } })).toThrow(/WMS_PORT/);
     expect(() => resolveServiceConfig({ env: { WMS_MAX_PARAMETRIC_JOBS: '0' } })).toThrow(/WMS_MAX_PARAMETRIC_JOBS/);
