@@ -10,10 +10,12 @@
  * changed in between). Every failure is an `ArchiveError` naming the archive.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, stat } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
-import { create as tarCreate } from 'tar';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { Pack } from 'tar';
 import {
   ArchiveError,
   checkArchiveEntry,
@@ -188,12 +190,9 @@ export async function packOutputs(workDir: string, patterns: string[], out: stri
   }
   if (entries.size === 0) return null;
 
-  // Directories before their contents; `@name` would make tar read another archive.
+  // Directories before their contents.
   const list = [...entries.keys()].sort();
-  await tarCreate(
-    { gzip: true, cwd: root, file: out, portable: true, noDirRecurse: true, follow: false },
-    list.map((p) => (p.startsWith('@') ? `./${p}` : p)),
-  );
+  await writeTarGz(root, list, out);
   const { size } = await stat(out);
   return {
     sha256: await sha256File(out),
@@ -201,4 +200,51 @@ export async function packOutputs(workDir: string, patterns: string[], out: stri
     files: list.filter((p) => entries.get(p) === 'file'),
     missing,
   };
+}
+
+/**
+ * Writes `list` (paths relative to `root`, not followed, directories without their contents)
+ * as a tar.gz to `out`. Rejects on the first failure (ENOSPC while writing, a file tar cannot
+ * read), but only once every file tar opened is closed again and `out`'s descriptor too.
+ *
+ * Why not tar's own `create({ file })`: when its output stream fails, tar 7 leaves the entry
+ * it is reading paused, waiting for a drain that never comes, its file open for good: the
+ * deleted output of a finished job then keeps a full disk full (issue 10). So tar runs one
+ * entry at a time (`jobs: 1`: at most one file open), the gzip and the file are ours, and after
+ * a failure the entry being read is read to its end and dropped (not compressed) while no new
+ * entry is opened (the filter refuses them), so that tar closes what it opened itself.
+ */
+async function writeTarGz(root: string, list: string[], out: string): Promise<void> {
+  let failure: unknown = null;
+  const pack = new Pack({ cwd: root, portable: true, noDirRecurse: true, follow: false, jobs: 1, filter: () => failure === null });
+  const gzip = createGzip();
+  const written = pipeline(gzip, createWriteStream(out));
+  const packed = new Promise<void>((done) => {
+    pack.once('end', done);
+    pack.on('error', (e: unknown) => {
+      failure ??= e;
+      gzip.destroy(e as Error);
+      done(); // the entry that failed has closed its file; no other one is open (jobs: 1)
+    });
+  });
+  const fail = (e: unknown) => {
+    failure ??= e;
+    pack.resume(); // read and drop the rest of the current entry, so that tar closes it
+  };
+  written.catch(fail);
+  pack.on('data', (chunk: Buffer) => {
+    if (failure !== null) return;
+    if (!gzip.write(chunk)) {
+      pack.pause();
+      gzip.once('drain', () => pack.resume());
+    }
+  });
+  pack.once('end', () => {
+    if (failure === null) gzip.end();
+  });
+  for (const p of list) pack.add(p);
+  pack.end();
+  await packed;
+  await written.catch(() => undefined);
+  if (failure !== null) throw failure;
 }

@@ -109,6 +109,11 @@ export class Watchdog {
     clearInterval(this.beatTimer);
   }
 
+  /** A method, so that a check after an await is not narrowed away by the one before it. */
+  private stopped(): boolean {
+    return this.state === 'stopped';
+  }
+
   stats(): WatchdogStats {
     return {
       cpuSeconds: this.cpuSeconds,
@@ -191,6 +196,8 @@ export class Watchdog {
       };
       const free = await diskFreeMb(this.o.jobDir);
       if (free !== undefined) hb.diskFreeMb = round(free);
+      // Stopped meanwhile: the stdout descriptor may be closed, its number another file's.
+      if (this.stopped()) return;
       const tail = await tailLines(this.o.stdoutFile, PEEK_LINES);
       if (tail !== undefined) hb.stdoutTail = tail;
       const answer = await this.o.heartbeat(hb);
