@@ -7,12 +7,23 @@
  *
  * CPU work offered = seconds left × DB12 score (normalized seconds, the unit of JDL CPUTime).
  *
+ * At most once. Each match attempt has a random claim id. While the call fails on the way (the
+ * services away: cannot connect, timeout, 5xx, 429) the SAME claim id is sent again with back-off
+ * and jitter, for as long as time is left; that is not "no work", and no new attempt starts
+ * before this one got an answer. So an answer lost after the services claimed a job brings that
+ * job back (with a fresh job token), never a second one; and a payload starts only once the
+ * services said the job is this pilot's (the match answer is that acknowledgement). The job
+ * wrapper's reports and uploads are retried until the pilot's end (`deadline`). A job matched
+ * to this pilot again while an earlier run of it goes on (rescheduled meanwhile) kills that
+ * earlier run first.
+ *
  * A job refused because its payload cannot be isolated as the queue asks (isolation.ts) stops
  * the agent at once: every other job would be refused the same way. The result is then
  * `fatal`, and the pilot ends Failed with that reason for the site admin.
  */
 import type { JobCommand, PilotConfig } from '../core/pilot-protocol.js';
-import type { PilotApi } from './client.js';
+import { newClaimId, type PilotApi } from './client.js';
+import { lowDiskReason } from './disk.js';
 import type { IsolationSettings } from './isolation.js';
 import { startJob, type JobOutcome } from './job-wrapper.js';
 
@@ -66,6 +77,8 @@ export class JobAgent {
   private readonly running = new Map<number, ReturnType<typeof startJob>>();
   private readonly waker = new Waker();
   private draining: string | null = null;
+  /** Aborted on drain: a match attempt being retried gives up. */
+  private readonly drained = new AbortController();
   private fatal: string | null = null;
   /** Resolves the wait for a free slot (a job ended, or drain). */
   private slotFreed: (() => void) | null = null;
@@ -83,6 +96,7 @@ export class JobAgent {
     if (this.draining) return;
     this.draining = reason;
     this.o.log(`draining: ${reason}; ${this.running.size} job(s) still running`);
+    this.drained.abort();
     this.waker.wake();
     this.freeSlot();
   }
@@ -131,6 +145,9 @@ export class JobAgent {
     let failedMatches = 0;
     let stopReason = '';
     this.o.log(`job agent: asking for work (${c.slots} slot(s), DB12 ${this.o.db12})`);
+    // The pilot's end on this process's clock: reports and the pilot's status retry until then.
+    const pilotEnd = Date.now() + this.secondsLeft() * 1000;
+    this.o.api.deadline = pilotEnd;
 
     while (!this.draining) {
       if (this.running.size >= c.slots) {
@@ -142,13 +159,22 @@ export class JobAgent {
         stopReason = `time left ${Math.max(0, Math.round(left))} s is below ${c.minTimeLeftSeconds} s`;
         break;
       }
+      const lowDisk = await lowDiskReason(this.o.workDir, c.minDiskMb); // waits briefly for a finished job's space
+      if (lowDisk !== null) {
+        stopReason = lowDisk;
+        break;
+      }
       let answer;
+      const claimId = newClaimId();
       try {
-        answer = await this.o.api.match(this.resource());
+        // Retried with the same claim id until an answer, while at least minTimeLeftSeconds is left.
+        const until = Date.now() + (left - c.minTimeLeftSeconds) * 1000;
+        answer = await this.o.api.matchUntil(this.resource(), claimId, until, this.drained.signal);
       } catch (e) {
         this.o.log(`match: ${(e as Error).message}`);
         answer = { match: null };
       }
+      if (this.draining && !answer.match) break;
       if (!answer.match) {
         failedMatches++;
         if (failedMatches >= c.stopAfterFailedMatches) {
@@ -162,6 +188,16 @@ export class JobAgent {
       failedMatches = 0;
       const { jobId, jdl, token } = answer.match;
       this.o.log(`job ${jobId}: matched`);
+      const earlier = this.running.get(jobId);
+      if (earlier) {
+        // The job was rescheduled and matched to this pilot again while its earlier wrapper
+        // still runs (the services have not told it yet): that one is of an earlier match. It
+        // is killed, and gone (its job dir and journal removed), before the job starts again.
+        this.o.log(`job ${jobId}: matched again while its earlier run goes on: killing that one first`);
+        earlier.command({ jobId, command: 'Kill', arguments: 'matched again to this pilot' });
+        await earlier.done.catch(() => undefined);
+        while (this.running.has(jobId)) await new Promise((r) => setImmediate(r));
+      }
       const handle = startJob({ jobId, jdl, token }, this.o.api.jobChannel(jobId, token), {
         workDir: this.o.workDir,
         db12: this.o.db12,
@@ -173,6 +209,7 @@ export class JobAgent {
         env: this.o.env,
         ...(this.o.isolation ? { isolation: this.o.isolation } : {}),
         parameters: this.o.parameters,
+        deadline: pilotEnd,
         log: (line: string) => this.o.log(`job ${jobId}: ${line}`),
       });
       this.running.set(jobId, handle);

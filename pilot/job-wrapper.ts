@@ -32,10 +32,18 @@
  *
  * Stopping. A `Kill` command (pushed through `command()`, or in a heartbeat answer) kills the
  * payload's tree at once and the wrapper reports nothing more: the server has already marked
- * the job Killed. A status report the server refuses (`accepted: false`: the job was killed or
- * rescheduled meanwhile), or a heartbeat answer saying the job is no longer running, stops it
- * the same way (outcome Killed or Lost). A report that fails to reach the server is logged and
- * the job goes on: heartbeats and the next report try again.
+ * the job Killed. A status report the server refuses (`accepted: false`: the job was killed
+ * meanwhile; or `JOB_NOT_HELD_CODE`: it was rescheduled, maybe to another pilot), or a
+ * heartbeat answer saying the job is no longer running (or refused the same way), stops it
+ * the same way (outcome Killed or Lost, the reason saying which refusal).
+ *
+ * Reports that survive outages. Every status report goes through the job's report journal
+ * (pilot/report-journal.ts: on the pilot's disk, in order, each with its report id, retried
+ * with back-off until `deadline`); the wrapper goes on while the steps before the end travel.
+ * The output sandbox upload is retried the same way (content-addressed: a repeat is harmless).
+ * The outcome resolves only once the journal is drained, and from the payload's end until then
+ * the wrapper keeps sending heartbeats (every `heartbeatMs`, the final figures), so the
+ * services never take the job of a pilot that is alive and still reporting.
  *
  * CPU time. The watchdog sums the payload tree from /proc every `pollMs`. What the payload
  * used after the last sample is taken from this process's own counters of waited-for children
@@ -52,8 +60,11 @@ import { isArchiveError, normalizeArchivePath, type ArchiveLimits } from '../cor
 import { getAttribute, parseJdl, type JdlAd, type JdlValue } from '../core/jdl/index.js';
 import { MINOR, type JobState } from '../core/job-states.js';
 import type { Heartbeat, HeartbeatAnswer, JobCommand, JobStatusAnswer, JobStatusReport } from '../core/pilot-protocol.js';
+import { isJobNotHeld, retryUntil, type BackoffPolicy } from './client.js';
 import { ISOLATION_UNAVAILABLE, isIsolationUnavailable, resolvePayloadSandbox, type IsolationSettings, type PayloadSandbox } from './isolation.js';
 import { descendantsOf, isAlive, killTree, selfChildrenCpuSeconds } from './process-tree.js';
+import { registerPayloadSession, unregisterPayloadSession } from './payload-sessions.js';
+import { ReportJournal, type ReportResult } from './report-journal.js';
 import { packOutputs, safeUnpack, sha256File } from './sandbox.js';
 import { DEFAULT_MIN_DISK_MB, rawCpuLimitSeconds, Watchdog, type WatchdogLimitHit } from './watchdog.js';
 
@@ -103,6 +114,12 @@ export interface JobWrapperOptions {
   killGraceMs?: number;
   /** Free disk (MB) below which the watchdog stops the payload (default 10, DIRAC's; 0: off). */
   minDiskMb?: number;
+  /** Until when reports and the output upload are retried (ms since the epoch; default 24 h from the start). */
+  deadline?: number;
+  /** Where the report journal goes (default `workDir`; never the job dir). */
+  journalDir?: string;
+  /** Back-off of those retries (default 1 s doubling to 15 s, full jitter). */
+  retryBackoff?: BackoffPolicy;
 }
 
 export interface JobHandle {
@@ -297,8 +314,16 @@ class JobRun {
   private killing: Promise<unknown> | null = null;
   private watchdog: Watchdog | null = null;
   private readonly temps: string[] = [];
+  /** The payload's stdout, stderr and the heartbeats' peek handle: closed by cleanUp whatever happened. */
+  private readonly files: FileHandle[] = [];
   /** Aborted when the job stops (Kill, the pilot stopping): interrupts an input sandbox unpack. */
   private readonly stopping = new AbortController();
+  /** Every status report, in order, until it has an answer. */
+  private readonly journal: ReportJournal;
+  private readonly deadline: number;
+  /** Heartbeats from the payload's end until the outcome (reports may still be on their way). */
+  private afterBeats: NodeJS.Timeout | null = null;
+  private finalBeat: Heartbeat | null = null;
   private cpuSeconds = 0;
   private wallSeconds = 0;
   private maxRssMb = 0;
@@ -312,6 +337,15 @@ class JobRun {
     private readonly o: JobWrapperOptions,
   ) {
     this.jobDir = join(o.workDir, String(job.jobId));
+    this.deadline = o.deadline ?? Date.now() + 24 * 3600_000;
+    this.journal = new ReportJournal({
+      dir: o.journalDir ?? o.workDir,
+      jobId: job.jobId,
+      send: (r) => this.channel.setStatus(r),
+      deadline: this.deadline,
+      ...(o.retryBackoff ? { backoff: o.retryBackoff } : {}),
+      log: (line) => this.o.log(line),
+    });
   }
 
   /** Delivers a command (from the websocket or a heartbeat answer). */
@@ -330,6 +364,7 @@ class JobRun {
     this.stopCause = cause;
     this.o.log(`stopping: ${cause.reason}`);
     this.stopping.abort(new Error(cause.reason));
+    this.journal.abort();
     this.killPayload();
   }
 
@@ -340,15 +375,13 @@ class JobRun {
     this.killing = this.sandbox?.kind === 'bwrap' ? killSandbox(this.pid, grace) : killTree(this.pid, grace);
   }
 
-  /** Status reports in flight, in order: each waits for the one before. */
-  private reports: Promise<void> = Promise.resolve();
-
   /**
-   * Queues one status report; false when the job must stop (it was stopped already). Reports
-   * on the way (Running, Completing) are not waited for: the wrapper goes on while they travel,
-   * in order, which saves a round trip per step. A final one (Done, Failed) waits for every
-   * report before it. A refusal by the server (the job was killed or rescheduled meanwhile)
-   * stops the job whenever it comes back.
+   * Queues one status report in the journal; false when the job must stop (it was stopped
+   * already). Reports on the way (Running, Completing) are not waited for: the wrapper goes on
+   * while they travel, in order, which saves a round trip per step (and a payload starts on the
+   * match's word, not the Running report's). A final one (Done, Failed) waits for every report
+   * before it and its own answer. A refusal by the server (the job was killed or rescheduled
+   * meanwhile) stops the job whenever it comes back.
    */
   private async report(status: JobState, minorStatus: string, applicationStatus?: string, parameters?: Record<string, string>): Promise<boolean> {
     if (this.stopCause) return false;
@@ -356,36 +389,98 @@ class JobRun {
     if (applicationStatus !== undefined) r.applicationStatus = applicationStatus.slice(0, 2000);
     if (parameters && Object.keys(parameters).length > 0) r.parameters = parameters;
     this.o.log(`${status} / ${minorStatus}${applicationStatus ? ` / ${applicationStatus}` : ''}`);
-    this.reports = this.reports.then(() => this.send(r));
-    if (status === 'Done' || status === 'Failed') await this.reports;
+    const answered = this.journal.append(r).then((result) => this.answered(r, result));
+    if (status === 'Done' || status === 'Failed') await answered;
     return !this.stopCause;
   }
 
-  private async send(r: JobStatusReport): Promise<void> {
+  /** What an answer (or a final failure) of report `r` means for the job. */
+  private answered(r: JobStatusReport, result: ReportResult): void {
     if (this.stopCause) return;
-    try {
-      const answer = await this.channel.setStatus(r);
-      if (!answer.accepted) {
+    if (result.kind === 'acked') {
+      if (!result.answer.accepted) {
         this.stop({
-          kind: answer.status === 'Killed' ? 'kill' : 'lost',
-          reason: `the services refused ${r.status} / ${r.minorStatus}: the job is ${answer.status}`,
+          kind: result.answer.status === 'Killed' ? 'kill' : 'lost',
+          reason: `the services refused ${r.status} / ${r.minorStatus}: the job is ${result.answer.status}`,
         });
       }
-    } catch (e) {
-      this.o.log(`status report failed (going on): ${(e as Error).message}`);
+      return;
     }
+    if (isJobNotHeld(result.error)) {
+      this.stop({ kind: 'lost', reason: `the services refused ${r.status} / ${r.minorStatus}: ${(result.error as Error).message}` });
+    }
+    // Other final failures were logged by the journal; the next report tries its own luck.
+  }
+
+  /** A heartbeat of the watchdog or after the payload; a refusal of the job stops it. */
+  private async beat(hb: Heartbeat, afterPayload: boolean): Promise<HeartbeatAnswer> {
+    let answer: HeartbeatAnswer;
+    try {
+      answer = await this.channel.heartbeat(hb);
+    } catch (e) {
+      if (isJobNotHeld(e)) this.stop({ kind: 'lost', reason: `the services refused a heartbeat: ${(e as Error).message}` });
+      throw e;
+    }
+    // After the payload, Done or Failed may be our own final report landing first.
+    if (!STILL_RUNNING.has(answer.status) && !afterPayload) {
+      this.stop(
+        answer.status === 'Killed'
+          ? { kind: 'kill', reason: 'the services say the job is Killed' }
+          : { kind: 'lost', reason: `the services say the job is ${answer.status}` },
+      );
+    }
+    if (afterPayload && answer.status === 'Killed') this.stop({ kind: 'kill', reason: 'the services say the job is Killed' });
+    return answer;
+  }
+
+  /** From the payload's end until the outcome: a heartbeat every `heartbeatMs` with the final figures. */
+  private startAfterBeats(): void {
+    if (this.afterBeats || this.stopCause) return;
+    this.finalBeat = { cpuSeconds: this.cpuSeconds, wallSeconds: this.wallSeconds, rssMb: 0 };
+    let beating = false;
+    this.afterBeats = setInterval(() => {
+      if (beating || this.stopCause || !this.finalBeat) return;
+      beating = true;
+      void this.beat(this.finalBeat, true)
+        .then((a) => {
+          for (const c of a.commands) this.command(c);
+        })
+        .catch((e: unknown) => this.o.log(`heartbeat failed: ${(e as Error).message}`))
+        .finally(() => (beating = false));
+    }, this.o.heartbeatMs);
+  }
+
+  private stopAfterBeats(): void {
+    if (this.afterBeats) clearInterval(this.afterBeats);
+    this.afterBeats = null;
   }
 
   async run(): Promise<JobOutcome> {
+    let outcome: JobOutcome;
     try {
-      return await this.steps();
+      outcome = await this.steps();
     } catch (e) {
       const message = (e as Error).message;
       this.o.log(`wrapper error: ${message}`);
-      if (this.stopCause) return this.stoppedOutcome();
-      await this.report('Failed', MINOR.exceptionDuringExecution, message);
-      return this.outcome('Failed', `${MINOR.exceptionDuringExecution}: ${message}`);
+      if (this.stopCause) outcome = this.stoppedOutcome();
+      else {
+        await this.report('Failed', MINOR.exceptionDuringExecution, message);
+        outcome = this.stopCause ? this.stoppedOutcome() : this.outcome('Failed', `${MINOR.exceptionDuringExecution}: ${message}`);
+      }
+    }
+    try {
+      // Every report answered (or given up at the deadline) before the outcome; heartbeats go on meanwhile.
+      if (!this.stopCause && this.journal.pending > 0) {
+        this.startAfterBeats();
+        await this.journal.drained();
+      }
+      this.stopAfterBeats();
+      await this.journal.close();
+      // A refusal that came back while the last reports travelled.
+      if (this.stopCause && outcome.status !== 'Killed' && outcome.status !== 'Lost') outcome = this.stoppedOutcome();
+      return outcome;
     } finally {
+      this.stopAfterBeats();
       await this.cleanUp();
     }
   }
@@ -425,6 +520,7 @@ class JobRun {
     if (!(await this.report('Running', MINOR.application))) return this.stoppedOutcome();
     const end = await this.runPayload(spec);
     if (this.stopCause) return this.stoppedOutcome();
+    if (this.pid !== undefined) this.startAfterBeats(); // its reports and outputs may take a while to get through
 
     if (end.kind === 'refused') return this.refuseIsolation(end.reason);
     if (end.kind === 'spawn-error') {
@@ -457,7 +553,13 @@ class JobRun {
           extra['OutputSandboxMissingFiles'] = spec.outputSandbox.join(', ');
           this.o.log('output sandbox: nothing matched');
         } else {
-          await this.channel.uploadSandbox(out, packed.sha256);
+          await retryUntil(() => this.channel.uploadSandbox(out, packed.sha256), {
+            deadline: this.deadline,
+            signal: this.stopping.signal,
+            ...(this.o.retryBackoff ? { backoff: this.o.retryBackoff } : {}),
+            onRetry: (e, attempt, waitMs) =>
+              this.o.log(`output sandbox upload: ${(e as Error).message}; try ${attempt + 2} in ${(waitMs / 1000).toFixed(1)} s`),
+          });
           this.o.log(`output sandbox SB:${packed.sha256}: ${packed.files.length} files, ${packed.size} bytes`);
           if (!(await this.report('Completing', MINOR.outputSandboxUploaded, undefined, { OutputSandbox: `SB:${packed.sha256}`, ...extra })))
             return this.stoppedOutcome();
@@ -553,10 +655,13 @@ class JobRun {
     await mkdir(join(stdoutPath, '..'), { recursive: true });
     await mkdir(join(stderrPath, '..'), { recursive: true });
     const out = await open(stdoutPath, 'w');
+    this.files.push(out);
     const err = spec.stderr === spec.stdout ? out : await open(stderrPath, 'w');
+    if (err !== out) this.files.push(err);
     // Heartbeats read stdout through this descriptor (/proc/self/fd/N reopens the same file):
     // the payload may replace std.out with a link to anything, which is never followed.
     const peek: FileHandle = await open(stdoutPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    this.files.push(peek);
     const closeFiles = async () => {
       await out.close().catch(() => undefined);
       if (err !== out) await err.close().catch(() => undefined);
@@ -609,6 +714,9 @@ class JobRun {
     if (child.pid !== undefined) {
       this.pid = child.pid;
       this.payloadRunning = true;
+      // The pilot's wrapper kills this session if the pilot dies before the tree is gone.
+      const unregistered = registerPayloadSession(this.o.workDir, child.pid);
+      if (unregistered) this.o.log(`payload session ${child.pid} not registered: ${unregistered.message}`);
       this.o.log(`payload ${exe} started, pid ${child.pid} (${sandbox.kind === 'none' ? 'not isolated' : sandbox.description})`);
       const cpuLimit = spec.cpuTime === undefined ? Infinity : rawCpuLimitSeconds(spec.cpuTime, this.o.db12, this.o.processors);
       const dog = new Watchdog({
@@ -620,17 +728,7 @@ class JobRun {
         cpuLimitSeconds: cpuLimit,
         ...(this.o.wallClockLimitSeconds !== undefined ? { wallClockLimitSeconds: this.o.wallClockLimitSeconds } : {}),
         minDiskMb: this.o.minDiskMb ?? DEFAULT_MIN_DISK_MB,
-        heartbeat: async (hb) => {
-          const answer = await this.channel.heartbeat(hb);
-          if (!STILL_RUNNING.has(answer.status)) {
-            this.stop(
-              answer.status === 'Killed'
-                ? { kind: 'kill', reason: 'the services say the job is Killed' }
-                : { kind: 'lost', reason: `the services say the job is ${answer.status}` },
-            );
-          }
-          return answer;
-        },
+        heartbeat: (hb) => this.beat(hb, false),
         onCommand: (c) => this.command(c),
         onLimit: (hit) => {
           this.limitHit = hit;
@@ -702,7 +800,10 @@ class JobRun {
       // Processes the payload left behind in its session or group (its pid is reaped by now).
       const left = await killTree(this.pid, 1000, 20, { includeRoot: false }).catch(() => null);
       if (left && left.terminated.length > 0) this.o.log(`killed ${left.terminated.length} processes the payload left behind`);
+      unregisterPayloadSession(this.o.workDir, this.pid);
     }
+    // A handle runPayload did not get to close (it threw) would keep the job's deleted files, and their disk, taken.
+    for (const h of this.files.splice(0)) await h.close().catch(() => undefined);
     await rm(this.jobDir, { recursive: true, force: true }).catch((e: Error) => this.o.log(`cannot remove ${this.jobDir}: ${e.message}`));
     for (const f of this.temps) await rm(f, { force: true }).catch(() => undefined);
   }

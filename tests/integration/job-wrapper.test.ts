@@ -614,6 +614,44 @@ describe('payload isolation', () => {
     await until('the sandbox to die with its parent', () => !pids.some(isAlive), 2000);
   });
 
+  const hasSetpriv = existsSync('/usr/bin/setpriv') || existsSync('/bin/setpriv');
+
+  it.runIf(hasSetpriv)('none: the payload starts under setpriv --pdeathsig KILL and dies with its parent (a SIGKILLed pilot)', async () => {
+    const jobDir = join(workDir, '230');
+    mkdirSync(jobDir, { recursive: true });
+    const sandbox = await resolvePayloadSandbox({ mode: 'none', hostPath: SYSTEM_PATH });
+    const marker = '8765230';
+    const cmd = sandbox.command('/bin/sleep', [`${marker}.5`], jobDir, { PATH: SYSTEM_PATH });
+    expect(cmd.args.slice(0, 3)).toEqual(['--pdeathsig', 'KILL', '--']);
+    // A stand-in pilot: a shell that starts the payload as the job wrapper does, then is SIGKILLed.
+    const q = (x: string) => `'${x.replaceAll("'", `'\\''`)}'`;
+    const parent = spawn('/bin/sh', ['-c', `${[cmd.file, ...cmd.args].map(q).join(' ')} & wait`], { cwd: jobDir, env: cmd.env, stdio: 'ignore' });
+    await until('the payload', () => processesWith(`${marker}.5`).some((pid) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').startsWith('/bin/sleep')));
+    const pids = processesWith(`${marker}.5`);
+    parent.kill('SIGKILL');
+    await until('the payload to die with its parent', () => !pids.some(isAlive), 2000);
+  });
+
+  it.runIf(hasSetpriv)('none: a missing executable is still "Application not found" under setpriv', async () => {
+    const channel = channelFor(231);
+    const outcome = await startJob({ jobId: 231, jdl: jdl({ Executable: 'no-such-program-231' }) }, channel, options({ isolation: { mode: 'none' } })).done;
+    expect(outcome.status).toBe('Failed');
+    expect(channel.last().minorStatus).toBe(MINOR.applicationNotFound);
+  });
+
+  it("the running payload's session is registered in <work dir>/payload-sessions until its tree is gone", async () => {
+    const channel = channelFor(232);
+    const registry = join(workDir, 'payload-sessions');
+    const job = startJob({ jobId: 232, jdl: jdl({ Executable: '/bin/sleep', Arguments: '1.5' }) }, channel, options({ isolation: { mode: 'none' } }));
+    await until('the payload registered', () => existsSync(registry) && readFileSync(registry, 'utf8').trim() !== '');
+    const sid = Number(readFileSync(registry, 'utf8').trim());
+    expect(isAlive(sid)).toBe(true);
+    expect(readFileSync(`/proc/${sid}/cmdline`, 'latin1')).toContain('sleep');
+    expect((await job.done).status).toBe('Done');
+    expect(existsSync(registry)).toBe(false);
+    expect(readdirSync(workDir)).toEqual([]);
+  });
+
   it.runIf(hasBwrap)("bwrap: the job's environment reaches the payload only, never bubblewrap or setpriv (outside the sandbox, or root)", async () => {
     const jobId = 215;
     const marker = `76543${jobId}`;
