@@ -25,6 +25,7 @@ export const ERROR_CODES = [
   'WMS_FORBIDDEN', // authenticated, but the role or ownership does not allow it
   'WMS_NOT_FOUND', // no such route or resource
   'WMS_CONFLICT',
+  'WMS_JOB_NOT_HELD', // a job token of a match that no longer holds the job (rescheduled): stop its payload
   'WMS_DB_UNAVAILABLE', // the database cannot be reached: retry later
   'WMS_UNAVAILABLE', // a part of the service is not ready (e.g. the pilot bundle is not built)
   'WMS_CONFIG', // bad configuration or command-line flags

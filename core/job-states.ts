@@ -18,7 +18,8 @@
  * - Matched: handed to a pilot by the matcher.
  * - Rescheduled: transient; the job is on its way back to Received.
  * - Running: the job wrapper started it.
- * - Stalled: no heartbeat for too long; any sign of life revives it to Running (DIRAC quirk).
+ * - Stalled: no heartbeat for too long (Running, or Matched with its pilot alive); any sign of life
+ *   (a heartbeat, a report of the holding pilot) revives it (DIRAC quirk).
  * - Completing / Completed: payload finished, outputs being handled.
  * - Done / Failed / Killed: final. Deleted: absorbing, purged later.
  *
@@ -53,7 +54,7 @@ export const JOB_TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = 
   Scouting: ['Checking', 'Failed', 'Stalled', 'Killed'],
   Staging: ['Checking', 'Waiting', 'Failed', 'Killed'],
   Waiting: ['Matched', 'Rescheduled', 'Deleted', 'Killed'],
-  Matched: ['Running', 'Failed', 'Rescheduled', 'Killed'],
+  Matched: ['Running', 'Stalled', 'Failed', 'Rescheduled', 'Killed'],
   Rescheduled: ['Waiting', 'Received', 'Deleted', 'Failed', 'Killed'],
   Running: ['Stalled', 'Done', 'Failed', 'Rescheduled', 'Completing', 'Killed', 'Received'],
   Stalled: ['Running', 'Failed', 'Killed'],

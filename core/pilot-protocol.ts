@@ -181,7 +181,7 @@ export const MAX_REPORT_ID = 2_147_483_647;
  * match that no longer holds the job (another pilot, or the job was rescheduled): its payload
  * must be killed.
  */
-export const JOB_NOT_HELD_CODE = 'WMS_CONFLICT' as const;
+export const JOB_NOT_HELD_CODE = 'WMS_JOB_NOT_HELD' as const;
 
 /** The message that goes with `JOB_NOT_HELD_CODE`. */
 export function jobNotHeldMessage(jobId: number): string {

@@ -45,13 +45,19 @@ export interface JobReportResult {
   held: boolean;
 }
 
+/** The wrapper's steps: a report of one of these from the holding pilot is also a sign of life. */
+const WRAPPER_STEPS: readonly JobState[] = ['Running', 'Completing', 'Done', 'Failed'];
+
 /**
  * States the wrapper may move a job to, and from where (the table, plus staying Running), never
- * from a state in which its job token is dead.
+ * from a state in which its job token is dead. A Stalled job takes any step of the wrapper: the
+ * report is a sign of life (a heartbeat revives it the same way), and one kept in the pilot's
+ * journal through an outage must not be refused because the stalled-jobs agent got there first.
  */
 function reportSources(to: JobState): readonly JobState[] {
   const from = to === 'Running' || to === 'Completing' ? [...sourcesOf(to), to] : sourcesOf(to);
-  return from.filter((s) => !jobTokenDead(s));
+  const revived = WRAPPER_STEPS.includes(to) && !from.includes('Stalled') ? [...from, 'Stalled' as JobState] : from;
+  return revived.filter((s) => !jobTokenDead(s));
 }
 
 /** True when a job in `status` is over for its job token (Done, Failed, Killed, Deleted). */

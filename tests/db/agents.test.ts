@@ -15,6 +15,7 @@ import {
   getJobs,
   listLeases,
   recordSandbox,
+  reportJobStatus,
   assignSandboxes,
   submitJobs,
   sweepStalledJobs,
@@ -365,6 +366,18 @@ describeDb('stalled-jobs agent', (ctx) => {
     expect(await job(ctx.handle, silent!)).toMatchObject({ status: 'Stalled', pilotId: alive });
     expect(await job(ctx.handle, beating!)).toMatchObject({ status: 'Matched', pilotId: alive });
     expect(await lastHistory(ctx.handle, silent!)).toEqual([['Stalled', 'Job stalled: no heartbeat for 100 s', 'StalledJobAgent']]);
+  });
+
+  it("a Stalled job takes the holding pilot's journaled reports (a sign of life), never another pilot's", async () => {
+    const holder = await addPilot(ctx.handle, { status: 'Running', reference: 'r1' });
+    const other = await addPilot(ctx.handle, { status: 'Running', reference: 'r2' });
+    const [a, b] = await submitJobs(ctx.handle, makeJobs(2));
+    await setJobs(ctx.handle, [a!, b!], { status: 'Stalled', pilotId: holder, updateAgo: 10 });
+    const done = await reportJobStatus(ctx.handle, a!, holder, { status: 'Done', minorStatus: 'Execution Complete', reportId: 5 }, 'JobWrapper');
+    expect(done).toMatchObject({ accepted: true, status: 'Done' });
+    const refused = await reportJobStatus(ctx.handle, b!, other, { status: 'Completing', minorStatus: 'Application Finished Successfully' }, 'JobWrapper');
+    expect(refused).toMatchObject({ accepted: false, status: 'Stalled', held: false });
+    expect((await job(ctx.handle, b!)).status).toBe('Stalled');
   });
 
   it('one tick handles thousands of jobs, batch after batch', async () => {
