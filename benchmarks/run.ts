@@ -27,6 +27,7 @@ const SCENARIOS: Record<string, () => Promise<{ run(o: BenchOptions): Promise<Be
   director: () => import('./director.js'),
   db12: () => import('./db12.js'),
   'jobs-list': () => import('./jobs-list.js'),
+  faults: () => import('./faults.js'),
 };
 
 async function main(): Promise<void> {

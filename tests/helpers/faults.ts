@@ -1,0 +1,778 @@
+/**
+ * The fault harness of issue 10 ("No job lost, none run twice"), shared by `tests/faults/` and
+ * the `faults` benchmark (so it imports no vitest).
+ *
+ * A `FaultSystem` is a whole system in processes of its own, as an operator runs it:
+ * - a private PostgreSQL cluster (`PgCluster`, tests/helpers/pg-cluster.ts) on a free port,
+ *   never the shared server;
+ * - the real server as a child process, `node dist/cli/main.js server start --db … --data-dir
+ *   … --port … --config …`, with the local site on, `slots` local pilots, agents on schedules of
+ *   a second or two, payload isolation `none` (so payloads can write the ledger outside their
+ *   job dir) and everything of the run under one temporary directory (`TMPDIR` of the server,
+ *   so the local CE's run dir and the pilots' homes are there too);
+ * - a ledger: the payload of every job (`/bin/sh payload.sh`) appends `<jobId> <pid> start <ms>`
+ *   before it sleeps and `<jobId> <pid> end <ms>` after (O_APPEND, lines far below PIPE_BUF), so
+ *   a job whose payload ran twice shows two `start` lines, whatever the database says.
+ *
+ * Faults: `killServer()` (SIGKILL, then `startServer()` on the same data dir, database and port),
+ * `stopServer()` (SIGTERM, wait for the exit: the graceful path), `restartPostgres(mode)`
+ * (`pg_ctl restart -m fast|immediate`). Each is recorded with its time and the time the API
+ * answered again, so that `recoverySeconds()` gives, per fault, the seconds from the fault to
+ * all jobs final.
+ *
+ * `verdict()` reads the jobs' states (from the database) and the ledger; `leftoverPayloads()`
+ * finds payload processes by a marker that every payload carries in its command line and
+ * environment (`/proc/<pid>/cmdline`, `/proc/<pid>/environ`); `diagnose(ids)` prints, for the
+ * jobs that went wrong, their history, the ledger lines, the server's log lines and the lines
+ * of pilot logs that name them. `destroy()` kills whatever is left (server, pilots, payloads),
+ * removes the cluster and the directory.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { freePort, PgCluster, type StopMode } from './pg-cluster.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+export const CLI = join(ROOT, 'dist/cli/main.js');
+/** DIRAC's final states and Deleted. */
+export const FINAL_STATUSES = ['Done', 'Completed', 'Failed', 'Killed', 'Deleted'] as const;
+
+export interface FaultSystemOptions {
+  /** A label: names the database and the temporary directory. */
+  name: string;
+  /** Local pilot slots (`pilot.localSlots`). */
+  slots: number;
+  /** How long each payload sleeps between its `start` and `end` lines. */
+  payloadSeconds: number;
+  /** Deep-merged over the harness's config file (core/config.ts ConfigFileSchema). */
+  config?: Record<string, unknown>;
+  /** Extra flags for `server start` (e.g. `--shutdown-grace 30`). */
+  serverArgs?: string[];
+  /** Extra environment for the server. */
+  env?: Record<string, string>;
+  /** Server log level (default `FAULTS_LOG_LEVEL` or `info`). */
+  logLevel?: string;
+  /** Progress lines (default: none). */
+  log?: (line: string) => void;
+}
+
+export interface FaultRecord {
+  kind: string;
+  /** Date.now() when the fault was injected. */
+  at: number;
+  /** When the API answered `GET /api/health` 200 again (null: not yet). */
+  apiBackAt: number | null;
+  /** Jobs final when the fault was injected. */
+  finalBefore: number;
+  /** Jobs Matched, Running or Completing then (on pilots: the fault hit them in flight). */
+  inFlightBefore: number;
+  /** For stops: how long the server took to exit (ms). */
+  exitMs?: number;
+}
+
+export interface LedgerRun {
+  pid: number;
+  start: number;
+  end: number | null;
+}
+
+export interface Verdict {
+  jobs: number;
+  done: number;
+  byStatus: Record<string, number>;
+  /** Jobs not Done: id, status, minor status. */
+  notDone: { id: number; status: string; minorStatus: string; reschedules: number }[];
+  /** Jobs whose payload started more than once. */
+  duplicates: { id: number; runs: LedgerRun[] }[];
+  /** Jobs Done whose payload never started (no ledger line). */
+  neverStarted: number[];
+  /** Payload runs that started and never wrote `end` (killed mid-run). */
+  unfinishedRuns: { id: number; pid: number }[];
+  /** Ledger lines of ids that are not ours (should be none). */
+  strangers: string[];
+}
+
+export interface ScenarioResult {
+  scenario: FaultScenario;
+  jobs: number;
+  slots: number;
+  payloadSeconds: number;
+  verdict: Verdict;
+  faults: (FaultRecord & { recoverySeconds: number | null; apiBackSeconds: number | null })[];
+  /** Submission to all jobs final (s). */
+  totalSeconds: number;
+  /** Payload processes still there once the system stopped (pid: command line). */
+  leftoverPayloads: string[];
+  /** Pilot processes still there 20 s after the system stopped (killed then). */
+  leftoverPilots: string[];
+  /** Pilots by final status and reason (`Done: no more work` x 12, ...). */
+  pilots: { status: string; reason: string; n: number }[];
+  /** Up to 3 pilots that ended Failed or Aborted, with the last lines of their logs. */
+  failedPilots: { id: number; reason: string; lastLines: string[] }[];
+  /** Why the run did not end well (a timeout), or null. */
+  error: string | null;
+}
+
+export type FaultScenario = 'server-kill' | 'pg-restart' | 'graceful-restart';
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = isObject(v) && isObject(out[k]) ? deepMerge(out[k] as Record<string, unknown>, v) : v;
+  return out;
+}
+
+/** The processes whose command line or environment contains `marker`: pid -> command line. */
+export async function processesWith(marker: string, exclude: readonly number[] = []): Promise<Map<number, string>> {
+  const out = new Map<number, string>();
+  const names = await readdir('/proc').catch(() => [] as string[]);
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid || exclude.includes(pid)) continue;
+    const cmdline = (await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ').trim();
+    if (cmdline === '') continue; // gone, or a zombie / kernel thread
+    const environ = await readFile(`/proc/${name}/environ`, 'utf8').catch(() => '');
+    if (cmdline.includes(marker) || environ.includes(marker)) out.set(pid, cmdline);
+  }
+  return out;
+}
+
+export class FaultSystem {
+  readonly faults: FaultRecord[] = [];
+  url = '';
+  adminToken = '';
+  jobIds: number[] = [];
+  submittedAt = 0;
+  allFinalAt: number | null = null;
+  private server: ChildProcess | null = null;
+  private serverExit: Promise<void> | null = null;
+  private starts = 0;
+  private readonly log: (line: string) => void;
+
+  private constructor(
+    readonly o: FaultSystemOptions,
+    readonly cluster: PgCluster,
+    readonly dbUrl: string,
+    /** Everything of the run: data/, tmp/, ledger/, server logs, config.json. */
+    readonly base: string,
+    readonly port: number,
+    /** In every payload's command line and environment. */
+    readonly marker: string,
+  ) {
+    this.log = o.log ?? (() => undefined);
+  }
+
+  get dataDir(): string {
+    return join(this.base, 'data');
+  }
+  get ledgerFile(): string {
+    return join(this.base, 'ledger', 'ledger.txt');
+  }
+  get payloadScript(): string {
+    return join(this.base, 'ledger', `payload-${this.marker}.sh`);
+  }
+  serverLog(n: number): string {
+    return join(this.base, `server-${n}.log`);
+  }
+
+  /** Makes the cluster, the directories, the ledger and the config, and starts the server. */
+  static async start(o: FaultSystemOptions): Promise<FaultSystem> {
+    if (!existsSync(CLI) || !existsSync(join(ROOT, 'dist/pilot/pilot.tar.gz'))) {
+      throw new Error(`no ${CLI} or pilot bundle: run npm run build`);
+    }
+    const base = await mkdtemp(join(tmpdir(), `wms-faults-${o.name}-`));
+    let cluster: PgCluster | null = null;
+    try {
+      // Local pilots run as nobody when the tests run as root: they must reach the run dir
+      // under tmp/ and the ledger; the data dir is made private by the server itself.
+      await chmod(base, 0o755);
+      await mkdir(join(base, 'tmp'), { mode: 0o1777 });
+      await chmod(join(base, 'tmp'), 0o1777);
+      await mkdir(join(base, 'ledger'), { mode: 0o777 });
+      await chmod(join(base, 'ledger'), 0o777);
+      cluster = await PgCluster.create();
+      const dbUrl = await cluster.createDatabase(`faults_${o.name.replace(/[^a-z0-9]/gi, '_')}`);
+      const marker = `wmsfault${process.pid}x${Math.random().toString(36).slice(2, 10)}`;
+      const sys = new FaultSystem(o, cluster, dbUrl, base, await freePort(), marker);
+      await sys.writeFiles();
+      await sys.startServer();
+      return sys;
+    } catch (e) {
+      await cluster?.destroy().catch(() => undefined);
+      await rm(base, { recursive: true, force: true }).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private async writeFiles(): Promise<void> {
+    await writeFile(this.ledgerFile, '', { mode: 0o666 });
+    await chmod(this.ledgerFile, 0o666);
+    // $1 is the marker, so that the shell's command line carries it; sleep inherits it through
+    // the environment (ExecutionEnvironment).
+    const script = [
+      '#!/bin/sh',
+      `# pilot-wms fault payload (${this.marker})`,
+      `L='${this.ledgerFile}'`,
+      'echo "$DIRACJOBID $$ start $(date +%s%3N)" >> "$L"',
+      `sleep ${this.o.payloadSeconds}`,
+      'echo "$DIRACJOBID $$ end $(date +%s%3N)" >> "$L"',
+      'echo "payload of job $DIRACJOBID done"',
+      '',
+    ].join('\n');
+    await writeFile(this.payloadScript, script, { mode: 0o755 });
+    await chmod(this.payloadScript, 0o755);
+    const every = '* * * * * *';
+    const config = deepMerge(
+      {
+        agentSettings: {
+          siteDirector: { schedule: every },
+          pilotStatus: { schedule: '*/2 * * * * *' },
+          stalledJobs: { schedule: every, stalledAfterSeconds: 15, failedAfterSeconds: 120, matchedTimeoutSeconds: 30 },
+          leaseSeconds: 10,
+        },
+        pilot: {
+          localSlots: this.o.slots,
+          localIsolation: 'none',
+          pollSeconds: 0.2,
+          maxPollSeconds: 1,
+          stopAfterFailedMatches: 5,
+          heartbeatSeconds: 1,
+          minDiskMb: 50,
+          logFlushSeconds: 0.5,
+        },
+      },
+      this.o.config ?? {},
+    );
+    await writeFile(join(this.base, 'config.json'), JSON.stringify(config, null, 2));
+  }
+
+  /** The server's pid while it runs. */
+  get serverPid(): number | null {
+    return this.server && this.server.exitCode === null && this.server.signalCode === null ? (this.server.pid ?? null) : null;
+  }
+
+  /** Starts `wms server start` and waits until `/api/health` answers 200 (the admin token read). */
+  async startServer(timeoutMs = 90_000): Promise<void> {
+    if (this.serverPid !== null) throw new Error('the server already runs');
+    const n = ++this.starts;
+    const out = await open(this.serverLog(n), 'a');
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('WMS_')) env[k] = v;
+    Object.assign(env, { TMPDIR: join(this.base, 'tmp'), ...this.o.env });
+    const args = [
+      CLI, 'server', 'start',
+      '--db', this.dbUrl,
+      '--data-dir', this.dataDir,
+      '--port', String(this.port),
+      '--config', join(this.base, 'config.json'),
+      '--log-level', this.o.logLevel ?? process.env['FAULTS_LOG_LEVEL'] ?? 'info',
+      ...(this.o.serverArgs ?? []),
+    ];
+    const child = spawn(process.execPath, args, { cwd: this.base, env, stdio: ['ignore', out.fd, out.fd] });
+    await out.close();
+    this.server = child;
+    this.serverExit = new Promise((r) => child.once('exit', () => r()));
+    this.url = `http://127.0.0.1:${this.port}`;
+    const deadline = Date.now() + timeoutMs;
+    while (!(await this.healthy())) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`server start #${n} exited (${child.exitCode ?? child.signalCode}):\n${await this.tail(this.serverLog(n), 40)}`);
+      }
+      if (Date.now() > deadline) throw new Error(`server start #${n} did not answer in ${timeoutMs} ms:\n${await this.tail(this.serverLog(n), 40)}`);
+      await sleep(200);
+    }
+    this.adminToken = (await readFile(join(this.dataDir, 'admin.token'), 'utf8')).trim();
+    this.log(`server #${n} up (pid ${child.pid}) at ${this.url}`);
+  }
+
+  private async tail(file: string, lines: number): Promise<string> {
+    const text = await readFile(file, 'utf8').catch(() => '');
+    return text.split('\n').slice(-lines).join('\n');
+  }
+
+  /** GET /api/health answers 200. */
+  async healthy(): Promise<boolean> {
+    try {
+      const res = await fetch(`${this.url}/api/health`, { signal: AbortSignal.timeout(3000) });
+      await res.text();
+      return res.status === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Calls the API as admin; throws on a non-2xx answer or no answer. */
+  async api<T = any>(method: string, path: string, body?: unknown, timeoutMs = 15_000): Promise<T> {
+    const res = await fetch(this.url + path, {
+      method,
+      headers: { authorization: `Bearer ${this.adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`);
+    return text ? (JSON.parse(text) as T) : (undefined as T);
+  }
+
+  /** Submits `n` jobs in one parametric JDL; each runs the ledger payload. */
+  async submit(n: number): Promise<number[]> {
+    const jdl = [
+      '[',
+      `  JobName = "fault_${this.o.name}_%n";`,
+      '  Executable = "/bin/sh";',
+      `  Arguments = "${this.payloadScript} ${this.marker}";`,
+      `  ExecutionEnvironment = "FAULT_MARKER=${this.marker}";`,
+      `  Parameters = ${n}; ParameterStart = 1; ParameterStep = 1;`,
+      '  CPUTime = 600;',
+      ']',
+    ].join('\n');
+    this.submittedAt = Date.now();
+    const { jobIds } = await this.api<{ jobIds: number[] }>('POST', '/api/jobs', { jdl });
+    if (jobIds.length !== n) throw new Error(`submitted ${n} jobs, got ${jobIds.length} ids`);
+    this.jobIds = jobIds;
+    this.log(`submitted ${n} jobs (${jobIds[0]}..${jobIds[jobIds.length - 1]})`);
+    return jobIds;
+  }
+
+  /** Counts by status from the API, or null while it cannot answer (a fault). */
+  async counts(): Promise<Record<string, number> | null> {
+    try {
+      const r = await this.api<{ counts: Record<string, number> }>('GET', '/api/jobs/summary', undefined, 5000);
+      return r.counts;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Jobs in a final state now, or null while the API cannot answer. */
+  async finalCount(): Promise<number | null> {
+    const c = await this.counts();
+    if (c === null) return null;
+    return FINAL_STATUSES.reduce((s, k) => s + (c[k] ?? 0), 0);
+  }
+
+  /**
+   * Polls until at least `target` jobs are final (503s and refused connections are waited
+   * through); throws after `timeoutMs` with the last counts.
+   */
+  async waitFinal(target: number, timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    let last: Record<string, number> | null = null;
+    let lastLog = 0;
+    for (;;) {
+      const c = await this.counts();
+      if (c) {
+        last = c;
+        const final = FINAL_STATUSES.reduce((s, k) => s + (c[k] ?? 0), 0);
+        if (final >= target) return final;
+        if (Date.now() - lastLog > 10_000) {
+          lastLog = Date.now();
+          this.log(`  ${final}/${this.jobIds.length} final, waiting for ${target}: ${JSON.stringify(c)}`);
+        }
+      }
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${target} jobs final; last counts ${JSON.stringify(last)}`);
+      await sleep(250);
+    }
+  }
+
+  /** Waits for every submitted job to be final; records the time. */
+  async waitAllFinal(timeoutMs: number): Promise<void> {
+    await this.waitFinal(this.jobIds.length, timeoutMs);
+    this.allFinalAt = Date.now();
+    this.log(`all ${this.jobIds.length} jobs final after ${((this.allFinalAt - this.submittedAt) / 1000).toFixed(1)} s`);
+  }
+
+  /** Waits (up to `timeoutMs`) for the API to answer again and stamps the fault. */
+  private async waitBack(f: FaultRecord, timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await this.healthy())) {
+      if (this.serverPid === null) {
+        const c = this.server;
+        throw new Error(
+          `the server exited (${c?.exitCode ?? c?.signalCode}) after ${f.kind}; the end of its log:\n${await this.tail(this.serverLog(this.starts), 30)}`,
+        );
+      }
+      if (Date.now() > deadline) throw new Error(`the API did not answer for ${timeoutMs} ms after ${f.kind}`);
+      await sleep(100);
+    }
+    f.apiBackAt = Date.now();
+    this.log(`  API back ${((f.apiBackAt - f.at) / 1000).toFixed(1)} s after ${f.kind}`);
+  }
+
+  private async record(kind: string): Promise<FaultRecord> {
+    const c = await this.counts();
+    const sum = (keys: readonly string[]) => (c === null ? -1 : keys.reduce((s, k) => s + (c[k] ?? 0), 0));
+    const f: FaultRecord = {
+      kind,
+      at: Date.now(),
+      apiBackAt: null,
+      finalBefore: sum(FINAL_STATUSES),
+      inFlightBefore: sum(['Matched', 'Running', 'Completing']),
+    };
+    this.faults.push(f);
+    this.log(`FAULT ${kind} with ${f.finalBefore} jobs final and ${f.inFlightBefore} in flight`);
+    return f;
+  }
+
+  /** SIGKILL of the server process, then the same server again (same data dir, db, port). */
+  async killAndRestartServer(downMs = 0): Promise<FaultRecord> {
+    const child = this.server;
+    if (!child || this.serverPid === null) throw new Error('no server to kill');
+    const f = await this.record('server SIGKILL');
+    child.kill('SIGKILL');
+    await this.serverExit;
+    if (downMs > 0) await sleep(downMs);
+    await this.startServer();
+    await this.waitBack(f);
+    return f;
+  }
+
+  /**
+   * SIGTERM (the graceful path) and the wait for the exit; SIGKILL after `timeoutMs` (the
+   * record says so). Answers the ms the exit took.
+   */
+  async stopServer(timeoutMs = 120_000): Promise<{ ms: number; forced: boolean }> {
+    const child = this.server;
+    if (!child || this.serverPid === null) return { ms: 0, forced: false };
+    const t = Date.now();
+    child.kill('SIGTERM');
+    const exited = await Promise.race([this.serverExit!.then(() => true), sleep(timeoutMs).then(() => false)]);
+    if (!exited) {
+      child.kill('SIGKILL');
+      await this.serverExit;
+    }
+    return { ms: Date.now() - t, forced: !exited };
+  }
+
+  /** Graceful stop (SIGTERM, wait for the exit), then the same server again. */
+  async gracefulRestartServer(): Promise<FaultRecord> {
+    const f = await this.record('server SIGTERM');
+    const { ms, forced } = await this.stopServer();
+    f.exitMs = ms;
+    this.log(`  server exited ${(ms / 1000).toFixed(1)} s after SIGTERM${forced ? ' (forced by SIGKILL: it did not exit in time)' : ''}`);
+    if (forced) f.kind += ' (forced)';
+    await this.startServer();
+    await this.waitBack(f);
+    return f;
+  }
+
+  /** `pg_ctl restart -m MODE` of the private cluster. */
+  async restartPostgres(mode: StopMode): Promise<FaultRecord> {
+    const f = await this.record(`postgres restart -m ${mode}`);
+    await this.cluster.restart(mode);
+    await this.waitBack(f);
+    return f;
+  }
+
+  /** The ledger, per job id: its payload runs. */
+  async ledger(): Promise<{ runs: Map<number, LedgerRun[]>; strangers: string[] }> {
+    const text = await readFile(this.ledgerFile, 'utf8');
+    const runs = new Map<number, LedgerRun[]>();
+    const strangers: string[] = [];
+    const ours = new Set(this.jobIds);
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      const m = /^(\d+) (\d+) (start|end) (\d+)$/.exec(line.trim());
+      if (!m || !ours.has(Number(m[1]))) {
+        strangers.push(line);
+        continue;
+      }
+      const id = Number(m[1]);
+      const pid = Number(m[2]);
+      const list = runs.get(id) ?? [];
+      if (m[3] === 'start') list.push({ pid, start: Number(m[4]), end: null });
+      else {
+        const run = list.find((r) => r.pid === pid && r.end === null);
+        if (run) run.end = Number(m[4]);
+        else strangers.push(line);
+      }
+      runs.set(id, list);
+    }
+    return { runs, strangers };
+  }
+
+  /** Runs SQL on the system's database (a connection of its own). */
+  async query<T = any>(sql: string, params: unknown[] = []): Promise<T[]> {
+    const c = new pg.Client({ connectionString: this.dbUrl, connectionTimeoutMillis: 10_000 });
+    c.on('error', () => undefined);
+    await c.connect();
+    try {
+      return (await c.query(sql, params)).rows as T[];
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  }
+
+  /** Every job's state from the database against the ledger. */
+  async verdict(): Promise<Verdict> {
+    const rows = await this.query<{ id: string; status: string; minor_status: string; reschedule_counter: number }>(
+      'select id, status, minor_status, reschedule_counter from jobs where id = any($1::bigint[]) order by id',
+      [this.jobIds],
+    );
+    const { runs, strangers } = await this.ledger();
+    const byStatus: Record<string, number> = {};
+    for (const r of rows) byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
+    const notDone = rows
+      .filter((r) => r.status !== 'Done')
+      .map((r) => ({ id: Number(r.id), status: r.status, minorStatus: r.minor_status, reschedules: r.reschedule_counter }));
+    const found = new Set(rows.map((r) => Number(r.id)));
+    for (const id of this.jobIds) if (!found.has(id)) notDone.push({ id, status: '(no row)', minorStatus: '', reschedules: 0 });
+    const duplicates: Verdict['duplicates'] = [];
+    const neverStarted: number[] = [];
+    const unfinishedRuns: Verdict['unfinishedRuns'] = [];
+    for (const id of this.jobIds) {
+      const list = runs.get(id) ?? [];
+      if (list.length > 1) duplicates.push({ id, runs: list });
+      if (list.length === 0 && rows.find((r) => Number(r.id) === id)?.status === 'Done') neverStarted.push(id);
+      for (const r of list) if (r.end === null) unfinishedRuns.push({ id, pid: r.pid });
+    }
+    return {
+      jobs: this.jobIds.length,
+      done: byStatus['Done'] ?? 0,
+      byStatus,
+      notDone,
+      duplicates,
+      neverStarted,
+      unfinishedRuns,
+      strangers,
+    };
+  }
+
+  /** Payload processes of this run (by the marker), pid -> command line. */
+  async payloadProcesses(): Promise<Map<number, string>> {
+    return processesWith(this.marker, this.serverPid === null ? [] : [this.serverPid]);
+  }
+
+  /** Every process of this run but the server: pilots (their HOME is under tmp/) and payloads. */
+  async runProcesses(): Promise<Map<number, string>> {
+    return processesWith(join(this.base, 'tmp'), this.serverPid === null ? [] : [this.serverPid]);
+  }
+
+  /** Pilots by status and reason. */
+  async pilotSummary(): Promise<ScenarioResult['pilots']> {
+    const rows = await this.query<{ status: string; reason: string; n: string }>(
+      `select status, status_reason as reason, count(*) as n from pilots group by 1, 2 order by 3 desc`,
+    );
+    return rows.map((r) => ({ status: r.status, reason: r.reason, n: Number(r.n) }));
+  }
+
+  /** Up to `max` pilots that ended Failed or Aborted, with the last `lines` lines of their remote logs. */
+  async failedPilots(max = 3, lines = 6): Promise<ScenarioResult['failedPilots']> {
+    const pilots = await this.query<{ id: string; status_reason: string }>(
+      `select id, status_reason from pilots where status in ('Failed', 'Aborted') order by id limit $1`,
+      [max],
+    );
+    const out: ScenarioResult['failedPilots'] = [];
+    for (const p of pilots) {
+      const logs = await this.query<{ line: string }>('select line from pilot_logs where pilot_id = $1 order by id desc limit $2', [p.id, lines]);
+      out.push({ id: Number(p.id), reason: p.status_reason, lastLines: logs.map((l) => l.line.slice(0, 200)).reverse() });
+    }
+    return out;
+  }
+
+  /** Seconds from each fault to all jobs final, and to the API answering again. */
+  recoveries(): ScenarioResult['faults'] {
+    return this.faults.map((f) => ({
+      ...f,
+      recoverySeconds: this.allFinalAt === null ? null : round1((this.allFinalAt - f.at) / 1000),
+      apiBackSeconds: f.apiBackAt === null ? null : round1((f.apiBackAt - f.at) / 1000),
+    }));
+  }
+
+  /**
+   * What the system says about these jobs: history (job_history), the pilot that holds or held
+   * them, the ledger lines, the pilot log lines and the server log lines that name them.
+   */
+  async diagnose(ids: readonly number[], max = 5): Promise<string> {
+    const out: string[] = [];
+    const ledgerText = await readFile(this.ledgerFile, 'utf8').catch(() => '');
+    const serverLogs: string[] = [];
+    for (let n = 1; n <= this.starts; n++) serverLogs.push(...(await readFile(this.serverLog(n), 'utf8').catch(() => '')).split('\n').map((l) => `#${n} ${l}`));
+    for (const id of ids.slice(0, max)) {
+      out.push(`--- job ${id}`);
+      try {
+        const job = await this.query('select status, minor_status, application_status, reschedule_counter, pilot_id from jobs where id = $1', [id]);
+        out.push(`now: ${JSON.stringify(job[0] ?? null)}`);
+        const hist = await this.query<{ status: string; minor_status: string; application_status: string; source: string; at: Date }>(
+          'select status, minor_status, application_status, source, at from job_history where job_id = $1 order by at, id',
+          [id],
+        );
+        for (const h of hist) out.push(`  ${new Date(h.at).toISOString()} ${h.status} | ${h.minor_status} | ${h.application_status} | ${h.source}`);
+        const params = await this.query<{ name: string; value: string }>(
+          `select name, value from job_parameters where job_id = $1 and name in ('PilotStamp', 'PilotReference', 'HostName')`,
+          [id],
+        );
+        if (params.length) out.push(`parameters: ${params.map((p) => `${p.name}=${p.value}`).join(', ')}`);
+        const logs = await this.query<{ pilot_id: string; at: Date; line: string }>(
+          `select pilot_id, at, line from pilot_logs where line ~ $1 order by at, id limit 40`,
+          [`(job|Job|jobs?)[ #:=]*${id}([^0-9]|$)`],
+        );
+        for (const l of logs) out.push(`  pilot ${l.pilot_id}: ${l.line.slice(0, 300)}`);
+        const pilotIds = [...new Set([...logs.map((l) => Number(l.pilot_id)), ...hist.flatMap((h) => /pilot (\d+)/.exec(h.source)?.[1] ?? []).map(Number)])];
+        const pilots = await this.query<{ id: string; status: string; status_reason: string; reference: string; jobs_run: number; last_update_at: Date }>(
+          'select id, status, status_reason, reference, jobs_run, last_update_at from pilots where id = any($1::bigint[]) order by id',
+          [pilotIds],
+        );
+        for (const p of pilots) {
+          out.push(`  pilot ${p.id} is ${p.status} ("${p.status_reason}") since ${new Date(p.last_update_at).toISOString()}, ${p.jobs_run} jobs, ${p.reference}`);
+        }
+      } catch (e) {
+        out.push(`(database: ${(e as Error).message})`);
+      }
+      const ledgerLines = ledgerText.split('\n').filter((l) => l.startsWith(`${id} `));
+      out.push(`ledger: ${ledgerLines.map((l) => l.replace(/ (\d{13})$/, (_, ms) => ` ${new Date(Number(ms)).toISOString()}`)).join(' ; ') || '(nothing)'}`);
+      const re = new RegExp(`(jobId"?[:=] ?"?${id}[^0-9]|job ${id}[^0-9]|/jobs/${id}/)`);
+      const lines = serverLogs.filter((l) => re.test(l) && !/"statusCode":2\d\d/.test(l)).slice(0, 15);
+      for (const l of lines) out.push(`  server${l.slice(0, 400)}`);
+    }
+    if (ids.length > max) out.push(`(and ${ids.length - max} more jobs)`);
+    return out.join('\n');
+  }
+
+  /** The server logs' warnings and errors (at most `max` lines), for reports. */
+  async serverProblems(max = 40): Promise<string[]> {
+    const out: string[] = [];
+    for (let n = 1; n <= this.starts; n++) {
+      const text = await readFile(this.serverLog(n), 'utf8').catch(() => '');
+      for (const l of text.split('\n')) {
+        if (/"level":(40|50|60)|\b(Error|error|ECONNREFUSED|Unhandled|uncaught)\b/.test(l)) out.push(`#${n} ${l.slice(0, 300)}`);
+      }
+    }
+    return out.slice(0, max);
+  }
+
+  /** Kills everything left, removes the cluster and the directory. Safe to call twice. */
+  async destroy(): Promise<void> {
+    const pid = this.serverPid;
+    if (pid !== null) {
+      this.server!.kill('SIGKILL');
+      await this.serverExit;
+    }
+    for (const p of (await this.runProcesses().catch(() => new Map<number, string>())).keys()) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    for (const p of (await this.payloadProcesses().catch(() => new Map<number, string>())).keys()) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    await this.cluster.destroy().catch(() => undefined);
+    if (process.env['FAULTS_KEEP'] !== '1') await rm(this.base, { recursive: true, force: true }).catch(() => undefined);
+    else this.log(`kept ${this.base}`);
+  }
+}
+
+function round1(n: number): number {
+  return Math.round(n * 10) / 10;
+}
+
+export interface ScenarioOptions {
+  jobs: number;
+  /** Longest wait for all jobs final after the last fault (ms). */
+  finalTimeoutMs?: number;
+}
+
+/**
+ * One scenario on a started system: submit `jobs`, inject the faults mid-run, wait for all
+ * jobs final, stop the server gracefully, look for payloads left, and judge. Never throws for a
+ * run that went wrong (the result's `error` says why); the caller asserts.
+ */
+export async function runFaultScenario(sys: FaultSystem, scenario: FaultScenario, o: ScenarioOptions): Promise<ScenarioResult> {
+  const finalTimeoutMs = o.finalTimeoutMs ?? 240_000;
+  const at = (fraction: number) => Math.max(1, Math.floor(o.jobs * fraction));
+  let error: string | null = null;
+  try {
+    await sys.submit(o.jobs);
+    switch (scenario) {
+      case 'server-kill':
+        await sys.waitFinal(at(0.33), finalTimeoutMs);
+        await sys.killAndRestartServer(1000);
+        break;
+      case 'graceful-restart':
+        await sys.waitFinal(at(0.33), finalTimeoutMs);
+        await sys.gracefulRestartServer();
+        break;
+      case 'pg-restart':
+        await sys.waitFinal(at(0.2), finalTimeoutMs);
+        await sys.restartPostgres('fast');
+        await sys.waitFinal(at(0.4), finalTimeoutMs);
+        await sys.restartPostgres('fast');
+        await sys.waitFinal(at(0.6), finalTimeoutMs);
+        await sys.restartPostgres('immediate');
+        break;
+    }
+    await sys.waitAllFinal(finalTimeoutMs);
+  } catch (e) {
+    error = (e as Error).message;
+  }
+  // The system stops as an operator stops it; then nothing of the run's payloads may be left.
+  const stop = await sys.stopServer(60_000);
+  const leftoverPayloads = [...(await sys.payloadProcesses())].map(([pid, cmd]) => `${pid}: ${cmd}`);
+  // Pilots of a killed server are nobody's children any more: they end by themselves once no
+  // work is left (stopAfterFailedMatches); give them 20 s, then report and kill the rest.
+  let pilots = await sys.runProcesses();
+  const deadline = Date.now() + 20_000;
+  while (pilots.size > 0 && Date.now() < deadline) {
+    await sleep(500);
+    pilots = await sys.runProcesses();
+  }
+  const leftoverPilots = [...pilots].map(([pid, cmd]) => `${pid}: ${cmd}`);
+  if (stop.forced) error = `${error ? `${error}; ` : ''}the final graceful stop did not end the server in 60 s`;
+  return {
+    scenario,
+    jobs: o.jobs,
+    slots: sys.o.slots,
+    payloadSeconds: sys.o.payloadSeconds,
+    verdict: await sys.verdict(),
+    faults: sys.recoveries(),
+    totalSeconds: round1(((sys.allFinalAt ?? Date.now()) - sys.submittedAt) / 1000),
+    leftoverPayloads,
+    leftoverPilots,
+    pilots: await sys.pilotSummary().catch(() => []),
+    failedPilots: await sys.failedPilots().catch(() => []),
+    error,
+  };
+}
+
+/** The jobs a result says went wrong (not Done, run twice, Done without running, cut short). */
+export function badJobs(r: ScenarioResult): number[] {
+  const v = r.verdict;
+  return [...new Set([...v.duplicates.map((d) => d.id), ...v.notDone.map((n) => n.id), ...v.neverStarted, ...v.unfinishedRuns.map((u) => u.id)])].sort(
+    (a, b) => a - b,
+  );
+}
+
+/** One paragraph for a test's failure message or a benchmark's stderr. */
+export function describeResult(r: ScenarioResult): string {
+  const v = r.verdict;
+  return [
+    `${r.scenario}: ${v.done}/${v.jobs} Done ${JSON.stringify(v.byStatus)}; ${v.duplicates.length} run twice; ` +
+      `${v.neverStarted.length} Done without a run; ${v.unfinishedRuns.length} runs cut short; ${r.leftoverPayloads.length} payloads left; ` +
+      `${r.leftoverPilots.length} pilots left; total ${r.totalSeconds} s`,
+    ...r.faults.map((f) => `  ${f.kind} at ${f.finalBefore} final, ${f.inFlightBefore} in flight: API back in ${f.apiBackSeconds} s, all final ${f.recoverySeconds} s after${f.exitMs !== undefined ? `, exit took ${(f.exitMs / 1000).toFixed(1)} s` : ''}`),
+    `  pilots: ${r.pilots.map((p) => `${p.n} ${p.status} "${p.reason}"`).join('; ')}`,
+    ...r.failedPilots.map((p) => `  pilot ${p.id} "${p.reason}", its log ends:\n${p.lastLines.map((l) => `      ${l}`).join('\n')}`),
+    ...(r.error ? [`  error: ${r.error}`] : []),
+    ...(v.duplicates.length ? [`  run twice: ${v.duplicates.slice(0, 20).map((d) => `${d.id} (pids ${d.runs.map((x) => x.pid).join(',')})`).join(' ')}`] : []),
+    ...(v.notDone.length ? [`  not Done: ${v.notDone.slice(0, 20).map((n) => `${n.id} ${n.status} "${n.minorStatus}"`).join('; ')}`] : []),
+    ...(v.neverStarted.length ? [`  Done without a run: ${v.neverStarted.slice(0, 20).join(' ')}`] : []),
+    ...(v.unfinishedRuns.length ? [`  cut short: ${v.unfinishedRuns.slice(0, 20).map((u) => `${u.id}/${u.pid}`).join(' ')}`] : []),
+    ...(v.strangers.length ? [`  strange ledger lines: ${v.strangers.slice(0, 5).join(' | ')}`] : []),
+    ...(r.leftoverPayloads.length ? [`  payloads left: ${r.leftoverPayloads.slice(0, 5).join(' | ')}`] : []),
+    ...(r.leftoverPilots.length ? [`  pilots left: ${r.leftoverPilots.slice(0, 5).join(' | ')}`] : []),
+  ].join('\n');
+}
