@@ -8,15 +8,20 @@
  * SIGTERM drains (no new work; running jobs finish); a second one (more than 2 s later) kills
  * the jobs: each payload's tree gets SIGTERM, then SIGKILL after the job wrapper's grace, and the
  * pilot ends. A SIGTERM or SIGINT before the job agent runs stops the pilot after the command
- * under way, with its final report (it never dies silently, leaving its record Running).
+ * under way, with its final report (it never dies silently, leaving its record Running). Once
+ * the commands are over, signals are ignored (logged) while the pilot makes its final report and
+ * exits: an idle pilot drains within milliseconds, and the wrapper's copy of a process group's
+ * signal used to kill it then, its report unsent and its exit 143. Its exit code is written to
+ * `PILOT_EXIT_CODE_FILE` for the wrapper.
  *
  * The pilot token is held in memory only: the wrapper hands over a 0600 file
  * (`WMS_PILOT_TOKEN_FILE`), which the pilot reads and deletes before anything else runs; it is
  * never in an environment a payload could read. Payloads get an environment built from
  * nothing (`payloadEnv`), never a copy of the pilot's.
  */
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { PILOT_ENV, type EnvironmentReport, type PilotCommandName, type PilotConfig } from '../core/pilot-protocol.js';
 import { PilotApi } from './client.js';
 import { checkEnvironment } from './commands/check-environment.js';
@@ -29,6 +34,14 @@ import { RemoteLog } from './remote-log.js';
 
 /** Exit codes of the pilot itself (commands have theirs in commands/command-error.ts). */
 export const PILOT_EXIT = { ok: 0, unexpected: 1, badEnvironment: 2, noConfig: 3 } as const;
+
+/**
+ * The file in the work dir where the pilot, its final report made, writes the exit code it
+ * exits with: the wrapper's exit code when node's own status says a signal (pilot/wrapper.sh).
+ * Node can die of a SIGTERM that arrives while it exits (its handlers are gone by then), and
+ * bash's `wait` can misreport a status after a trap interrupted it.
+ */
+export const PILOT_EXIT_CODE_FILE = 'pilot-exit-code';
 
 interface State {
   environment?: EnvironmentReport;
@@ -187,6 +200,21 @@ export async function runPilot(env: NodeJS.ProcessEnv, signals: NodeJS.EventEmit
     signals.off('SIGTERM', onTerm);
     signals.off('SIGINT', onInt);
   }
+  // From here to the process's exit a signal must not kill the pilot: its work is over and its
+  // final report (with the exit code it will exit with) is what remains. Without a handler the
+  // default action would end node with 143 (SIGTERM) before or during that report, and the
+  // record would be left to the CE's guess. It happens on every stop of an idle pilot: a pilot
+  // with no job drains at once, and the wrapper's copy of a process group's SIGTERM (or a batch
+  // system's second signal) comes milliseconds later. The report is bounded (a minute past the
+  // pilot's end); a pilot that must go now gets SIGKILL. The handlers stay for the rest of the
+  // process (signal listeners do not keep node alive): a signal between the report and node's
+  // exit must not turn the exit code the pilot reported into 143 either.
+  let ended = false;
+  const onLate = (sig: string) => {
+    if (!ended) log.log(`pilot: ${sig} received while ending: ignored (the final report is under way)`);
+  };
+  signals.on('SIGTERM', () => onLate('SIGTERM'));
+  signals.on('SIGINT', () => onLate('SIGINT'));
   // The log goes first: once the pilot is final its token no longer works, for logs too.
   log.log(`pilot ends: ${run.reason} (exit code ${run.exitCode})`);
   await log.flush();
@@ -195,6 +223,8 @@ export async function runPilot(env: NodeJS.ProcessEnv, signals: NodeJS.EventEmit
     .catch((e: unknown) => log.log(`final status not sent: ${(e as Error).message}`));
   api.close();
   await log.close();
+  await writeFile(join(workDir, PILOT_EXIT_CODE_FILE), `${run.exitCode}\n`, { mode: 0o600 }).catch(() => undefined);
+  ended = true;
   return run;
 }
 

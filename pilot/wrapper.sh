@@ -40,7 +40,9 @@
 #   14        pilot bundle unpack failed (or no pilot.mjs in it)
 #   15        wrapper misconfigured (a header parameter missing or malformed, or not bash >= 4)
 #   130, 143  stopped by SIGINT, SIGTERM before the pilot started
-#   other     the pilot's exit code
+#   other     the pilot's exit code: the one it wrote to <work dir>/pilot-exit-code after its
+#             final report when there is one (node's status can say SIGTERM for a signal that
+#             came while it exited), else node's status
 # A failure before the pilot starts is reported with POST $WMS_URL/api/pilots/self/status
 # ({"status":"Failed","reason":...,"exitCode":...}) before the wrapper exits.
 #
@@ -566,6 +568,20 @@ wms_run_pilot() {
   fi
   _wms_pilot_pid=''
   trap '' TERM INT
+  # The pilot's own word on its exit code, written once its final report is made: node dies of a
+  # SIGTERM that comes while it exits, after its handlers are gone (the group's signal and the
+  # copy passed on above arrive milliseconds apart, and an idle pilot drains in less: measured,
+  # 3 of 60 node processes signalled in their last milliseconds died with 143), and bash's wait
+  # can misreport a status after a trap interrupted it (255, from a -1): the pilot ended as it
+  # says.
+  local file="$_wms_work_dir/pilot-exit-code" said=''
+  if [ -f "$file" ] && [ ! -L "$file" ]; then
+    IFS= read -r said <"$file" 2>/dev/null || true
+    if [[ $said =~ ^[0-9]{1,3}$ ]] && [ "$said" -le 255 ] && [ "$said" != "$rc" ]; then
+      wms_log "pilot said exit code $said, its process ended with status $rc: exit code $said"
+      rc=$said
+    fi
+  fi
   wms_log "pilot ended with exit code $rc"
   exit "$rc"
 }

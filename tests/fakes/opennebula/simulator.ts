@@ -628,12 +628,20 @@ export class OneSimulator {
     return out;
   }
 
+  /**
+   * Kills everything the VM runs, as a power-off does. Passes until none is left: a process
+   * forked between the listing and the kill (under load, a shell's child) escapes one pass.
+   */
   private killVmProcesses(vm: SimulatedVm): void {
-    for (const pid of this.pidsOf(`${this.tag}-${vm.id}`)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
+    for (let pass = 0; pass < 10; pass++) {
+      const pids = this.pidsOf(`${this.tag}-${vm.id}`);
+      if (pids.length === 0) return;
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
       }
     }
   }
