@@ -5,9 +5,9 @@
  * `faults` benchmark imports without vitest.
  */
 import { expect } from 'vitest';
-import { badJobs, describeResult, runFaultScenario, type FaultScenario, type FaultSystem } from './faults.js';
+import { badJobs, describeResult, runFaultScenario, type FaultScenario, type FaultSystem, type ScenarioResult } from './faults.js';
 
-export async function expectEveryJobDoneOnce(sys: FaultSystem, scenario: FaultScenario, jobs: number, faultKinds: readonly string[]): Promise<void> {
+export async function expectEveryJobDoneOnce(sys: FaultSystem, scenario: FaultScenario, jobs: number, faultKinds: readonly string[]): Promise<ScenarioResult> {
   const r = await runFaultScenario(sys, scenario, { jobs });
   const bad = badJobs(r);
   const why = `${describeResult(r)}${bad.length ? `\n${await sys.diagnose(bad)}` : ''}`;
@@ -25,4 +25,5 @@ export async function expectEveryJobDoneOnce(sys: FaultSystem, scenario: FaultSc
   expect(r.verdict.unfinishedRuns, why).toEqual([]);
   expect(r.verdict.strangers, why).toEqual([]);
   expect(r.leftoverPayloads, why).toEqual([]);
+  return r;
 }

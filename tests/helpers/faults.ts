@@ -16,7 +16,12 @@
  *
  * Faults: `killServer()` (SIGKILL, then `startServer()` on the same data dir, database and port),
  * `stopServer()` (SIGTERM, wait for the exit: the graceful path), `restartPostgres(mode)`
- * (`pg_ctl restart -m fast|immediate`). Each is recorded with its time and the time the API
+ * (`pg_ctl restart -m fast|immediate`), `fillPilotDisk()` (the 'disk-full' scenario: with
+ * `startDiskWatcher()` every live pilot's work dir is on a small tmpfs of its own, mounted once
+ * the pilot took its token file and before its first job; one extra job, not the ledger's, fills
+ * its pilot's disk; `diskSample()` says what space and descriptors that pilot has there after,
+ * and `unmountDisks()`, also run by `destroy()` before the directory goes, undoes the mounts).
+ * Each is recorded with its time and the time the API
  * answered again, so that `recoverySeconds()` gives, per fault, the seconds from the fault to
  * all jobs final.
  *
@@ -27,9 +32,9 @@
  * of pilot logs that name them. `destroy()` kills whatever is left (server, pilots, payloads),
  * removes the cluster and the directory.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readdir, readFile, readlink, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -115,9 +120,61 @@ export interface ScenarioResult {
   failedPilots: { id: number; reason: string; lastLines: string[] }[];
   /** Why the run did not end well (a timeout), or null. */
   error: string | null;
+  /** The 'disk-full' scenario: the filler job, its pilot and that pilot's disk afterwards. */
+  disk?: DiskFullReport;
 }
 
-export type FaultScenario = 'server-kill' | 'pg-restart' | 'graceful-restart';
+export type FaultScenario = 'server-kill' | 'pg-restart' | 'graceful-restart' | 'disk-full';
+
+/** A small tmpfs of its own mounted on a live local pilot's work dir (the 'disk-full' scenario). */
+export interface PilotDiskMount {
+  /** The pilot's node process and its wrapper (its parent). */
+  pid: number;
+  wrapperPid: number;
+  stamp: string;
+  workDir: string;
+  mountedAt: number;
+  sizeMb: number;
+  /** Unmounted again at once: the pilot had made a job dir meanwhile (a race), or at the end. */
+  unmounted: boolean;
+  note?: string;
+}
+
+/** The disk of a pilot at one moment: free space on its tmpfs and what its node process holds there. */
+export interface DiskSample {
+  at: number;
+  pilotAlive: boolean;
+  totalMb: number;
+  freeMb: number;
+  /** The pilot's descriptors on files under the mount (`fd -> target`). */
+  openFiles: string[];
+  /** Those of them on deleted files (they keep the space taken). */
+  deletedOpen: string[];
+}
+
+export interface DiskFullReport {
+  /** Live pilots that got a tmpfs, and how many of those mounts were undone at once (a race). */
+  mounted: number;
+  raced: number;
+  sizeMb: number;
+  fillerId: number | null;
+  filler: { status: string; minorStatus: string; applicationStatus: string; pilotId: number | null } | null;
+  /** Whether the filler's pilot had a tmpfs of its own. */
+  fillerPilotMounted: boolean;
+  /** When the filler started running and ended (ms). */
+  fillerStartedAt: number | null;
+  fillerEndedAt: number | null;
+  /** Jobs (of the 300) the filler's pilot started after the filler ended, and how they ended. */
+  laterJobs: { id: number; status: string; startedAt: number }[];
+  /** Seconds from the filler's end to the start of the pilot's next job, and to that job Done. */
+  nextJobStartSeconds: number | null;
+  nextJobDoneSeconds: number | null;
+  /** The filler's pilot's disk when its next job was Done (null: not seen alive then), and after all jobs final. */
+  afterNextJob: DiskSample | null;
+  afterRun: DiskSample | null;
+  /** The filler pilot's final state. */
+  pilot: { id: number; status: string; reason: string; jobsRun: number } | null;
+}
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -145,11 +202,42 @@ export async function processesWith(marker: string, exclude: readonly number[] =
   return out;
 }
 
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((res, rej) => execFile(cmd, args, (e, _out, err) => (e ? rej(new Error(`${cmd} ${args.join(' ')}: ${err || e.message}`)) : res())));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+interface LivePilot {
+  workDir: string;
+  stamp: string;
+  ppid: number;
+  /** The token file the wrapper wrote in the work dir (the pilot reads and deletes it first thing). */
+  tokenFile?: string;
+  /** The wrapper's log in the work dir (the pilot replays it; the wrapper appends to it). */
+  wrapperLog?: string;
+}
+
+/** What a pilot makes in its work dir for a job: the job dir, sandboxes, report journals, the session registry. */
+const JOB_ENTRY = /^\d+$|^\.job-|^\.reports-|^payload-sessions$/;
+
 export class FaultSystem {
   readonly faults: FaultRecord[] = [];
   url = '';
   adminToken = '';
   jobIds: number[] = [];
+  /** Jobs submitted besides the ledger's (the 'disk-full' filler): waited for, not judged by the ledger. */
+  extraJobIds: number[] = [];
+  /** The tmpfs mounts on pilots' work dirs ('disk-full'). */
+  readonly diskMounts: PilotDiskMount[] = [];
+  private diskWatch: { stop: boolean; done: Promise<void> } | null = null;
   submittedAt = 0;
   allFinalAt: number | null = null;
   private server: ChildProcess | null = null;
@@ -385,7 +473,7 @@ export class FaultSystem {
 
   /** Waits for every submitted job to be final; records the time. */
   async waitAllFinal(timeoutMs: number): Promise<void> {
-    await this.waitFinal(this.jobIds.length, timeoutMs);
+    await this.waitFinal(this.jobIds.length + this.extraJobIds.length, timeoutMs);
     this.allFinalAt = Date.now();
     this.log(`all ${this.jobIds.length} jobs final after ${((this.allFinalAt - this.submittedAt) / 1000).toFixed(1)} s`);
   }
@@ -470,6 +558,146 @@ export class FaultSystem {
     await this.cluster.restart(mode);
     await this.waitBack(f);
     return f;
+  }
+
+  /**
+   * Mounts a tmpfs of `sizeMb` on the work dir of every live local pilot of this run that has
+   * made no job entry yet, now and every 100 ms until `stopDiskWatcher()`: new job dirs are then
+   * made on it, so a job that fills its disk fills only its own pilot's. A mount that lost the
+   * race with the pilot's first job dir (seen through /proc/<pid>/cwd, which still shows the
+   * directory under the mount) is undone at once (`umount -l`).
+   */
+  startDiskWatcher(sizeMb: number): void {
+    if (this.diskWatch) return;
+    const w = { stop: false, done: Promise.resolve() };
+    w.done = (async () => {
+      while (!w.stop) {
+        await this.mountNewPilots(sizeMb).catch((e: unknown) => this.log(`disk watcher: ${(e as Error).message}`));
+        await sleep(100);
+      }
+    })();
+    this.diskWatch = w;
+  }
+
+  async stopDiskWatcher(): Promise<void> {
+    if (!this.diskWatch) return;
+    this.diskWatch.stop = true;
+    await this.diskWatch.done;
+    this.diskWatch = null;
+  }
+
+  /** Live pilot node processes of this run: pid -> its environment's work dir and stamp. */
+  async livePilots(): Promise<Map<number, LivePilot>> {
+    const out = new Map<number, LivePilot>();
+    for (const [pid, cmd] of await this.runProcesses()) {
+      if (!/\bpilot\.mjs\b/.test(cmd)) continue;
+      const environ = (await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '')).split('\0');
+      const get = (k: string) => environ.find((e) => e.startsWith(`${k}=`))?.slice(k.length + 1);
+      const workDir = get('WMS_PILOT_WORK_DIR');
+      const tokenFile = get('WMS_PILOT_TOKEN_FILE');
+      const wrapperLog = get('WMS_PILOT_WRAPPER_LOG');
+      const statLine = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+      const ppid = Number(statLine.slice(statLine.lastIndexOf(')') + 2).split(' ')[1]);
+      if (workDir) out.set(pid, { workDir, stamp: get('WMS_PILOT_STAMP') ?? '', ppid, ...(tokenFile ? { tokenFile } : {}), ...(wrapperLog ? { wrapperLog } : {}) });
+    }
+    return out;
+  }
+
+  private async mountNewPilots(sizeMb: number): Promise<void> {
+    for (const [pid, p] of await this.livePilots()) {
+      if (this.diskMounts.some((m) => m.pid === pid || m.workDir === p.workDir)) continue;
+      // Not before the pilot took its token file (the mount would hide it: exit code 2).
+      if (p.tokenFile && existsSync(p.tokenFile)) continue;
+      const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => '');
+      const m: PilotDiskMount = { pid, wrapperPid: p.ppid, stamp: p.stamp, workDir: p.workDir, mountedAt: Date.now(), sizeMb, unmounted: true };
+      if (cwd !== p.workDir) {
+        m.note = `cwd ${cwd} is not the work dir`;
+        this.diskMounts.push(m);
+        continue;
+      }
+      const before = await readdir(p.workDir).catch(() => null);
+      if (before === null || before.some((n) => JOB_ENTRY.test(n))) {
+        m.note = before === null ? 'work dir gone' : `had job entries already (${before.filter((n) => JOB_ENTRY.test(n)).join(' ')})`;
+        this.diskMounts.push(m);
+        continue;
+      }
+      const st = await stat(p.workDir);
+      await run('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m,uid=${st.uid},gid=${st.gid},mode=${(st.mode & 0o7777).toString(8)}`, 'tmpfs', p.workDir]);
+      this.diskMounts.push(m);
+      m.unmounted = false;
+      // The wrapper's log goes on on the tmpfs (the pilot may not have replayed it yet).
+      if (p.wrapperLog?.startsWith(`${p.workDir}/`)) {
+        const name = p.wrapperLog.slice(p.workDir.length + 1);
+        await run('cp', ['-p', `/proc/${pid}/cwd/${name}`, p.wrapperLog]).catch(() => undefined);
+      }
+      // The directory under the mount: a job entry made there meanwhile lost the race.
+      const under = await readdir(`/proc/${pid}/cwd`).catch(() => [] as string[]);
+      const raced = under.filter((n) => JOB_ENTRY.test(n));
+      if (raced.length > 0) {
+        await run('umount', ['-l', p.workDir]).catch(() => undefined);
+        m.unmounted = true;
+        m.note = `raced with ${raced.join(' ')}: unmounted`;
+      }
+      this.log(`tmpfs ${sizeMb} MB on pilot ${p.stamp} (pid ${pid}) ${p.workDir}${m.note ? `: ${m.note}` : ''}`);
+    }
+  }
+
+  /** Unmounts every tmpfs the watcher mounted (lazily when busy). */
+  async unmountDisks(): Promise<void> {
+    await this.stopDiskWatcher().catch(() => undefined);
+    for (const m of this.diskMounts) {
+      if (m.unmounted) continue;
+      try {
+        await run('umount', [m.workDir]);
+      } catch {
+        await run('umount', ['-l', m.workDir]).catch((e: unknown) => this.log(`umount -l ${m.workDir}: ${(e as Error).message}`));
+      }
+      m.unmounted = true;
+    }
+  }
+
+  /** The disk of the pilot of `m` now: its tmpfs's space and the descriptors its node process holds there. */
+  async diskSample(m: PilotDiskMount): Promise<DiskSample> {
+    const MB = 1024 * 1024;
+    const s = await statfs(m.workDir);
+    const openFiles: string[] = [];
+    const pilotAlive = alive(m.pid);
+    for (const fd of await readdir(`/proc/${m.pid}/fd`).catch(() => [] as string[])) {
+      const target = await readlink(`/proc/${m.pid}/fd/${fd}`).catch(() => '');
+      if (target.startsWith(`${m.workDir}/`)) openFiles.push(`${fd} -> ${target}`);
+    }
+    return {
+      at: Date.now(),
+      pilotAlive,
+      totalMb: round1((s.blocks * s.bsize) / MB),
+      freeMb: round1((s.bavail * s.bsize) / MB),
+      openFiles,
+      deletedOpen: openFiles.filter((f) => f.endsWith(' (deleted)')),
+    };
+  }
+
+  /**
+   * Submits the filler: one job (not one of the ledger's) whose payload writes zeros in its job
+   * dir until the disk is full, then waits; the watchdog's disk limit should stop it.
+   */
+  async fillPilotDisk(): Promise<number> {
+    const f = await this.record('disk filled by a job');
+    const jdl = [
+      '[',
+      `  JobName = "fault_${this.o.name}_filler";`,
+      '  Executable = "/bin/sh";',
+      `  Arguments = "-c 'dd if=/dev/zero of=fill bs=1M count=200 2>&1; sleep 30; exit 1' ${this.marker}";`,
+      `  ExecutionEnvironment = "FAULT_MARKER=${this.marker}";`,
+      '  Priority = 10;',
+      '  CPUTime = 600;',
+      ']',
+    ].join('\n');
+    const { jobIds } = await this.api<{ jobIds: number[] }>('POST', '/api/jobs', { jdl });
+    const id = jobIds[0]!;
+    this.extraJobIds.push(id);
+    f.apiBackAt = f.at;
+    this.log(`  filler job ${id} submitted`);
+    return id;
   }
 
   /** The ledger, per job id: its payload runs. */
@@ -670,6 +898,7 @@ export class FaultSystem {
         // gone
       }
     }
+    await this.unmountDisks().catch(() => undefined);
     await this.cluster.destroy().catch(() => undefined);
     if (process.env['FAULTS_KEEP'] !== '1') await rm(this.base, { recursive: true, force: true }).catch(() => undefined);
     else this.log(`kept ${this.base}`);
@@ -695,7 +924,10 @@ export async function runFaultScenario(sys: FaultSystem, scenario: FaultScenario
   const finalTimeoutMs = o.finalTimeoutMs ?? 240_000;
   const at = (fraction: number) => Math.max(1, Math.floor(o.jobs * fraction));
   let error: string | null = null;
+  let disk: DiskFullReport | undefined;
+  let diskRun: Promise<DiskFullReport> | null = null;
   try {
+    if (scenario === 'disk-full') sys.startDiskWatcher(DISK_FULL_MB);
     await sys.submit(o.jobs);
     switch (scenario) {
       case 'server-kill':
@@ -714,11 +946,31 @@ export async function runFaultScenario(sys: FaultSystem, scenario: FaultScenario
         await sys.waitFinal(at(0.6), finalTimeoutMs);
         await sys.restartPostgres('immediate');
         break;
+      case 'disk-full': {
+        await sys.waitFinal(at(0.33), finalTimeoutMs);
+        // Every live pilot on a tmpfs of its own before the filler can be matched.
+        const deadline = Date.now() + 15_000;
+        for (;;) {
+          const live = await sys.livePilots();
+          if ([...live.keys()].every((pid) => sys.diskMounts.some((m) => m.pid === pid && !m.unmounted)) || Date.now() > deadline) break;
+          await sleep(100);
+        }
+        const fillerId = await sys.fillPilotDisk();
+        diskRun = watchFiller(sys, fillerId, finalTimeoutMs);
+        break;
+      }
     }
     await sys.waitAllFinal(finalTimeoutMs);
+    if (diskRun) {
+      disk = await diskRun;
+      await refreshLaterJobs(sys, disk);
+    }
   } catch (e) {
     error = (e as Error).message;
   }
+  if (diskRun && !disk) disk = await diskRun.catch(() => undefined);
+  await sys.stopDiskWatcher();
+  if (disk) disk.afterRun = await fillerPilotDisk(sys, disk).catch(() => null);
   // The system stops as an operator stops it; then nothing of the run's payloads may be left.
   const stop = await sys.stopServer(60_000);
   const leftoverPayloads = [...(await sys.payloadProcesses())].map(([pid, cmd]) => `${pid}: ${cmd}`);
@@ -732,6 +984,8 @@ export async function runFaultScenario(sys: FaultSystem, scenario: FaultScenario
   }
   const leftoverPilots = [...pilots].map(([pid, cmd]) => `${pid}: ${cmd}`);
   if (stop.forced) error = `${error ? `${error}; ` : ''}the final graceful stop did not end the server in 60 s`;
+  if (disk) disk.pilot = await fillerPilot(sys, disk.filler?.pilotId ?? null).catch(() => null);
+  await sys.unmountDisks();
   return {
     scenario,
     jobs: o.jobs,
@@ -745,7 +999,104 @@ export async function runFaultScenario(sys: FaultSystem, scenario: FaultScenario
     pilots: await sys.pilotSummary().catch(() => []),
     failedPilots: await sys.failedPilots().catch(() => []),
     error,
+    ...(disk ? { disk } : {}),
   };
+}
+
+/** The size of each pilot's tmpfs in 'disk-full': above the harness's `minDiskMb` (50), so that a pilot whose space did not come back stops taking jobs. */
+export const DISK_FULL_MB = 64;
+
+/** The mount of the pilot with this stamp. */
+async function mountOfPilot(sys: FaultSystem, pilotId: number | null): Promise<PilotDiskMount | null> {
+  if (pilotId === null) return null;
+  const [p] = await sys.query<{ stamp: string }>('select stamp from pilots where id = $1', [pilotId]);
+  return (p && sys.diskMounts.find((m) => m.stamp === p.stamp)) ?? null;
+}
+
+async function fillerPilotDisk(sys: FaultSystem, d: DiskFullReport): Promise<DiskSample | null> {
+  const m = await mountOfPilot(sys, d.filler?.pilotId ?? null);
+  return m && !m.unmounted ? sys.diskSample(m) : null;
+}
+
+async function fillerPilot(sys: FaultSystem, pilotId: number | null): Promise<DiskFullReport['pilot']> {
+  if (pilotId === null) return null;
+  const [p] = await sys.query<{ status: string; status_reason: string; jobs_run: number }>('select status, status_reason, jobs_run from pilots where id = $1', [pilotId]);
+  return p ? { id: pilotId, status: p.status, reason: p.status_reason, jobsRun: p.jobs_run } : null;
+}
+
+/** The jobs (of the ledger's) the filler's pilot started after the filler ended. */
+async function refreshLaterJobs(sys: FaultSystem, d: DiskFullReport): Promise<void> {
+  if (d.filler?.pilotId == null || d.fillerEndedAt === null) return;
+  const later = await sys.query<{ id: string; status: string; started: Date }>(
+    `select j.id, j.status, min(h.at) as started from jobs j join job_history h on h.job_id = j.id and h.status = 'Running'
+      where j.pilot_id = $1 and j.id = any($2::bigint[]) group by j.id, j.status having min(h.at) > $3 order by 3`,
+    [d.filler.pilotId, sys.jobIds, new Date(d.fillerEndedAt)],
+  );
+  d.laterJobs = later.map((l) => ({ id: Number(l.id), status: l.status, startedAt: new Date(l.started).getTime() }));
+}
+
+/**
+ * Follows the filler until it is final and its pilot's next job (one of the ledger's) is Done,
+ * then samples that pilot's disk; gives up when all jobs are final or after `timeoutMs`.
+ */
+async function watchFiller(sys: FaultSystem, fillerId: number, timeoutMs: number): Promise<DiskFullReport> {
+  const d: DiskFullReport = {
+    mounted: 0,
+    raced: 0,
+    sizeMb: DISK_FULL_MB,
+    fillerId,
+    filler: null,
+    fillerPilotMounted: false,
+    fillerStartedAt: null,
+    fillerEndedAt: null,
+    laterJobs: [],
+    nextJobStartSeconds: null,
+    nextJobDoneSeconds: null,
+    afterNextJob: null,
+    afterRun: null,
+    pilot: null,
+  };
+  const deadline = Date.now() + timeoutMs;
+  const ms = (t: Date | null | undefined) => (t ? new Date(t).getTime() : null);
+  for (;;) {
+    const done = Date.now() > deadline || (sys.allFinalAt !== null);
+    try {
+      const [j] = await sys.query<{ status: string; minor_status: string; application_status: string; pilot_id: string | null }>(
+        'select status, minor_status, application_status, pilot_id from jobs where id = $1',
+        [fillerId],
+      );
+      if (j) d.filler = { status: j.status, minorStatus: j.minor_status, applicationStatus: j.application_status, pilotId: j.pilot_id === null ? null : Number(j.pilot_id) };
+      if (j && FINAL_STATUSES.includes(j.status as (typeof FINAL_STATUSES)[number]) && d.filler?.pilotId != null) {
+        const [h] = await sys.query<{ started: Date | null; ended: Date | null }>(
+          `select min(at) filter (where status = 'Running') as started, max(at) filter (where status = $2) as ended from job_history where job_id = $1`,
+          [fillerId, j.status],
+        );
+        d.fillerStartedAt = ms(h?.started);
+        d.fillerEndedAt = ms(h?.ended);
+        const m = await mountOfPilot(sys, d.filler.pilotId);
+        d.fillerPilotMounted = m !== null && !m.unmounted;
+        if (d.fillerEndedAt !== null) {
+          await refreshLaterJobs(sys, d);
+          const first = d.laterJobs[0];
+          if (first) d.nextJobStartSeconds = round1((first.startedAt - d.fillerEndedAt) / 1000);
+          const firstDone = d.laterJobs.find((l) => l.status === 'Done');
+          if (firstDone && d.nextJobDoneSeconds === null) {
+            const [dh] = await sys.query<{ at: Date }>(`select min(at) as at from job_history where job_id = $1 and status = 'Done'`, [firstDone.id]);
+            d.nextJobDoneSeconds = round1(((ms(dh?.at) ?? Date.now()) - d.fillerEndedAt) / 1000);
+            if (m && !m.unmounted) d.afterNextJob = await sys.diskSample(m);
+          }
+          if (d.afterNextJob !== null || (firstDone && !m)) break;
+        }
+      }
+    } catch {
+      // the database answers again later
+    }
+    if (done) break;
+    await sleep(250);
+  }
+  d.mounted = sys.diskMounts.filter((m) => m.note === undefined).length;
+  d.raced = sys.diskMounts.filter((m) => m.note?.startsWith('raced')).length;
+  return d;
 }
 
 /** The jobs a result says went wrong (not Done, run twice, Done without running, cut short). */
@@ -766,6 +1117,7 @@ export function describeResult(r: ScenarioResult): string {
     ...r.faults.map((f) => `  ${f.kind} at ${f.finalBefore} final, ${f.inFlightBefore} in flight: API back in ${f.apiBackSeconds} s, all final ${f.recoverySeconds} s after${f.exitMs !== undefined ? `, exit took ${(f.exitMs / 1000).toFixed(1)} s` : ''}`),
     `  pilots: ${r.pilots.map((p) => `${p.n} ${p.status} "${p.reason}"`).join('; ')}`,
     ...r.failedPilots.map((p) => `  pilot ${p.id} "${p.reason}", its log ends:\n${p.lastLines.map((l) => `      ${l}`).join('\n')}`),
+    ...(r.disk ? describeDisk(r.disk) : []),
     ...(r.error ? [`  error: ${r.error}`] : []),
     ...(v.duplicates.length ? [`  run twice: ${v.duplicates.slice(0, 20).map((d) => `${d.id} (pids ${d.runs.map((x) => x.pid).join(',')})`).join(' ')}`] : []),
     ...(v.notDone.length ? [`  not Done: ${v.notDone.slice(0, 20).map((n) => `${n.id} ${n.status} "${n.minorStatus}"`).join('; ')}`] : []),
@@ -775,4 +1127,19 @@ export function describeResult(r: ScenarioResult): string {
     ...(r.leftoverPayloads.length ? [`  payloads left: ${r.leftoverPayloads.slice(0, 5).join(' | ')}`] : []),
     ...(r.leftoverPilots.length ? [`  pilots left: ${r.leftoverPilots.slice(0, 5).join(' | ')}`] : []),
   ].join('\n');
+}
+
+function describeSample(s: DiskSample | null): string {
+  if (!s) return 'not sampled';
+  return `${s.freeMb}/${s.totalMb} MB free, pilot ${s.pilotAlive ? 'alive' : 'gone'}, ${s.openFiles.length} files open there (${s.deletedOpen.length} deleted)${s.deletedOpen.length ? `: ${s.deletedOpen.slice(0, 5).join(', ')}` : ''}`;
+}
+
+function describeDisk(d: DiskFullReport): string[] {
+  const f = d.filler;
+  return [
+    `  disk: ${d.mounted} pilots on a tmpfs of ${d.sizeMb} MB (${d.raced} undone: raced); filler ${d.fillerId} ${f ? `${f.status} "${f.minorStatus}" "${f.applicationStatus}" on pilot ${f.pilotId}${d.fillerPilotMounted ? ' (on its tmpfs)' : ' (NOT on a tmpfs)'}` : '(no row)'}`,
+    `  the filler ran ${d.fillerStartedAt && d.fillerEndedAt ? `${round1((d.fillerEndedAt - d.fillerStartedAt) / 1000)} s` : '?'}; its pilot then ran ${d.laterJobs.length} jobs (${d.laterJobs.filter((j) => j.status === 'Done').length} Done): next job started ${d.nextJobStartSeconds} s and was Done ${d.nextJobDoneSeconds} s after the filler ended`,
+    `  its disk after the next job: ${describeSample(d.afterNextJob)}; after the run: ${describeSample(d.afterRun)}`,
+    `  the pilot: ${d.pilot ? `${d.pilot.status} "${d.pilot.reason}", ${d.pilot.jobsRun} jobs` : '?'}`,
+  ];
 }

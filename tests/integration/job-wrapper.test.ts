@@ -646,7 +646,8 @@ describe('payload isolation', () => {
     await until('the payload registered', () => existsSync(registry) && readFileSync(registry, 'utf8').trim() !== '');
     const sid = Number(readFileSync(registry, 'utf8').trim());
     expect(isAlive(sid)).toBe(true);
-    expect(readFileSync(`/proc/${sid}/cmdline`, 'latin1')).toContain('sleep');
+    // Registered as soon as spawn returns: its command line may read empty while it still execs.
+    await until('the payload exec', () => readFileSync(`/proc/${sid}/cmdline`, 'latin1').includes('sleep'));
     expect((await job.done).status).toBe('Done');
     expect(existsSync(registry)).toBe(false);
     expect(readdirSync(workDir)).toEqual([]);
