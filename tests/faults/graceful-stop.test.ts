@@ -17,40 +17,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJobHistory, getJobs, listPilots, openDb } from '../../db/index.js';
 import { PILOT_TRANSIENT_STATES } from '../../core/pilot-states.js';
+import { processesWith } from '../helpers/faults.js';
+import { freePort } from '../helpers/pg-cluster.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'dist/cli/main.js');
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => done(port));
-    });
-  });
-}
-
-/** Processes whose command line or environment holds `marker`: pid -> command line. */
-async function processesWith(marker: string): Promise<Map<number, string>> {
-  const out = new Map<number, string>();
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    const cmdline = (await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ').trim();
-    if (cmdline === '') continue;
-    const environ = await readFile(`/proc/${name}/environ`, 'utf8').catch(() => '');
-    if (cmdline.includes(marker) || environ.includes(marker)) out.set(Number(name), cmdline);
-  }
-  return out;
-}
 
 async function until<T>(what: string, probe: () => Promise<T | null | false | undefined>, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;

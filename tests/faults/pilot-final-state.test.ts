@@ -18,7 +18,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -28,21 +27,11 @@ import { loadWrapperTemplate, renderWrapper } from '../../agents/pilot-wrapper.j
 import { listPilots, openDb } from '../../db/index.js';
 import { PILOT_EXIT_CODE_FILE } from '../../pilot/pilot.js';
 import { createSandbox, startWrapperServer, within } from '../helpers/wrapper-fixtures.js';
+import { freePort } from '../helpers/pg-cluster.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'dist/cli/main.js');
 const PILOTS = 3;
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => done(port));
-    });
-  });
-}
 
 async function until<T>(what: string, probe: () => Promise<T | null | false | undefined>, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
