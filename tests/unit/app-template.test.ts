@@ -185,9 +185,9 @@ describe('renderJdl', () => {
     const sweep = parse(readFileSync(resolve(import.meta.dirname, '../../apps/sweep.yaml'), 'utf8')) as AppTemplate;
     const jobs = describeJobs(renderJdl(sweep, { start: 1, step: 0.5, count: 4, mode: 'full' }), ID, DEFAULT_JOB_LIMITS);
     expect(jobs.map((j) => j.jdl.match(/Arguments = "([^"]*)"/)?.[1])).toEqual([
-      'energy=1 GeV mode=full (job %j)',
+      'energy=1.0 GeV mode=full (job %j)',
       'energy=1.5 GeV mode=full (job %j)',
-      'energy=2 GeV mode=full (job %j)',
+      'energy=2.0 GeV mode=full (job %j)',
       'energy=2.5 GeV mode=full (job %j)',
     ]);
   });

@@ -9,6 +9,7 @@ import {
   type JdlAd,
   type JdlValue,
 } from '../../core/jdl/index.js';
+import { bareWordValue, spellingOf } from '../../core/jdl/parser.js';
 
 /** Names and values only (positions dropped), for comparing ads. */
 function plain(ad: JdlAd): Record<string, unknown> {
@@ -69,6 +70,7 @@ describe('parseJdl: values', () => {
       column: 3,
       valueLine: 2,
       valueColumn: 16,
+      source: '"a"',
     });
     const cpu = getAttribute(ad, 'CPUTime');
     expect([cpu?.line, cpu?.column, cpu?.valueLine, cpu?.valueColumn]).toEqual([3, 5, 4, 2]);
@@ -176,6 +178,172 @@ describe('parseJdl: values', () => {
   });
 });
 
+describe('parseJdl: bare words (what DIRAC\'s job API writes)', () => {
+  // The text Job._toJDL returns (src/DIRAC/Interfaces/API/Job.py) for a job with setName,
+  // setExecutable, setInputSandbox, setDestination, setCPUTime, setLogLevel, setTag,
+  // setExecutionEnv and setParameterSequence: ClassAd.asJDL without its [ ], values written by
+  // insertAttributeInt (unquoted) and lists broken over lines at every comma.
+  const API = ` 
+    Arguments = "jobDescription.xml -o LogLevel=DEBUG -p JOB_ID=%(JOB_ID)s";
+    CPUTime = 86400;
+    ExecutionEnvironment = 
+        {
+            MYVAR=3,
+            OTHER=x
+        };
+    Executable = dirac-jobexec;
+    InputData = %(InputData)s;
+    InputSandbox = 
+        {
+            /home/u/run.sh,
+            LFN:/vo/user/u/lib.tgz
+        };
+    JobGroup = vo;
+    JobName = my-job_%n;
+    JobType = User;
+    LogLevel = DEBUG;
+    OutputSandbox = 
+        {
+            std.err,
+            std.out
+        };
+    Parameters = 2;
+    Parameters.InputData = 
+        {
+            {/vo/a,
+            /vo/b},
+            {/vo/c}
+        };
+    Parameters.JOB_ID = 
+        {
+            1,
+            02
+        };
+    Priority = 1;
+    Site = LCG.CERN.ch;
+    StdError = std.err;
+    StdOutput = std.out;
+    Tags = 
+        {
+            GPU,
+            8Processors
+        }`;
+
+  it('reads the text DIRAC\'s job API writes, without [ ]', () => {
+    expect(plain(parseJdl(API))).toEqual({
+      Arguments: 'jobDescription.xml -o LogLevel=DEBUG -p JOB_ID=%(JOB_ID)s',
+      CPUTime: 86400,
+      ExecutionEnvironment: ['MYVAR=3', 'OTHER=x'],
+      Executable: 'dirac-jobexec',
+      InputData: '%(InputData)s',
+      InputSandbox: ['/home/u/run.sh', 'LFN:/vo/user/u/lib.tgz'],
+      JobGroup: 'vo',
+      JobName: 'my-job_%n',
+      JobType: 'User',
+      LogLevel: 'DEBUG',
+      OutputSandbox: ['std.err', 'std.out'],
+      Parameters: 2,
+      'Parameters.InputData': [['/vo/a', '/vo/b'], ['/vo/c']],
+      'Parameters.JOB_ID': [1, 2],
+      Priority: 1,
+      Site: 'LCG.CERN.ch',
+      StdError: 'std.err',
+      StdOutput: 'std.out',
+      Tags: ['GPU', '8Processors'],
+    });
+  });
+
+  it('reads the same text inside [ ], as DIRAC submits it', () => {
+    expect(plain(parseJdl(`[${API}\n]`))).toEqual(plain(parseJdl(API)));
+  });
+
+  it.each([
+    ['myjob', 'myjob'],
+    ['dirac-jobexec', 'dirac-jobexec'],
+    ['LFN:/vo/x', 'LFN:/vo/x'],
+    ['%(x)s', '%(x)s'],
+    ['1abc', '1abc'],
+    ['0x10', '0x10'],
+    ['Infinity', 'Infinity'],
+    ['-', '-'],
+    ['a=b', 'a=b'],
+    ['x#y', 'x#y'],
+    ['http://h/p', 'http://h/p'],
+    ["it's", "it's"],
+    ['true', true],
+    ['FALSE', false],
+    ['TrUe', true],
+    ['3600', 3600],
+    ['3600.0', 3600],
+    ['-2.5e3', -2500],
+    ['.5', 0.5],
+    ['+7', 7],
+    ['1.', 1],
+    ['02', 2],
+  ])('reads the bare word %s as %j', (word, expected) => {
+    expect(getAttribute(parseJdl(`A = ${word};`), 'A')?.value).toBe(expected);
+    expect(bareWordValue(word)).toBe(expected);
+  });
+
+  it('keeps the exact text of every value in source', () => {
+    const ad = parseJdl('A = 3600.0; B = 1e3; C = "x \\" y"; D = {\n  1.0,\n  b\n}; E = [ F = 02 ];\nG = TRUE');
+    expect(ad.attributes.map((a) => a.source)).toEqual([
+      '3600.0',
+      '1e3',
+      '"x \\" y"',
+      '{\n  1.0,\n  b\n}',
+      '[ F = 02 ]',
+      'TRUE',
+    ]);
+    const e = getAttribute(ad, 'E')?.value as JdlAd;
+    expect(getAttribute(e, 'F')?.source).toBe('02');
+    expect(makeAttribute('X', 1).source).toBeUndefined();
+  });
+
+  it('gives the spelling of each element of a list', () => {
+    const ad = parseJdl('A = { 1.0, "1.0", b, { 02, "c" }, {} }; B = 1.50; C = { [ X = 1 ] };');
+    expect(spellingOf(getAttribute(ad, 'A')!)).toEqual(['1.0', '"1.0"', 'b', ['02', '"c"'], []]);
+    expect(spellingOf(getAttribute(ad, 'B')!)).toBe('1.50');
+    expect(spellingOf(getAttribute(ad, 'C')!)).toEqual(['[ X = 1 ]']);
+    expect(spellingOf(makeAttribute('D', 1))).toBeUndefined();
+  });
+
+  it('ends a bare word at ; , } ] and line ends', () => {
+    expect(plain(parseJdl('[ A = x; B = { y,z }; C = w ]'))).toEqual({
+      A: 'x',
+      B: ['y', 'z'],
+      C: 'w',
+    });
+    expect(plain(parseJdl('A = x\t;\r\nB = { y\r\n, z }'))).toEqual({ A: 'x', B: ['y', 'z'] });
+  });
+});
+
+describe('deliberate differences from DIRAC (core/jdl/README.md)', () => {
+  it('difference: full-line # and // comments are skipped (DIRAC\'s parser has none)', () => {
+    const ad = parseJdl('# job\n[\n  // a note\n  Executable = run.sh;\n]');
+    expect(plain(ad)).toEqual({ Executable: 'run.sh' });
+  });
+
+  it('difference: ; and [ inside a quoted string are text (DIRAC splits or opens an ad there)', () => {
+    const ad = parseJdl('[ Arguments = "a; b [c]"; JobName = x ]');
+    expect(plain(ad)).toEqual({ Arguments: 'a; b [c]', JobName: 'x' });
+  });
+
+  it('difference: \\" is an escaped quote (DIRAC keeps the backslash and drops every ")', () => {
+    expect(plain(parseJdl('A = "say \\"hi\\"";'))).toEqual({ A: 'say "hi"' });
+  });
+
+  it('difference: an unquoted value with blanks is refused with its quoted form (DIRAC reads the text)', () => {
+    for (const [text, message] of [
+      ['JobName = my job;', 'write it in double quotes, JobName = "my job";'],
+      ['Arguments = -o LogLevel=INFO;', 'write it in double quotes, Arguments = "-o LogLevel=INFO";'],
+      ['ExecutionEnvironment = { A=1, B=\'x y\' };', `write it in double quotes, "B='x y'"`],
+    ] as const) {
+      expect(syntaxProblem(text).message).toContain(message);
+    }
+  });
+});
+
 describe('parseJdl: syntax errors with their positions', () => {
   const cases: Array<[string, string, number, number, string]> = [
     [
@@ -218,12 +386,13 @@ describe('parseJdl: syntax errors with their positions', () => {
     ['unclosed [', '[\n  A = 1;\n', 1, 1, "unclosed '[': missing ']'"],
     ['unclosed nested [', '[ A = [ B = 1; ; ]', 1, 1, "unclosed '[': missing ']'"],
     ['unclosed nested [ inside', 'A = [ B = 1;', 1, 5, "unclosed '[': missing ']'"],
-    ['unexpected character in a value', 'A = @;', 1, 5, "unexpected character '@'"],
+    ['unexpected character in a value', 'A = ,;', 1, 5, "unexpected character ','"],
+    ['a value starting with =', 'A == 3;', 1, 4, "unexpected '=': a value cannot start with '='"],
     [
       'unexpected character after a value',
-      'A = 1 ) ;',
+      'A = "x" ) ;',
       1,
-      7,
+      9,
       "unexpected character ')' after the value of A",
     ],
     ['unexpected ]', 'A = 1; ]', 1, 8, "unexpected ']' without a matching '['"],
@@ -245,14 +414,46 @@ describe('parseJdl: syntax errors with their positions', () => {
       'duplicate attribute A (already set at line 1)',
     ],
     [
-      'unquoted text',
-      'Executable = run.sh;',
+      'unquoted value with blanks',
+      'JobName = my job;',
       1,
-      14,
-      'unquoted text run.sh: write text values in double quotes',
+      11,
+      'unquoted value with blanks: write it in double quotes, JobName = "my job";',
     ],
-    ['invalid number', 'CPUTime = 12abc;', 1, 11, 'invalid number 12abc'],
+    [
+      'unquoted arguments',
+      '[\n  Arguments = -o LogLevel=INFO;\n]',
+      2,
+      15,
+      'unquoted value with blanks: write it in double quotes, Arguments = "-o LogLevel=INFO";',
+    ],
+    [
+      'unquoted list element with blanks',
+      'InputSandbox = {\n  a.txt,\n  my file.txt\n};',
+      3,
+      3,
+      'unquoted value with blanks: write it in double quotes, "my file.txt"',
+    ],
+    [
+      'quote right after a bare word',
+      'A = say"hi";',
+      1,
+      5,
+      'unexpected character \'"\' after the unquoted value say: write the whole value in double quotes, A = "say\\"hi\\"";',
+    ],
+    [
+      'brace right after a bare word',
+      'A = {x{y}};',
+      1,
+      6,
+      "unexpected character '{' after the unquoted value x: write the whole value in double quotes, \"x{y\"",
+    ],
+    ['number too large', 'CPUTime = 1e400;', 1, 11, 'the number 1e400 is too large: write it in double quotes if it is text'],
+    ['missing ; after a bare word', 'JobName = a\nB = 1;', 1, 12, "missing ';' after the value of JobName"],
+    ['missing comma between bare words', 'A = { a\n b };', 1, 8, "missing ',' between list elements"],
     ['inline comment', 'A = 1; # note', 1, 8, "unexpected '#': comments must take a whole line"],
+    ['inline comment after a bare word', 'A = x # note', 1, 7, "unexpected '#': comments must take a whole line"],
+    ['a value starting with #', 'A = #x;', 1, 5, "(a value that starts with '#' must be in double quotes)"],
     ['inline // comment', 'A = 1;\nB = 2; // note', 2, 8, "unexpected '//': comments must take"],
   ];
   it.each(cases)('%s', (_label, text, line, column, message) => {
@@ -270,6 +471,14 @@ describe('parseJdl: syntax errors with their positions', () => {
         "missing ';' after the value of Executable at line 2, column 19",
       );
     }
+  });
+
+  it('keeps messages short when the text is huge', () => {
+    const long = 'x'.repeat(100_000);
+    for (const text of [`A = ${long} y;`, `A = { ${long}"y" };`, `A = 1${'0'.repeat(500)};`, `${long} 1;`]) {
+      expect(syntaxProblem(text).message.length).toBeLessThan(300);
+    }
+    expect(syntaxProblem(`A = ${long} y;`).message).toContain('A = "xxxxx');
   });
 
   it('throws only WmsError, even on deep nesting', () => {
@@ -295,6 +504,25 @@ describe('serializeJdl', () => {
     Sites = { "S" };
   ];
 ]`);
+  });
+
+  it('quotes bare strings and writes numbers as they were read', () => {
+    const ad = parseJdl('JobName = myjob; CPUTime = 3600.0; N = 1e3; M = 02; L = { 1.0, b }; B = TRUE;');
+    const written = serializeJdl(ad);
+    expect(written).toBe(`[
+  JobName = "myjob";
+  CPUTime = 3600.0;
+  N = 1e3;
+  M = 02;
+  L = { 1, "b" };
+  B = true;
+]`);
+    expect(plain(parseJdl(written))).toEqual(plain(ad));
+  });
+
+  it('writes a number canonically once its value no longer matches its source', () => {
+    const a = { ...getAttribute(parseJdl('CPUTime = 3600.0;'), 'CPUTime')!, value: 7200 };
+    expect(serializeJdl({ attributes: [a] })).toBe('[\n  CPUTime = 7200;\n]');
   });
 
   it('escapes quotes and backslashes', () => {
