@@ -22,6 +22,10 @@ export interface JobLimits {
   defaultPriority: number;
   minPriority: number;
   maxPriority: number;
+  /**
+   * DIRAC's JobDescription/MaxInputData: a job of type User may list fewer InputData files than
+   * this (DIRAC refuses the limit itself); other job types have no count limit, as in DIRAC.
+   */
   maxInputData: number;
   minProcessors: number;
   maxProcessors: number;
@@ -83,10 +87,14 @@ export interface JobRequirements {
   gridCEs: string[];
   platforms: string[];
   jobTypes: string[];
+  /**
+   * The JDL's Tags and Tag with the tags DIRAC's JobScheduling derives (`<n>Processors`,
+   * `MultiProcessor`, `WholeNode`, `<k>GB`); a resource offers the derived ones by its numbers.
+   */
   tags: string[];
   /** Minimum cores the job needs (1 for single-core). */
   processors: number;
-  /** Minimum memory in MB, 0 when the job states none. */
+  /** Minimum memory in MB, 0 when the job states none (a GB of MaxRAM is 1000 MB). */
   ramMb: number;
   gpus: number;
 }

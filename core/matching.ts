@@ -12,8 +12,14 @@
  *   A site in the queue's banned sites is refused.
  * - Job types: when the resource lists the types it accepts, a queue with types must share one.
  * - Tags: every tag of the queue must be offered by the resource; every tag the resource
- *   requires must be carried by the queue. Required tags count as offered.
- * - Processors, RAM (MB), GPUs: the queue's needs must not exceed what the resource offers.
+ *   requires must be carried by the queue. Required tags count as offered, and so do the tags
+ *   DIRAC's Matcher derives from the numbers (`impliedTag`): a resource with N processors offers
+ *   `2Processors` .. `NProcessors` and, when N > 1, `MultiProcessor`; with R MB of memory it
+ *   offers `2GB` .. `kGB`, k = R / 1000 rounded down. So a job that carries the tags DIRAC's
+ *   JobScheduling derives (core/jdl/describe.ts) matches what it would match under DIRAC. The
+ *   ladders stop at 1024 where DIRAC offers none at all above 1024.
+ * - Processors, RAM (MB), GPUs: the queue's needs must not exceed what the resource offers
+ *   (kept besides the tags: they are exact, the tags are whole GB).
  * A resource value `ANY` is not special here (DIRAC's wildcard is not supported).
  */
 import type { JobRequirements } from './job-model.js';
@@ -60,6 +66,33 @@ export function normalizeResource(r: ResourceDescription): ResourceDescription {
   return { ...r, tags: uniqueSorted([...(r.tags ?? []), ...requiredTags]), requiredTags };
 }
 
+/** The top of the `<n>Processors` and `<n>GB` ladders (DIRAC's Matcher: 1024). */
+export const TAG_LADDER_TOP = 1024;
+
+const PROCESSORS_TAG = /^([1-9][0-9]{0,3})Processors$/;
+const GB_TAG = /^([1-9][0-9]{0,3})GB$/;
+
+/**
+ * True when the resource's numbers imply `tag`, as DIRAC's Matcher turns NumberOfProcessors and
+ * MaxRAM into tags: `<n>Processors` for 2 <= n <= processors, `MultiProcessor` for more than one
+ * processor, `<n>GB` for 2 <= n <= ramMb / 1000; n at most TAG_LADDER_TOP, written without
+ * leading zeros. Tested tag by tag, so no ladder is ever built. The SQL twin is in
+ * db/queries/match.ts (RESOURCE_CTE).
+ */
+export function impliedTag(r: Pick<ResourceDescription, 'processors' | 'ramMb'>, tag: string): boolean {
+  const cores = Math.floor(r.processors);
+  if (tag === 'MultiProcessor') return cores > 1;
+  const p = PROCESSORS_TAG.exec(tag);
+  if (p) return ladderHas(Number(p[1]), cores);
+  const g = GB_TAG.exec(tag);
+  if (g) return ladderHas(Number(g[1]), Math.floor(r.ramMb / 1000));
+  return false;
+}
+
+function ladderHas(n: number, top: number): boolean {
+  return n >= 2 && n <= TAG_LADDER_TOP && n <= top;
+}
+
 function set(values: readonly string[]): string {
   return `{${values.join(',')}}`;
 }
@@ -92,7 +125,7 @@ export function rejectionsFor(tq: TaskQueueRequirements, resource: ResourceDescr
   if (r.jobTypes !== undefined && tq.jobTypes.length > 0 && !tq.jobTypes.some((t) => r.jobTypes!.includes(t))) {
     out.push(`job type ${set(tq.jobTypes)} not accepted, resource takes ${set(r.jobTypes)}`);
   }
-  for (const tag of tq.tags) if (!r.tags.includes(tag)) out.push(`tag ${tag} not offered`);
+  for (const tag of tq.tags) if (!r.tags.includes(tag) && !impliedTag(r, tag)) out.push(`tag ${tag} not offered`);
   for (const tag of r.requiredTags) if (!tq.tags.includes(tag)) out.push(`resource requires tag ${tag}, queue lacks it`);
   if (tq.processors > r.processors) out.push(`needs ${tq.processors} processors, resource offers ${r.processors}`);
   if (tq.ramMb > r.ramMb) out.push(`needs ${tq.ramMb} MB RAM, resource offers ${r.ramMb}`);

@@ -4,20 +4,44 @@
  * defines its task queue) and the JDL text to store.
  *
  * Validation collects every problem of every job before it throws, so a user fixes a JDL in one
- * round; a syntax error, or a parametric one, stops at once. Choices where DIRAC leaves room:
+ * round; a syntax error, or a parametric one, stops at once. The rules are DIRAC's (JobManager's
+ * JobDescriptionModel for what is refused, the JobScheduling executor for what a job requires);
+ * choices where DIRAC leaves room or is broken:
  *
+ * - Whole numbers (`CPUTime`, `Priority`, the processor counts, `MaxRAM`, the GPUs) are read as
+ *   DIRAC's getAttributeInt reads them: the value as written, without its quotes, must be what
+ *   Python's `int()` takes (digits with an optional sign, blanks around, `_` between digits). So
+ *   `"3600"` and `" 3600 "` are 3600; `3600.0`, `1e3` and `3600.5` are refused with a hint to
+ *   write digits only. DIRAC ignores a `MaxRAM` it cannot read; we refuse it.
+ * - `LogLevel` is one of DIRAC's levels (LOG_LEVELS) in any case, stored in upper case.
  * - `JobName` defaults to the basename of `Executable` (`run.sh` for `"bin/run.sh"`), which says
  *   more in a job listing than DIRAC's fixed `Name`.
- * - `MaxRAM` is a whole number read as MB when it is 256 or more, else as GB (DIRAC v8 wrote GB,
- *   v9 moved to MB; no sensible job asks for less than 256 MB or more than 255 GB). It becomes
- *   `requirements.ramMb` and adds no tag.
- * - `NumberOfProcessors` together with `MinNumberOfProcessors` or `MaxNumberOfProcessors` is an
- *   error only when the numbers disagree: DIRAC's Python API writes `NumberOfProcessors = n` and
- *   `MaxNumberOfProcessors = n` for an exact count. Min equal to max means that exact count.
+ * - `MaxRAM` is a whole number read as MB when it is 256 or more, else as GB of 1000 MB (DIRAC's
+ *   JobScheduling reads GB, its Matcher counts a resource's MB in thousands; no sensible job asks
+ *   for less than 256 MB or more than 255 GB). It becomes `requirements.ramMb` and the tag
+ *   `<k>GB` with k = ramMb / 1000 rounded down, only for k from 2 to 1024: the tags a resource
+ *   with that much memory offers (core/matching.ts). DIRAC's `1GB` tag, which no resource offers,
+ *   is not made.
+ * - Processors: `NumberOfProcessors` wins over `MinNumberOfProcessors`/`MaxNumberOfProcessors`,
+ *   which are then not read (as DIRAC). Tags as JobScheduling derives them: `<n>Processors` and
+ *   `MultiProcessor` for a count or minimum n > 1, `MultiProcessor` for a range up to more than one
+ *   or a minimum without a maximum, `WholeNode` and `MultiProcessor` for `WholeNode = yes`. A
+ *   maximum alone means minimum 1 (as DIRAC's Python API documents it), so `MaxNumberOfProcessors
+ *   = 8` is `MultiProcessor`, where DIRAC's JobScheduling derives no tag.
  * - A single string in `Site`, `BannedSites`, `GridCE`, `Platform`, `Tags` or `Tag` is split on
  *   commas (`"A, B"` is `{ "A", "B" }`): names there never hold commas, and a user who writes
  *   one string for two sites means two sites. Empty entries in any list attribute are ignored.
- * - `ANY` (any case) anywhere in `Site` means no site restriction.
+ * - `ANY` (any case) and empty entries are dropped from `Site`; only a `Site` of nothing but ANY
+ *   leaves the job free to run anywhere (DIRAC's model refuses a lower-case `any`). Site minus
+ *   `BannedSites` (or `BannedSite`) that leaves nothing is refused at submission, where DIRAC's
+ *   JobScheduling fails the job later.
+ * - With `options.knownSites`, every other Site entry must be a registered site (exact case, as
+ *   DIRAC); a refusal suggests a close registered name.
+ * - `InputData`: entries trimmed and de-duplicated; each must lie in `LFN:/<vo>/` of the
+ *   submitter; a `User` job may list fewer than `maxInputData` files (DIRAC refuses 500 with its
+ *   default of 500); other job types have no count limit (DIRAC).
+ * - A list of JDLs (`describeJobList`) may hold parametric ones, each expanded (DiracX refuses
+ *   them in a list); the jobs of the whole list count against `maxJobsPerSubmission`.
  */
 
 import { isWmsError, jdlError, type ErrorCode, type JdlProblem } from '../errors.js';
@@ -33,17 +57,28 @@ import {
 } from './parser.js';
 import { expandParametric, isParametric, resolvePlaceholders } from './parametric.js';
 
-/** Log levels a job may ask for. */
+/** What the caller knows beyond the limits. */
+export interface DescribeOptions {
+  /**
+   * The registered site names. When given, every `Site` entry other than ANY must be one of
+   * them (exact case); when absent, any name is accepted.
+   */
+  knownSites?: readonly string[];
+}
+
+/**
+ * Log levels a job may ask for: DIRAC's (gLogger.getAllPossibleLevels), any case, stored in
+ * upper case.
+ */
 export const LOG_LEVELS: readonly string[] = [
   'DEBUG',
   'VERBOSE',
   'INFO',
   'WARN',
-  'WARNING',
-  'ERROR',
-  'FATAL',
-  'ALWAYS',
   'NOTICE',
+  'ERROR',
+  'ALWAYS',
+  'FATAL',
 ];
 
 /** Legacy attributes removed from the stored JDL. */
@@ -51,6 +86,9 @@ const DROPPED = new Set(['DIRACSetup', 'OwnerDN', 'JobRequirements']);
 
 /** At most this many problems are returned; a summary stands for the rest. */
 const MAX_PROBLEMS = 100;
+
+/** Tag ladders stop here, as DIRAC's Matcher does (core/matching.ts). */
+const MAX_LADDER = 1024;
 
 /**
  * Describes the jobs of one JDL text: one job, or one per value of a parametric JDL.
@@ -62,53 +100,30 @@ export function describeJobs(
   text: string,
   identity: Identity,
   limits: JobLimits,
+  options: DescribeOptions = {},
 ): JobDescription[] {
+  const context = new Context(identity, limits, options);
   const ad = parseJdl(text);
-  const maxParametricJobs = Math.min(limits.maxParametricJobs, limits.maxJobsPerSubmission);
-  const expanded = expandParametric(ad, { maxParametricJobs });
-  if (expanded === null) {
-    const { description, problems } = describeAd(resolvePlaceholders(ad), identity, limits, null);
-    if (problems.length > 0) throw jdlError('WMS_JDL_INVALID', sortAndCap(problems));
-    return [description];
-  }
-
-  const descriptions: JobDescription[] = [];
-  const groups = new Map<string, { problem: JdlProblem; jobs: number[] }>();
-  for (const job of expanded) {
-    const { description, problems } = describeAd(job.ad, identity, limits, {
-      number: job.number,
-      values: job.values,
-    });
-    descriptions.push(description);
-    for (const p of problems) {
-      const key = `${p.line}:${p.column}:${p.attribute ?? ''}:${p.message}`;
-      const group = groups.get(key);
-      if (group) group.jobs.push(job.number);
-      else groups.set(key, { problem: p, jobs: [job.number] });
-    }
-  }
-  if (groups.size > 0) {
-    const problems = [...groups.values()].map(({ problem, jobs }) =>
-      jobs.length === expanded.length
-        ? problem
-        : { ...problem, message: `${jobsLabel(jobs)}: ${problem.message}` },
-    );
-    throw jdlError('WMS_JDL_INVALID', sortAndCap(problems));
-  }
+  const jobs = expand(ad, Math.min(limits.maxParametricJobs, limits.maxJobsPerSubmission));
+  const { descriptions, problems } = describeExpanded(jobs, context);
+  if (problems.length > 0) throw jdlError('WMS_JDL_INVALID', sortAndCap(problems));
   return descriptions;
 }
 
 /**
- * Describes a list of JDLs submitted together (bulk). Each must be a plain, non-parametric JDL:
- * a parametric one is refused, as DiracX does. Every JDL is checked and all problems are thrown
- * together, each message starting with `JDL #<k>: ` where k counts from 1. The error code is the
- * gravest kind found: syntax, then parametric, then invalid. More JDLs than
- * `limits.maxJobsPerSubmission` are refused before anything is parsed.
+ * Describes a list of JDLs submitted together (bulk), parametric ones expanded. Every JDL is
+ * checked and all problems are thrown together, each message starting with `JDL #<k>: ` where k
+ * counts from 1 (then `parametric job <n>: ` for a problem of some jobs of a parametric one).
+ * The error code is the gravest kind found: syntax, then parametric, then invalid. All jobs of
+ * the list together may number at most `limits.maxJobsPerSubmission`: more JDLs than that are
+ * refused before anything is parsed, and once the jobs counted so far pass it, the JDLs after
+ * are only parsed (their syntax errors still reported), not expanded.
  */
 export function describeJobList(
   texts: readonly string[],
   identity: Identity,
   limits: JobLimits,
+  options: DescribeOptions = {},
 ): JobDescription[] {
   if (texts.length === 0) {
     throw jdlError('WMS_JDL_INVALID', [
@@ -125,8 +140,12 @@ export function describeJobList(
     ]);
   }
 
+  const context = new Context(identity, limits, options);
+  const perJdl = Math.min(limits.maxParametricJobs, limits.maxJobsPerSubmission);
   const descriptions: JobDescription[] = [];
   const problems: JdlProblem[] = [];
+  let total = 0;
+  let overLimit = false;
   let code: 'WMS_JDL_SYNTAX' | 'WMS_JDL_PARAMETRIC' | 'WMS_JDL_INVALID' = 'WMS_JDL_INVALID';
   const raise = (found: ErrorCode): void => {
     if (
@@ -144,21 +163,27 @@ export function describeJobList(
     };
     try {
       const ad = parseJdl(text);
-      if (isParametric(ad)) {
-        const first = ad.attributes.find((a) => a.name.startsWith('Parameters')) as JdlAttribute;
+      if (overLimit) return;
+      const jobs = expand(ad, perJdl);
+      total += jobs.length;
+      if (total > limits.maxJobsPerSubmission) {
+        overLimit = true;
+        const first = isParametric(ad)
+          ? (ad.attributes.find((a) => a.name.startsWith('Parameters')) as JdlAttribute)
+          : undefined;
         add([
           {
-            message: `parametric JDLs cannot be part of a list: submit this one on its own (${first.name} makes it parametric)`,
-            line: first.line,
-            column: first.column,
-            attribute: first.name,
+            message: `the JDLs up to this one make ${total} jobs, more than the limit of ${limits.maxJobsPerSubmission} jobs per submission`,
+            line: first?.valueLine || 1,
+            column: first?.valueColumn || 1,
+            ...(first ? { attribute: first.name } : {}),
           },
         ]);
         raise('WMS_JDL_PARAMETRIC');
         return;
       }
-      const result = describeAd(resolvePlaceholders(ad), identity, limits, null);
-      descriptions.push(result.description);
+      const result = describeExpanded(jobs, context);
+      descriptions.push(...result.descriptions);
       add(result.problems);
     } catch (e) {
       if (!isWmsError(e)) throw e;
@@ -172,13 +197,163 @@ export function describeJobList(
   return descriptions;
 }
 
+/** One job to describe: the ad with placeholders resolved, and its parametric origin. */
+interface Expanded {
+  ad: JdlAd;
+  parametric: JobDescription['parametric'];
+}
+
+/** The jobs of one parsed JDL; throws `WMS_JDL_PARAMETRIC` as expandParametric does. */
+function expand(ad: JdlAd, maxParametricJobs: number): Expanded[] {
+  const expanded = expandParametric(ad, { maxParametricJobs });
+  if (expanded === null) return [{ ad: resolvePlaceholders(ad), parametric: null }];
+  return expanded.map((job) => ({
+    ad: job.ad,
+    parametric: { number: job.number, values: job.values },
+  }));
+}
+
+/**
+ * Describes the jobs of one JDL. A problem found in every job of a parametric JDL is listed
+ * once; the others are prefixed with the job numbers they concern.
+ */
+function describeExpanded(
+  jobs: readonly Expanded[],
+  context: Context,
+): { descriptions: JobDescription[]; problems: JdlProblem[] } {
+  const descriptions: JobDescription[] = [];
+  const groups = new Map<string, { problem: JdlProblem; jobs: number[] }>();
+  for (const job of jobs) {
+    const { description, problems } = describeAd(job.ad, context, job.parametric);
+    descriptions.push(description);
+    for (const p of problems) {
+      const key = `${p.line}:${p.column}:${p.attribute ?? ''}:${p.message}`;
+      const group = groups.get(key);
+      const number = job.parametric?.number ?? 0;
+      if (group) group.jobs.push(number);
+      else groups.set(key, { problem: p, jobs: [number] });
+    }
+  }
+  const parametric = jobs[0]?.parametric !== null;
+  const problems = [...groups.values()].map(({ problem, jobs: numbers }) =>
+    !parametric || numbers.length === jobs.length
+      ? problem
+      : { ...problem, message: `${jobsLabel(numbers)}: ${problem.message}` },
+  );
+  return { descriptions, problems };
+}
+
+/** What stays the same for every job of one call: who, the limits, and the site checks. */
+class Context {
+  readonly sites: SiteChecker | null;
+
+  constructor(
+    readonly identity: Identity,
+    readonly limits: JobLimits,
+    options: DescribeOptions,
+  ) {
+    this.sites = options.knownSites ? new SiteChecker(options.knownSites) : null;
+  }
+}
+
+/**
+ * Checks site names against the registry. Answers are remembered (a parametric JDL asks the
+ * same question for every job), and suggestions are looked for a bounded number of times, so a
+ * JDL of many unknown names costs no more than a few.
+ */
+class SiteChecker {
+  private readonly known: Set<string>;
+  private readonly sorted: readonly string[];
+  private readonly answers = new Map<string, string | null>();
+  private searches = 0;
+
+  /** Names beyond this many unknown ones get no "did you mean". */
+  static readonly MAX_SEARCHES = 20;
+  /** The registered names are listed when there are at most this many. */
+  static readonly MAX_LISTED = 10;
+
+  constructor(known: readonly string[]) {
+    this.known = new Set(known);
+    this.sorted = [...this.known].sort();
+  }
+
+  /** Null when `name` is registered, else the message of the problem. */
+  check(name: string): string | null {
+    if (this.known.has(name)) return null;
+    const remembered = this.answers.get(name);
+    if (remembered !== undefined) return remembered;
+    let message = `Site ${name} is not a registered site`;
+    const suggestion = this.searches < SiteChecker.MAX_SEARCHES ? this.closest(name) : undefined;
+    this.searches += 1;
+    if (suggestion !== undefined) message += `: did you mean ${suggestion}?`;
+    if (this.sorted.length === 0) message += ' (no site is registered)';
+    else if (this.sorted.length <= SiteChecker.MAX_LISTED) {
+      message += ` (registered: ${this.sorted.join(', ')})`;
+    }
+    this.answers.set(name, message);
+    return message;
+  }
+
+  /** The same name in another case, else the nearest by edit distance if it is small. */
+  private closest(name: string): string | undefined {
+    const lower = name.toLowerCase();
+    const sameLetters = this.sorted.find((k) => k.toLowerCase() === lower);
+    if (sameLetters !== undefined) return sameLetters;
+    const limit = name.length <= 4 ? 1 : name.length <= 12 ? 2 : 3;
+    let best: string | undefined;
+    let bestDistance = limit + 1;
+    for (const k of this.sorted) {
+      const d = boundedDistance(lower, k.toLowerCase(), bestDistance - 1);
+      if (d < bestDistance) {
+        best = k;
+        bestDistance = d;
+      }
+    }
+    return best;
+  }
+}
+
+/**
+ * Levenshtein distance between `a` and `b` when it is at most `max`, else `max + 1`. Only the
+ * band of width 2 max + 1 around the diagonal is computed: O(length x max).
+ */
+function boundedDistance(a: string, b: string, max: number): number {
+  if (max < 0) return Number.POSITIVE_INFINITY;
+  if (Math.abs(a.length - b.length) > max) return max + 1;
+  const big = max + 1;
+  let previous = new Array<number>(b.length + 1);
+  let current = new Array<number>(b.length + 1);
+  for (let j = 0; j <= b.length; j++) previous[j] = j <= max ? j : big;
+  for (let i = 1; i <= a.length; i++) {
+    const from = Math.max(1, i - max);
+    const to = Math.min(b.length, i + max);
+    current.fill(big);
+    current[0] = i <= max ? i : big;
+    let rowMin = current[0] as number;
+    for (let j = from; j <= to; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      const value = Math.min(
+        (previous[j - 1] as number) + cost,
+        (previous[j] as number) + 1,
+        (current[j - 1] as number) + 1,
+        big,
+      );
+      current[j] = value;
+      if (value < rowMin) rowMin = value;
+    }
+    if (rowMin > max) return big;
+    [previous, current] = [current, previous];
+  }
+  return Math.min(previous[b.length] as number, big);
+}
+
 /** Validates one expanded job; never throws for a bad attribute, it returns the problems. */
 function describeAd(
   ad: JdlAd,
-  identity: Identity,
-  limits: JobLimits,
+  context: Context,
   parametric: JobDescription['parametric'],
 ): { description: JobDescription; problems: JdlProblem[] } {
+  const { identity, limits } = context;
   const read = new AttributeReader(ad);
   /** Normalized values to write back, in place or (when absent) appended in this order. */
   const output = new Map<string, JdlValue>();
@@ -194,15 +369,7 @@ function describeAd(
     output.set(name, read.text(name) ?? fallback);
   }
 
-  // Files.
-  const inputSandbox = read.files('InputSandbox');
-  const outputSandbox = read.files('OutputSandbox');
-  const inputData = read.inputData(limits.maxInputData);
-  if (read.get('InputSandbox')) output.set('InputSandbox', inputSandbox);
-  if (read.get('OutputSandbox')) output.set('OutputSandbox', outputSandbox);
-  if (read.get('InputData')) output.set('InputData', inputData);
-
-  // Scheduling.
+  // Scheduling (JobType first: the InputData limit depends on it).
   const cpuTime =
     read.integerInRange('CPUTime', limits.minCpuTime, limits.maxCpuTime) ?? limits.defaultCpuTime;
   const priority =
@@ -222,14 +389,28 @@ function describeAd(
   output.set('JobName', jobName);
   output.set('LogLevel', logLevel);
 
+  // Files.
+  const inputSandbox = read.files('InputSandbox');
+  const outputSandbox = read.files('OutputSandbox');
+  const inputData = read.inputData(identity.vo, jobType === 'User' ? limits.maxInputData : null);
+  if (read.get('InputSandbox')) output.set('InputSandbox', inputSandbox);
+  if (read.get('OutputSandbox')) output.set('OutputSandbox', outputSandbox);
+  if (read.get('InputData')) output.set('InputData', inputData);
+
   // Where it may run.
-  const requestedSites = read.names('Site');
-  const anySite = requestedSites.some((s) => s.toUpperCase() === 'ANY');
-  const wantedSites = anySite ? [] : requestedSites;
-  const bannedSites = read.names('BannedSites');
-  const sites = wantedSites.filter((s) => !bannedSites.includes(s));
+  const wantedSites = read.names('Site').filter((s) => s.toUpperCase() !== 'ANY');
+  if (context.sites) {
+    for (const site of new Set(wantedSites)) {
+      const problem = context.sites.check(site);
+      if (problem !== null) read.problemAt('Site', problem);
+    }
+  }
+  const bannedName = read.get('BannedSites') || !read.get('BannedSite') ? 'BannedSites' : 'BannedSite';
+  const bannedSites = read.names(bannedName);
+  const banned = new Set(bannedSites);
+  const sites = wantedSites.filter((s) => !banned.has(s));
   if (wantedSites.length > 0 && sites.length === 0) {
-    read.problemAt('Site', 'every site in Site is also in BannedSites: the job could run nowhere');
+    read.problemAt('Site', `every site in Site is also in ${bannedName}: the job could run nowhere`);
   }
   const gridCEs = read.names('GridCE');
   const platforms = read.names('Platform');
@@ -237,9 +418,9 @@ function describeAd(
     limits.minProcessors,
     limits.maxProcessors,
   );
-  const tags = [...read.names('Tags'), ...read.names('Tag'), ...processorTags];
-  if (tags.length > MAX_TAGS) read.problemAt('Tags', `Tags lists ${tags.length} tags, more than the limit of ${MAX_TAGS}`);
-  const ramMb = read.ramMb();
+  const { ramMb, tags: ramTags } = read.ram();
+  const tags = [...read.names('Tags'), ...read.names('Tag'), ...processorTags, ...ramTags];
+  if (new Set(tags).size > MAX_TAGS) read.problemAt('Tags', `Tags lists ${new Set(tags).size} tags, more than the limit of ${MAX_TAGS}`);
   const gpus = read.gpus();
 
   // Who submits: always the identity; a different value in the JDL is an error.
@@ -271,7 +452,7 @@ function describeAd(
 
   const attributes = ad.attributes
     .filter((a) => !DROPPED.has(a.name))
-    .map((a) => (output.has(a.name) ? { ...a, value: output.get(a.name) as JdlValue } : a));
+    .map((a) => (output.has(a.name) ? rewritten(a, output.get(a.name) as JdlValue) : a));
   for (const [name, value] of output) {
     if (!read.get(name)) attributes.push(makeAttribute(name, value));
   }
@@ -295,6 +476,15 @@ function describeAd(
   };
   return { description, problems: read.problems };
 }
+
+/** An attribute of the text with a normalized value: its position kept, its spelling dropped. */
+function rewritten(a: JdlAttribute, value: JdlValue): JdlAttribute {
+  const { source: _spelling, ...rest } = a as Written;
+  return { ...rest, value };
+}
+
+/** An attribute as the parser reads it: `source` is the value's text as written, when known. */
+type Written = JdlAttribute & { source?: string };
 
 /** The `JobRequirements = [ ... ]` sub-ad written into the stored JDL. */
 function requirementsAd(r: JobRequirements): JdlAd {
@@ -391,15 +581,25 @@ class AttributeReader {
     return found;
   }
 
-  /** A whole number; a string of digits is accepted (DIRAC's tools often quote numbers). */
+  /**
+   * A whole number read as DIRAC's getAttributeInt reads it: the value as written, without its
+   * quotes, must be what Python's `int()` accepts: optional blanks, an optional sign, digits
+   * with single `_` between them. `3600.0`, `1e3` and `3600.5` are not. A number's spelling is
+   * its `source` while that still spells the value (a parametric substitution changes the
+   * value), else the number itself.
+   */
   integer(name: string): number | undefined {
     const a = this.get(name);
     if (!a) return undefined;
     const v = a.value;
-    if (typeof v === 'number' && Number.isInteger(v)) return v;
-    if (typeof v === 'string' && /^\s*[+-]?\d+\s*$/.test(v)) return Number(v);
-    const shown = typeof v === 'string' ? `"${v}"` : typeof v === 'number' ? String(v) : kindOf(v);
-    this.problemAt(name, `${name} must be a whole number, not ${shown}`);
+    const written = typeof v === 'string' ? v : typeof v === 'number' ? numberSpelling(a, v) : undefined;
+    if (written !== undefined && PYTHON_INT.test(written)) {
+      return Number(written.replace(/[\s_]/g, '')) + 0;
+    }
+    const shown = typeof v === 'string' ? `"${v}"` : (written ?? kindOf(v));
+    const hint =
+      typeof v === 'number' && Number.isSafeInteger(v) ? `: write ${v} (digits only, as DIRAC reads it)` : '';
+    this.problemAt(name, `${name} must be a whole number, not ${shown}${hint}`);
     return undefined;
   }
 
@@ -458,66 +658,75 @@ class AttributeReader {
     return files;
   }
 
-  /** `InputData`: logical file names, `/x` read as `LFN:/x`, at most `max` of them. */
-  inputData(max: number): string[] {
-    const lfns = this.list('InputData').map((f) => (f.startsWith('/') ? `LFN:${f}` : f));
-    for (const lfn of lfns) {
+  /**
+   * `InputData`: logical file names, trimmed and de-duplicated, `/x` read as `LFN:/x`; each in
+   * `LFN:/<vo>/`. With `max` (User jobs), fewer than `max` files: DIRAC refuses `max` itself.
+   */
+  inputData(vo: string, max: number | null): string[] {
+    const lfns: string[] = [];
+    for (const entry of this.list('InputData')) {
+      if (entry.includes('//')) {
+        this.problemAt('InputData', `InputData entry ${entry.trim()} contains '//'`);
+        continue;
+      }
+      const trimmed = entry.trim();
+      lfns.push(trimmed.startsWith('/') ? `LFN:${trimmed}` : trimmed);
+    }
+    const unique = [...new Set(lfns)];
+    const home = `LFN:/${vo}/`;
+    for (const lfn of unique) {
       if (!lfn.startsWith('LFN:/')) {
         this.problemAt(
           'InputData',
           `InputData entry ${lfn} is not a logical file name: it must start with LFN:/ or /`,
         );
-      } else if (lfn.includes('//')) {
-        this.problemAt('InputData', `InputData entry ${lfn} contains '//'`);
+      } else if (!lfn.startsWith(home)) {
+        this.problemAt(
+          'InputData',
+          `InputData entry ${lfn} is outside the files of VO ${vo}: it must start with ${home}`,
+        );
       }
     }
-    if (lfns.length > max) {
+    if (max !== null && unique.length >= max) {
       this.problemAt(
         'InputData',
-        `InputData lists ${lfns.length} files, more than the limit of ${max}`,
+        `InputData lists ${unique.length} files: a User job may list at most ${max - 1}`,
       );
     }
-    return lfns;
+    return unique;
   }
 
-  /** Processor count and the tags it implies. */
+  /**
+   * Processor count and the tags it implies (see the module comment). `NumberOfProcessors`,
+   * when present, is the count and the other two are not read.
+   */
   processors(lo: number, hi: number): { processors: number; tags: string[] } {
-    const exactName = 'NumberOfProcessors';
-    const exactGiven = this.integerInRange(exactName, lo, hi);
-    const min = this.integerInRange('MinNumberOfProcessors', lo, hi);
-    const max = this.integerInRange('MaxNumberOfProcessors', lo, hi);
-    let exact = exactGiven;
-    if (exactGiven !== undefined) {
-      for (const [name, v] of [
-        ['MinNumberOfProcessors', min],
-        ['MaxNumberOfProcessors', max],
-      ] as const) {
-        if (v !== undefined && v !== exactGiven) {
-          this.problemAt(
-            exactName,
-            `${exactName} ${exactGiven} conflicts with ${name} ${v}: give either an exact number or a range`,
-          );
-        }
+    const tags: string[] = [];
+    let processors = 1;
+    if (this.get('NumberOfProcessors')) {
+      const exact = this.integerInRange('NumberOfProcessors', lo, hi);
+      if (exact !== undefined) {
+        processors = exact;
+        if (exact > 1) tags.push(`${exact}Processors`, 'MultiProcessor');
       }
-    } else if (min !== undefined && max !== undefined) {
-      if (max < min) {
+    } else if (this.get('MinNumberOfProcessors') || this.get('MaxNumberOfProcessors')) {
+      const min = this.integerInRange('MinNumberOfProcessors', lo, hi);
+      const max = this.integerInRange('MaxNumberOfProcessors', lo, hi);
+      const low = min ?? 1;
+      if (max !== undefined && max < low) {
         this.problemAt(
           'MaxNumberOfProcessors',
-          `MaxNumberOfProcessors ${max} is smaller than MinNumberOfProcessors ${min}`,
+          `MaxNumberOfProcessors ${max} is smaller than MinNumberOfProcessors ${low}`,
         );
-      } else if (min === max) {
-        exact = min;
+      } else {
+        processors = low;
+        if (low > 1) tags.push(`${low}Processors`, 'MultiProcessor');
+        const open = !this.get('MaxNumberOfProcessors');
+        if ((open && min !== undefined) || (max !== undefined && max > 1)) tags.push('MultiProcessor');
       }
     }
-
-    const tags: string[] = [];
-    if (exact !== undefined) {
-      if (exact > 1) tags.push(`${exact}Processors`, 'MultiProcessor');
-    } else if ((min ?? 1) > 1 || (max ?? 1) > 1 || (min !== undefined && max === undefined)) {
-      tags.push('MultiProcessor');
-    }
     if (this.wholeNode()) tags.push('WholeNode', 'MultiProcessor');
-    return { processors: exact ?? min ?? 1, tags };
+    return { processors, tags };
   }
 
   /** `WholeNode`: yes (1, y, yes, true) or no (0, n, no, false), any case, or a boolean. */
@@ -532,15 +741,17 @@ class AttributeReader {
     return false;
   }
 
-  /** `MaxRAM` in MB (see the module comment for the unit rule); 0 when absent. */
-  ramMb(): number {
+  /** `MaxRAM` in MB (see the module comment for the unit rule), 0 when absent, and its tag. */
+  ram(): { ramMb: number; tags: string[] } {
     const ram = this.integer('MaxRAM');
-    if (ram === undefined) return 0;
+    if (ram === undefined) return { ramMb: 0, tags: [] };
     if (ram < 0) {
       this.problemAt('MaxRAM', `MaxRAM ${ram} must not be negative`);
-      return 0;
+      return { ramMb: 0, tags: [] };
     }
-    return ram >= 256 ? ram : ram * 1024;
+    const ramMb = ram >= 256 ? ram : ram * 1000;
+    const gb = Math.floor(ramMb / 1000);
+    return { ramMb, tags: gb >= 2 && gb <= MAX_LADDER ? [`${gb}GB`] : [] };
   }
 
   /** `NumberOfGPUs` (or `GPUs`): a whole number >= 0, default 0. */
@@ -575,6 +786,15 @@ class AttributeReader {
     }
   }
 }
+
+/** How number `v` of attribute `a` was written: its `source` when that still spells `v`. */
+function numberSpelling(a: JdlAttribute, v: number): string {
+  const source = (a as Written).source?.trim();
+  return source !== undefined && source !== '' && Number(source) === v ? source : String(v);
+}
+
+/** What Python's `int()` accepts (ASCII digits). */
+const PYTHON_INT = /^\s*[+-]?\d+(?:_\d+)*\s*$/;
 
 /** Words for a value's type, for messages. */
 function kindOf(value: JdlValue): string {

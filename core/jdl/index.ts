@@ -19,4 +19,4 @@ export {
   resolvePlaceholders,
   type ExpandedJob,
 } from './parametric.js';
-export { describeJobList, describeJobs, LOG_LEVELS } from './describe.js';
+export { describeJobList, describeJobs, LOG_LEVELS, type DescribeOptions } from './describe.js';

@@ -6,18 +6,26 @@
  * the claim walks them. The SQL predicate below (`findFittingTaskQueues`, for the site director)
  * is that function's twin; tests/db/matching-agreement.test.ts keeps the two equal.
  */
-import { normalizeResource, type ResourceDescription } from '../../core/matching.js';
+import { normalizeResource, TAG_LADDER_TOP, type ResourceDescription } from '../../core/matching.js';
 import { PILOT_FINAL_STATES, type PilotState } from '../../core/pilot-states.js';
 import { isHandle, type DbOrHandle } from '../open-db.js';
 import { num, rows } from './raw.js';
 
 /**
  * The resource description as a one-row CTE `res`, parameters $1..$12, so that the predicate
- * reads `r.site` rather than repeating positional parameters.
+ * reads `r.site` rather than repeating positional parameters. `tags` adds to the given tags the
+ * ones DIRAC's Matcher derives from the numbers (core/matching.ts impliedTag): `2Processors` ..
+ * `<n>Processors` and `MultiProcessor` from the processors, `2GB` .. `<k>GB` from the memory
+ * (k = MB / 1000 rounded down), both ladders stopping at 1024 (TAG_LADDER_TOP).
  */
 const RESOURCE_CTE = `res as (
   select $1::text as site, $2::text as ce, $3::text as platform,
-         $4::text[] as tags, $5::text[] as required_tags,
+         $4::text[]
+           || array(select g::text || 'Processors' from generate_series(2, greatest(least(floor($6::float8), ${TAG_LADDER_TOP}), 1)::int) g)
+           || array(select g::text || 'GB' from generate_series(2, greatest(least(floor($7::float8 / 1000), ${TAG_LADDER_TOP}), 1)::int) g)
+           || case when floor($6::float8) > 1 then array['MultiProcessor'] else array[]::text[] end
+           as tags,
+         $5::text[] as required_tags,
          $6::float8 as processors, $7::float8 as ram_mb, $8::float8 as gpus, $9::float8 as cpu_work,
          $10::text as vo, $11::text[] as owner_groups, $12::text[] as job_types
 )`;

@@ -214,7 +214,7 @@ describe('describeJobs: validation rules', () => {
     expect(problems.map((p) => p.message)).toEqual([
       'Priority 11 is out of range: it must be between 0 and 10',
       'JobType Analysis is not allowed: use one of User, Test, Hospital',
-      'LogLevel LOUD is not allowed: use one of DEBUG, VERBOSE, INFO, WARN, WARNING, ERROR, FATAL, ALWAYS, NOTICE',
+      'LogLevel LOUD is not allowed: use one of DEBUG, VERBOSE, INFO, WARN, NOTICE, ERROR, ALWAYS, FATAL',
     ]);
   });
 
@@ -291,17 +291,51 @@ describe('describeJobs: validation rules', () => {
           (p) => p.message,
         ),
       ).toEqual([
-        'InputData entry f1 is not a logical file name: it must start with LFN:/ or /',
         "InputData entry LFN:/lhcb//f2 contains '//'",
+        'InputData entry f1 is not a logical file name: it must start with LFN:/ or /',
         'InputData entry LFN:x is not a logical file name: it must start with LFN:/ or /',
       ]);
     });
 
-    it('refuses more than maxInputData files', () => {
+    // DIRAC JobModel.checkNumberOfInputDataFiles: len >= MaxInputData (500) for User jobs only;
+    // Test_JobModel.py: 1000 files of a Test job are valid, of a User job invalid.
+    it('refuses 500 files for a User job, as DIRAC does, and no count for other job types', () => {
       const files = (n: number) => Array.from({ length: n }, (_, i) => `"/lhcb/f${i}"`).join(', ');
-      expect(one(`Executable = "a"; InputData = { ${files(500)} };`).inputData).toHaveLength(500);
-      expect(invalid(`Executable = "a"; InputData = { ${files(501)} };`)[0]?.message).toBe(
-        'InputData lists 501 files, more than the limit of 500',
+      expect(one(`Executable = "a"; InputData = { ${files(499)} };`).inputData).toHaveLength(499);
+      expect(invalid(`Executable = "a";\nInputData = { ${files(500)} };`)).toEqual([
+        {
+          message: 'InputData lists 500 files: a User job may list at most 499',
+          line: 2,
+          column: 13,
+          attribute: 'InputData',
+        },
+      ]);
+      expect(
+        one(`Executable = "a"; JobType = "Test"; InputData = { ${files(1000)} };`).inputData,
+      ).toHaveLength(1000);
+      // counted once each, as DIRAC's set does
+      const twice = `${files(499)}, ${files(499)}`;
+      expect(one(`Executable = "a"; InputData = { ${twice} };`).inputData).toHaveLength(499);
+      const limits = { ...LIMITS, maxInputData: 3 };
+      expect(one('Executable = "a"; InputData = { "/lhcb/1", "/lhcb/2" };', limits).inputData).toHaveLength(2);
+      expect(invalid('Executable = "a"; InputData = { "/lhcb/1", "/lhcb/2", "/lhcb/3" };', limits)[0]?.message).toBe(
+        'InputData lists 3 files: a User job may list at most 2',
+      );
+    });
+
+    // DIRAC JobModel.checkLFNMatchesREGEX; Test_JobModel.py test_rootInputDataValidator_*.
+    it("refuses InputData outside LFN:/<vo>/ of the submitter's VO, naming each file", () => {
+      const job = one('Executable = "a"; InputData = { "  /lhcb/1", "LFN:/lhcb/2", "   " };');
+      expect(job.inputData).toEqual(['LFN:/lhcb/1', 'LFN:/lhcb/2']);
+      expect(
+        invalid('Executable = "a";\nInputData = { "/lhcb/1", "LFN:/atlas/2", "/lhcb", "LFN:/lhcbx/3" };'),
+      ).toEqual(
+        ['LFN:/atlas/2', 'LFN:/lhcb', 'LFN:/lhcbx/3'].map((lfn) => ({
+          message: `InputData entry ${lfn} is outside the files of VO lhcb: it must start with LFN:/lhcb/`,
+          line: 2,
+          column: 13,
+          attribute: 'InputData',
+        })),
       );
     });
   });
@@ -315,10 +349,41 @@ describe('describeJobs: validation rules', () => {
       expect(multi.requirements.sites).toEqual(['A.site', 'B.site']);
     });
 
-    it('reads ANY as no restriction', () => {
-      const job = one('Executable = "a"; Site = { "ANY", "LCG.CERN.cern" };');
-      expect([job.site, job.requirements.sites]).toEqual(['ANY', []]);
-      expect(one('Executable = "a"; Site = "any";').site).toBe('ANY');
+    // JobScheduling.__getSitesRequired drops ANY (any case) and empty entries.
+    it('drops ANY from a list with real sites; only ANY alone leaves the job open', () => {
+      const job = one('Executable = "a"; Site = { "LCG.CERN.cern", "ANY" };');
+      expect([job.site, job.requirements.sites]).toEqual(['LCG.CERN.cern', ['LCG.CERN.cern']]);
+      expect(job.requirements.tags).toEqual([]);
+      const two = one('Executable = "a"; Site = { "any", "", "S1", "Any", "S2" };');
+      expect([two.site, two.requirements.sites]).toEqual(['Multiple', ['S1', 'S2']]);
+      expect(one('Executable = "a"; Site = "S1, ANY";').requirements.sites).toEqual(['S1']);
+      for (const open of ['"any"', '"ANY"', '{ "ANY", "" }', '{ "Any", "aNy" }', '""']) {
+        const free = one(`Executable = "a"; Site = ${open};`);
+        expect([free.site, free.requirements.sites], open).toEqual(['ANY', []]);
+      }
+    });
+
+    it('refuses a Site whose only real site is banned, even with ANY beside it', () => {
+      expect(
+        invalid('Executable = "a";\nSite = { "LCG.CERN.cern", "ANY" };\nBannedSites = "LCG.CERN.cern";'),
+      ).toEqual([
+        {
+          message: 'every site in Site is also in BannedSites: the job could run nowhere',
+          line: 2,
+          column: 8,
+          attribute: 'Site',
+        },
+      ]);
+      // BannedSite (singular) as JobScheduling reads it when BannedSites is absent
+      expect(invalid('Executable = "a"; Site = "S1"; BannedSite = "S1";')[0]?.message).toBe(
+        'every site in Site is also in BannedSite: the job could run nowhere',
+      );
+      expect(one('Executable = "a"; Site = { "S1", "S2" }; BannedSite = "S1";').requirements).toMatchObject({
+        sites: ['S2'],
+        bannedSites: ['S1'],
+      });
+      // banning is exact in case, as DIRAC's set difference
+      expect(one('Executable = "a"; Site = "S1"; BannedSites = "s1";').requirements.sites).toEqual(['S1']);
     });
 
     it('splits comma-separated names in a single string', () => {
@@ -393,15 +458,30 @@ describe('describeJobs: validation rules', () => {
       });
     });
 
-    it('tags ranges MultiProcessor', () => {
+    // JobScheduling._getTagsFromManifest; Test_Executor.py test__getTagsFromManifest.
+    it('tags ranges and minimums as JobScheduling does', () => {
       expect(req('MinNumberOfProcessors = 2; MaxNumberOfProcessors = 8;')).toMatchObject({
         processors: 2,
-        tags: ['MultiProcessor'],
+        tags: ['2Processors', 'MultiProcessor'],
       });
+      expect(req('MinNumberOfProcessors = 4; MaxNumberOfProcessors = 12;')).toMatchObject({
+        processors: 4,
+        tags: ['4Processors', 'MultiProcessor'],
+      });
+      expect(req('MinNumberOfProcessors = 4;')).toMatchObject({
+        processors: 4,
+        tags: ['4Processors', 'MultiProcessor'],
+      });
+      // a maximum alone is minimum 1 (DIRAC's API: setNumberOfProcessors(maxNumberOfProcessors=8)
+      // writes Min 1 and Max 8); DIRAC's JobScheduling gives a hand-written Max alone no tag
       expect(req('MaxNumberOfProcessors = 8;')).toMatchObject({
         processors: 1,
         tags: ['MultiProcessor'],
       });
+      expect(req('MaxNumberOfProcessors = 8;')).toEqual(
+        req('MinNumberOfProcessors = 1; MaxNumberOfProcessors = 8;'),
+      );
+      expect(req('MaxNumberOfProcessors = 1;')).toMatchObject({ processors: 1, tags: [] });
       // min without max: "at least min, use everything available"
       expect(req('MinNumberOfProcessors = 1;')).toMatchObject({
         processors: 1,
@@ -425,14 +505,21 @@ describe('describeJobs: validation rules', () => {
       );
     });
 
-    it('refuses counts out of range, max below min, and exact with a different min or max', () => {
-      const problems = invalid(
-        'Executable = "a"; NumberOfProcessors = 2000; MinNumberOfProcessors = 0;',
-      );
-      expect(problems.map((p) => p.message)).toEqual([
-        'NumberOfProcessors 2000 is out of range: it must be between 1 and 1024',
+    it('refuses counts out of range and max below min', () => {
+      expect(
+        invalid('Executable = "a"; NumberOfProcessors = 2000;').map((p) => p.message),
+      ).toEqual(['NumberOfProcessors 2000 is out of range: it must be between 1 and 1024']);
+      expect(
+        invalid('Executable = "a"; MinNumberOfProcessors = 0; MaxNumberOfProcessors = 1025;').map(
+          (p) => p.message,
+        ),
+      ).toEqual([
         'MinNumberOfProcessors 0 is out of range: it must be between 1 and 1024',
+        'MaxNumberOfProcessors 1025 is out of range: it must be between 1 and 1024',
       ]);
+      expect(invalid('Executable = "a"; NumberOfProcessors = 0;')[0]?.message).toBe(
+        'NumberOfProcessors 0 is out of range: it must be between 1 and 1024',
+      );
       expect(
         invalid('Executable = "a"; MinNumberOfProcessors = 8; MaxNumberOfProcessors = 2;'),
       ).toEqual([
@@ -443,25 +530,56 @@ describe('describeJobs: validation rules', () => {
           attribute: 'MaxNumberOfProcessors',
         },
       ]);
-      expect(
-        invalid(
-          'Executable = "a"; NumberOfProcessors = 4; MinNumberOfProcessors = 2; MaxNumberOfProcessors = 8;',
-        ).map((p) => p.message),
-      ).toEqual([
-        'NumberOfProcessors 4 conflicts with MinNumberOfProcessors 2: give either an exact number or a range',
-        'NumberOfProcessors 4 conflicts with MaxNumberOfProcessors 8: give either an exact number or a range',
-      ]);
+      expect(invalid('Executable = "a"; MaxNumberOfProcessors = 1; MinNumberOfProcessors = 2;')[0]?.message).toBe(
+        'MaxNumberOfProcessors 1 is smaller than MinNumberOfProcessors 2',
+      );
+    });
+
+    // JDL.py jdlToBaseJobDescriptionModel: NumberOfProcessors sets min and max and removes the
+    // other two unread; Test_Executor.py: {NumberOfProcessors 4, MinNumberOfProcessors 2} and
+    // {NumberOfProcessors 4, MaxNumberOfProcessors 12} both give 4Processors and MultiProcessor.
+    it('lets NumberOfProcessors win over Min and Max, which are then not read', () => {
+      for (const rest of [
+        'MinNumberOfProcessors = 2;',
+        'MaxNumberOfProcessors = 12;',
+        'MinNumberOfProcessors = 2; MaxNumberOfProcessors = 8;',
+        'MinNumberOfProcessors = 8; MaxNumberOfProcessors = 2;',
+        'MinNumberOfProcessors = "junk"; MaxNumberOfProcessors = 5000;',
+      ]) {
+        expect(req(`NumberOfProcessors = 4; ${rest}`), rest).toMatchObject({
+          processors: 4,
+          tags: ['4Processors', 'MultiProcessor'],
+        });
+      }
+      expect(req('NumberOfProcessors = 1; MinNumberOfProcessors = 4;')).toMatchObject({ processors: 1, tags: [] });
     });
   });
 
   describe('memory and GPUs', () => {
     const req = (body: string) => one(`Executable = "a"; ${body}`).requirements;
 
-    it('reads MaxRAM below 256 as GB and from 256 as MB, with no tag', () => {
-      expect(req('MaxRAM = 4;')).toMatchObject({ ramMb: 4096, tags: [] });
-      expect(req('MaxRAM = 255;').ramMb).toBe(255 * 1024);
-      expect(req('MaxRAM = 256;').ramMb).toBe(256);
-      expect(req('MaxRAM = 8000;').ramMb).toBe(8000);
+    // JobScheduling: tag "%dGB" % MaxRAM (Test_Executor.py: MaxRAM 2 gives 2GB); Matcher: a
+    // resource of R MB offers 2GB .. int(R / 1000)GB.
+    it('reads MaxRAM below 256 as GB of 1000 MB and from 256 as MB, with the GB tag', () => {
+      expect(req('MaxRAM = 2;')).toMatchObject({ ramMb: 2000, tags: ['2GB'] });
+      expect(req('MaxRAM = 4;')).toMatchObject({ ramMb: 4000, tags: ['4GB'] });
+      expect(req('MaxRAM = 255;')).toMatchObject({ ramMb: 255_000, tags: ['255GB'] });
+      expect(req('MaxRAM = 256;')).toMatchObject({ ramMb: 256, tags: [] });
+      expect(req('MaxRAM = 8000;')).toMatchObject({ ramMb: 8000, tags: ['8GB'] });
+      expect(req('MaxRAM = 2500;')).toMatchObject({ ramMb: 2500, tags: ['2GB'] });
+      expect(req('MaxRAM = 1999;')).toMatchObject({ ramMb: 1999, tags: [] });
+      // DIRAC makes a 1GB tag no resource offers: such a job would never run
+      expect(req('MaxRAM = 1;')).toMatchObject({ ramMb: 1000, tags: [] });
+      expect(req('MaxRAM = 0;')).toMatchObject({ ramMb: 0, tags: [] });
+      // the ladder stops at 1024 GB: above, the number alone decides
+      expect(req('MaxRAM = 1024999;')).toMatchObject({ ramMb: 1_024_999, tags: ['1024GB'] });
+      expect(req('MaxRAM = 1025000;')).toMatchObject({ ramMb: 1_025_000, tags: [] });
+      expect(req('MaxRAM = 16000; NumberOfProcessors = 8; Tags = "GPU";').tags).toEqual([
+        '16GB',
+        '8Processors',
+        'GPU',
+        'MultiProcessor',
+      ]);
       expect(req('').ramMb).toBe(0);
       expect(invalid('Executable = "a"; MaxRAM = -1;')[0]?.message).toBe(
         'MaxRAM -1 must not be negative',
@@ -485,9 +603,13 @@ describe('describeJobs: validation rules', () => {
     expect(failure(() => describeJobs('Executable = "a', ALICE, LIMITS)).code).toBe(
       'WMS_JDL_SYNTAX',
     );
-    const f = failure(() => describeJobs('Executable = "a"; Arguments = "%s";', ALICE, LIMITS));
+    const f = failure(() =>
+      describeJobs('Executable = "a";\nParameters = { 1, 2 };\nParameters.x = { 1 };', ALICE, LIMITS),
+    );
     expect(f.code).toBe('WMS_JDL_PARAMETRIC');
-    expect(f.problems[0]).toMatchObject({ line: 1, column: 31, attribute: 'Arguments' });
+    expect(f.problems[0]?.line).toBeGreaterThan(1);
+    // % in a JDL that is not parametric is text
+    expect(one('Executable = "a"; Arguments = "date +%Y %s";').arguments).toBe('date +%Y %s');
   });
 });
 
@@ -498,15 +620,17 @@ describe('describeJobs: parametric', () => {
       ALICE,
       LIMITS,
     );
-    expect(jobs.map((j) => [j.arguments, j.jobName, j.parametric])).toEqual([
-      ['10', 'scan_0', { number: 0, values: { Parameter: 10 } }],
-      ['15', 'scan_1', { number: 1, values: { Parameter: 15 } }],
-      ['20', 'scan_2', { number: 2, values: { Parameter: 20 } }],
+    expect(
+      jobs.map((j) => [j.arguments, j.jobName, j.parametric?.number, String(j.parametric?.values['Parameter'])]),
+    ).toEqual([
+      ['10', 'scan_0', 0, '10'],
+      ['15', 'scan_1', 1, '15'],
+      ['20', 'scan_2', 2, '20'],
     ]);
     const stored = parseJdl(jobs[2]!.jdl);
     expect(getAttribute(stored, 'Parameters')).toBeUndefined();
     expect(getAttribute(stored, 'ParameterStart')).toBeUndefined();
-    expect(getAttribute(stored, 'Parameter')?.value).toBe(20);
+    expect(String(getAttribute(stored, 'Parameter')?.value)).toBe('20');
     expect(getAttribute(stored, 'ParameterNumber')?.value).toBe(2);
     expect(
       getAttribute(getAttribute(stored, 'JobRequirements')?.value as JdlAd, 'Owner')?.value,
@@ -574,24 +698,107 @@ describe('describeJobList', () => {
     ]);
   });
 
-  it('refuses a parametric JDL in the list, naming it', () => {
+  it('expands parametric JDLs in the list, in order', () => {
+    const jobs = describeJobList(
+      [
+        'Executable = "a";',
+        'Executable = "b"; Arguments = "%s"; Parameters = { "x", "y" };',
+        'Executable = "c"; Arguments = "%n"; Parameters = 3;',
+      ],
+      ALICE,
+      LIMITS,
+    );
+    expect(jobs.map((j) => [j.executable, j.arguments, j.parametric?.number ?? null])).toEqual([
+      ['a', null, null],
+      ['b', 'x', 0],
+      ['b', 'y', 1],
+      ['c', '0', 0],
+      ['c', '1', 1],
+      ['c', '2', 2],
+    ]);
+  });
+
+  it('labels problems of parametric JDLs with the JDL and the job numbers', () => {
     const f = failure(() =>
       describeJobList(
-        ['Executable = "a";', 'Executable = "b";', 'Executable = "c";\nParameters = 3;'],
+        [
+          'Executable = "a";',
+          'Executable = "b";\nCPUTime = "%s";\nParameters = { 50, 1000, 50 };',
+          'Executable = "c";\nPriority = 20;\nParameters = 2;',
+        ],
         ALICE,
         LIMITS,
       ),
     );
-    expect(f.code).toBe('WMS_JDL_PARAMETRIC');
+    expect(f.code).toBe('WMS_JDL_INVALID');
     expect(f.problems).toEqual([
       {
-        message:
-          'JDL #3: parametric JDLs cannot be part of a list: submit this one on its own (Parameters makes it parametric)',
+        message: 'JDL #2: parametric jobs 0, 2: CPUTime 50 is out of range: it must be between 100 and 500000',
         line: 2,
-        column: 1,
-        attribute: 'Parameters',
+        column: 11,
+        attribute: 'CPUTime',
+      },
+      {
+        message: 'JDL #3: Priority 20 is out of range: it must be between 0 and 10',
+        line: 2,
+        column: 12,
+        attribute: 'Priority',
       },
     ]);
+    expect(f.problems.length).toBe(2);
+  });
+
+  it('bounds the jobs of the whole list by maxJobsPerSubmission', () => {
+    const limits = { ...LIMITS, maxJobsPerSubmission: 5 };
+    expect(
+      describeJobList(['Executable = "a"; Parameters = 3;', 'Executable = "b"; Parameters = 2;'], ALICE, limits),
+    ).toHaveLength(5);
+    const f = failure(() =>
+      describeJobList(
+        [
+          'Executable = "a"; Parameters = 3;',
+          'Executable = "b";\nParameters = 3;',
+          'Executable = "c"; Parameters = 4;',
+          'Executable = "d',
+        ],
+        ALICE,
+        limits,
+      ),
+    );
+    expect(f.problems).toEqual([
+      {
+        message: 'JDL #2: the JDLs up to this one make 6 jobs, more than the limit of 5 jobs per submission',
+        line: 2,
+        column: 14,
+        attribute: 'Parameters',
+      },
+      // the JDLs after the limit are still parsed
+      { message: 'JDL #4: unclosed string: missing closing "', line: 1, column: 14 },
+    ]);
+    expect(f.code).toBe('WMS_JDL_SYNTAX');
+    // one parametric JDL over the limit is refused by its own expansion
+    expect(
+      failure(() => describeJobList(['Executable = "a"; Parameters = 6;'], ALICE, limits)).problems[0]?.message,
+    ).toBe('JDL #1: Parameters would make 6 jobs, more than the limit of 5 jobs per submission');
+    // plain JDLs count one each
+    expect(
+      failure(() =>
+        describeJobList(['Executable = "a"; Parameters = 5;', 'Executable = "b";'], ALICE, limits),
+      ).problems[0],
+    ).toMatchObject({
+      message: 'JDL #2: the JDLs up to this one make 6 jobs, more than the limit of 5 jobs per submission',
+      line: 1,
+      column: 1,
+    });
+  });
+
+  it('reports a parametric error of one JDL with its label and the gravest code', () => {
+    const f = failure(() =>
+      describeJobList(['Executable = "a"; CPUTime = 1;', 'Executable = "b"; Parameters = { 1 }; Parameters.x = { 1, 2 };'], ALICE, LIMITS),
+    );
+    expect(f.code).toBe('WMS_JDL_PARAMETRIC');
+    expect(f.problems[0]?.message).toBe('JDL #1: CPUTime 1 is out of range: it must be between 100 and 500000');
+    expect(f.problems[1]?.message).toMatch(/^JDL #2: /);
   });
 
   it('collects the problems of every JDL, numbered from 1', () => {
@@ -631,12 +838,8 @@ describe('describeJobList', () => {
     expect(f.problems[1]).toMatchObject({ line: 1, column: 14 });
   });
 
-  it('refuses plain JDLs with parametric placeholders', () => {
-    const f = failure(() =>
-      describeJobList(['Executable = "a"; Arguments = "%n";'], ALICE, LIMITS),
-    );
-    expect(f.code).toBe('WMS_JDL_PARAMETRIC');
-    expect(f.problems[0]?.message).toMatch(/^JDL #1: unknown placeholder %n in Arguments/);
+  it('keeps % as text in the plain JDLs of a list', () => {
+    expect(describeJobList(['Executable = "a"; Arguments = "%n";'], ALICE, LIMITS)[0]?.arguments).toBe('%n');
   });
 
   it('refuses an empty list and more JDLs than maxJobsPerSubmission', () => {
@@ -656,5 +859,168 @@ describe('describeJobList', () => {
     );
     expect(f.code).toBe('WMS_JDL_INVALID');
     expect(f.problems[0]?.message).toBe('3 JDLs in one submission, more than the limit of 2');
+  });
+});
+
+// DIRAC reads CPUTime, Priority and the processor counts with ClassAd.getAttributeInt
+// (ClassAdLight.py: int() of the text with its quotes removed; None when int() fails), then
+// JobDescriptionModel refuses None and values out of bounds (JobModel.py, Test_JobModel.py).
+describe('whole numbers as DIRAC reads them', () => {
+  const cpu = (spelled: string) => describeJobs(`Executable = "a";\nCPUTime = ${spelled};`, ALICE, LIMITS)[0]!.cpuTime;
+
+  it('accepts digits, quoted or not, with blanks around, a sign, or _ between digits', () => {
+    expect(cpu('3600')).toBe(3600);
+    expect(cpu('"3600"')).toBe(3600);
+    expect(cpu('" 3600 "')).toBe(3600);
+    expect(cpu('+3600')).toBe(3600);
+    expect(cpu('"3_600"')).toBe(3600);
+    expect(one('Executable = "a"; Priority = "-0";').priority).toBe(0);
+    // stored as the number it is
+    expect(one('Executable = "a"; CPUTime = " 3600 ";').jdl).toContain('  CPUTime = 3600;\n');
+  });
+
+  it('refuses a decimal point, an exponent or a fraction, at the value, with the digits to write', () => {
+    for (const [spelled, message] of [
+      ['3600.0', 'CPUTime must be a whole number, not 3600.0: write 3600 (digits only, as DIRAC reads it)'],
+      ['1e3', 'CPUTime must be a whole number, not 1e3: write 1000 (digits only, as DIRAC reads it)'],
+      ['1E3', 'CPUTime must be a whole number, not 1E3: write 1000 (digits only, as DIRAC reads it)'],
+      ['3600.5', 'CPUTime must be a whole number, not 3600.5'],
+      ['"3600.0"', 'CPUTime must be a whole number, not "3600.0"'],
+      ['"1e3"', 'CPUTime must be a whole number, not "1e3"'],
+      ['"36 00"', 'CPUTime must be a whole number, not "36 00"'],
+      ['"3__600"', 'CPUTime must be a whole number, not "3__600"'],
+      ['""', 'CPUTime must be a whole number, not ""'],
+      ['true', 'CPUTime must be a whole number, not true/false'],
+      ['{ 3600 }', 'CPUTime must be a whole number, not a list'],
+    ]) {
+      expect(invalid(`Executable = "a";\nCPUTime = ${spelled};`), spelled).toEqual([
+        { message, line: 2, column: 11, attribute: 'CPUTime' },
+      ]);
+    }
+  });
+
+  it('refuses -1 by the bounds, not by the reading', () => {
+    expect(invalid('Executable = "a"; CPUTime = -1;')[0]?.message).toBe(
+      'CPUTime -1 is out of range: it must be between 100 and 500000',
+    );
+    expect(invalid('Executable = "a"; Priority = -1;')[0]?.message).toBe(
+      'Priority -1 is out of range: it must be between 0 and 10',
+    );
+    expect(invalid('Executable = "a"; NumberOfProcessors = -1;')[0]?.message).toBe(
+      'NumberOfProcessors -1 is out of range: it must be between 1 and 1024',
+    );
+  });
+
+  it('reads Priority, the processor counts and MaxRAM the same way', () => {
+    expect(one('Executable = "a"; Priority = "5";').priority).toBe(5);
+    expect(invalid('Executable = "a"; Priority = 5.0;')[0]?.message).toBe(
+      'Priority must be a whole number, not 5.0: write 5 (digits only, as DIRAC reads it)',
+    );
+    expect(one('Executable = "a"; NumberOfProcessors = "4";').requirements.processors).toBe(4);
+    expect(invalid('Executable = "a"; NumberOfProcessors = 4.0;')[0]).toMatchObject({
+      message: 'NumberOfProcessors must be a whole number, not 4.0: write 4 (digits only, as DIRAC reads it)',
+      column: 40,
+    });
+    expect(invalid('Executable = "a"; MinNumberOfProcessors = 2e0;')[0]?.attribute).toBe('MinNumberOfProcessors');
+    expect(invalid('Executable = "a"; MaxRAM = 2.0;')[0]?.message).toBe(
+      'MaxRAM must be a whole number, not 2.0: write 2 (digits only, as DIRAC reads it)',
+    );
+  });
+
+  it('reads the substituted value of a parametric job, not the placeholder', () => {
+    const jobs = describeJobs('Executable = "a"; CPUTime = %s; Parameters = { 3600, 7200 };', ALICE, LIMITS);
+    expect(jobs.map((j) => j.cpuTime)).toEqual([3600, 7200]);
+  });
+});
+
+// JobDescriptionModel.checkLogLevelIsValid: upper-cased, must be one of
+// gLogger.getAllPossibleLevels() (LogLevels.py); Test_JobModel.py: "debug" is DEBUG, "DEBUGGG" invalid.
+describe('LogLevel as JobDescriptionModel reads it', () => {
+  const stored = (spelled: string) => getAttribute(parseJdl(one(`Executable = "a"; LogLevel = ${spelled};`).jdl), 'LogLevel')?.value;
+
+  it("accepts DIRAC's levels in any case and stores them in upper case", () => {
+    expect(stored('"debug"')).toBe('DEBUG');
+    expect(stored('"Notice"')).toBe('NOTICE');
+    expect(stored('verbose')).toBe('VERBOSE');
+    expect(stored('"ALWAYS"')).toBe('ALWAYS');
+    expect(getAttribute(parseJdl(one('Executable = "a";').jdl), 'LogLevel')?.value).toBe('INFO');
+  });
+
+  it('refuses anything else at the value, WARNING and blanks included', () => {
+    for (const spelled of ['"DEBUGGG"', '"WARNING"', '" DEBUG "', '""', '3', '"CRITICAL"']) {
+      const problems = invalid(`Executable = "a";\nLogLevel = ${spelled};`);
+      expect(problems, spelled).toHaveLength(1);
+      expect(problems[0], spelled).toMatchObject({ line: 2, column: 12, attribute: 'LogLevel' });
+      expect(problems[0]?.message, spelled).toMatch(/^LogLevel .* is not allowed: use one of DEBUG, VERBOSE, INFO, WARN, NOTICE, ERROR, ALWAYS, FATAL$/);
+    }
+  });
+});
+
+// JobDescriptionModel.checkSites: Site entries must be known to the configuration (plus ANY).
+describe('sites checked against the registry (options.knownSites)', () => {
+  const KNOWN = ['LCG.CERN.ch', 'LCG.RAL.uk', 'DIRAC.Local.local'];
+  const withSites = (text: string, knownSites: readonly string[] = KNOWN) =>
+    failure(() => describeJobs(text, ALICE, LIMITS, { knownSites }));
+
+  it('accepts registered names and ANY, and anything when no registry is given', () => {
+    const job = describeJobs('Executable = "a"; Site = { "LCG.CERN.ch", "ANY", "any" };', ALICE, LIMITS, { knownSites: KNOWN })[0]!;
+    expect(job.requirements.sites).toEqual(['LCG.CERN.ch']);
+    expect(describeJobs('Executable = "a"; Site = "ANY";', ALICE, LIMITS, { knownSites: [] })[0]!.site).toBe('ANY');
+    expect(one('Executable = "a"; Site = "Nowhere.site";').site).toBe('Nowhere.site');
+    // banned sites are not checked (DIRAC neither)
+    expect(describeJobs('Executable = "a"; BannedSites = "Old.site";', ALICE, LIMITS, { knownSites: KNOWN })).toHaveLength(1);
+  });
+
+  it('names an unknown site at the Site value, with a suggestion and the short list', () => {
+    const f = withSites('Executable = "a";\nSite = { "LCG.cern.ch", "ANY" };');
+    expect(f.code).toBe('WMS_JDL_INVALID');
+    expect(f.problems).toEqual([
+      {
+        message:
+          'Site LCG.cern.ch is not a registered site: did you mean LCG.CERN.ch? (registered: DIRAC.Local.local, LCG.CERN.ch, LCG.RAL.uk)',
+        line: 2,
+        column: 8,
+        attribute: 'Site',
+      },
+    ]);
+    expect(withSites('Executable = "a"; Site = "LCG.CERM.ch";').problems[0]?.message).toMatch(
+      /^Site LCG.CERM.ch is not a registered site: did you mean LCG.CERN.ch\?/,
+    );
+    expect(withSites('Executable = "a"; Site = "LCG.RAL.uk.x";').problems[0]?.message).toMatch(/did you mean LCG.RAL.uk\?/);
+    // nothing close: no suggestion
+    expect(withSites('Executable = "a"; Site = "OSG.Fermilab.us";').problems[0]?.message).toBe(
+      'Site OSG.Fermilab.us is not a registered site (registered: DIRAC.Local.local, LCG.CERN.ch, LCG.RAL.uk)',
+    );
+    // a long registry is not listed
+    const many = Array.from({ length: 50 }, (_, i) => `LCG.Site${i}.org`);
+    expect(withSites('Executable = "a"; Site = "LCG.Site7.orgg";', many).problems[0]?.message).toBe(
+      'Site LCG.Site7.orgg is not a registered site: did you mean LCG.Site7.org?',
+    );
+    expect(withSites('Executable = "a"; Site = "X";', []).problems[0]?.message).toBe(
+      'Site X is not a registered site (no site is registered)',
+    );
+  });
+
+  it('reports each unknown name once, also for every job of a parametric JDL and in lists', () => {
+    const f = withSites('Executable = "a"; Site = { "Bad.one", "LCG.RAL.uk", "Bad.one", "Bad.two" }; Parameters = 50;');
+    expect(f.problems.map((p) => p.message.split(' is not')[0])).toEqual(['Site Bad.one', 'Site Bad.two']);
+    const list = failure(() =>
+      describeJobList(['Executable = "a"; Site = "LCG.CERN.ch";', 'Executable = "b"; Site = "lcg.ral.uk";'], ALICE, LIMITS, {
+        knownSites: KNOWN,
+      }),
+    );
+    expect(list.problems).toHaveLength(1);
+    expect(list.problems[0]?.message).toMatch(/^JDL #2: Site lcg.ral.uk is not a registered site: did you mean LCG.RAL.uk\?/);
+  });
+
+  it('stays fast with thousands of unknown long names against a large registry', () => {
+    const registry = Array.from({ length: 2000 }, (_, i) => `LCG.${'x'.repeat(200)}${i}.org`);
+    const names = Array.from({ length: 3000 }, (_, i) => `"LCG.${'x'.repeat(200)}${i}.orq"`).join(', ');
+    const started = performance.now();
+    const f = withSites(`Executable = "a"; Site = { ${names} };`, registry);
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(f.problems).toHaveLength(101);
+    expect(f.problems[0]?.message).toMatch(/did you mean LCG\.x+0\.org\?$/);
+    expect(f.problems[100]?.message).toBe('2900 more problems not shown');
   });
 });

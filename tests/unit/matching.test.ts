@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { matches, normalizeResource, rejectionsFor, type ResourceDescription, type TaskQueueRequirements } from '../../core/matching.js';
+import { impliedTag, matches, normalizeResource, rejectionsFor, type ResourceDescription, type TaskQueueRequirements } from '../../core/matching.js';
 
 const tq = (o: Partial<TaskQueueRequirements> = {}): TaskQueueRequirements => ({
   ownerGroup: 'users',
@@ -72,5 +72,58 @@ describe('rejectionsFor', () => {
   it('a queue without job types is taken by any resource; one with types needs an overlap', () => {
     expect(rejectionsFor(tq({ jobTypes: [] }), res({ jobTypes: ['MC'] }))).toEqual([]);
     expect(rejectionsFor(tq({ jobTypes: ['MC', 'User'] }), res({ jobTypes: ['MC'] }))).toEqual([]);
+  });
+});
+
+describe("DIRAC's tag ladders (Matcher._processResourceDescription)", () => {
+  it('a resource with N processors offers 2Processors..NProcessors and MultiProcessor', () => {
+    const four = { processors: 4, ramMb: 0 };
+    expect(['2Processors', '3Processors', '4Processors', 'MultiProcessor'].filter((t) => impliedTag(four, t))).toHaveLength(4);
+    expect(impliedTag(four, '5Processors')).toBe(false);
+    expect(impliedTag(four, '1Processors')).toBe(false);
+    expect(impliedTag(four, '04Processors')).toBe(false);
+    const one = { processors: 1, ramMb: 0 };
+    expect(impliedTag(one, 'MultiProcessor')).toBe(false);
+    expect(impliedTag(one, '2Processors')).toBe(false);
+    // a fraction of a core does not count (DIRAC: int())
+    expect(impliedTag({ processors: 2.9, ramMb: 0 }, '3Processors')).toBe(false);
+    expect(impliedTag({ processors: 2.9, ramMb: 0 }, '2Processors')).toBe(true);
+  });
+
+  it('a resource with R MB offers 2GB..kGB, k = R / 1000 rounded down; never 1GB', () => {
+    expect(impliedTag({ processors: 1, ramMb: 8000 }, '8GB')).toBe(true);
+    expect(impliedTag({ processors: 1, ramMb: 7999 }, '8GB')).toBe(false);
+    expect(impliedTag({ processors: 1, ramMb: 7999 }, '7GB')).toBe(true);
+    expect(impliedTag({ processors: 1, ramMb: 8000 }, '1GB')).toBe(false);
+    expect(impliedTag({ processors: 1, ramMb: 8000 }, '0GB')).toBe(false);
+  });
+
+  it('the ladders stop at 1024 (DIRAC offers none at all above it)', () => {
+    const huge = { processors: 4096, ramMb: 4_000_000 };
+    expect(impliedTag(huge, '1024Processors')).toBe(true);
+    expect(impliedTag(huge, '1025Processors')).toBe(false);
+    expect(impliedTag(huge, '1024GB')).toBe(true);
+    expect(impliedTag(huge, '2000GB')).toBe(false);
+    expect(impliedTag(huge, 'MultiProcessor')).toBe(true);
+  });
+
+  it('a queue with DIRAC-derived tags matches a resource through its numbers alone', () => {
+    const job = tq({ processors: 4, ramMb: 8000, tags: ['4Processors', '8GB', 'MultiProcessor'] });
+    expect(rejectionsFor(job, res({ processors: 4, ramMb: 8000 }))).toEqual([]);
+    expect(rejectionsFor(job, res({ processors: 8, ramMb: 16000 }))).toEqual([]);
+    expect(rejectionsFor(job, res({ processors: 2, ramMb: 8000 }))).toEqual([
+      'tag 4Processors not offered',
+      'needs 4 processors, resource offers 2',
+    ]);
+    expect(rejectionsFor(job, res({ processors: 4, ramMb: 7999 }))).toEqual([
+      'tag 8GB not offered',
+      'needs 8000 MB RAM, resource offers 7999',
+    ]);
+    // a resource that sends DIRAC's ladder itself is read the same way
+    expect(rejectionsFor(job, res({ processors: 4, ramMb: 8000, tags: ['2Processors', '4Processors', 'MultiProcessor'] }))).toEqual([]);
+  });
+
+  it('explain shows the resource as sent: the ladder is not written into its tags', () => {
+    expect(normalizeResource(res({ processors: 64, ramMb: 256_000 })).tags).toEqual([]);
   });
 });
