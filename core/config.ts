@@ -163,6 +163,12 @@ export interface ServiceConfig {
   requestBodyMaxBytes: number;
   /** Largest single JDL (bytes, UTF-8): a bigger one is answered 413 before it is parsed. */
   jdlMaxBytes: number;
+  /**
+   * Accept `Site` names that are not in the site registry (default false: an unknown site is
+   * refused at submission, as DIRAC refuses a site its configuration does not list). For a
+   * registry that is filled after users start submitting; such jobs wait until the site exists.
+   */
+  allowUnregisteredSites: boolean;
   /** Per-caller request limits of the token, submission and upload routes. */
   rateLimit: RateLimitConfig;
   /**
@@ -227,6 +233,7 @@ export const DEFAULT_SERVICE_CONFIG: Readonly<ServiceConfig> = deepFreeze({
   sandboxMaxBytes: 100 * 1024 * 1024,
   requestBodyMaxBytes: 16 * 1024 * 1024,
   jdlMaxBytes: 1024 * 1024,
+  allowUnregisteredSites: false,
   // High enough for the benchmarks (bulk submissions back to back) and the test suites.
   rateLimit: { windowSeconds: 60, tokens: 300, submissions: 1200, uploads: 1200, failedAuth: 300 },
   trustProxy: null,
@@ -414,6 +421,7 @@ export const ConfigFileSchema = Type.Object(
     sandboxMaxBytes: Type.Optional(Size),
     requestBodyMaxBytes: Type.Optional(Size),
     jdlMaxBytes: Type.Optional(Size),
+    allowUnregisteredSites: Type.Optional(Type.Boolean()),
     trustProxy: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()])),
     rateLimit: Type.Optional(
       Type.Object(
@@ -485,6 +493,7 @@ export const CONFIG_ENV_VARS: Readonly<Record<string, string>> = {
   WMS_MAX_RESCHEDULING: `reschedules before a job fails (default ${DEFAULT_JOB_LIMITS.maxRescheduling})`,
   WMS_SANDBOX_MAX_SIZE: 'largest sandbox archive, e.g. 100MiB (default 100MiB)',
   WMS_JDL_MAX_SIZE: 'largest JDL, e.g. 1MiB (default 1MiB); bigger ones are answered 413',
+  WMS_ALLOW_UNREGISTERED_SITES: 'accept Site names the site registry does not list: 1 or 0 (default 0: refused at submission)',
   WMS_TRUST_PROXY: 'addresses or CIDRs of the load balancers whose X-Forwarded-For is believed, comma-separated (default: none)',
   WMS_TOKEN_TTL: 'default lifetime of issued user tokens, e.g. 30d',
   WMS_JOB_TOKEN_TTL: 'lifetime of job tokens minted at match time (renewed by heartbeats), e.g. 1h',
@@ -644,6 +653,7 @@ export function resolveServiceConfig(sources: ConfigSources = {}): Readonly<Serv
       sandboxMaxBytes: sizeOf(file.sandboxMaxBytes, `${fileName}: sandboxMaxBytes`),
       requestBodyMaxBytes: sizeOf(file.requestBodyMaxBytes, `${fileName}: requestBodyMaxBytes`),
       jdlMaxBytes: sizeOf(file.jdlMaxBytes, `${fileName}: jdlMaxBytes`),
+      allowUnregisteredSites: file.allowUnregisteredSites,
       trustProxy: file.trustProxy,
       listDefaultLimit: file.listDefaultLimit,
       listMaxLimit: file.listMaxLimit,
@@ -662,6 +672,7 @@ export function resolveServiceConfig(sources: ConfigSources = {}): Readonly<Serv
       publicUrl: env['WMS_PUBLIC_URL'] || undefined,
       metricsToken: env['WMS_METRICS_TOKEN'] || undefined,
       localSite: boolOf(env['WMS_LOCAL_SITE'], 'WMS_LOCAL_SITE'),
+      allowUnregisteredSites: boolOf(env['WMS_ALLOW_UNREGISTERED_SITES'], 'WMS_ALLOW_UNREGISTERED_SITES'),
       shutdownGraceSeconds: graceOf(env['WMS_SHUTDOWN_GRACE'], 'WMS_SHUTDOWN_GRACE'),
     }),
     ...defined({ ...flags }),

@@ -75,6 +75,7 @@ export {
   listCeQueues,
   getCeQueue,
   getBans,
+  registeredSiteNames,
   type ComputingElementInput,
   type CeQueueInput,
   type CeQueueView,

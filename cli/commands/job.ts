@@ -351,6 +351,28 @@ export function submissionFailure(e: CliError): string {
   return e.message;
 }
 
+/**
+ * The job ids of each submitted file: the server says how many jobs each JDL gave
+ * (`jobsPerJdl`); a server that does not say gave one job per file.
+ */
+function idsPerFile(files: readonly string[], answer: { jobIds: number[]; jobsPerJdl?: number[] }): [string, number[]][] {
+  const counts = answer.jobsPerJdl?.length === files.length ? answer.jobsPerJdl : files.map(() => 1);
+  let next = 0;
+  return files.map((f, i) => {
+    const ids = answer.jobIds.slice(next, next + counts[i]!);
+    next += counts[i]!;
+    return [f, ids];
+  });
+}
+
+/** The server's "JDL #k: " label (k counts from 1) at the start of `message` as the k-th file's name. */
+function byFileName(message: string, files: readonly string[]): string {
+  return message.replace(/^JDL #(\d+): /, (label, k: string) => {
+    const file = files[Number(k) - 1];
+    return file === undefined ? label : `${file}: `;
+  });
+}
+
 const submit: CommandSpec = {
   name: ['job', 'submit'],
   usage: 'FILE... [--wait [--timeout SECONDS]] [--json]',
@@ -358,7 +380,9 @@ const submit: CommandSpec = {
   details:
     'Local files in InputSandbox are packed into one tar.gz per JDL (each under its base name,\n' +
     'paths relative to the JDL file), uploaded, and replaced by SB:<sha256>; LFN: and SB: entries\n' +
-    'are sent as they are. A parametric JDL must be submitted on its own.\n\n' +
+    'are sent as they are. Each file may be parametric (expanded by the server); several files\n' +
+    'are one submission: every job of every file stored, or none, and a JDL problem is printed\n' +
+    'as file:line:column: message.\n\n' +
     `--wait follows the jobs until each is final (${FOLLOW_FINAL.join(', ')}):\n` +
     `one line per status change ("12  Waiting -> Running  (Application)"), or for more than\n` +
     `${FEW_JOBS} jobs one line of counts whenever they change. Exit code 0 when every job ended\n` +
@@ -382,12 +406,12 @@ const submit: CommandSpec = {
     const client = clientFrom(io);
     const jdls: string[] = [];
     for (const f of files) jdls.push(await prepareJdl(client, f, io));
-    let answer: { jobIds: number[] };
+    let answer: { jobIds: number[]; jobsPerJdl?: number[] };
     try {
       // Never sent twice (a retry could store the jobs twice): see submissionFailure.
-      answer = await client.json<{ jobIds: number[] }>('POST', '/api/jobs', jdls.length === 1 ? { jdl: jdls[0] } : { jdls });
+      answer = await client.json<{ jobIds: number[]; jobsPerJdl?: number[] }>('POST', '/api/jobs', jdls.length === 1 ? { jdl: jdls[0] } : { jdls });
     } catch (e) {
-      if (e instanceof CliError) throw new CliError(submissionFailure(e), e.problems, files, e.code);
+      if (e instanceof CliError) throw new CliError(byFileName(submissionFailure(e), files), e.problems, files, e.code);
       throw e;
     }
     const say = asJson && wait ? io.err : io.out;
@@ -397,7 +421,7 @@ const submit: CommandSpec = {
       const ids = answer.jobIds;
       io.out(`${files[0]}: ${ids.length === 1 ? `job ${ids[0]}` : `${ids.length} jobs: ${idRanges(ids)}`}`);
     } else {
-      io.out(table(['FILE', 'JOB'], files.map((f, i) => [f, answer.jobIds[i]])));
+      io.out(table(['FILE', 'JOB'], idsPerFile(files, answer).map(([f, ids]) => [f, idRanges(ids)])));
     }
     if (!wait) return 0;
 

@@ -1,12 +1,15 @@
-/**
- * Submission: every job of a request stored, or none.
- */
+/** Submission: every job of a request stored, or none. */
 import { WmsError } from '../../core/errors.js';
 import type { JobDescription } from '../../core/job-model.js';
 import { dbOf, type Db, type DbOrHandle } from '../open-db.js';
 import { lockSandboxes, lockSandboxOwners } from '../queries/sandboxes.js';
 import { allocateJobIds, insertJobs, insertJobSandboxes, type NewJob } from '../queries/submit.js';
 import { lockGroups, taskQueueKey, updateSharePriorities, upsertTaskQueues, type GroupRef } from '../queries/task-queues.js';
+
+/** `%j` (DIRAC's placeholder for the job id) replaced by `id`, as DIRAC's JobDB does at insertion. */
+function withJobId(text: string, id: number): string {
+  return text.replaceAll('%j', String(id));
+}
 
 export interface SubmitOptions {
   /** History source of the "Job accepted" row (default JobManager). */
@@ -66,7 +69,9 @@ async function checkInputSandboxes(
 
 /**
  * Stores validated jobs in ONE transaction and answers their ids in input order:
- * 1. ids allocated in one round trip; `%j` in each JDL replaced by the job's id;
+ * 1. ids allocated in one round trip; `%j` in each JDL, job name and job group replaced by the
+ *    job's id (DIRAC replaces it in the JDL before it reads the name from it, so the name shown
+ *    by status and listings carries the id too);
  * 2. the groups of the jobs locked (see db/queries/task-queues.ts), each distinct requirement
  *    set filed into its task queue (created when new), one statement;
  * 3. all jobs inserted as Waiting with their two history rows, one statement (arrays through
@@ -103,15 +108,15 @@ export async function submitJobs(db: DbOrHandle, jobs: readonly JobDescription[]
         owner: r.owner,
         ownerGroup: r.ownerGroup,
         vo: r.vo,
-        jobName: j.jobName,
-        jobGroup: j.jobGroup,
+        jobName: withJobId(j.jobName, id),
+        jobGroup: withJobId(j.jobGroup, id),
         jobType: j.jobType,
         site: j.site,
         priority: j.priority,
         cpuTime: j.cpuTime,
         taskQueueId: queues.get(taskQueueKey(r))!,
         parameterNumber: j.parametric?.number ?? null,
-        jdl: j.jdl.replaceAll('%j', String(id)),
+        jdl: withJobId(j.jdl, id),
       };
     });
     await insertJobs(tx, rows, jobs.length > 1 ? ids[0]! : null, source);

@@ -215,3 +215,17 @@ export async function getBans(
   }
   return { site: s ?? null, ce: c ?? null };
 }
+
+/**
+ * The names of every registered site (the site registry's `sites` table: what `wms site apply`,
+ * the local site and `wms site ban` create; banned sites included, as DIRAC's configuration
+ * still lists a banned site), sorted by code point. Read per submission, not cached: one scan
+ * of a table of tens to hundreds of rows costs far less than the submission's own transaction,
+ * and a site registered through any replica is known to every replica at once. Sites are never
+ * removed, so a name read here is still registered when the jobs are stored.
+ */
+export async function registeredSiteNames(db: DbOrHandle): Promise<string[]> {
+  const r = await dbOf(db).select({ name: sites.name }).from(sites);
+  // Sorted here, by code point: the same order on every driver and collation.
+  return r.map((x) => x.name).sort();
+}

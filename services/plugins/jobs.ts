@@ -1,8 +1,9 @@
 /**
- * The jobs API: submit (one JDL, a list, or a parametric JDL: one transaction, all jobs stored
- * or none), read (summary, detail, status of many, history, parameters, recent heartbeats,
- * listing with filters and paging, counts by status) and act (kill, reschedule, delete: answered
- * per job).
+ * The jobs API: submit (one JDL, possibly parametric, or a list of them: one transaction, all
+ * jobs stored or none; every `Site` name checked against the site registry, read per
+ * submission, unless `allowUnregisteredSites`), read (summary, detail, status of many, history,
+ * parameters, recent heartbeats, listing with filters and paging, counts by status) and act
+ * (kill, reschedule, delete: answered per job).
  *
  * Who: users on their own jobs (every db call gets `scope: { owner, vo }`: a user is the pair
  * (VO, name), so another user's job, or the job of the same name in another VO, is 404
@@ -15,7 +16,7 @@ import { WmsError } from '../../core/errors.js';
 import type { JobState } from '../../core/job-states.js';
 import type { JobDescription } from '../../core/job-model.js';
 import { ownerScope, submitterOf, type JobPrincipal, type Principal } from '../../core/identity.js';
-import { describeJobList, describeJobs } from '../../core/jdl/index.js';
+import { describeJobList, describeJobs, type DescribeOptions } from '../../core/jdl/index.js';
 import { jobTokenDeadMessage } from '../../core/pilot-protocol.js';
 import {
   countJobsByStatus,
@@ -27,6 +28,7 @@ import {
   getJobs,
   killJobs,
   listJobs,
+  registeredSiteNames,
   rescheduleJobs,
   submitJobs,
   jobTokenDead,
@@ -58,7 +60,8 @@ const SubmitBody = Type.Object(
     jdls: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         minItems: 1,
-        description: 'a list of plain (non-parametric) JDLs, stored together or not at all',
+        description:
+          'a list of JDLs, each possibly parametric (expanded), stored together or not at all; problems are labelled "JDL #k: "',
       }),
     ),
   },
@@ -67,6 +70,9 @@ const SubmitBody = Type.Object(
 
 const SubmitAnswer = Type.Object({
   jobIds: Type.Array(Type.Integer(), { description: 'ids of the new jobs, in submission order' }),
+  jobsPerJdl: Type.Array(Type.Integer({ minimum: 1 }), {
+    description: 'how many of `jobIds` each JDL gave, in the order of the JDLs (`jdl`: one entry)',
+  }),
 });
 
 const ListQuery = Type.Object(
@@ -174,6 +180,20 @@ function checkOwnerFilter(p: Principal, owner: string | undefined): void {
 }
 
 /**
+ * How many jobs each JDL of a submission gave, from the descriptions in submission order: a JDL
+ * gives one plain job, or parametric jobs numbered from 0 (core/jdl/parametric.ts), so a job
+ * that is not parametric, or is parametric job 0, starts the next JDL.
+ */
+function jobsPerJdl(jobs: readonly JobDescription[]): number[] {
+  const counts: number[] = [];
+  for (const j of jobs) {
+    if (j.parametric === null || j.parametric.number === 0 || counts.length === 0) counts.push(1);
+    else counts[counts.length - 1]! += 1;
+  }
+  return counts;
+}
+
+/**
  * The sandboxes each job's InputSandbox names with `SB:<sha256>`; throws WMS_VALIDATION for an
  * entry that is not one. Whether each exists and is the submitter's, the (VO, user) that will
  * own the jobs (admins may use any), is checked by `submitJobs` in its transaction
@@ -222,12 +242,16 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
         });
       }
       const submitter = submitterOf(p);
+      // Read per submission (see registeredSiteNames): every replica knows a new site at once.
+      const options: DescribeOptions = ctx.config.allowUnregisteredSites
+        ? {}
+        : { knownSites: await registeredSiteNames(ctx.handle) };
       const descriptions =
         jdl !== undefined
-          ? describeJobs(jdl, submitter, limits)
+          ? describeJobs(jdl, submitter, limits, options)
           : jdls!.length === 1
-            ? describeJobs(jdls![0] as string, submitter, limits)
-            : describeJobList(jdls!, submitter, limits);
+            ? describeJobs(jdls![0] as string, submitter, limits, options)
+            : describeJobList(jdls!, submitter, limits, options);
       const inputSandboxes = inputSandboxesOf(descriptions);
       const jobIds = await submitJobs(ctx.handle, descriptions, {
         source: `JobManager:${p.user}`,
@@ -237,7 +261,7 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
       request.log.info({ owner: p.user, jobs: jobIds.length }, 'jobs submitted');
       ctx.metrics.jobsSubmitted(jobIds.length);
       ctx.events.emit('jobs-submitted', { ids: jobIds });
-      return reply.code(201).send({ jobIds });
+      return reply.code(201).send({ jobIds, jobsPerJdl: jobsPerJdl(descriptions) });
     },
   );
 

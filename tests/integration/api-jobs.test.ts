@@ -4,6 +4,7 @@
  * rescheduling limits, ownership and authentication.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { upsertSite } from '../../db/index.js';
 import { countJobs, createTestApp, jdl, testClock, type TestApp } from '../helpers/app.js';
 import { describeDb } from '../helpers/db.js';
 
@@ -85,12 +86,17 @@ describeDb('jobs API', (ctx) => {
       expect(await countJobs(t.db)).toBe(before);
     });
 
-    it('a parametric JDL inside a list is refused', async () => {
+    it('a bad parametric JDL inside a list refuses the list, labelled with its place (issue 11: good ones are expanded)', async () => {
+      const before = await countJobs(t.db);
       const res = await t.call('POST', '/api/jobs', alice, {
-        jdls: [jdl(), '[ Executable = "a"; Parameters = 2; ]'],
+        jdls: [jdl(), '[ Executable = "a"; Parameters = 0; ]'],
       });
       expect(res.statusCode).toBe(400);
-      expect(res.json<{ code: string }>().code).toBe('WMS_JDL_PARAMETRIC');
+      const body = res.json<{ code: string; problems: Problem[] }>();
+      expect(body.code).toBe('WMS_JDL_PARAMETRIC');
+      expect(body.problems[0]).toMatchObject({ line: 1, column: 34 });
+      expect(body.problems[0]!.message).toMatch(/^JDL #2: Parameters = 0/);
+      expect(await countJobs(t.db)).toBe(before);
     });
 
     it('schema problems are all listed at once (WMS_VALIDATION)', async () => {
@@ -240,6 +246,8 @@ describeDb('jobs API', (ctx) => {
     let ids: number[];
     beforeAll(async () => {
       carol = await t.user('carol', 'vo2');
+      // Sites named in a JDL must be registered (checked at submission).
+      for (const name of ['SITE.A.org', 'SITE.B.org']) await upsertSite(t.db, { name });
       ids = await submit(carol, {
         jdls: [
           jdl({ JobName: 'alpha', JobGroup: 'g1' }),

@@ -5,7 +5,7 @@
  * matched is the record's.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { setSiteBanned, upsertCeQueue, upsertComputingElement } from '../../db/index.js';
+import { setSiteBanned, upsertCeQueue, upsertComputingElement, upsertSite } from '../../db/index.js';
 import { createTestApp, jdl, type TestApp } from '../helpers/app.js';
 import { describeDb } from '../helpers/db.js';
 import { pilotAt } from '../helpers/pilots.js';
@@ -104,6 +104,8 @@ describeDb('matcher API', (ctx) => {
   describe('explain', () => {
     let waiting: number;
     beforeAll(async () => {
+      // A site named in a JDL must be registered; its computing elements come later.
+      await upsertSite(t.db, { name: 'LCG.Other.org' });
       [waiting] = (await submit({ jdl: jdl({ JobName: 'explain-me', CPUTime: 3600, Site: 'LCG.Other.org' }) })) as [number];
     });
 
@@ -131,7 +133,7 @@ describeDb('matcher API', (ctx) => {
       const body = res.json<{ job: { id: number; status: string }; waiting: boolean; blockers: string[]; queues: unknown[] }>();
       expect(body.job).toMatchObject({ id: waiting, status: 'Waiting' });
       expect(body.waiting).toBe(true);
-      // Nothing is registered in this database: no queue can run it, and the answer says so.
+      // No queue is registered in this database (only the job's site): no queue can run it, and the answer says so.
       expect(body.queues).toEqual([]);
       expect(body.blockers.join(' ')).toMatch(/no computing-element queue is registered/);
       expect((await t.call('GET', `/api/jobs/${waiting}/explain`, await t.admin())).statusCode).toBe(200);

@@ -61,6 +61,9 @@ describeDb('stolen pilot and job tokens', (ctx) => {
     bob = await t.user('bob');
     await upsertComputingElement(t.db, { site: 'LCG.Banned.org', name: 'ce.banned.org', type: 'slurm' });
     await setSiteBanned(t.db, 'LCG.Banned.org', true, 'compromised');
+    // The sites jobs are pinned to below, registered as submission requires.
+    await upsertComputingElement(t.db, { site: 'LCG.CERN.ch', name: 'ce.cern.ch', type: 'slurm' });
+    await upsertComputingElement(t.db, { site: 'LCG.Other.org', name: 'ce.other.org', type: 'slurm' });
   });
   afterAll(async () => {
     await t?.close();
