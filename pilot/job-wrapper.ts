@@ -22,7 +22,8 @@
  * sandbox's PATH, HOME (the job dir), TMPDIR, USER and LOGNAME, the pilot's payload variables
  * (`env`: the server URL, the locale, the queue's payload environment), the JDL's
  * ExecutionEnvironment, then the job's own variables (DIRACJOBID, WMS_JOB_ID,
- * DIRAC_JOB_PROCESSORS, WMS_JOB_TOKEN), which nothing overrides. Once the payload has run, the
+ * DIRAC_JOB_PROCESSORS, WMS_JOB_TOKEN), which nothing overrides; the bundle's payload tools
+ * (`dirac-jobexec`, payload-tools.ts) come last on its PATH. Once the payload has run, the
  * job dir is the payload's: the wrapper reads its stdout for heartbeats through a descriptor
  * it opened itself (a link put in its place is never followed) and packs outputs without
  * following links.
@@ -64,6 +65,7 @@ import { isJobNotHeld, retryUntil, type BackoffPolicy } from './client.js';
 import { ISOLATION_UNAVAILABLE, isIsolationUnavailable, resolvePayloadSandbox, type IsolationSettings, type PayloadSandbox } from './isolation.js';
 import { descendantsOf, isAlive, killTree, selfChildrenCpuSeconds } from './process-tree.js';
 import { registerPayloadSession, unregisterPayloadSession } from './payload-sessions.js';
+import { installPayloadTools } from './payload-tools.js';
 import { ReportJournal, type ReportResult } from './report-journal.js';
 import { packOutputs, safeUnpack, sha256File } from './sandbox.js';
 import { DEFAULT_MIN_DISK_MB, rawCpuLimitSeconds, Watchdog, type WatchdogLimitHit } from './watchdog.js';
@@ -647,6 +649,9 @@ class JobRun {
       DIRAC_JOB_PROCESSORS: String(Math.max(1, this.o.processors)),
       ...(this.job.token ? { WMS_JOB_TOKEN: this.job.token } : {}),
     };
+    // dirac-jobexec and any other tool of the bundle: last on the PATH, so a real one wins.
+    const tools = await installPayloadTools(this.jobDir);
+    if (tools) env['PATH'] = env['PATH'] ? `${env['PATH']}:${tools}` : tools;
     const exe = await this.resolveExecutable(spec, env);
     const unreachable = await sandbox.unreachableExecutable(exe, this.jobDir, env);
     if (unreachable) return { kind: 'spawn-error', error: new Error(unreachable) };

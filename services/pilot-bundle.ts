@@ -1,7 +1,8 @@
 /**
- * The pilot bundle: `npm run build` writes `dist/pilot/pilot.tar.gz` (one `pilot.mjs`, built
- * with esbuild, packed reproducibly). The services serve it to wrappers; the site director
- * embeds its SHA-256 in every wrapper, so a worker node runs exactly these bytes.
+ * The pilot bundle: `npm run build` writes `dist/pilot/pilot.tar.gz` (`pilot.mjs` and the
+ * `dirac-jobexec.cjs` stand-in, built with esbuild, packed reproducibly). The services serve it
+ * to wrappers; the site director embeds its SHA-256 in every wrapper, so a worker node runs
+ * exactly these bytes.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
