@@ -57,6 +57,7 @@ import { jdlError, type JdlProblem } from '../errors.js';
 import {
   bareWordValue,
   isBareString,
+  makeAttribute,
   quoteString,
   serializeJdl,
   shorten,
@@ -604,15 +605,7 @@ function madeAt(
   at: JdlAttribute | undefined,
   source: string,
 ): JdlAttribute {
-  return {
-    name,
-    value,
-    line: at?.line ?? 0,
-    column: at?.column ?? 0,
-    valueLine: at?.valueLine ?? 0,
-    valueColumn: at?.valueColumn ?? 0,
-    source,
-  };
+  return { ...makeAttribute(name, value, at), source };
 }
 
 /** A problem at the attribute's value (`atValue`), or at its name. */
