@@ -33,8 +33,9 @@
  *   one string for two sites means two sites. Empty entries in any list attribute are ignored.
  * - `ANY` (any case) and empty entries are dropped from `Site`; only a `Site` of nothing but ANY
  *   leaves the job free to run anywhere (DIRAC's model refuses a lower-case `any`). Site minus
- *   `BannedSites` (or `BannedSite`) that leaves nothing is refused at submission, where DIRAC's
- *   JobScheduling fails the job later.
+ *   `BannedSites` (or `BannedSite`) that leaves nothing is refused at submission, as DIRAC's
+ *   model does; with ANY beside the banned sites DIRAC's model lets it through and its
+ *   JobScheduling fails the job later, we refuse it at once.
  * - With `options.knownSites`, every other Site entry must be a registered site (exact case, as
  *   DIRAC); a refusal suggests a close registered name.
  * - `InputData`: entries trimmed and de-duplicated; each must lie in `LFN:/<vo>/` of the
