@@ -197,7 +197,7 @@ export {
 } from './ops/site-registry.js';
 
 // Metrics (the gauges of /metrics)
-export { readMetricsGauges, type MetricsGauges } from './queries/metrics.js';
+export { readMetricsGauges, readPilotsEnded, type MetricsGauges, type PilotsEnded } from './queries/metrics.js';
 
 // Accounting
 export {

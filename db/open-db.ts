@@ -18,6 +18,7 @@ import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import { isWmsError, WmsError } from '../core/errors.js';
+import { rows, type RawOptions } from './queries/raw.js';
 import * as schema from './schema/index.js';
 
 export type Schema = typeof schema;
@@ -28,11 +29,11 @@ export interface DbHandle {
   db: Db;
   driver: 'pg' | 'pglite';
   /**
-   * Run raw SQL text with parameters and get rows, the same shape on both drivers (int8 and
-   * numeric as numbers, timestamptz as Date). `options.name` makes it a named prepared
-   * statement on pg (parsed and planned once per connection; ignored on PGlite): for hot paths.
+   * `rows(handle, ...)` of db/queries/raw.ts, the one raw-SQL path: parameters bound by the
+   * database, rows the same shape on both drivers (int8 as numbers, timestamptz as Date).
+   * `options.name` makes it a named prepared statement on pg (ignored on PGlite): for hot paths.
    */
-  query<T = Record<string, unknown>>(text: string, params?: unknown[], options?: { name?: string }): Promise<T[]>;
+  query<T = Record<string, unknown>>(text: string, params?: readonly unknown[], options?: RawOptions): Promise<T[]>;
   close(): Promise<void>;
 }
 
@@ -88,16 +89,38 @@ export function redactUrl(target: string): string {
   }
 }
 
-// pg returns int8 as a string, PGlite as a number: DbHandle.query answers numbers on both (ids
-// and counts stay below 2^53). numeric stays a string on both. drizzle's own queries are
-// unaffected: they pass their own parsers.
+/** PostgreSQL type oids read by the parsers below. */
 const INT8 = 20;
-const pgTypes = {
-  getTypeParser(oid: number, format?: 'text' | 'binary') {
-    if (oid === INT8) return (v: string) => Number(v);
-    return pg.types.getTypeParser(oid, format as 'text');
-  },
-};
+const INT8_ARRAY = 1016;
+
+/**
+ * int8 text -> JS number, for every raw row on both drivers (ids, `count(*)`, bigint columns).
+ * Ids are bounded by ID_MAX = 2^53-1 in the API, so a larger value is a bug or a foreign row,
+ * never a value to round: it throws (WMS_INTERNAL, naming the value) instead of silently losing
+ * precision (node-postgres would answer a string, PGlite a BigInt). The query's promise rejects.
+ */
+export function parseInt8(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) {
+    throw new WmsError('WMS_INTERNAL', `int8 value ${text} is beyond 2^53-1: it cannot be read as a JS number without losing precision`);
+  }
+  return n;
+}
+
+/**
+ * node-postgres type parsers of one pool (not the process-wide `pg.types`): int8 and int8[] as
+ * numbers. drizzle's typed queries pass their own parsers and map bigint columns themselves.
+ */
+function pgTypeParsers(): pg.CustomTypesConfig {
+  const overrides = new pg.TypeOverrides();
+  overrides.setTypeParser(INT8, parseInt8);
+  const arrays = pg.types as unknown as { arrayParser: { create(source: string, transform: (v: string) => unknown): { parse(): unknown } } };
+  overrides.setTypeParser(INT8_ARRAY, (v: string) => arrays.arrayParser.create(v, parseInt8).parse());
+  return overrides;
+}
+
+/** PGlite parsers of one instance: int8 as a number (PGlite derives int8[] from it). */
+const PGLITE_PARSERS = { [INT8]: parseInt8 };
 
 export async function openDb(target: string, options: OpenDbOptions = {}): Promise<DbHandle> {
   const migrate = options.migrate ?? true;
@@ -106,7 +129,7 @@ export async function openDb(target: string, options: OpenDbOptions = {}): Promi
 }
 
 async function openPg(url: string, migrate: boolean, poolSize: number): Promise<DbHandle> {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 10_000 });
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 10_000, types: pgTypeParsers() });
   // A PostgreSQL restart (`pg_ctl restart -m fast`: 57P01 to every backend; `-m immediate`: the
   // sockets just close) makes each open connection emit 'error'. The pool listens on its idle
   // clients ('error' on the pool) but not on a client checked out for a query or a transaction:
@@ -150,10 +173,7 @@ async function openPg(url: string, migrate: boolean, poolSize: number): Promise<
   return {
     db,
     driver: 'pg',
-    async query<T>(text: string, params: unknown[] = [], options: { name?: string } = {}) {
-      const r = await pool.query({ text, values: params, types: pgTypes, ...(options.name ? { name: options.name } : {}) });
-      return r.rows as T[];
-    },
+    query: (text, params, options) => rows(db, text, params, options),
     async close() {
       if (closed) return;
       closed = true;
@@ -198,11 +218,11 @@ async function openPglite(target: string, migrate: boolean): Promise<DbHandle> {
   const where = target === 'memory://' ? 'memory' : target;
   try {
     if (target === 'memory://') {
-      client = new PGlite({ extensions: { pg_trgm } });
+      client = new PGlite({ extensions: { pg_trgm }, parsers: PGLITE_PARSERS });
     } else {
       mkdirSync(target, { recursive: true, mode: 0o700 });
       keepPgliteFilesPrivate(target);
-      client = new PGlite(target, { extensions: { pg_trgm } });
+      client = new PGlite(target, { extensions: { pg_trgm }, parsers: PGLITE_PARSERS });
     }
     await client.waitReady;
   } catch (e) {
@@ -218,13 +238,11 @@ async function openPglite(target: string, migrate: boolean): Promise<DbHandle> {
     throw e;
   }
   let closed = false;
+  const db = pgliteDb as unknown as Db;
   return {
-    db: pgliteDb as unknown as Db,
+    db,
     driver: 'pglite',
-    async query<T>(text: string, params: unknown[] = []) {
-      const r = await client.query<T>(text, params);
-      return r.rows;
-    },
+    query: (text, params, options) => rows(db, text, params, options),
     async close() {
       if (closed) return;
       closed = true;

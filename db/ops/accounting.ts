@@ -22,7 +22,7 @@
  * its first record; a job deleted (Deleted) before the next tick gets none.
  */
 import { dbOf, type DbOrHandle } from '../open-db.js';
-import { num, rows } from '../queries/raw.js';
+import { rows } from '../queries/raw.js';
 
 /** How a report groups records, and the column behind each. */
 export const ACCOUNTING_GROUPINGS = ['site', 'group', 'user', 'vo'] as const;
@@ -88,8 +88,8 @@ export async function recordFinishedJobs(db: DbOrHandle, opts: { batchSize?: num
   const size = opts.batchSize ?? DEFAULT_BATCH;
   const all: number[] = [];
   for (;;) {
-    const r = await rows<{ job_id: unknown }>(db, RECORD_SQL, [size]);
-    for (const x of r) all.push(num(x.job_id));
+    const r = await rows<{ job_id: number }>(db, RECORD_SQL, [size]);
+    for (const x of r) all.push(x.job_id);
     // Fewer than a batch: nothing left (or the rest was taken by a concurrent tick).
     if (r.length < size) return all.sort((a, b) => a - b);
   }
@@ -106,7 +106,7 @@ export async function accountingReport(
   opts: { by: AccountingGrouping; since: Date; owner?: string; vo?: string },
 ): Promise<AccountingRow[]> {
   const column = GROUP_COLUMN[opts.by];
-  const r = await rows<Record<string, unknown>>(
+  const r = await rows<{ key: unknown; jobs: number; done: number; failed: number; killed: number; cpu: number; wall: number; norm: number }>(
     dbOf(db),
     `select ${column} as key, count(*) as jobs,
             count(*) filter (where status = 'Done') as done,
@@ -122,13 +122,13 @@ export async function accountingReport(
     [opts.since.toISOString(), opts.owner ?? null, opts.vo ?? null],
   );
   return r.map((x) => ({
-    key: String(x['key']),
-    jobs: num(x['jobs']),
-    done: num(x['done']),
-    failed: num(x['failed']),
-    killed: num(x['killed']),
-    cpuSeconds: num(x['cpu']),
-    wallSeconds: num(x['wall']),
-    normalizedCpuSeconds: num(x['norm']),
+    key: String(x.key),
+    jobs: x.jobs,
+    done: x.done,
+    failed: x.failed,
+    killed: x.killed,
+    cpuSeconds: x.cpu,
+    wallSeconds: x.wall,
+    normalizedCpuSeconds: x.norm,
   }));
 }

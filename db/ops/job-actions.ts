@@ -99,6 +99,29 @@ export async function killJobs(db: DbOrHandle, ids: readonly number[], opts: Act
   });
 }
 
+/**
+ * The reschedule on jobs already locked in `tx`, from `from` only: counter + 1 (past
+ * `maxRescheduling` -> Failed), pending commands cancelled, previous parameters removed, and
+ * the shares of the groups whose queues they went back to recomputed (those queues may have
+ * been empty). Shared by `rescheduleJobs` and the stalled-jobs sweep.
+ */
+export async function rescheduleLocked(
+  tx: Db,
+  ids: readonly number[],
+  from: readonly JobState[],
+  maxRescheduling: number,
+  source: string,
+): Promise<{ id: number; status: 'Waiting' | 'Failed' }[]> {
+  const outcomes = await rescheduleStatement(tx, ids, from, maxRescheduling, source);
+  const requeued = outcomes.filter((o) => o.status === 'Waiting').map((o) => o.id);
+  await cancelPendingCommands(tx, requeued);
+  await deleteJobParameters(tx, requeued);
+  const groups = await groupsOfJobs(tx, requeued);
+  await lockGroups(tx, groups);
+  await updateSharePriorities(tx, groups);
+  return outcomes;
+}
+
 export async function rescheduleJobs(
   db: DbOrHandle,
   ids: readonly number[],
@@ -106,14 +129,7 @@ export async function rescheduleJobs(
 ): Promise<BulkResult> {
   return bulk(db, ids, opts.scope, 'rescheduled', async (tx, locked) => {
     const eligible = withStatus(locked, RESCHEDULABLE_STATES);
-    const outcomes = await rescheduleStatement(tx, eligible, RESCHEDULABLE_STATES, opts.maxRescheduling, opts.source);
-    const requeued = outcomes.filter((o) => o.status === 'Waiting').map((o) => o.id);
-    await cancelPendingCommands(tx, requeued);
-    await deleteJobParameters(tx, requeued);
-    // The queues they went back to may have been empty: their groups' shares change.
-    const groups = await groupsOfJobs(tx, requeued);
-    await lockGroups(tx, groups);
-    await updateSharePriorities(tx, groups);
+    const outcomes = await rescheduleLocked(tx, eligible, RESCHEDULABLE_STATES, opts.maxRescheduling, opts.source);
     return new Set(outcomes.map((o) => o.id));
   });
 }

@@ -18,7 +18,7 @@
 import { MINOR } from '../../core/job-states.js';
 import { dbOf, type DbOrHandle } from '../open-db.js';
 import { setStatus } from '../queries/job-status.js';
-import { num, rows } from '../queries/raw.js';
+import { rows } from '../queries/raw.js';
 
 export const JOB_CLEANING_SOURCE = 'JobCleaningAgent';
 
@@ -29,7 +29,7 @@ export async function deleteExpiredJobs(
 ): Promise<number[]> {
   return dbOf(db).transaction(async (tx) => {
     // jobs_status (status, id): the oldest ids first, which are mostly the oldest jobs.
-    const r = await rows<{ id: unknown }>(
+    const r = await rows<{ id: number }>(
       tx,
       `select id from jobs
         where status in ('Done', 'Failed', 'Killed') and last_update_at < $1::timestamptz
@@ -40,7 +40,7 @@ export async function deleteExpiredJobs(
     );
     return setStatus(
       tx,
-      r.map((x) => num(x.id)),
+      r.map((x) => x.id),
       ['Done', 'Failed', 'Killed'],
       { status: 'Deleted', minorStatus: MINOR.checkingAccounting },
       opts.source ?? JOB_CLEANING_SOURCE,
@@ -50,7 +50,7 @@ export async function deleteExpiredJobs(
 
 /** Removes jobs Deleted before `before` with everything that cascades from them; at most `limit`. One statement. */
 export async function removeDeletedJobs(db: DbOrHandle, opts: { before: Date; limit: number }): Promise<number[]> {
-  const r = await rows<{ id: unknown }>(
+  const r = await rows<{ id: number }>(
     db,
     `delete from jobs
       where id in (select id from jobs
@@ -61,7 +61,7 @@ export async function removeDeletedJobs(db: DbOrHandle, opts: { before: Date; li
      returning id`,
     [opts.before.toISOString(), opts.limit],
   );
-  return r.map((x) => num(x.id)).sort((a, b) => a - b);
+  return r.map((x) => x.id).sort((a, b) => a - b);
 }
 
 /**
@@ -86,7 +86,7 @@ export async function removeUnusedSandboxes(db: DbOrHandle, opts: { before: Date
 
 /** Removes heartbeat rows older than `before` of jobs in a final state; at most `limit`; answers how many. */
 export async function purgeHeartbeats(db: DbOrHandle, opts: { before: Date; limit: number }): Promise<number> {
-  const r = await rows<{ n: unknown }>(
+  const r = await rows<{ n: number }>(
     db,
     `with gone as (
        delete from job_heartbeats
@@ -101,7 +101,7 @@ export async function purgeHeartbeats(db: DbOrHandle, opts: { before: Date; limi
      select count(*) as n from gone`,
     [opts.before.toISOString(), opts.limit],
   );
-  return num(r[0]?.n ?? 0);
+  return r[0]?.n ?? 0;
 }
 
 export interface JobCleaningOptions {

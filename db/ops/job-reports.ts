@@ -21,7 +21,7 @@
 import { sourcesOf, type JobState } from '../../core/job-states.js';
 import { JOB_TOKEN_DEAD_STATES, type Heartbeat, type JobCommand } from '../../core/pilot-protocol.js';
 import { dbOf, type DbOrHandle } from '../open-db.js';
-import { exec, num, rows } from '../queries/raw.js';
+import { exec, rows } from '../queries/raw.js';
 
 export interface JobReport {
   status: JobState;
@@ -67,9 +67,9 @@ export function jobTokenDead(status: JobState): boolean {
 
 /** A job's state and pilot, for the checks of a job token (one primary-key read); null: no job. */
 export async function getJobTokenState(db: DbOrHandle, jobId: number): Promise<{ status: JobState; pilotId: number | null } | null> {
-  const r = await rows<{ status: JobState; pilot_id: unknown }>(db, `select status, pilot_id from jobs where id = $1::bigint`, [jobId]);
+  const r = await rows<{ status: JobState; pilot_id: number | null }>(db, `select status, pilot_id from jobs where id = $1::bigint`, [jobId]);
   const x = r[0];
-  return x ? { status: x.status, pilotId: x.pilot_id === null || x.pilot_id === undefined ? null : num(x.pilot_id) } : null;
+  return x ? { status: x.status, pilotId: x.pilot_id === null || x.pilot_id === undefined ? null : x.pilot_id } : null;
 }
 
 /** Sets job parameters (name -> value), replacing earlier values. */
@@ -160,14 +160,14 @@ export async function reportJobStatus(
 /** Marks the job's pending commands Sent and answers them (each is delivered once). */
 export async function takeJobCommands(db: DbOrHandle, jobIds: readonly number[]): Promise<JobCommand[]> {
   if (jobIds.length === 0) return [];
-  const r = await rows<{ job_id: unknown; command: string; arguments: string }>(
+  const r = await rows<{ job_id: number; command: string; arguments: string }>(
     db,
     `update job_commands set status = 'Sent', sent_at = now()
       where job_id = any($1::bigint[]) and status = 'Received'
       returning job_id, command, arguments`,
     [[...jobIds]],
   );
-  return r.map((x) => ({ jobId: num(x.job_id), command: x.command, arguments: x.arguments }));
+  return r.map((x) => ({ jobId: x.job_id, command: x.command, arguments: x.arguments }));
 }
 
 /**
@@ -236,11 +236,11 @@ export async function returnJobCommands(db: DbOrHandle, commands: readonly JobCo
 /** Jobs of these pilots that have commands waiting (to push over their websockets). */
 export async function pendingCommandsOfJobs(db: DbOrHandle, jobIds: readonly number[]): Promise<{ jobId: number; pilotId: number | null }[]> {
   if (jobIds.length === 0) return [];
-  const r = await rows<{ id: unknown; pilot_id: unknown }>(
+  const r = await rows<{ id: number; pilot_id: number | null }>(
     db,
     `select distinct j.id, j.pilot_id from jobs j join job_commands c on c.job_id = j.id
       where j.id = any($1::bigint[]) and c.status = 'Received'`,
     [[...jobIds]],
   );
-  return r.map((x) => ({ jobId: num(x.id), pilotId: x.pilot_id === null ? null : num(x.pilot_id) }));
+  return r.map((x) => ({ jobId: x.id, pilotId: x.pilot_id === null ? null : x.pilot_id }));
 }

@@ -235,14 +235,14 @@ export async function explainJob(db: DbOrHandle, jobId: number, scope?: JobScope
   const [row] = Number.isSafeInteger(jobId) && jobId > 0 ? await getJobs(d, [jobId], scope) : [];
   if (!row) throw new WmsError('WMS_JOB_NOT_FOUND', `job ${jobId} not found`);
   const job = {
-    id: Number(row.id),
+    id: row.id,
     status: row.status,
     minorStatus: row.minorStatus,
     site: row.site,
     owner: row.owner,
     ownerGroup: row.ownerGroup,
     vo: row.vo,
-    taskQueueId: row.taskQueueId === null ? null : Number(row.taskQueueId),
+    taskQueueId: row.taskQueueId,
   };
   const waiting = job.status === 'Waiting';
   const note = waiting

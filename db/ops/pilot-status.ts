@@ -5,9 +5,9 @@
  * agent read (optimistic check), and the timers only touch transient pilots. All statements use
  * `pilots_status_updated (status, last_update_at)`.
  */
-import { PILOT_FINAL_STATES, PILOT_TRANSIENT_STATES, type PilotState } from '../../core/pilot-states.js';
+import { canPilotTransition, PILOT_FINAL_STATES, PILOT_TRANSIENT_STATES, pilotSourcesOf, type PilotState } from '../../core/pilot-states.js';
 import type { DbOrHandle } from '../open-db.js';
-import { num, rows } from '../queries/raw.js';
+import { rows } from '../queries/raw.js';
 
 /** A pilot as the agent sees it: where it runs and what we believe. */
 export interface PilotOnCe {
@@ -21,7 +21,7 @@ export interface PilotOnCe {
 
 function pilotOnCe(r: Record<string, unknown>): PilotOnCe {
   return {
-    id: num(r['id']),
+    id: r['id'] as number,
     reference: r['reference'] as string,
     ce: r['ce'] as string,
     ceType: r['ce_type'] as string,
@@ -37,7 +37,7 @@ export async function listPilotsToPoll(db: DbOrHandle): Promise<PilotOnCe[]> {
   const r = await rows<Record<string, unknown>>(
     db,
     `select ${COLUMNS} from pilots
-      where status = any($1::text[]) and reference is not null
+      where status = any($1::text[]::pilot_status[]) and reference is not null
       order by ce_type, ce, id`,
     [[...PILOT_TRANSIENT_STATES]],
   );
@@ -56,17 +56,19 @@ export interface PilotStatusChange {
 
 /**
  * Applies CE-derived changes in one statement; a pilot is changed only while it is still in
- * the (transient) state the agent read, so a report written meanwhile by the pilot wins.
- * Answers the ids changed.
+ * the (transient) state the agent read, so a report written meanwhile by the pilot wins, and
+ * only when the transition table allows `from` -> `status` (an illegal change is refused: not
+ * applied, not in the answer). Answers the ids changed.
  */
-export async function applyPilotStatusChanges(db: DbOrHandle, changes: readonly PilotStatusChange[]): Promise<number[]> {
+export async function applyPilotStatusChanges(db: DbOrHandle, requested: readonly PilotStatusChange[]): Promise<number[]> {
+  const changes = requested.filter((c) => canPilotTransition(c.from, c.status));
   if (changes.length === 0) return [];
-  const r = await rows<{ id: unknown }>(
+  const r = await rows<{ id: number }>(
     db,
     `update pilots p
         set status = t.s, status_reason = t.r, exit_code = coalesce(t.e, p.exit_code), last_update_at = now()
-       from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::int[]) as t(id, f, s, r, e)
-      where p.id = t.id and p.status = t.f and p.status = any($6::text[])
+       from unnest($1::bigint[], $2::text[]::pilot_status[], $3::text[]::pilot_status[], $4::text[], $5::int[]) as t(id, f, s, r, e)
+      where p.id = t.id and p.status = t.f and p.status = any($6::text[]::pilot_status[])
      returning p.id`,
     [
       changes.map((c) => c.id),
@@ -77,7 +79,7 @@ export async function applyPilotStatusChanges(db: DbOrHandle, changes: readonly 
       [...PILOT_TRANSIENT_STATES],
     ],
   );
-  return r.map((x) => num(x.id)).sort((a, b) => a - b);
+  return r.map((x) => x.id).sort((a, b) => a - b);
 }
 
 /** A pilot the timers ended, with what its CE needs (reference may be null: never submitted). */
@@ -89,7 +91,7 @@ export interface EndedPilot {
 }
 
 function endedPilot(r: Record<string, unknown>): EndedPilot {
-  return { id: num(r['id']), reference: (r['reference'] as string | null) ?? null, ce: r['ce'] as string, ceType: r['ce_type'] as string };
+  return { id: r['id'] as number, reference: (r['reference'] as string | null) ?? null, ce: r['ce'] as string, ceType: r['ce_type'] as string };
 }
 
 /** Pilots Unknown since before `before` -> Aborted with `reason`. One statement. */
@@ -114,12 +116,12 @@ export async function deleteSilentPilots(db: DbOrHandle, opts: { before: Date; r
   const r = await rows<Record<string, unknown>>(
     db,
     `update pilots p set status = 'Deleted', status_reason = $2::text, last_update_at = now()
-      where p.status = any($3::text[]) and p.last_update_at < $1::timestamptz
+      where p.status = any($3::text[]::pilot_status[]) and p.last_update_at < $1::timestamptz
         and not exists (select 1 from jobs j
                          where j.pilot_id = p.id
                            and greatest(j.last_update_at, j.heartbeat_at) >= $1::timestamptz)
      returning p.id, p.reference, p.ce, p.ce_type`,
-    [opts.before.toISOString(), opts.reason, [...PILOT_TRANSIENT_STATES]],
+    [opts.before.toISOString(), opts.reason, [...pilotSourcesOf('Deleted')]],
   );
   return r.map(endedPilot).sort((a, b) => a.id - b.id);
 }
@@ -135,7 +137,7 @@ export async function pilotsFinishedSince(db: DbOrHandle, since: Date, delaySeco
   const r = await rows<Record<string, unknown>>(
     db,
     `select ${COLUMNS} from pilots
-      where status = any($1::text[]) and reference is not null
+      where status = any($1::text[]::pilot_status[]) and reference is not null
         and last_update_at >= $2::timestamptz - make_interval(secs => $3::float8)
         and last_update_at < now() - make_interval(secs => $3::float8)
       order by ce_type, ce, id`,

@@ -9,7 +9,7 @@ import { WmsError } from '../../core/errors.js';
 import type { SiteRegistry } from '../../core/site-config.js';
 import { PILOT_STATES, type PilotState } from '../../core/pilot-states.js';
 import { dbOf, type DbOrHandle } from '../open-db.js';
-import { exec, num, rows } from '../queries/raw.js';
+import { exec, rows } from '../queries/raw.js';
 import {
   computingElementSites,
   listCeQueues,
@@ -116,12 +116,12 @@ export async function siteStatus(db: DbOrHandle, site: string, failures = 5): Pr
   if (!exists) return null;
   const queues = (await listCeQueues(db)).filter((q) => q.site === site);
   const ids = queues.map((q) => q.queueId);
-  const counts = await rows<{ queue_id: unknown; status: PilotState; n: unknown }>(
+  const counts = await rows<{ queue_id: number; status: PilotState; n: number }>(
     db,
     `select queue_id, status, count(*) as n from pilots where queue_id = any($1::bigint[]) group by queue_id, status`,
     [ids],
   );
-  const recent = await rows<{ id: unknown; queue_id: unknown; status: PilotState; status_reason: string; last_update_at: string }>(
+  const recent = await rows<{ id: number; queue_id: number; status: PilotState; status_reason: string; last_update_at: string }>(
     db,
     `select id, queue_id, status, status_reason, last_update_at from (
        select p.*, row_number() over (partition by queue_id order by last_update_at desc, id desc) as rn
@@ -132,13 +132,13 @@ export async function siteStatus(db: DbOrHandle, site: string, failures = 5): Pr
   return queues.map((queue) => ({
     queue,
     pilots: Object.fromEntries(
-      PILOT_STATES.map((st) => [st, num(counts.find((c) => num(c.queue_id) === queue.queueId && c.status === st)?.n ?? 0)]).filter(
-        ([, n]) => (n as number) > 0,
+      PILOT_STATES.map((st) => [st, counts.find((c) => c.queue_id === queue.queueId && c.status === st)?.n ?? 0] as const).filter(
+        ([, n]) => n > 0,
       ),
     ),
     lastFailures: recent
-      .filter((r) => num(r.queue_id) === queue.queueId)
-      .map((r) => ({ pilotId: num(r.id), status: r.status, reason: r.status_reason, at: new Date(r.last_update_at) })),
+      .filter((r) => r.queue_id === queue.queueId)
+      .map((r) => ({ pilotId: r.id, status: r.status, reason: r.status_reason, at: new Date(r.last_update_at) })),
   }));
 }
 
@@ -152,7 +152,7 @@ export interface QueueHealth {
 
 /** Per queue with finished pilots (since its last pause, within a day): its failure streak. */
 export async function queueHealth(db: DbOrHandle): Promise<Map<number, QueueHealth>> {
-  const r = await rows<{ queue_id: unknown; streak: unknown; last_reason: string | null; any_done: boolean }>(
+  const r = await rows<{ queue_id: number; streak: number; last_reason: string | null; any_done: boolean }>(
     db,
     `with recent as (
        select p.queue_id, p.status, p.status_reason,
@@ -169,7 +169,7 @@ export async function queueHealth(db: DbOrHandle): Promise<Map<number, QueueHeal
        from recent where rn <= 100 group by queue_id`,
   );
   return new Map(
-    r.map((x) => [num(x.queue_id), { failedInARow: num(x.streak), lastReason: x.last_reason, anyDone: Boolean(x.any_done) }]),
+    r.map((x) => [x.queue_id, { failedInARow: x.streak, lastReason: x.last_reason, anyDone: Boolean(x.any_done) }]),
   );
 }
 

@@ -39,16 +39,9 @@
 import type { JobState } from '../../core/job-states.js';
 import { PILOT_FINAL_STATES } from '../../core/pilot-states.js';
 import { dbOf, type Db, type DbOrHandle } from '../open-db.js';
-import {
-  cancelPendingCommands,
-  deleteJobParameters,
-  groupsOfJobs,
-  insertJobCommands,
-  rescheduleStatement,
-  setStatus,
-} from '../queries/job-status.js';
-import { num, rows } from '../queries/raw.js';
-import { lockGroups, updateSharePriorities } from '../queries/task-queues.js';
+import { insertJobCommands, setStatus } from '../queries/job-status.js';
+import { rows } from '../queries/raw.js';
+import { rescheduleLocked } from './job-actions.js';
 
 /** History source of every change the sweep makes. */
 export const STALLED_JOBS_SOURCE = 'StalledJobAgent';
@@ -119,7 +112,7 @@ export async function markStalledJobs(
   db: DbOrHandle,
   opts: { now: Date; stalledAfterSeconds: number; limit: number; source?: string },
 ): Promise<number[]> {
-  const r = await rows<{ id: unknown }>(
+  const r = await rows<{ id: number }>(
     db,
     `with cand as (
        select j.id, coalesce(j.heartbeat_at, j.start_exec_at, j.last_update_at) as sign
@@ -127,7 +120,7 @@ export async function markStalledJobs(
         where j.status in ('Matched', 'Running', 'Completing')
           and coalesce(j.heartbeat_at, j.start_exec_at, j.last_update_at) < $1::timestamptz
           and (j.status <> 'Matched'
-               or exists (select 1 from pilots p where p.id = j.pilot_id and not (p.status = any($5::text[]))))
+               or exists (select 1 from pilots p where p.id = j.pilot_id and not (p.status = any($5::text[]::pilot_status[]))))
         order by j.id
         limit $2::int
         for update of j skip locked
@@ -147,29 +140,44 @@ export async function markStalledJobs(
      select id from changed order by id`,
     [cutoff(opts.now, opts.stalledAfterSeconds), opts.limit, opts.now.toISOString(), opts.source ?? STALLED_JOBS_SOURCE, [...PILOT_FINAL_STATES]],
   );
-  return r.map((x) => num(x.id));
+  return r.map((x) => x.id);
 }
 
 /**
- * The reschedule of the bulk actions on jobs already locked in `tx`, from `from` only:
- * counter + 1 (past `maxRescheduling` -> Failed), pending commands cancelled, previous
- * parameters removed, the groups' shares recomputed.
+ * Locks (SKIP LOCKED, by id) up to `limit` jobs in `status`, last updated before `before` when
+ * given, whose pilot is gone: none, no record, or in a final state. `jobs_status`, then the
+ * pilots' primary key.
  */
-async function rescheduleLocked(
-  tx: Db,
-  ids: readonly number[],
-  from: readonly JobState[],
-  maxRescheduling: number,
-  source: string,
-): Promise<RescheduleOutcome[]> {
-  const outcomes = await rescheduleStatement(tx, ids, from, maxRescheduling, source);
-  const requeued = outcomes.filter((o) => o.status === 'Waiting').map((o) => o.id);
-  await cancelPendingCommands(tx, requeued);
-  await deleteJobParameters(tx, requeued);
-  const groups = await groupsOfJobs(tx, requeued);
-  await lockGroups(tx, groups);
-  await updateSharePriorities(tx, groups);
-  return outcomes;
+async function lockJobsOfGonePilots(tx: Db, status: 'Stalled' | 'Matched', before: string | null, limit: number): Promise<number[]> {
+  const r = await rows<{ id: number }>(
+    tx,
+    `select j.id from jobs j
+       left join pilots p on p.id = j.pilot_id
+      where j.status = $1::text::job_status
+        and ($2::timestamptz is null or j.last_update_at < $2::timestamptz)
+        and (j.pilot_id is null or p.id is null or p.status = any($3::text[]::pilot_status[]))
+      order by j.id
+      limit $4::int
+      for update of j skip locked`,
+    [status, before, [...PILOT_FINAL_STATES], limit],
+  );
+  return r.map((x) => x.id);
+}
+
+/**
+ * One batch, one transaction, of (b) or (d): the jobs of gone pilots locked, noted (`note`:
+ * their status and minor status now, with a history row), then rescheduled.
+ */
+async function rescheduleJobsOfGone(
+  db: DbOrHandle,
+  opts: { status: 'Stalled' | 'Matched'; before: string | null; limit: number; maxRescheduling: number; source: string },
+  note: { status: JobState; minorStatus: string },
+): Promise<{ taken: number; done: RescheduleOutcome[] }> {
+  return dbOf(db).transaction(async (tx) => {
+    const ids = await lockJobsOfGonePilots(tx, opts.status, opts.before, opts.limit);
+    const noted = await setStatus(tx, ids, [opts.status], note, opts.source);
+    return { taken: ids.length, done: await rescheduleLocked(tx, noted, [note.status], opts.maxRescheduling, opts.source) };
+  });
 }
 
 /** (b) One batch, one transaction: Stalled jobs whose pilot is gone -> rescheduled. */
@@ -177,24 +185,11 @@ export async function rescheduleJobsOfGonePilots(
   db: DbOrHandle,
   opts: { limit: number; maxRescheduling: number; source?: string },
 ): Promise<{ taken: number; done: RescheduleOutcome[] }> {
-  const source = opts.source ?? STALLED_JOBS_SOURCE;
-  return dbOf(db).transaction(async (tx) => {
-    // jobs_status, then the pilots' primary key.
-    const r = await rows<{ id: unknown }>(
-      tx,
-      `select j.id from jobs j
-         left join pilots p on p.id = j.pilot_id
-        where j.status = 'Stalled'
-          and (j.pilot_id is null or p.id is null or p.status = any($1::text[]))
-        order by j.id
-        limit $2::int
-        for update of j skip locked`,
-      [[...PILOT_FINAL_STATES], opts.limit],
-    );
-    const ids = r.map((x) => num(x.id));
-    const noted = await setStatus(tx, ids, ['Stalled'], { status: 'Stalled', minorStatus: STALLED_MINOR.pilotNotRunning }, source);
-    return { taken: ids.length, done: await rescheduleLocked(tx, noted, ['Stalled'], opts.maxRescheduling, source) };
-  });
+  return rescheduleJobsOfGone(
+    db,
+    { ...opts, status: 'Stalled', before: null, source: opts.source ?? STALLED_JOBS_SOURCE },
+    { status: 'Stalled', minorStatus: STALLED_MINOR.pilotNotRunning },
+  );
 }
 
 /**
@@ -207,17 +202,17 @@ export async function failLongStalledJobs(
 ): Promise<{ taken: number; done: number[] }> {
   const source = opts.source ?? STALLED_JOBS_SOURCE;
   return dbOf(db).transaction(async (tx) => {
-    const r = await rows<{ id: unknown }>(
+    const r = await rows<{ id: number }>(
       tx,
       `select j.id from jobs j
         where j.status = 'Stalled' and j.last_update_at < $1::timestamptz
-          and exists (select 1 from pilots p where p.id = j.pilot_id and not (p.status = any($2::text[])))
+          and exists (select 1 from pilots p where p.id = j.pilot_id and not (p.status = any($2::text[]::pilot_status[])))
         order by j.id
         limit $3::int
         for update of j skip locked`,
       [cutoff(opts.now, opts.failedAfterSeconds), [...PILOT_FINAL_STATES], opts.limit],
     );
-    const ids = r.map((x) => num(x.id));
+    const ids = r.map((x) => x.id);
     await insertJobCommands(tx, ids, 'Kill');
     const failed = await setStatus(
       tx,
@@ -232,36 +227,23 @@ export async function failLongStalledJobs(
 
 /**
  * (d) One batch, one transaction: Matched since before `now - matchedTimeoutSeconds` with the
- * pilot gone ->
- * Rescheduled "Matched for more than <n> s without starting", then rescheduled.
+ * pilot gone -> Rescheduled "Matched for more than <n> s without starting", then rescheduled.
  */
 export async function rescheduleStuckMatchedJobs(
   db: DbOrHandle,
   opts: { now: Date; matchedTimeoutSeconds: number; limit: number; maxRescheduling: number; source?: string },
 ): Promise<{ taken: number; done: RescheduleOutcome[] }> {
-  const source = opts.source ?? STALLED_JOBS_SOURCE;
-  return dbOf(db).transaction(async (tx) => {
-    const r = await rows<{ id: unknown }>(
-      tx,
-      `select j.id from jobs j
-         left join pilots p on p.id = j.pilot_id
-        where j.status = 'Matched' and j.last_update_at < $1::timestamptz
-          and (j.pilot_id is null or p.id is null or p.status = any($3::text[]))
-        order by j.id
-        limit $2::int
-        for update of j skip locked`,
-      [cutoff(opts.now, opts.matchedTimeoutSeconds), opts.limit, [...PILOT_FINAL_STATES]],
-    );
-    const ids = r.map((x) => num(x.id));
-    const moved = await setStatus(
-      tx,
-      ids,
-      ['Matched'],
-      { status: 'Rescheduled', minorStatus: STALLED_MINOR.matchedTooLong(opts.matchedTimeoutSeconds) },
-      source,
-    );
-    return { taken: ids.length, done: await rescheduleLocked(tx, moved, ['Rescheduled'], opts.maxRescheduling, source) };
-  });
+  return rescheduleJobsOfGone(
+    db,
+    {
+      status: 'Matched',
+      before: cutoff(opts.now, opts.matchedTimeoutSeconds),
+      limit: opts.limit,
+      maxRescheduling: opts.maxRescheduling,
+      source: opts.source ?? STALLED_JOBS_SOURCE,
+    },
+    { status: 'Rescheduled', minorStatus: STALLED_MINOR.matchedTooLong(opts.matchedTimeoutSeconds) },
+  );
 }
 
 /** The whole sweep, (a) to (d), every eligible job in batches. */

@@ -42,7 +42,7 @@ function dateOrNull(v: unknown): Date | null {
  * transaction needed; the primary key of `agent_leases` decides the race.
  */
 export async function takeLease(db: DbOrHandle, agent: string, holder: string, seconds: number): Promise<TakenLease | null> {
-  const r = await rows<{ taken_at: unknown; expires_at: unknown; last_tick_at: unknown }>(
+  const r = await rows<{ taken_at: Date; expires_at: Date | null; last_tick_at: Date | null }>(
     db,
     `insert into agent_leases as l (agent, holder, expires_at)
      values ($1::text, $2::text, now() + make_interval(secs => $3::float8))
@@ -54,7 +54,7 @@ export async function takeLease(db: DbOrHandle, agent: string, holder: string, s
   );
   const row = r[0];
   if (!row) return null;
-  return { takenAt: new Date(row.taken_at as string), expiresAt: new Date(row.expires_at as string), previousTickAt: dateOrNull(row.last_tick_at) };
+  return { takenAt: row.taken_at, expiresAt: row.expires_at!, previousTickAt: row.last_tick_at };
 }
 
 /** `takeLease` answering only whether `holder` got it. */

@@ -13,7 +13,7 @@
  * - Sites: bans of sites and CEs and pauses of queues. `pauseQueue` does not touch
  *   `updated_at` and a pause also ends by time, so the whole (small) state is read and compared.
  */
-import { rows, num } from './raw.js';
+import { rows } from './raw.js';
 import type { DbOrHandle } from '../open-db.js';
 import type { JobState } from '../../core/job-states.js';
 
@@ -36,8 +36,8 @@ const HISTORY_COLUMNS = `h.id, h.job_id, j.owner, j.vo, h.status::text as status
 
 function historyChange(r: Record<string, unknown>): JobHistoryChange {
   return {
-    historyId: num(r['id']),
-    jobId: num(r['job_id']),
+    historyId: r['id'] as number,
+    jobId: r['job_id'] as number,
     owner: r['owner'] as string,
     vo: r['vo'] as string,
     status: r['status'] as JobState,
@@ -50,8 +50,8 @@ function historyChange(r: Record<string, unknown>): JobHistoryChange {
 
 /** The newest `job_history` id (0 when empty): where a new reader starts. */
 export async function latestJobHistoryId(db: DbOrHandle): Promise<number> {
-  const [r] = await rows(db, `select coalesce(max(id), 0) as id from job_history`);
-  return num(r?.['id'] ?? 0);
+  const [r] = await rows<{ id: number }>(db, `select coalesce(max(id), 0) as id from job_history`);
+  return r?.id ?? 0;
 }
 
 /**
@@ -139,7 +139,7 @@ export async function pilotsChangedSince(db: DbOrHandle, since: Date, lookbackMs
     [since.toISOString(), lookbackMs, limit],
   );
   return r.map((x) => ({
-    id: num(x['id']),
+    id: x['id'] as number,
     status: x['status'] as string,
     statusReason: x['status_reason'] as string,
     site: x['site'] as string,

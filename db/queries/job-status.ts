@@ -5,7 +5,7 @@
  */
 import { isFinal, MINOR, type JobState } from '../../core/job-states.js';
 import type { DbOrHandle } from '../open-db.js';
-import { exec, num, rows } from './raw.js';
+import { exec, rows } from './raw.js';
 
 /**
  * Locks the jobs (`FOR UPDATE`, in id order so that two bulk actions never deadlock) and answers
@@ -18,7 +18,7 @@ export async function lockJobs(
   scope: { owner?: string; vo?: string } = {},
 ): Promise<{ id: number; status: JobState }[]> {
   if (ids.length === 0) return [];
-  const r = await rows<{ id: unknown; status: JobState }>(
+  const r = await rows<{ id: number; status: JobState }>(
     db,
     `select id, status from jobs
       where id = any($1::bigint[]) and ($2::text is null or owner = $2::text) and ($3::text is null or vo = $3::text)
@@ -26,7 +26,7 @@ export async function lockJobs(
       for update`,
     [[...ids], scope.owner ?? null, scope.vo ?? null],
   );
-  return r.map((x) => ({ id: num(x.id), status: x.status }));
+  return r.map((x) => ({ id: x.id, status: x.status }));
 }
 
 export interface StatusChange {
@@ -48,7 +48,7 @@ export async function setStatus(
   source: string,
 ): Promise<number[]> {
   if (ids.length === 0) return [];
-  const r = await rows<{ id: unknown }>(
+  const r = await rows<{ id: number }>(
     db,
     `with changed as (
        update jobs
@@ -66,7 +66,7 @@ export async function setStatus(
      select id from changed order by id`,
     [[...ids], [...from], to.status, to.minorStatus, to.applicationStatus ?? null, isFinal(to.status), source],
   );
-  return r.map((x) => num(x.id));
+  return r.map((x) => x.id);
 }
 
 /** Queues one command (status Received) per job. */
@@ -111,7 +111,7 @@ export async function rescheduleStatement(
   source: string,
 ): Promise<{ id: number; status: 'Waiting' | 'Failed' }[]> {
   if (ids.length === 0) return [];
-  const r = await rows<{ id: unknown; status: 'Waiting' | 'Failed' }>(
+  const r = await rows<{ id: number; status: 'Waiting' | 'Failed' }>(
     db,
     `with target as (
        select id, reschedule_counter + 1 as n from jobs
@@ -149,7 +149,7 @@ export async function rescheduleStatement(
      select id, 'Waiting'::job_status as status from requeued`,
     [[...ids], [...from], maxRescheduling, source, MINOR.maxReschedulings, MINOR.jobRescheduled, MINOR.pilotAgentSubmission],
   );
-  return r.map((x) => ({ id: num(x.id), status: x.status })).sort((a, b) => a.id - b.id);
+  return r.map((x) => ({ id: x.id, status: x.status })).sort((a, b) => a.id - b.id);
 }
 
 /** Removes the parameters reported by the jobs' previous run (DIRAC moves them to its attic). */

@@ -124,7 +124,7 @@ export async function listJobs(
       .offset(Math.max(0, Math.floor(page.offset ?? 0))),
     dbOf(db).select({ n: count() }).from(jobs).where(where),
   ]);
-  return { jobs: list as JobRow[], total: Number(totals[0]?.n ?? 0) };
+  return { jobs: list as JobRow[], total: totals[0]?.n ?? 0 };
 }
 
 /** Number of jobs in each state (every state present, 0 when none) for the filter. */
@@ -139,7 +139,7 @@ export async function countJobsByStatus(
     .where(filterWhere(filter, scope))
     .groupBy(jobs.status);
   const out = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
-  for (const x of r) out[x.status as JobState] = Number(x.n);
+  for (const x of r) out[x.status as JobState] = x.n;
   return out;
 }
 

@@ -5,9 +5,9 @@
  * end (Done or Failed, with a reason and exit code). The first final status written wins: a
  * pilot's own report is never overwritten by a later, vaguer one.
  */
-import { PILOT_FINAL_STATES, type PilotState } from '../../core/pilot-states.js';
+import { PILOT_INITIAL_STATE, pilotSourcesOf, type PilotState } from '../../core/pilot-states.js';
 import type { DbOrHandle } from '../open-db.js';
-import { exec, num, numOrNull, rows } from './raw.js';
+import { exec, rows } from './raw.js';
 
 export interface PilotRow {
   id: number;
@@ -36,52 +36,45 @@ const PILOT_COLUMNS = `id, stamp, reference, site, ce, ce_type, queue, queue_id,
 
 function pilotOf(r: Record<string, unknown>): PilotRow {
   return {
-    id: num(r['id']),
+    id: r['id'] as number,
     stamp: r['stamp'] as string,
     reference: (r['reference'] as string | null) ?? null,
     site: r['site'] as string,
     ce: r['ce'] as string,
     ceType: r['ce_type'] as string,
     queue: r['queue'] as string,
-    queueId: numOrNull(r['queue_id']),
+    queueId: r['queue_id'] as number | null,
     vo: r['vo'] as string,
     status: r['status'] as PilotState,
     statusReason: r['status_reason'] as string,
-    benchmark: numOrNull(r['benchmark']),
-    clockOffsetSeconds: numOrNull(r['clock_offset_seconds']),
+    benchmark: r['benchmark'] as number | null,
+    clockOffsetSeconds: r['clock_offset_seconds'] as number | null,
     environment: (typeof r['environment'] === 'string' ? JSON.parse(r['environment']) : r['environment']) as Record<string, unknown>,
-    currentJobId: numOrNull(r['current_job_id']),
-    jobsRun: num(r['jobs_run']),
-    exitCode: numOrNull(r['exit_code']),
+    currentJobId: r['current_job_id'] as number | null,
+    jobsRun: r['jobs_run'] as number,
+    exitCode: r['exit_code'] as number | null,
     createdAt: new Date(r['created_at'] as string),
     lastUpdateAt: new Date(r['last_update_at'] as string),
   };
 }
 
-export interface NewPilot {
-  stamp: string;
-  site: string;
-  ce: string;
-  ceType: string;
-  queue: string;
-  queueId: number | null;
-  vo: string;
-}
+/** What the site director knows of a pilot it is about to submit. */
+export type NewPilot = Pick<PilotRow, 'stamp' | 'site' | 'ce' | 'ceType' | 'queue' | 'queueId' | 'vo'>;
 
 /** Inserts Submitted pilots (one statement); answers their ids in input order. */
 export async function createPilots(db: DbOrHandle, pilots: readonly NewPilot[]): Promise<number[]> {
   if (pilots.length === 0) return [];
   const col = <K extends keyof NewPilot>(k: K) => pilots.map((p) => p[k]);
-  const r = await rows<{ id: unknown; stamp: string }>(
+  const r = await rows<{ id: number; stamp: string }>(
     db,
     `insert into pilots (stamp, site, ce, ce_type, queue, queue_id, vo, status, status_reason)
-     select s, si, c, ct, q, qi, v, 'Submitted', 'waiting for the computing element'
+     select s, si, c, ct, q, qi, v, $8::pilot_status, 'waiting for the computing element'
        from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[])
          as t(s, si, c, ct, q, qi, v)
      returning id, stamp`,
-    [col('stamp'), col('site'), col('ce'), col('ceType'), col('queue'), col('queueId'), col('vo')],
+    [col('stamp'), col('site'), col('ce'), col('ceType'), col('queue'), col('queueId'), col('vo'), PILOT_INITIAL_STATE],
   );
-  const byStamp = new Map(r.map((x) => [x.stamp, num(x.id)]));
+  const byStamp = new Map(r.map((x) => [x.stamp, x.id]));
   return pilots.map((p) => byStamp.get(p.stamp)!);
 }
 
@@ -122,13 +115,13 @@ export interface PilotBinding {
 
 /** The binding of pilot `id` (one primary-key read of five columns); null when it has no record. */
 export async function getPilotBinding(db: DbOrHandle, id: number): Promise<PilotBinding | null> {
-  const r = await rows<{ id: unknown; site: string; ce: string; queue: string; vo: string; status: PilotState }>(
+  const r = await rows<{ id: number; site: string; ce: string; queue: string; vo: string; status: PilotState }>(
     db,
     `select id, site, ce, queue, vo, status from pilots where id = $1::bigint`,
     [id],
   );
   const x = r[0];
-  return x ? { id: num(x.id), site: x.site, ce: x.ce, queue: x.queue, vo: x.vo, status: x.status } : null;
+  return x ? { id: x.id, site: x.site, ce: x.ce, queue: x.queue, vo: x.vo, status: x.status } : null;
 }
 
 export interface PilotFilter {
@@ -148,7 +141,7 @@ export async function listPilots(db: DbOrHandle, f: PilotFilter): Promise<PilotR
     db,
     `select ${PILOT_COLUMNS} from pilots
       where ($1::text is null or site = $1::text) and ($2::text is null or ce = $2::text)
-        and ($3::text[] is null or status = any($3::text[])) and ($4::bigint is null or id < $4::bigint)
+        and ($3::text[] is null or status = any($3::text[]::pilot_status[])) and ($4::bigint is null or id < $4::bigint)
         and ($6::text[] is null or site = any($6::text[]))
       order by id desc limit $5::int`,
     [f.site ?? null, f.ce ?? null, f.status ? [...f.status] : null, f.beforeId ?? null, f.limit, f.sites ? [...f.sites] : null],
@@ -163,8 +156,10 @@ export interface PilotUpdate {
 }
 
 /**
- * Moves pilots to `to` unless they already are in a final state (first final report wins);
- * with `from`, only pilots in one of those states. Answers the ids changed.
+ * Moves pilots to `to` where the pilot transition table allows it from their state now
+ * (`pilotSourcesOf`, core/pilot-states.ts): a final pilot stays final (the first final report
+ * wins), and an illegal move (Running -> Waiting) changes nothing. With `from`, only pilots in
+ * one of those states. Answers the ids changed.
  */
 export async function updatePilots(
   db: DbOrHandle,
@@ -173,16 +168,16 @@ export async function updatePilots(
   from?: readonly PilotState[],
 ): Promise<number[]> {
   if (ids.length === 0) return [];
-  const r = await rows<{ id: unknown }>(
+  const r = await rows<{ id: number }>(
     db,
-    `update pilots set status = $2::text, status_reason = $3::text, exit_code = coalesce($4::int, exit_code),
+    `update pilots set status = $2::pilot_status, status_reason = $3::text, exit_code = coalesce($4::int, exit_code),
             last_update_at = now()
-      where id = any($1::bigint[]) and not (status = any($5::text[]))
-        and ($6::text[] is null or status = any($6::text[]))
+      where id = any($1::bigint[]) and status = any($5::text[]::pilot_status[])
+        and ($6::text[] is null or status = any($6::text[]::pilot_status[]))
       returning id`,
-    [[...ids], to.status, to.reason, to.exitCode ?? null, [...PILOT_FINAL_STATES], from ? [...from] : null],
+    [[...ids], to.status, to.reason, to.exitCode ?? null, [...pilotSourcesOf(to.status)], from ? [...from] : null],
   );
-  return r.map((x) => num(x.id));
+  return r.map((x) => x.id);
 }
 
 export interface Registration {
@@ -191,21 +186,24 @@ export interface Registration {
   clockOffsetSeconds: number;
 }
 
-/** Stores what a pilot measured and sets it Running (or `refusal`: Failed with that reason). */
+/**
+ * Stores what a pilot measured and sets it Running (or `refusal`: Failed with that reason),
+ * where the transition table allows it; null when it does not (the pilot is final).
+ */
 export async function registerPilot(
   db: DbOrHandle,
   id: number,
   reg: Registration,
   refusal: string | null,
 ): Promise<PilotRow | null> {
+  const to: PilotState = refusal === null ? 'Running' : 'Failed';
   const r = await rows(
     db,
     `update pilots set environment = $2::jsonb, benchmark = $3::float8, clock_offset_seconds = $4::float8,
-            status = case when $5::text is null then 'Running' else 'Failed' end,
-            status_reason = coalesce($5::text, 'registered'), last_update_at = now()
-      where id = $1::bigint and not (status = any($6::text[]))
+            status = $6::pilot_status, status_reason = coalesce($5::text, 'registered'), last_update_at = now()
+      where id = $1::bigint and status = any($7::text[]::pilot_status[])
       returning ${PILOT_COLUMNS}`,
-    [id, JSON.stringify(reg.environment), reg.benchmark, reg.clockOffsetSeconds, refusal, [...PILOT_FINAL_STATES]],
+    [id, JSON.stringify(reg.environment), reg.benchmark, reg.clockOffsetSeconds, refusal, to, [...pilotSourcesOf(to)]],
   );
   return r[0] ? pilotOf(r[0]) : null;
 }
@@ -228,12 +226,12 @@ export interface PilotLogLine {
 
 /** A pilot's log lines in order, after the line `afterId` (paging). */
 export async function getPilotLogs(db: DbOrHandle, pilotId: number, opts: { afterId?: number; limit: number }): Promise<PilotLogLine[]> {
-  const r = await rows<{ id: unknown; at: string; line: string }>(
+  const r = await rows<{ id: number; at: string; line: string }>(
     db,
     `select id, at, line from pilot_logs where pilot_id = $1::bigint and id > $2::bigint order by id limit $3::int`,
     [pilotId, opts.afterId ?? 0, opts.limit],
   );
-  return r.map((x) => ({ id: num(x.id), at: new Date(x.at), line: x.line }));
+  return r.map((x) => ({ id: x.id, at: new Date(x.at), line: x.line }));
 }
 
 /**
@@ -243,7 +241,7 @@ export async function getPilotLogs(db: DbOrHandle, pilotId: number, opts: { afte
  * first one is about to take. Alive adds the other Running ones and Unknown.
  */
 export async function pilotCountsByQueue(db: DbOrHandle): Promise<Map<number, { waiting: number; total: number }>> {
-  const r = await rows<{ queue_id: unknown; waiting: unknown; total: unknown }>(
+  const r = await rows<{ queue_id: number; waiting: number; total: number }>(
     db,
     `select queue_id,
             count(*) filter (where status in ('Submitted', 'Waiting') or (status = 'Running' and current_job_id is null)) as waiting,
@@ -252,5 +250,5 @@ export async function pilotCountsByQueue(db: DbOrHandle): Promise<Map<number, { 
       where queue_id is not null and status in ('Submitted', 'Waiting', 'Running', 'Unknown')
       group by queue_id`,
   );
-  return new Map(r.map((x) => [num(x.queue_id), { waiting: num(x.waiting), total: num(x.total) }]));
+  return new Map(r.map((x) => [x.queue_id, { waiting: x.waiting, total: x.total }]));
 }

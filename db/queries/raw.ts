@@ -1,43 +1,59 @@
 /**
- * Hand-written SQL with positional parameters (`$1`, `$2`, ...), run through drizzle so that it
- * works on a database, a pool or a transaction alike. The text stays plain SQL (it can be pasted
- * into psql); each `$n` becomes a drizzle parameter, so an array is sent as ONE parameter (an SQL
- * array), never expanded into a list. Rows come back as objects; int8 columns may be strings
- * (pg) or numbers (PGlite), and timestamps strings: convert what you read (`Number(r.id)`).
+ * THE raw-SQL path: hand-written SQL text with positional parameters (`$1`, `$2`, ...) handed to
+ * the driver as they are (`query(text, params)` of node-postgres or PGlite), on a handle, a
+ * drizzle database or a transaction alike. The text is never scanned or split here: PostgreSQL
+ * binds the parameters, so a `'$1'` inside a string literal stays text, and an array is ONE
+ * parameter (an SQL array), never expanded into a list.
+ *
+ * Rows are plain objects with the same types on both drivers, set once per connection by
+ * `openDb` (see `parseInt8` in open-db.ts): int8 (ids, `count(*)`) as a JS number, or an error
+ * when beyond 2^53-1; float8 as a number; timestamptz as a Date; jsonb parsed; arrays as arrays.
+ * numeric stays a string (no column is numeric; cast a `sum()` of int8 to int8 or float8).
  */
-import { sql, type SQL, type SQLChunk } from 'drizzle-orm';
-import { dbOf, type DbOrHandle } from '../open-db.js';
+import pg from 'pg';
+import type { Db, DbOrHandle } from '../open-db.js';
 
-/** `text` with `$n` placeholders bound to `params[n - 1]`. */
-export function raw(text: string, params: readonly unknown[] = []): SQL {
-  const chunks: SQLChunk[] = [];
-  let last = 0;
-  for (const m of text.matchAll(/\$(\d+)/g)) {
-    const n = Number(m[1]);
-    if (n < 1 || n > params.length) throw new Error(`SQL parameter $${n} has no value (${params.length} given)`);
-    chunks.push(sql.raw(text.slice(last, m.index)), sql.param(params[n - 1]));
-    last = m.index + m[0].length;
-  }
-  chunks.push(sql.raw(text.slice(last)));
-  return sql.join(chunks);
+export interface RawOptions {
+  /** A named prepared statement on node-postgres (parsed and planned once per connection); ignored on PGlite. For hot paths. */
+  name?: string;
 }
 
-/** Runs `text` and returns its rows (both drivers answer `{ rows }` for raw SQL). */
-export async function rows<T = Record<string, unknown>>(db: DbOrHandle, text: string, params: readonly unknown[] = []): Promise<T[]> {
-  const result = (await dbOf(db).execute(raw(text, params))) as unknown as { rows: T[] };
-  return result.rows;
+/** What both drivers' clients answer to (node-postgres Pool / PoolClient, PGlite / its Transaction). */
+interface DriverClient {
+  query(textOrConfig: string | { name: string; text: string; values: unknown[] }, params?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
+/**
+ * The driver client behind a drizzle database or transaction: the pool (or the transaction's
+ * pooled client) on node-postgres, the PGlite instance (or its transaction) on PGlite. drizzle
+ * keeps it as `session.client` on both.
+ */
+function driverClientOf(db: Db): { client: DriverClient; isPg: boolean } {
+  const client = (db._.session as unknown as { client?: DriverClient }).client;
+  if (!client || typeof client.query !== 'function') {
+    throw new Error('raw SQL: this drizzle database has no driver client (expected node-postgres or PGlite)');
+  }
+  return { client, isPg: client instanceof pg.Pool || client instanceof pg.Client };
+}
+
+function drizzleOf(db: DbOrHandle): Db {
+  return 'driver' in db && 'close' in db ? db.db : db;
+}
+
+/** Runs `text` with `params` bound by the database and returns its rows. */
+export async function rows<T = Record<string, unknown>>(
+  db: DbOrHandle,
+  text: string,
+  params: readonly unknown[] = [],
+  options: RawOptions = {},
+): Promise<T[]> {
+  const { client, isPg } = driverClientOf(drizzleOf(db));
+  const values = [...params];
+  const result = isPg && options.name ? await client.query({ name: options.name, text, values }) : await client.query(text, values);
+  return result.rows as T[];
 }
 
 /** Runs a statement for its effect. */
 export async function exec(db: DbOrHandle, text: string, params: readonly unknown[] = []): Promise<void> {
-  await dbOf(db).execute(raw(text, params));
-}
-
-/** int8 / numeric from either driver as a JS number (null stays null). */
-export function num(v: unknown): number {
-  return typeof v === 'number' ? v : Number(v);
-}
-
-export function numOrNull(v: unknown): number | null {
-  return v === null || v === undefined ? null : num(v);
+  await rows(db, text, params);
 }

@@ -44,7 +44,7 @@ export async function upsertComputingElement(db: DbOrHandle, ce: ComputingElemen
       set: { site: ce.site, type: ce.type, settings: ce.settings ?? {}, updatedAt: sql`now()` },
     })
     .returning({ id: computingElements.id });
-  return Number(row!.id);
+  return row!.id;
 }
 
 /** The site of each named computing element that exists (name -> site). */
@@ -114,7 +114,7 @@ export async function upsertCeQueue(db: DbOrHandle, q: CeQueueInput): Promise<nu
     .values(values)
     .onConflictDoUpdate({ target: [ceQueues.ceId, ceQueues.name], set: { ...set, updatedAt: sql`now()` } })
     .returning({ id: ceQueues.id });
-  return Number(row!.id);
+  return row!.id;
 }
 
 /** A CE queue with its CE and site, bans included. */
@@ -185,7 +185,6 @@ export async function listCeQueues(db: DbOrHandle): Promise<CeQueueView[]> {
     .orderBy(asc(sites.name), asc(computingElements.name), asc(ceQueues.name));
   return r.map((x) => ({
     ...x,
-    queueId: Number(x.queueId),
     settings: x.settings as Record<string, unknown>,
     ceSettings: x.ceSettings as Record<string, unknown>,
   }));

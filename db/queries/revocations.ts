@@ -9,7 +9,7 @@
  * re-reads a margin of ids below the last one seen, so a row committed late is still found.
  */
 import type { DbOrHandle } from '../open-db.js';
-import { num, rows } from './raw.js';
+import { rows } from './raw.js';
 
 export interface RevocationRow {
   id: number;
@@ -37,7 +37,7 @@ const COLUMNS = 'id, jti, vo, subject, revoked_at, expires_at, reason, revoked_b
 
 function revocationOf(r: Record<string, unknown>): RevocationRow {
   return {
-    id: num(r['id']),
+    id: r['id'] as number,
     jti: (r['jti'] as string | null) ?? null,
     vo: (r['vo'] as string | null) ?? null,
     subject: (r['subject'] as string | null) ?? null,
@@ -103,6 +103,6 @@ export async function listRevocations(db: DbOrHandle, opts: { now: Date; limit: 
 
 /** Deletes the rows expired at `now` (every token they named has expired); answers how many. */
 export async function deleteExpiredRevocations(db: DbOrHandle, now: Date): Promise<number> {
-  const r = await rows<{ id: unknown }>(db, `delete from revoked_tokens where expires_at <= $1::timestamptz returning id`, [now.toISOString()]);
+  const r = await rows<{ id: number }>(db, `delete from revoked_tokens where expires_at <= $1::timestamptz returning id`, [now.toISOString()]);
   return r.length;
 }

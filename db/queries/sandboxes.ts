@@ -135,5 +135,5 @@ export async function jobSandboxesOf(db: DbOrHandle, jobId: number, kind: 'Input
     .innerJoin(sandboxes, eq(sandboxes.sha256, jobSandboxes.sha256))
     .where(and(eq(jobSandboxes.jobId, jobId), eq(jobSandboxes.kind, kind)))
     .orderBy(asc(sandboxes.sha256));
-  return r.map((x) => ({ sha256: x.sha256, size: Number(x.size) }));
+  return r.map((x) => ({ sha256: x.sha256, size: x.size }));
 }

@@ -5,17 +5,17 @@
  */
 import { MINOR } from '../../core/job-states.js';
 import type { DbOrHandle } from '../open-db.js';
-import { exec, num, rows } from './raw.js';
+import { exec, rows } from './raw.js';
 
 /** `n` fresh job ids, ascending, in one round trip. */
 export async function allocateJobIds(db: DbOrHandle, n: number): Promise<number[]> {
   if (n <= 0) return [];
-  const r = await rows<{ id: unknown }>(
+  const r = await rows<{ id: number }>(
     db,
     `select nextval(pg_get_serial_sequence('jobs', 'id')) as id from generate_series(1, $1::int)`,
     [n],
   );
-  return r.map((x) => num(x.id)).sort((a, b) => a - b);
+  return r.map((x) => x.id).sort((a, b) => a - b);
 }
 
 /** One job to insert, its id allocated and its JDL final. */

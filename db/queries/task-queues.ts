@@ -29,7 +29,7 @@
  */
 import type { JobRequirements } from '../../core/job-model.js';
 import { LOCK_CLASS, type DbOrHandle } from '../open-db.js';
-import { exec, num, rows } from './raw.js';
+import { exec, rows } from './raw.js';
 
 export interface GroupRef {
   vo: string;
@@ -141,7 +141,7 @@ export async function upsertTaskQueues(db: DbOrHandle, requirements: readonly Jo
   // New queues come back from `ins`; existing ones from the table (the statement's snapshot does
   // not see `ins`, so the two halves never overlap). ON CONFLICT DO NOTHING rather than a no-op
   // DO UPDATE: no new row version for every existing queue at every submission.
-  const found = await rows<{ id: unknown; key: string; created: boolean }>(
+  const found = await rows<{ id: number; key: string; created: boolean }>(
     db,
     `with ins as (
        insert into task_queues (key, owner, owner_group, vo, cpu_time, priority, processors, ram_mb, gpus,
@@ -161,7 +161,7 @@ export async function upsertTaskQueues(db: DbOrHandle, requirements: readonly Jo
     [JSON.stringify(records), [...byKey.keys()]],
   );
   if (found.some((f) => f.created === true)) await bumpTaskQueueGeneration(db);
-  const ids = new Map(found.map((f) => [f.key, num(f.id)]));
+  const ids = new Map(found.map((f) => [f.key, f.id]));
   for (const key of byKey.keys()) {
     if (!ids.has(key)) throw new Error(`task queue ${key} was neither found nor created (is its group locked?)`);
   }
@@ -232,14 +232,14 @@ export async function bumpTaskQueueGeneration(db: DbOrHandle): Promise<void> {
 export async function loadTaskQueueSnapshot(
   db: DbOrHandle,
 ): Promise<{ generation: number; queues: Omit<TaskQueueRow, 'waitingJobs'>[] }> {
-  const r = await rows<TaskQueueSqlRow & { generation: unknown }>(
+  const r = await rows<TaskQueueSqlRow & { generation: number }>(
     db,
     `with g as (select coalesce((select generation from task_queue_state where id = 1), 0) as generation)
      select g.generation, ${TQ_COLUMNS}, 0 as waiting_jobs
        from g left join task_queues tq on true
       order by tq.id`,
   );
-  const generation = num(r[0]?.generation ?? 0);
+  const generation = r[0]?.generation ?? 0;
   const queues = r
     .filter((x) => x.id !== null)
     .map((x) => {
@@ -273,7 +273,7 @@ export interface GroupShareRow {
  * queue (distinct on `task_queues_group (vo, owner_group)`), by VO then group. One statement.
  */
 export async function listGroupShares(db: DbOrHandle): Promise<GroupShareRow[]> {
-  const r = await rows<{ vo: string; owner_group: string; share: unknown }>(
+  const r = await rows<{ vo: string; owner_group: string; share: number | null }>(
     db,
     `select g.vo, g.owner_group, gs.share
        from (select vo, owner_group from task_queues union select vo, owner_group from group_shares) g
@@ -283,71 +283,57 @@ export async function listGroupShares(db: DbOrHandle): Promise<GroupShareRow[]> 
   return r.map((x) => ({
     vo: x.vo,
     ownerGroup: x.owner_group,
-    share: x.share === null || x.share === undefined ? DEFAULT_GROUP_SHARE : num(x.share),
+    share: x.share === null || x.share === undefined ? DEFAULT_GROUP_SHARE : x.share,
     configured: x.share !== null && x.share !== undefined,
   }));
 }
 
-/** A task queue as stored, with the number of its waiting jobs. */
-export interface TaskQueueRow {
+/** A task queue as stored (its requirements: what all its jobs share), with the number of its waiting jobs. */
+export interface TaskQueueRow extends JobRequirements {
   id: number;
-  owner: string;
-  ownerGroup: string;
-  vo: string;
-  cpuTime: number;
-  priority: number;
-  processors: number;
-  ramMb: number;
-  gpus: number;
-  sites: string[];
-  bannedSites: string[];
-  gridCEs: string[];
-  platforms: string[];
-  jobTypes: string[];
-  tags: string[];
   sharePriority: number;
   waitingJobs: number;
 }
 
 interface TaskQueueSqlRow {
-  id: unknown;
+  id: number;
   owner: string;
   owner_group: string;
   vo: string;
-  cpu_time: unknown;
-  priority: unknown;
-  processors: unknown;
-  ram_mb: unknown;
-  gpus: unknown;
+  cpu_time: number;
+  priority: number;
+  processors: number;
+  ram_mb: number;
+  gpus: number;
   sites: string[];
   banned_sites: string[];
   grid_ces: string[];
   platforms: string[];
   job_types: string[];
   tags: string[];
-  share_priority: unknown;
-  waiting_jobs: unknown;
+  share_priority: number;
+  waiting_jobs: number;
 }
 
 function toTaskQueueRow(r: TaskQueueSqlRow): TaskQueueRow {
   return {
-    id: num(r.id),
+    id: r.id,
     owner: r.owner,
     ownerGroup: r.owner_group,
     vo: r.vo,
-    cpuTime: num(r.cpu_time),
-    priority: num(r.priority),
-    processors: num(r.processors),
-    ramMb: num(r.ram_mb),
-    gpus: num(r.gpus),
+    cpuTime: r.cpu_time,
+    priority: r.priority,
+    processors: r.processors,
+    ramMb: r.ram_mb,
+    gpus: r.gpus,
     sites: r.sites,
     bannedSites: r.banned_sites,
     gridCEs: r.grid_ces,
     platforms: r.platforms,
     jobTypes: r.job_types,
     tags: r.tags,
-    sharePriority: num(r.share_priority),
-    waitingJobs: num(r.waiting_jobs),
+    sharePriority: r.share_priority,
+    waitingJobs: r.waiting_jobs,
   };
 }
 

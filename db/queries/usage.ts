@@ -19,7 +19,7 @@
 import { RUNNING_STATES, WAITING_STATES } from '../../core/job-states.js';
 import type { GroupUsage, UsageReport, UsedFigures, UserUsage } from '../../core/usage.js';
 import type { DbOrHandle } from '../open-db.js';
-import { num, rows } from './raw.js';
+import { rows } from './raw.js';
 import { DEFAULT_GROUP_SHARE } from './task-queues.js';
 
 export type { GroupUsage, UsageReport, UsedFigures, UserUsage } from '../../core/usage.js';
@@ -89,15 +89,15 @@ interface UsageSqlRow {
   vo: string;
   owner_group: string;
   owner: string;
-  waiting: unknown;
-  running: unknown;
-  jobs_day: unknown;
-  cpu_day: unknown;
-  norm_day: unknown;
-  jobs_week: unknown;
-  cpu_week: unknown;
-  norm_week: unknown;
-  share: unknown;
+  waiting: number;
+  running: number;
+  jobs_day: number;
+  cpu_day: number;
+  norm_day: number;
+  jobs_week: number;
+  cpu_week: number;
+  norm_week: number;
+  share: number | null;
 }
 
 function add(a: UsedFigures, b: UsedFigures): UsedFigures {
@@ -116,10 +116,10 @@ export async function usageReport(db: DbOrHandle, opts: UsageOptions): Promise<U
     vo: x.vo,
     group: x.owner_group,
     user: x.owner,
-    waiting: num(x.waiting),
-    running: num(x.running),
-    day: { jobs: num(x.jobs_day), cpuSeconds: num(x.cpu_day), normalizedCpuSeconds: num(x.norm_day) },
-    week: { jobs: num(x.jobs_week), cpuSeconds: num(x.cpu_week), normalizedCpuSeconds: num(x.norm_week) },
+    waiting: x.waiting,
+    running: x.running,
+    day: { jobs: x.jobs_day, cpuSeconds: x.cpu_day, normalizedCpuSeconds: x.norm_day },
+    week: { jobs: x.jobs_week, cpuSeconds: x.cpu_week, normalizedCpuSeconds: x.norm_week },
   }));
 
   // Rows come ordered by VO and group: consecutive users of one group make one group line.
@@ -128,12 +128,11 @@ export async function usageReport(db: DbOrHandle, opts: UsageOptions): Promise<U
     const u = users[i]!;
     let g = groups.at(-1);
     if (!g || g.vo !== u.vo || g.group !== u.group) {
-      const configured = x.share !== null && x.share !== undefined;
       g = {
         vo: u.vo,
         group: u.group,
-        share: configured ? num(x.share) : DEFAULT_GROUP_SHARE,
-        shareConfigured: configured,
+        share: x.share ?? DEFAULT_GROUP_SHARE,
+        shareConfigured: x.share !== null && x.share !== undefined,
         shareFraction: 0,
         waiting: 0,
         running: 0,

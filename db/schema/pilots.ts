@@ -1,12 +1,13 @@
 import { bigserial, doublePrecision, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, bigint } from 'drizzle-orm/pg-core';
 import { sql } from 'drizzle-orm';
+import { pilotStatus } from './enums.js';
 import { jobs } from './jobs.js';
 
 const tz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
 /**
  * Pilots (DIRAC's PilotAgentsDB). The stamp links batch job, pilot record and jobs. Status is
- * one of core/pilot-states.ts (Submitted, Waiting, Running, Done, Failed, Aborted, Deleted,
+ * the enum `pilot_status` of core/pilot-states.ts (Submitted, Waiting, Running, Done, Failed, Aborted, Deleted,
  * Unknown); `status_reason` says why, in words a site admin reads ("clock skew 61.2 s").
  */
 export const pilots = pgTable(
@@ -24,7 +25,8 @@ export const pilots = pgTable(
     /** The ce_queues row the site director sent it to (null for self-registered pilots). */
     queueId: bigint('queue_id', { mode: 'number' }),
     vo: text('vo').notNull().default(''),
-    status: text('status').notNull().default('Submitted'),
+    /** The SQL enum `pilot_status` (core/pilot-states.ts); moves follow `PILOT_TRANSITIONS`. */
+    status: pilotStatus('status').notNull().default('Submitted'),
     statusReason: text('status_reason').notNull().default(''),
     /** The DB12 score measured on the worker node. */
     benchmark: doublePrecision('benchmark'),

@@ -23,6 +23,7 @@ import {
   type DbHandle,
 } from '../../db/index.js';
 import { describeDb, describePg } from '../helpers/db.js';
+import { captureLogger } from '../helpers/logs.js';
 import { makeJobs } from './fixtures.js';
 
 const CONFIG: Readonly<ServiceConfig> = {
@@ -37,9 +38,11 @@ const CONFIG: Readonly<ServiceConfig> = {
   },
 };
 
+/** A runner whose log lines land in `extra.lines` as `msg`, prefixed `[agent] ` for an agent's. */
 function runnerFor(h: DbHandle, agents: Agent[], extra: { holder?: string; lines?: string[] } = {}): AgentRunner {
   const lines = extra.lines ?? [];
-  return new AgentRunner({ db: h, config: CONFIG, agents, log: (m) => lines.push(m), ...(extra.holder ? { holder: extra.holder } : {}) });
+  const { logger } = captureLogger({ onRecord: (r) => lines.push(typeof r['agent'] === 'string' ? `[${r['agent']}] ${r.msg}` : r.msg) });
+  return new AgentRunner({ db: h, config: CONFIG, agents, logger, ...(extra.holder ? { holder: extra.holder } : {}) });
 }
 
 /** Puts jobs into a state with timestamps `ago` seconds in the past (the way a stale world looks). */
