@@ -1,8 +1,8 @@
 /**
- * The CLI's HTTP client (undici). Every answer outside 2xx becomes a CliError carrying the
- * server's `{ code, message, problems }`; a server that does not answer becomes a
- * CliError with code `UNREACHABLE` (the token bootstrap falls back to the database on it).
- * The dispatcher is injectable for tests.
+ * The CLI's HTTP client, on the shared JSON client (`io/json-client.ts`). Every answer outside
+ * 2xx becomes a CliError carrying the server's `{ code, message, problems }` and its status; a
+ * server that does not answer becomes a CliError with code `UNREACHABLE` (the token bootstrap
+ * falls back to the database on it). The dispatcher is injectable for tests.
  *
  * Outages (`retry` in the options, which `clientFrom` sets): a request that can safely be sent
  * twice (GET, HEAD, PUT, DELETE, and the POSTs a caller marks `idempotent`) is sent again when
@@ -14,9 +14,12 @@
  * request that cannot connect at all fails at once: no server is running there. Other POSTs
  * (a job submission) are never sent twice: their caller says what the failure means.
  */
-import { createReadStream } from 'node:fs';
-import { request, type Dispatcher } from 'undici';
-import { CliError, type ApiProblem } from './errors.js';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { ApiError, UNREACHABLE } from '../io/api-error.js';
+import { JsonClient, type CallOptions } from '../io/json-client.js';
+import type { RetryLoop } from '../io/retry.js';
+import { CliError } from './errors.js';
 
 export interface RetryOptions {
   /** Where the waits are said (the CLI: stderr). */
@@ -55,19 +58,6 @@ export function nextWait(step: number, waitedSeconds: number, maxWaitSeconds: nu
   return Math.min(wait, left);
 }
 
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNRESET', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
-
-function errCode(e: unknown): string | undefined {
-  for (let x: unknown = e, i = 0; x && i < 4; i++) {
-    const c = (x as { code?: unknown }).code;
-    if (typeof c === 'string' && UNREACHABLE_CODES.has(c)) return c;
-    const inner = (x as { errors?: unknown[] }).errors;
-    if (Array.isArray(inner)) for (const y of inner) if (errCode(y)) return errCode(y);
-    x = (x as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
-
 /** The methods a retry cannot apply twice in a harmful way. */
 const IDEMPOTENT_METHODS = new Set<string>(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
 
@@ -77,170 +67,110 @@ export interface RequestOptions {
   idempotent?: boolean;
 }
 
-/** What one attempt gave: an answer, or a reason to try again. */
-type Attempt =
-  | { kind: 'answer'; res: Dispatcher.ResponseData }
-  | { kind: 'db-down'; res: Dispatcher.ResponseData; text: string; retryAfter: number }
-  | { kind: 'unreachable'; code: string; error: unknown };
+/** The server's database is away (it said so): worth waiting for. */
+function isDbDown(e: unknown): boolean {
+  return e instanceof ApiError && e.status === 503 && e.code === 'WMS_DB_UNAVAILABLE';
+}
+
+function isUnreachable(e: unknown): boolean {
+  return e instanceof ApiError && e.status === 0 && e.code === UNREACHABLE;
+}
 
 export class ApiClient {
-  /** Set once the server answered anything: a refused connection after that is a restart. */
-  private answered = false;
+  private readonly http: JsonClient;
 
-  constructor(private readonly options: ClientOptions) {}
+  constructor(private readonly options: ClientOptions) {
+    this.http = new JsonClient({ baseUrl: options.url, token: options.token, dispatcher: options.dispatcher });
+  }
 
   get url(): string {
     return this.options.url;
   }
 
-  private headers(extra: Record<string, string> = {}): Record<string, string> {
-    const h: Record<string, string> = { accept: 'application/json', ...extra };
-    if (this.options.token) h['authorization'] = `Bearer ${this.options.token}`;
-    return h;
-  }
-
-  private unreachable(code: string): CliError {
-    return new CliError(
-      `cannot reach the server at ${this.options.url} (${code}); is "wms server start" running? (set WMS_URL)`,
-      [],
-      [],
-      'UNREACHABLE',
-    );
-  }
-
-  private async attempt(
-    method: Dispatcher.HttpMethod,
-    path: string,
-    init: { body?: () => Dispatcher.DispatchOptions['body']; headers?: Record<string, string> },
-  ): Promise<Attempt> {
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await request(`${this.options.url}${path}`, {
-        method,
-        headers: this.headers(init.headers),
-        body: init.body?.() ?? null,
-        ...(this.options.dispatcher ? { dispatcher: this.options.dispatcher } : {}),
-      });
-    } catch (e) {
-      const code = errCode(e);
-      if (code) return { kind: 'unreachable', code, error: e };
-      throw new CliError(`request to ${this.options.url}${path} failed: ${(e as Error).message}`);
-    }
-    this.answered = true;
-    if (res.statusCode !== 503) return { kind: 'answer', res };
-    // Read the body to see whether it is the database; anything else is an answer to report.
-    const text = await res.body.text();
-    let code: string | undefined;
-    try {
-      code = (JSON.parse(text) as { code?: string }).code;
-    } catch {
-      // not JSON: a proxy's page
-    }
-    const retryAfter = Number(res.headers['retry-after']);
-    if (code === 'WMS_DB_UNAVAILABLE') return { kind: 'db-down', res, text, retryAfter: Number.isFinite(retryAfter) ? retryAfter : 0 };
-    return { kind: 'answer', res: { ...res, body: bodyOf(text, res.body) } };
-  }
-
   /**
-   * Sends a request; retries it through outages when it is safe to send twice (see the module
-   * comment). Answers the response (its body unread), whatever its status.
+   * The retry policy of one request (see the module comment), and how long it waited so far,
+   * to word the failure. None without `retry` in the options or for a request not safe twice.
    */
-  private async send(
-    method: Dispatcher.HttpMethod,
-    path: string,
-    init: { body?: () => Dispatcher.DispatchOptions['body']; headers?: Record<string, string> } = {},
-    opts: RequestOptions = {},
-  ): Promise<Dispatcher.ResponseData> {
+  private retryLoop(method: string, opts: RequestOptions): { loop?: RetryLoop; waited: () => number } {
     const retry = this.options.retry;
-    const repeatable = IDEMPOTENT_METHODS.has(method) || opts.idempotent === true;
-    const maxWait = retry?.maxWaitSeconds ?? DEFAULT_RETRY_SECONDS;
-    const sleep = retry?.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
     let waited = 0;
-    let step = 0;
-    for (;;) {
-      const wasAnswered = this.answered;
-      const a = await this.attempt(method, path, init);
-      if (a.kind === 'answer') return a.res;
-      const mayRetry = retry !== undefined && repeatable && (a.kind === 'db-down' || wasAnswered);
-      const wait = mayRetry ? nextWait(step, waited, maxWait, a.kind === 'db-down' ? a.retryAfter : 0) : null;
-      if (wait === null) {
-        if (a.kind === 'unreachable') {
-          if (waited > 0) {
-            throw new CliError(`the server at ${this.options.url} did not come back within ${waited} s (${a.code}); try again later`, [], [], 'UNREACHABLE');
-          }
-          throw this.unreachable(a.code);
-        }
-        if (waited > 0) {
-          throw new CliError(
-            `database unavailable: the server's database did not come back within ${waited} s of retries; try again later (WMS_RETRY_SECONDS waits longer)`,
-            [],
-            [],
-            'WMS_DB_UNAVAILABLE',
-          );
-        }
-        return { ...a.res, body: bodyOf(a.text, a.res.body) };
-      }
-      retry!.say(
-        a.kind === 'db-down'
-          ? `wms: database unavailable, retrying in ${wait} s`
-          : `wms: server unreachable (${a.code}), retrying in ${wait} s`,
-      );
-      await sleep(wait * 1000);
-      waited += wait;
-      step++;
-    }
+    if (!retry || !(IDEMPOTENT_METHODS.has(method) || opts.idempotent === true)) return { waited: () => waited };
+    const maxWait = retry.maxWaitSeconds ?? DEFAULT_RETRY_SECONDS;
+    const loop: RetryLoop = {
+      wait: (e, step) => {
+        // A refused connection is a restart only when this server answered before.
+        if (!isDbDown(e) && !(isUnreachable(e) && this.http.answered)) return null;
+        const s = nextWait(step, waited, maxWait, isDbDown(e) ? ((e as ApiError).retryAfterSeconds ?? 0) : 0);
+        return s === null ? null : s * 1000;
+      },
+      onRetry: (e, _step, ms) => {
+        const s = ms / 1000;
+        waited += s;
+        retry.say(
+          isDbDown(e)
+            ? `wms: database unavailable, retrying in ${s} s`
+            : `wms: server unreachable (${(e as ApiError).reason}), retrying in ${s} s`,
+        );
+      },
+      ...(retry.sleep ? { sleep: retry.sleep } : {}),
+    };
+    return { loop, waited: () => waited };
   }
 
-  private async fail(res: Dispatcher.ResponseData): Promise<never> {
-    const text = await res.body.text();
-    let body: { code?: string; message?: string; problems?: ApiProblem[] } = {};
-    try {
-      body = JSON.parse(text) as typeof body;
-    } catch {
-      // not JSON: a proxy's page, say
+  /** The failure of a request as the CLI words it. */
+  private cliError(e: ApiError, path: string, waited: number): CliError {
+    if (isUnreachable(e)) {
+      const message =
+        waited > 0
+          ? `the server at ${this.options.url} did not come back within ${waited} s (${e.reason}); try again later`
+          : `cannot reach the server at ${this.options.url} (${e.reason}); is "wms server start" running? (set WMS_URL)`;
+      return new CliError(message, [], [], UNREACHABLE);
     }
-    let message = body.message ?? `HTTP ${res.statusCode}`;
-    if (body.code === 'WMS_AUTH_MISSING') {
+    if (e.status === 0) return new CliError(`request to ${this.options.url}${path} failed: ${e.reason}`);
+    if (isDbDown(e) && waited > 0) {
+      return new CliError(
+        `database unavailable: the server's database did not come back within ${waited} s of retries; try again later (WMS_RETRY_SECONDS waits longer)`,
+        [],
+        [],
+        e.code,
+        e.status,
+      );
+    }
+    let message = e.reason;
+    if (e.code === 'WMS_AUTH_MISSING') {
       message += ' (set WMS_TOKEN, or put {"token": ...} in the config file; see wms --help)';
-    } else if (body.code === 'WMS_AUTH_INVALID' && this.options.tokenSource) {
+    } else if (e.code === 'WMS_AUTH_INVALID' && this.options.tokenSource) {
       message += ` (token from ${this.options.tokenSource})`;
     }
-    throw new CliError(message, body.problems ?? [], [], body.code);
+    return new CliError(message, e.problems, [], e.code, e.status);
+  }
+
+  /** Runs `call` with the retry policy of `method`, its failure worded as a CliError. */
+  private async run<T>(method: string, path: string, opts: RequestOptions, call: (o: CallOptions) => Promise<T>): Promise<T> {
+    const { loop, waited } = this.retryLoop(method, opts);
+    try {
+      return await call(loop ? { retry: loop } : {});
+    } catch (e) {
+      throw e instanceof ApiError ? this.cliError(e, path, waited()) : e;
+    }
   }
 
   /** A JSON request; answers the parsed JSON body of a 2xx. */
-  async json<T>(method: Dispatcher.HttpMethod, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
-    const text = body === undefined ? undefined : JSON.stringify(body);
-    const res = await this.send(
-      method,
-      path,
-      text === undefined ? {} : { body: () => text, headers: { 'content-type': 'application/json' } },
-      opts,
-    );
-    if (res.statusCode < 200 || res.statusCode >= 300) return this.fail(res);
-    return (await res.body.json()) as T;
+  json<T>(method: Dispatcher.HttpMethod, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+    return this.run(method, path, opts, (o) => this.http.json<T>(method, path, body === undefined ? o : { ...o, json: body }));
   }
 
-  /** Uploads a file as a sandbox named `sha256`. */
-  async uploadSandbox(sha256: string, file: string, size: number): Promise<{ sha256: string; size: number }> {
-    // PUT of content named by its hash: safe to send again (a fresh stream each time).
-    const res = await this.send('PUT', `/api/sandboxes/${sha256}`, {
-      body: () => createReadStream(file),
-      headers: { 'content-type': 'application/gzip', 'content-length': String(size) },
-    });
-    if (res.statusCode !== 201) return this.fail(res);
-    return (await res.body.json()) as { sha256: string; size: number };
+  /** Uploads a file as a sandbox named `sha256` (a PUT of content named by its hash: safe to send again). */
+  uploadSandbox(sha256: string, file: string, size: number): Promise<{ sha256: string; size: number }> {
+    const path = `/api/sandboxes/${sha256}`;
+    return this.run('PUT', path, {}, (o) =>
+      this.http.json<{ sha256: string; size: number }>('PUT', path, { ...o, file: { path: file, size, contentType: 'application/gzip' } }),
+    );
   }
 
   /** Downloads a sandbox; answers its body stream. */
-  async downloadSandbox(sha256: string): Promise<Dispatcher.ResponseData['body']> {
-    const res = await this.send('GET', `/api/sandboxes/${sha256}`);
-    if (res.statusCode !== 200) return this.fail(res);
-    return res.body;
+  downloadSandbox(sha256: string): Promise<Readable> {
+    const path = `/api/sandboxes/${sha256}`;
+    return this.run('GET', path, {}, (o) => this.http.stream('GET', path, o));
   }
-}
-
-/** A response body already read to `text`, readable again (by `fail`). */
-function bodyOf(text: string, _original: Dispatcher.ResponseData['body']): Dispatcher.ResponseData['body'] {
-  return { text: async () => text, json: async () => JSON.parse(text) as unknown } as unknown as Dispatcher.ResponseData['body'];
 }

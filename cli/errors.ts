@@ -4,31 +4,31 @@
  * stack trace. Pure.
  */
 
-export interface ApiProblem {
-  message: string;
-  line?: number;
-  column?: number;
-  attribute?: string;
-  path?: string;
-  jdl?: number;
-}
+import { ApiError, type ApiProblem } from '../io/api-error.js';
+
+export type { ApiProblem };
 
 /** A mistake in the command line: exit code 2, help hint. */
 export class UsageError extends Error {
   readonly exitCode = 2;
 }
 
-/** A failure to report: exit code 1, optional problems and the file names they refer to. */
-export class CliError extends Error {
+/**
+ * A failure to report: exit code 1, optional problems and the file names they refer to. The
+ * API's error (`io/api-error.ts`) with what the CLI prints: a failed call keeps its `code`,
+ * `status` and `problems`; a local failure has status 0 and usually no code.
+ */
+export class CliError extends ApiError {
   readonly exitCode = 1;
   constructor(
     message: string,
-    readonly problems: ApiProblem[] = [],
+    problems: ApiProblem[] = [],
     /** File names of the JDLs submitted, in order, to name the file of each JDL problem. */
     readonly files: string[] = [],
-    readonly code?: string,
+    code?: string,
+    status = 0,
   ) {
-    super(message);
+    super(message, status, code, { problems });
   }
 }
 
@@ -40,12 +40,13 @@ function splitJdlLabel(message: string): [number | null, string] {
 
 /** The lines to print for an error. */
 export function formatError(e: unknown): string[] {
-  if (e instanceof CliError) {
+  if (e instanceof ApiError) {
     const lines = [`wms: ${e.message}`];
+    const files = e instanceof CliError ? e.files : [];
     for (const p of e.problems) {
       if (p.line !== undefined && p.column !== undefined) {
         const [index, message] = p.jdl !== undefined ? [p.jdl, p.message] : splitJdlLabel(p.message);
-        const file = e.files[index ?? 0] ?? (e.files.length === 1 ? e.files[0] : undefined);
+        const file = files[index ?? 0] ?? (files.length === 1 ? files[0] : undefined);
         lines.push(`  ${file ? `${file}:` : ''}${p.line}:${p.column}: ${message}`);
       } else if (p.path) {
         lines.push(`  ${p.path}: ${p.message}`);

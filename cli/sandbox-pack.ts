@@ -3,12 +3,11 @@
  * directory, recursively) goes in under its base name, so the job finds it in its working
  * directory. Relative paths are read relative to the JDL file's directory.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, realpath, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { create as tarCreate } from 'tar';
+import { sha256File } from '../io/file-hash.js';
 import { CliError } from './errors.js';
 
 export interface PackedSandbox {
@@ -17,12 +16,6 @@ export interface PackedSandbox {
   size: number;
   /** Removes the archive and its staging directory. */
   cleanup(): Promise<void>;
-}
-
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /**

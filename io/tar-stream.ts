@@ -15,10 +15,12 @@
  * more is handed to it (tar buffers what follows by copying, quadratic in its length: 16 MiB of
  * zero padding took 20 s, 64 MiB minutes); the rest is only counted, to the end of the stream.
  * The first limit hit, or the caller's `AbortSignal`, destroys the stream at once.
+ *
+ * `unpackArchive` runs both passes in order, each caller wording the failures its own way.
  */
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
-import { lstat, open } from 'node:fs/promises';
+import { lstat, mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -27,10 +29,10 @@ import {
   ArchiveCheck,
   ArchiveError,
   entryTargets,
+  ExpansionBudget,
   pathPrefixes,
   type ArchiveEntry,
   type ArchiveLimits,
-  type ExpansionBudget,
 } from '../core/archive-safety.js';
 
 function asEntry(e: ReadEntry): ArchiveEntry {
@@ -174,12 +176,7 @@ export async function streamTar(archive: string, parser: Parser, o: StreamOption
  * the archive expands beyond the budget, the time is up or `o.signal` aborts; a read error as
  * it comes.
  */
-export async function inspectArchive(
-  archive: string,
-  dest: string,
-  limits: ArchiveLimits,
-  o: StreamOptions,
-): Promise<ArchiveCheck> {
+export async function inspectArchive(archive: string, dest: string, limits: ArchiveLimits, o: StreamOptions): Promise<ArchiveCheck> {
   const check = new ArchiveCheck(limits);
   /** Directories entries are written into, with the first entry that needs each. */
   const parents = new Map<string, string>();
@@ -232,12 +229,7 @@ export interface Extracted {
  * Rejects as `streamTar` does, once tar has closed the files it had open; what was extracted
  * so far stays in `dest`.
  */
-export async function extractArchive(
-  archive: string,
-  dest: string,
-  limits: ArchiveLimits,
-  o: StreamOptions,
-): Promise<Extracted> {
+export async function extractArchive(archive: string, dest: string, limits: ArchiveLimits, o: StreamOptions): Promise<Extracted> {
   const again = new ArchiveCheck(limits);
   let changed: string | null = null;
   const unpack = new Unpack({
@@ -252,4 +244,55 @@ export async function extractArchive(
   });
   await streamTar(archive, unpack, { ...o, windDown: true });
   return { entries: again.state.entries, bytes: again.state.bytes, changed };
+}
+
+/** Where `unpackArchive` stopped, for the caller to word its error. */
+export type UnpackFailure =
+  /** The first pass failed: not a readable tar archive, or an `ArchiveError` (a budget limit, the signal). */
+  | { stage: 'read'; error: unknown }
+  /** The first pass found problems (`check.problems`): nothing was written. */
+  | { stage: 'unsafe'; check: ArchiveCheck }
+  /** The destination could not be created. */
+  | { stage: 'mkdir'; error: unknown }
+  /** The second pass failed, as `extractArchive` rejects: what was extracted so far stays. */
+  | { stage: 'extract'; error: unknown }
+  /** An entry failed its check in the second pass (the archive changed since the first). */
+  | { stage: 'changed'; problem: string };
+
+/**
+ * Both passes in order: sniffs `archive`, inspects it against one `ExpansionBudget` for
+ * `limits`, creates `dest` and extracts with the budget's next pass. Any failure is thrown as
+ * `fail` words it (the caller's error class, see `UnpackFailure`); nothing is written unless
+ * the first pass found no problem.
+ */
+export async function unpackArchive(
+  archive: string,
+  dest: string,
+  limits: ArchiveLimits,
+  o: { label: string; signal?: AbortSignal | undefined },
+  fail: (f: UnpackFailure) => Error,
+): Promise<{ entries: number; bytes: number }> {
+  let stream: StreamOptions;
+  let check: ArchiveCheck;
+  try {
+    const { size, gzip } = await sniff(archive);
+    stream = { label: o.label, gzip, budget: new ExpansionBudget(limits, size, Date.now()), signal: o.signal };
+    check = await inspectArchive(archive, dest, limits, stream);
+  } catch (error) {
+    throw fail({ stage: 'read', error });
+  }
+  if (check.count > 0) throw fail({ stage: 'unsafe', check });
+  try {
+    await mkdir(dest, { recursive: true });
+  } catch (error) {
+    throw fail({ stage: 'mkdir', error });
+  }
+  let done: Extracted;
+  try {
+    done = await extractArchive(archive, dest, limits, { ...stream, budget: stream.budget.nextPass() });
+  } catch (error) {
+    throw fail({ stage: 'extract', error });
+  }
+  if (done.changed !== null) throw fail({ stage: 'changed', problem: done.changed });
+  return { entries: done.entries, bytes: done.bytes };
 }

@@ -1,7 +1,8 @@
 /**
- * The pilot's HTTP client: one base URL, one bearer token (the pilot's, or a job's), JSON in
- * and out, a few retries on what is worth retrying (the service restarting, a 503), and error
- * messages that say which call failed and why, in one line.
+ * The pilot's HTTP client, on the shared JSON client (`io/json-client.ts`): one base URL, one
+ * bearer token (the pilot's, or a job's), JSON in and out, a few retries on what is worth
+ * retrying (the service restarting, a 503), and errors (`ApiError`, `io/api-error.ts`) whose
+ * message says which call failed and why, in one line.
  *
  * Tokens are short-lived and renewed. The pilot starts with the wrapper's token (long: it must
  * outlive a batch-queue wait); registration answers a short one, which `PilotApi` renews at
@@ -13,7 +14,7 @@
  *
  * Retries. Ordinary calls retry a few times within seconds. What must reach the services (job
  * status reports through pilot/report-journal.ts, output uploads, the match, registration and
- * the pilot's own status) retries with `retryUntil`: exponential back-off from 1 s doubling to
+ * the pilot's own status) retries with `retryUntil` (`io/retry.ts`): exponential back-off from 1 s doubling to
  * 15 s, with full jitter (a restarted server is not hit by every pilot in the same second), on
  * connection errors, timeouts, 5xx and 429, until a deadline (the pilot's time left). A 4xx
  * other than 429 is an answer, never retried.
@@ -26,11 +27,11 @@
  * answer was lost): it reads as accepted.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { Dispatcher } from 'undici';
+import { ApiError } from '../io/api-error.js';
+import { JsonClient } from '../io/json-client.js';
+import { DEFAULT_BACKOFF, quickRetries, retryUntil, type BackoffPolicy } from '../io/retry.js';
 import {
   JOB_NOT_HELD_CODE,
   jobStateOfDeadToken,
@@ -47,104 +48,20 @@ import {
 } from '../core/pilot-protocol.js';
 import type { JobChannel } from './job-wrapper.js';
 
-/** A call that failed: `status` is the HTTP status (0 when the server could not be reached). */
-export class HttpError extends Error {
-  constructor(
-    message: string,
-    readonly status: number,
-    readonly code?: string,
-  ) {
-    super(message);
-  }
-}
-
-const RETRY_DELAYS_MS = [250, 1000, 3000];
-
-function retryable(e: unknown): boolean {
-  return e instanceof HttpError ? e.status === 0 || e.status === 502 || e.status === 503 || e.status === 504 : false;
-}
-
 /**
- * Worth sending again later: the server could not be reached or did not answer in time
- * (status 0), it failed or is away (5xx), or it asks to slow down (429). Any other answer is
- * final.
+ * Worth a quick retry within the same call: the server could not be reached or did not answer
+ * in time (status 0), or a proxy or the services are away (502, 503, 504).
  */
-export function retryableLater(e: unknown): boolean {
-  return e instanceof HttpError ? e.status === 0 || e.status === 429 || e.status >= 500 : false;
+function retryableNow(e: unknown): boolean {
+  return e instanceof ApiError ? e.status === 0 || e.status === 502 || e.status === 503 || e.status === 504 : false;
 }
+
+/** The waits of an ordinary call's quick retries. */
+const QUICK_RETRIES = quickRetries([250, 1000, 3000], retryableNow);
 
 /** The job is held by another match (rescheduled, another pilot): its payload must stop. */
 export function isJobNotHeld(e: unknown): boolean {
-  return e instanceof HttpError && e.status === 409 && e.code === JOB_NOT_HELD_CODE;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Back-off of `retryUntil`: the first wait is up to `baseMs`, doubling up to `capMs`. */
-export interface BackoffPolicy {
-  baseMs: number;
-  capMs: number;
-}
-
-export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 1000, capMs: 15_000 };
-
-/**
- * The wait before retry number `attempt` (0 first): full jitter, uniform in
- * [0, min(cap, base × 2^attempt)). Pure given `random`.
- */
-export function backoffDelay(attempt: number, policy: BackoffPolicy = DEFAULT_BACKOFF, random: () => number = Math.random): number {
-  const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** Math.min(attempt, 30));
-  return Math.floor(random() * ceiling);
-}
-
-export interface RetryOptions {
-  /** Stop retrying once this time (ms since the epoch) has passed; the last error is thrown. */
-  deadline: number;
-  backoff?: BackoffPolicy;
-  /** Stops the retries at once (the job stopped): the last error is thrown. */
-  signal?: AbortSignal;
-  /** Hears about each failed try that will be retried. */
-  onRetry?: (e: unknown, attempt: number, waitMs: number) => void;
-  random?: () => number;
-  /** Which errors are worth another try (default `retryableLater`). */
-  retryable?: (e: unknown) => boolean;
-  now?: () => number;
-}
-
-/** A sleep that `signal` ends early. */
-function sleepUnless(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
-/**
- * Runs `fn` until it succeeds, retrying what `retryable` accepts with back-off and jitter until
- * `deadline` (a wait never goes past it) or `signal`; then throws the last error.
- */
-export async function retryUntil<T>(fn: () => Promise<T>, o: RetryOptions): Promise<T> {
-  const now = o.now ?? Date.now;
-  const isRetryable = o.retryable ?? retryableLater;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (!isRetryable(e) || o.signal?.aborted) throw e;
-      const left = o.deadline - now();
-      if (left <= 0) throw e;
-      const wait = Math.max(1, Math.min(left, backoffDelay(attempt, o.backoff, o.random)));
-      o.onRetry?.(e, attempt, wait);
-      await sleepUnless(wait, o.signal);
-      if (o.signal?.aborted) throw e;
-    }
-  }
+  return e instanceof ApiError && e.status === 409 && e.code === JOB_NOT_HELD_CODE;
 }
 
 /** A fresh claim id for one match attempt (core/pilot-protocol.ts ClaimIdSchema). */
@@ -155,98 +72,36 @@ export function newClaimId(): string {
 /** A bearer token, or where to read the current one (it is renewed while the pilot runs). */
 export type TokenSource = string | (() => string);
 
+/** How long a JSON call, and a sandbox transfer, may take before it counts as unanswered. */
+const CALL_TIMEOUT_MS = 60_000;
+const TRANSFER_TIMEOUT_MS = 600_000;
+
+/** The pilot's calls on the shared JSON client (`io/json-client.ts`), with a few quick retries. */
 export class HttpClient {
-  private readonly tokenOf: () => string;
+  private readonly http: JsonClient;
 
   constructor(
     readonly baseUrl: string,
     token: TokenSource,
   ) {
-    this.tokenOf = typeof token === 'string' ? () => token : token;
+    this.http = new JsonClient({ baseUrl, token, timeoutMs: CALL_TIMEOUT_MS });
   }
 
-  private get token(): string {
-    return this.tokenOf();
-  }
-
-  /** One request; JSON body and answer. Retries connection failures and 502/503/504. */
-  async call<T>(method: string, path: string, body?: unknown, opts: { retries?: boolean } = {}): Promise<T> {
-    const delays = opts.retries === false ? [] : RETRY_DELAYS_MS;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.once<T>(method, path, body);
-      } catch (e) {
-        if (attempt >= delays.length || !retryable(e)) throw e;
-        await sleep(delays[attempt]!);
-      }
-    }
-  }
-
-  private async once<T>(method: string, path: string, body: unknown): Promise<T> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
-    try {
-      res = await fetch(this.baseUrl + path, {
-        method,
-        headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(60_000),
-      });
-    } catch (e) {
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new HttpError(`${method} ${path}: cannot reach ${this.baseUrl} (${cause?.code ?? cause?.message ?? (e as Error).message})`, 0);
-    }
-    if (res.status === 204) return undefined as T;
-    const text = await res.text();
-    if (!res.ok) {
-      let code: string | undefined;
-      let message = text.slice(0, 300);
-      try {
-        const parsed = JSON.parse(text) as { code?: string; message?: string };
-        code = parsed.code;
-        message = parsed.message ?? message;
-      } catch {
-        // not JSON: keep the text
-      }
-      throw new HttpError(`${method} ${path}: ${res.status} ${message}`, res.status, code);
-    }
-    return (text === '' ? undefined : JSON.parse(text)) as T;
+  /** One request; JSON body and answer. Retries connection failures and 502/503/504 unless `retries` is false. */
+  call<T>(method: Dispatcher.HttpMethod, path: string, body?: unknown, opts: { retries?: boolean } = {}): Promise<T> {
+    return this.http.json<T>(method, path, { json: body, ...(opts.retries === false ? {} : { retry: QUICK_RETRIES }) });
   }
 
   /** Streams a GET to a file. */
-  async download(path: string, destFile: string): Promise<void> {
-    const res = await fetch(this.baseUrl + path, { headers: { authorization: `Bearer ${this.token}` }, signal: AbortSignal.timeout(600_000) }).catch(
-      (e: unknown) => {
-        throw new HttpError(`GET ${path}: cannot reach ${this.baseUrl} (${(e as Error).message})`, 0);
-      },
-    );
-    if (!res.ok || !res.body) throw new HttpError(`GET ${path}: ${res.status} ${(await res.text()).slice(0, 300)}`, res.status);
-    await pipeline(Readable.fromWeb(res.body as WebReadableStream), createWriteStream(destFile));
+  download(path: string, destFile: string): Promise<void> {
+    return this.http.download(path, destFile, { timeoutMs: TRANSFER_TIMEOUT_MS });
   }
 
   /** Streams a file as the body of a PUT. */
   async upload(path: string, file: string, contentType: string): Promise<void> {
     const { size } = await stat(file);
-    const res = await fetch(this.baseUrl + path, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${this.token}`, 'content-type': contentType, 'content-length': String(size) },
-      body: Readable.toWeb(createReadStream(file)) as unknown as RequestInit['body'],
-      duplex: 'half',
-      signal: AbortSignal.timeout(600_000),
-    } as RequestInit).catch((e: unknown) => {
-      throw new HttpError(`PUT ${path}: cannot reach ${this.baseUrl} (${(e as Error).message})`, 0);
-    });
-    if (!res.ok) {
-      const text = (await res.text()).slice(0, 300);
-      let code: string | undefined;
-      try {
-        code = (JSON.parse(text) as { code?: string }).code;
-      } catch {
-        // not JSON
-      }
-      throw new HttpError(`PUT ${path}: ${res.status} ${text}`, res.status, code);
-    }
+    const res = await this.http.send('PUT', path, { file: { path: file, size, contentType }, timeoutMs: TRANSFER_TIMEOUT_MS });
+    await res.body.dump();
   }
 }
 
@@ -318,12 +173,12 @@ export class PilotApi {
         answer = await ask(this.current);
       } catch (e) {
         // The short token expired while the services were away: the wrapper's still vouches.
-        if (!(e instanceof HttpError && e.status === 401) || this.current === this.wrapperToken) throw e;
+        if (!(e instanceof ApiError && e.status === 401) || this.current === this.wrapperToken) throw e;
         answer = await ask(this.wrapperToken);
       }
       this.adopt(answer);
     } catch (e) {
-      if (e instanceof HttpError && e.status === 403) {
+      if (e instanceof ApiError && e.status === 403) {
         this.onLog(`token renewal refused, no more renewals: ${e.message}`);
         this.stopped = true;
         return;
@@ -384,7 +239,7 @@ export class PilotApi {
         { deadline: this.until(UNTIL_KNOWN_MS), backoff: this.backoff, onRetry: this.retrying('registration') },
       );
     } catch (e) {
-      const m = e instanceof HttpError && e.status === 409 ? /^.*pilot (\d+) is Running /.exec(e.message) : null;
+      const m = e instanceof ApiError && e.status === 409 ? /^.*pilot (\d+) is Running /.exec(e.message) : null;
       if (tries < 2 || !m) throw e;
       this.onLog('registration: a try whose answer was lost registered this pilot');
       void this.renew();
@@ -426,7 +281,7 @@ export class PilotApi {
       deadline,
       // What says the answer may not have come: no connection, a timeout, a proxy or the
       // services away, or asked to slow down. A 500 is an answer (a bug would not go away).
-      retryable: (e) => e instanceof HttpError && [0, 429, 502, 503, 504].includes(e.status),
+      retryable: (e) => e instanceof ApiError && [0, 429, 502, 503, 504].includes(e.status),
       backoff: this.backoff,
       onRetry: this.retrying(`match (claim ${claimId})`),
       ...(signal ? { signal } : {}),
@@ -445,7 +300,9 @@ export class PilotApi {
     };
     /** The job's state when the services refused the token because the job is over. */
     const deadState = (e: unknown) =>
-      e instanceof HttpError && e.status === 403 && (e.code === undefined || e.code === 'WMS_FORBIDDEN') ? jobStateOfDeadToken(e.message) : null;
+      e instanceof ApiError && e.status === 403 && (e.code === undefined || e.code === 'WMS_FORBIDDEN')
+        ? jobStateOfDeadToken(e.message)
+        : null;
     return {
       // One try each: the report journal (and the watchdog's next beat) retry.
       setStatus: async (report: JobStatusReport) => {

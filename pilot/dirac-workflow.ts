@@ -34,6 +34,7 @@
 import { spawn } from 'node:child_process';
 import { access, chmod, constants as fsConstants, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { splitWords } from './shell-words.js';
 
 /** Refused inputs and unsupported workflows: the message is for the user. */
 export class WorkflowError extends Error {}
@@ -307,40 +308,9 @@ export function readWorkflow(xml: string): Workflow {
   return { name: wf.attr['name'] ?? '', parameters, steps };
 }
 
-/** Python's `shlex.split(s)` (POSIX mode, no comments). Throws on an unclosed quote. */
+/** Python's `shlex.split(s)` (POSIX mode, no comments). Throws on an unclosed quote or a trailing backslash. */
 export function shlexSplit(s: string): string[] {
-  const out: string[] = [];
-  let word = '';
-  let inWord = false;
-  let quote: '"' | "'" | null = null;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i] as string;
-    if (quote === "'") {
-      if (c === "'") quote = null;
-      else word += c;
-    } else if (quote === '"') {
-      if (c === '"') quote = null;
-      else if (c === '\\' && i + 1 < s.length && (s[i + 1] === '"' || s[i + 1] === '\\')) word += s[++i];
-      else word += c;
-    } else if (c === "'" || c === '"') {
-      quote = c;
-      inWord = true;
-    } else if (/\s/.test(c)) {
-      if (inWord) out.push(word);
-      word = '';
-      inWord = false;
-    } else if (c === '\\') {
-      if (i + 1 >= s.length) throw new WorkflowError('No escaped character');
-      word += s[++i];
-      inWord = true;
-    } else {
-      word += c;
-      inWord = true;
-    }
-  }
-  if (quote !== null) throw new WorkflowError('No closing quotation');
-  if (inWord) out.push(word);
-  return out;
+  return splitWords(s, (problem) => new WorkflowError(problem));
 }
 
 // --- running ---------------------------------------------------------------------------------

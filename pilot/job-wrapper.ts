@@ -61,13 +61,16 @@ import { isArchiveError, normalizeArchivePath, type ArchiveLimits } from '../cor
 import { getAttribute, parseJdl, type JdlAd, type JdlValue } from '../core/jdl/index.js';
 import { MINOR, type JobState } from '../core/job-states.js';
 import type { Heartbeat, HeartbeatAnswer, JobCommand, JobStatusAnswer, JobStatusReport } from '../core/pilot-protocol.js';
-import { isJobNotHeld, retryUntil, type BackoffPolicy } from './client.js';
+import { sha256File } from '../io/file-hash.js';
+import { retryUntil, type BackoffPolicy } from '../io/retry.js';
+import { isJobNotHeld } from './client.js';
+import { splitWords } from './shell-words.js';
 import { ISOLATION_UNAVAILABLE, isIsolationUnavailable, resolvePayloadSandbox, type IsolationSettings, type PayloadSandbox } from './isolation.js';
 import { descendantsOf, isAlive, killTree, selfChildrenCpuSeconds } from './process-tree.js';
 import { registerPayloadSession, unregisterPayloadSession } from './payload-sessions.js';
 import { installPayloadTools } from './payload-tools.js';
 import { ReportJournal, type ReportResult } from './report-journal.js';
-import { packOutputs, safeUnpack, sha256File } from './sandbox.js';
+import { packOutputs, safeUnpack } from './sandbox.js';
 import { DEFAULT_MIN_DISK_MB, rawCpuLimitSeconds, Watchdog, type WatchdogLimitHit } from './watchdog.js';
 
 /** How the job wrapper talks to the services for one job (the pilot's HTTP client, with the job token). */
@@ -145,41 +148,11 @@ export interface PayloadSpec {
 }
 
 /**
- * Splits an Arguments string into words: whitespace separates them; single quotes keep
- * everything up to the next single quote; double quotes keep everything up to the next double
- * quote, where `\"` and `\\` stand for `"` and `\`; outside quotes a backslash keeps the next
- * character. An unterminated quote runs to the end. No variables, globs or redirections.
+ * Splits an Arguments string into words (`pilot/shell-words.ts`): an unterminated quote runs
+ * to the end, a trailing backslash stays.
  */
 export function splitArguments(s: string): string[] {
-  const out: string[] = [];
-  let word = '';
-  let inWord = false;
-  let quote: '"' | "'" | null = null;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i] as string;
-    if (quote !== null) {
-      if (c === quote) quote = null;
-      else if (quote === '"' && c === '\\' && (s[i + 1] === '"' || s[i + 1] === '\\')) word += s[++i];
-      else word += c;
-      continue;
-    }
-    if (c === "'" || c === '"') {
-      quote = c;
-      inWord = true;
-    } else if (/\s/.test(c)) {
-      if (inWord) out.push(word);
-      word = '';
-      inWord = false;
-    } else if (c === '\\' && i + 1 < s.length) {
-      word += s[++i];
-      inWord = true;
-    } else {
-      word += c;
-      inWord = true;
-    }
-  }
-  if (inWord) out.push(word);
-  return out;
+  return splitWords(s);
 }
 
 function texts(value: JdlValue | undefined, name: string): string[] {

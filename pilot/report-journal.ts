@@ -7,7 +7,7 @@
  * written as one JSON line to `<dir>/.reports-<jobId>.jsonl` BEFORE it is sent; each answer adds
  * an `ack` line. The sender sends pending entries strictly in order, one at a time: a report is
  * never overtaken by a later one. A failure on the way (cannot connect, timeout, 5xx, 429) is
- * retried with exponential back-off and full jitter (pilot/client.ts `retryUntil`) until the
+ * retried with exponential back-off and full jitter (io/retry.ts `retryUntil`) until the
  * deadline (the pilot's time left); the services apply a report id once, so a report whose
  * answer was lost can be sent again safely. A 4xx other than 429 is final for that entry: it is
  * logged and handed back (a refusal of the job stops the wrapper, as before).
@@ -23,7 +23,7 @@
 import { appendFile, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JobStatusAnswer, JobStatusReport } from '../core/pilot-protocol.js';
-import { retryUntil, type BackoffPolicy } from './client.js';
+import { retryUntil, type BackoffPolicy } from '../io/retry.js';
 
 /** One line of a journal file. */
 export type JournalLine =

@@ -9,23 +9,15 @@
  * The second pass extracts with the same checks again as tar's filter (the file could have
  * changed in between). Every failure is an `ArchiveError` naming the archive.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, readdir, readlink, stat } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { Pack } from 'tar';
-import {
-  ArchiveError,
-  checkArchiveEntry,
-  ExpansionBudget,
-  isArchiveError,
-  normalizeArchivePath,
-  type ArchiveCheck,
-  type ArchiveLimits,
-} from '../core/archive-safety.js';
-import { extractArchive, inspectArchive, sniff, type Extracted, type StreamOptions } from '../io/tar-stream.js';
+import { ArchiveError, checkArchiveEntry, isArchiveError, normalizeArchivePath, type ArchiveLimits } from '../core/archive-safety.js';
+import { sha256File } from '../io/file-hash.js';
+import { unpackArchive, type UnpackFailure } from '../io/tar-stream.js';
 
 export interface UnpackResult {
   /** Entries extracted. */
@@ -40,6 +32,22 @@ function asArchiveError(e: unknown, label: string, what: string): ArchiveError {
   return new ArchiveError(`${label} ${what}: ${(e as Error).message}`, []);
 }
 
+/** A failure of `unpackArchive` as the pilot words it: an ArchiveError naming the archive. */
+function pilotUnpackError(f: UnpackFailure, label: string): Error {
+  switch (f.stage) {
+    case 'read':
+      return asArchiveError(f.error, label, 'is not a readable tar archive');
+    case 'unsafe':
+      return new ArchiveError(f.check.describe(label) as string, f.check.problems);
+    case 'mkdir':
+      return f.error as Error;
+    case 'extract':
+      return asArchiveError(f.error, label, 'could not be unpacked');
+    case 'changed':
+      return new ArchiveError(`${label} changed while it was unpacked: ${f.problem}`, [f.problem]);
+  }
+}
+
 /**
  * Unpacks `archive` into `dest` (created if needed) when every entry is safe, else throws an
  * `ArchiveError` naming the problems (the first ten) and extracts nothing. `label` names the
@@ -51,42 +59,14 @@ function asArchiveError(e: unknown, label: string, what: string): ArchiveError {
  * ArchiveError at once, after tar has closed the files it had open; what was extracted so far
  * stays in `dest` for the caller to remove.
  */
-export async function safeUnpack(
+export function safeUnpack(
   archive: string,
   dest: string,
   limits: ArchiveLimits,
   label = basename(archive),
   signal?: AbortSignal,
 ): Promise<UnpackResult> {
-  let stream: StreamOptions;
-  let check: ArchiveCheck;
-  try {
-    const { size, gzip } = await sniff(archive);
-    stream = { label, gzip, budget: new ExpansionBudget(limits, size, Date.now()), signal };
-    check = await inspectArchive(archive, dest, limits, stream);
-  } catch (e) {
-    throw asArchiveError(e, label, 'is not a readable tar archive');
-  }
-  const problem = check.describe(label);
-  if (problem !== null) throw new ArchiveError(problem, check.problems);
-
-  await mkdir(dest, { recursive: true });
-  let done: Extracted;
-  try {
-    done = await extractArchive(archive, dest, limits, { ...stream, budget: stream.budget.nextPass() });
-  } catch (e) {
-    throw asArchiveError(e, label, 'could not be unpacked');
-  }
-  if (done.changed !== null) {
-    throw new ArchiveError(`${label} changed while it was unpacked: ${done.changed}`, [done.changed]);
-  }
-  return { entries: done.entries, bytes: done.bytes };
-}
-
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  return unpackArchive(archive, dest, limits, { label, signal }, (f) => pilotUnpackError(f, label));
 }
 
 export interface PackedOutputs {
@@ -159,7 +139,13 @@ export async function packOutputs(workDir: string, patterns: string[], out: stri
     if (!st) return false;
     if (st.isSymbolicLink()) {
       const target = await readlink(abs);
-      if (checkArchiveEntry({ path: rel, type: 'SymbolicLink', linkpath: target, size: 0 }, { entries: 0, bytes: 0 }, { maxEntries: 1, maxBytes: 0 }) !== null) {
+      if (
+        checkArchiveEntry(
+          { path: rel, type: 'SymbolicLink', linkpath: target, size: 0 },
+          { entries: 0, bytes: 0 },
+          { maxEntries: 1, maxBytes: 0 },
+        ) !== null
+      ) {
         missing.push(`${rel} -> ${target}`);
         return false;
       }
@@ -179,7 +165,8 @@ export async function packOutputs(workDir: string, patterns: string[], out: stri
   for (const raw of patterns) {
     const pattern = raw.trim();
     const name = normalizeArchivePath(pattern);
-    const outside = /^lfn:/i.test(pattern) || name === '.' || name.startsWith('/') || name.startsWith('..') || pattern.split(/[\\/]/).includes('..');
+    const outside =
+      /^lfn:/i.test(pattern) || name === '.' || name.startsWith('/') || name.startsWith('..') || pattern.split(/[\\/]/).includes('..');
     let found = false;
     if (!outside) {
       for (const rel of await expand(root, '', name.split('/'))) {

@@ -22,7 +22,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { JOB_NOT_HELD_CODE, type JobStatusAnswer, type JobStatusReport, type PilotConfig } from '../../core/pilot-protocol.js';
 import { getJobHistory, getJobParameters, getJobs, rescheduleJobs, type DbHandle } from '../../db/index.js';
-import { HttpError, PilotApi, newClaimId } from '../../pilot/client.js';
+import { ApiError } from '../../io/api-error.js';
+import { PilotApi, newClaimId } from '../../pilot/client.js';
 import { JobAgent } from '../../pilot/job-agent.js';
 import { startJob, type JobOutcome, type JobWrapperOptions } from '../../pilot/job-wrapper.js';
 import { isAlive } from '../../pilot/process-tree.js';
@@ -546,7 +547,7 @@ describe('the report journal', () => {
         expect(inFlight).toBe(1);
         await sleep(5);
         inFlight--;
-        if (failures-- > 0) throw new HttpError('cannot reach', 0);
+        if (failures-- > 0) throw new ApiError('cannot reach', 0);
         sent.push(`${r.reportId} ${r.minorStatus}`);
         return { accepted: true, status: 'Running' };
       },
@@ -569,8 +570,8 @@ describe('the report journal', () => {
       log: () => undefined,
       send: async (r) => {
         sent.push(r.reportId!);
-        if (r.reportId === 1) throw new HttpError('refused', 400, 'WMS_VALIDATION');
-        if (r.reportId === 3) throw new HttpError('away', 503);
+        if (r.reportId === 1) throw new ApiError('refused', 400, 'WMS_VALIDATION');
+        if (r.reportId === 3) throw new ApiError('away', 503);
         return { accepted: true, status: 'Running' };
       },
     });

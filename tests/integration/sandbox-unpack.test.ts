@@ -13,7 +13,8 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { CliError } from '../../cli/errors.js';
 import { unpackSandbox } from '../../cli/sandbox-unpack.js';
 import { isArchiveError } from '../../core/archive-safety.js';
-import { packOutputs, safeUnpack, sha256File } from '../../pilot/sandbox.js';
+import { sha256File } from '../../io/file-hash.js';
+import { packOutputs, safeUnpack } from '../../pilot/sandbox.js';
 
 interface RawEntry {
   path: string;

@@ -1,16 +1,20 @@
 /**
- * The pilot's retry policy (pilot/client.ts): back-off with full jitter, bounded by a deadline;
+ * The pilot's retry policy (io/retry.ts, pilot/client.ts): back-off with full jitter, bounded by a deadline;
  * what is worth retrying; claim ids.
  */
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, HttpError, isJobNotHeld, newClaimId, retryableLater, retryUntil } from '../../pilot/client.js';
+import { ApiError, retryableLater } from '../../io/api-error.js';
+import { backoffDelay, retryUntil } from '../../io/retry.js';
+import { isJobNotHeld, newClaimId } from '../../pilot/client.js';
 import { ClaimIdSchema, JOB_NOT_HELD_CODE } from '../../core/pilot-protocol.js';
 import { Value } from 'typebox/value';
 
 describe('backoffDelay', () => {
   it('doubles from the base up to the cap, with full jitter', () => {
     const policy = { baseMs: 1000, capMs: 15_000 };
-    expect([0, 1, 2, 3, 4, 5, 10].map((n) => backoffDelay(n, policy, () => 0.999999))).toEqual([999, 1999, 3999, 7999, 14_999, 14_999, 14_999]);
+    expect([0, 1, 2, 3, 4, 5, 10].map((n) => backoffDelay(n, policy, () => 0.999999))).toEqual([
+      999, 1999, 3999, 7999, 14_999, 14_999, 14_999,
+    ]);
     expect(backoffDelay(3, policy, () => 0)).toBe(0);
     expect(backoffDelay(2, policy, () => 0.5)).toBe(2000);
   });
@@ -22,7 +26,7 @@ describe('retryUntil', () => {
     const waits: number[] = [];
     const r = await retryUntil(
       async () => {
-        if (++tries < 4) throw new HttpError('away', tries === 1 ? 0 : tries === 2 ? 503 : 429);
+        if (++tries < 4) throw new ApiError('away', tries === 1 ? 0 : tries === 2 ? 503 : 429);
         return 'ok';
       },
       { deadline: Date.now() + 5000, backoff: { baseMs: 4, capMs: 8 }, onRetry: (_e, _a, w) => waits.push(w) },
@@ -39,7 +43,7 @@ describe('retryUntil', () => {
       retryUntil(
         async () => {
           tries++;
-          throw new HttpError('refused', 403, 'WMS_FORBIDDEN');
+          throw new ApiError('refused', 403, 'WMS_FORBIDDEN');
         },
         { deadline: Date.now() + 5000 },
       ),
@@ -51,7 +55,7 @@ describe('retryUntil', () => {
       retryUntil(
         async () => {
           tries++;
-          throw new HttpError('away', 0);
+          throw new ApiError('away', 0);
         },
         { deadline: Date.now() + 100, backoff: { baseMs: 20, capMs: 40 } },
       ),
@@ -67,7 +71,7 @@ describe('retryUntil', () => {
     await expect(
       retryUntil(
         async () => {
-          throw new HttpError('away', 503);
+          throw new ApiError('away', 503);
         },
         { deadline: Date.now() + 60_000, backoff: { baseMs: 10_000, capMs: 10_000 }, random: () => 0.99, signal: stop.signal },
       ),
@@ -78,15 +82,15 @@ describe('retryUntil', () => {
 
 describe('what is worth retrying', () => {
   it('connection failures, 5xx and 429; never another answer', () => {
-    expect([0, 429, 500, 502, 503, 504].map((s) => retryableLater(new HttpError('x', s)))).toEqual([true, true, true, true, true, true]);
-    expect([400, 401, 403, 404, 409].map((s) => retryableLater(new HttpError('x', s)))).toEqual([false, false, false, false, false]);
+    expect([0, 429, 500, 502, 503, 504].map((s) => retryableLater(new ApiError('x', s)))).toEqual([true, true, true, true, true, true]);
+    expect([400, 401, 403, 404, 409].map((s) => retryableLater(new ApiError('x', s)))).toEqual([false, false, false, false, false]);
     expect(retryableLater(new Error('x'))).toBe(false);
   });
 
   it('a job no longer held is a 409 with its code, nothing else', () => {
-    expect(isJobNotHeld(new HttpError('x', 409, JOB_NOT_HELD_CODE))).toBe(true);
-    expect(isJobNotHeld(new HttpError('x', 403, 'WMS_FORBIDDEN'))).toBe(false);
-    expect(isJobNotHeld(new HttpError('x', 409))).toBe(false);
+    expect(isJobNotHeld(new ApiError('x', 409, JOB_NOT_HELD_CODE))).toBe(true);
+    expect(isJobNotHeld(new ApiError('x', 403, 'WMS_FORBIDDEN'))).toBe(false);
+    expect(isJobNotHeld(new ApiError('x', 409))).toBe(false);
   });
 });
 
