@@ -4,7 +4,7 @@
  */
 import type { JobRow } from '../db/index.js';
 import type { JobState } from '../core/job-states.js';
-import type { JobDetail, JobSummary } from './schemas.js';
+import type { JobDetail, JobSummary } from '../api/index.js';
 
 function iso(d: Date | string | null | undefined): string | null {
   if (d === null || d === undefined) return null;

@@ -10,7 +10,7 @@
 import { WmsError } from '../core/errors.js';
 import { ANY_VO, type Principal } from '../core/identity.js';
 import type { ResourceDescription } from '../core/matching.js';
-import type { ResourceBody } from './schemas.js';
+import type { Resource as ResourceBody } from '../api/index.js';
 
 /** Where a pilot runs, from its record (never from its request). */
 export interface PilotPlace {

@@ -9,37 +9,24 @@ import { Type } from 'typebox';
 import { parseDuration } from '../../core/config.js';
 import { WmsError } from '../../core/errors.js';
 import { ACCOUNTING_GROUPINGS, accountingReport } from '../../db/index.js';
+import { AccountingGroupingSchema, AccountingReportSchema, ref, type AccountingGrouping } from '../../api/index.js';
 import type { PluginOptions } from '../context.js';
 import { AUTH_ERRORS, errorResponses } from '../schemas.js';
 import { BEARER, identityOf, requireRole } from './auth.js';
 
 const DEFAULT_SINCE = '7d';
 
+/** The groupings the database reports are those the API declares (a compile-time check). */
+const GROUPINGS: readonly AccountingGrouping[] = ACCOUNTING_GROUPINGS;
+void GROUPINGS;
+
 const AccountingQuery = Type.Object(
   {
-    by: Type.Union(ACCOUNTING_GROUPINGS.map((g) => Type.Literal(g)), { description: 'group records by site, group, user or vo' }),
+    by: AccountingGroupingSchema,
     since: Type.Optional(Type.String({ maxLength: 32, description: 'records of jobs ended within this duration: 30m, 12h, 7d, 2w (default 7d)' })),
   },
   { additionalProperties: false },
 );
-
-const AccountingRowSchema = Type.Object({
-  key: Type.String(),
-  jobs: Type.Integer(),
-  done: Type.Integer(),
-  failed: Type.Integer(),
-  killed: Type.Integer(),
-  cpuSeconds: Type.Number(),
-  wallSeconds: Type.Number(),
-  /** CPU seconds × the pilot's DB12 (DIRAC's CPUNormalizationFactor). */
-  normalizedCpuSeconds: Type.Number(),
-});
-
-const AccountingAnswer = Type.Object({
-  by: Type.Union(ACCOUNTING_GROUPINGS.map((g) => Type.Literal(g))),
-  since: Type.String({ format: 'date-time' }),
-  rows: Type.Array(AccountingRowSchema),
-});
 
 export const accountingPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
   const people = requireRole(ctx, 'user', 'admin', 'site-admin');
@@ -51,9 +38,10 @@ export const accountingPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async 
       schema: {
         tags: ['accounting'],
         summary: 'Accounting of finished jobs, grouped by site, group, user or VO, biggest normalized CPU first',
+        operationId: 'getAccounting',
         security: BEARER,
         querystring: AccountingQuery,
-        response: { 200: AccountingAnswer, ...errorResponses(400, ...AUTH_ERRORS) },
+        response: { 200: ref(AccountingReportSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
     async (request) => {

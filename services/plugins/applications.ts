@@ -22,6 +22,13 @@ import { LineCounter, parseDocument, stringify } from 'yaml';
 import { renderJdl, templateProblems, type AppTemplate } from '../../core/app-template.js';
 import { WmsError, type ErrorCode } from '../../core/errors.js';
 import type { PluginOptions } from '../context.js';
+import {
+  ApplicationListSchema,
+  ApplicationTemplateSchema,
+  ref,
+  SubmitApplicationAnswerSchema,
+  SubmitApplicationRequestSchema,
+} from '../../api/index.js';
 import { AUTH_ERRORS, errorResponses } from '../schemas.js';
 import { BEARER, requireRole } from './auth.js';
 
@@ -70,51 +77,7 @@ export async function loadTemplates(dir: string): Promise<AppTemplate[]> {
   return out;
 }
 
-const Num = Type.Number();
-const ParameterSchema = Type.Object({
-  name: Type.String(),
-  label: Type.String(),
-  type: Type.Union([Type.Literal('number'), Type.Literal('string'), Type.Literal('choice'), Type.Literal('file')]),
-  help: Type.Optional(Type.String()),
-  required: Type.Optional(Type.Boolean()),
-  min: Type.Optional(Num),
-  max: Type.Optional(Num),
-  step: Type.Optional(Num),
-  integer: Type.Optional(Type.Boolean()),
-  pattern: Type.Optional(Type.String()),
-  maxLength: Type.Optional(Type.Integer()),
-  options: Type.Optional(Type.Array(Type.String())),
-  default: Type.Optional(Type.Union([Type.Number(), Type.String()])),
-});
-const TemplateSchema = Type.Object({
-  name: Type.String(),
-  title: Type.String(),
-  description: Type.Optional(Type.String()),
-  parameters: Type.Array(ParameterSchema),
-  resources: Type.Optional(
-    Type.Object({
-      cpuTime: Type.Optional(Type.Integer()),
-      processors: Type.Optional(Type.Integer()),
-      ramMb: Type.Optional(Type.Integer()),
-      tags: Type.Optional(Type.Array(Type.String())),
-    }),
-  ),
-  jdl: Type.String(),
-});
 const NameParams = Type.Object({ name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,63}$' }) });
-const SubmitBody = Type.Object(
-  {
-    values: Type.Record(Type.String(), Type.Union([Type.String({ maxLength: 4096 }), Type.Number(), Type.Boolean(), Type.Null()]), {
-      description: 'parameter name → value (numbers may be given as numeric strings)',
-    }),
-  },
-  { additionalProperties: false },
-);
-const SubmitAnswer = Type.Object({
-  jobIds: Type.Array(Type.Integer()),
-  jdl: Type.String({ description: 'the JDL that was submitted' }),
-});
-
 export interface ApplicationsOptions extends PluginOptions {
   /** Directories read in order (later ones replace templates of the same name); default package + dataDir. */
   appsDirs?: string[];
@@ -141,8 +104,9 @@ export const applicationsPlugin: FastifyPluginAsyncTypebox<ApplicationsOptions> 
       schema: {
         tags: ['applications'],
         summary: 'The application templates, by name',
+        operationId: 'listApplications',
         security: BEARER,
-        response: { 200: Type.Object({ applications: Type.Array(TemplateSchema) }), ...errorResponses(...AUTH_ERRORS) },
+        response: { 200: ref(ApplicationListSchema), ...errorResponses(...AUTH_ERRORS) },
       },
     },
     async () => ({ applications: [...templates.values()].sort((a, b) => a.name.localeCompare(b.name)) }),
@@ -155,9 +119,10 @@ export const applicationsPlugin: FastifyPluginAsyncTypebox<ApplicationsOptions> 
       schema: {
         tags: ['applications'],
         summary: 'One application template',
+        operationId: 'getApplication',
         security: BEARER,
         params: NameParams,
-        response: { 200: TemplateSchema, ...errorResponses(400, ...AUTH_ERRORS, 404) },
+        response: { 200: ref(ApplicationTemplateSchema), ...errorResponses(400, ...AUTH_ERRORS, 404) },
       },
     },
     async (request) => find(request.params.name),
@@ -170,10 +135,11 @@ export const applicationsPlugin: FastifyPluginAsyncTypebox<ApplicationsOptions> 
       schema: {
         tags: ['applications'],
         summary: 'Fill an application template and submit the JDL it makes, as the caller',
+        operationId: 'submitApplication',
         security: BEARER,
         params: NameParams,
-        body: SubmitBody,
-        response: { 201: SubmitAnswer, ...errorResponses(400, ...AUTH_ERRORS, 404, 413) },
+        body: ref(SubmitApplicationRequestSchema),
+        response: { 201: ref(SubmitApplicationAnswerSchema), ...errorResponses(400, ...AUTH_ERRORS, 404, 413) },
       },
     },
     async (request, reply) => {
@@ -205,10 +171,11 @@ export const applicationsPlugin: FastifyPluginAsyncTypebox<ApplicationsOptions> 
       schema: {
         tags: ['applications'],
         summary: 'Create or replace an application template (admins; kept in <dataDir>/apps)',
+        operationId: 'putApplication',
         security: BEARER,
         params: NameParams,
         body: Type.Unknown({ description: 'an application template (core/app-template.ts)' }),
-        response: { 200: TemplateSchema, ...errorResponses(400, ...AUTH_ERRORS) },
+        response: { 200: ref(ApplicationTemplateSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
     async (request) => {

@@ -58,3 +58,12 @@ export function identityOf(request: FastifyRequest): Principal {
 
 /** The OpenAPI security requirement of a guarded route. */
 export const BEARER = [{ bearerAuth: [] as string[] }];
+
+/** The OpenAPI security requirement of a route that needs no token (the document's default is `BEARER`). */
+export const OPEN: { bearerAuth: string[] }[] = [];
+
+/** Does the route's schema say it takes a bearer token (`security` not empty)? */
+export function takesBearer(schema: unknown): boolean {
+  const security = (schema as { security?: unknown } | undefined)?.security;
+  return Array.isArray(security) && security.length > 0;
+}

@@ -21,7 +21,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isWmsError, type ErrorCode, type JdlProblem } from '../../core/errors.js';
 import { asDbUnavailable } from '../../db/index.js';
-import type { ErrorBody, Problem } from '../schemas.js';
+import type { ErrorBody, Problem } from '../../api/index.js';
 
 export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   WMS_JDL_SYNTAX: 400,

@@ -5,17 +5,11 @@
  * back, without a restart; the dashboard's outage banner polls it.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
 import { pingDb } from '../../db/index.js';
 import type { PluginOptions } from '../context.js';
+import { HealthSchema, ref } from '../../api/index.js';
 import { errorResponses } from '../schemas.js';
-
-const HealthAnswer = Type.Object({
-  status: Type.Literal('ok'),
-  db: Type.Literal('ok'),
-  driver: Type.String(),
-  time: Type.String({ format: 'date-time' }),
-});
+import { OPEN } from './auth.js';
 
 export const healthPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
   app.get(
@@ -24,7 +18,9 @@ export const healthPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       schema: {
         tags: ['health'],
         summary: 'Liveness and database reachability',
-        response: { 200: HealthAnswer, ...errorResponses() },
+        operationId: 'getHealth',
+        security: OPEN,
+        response: { 200: ref(HealthSchema), ...errorResponses() },
       },
     },
     async () => {

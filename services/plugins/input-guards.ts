@@ -137,9 +137,14 @@ export function withBounds(schema: unknown): unknown {
   return out;
 }
 
-/** Does a body schema carry JDLs (`jdl`, `jdls`)? Those routes get the JDL size check. */
-function carriesJdl(body: unknown): boolean {
-  const props = (body as { properties?: Record<string, unknown> } | undefined)?.properties;
+/**
+ * Does a body schema carry JDLs (`jdl`, `jdls`)? Those routes get the JDL size check. A body
+ * given as `{ $ref: "<Name>#" }` is looked up among the shared schemas (`shared`).
+ */
+function carriesJdl(body: unknown, shared: (id: string) => unknown): boolean {
+  const ref = (body as { $ref?: unknown } | undefined)?.$ref;
+  const schema = typeof ref === 'string' ? shared(ref.replace(/#$/, '')) : body;
+  const props = (schema as { properties?: Record<string, unknown> } | undefined)?.properties;
   return props !== undefined && ('jdl' in props || 'jdls' in props);
 }
 
@@ -151,7 +156,8 @@ function hooksOf<T>(value: T | T[] | undefined): T[] {
  * The input guards, on the root before any route:
  * - `application/json` bodies are parsed by fastify's own parser (prototype poisoning refused)
  *   and refused past MAX_JSON_DEPTH levels (20,000 levels once reached PostgreSQL's stack limit);
- * - every route's params, querystring, headers and body schemas get bounds (`withBounds`);
+ * - every route's params, querystring, headers and body schemas get bounds (`withBounds`; the
+ *   shared request shapes of api/ get theirs when they are added, see plugins/openapi.ts);
  * - a NUL character anywhere in the body, query, params or headers is a 400 naming where (the
  *   body as it is parsed, the rest before validation);
  * - routes whose body carries JDLs refuse one over `config.jdlMaxBytes` with 413, before the
@@ -205,7 +211,7 @@ export function installInputGuards(app: FastifyInstance, config: Readonly<Servic
         if (schema[part] !== undefined) bounded[part] = withBounds(schema[part]);
       }
       route.schema = bounded;
-      if (carriesJdl(schema['body'])) route.preValidation = [...hooksOf(route.preValidation), checkJdlSize];
+      if (carriesJdl(schema['body'], (id) => app.getSchema(id))) route.preValidation = [...hooksOf(route.preValidation), checkJdlSize];
     }
   });
 

@@ -15,22 +15,20 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { Type } from 'typebox';
 import { WmsError } from '../../core/errors.js';
 import type { JobPrincipal } from '../../core/identity.js';
-import {
-  HeartbeatAnswerSchema,
-  HeartbeatSchema,
-  JOB_NOT_HELD_CODE,
-  jobNotHeldMessage,
-  jobTokenDeadMessage,
-  JobStatusAnswerSchema,
-  JobStatusReportSchema,
-  type RenewedToken,
-} from '../../core/pilot-protocol.js';
+import { JOB_NOT_HELD_CODE, jobNotHeldMessage, jobTokenDeadMessage, type RenewedToken } from '../../core/pilot-protocol.js';
 import { jobSandboxesOf, jobTokenDead, recordHeartbeat, reportJobStatus } from '../../db/index.js';
 import type { PluginOptions, ServiceContext } from '../context.js';
-import { AUTH_ERRORS, errorResponses, JobIdParams, JobStateSchema } from '../schemas.js';
+import {
+  HeartbeatAnswerApiSchema,
+  HeartbeatReportSchema,
+  JobOutputSchema,
+  JobStatusAnswerApiSchema,
+  JobStatusReportApiSchema,
+  ref,
+} from '../../api/index.js';
+import { AUTH_ERRORS, errorResponses, JobIdParams } from '../schemas.js';
 import { BEARER, bearerToken, identityOf, requireRole } from './auth.js';
 import { visibleJob } from './jobs.js';
 
@@ -69,10 +67,11 @@ export const jobReportsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async 
         summary: 'The job wrapper reports a status, minor status and parameters',
         description:
           'accepted=false when the job is no longer in a state that allows the change (killed). A report with a reportId at or below the last one applied is answered accepted, duplicate, and applied nowhere. 409 WMS_CONFLICT: the job is no longer held by this match (rescheduled, another pilot): stop the payload.',
+        operationId: 'reportJobStatus',
         security: BEARER,
         params: JobIdParams,
-        body: JobStatusReportSchema,
-        response: { 200: JobStatusAnswerSchema, ...errorResponses(400, ...AUTH_ERRORS, 409) },
+        body: ref(JobStatusReportApiSchema),
+        response: { 200: ref(JobStatusAnswerApiSchema), ...errorResponses(400, ...AUTH_ERRORS, 409) },
       },
     },
     async (request) => {
@@ -109,10 +108,11 @@ export const jobReportsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async 
       schema: {
         tags: ['job wrapper'],
         summary: "A heartbeat (CPU, wall clock, memory, disk, stdout tail); the answer carries the job's commands",
+        operationId: 'sendHeartbeat',
         security: BEARER,
         params: JobIdParams,
-        body: HeartbeatSchema,
-        response: { 200: HeartbeatAnswerSchema, ...errorResponses(400, ...AUTH_ERRORS, 409) },
+        body: ref(HeartbeatReportSchema),
+        response: { 200: ref(HeartbeatAnswerApiSchema), ...errorResponses(400, ...AUTH_ERRORS, 409) },
       },
     },
     async (request) => {
@@ -131,16 +131,10 @@ export const jobReportsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async 
       schema: {
         tags: ['jobs'],
         summary: "The job's output sandboxes (fetch each with GET /api/sandboxes/:sha256)",
+        operationId: 'getJobOutput',
         security: BEARER,
         params: JobIdParams,
-        response: {
-          200: Type.Object({
-            jobId: Type.Integer(),
-            status: JobStateSchema,
-            sandboxes: Type.Array(Type.Object({ sha256: Type.String(), size: Type.Integer() })),
-          }),
-          ...errorResponses(400, ...AUTH_ERRORS, 404),
-        },
+        response: { 200: ref(JobOutputSchema), ...errorResponses(400, ...AUTH_ERRORS, 404) },
       },
     },
     async (request) => {

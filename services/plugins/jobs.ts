@@ -39,41 +39,22 @@ import type { PluginOptions, ServiceContext } from '../context.js';
 import { iso, jobDetail, jobSummary } from '../jobs-view.js';
 import { isSha256 } from '../sandbox-store.js';
 import {
-  AUTH_ERRORS,
-  BulkIdsBody,
+  BulkIdsSchema,
   BulkResultSchema,
-  errorResponses,
-  HistoryEntrySchema,
+  JobCountsSchema,
   JobDetailSchema,
-  JobIdParams,
+  JobHeartbeatsSchema,
+  JobHistorySchema,
+  JobListSchema,
+  JobParametersSchema,
   JobStateSchema,
-  JobSummarySchema,
-  Nullable,
-} from '../schemas.js';
+  JobStatusListSchema,
+  ref,
+  SubmitJobsAnswerSchema,
+  SubmitJobsRequestSchema,
+} from '../../api/index.js';
+import { AUTH_ERRORS, errorResponses, JobIdParams } from '../schemas.js';
 import { BEARER, identityOf, requireRole } from './auth.js';
-
-const SubmitBody = Type.Object(
-  {
-    jdl: Type.Optional(
-      Type.String({ minLength: 1, description: 'one JDL; a parametric JDL expands to many jobs' }),
-    ),
-    jdls: Type.Optional(
-      Type.Array(Type.String({ minLength: 1 }), {
-        minItems: 1,
-        description:
-          'a list of JDLs, each possibly parametric (expanded), stored together or not at all; problems are labelled "JDL #k: "',
-      }),
-    ),
-  },
-  { additionalProperties: false, description: 'Give exactly one of `jdl` and `jdls`.' },
-);
-
-const SubmitAnswer = Type.Object({
-  jobIds: Type.Array(Type.Integer(), { description: 'ids of the new jobs, in submission order' }),
-  jobsPerJdl: Type.Array(Type.Integer({ minimum: 1 }), {
-    description: 'how many of `jobIds` each JDL gave, in the order of the JDLs (`jdl`: one entry)',
-  }),
-});
 
 const ListQuery = Type.Object(
   {
@@ -90,13 +71,6 @@ const ListQuery = Type.Object(
   { additionalProperties: false },
 );
 
-const ListAnswer = Type.Object({
-  jobs: Type.Array(JobSummarySchema),
-  total: Type.Integer({ description: 'jobs matching the filter, all pages' }),
-  limit: Type.Integer(),
-  offset: Type.Integer(),
-});
-
 const HeartbeatsQuery = Type.Object(
   {
     limit: Type.Optional(
@@ -106,24 +80,10 @@ const HeartbeatsQuery = Type.Object(
   { additionalProperties: false },
 );
 
-const HeartbeatEntrySchema = Type.Object({
-  at: Type.String({ format: 'date-time', description: 'when the services recorded it' }),
-  cpuSeconds: Type.Number({ description: "CPU seconds of the job's processes so far" }),
-  wallSeconds: Type.Number({ description: 'wall-clock seconds since the job started' }),
-  rssMb: Type.Number({ description: 'resident memory of the job (MB)' }),
-  diskFreeMb: Nullable(Type.Number({ description: 'free disk in the work directory (MB)' })),
-  loadAverage: Nullable(Type.Number({ description: "the node's 1-minute load average" })),
-});
-
 const StatusQuery = Type.Object(
   { ids: Type.String({ pattern: '^[0-9]+(,[0-9]+)*$', maxLength: 20_000, description: 'comma-separated job ids' }) },
   { additionalProperties: false },
 );
-
-const StatusAnswer = Type.Object({
-  jobs: Type.Array(JobSummarySchema),
-  notFound: Type.Array(Type.Integer()),
-});
 
 /**
  * The job `id` as the caller may see it: a job token only its own job (403 otherwise), a user
@@ -227,9 +187,10 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
       schema: {
         tags: ['jobs'],
         summary: 'Submit one JDL, a list of JDLs or a parametric JDL (all jobs stored or none)',
+        operationId: 'submitJobs',
         security: BEARER,
-        body: SubmitBody,
-        response: { 201: SubmitAnswer, ...errorResponses(400, ...AUTH_ERRORS, 404, 413) },
+        body: ref(SubmitJobsRequestSchema),
+        response: { 201: ref(SubmitJobsAnswerSchema), ...errorResponses(400, ...AUTH_ERRORS, 404, 413) },
       },
     },
     async (request, reply) => {
@@ -272,9 +233,10 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
       schema: {
         tags: ['jobs'],
         summary: 'List jobs, newest first, with filters and paging',
+        operationId: 'listJobs',
         security: BEARER,
         querystring: ListQuery,
-        response: { 200: ListAnswer, ...errorResponses(400, ...AUTH_ERRORS) },
+        response: { 200: ref(JobListSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
     async (request) => {
@@ -295,12 +257,10 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
       schema: {
         tags: ['jobs'],
         summary: 'Count jobs by status (same filters as the listing)',
+        operationId: 'countJobs',
         security: BEARER,
         querystring: Type.Omit(ListQuery, ['limit', 'offset']),
-        response: {
-          200: Type.Object({ counts: Type.Record(Type.String(), Type.Integer()), total: Type.Integer() }),
-          ...errorResponses(400, ...AUTH_ERRORS),
-        },
+        response: { 200: ref(JobCountsSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
     async (request) => {
@@ -320,9 +280,10 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
       schema: {
         tags: ['jobs'],
         summary: 'Status of several jobs at once',
+        operationId: 'getJobsStatus',
         security: BEARER,
         querystring: StatusQuery,
-        response: { 200: StatusAnswer, ...errorResponses(400, ...AUTH_ERRORS) },
+        response: { 200: ref(JobStatusListSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
     async (request) => {
@@ -346,9 +307,10 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
       schema: {
         tags: ['jobs'],
         summary: 'One job, with its JDL',
+        operationId: 'getJob',
         security: BEARER,
         params: JobIdParams,
-        response: { 200: JobDetailSchema, ...errorResponses(400, ...AUTH_ERRORS, 404) },
+        response: { 200: ref(JobDetailSchema), ...errorResponses(400, ...AUTH_ERRORS, 404) },
       },
     },
     async (request) => {
@@ -366,12 +328,10 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
       schema: {
         tags: ['jobs'],
         summary: "A job's status history (status, minor status, application status, source, time)",
+        operationId: 'getJobHistory',
         security: BEARER,
         params: JobIdParams,
-        response: {
-          200: Type.Object({ jobId: Type.Integer(), history: Type.Array(HistoryEntrySchema) }),
-          ...errorResponses(400, ...AUTH_ERRORS, 404),
-        },
+        response: { 200: ref(JobHistorySchema), ...errorResponses(400, ...AUTH_ERRORS, 404) },
       },
     },
     async (request) => {
@@ -399,12 +359,10 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
       schema: {
         tags: ['jobs'],
         summary: 'Named values reported about a job (host, CPU time, DB12, ...)',
+        operationId: 'getJobParameters',
         security: BEARER,
         params: JobIdParams,
-        response: {
-          200: Type.Object({ jobId: Type.Integer(), parameters: Type.Record(Type.String(), Type.String()) }),
-          ...errorResponses(400, ...AUTH_ERRORS, 404),
-        },
+        response: { 200: ref(JobParametersSchema), ...errorResponses(400, ...AUTH_ERRORS, 404) },
       },
     },
     async (request) => {
@@ -422,13 +380,11 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
       schema: {
         tags: ['jobs'],
         summary: `A job's last heartbeats (CPU, wall clock, memory, disk, load), newest last, at most ${MAX_HEARTBEATS}`,
+        operationId: 'getJobHeartbeats',
         security: BEARER,
         params: JobIdParams,
         querystring: HeartbeatsQuery,
-        response: {
-          200: Type.Object({ jobId: Type.Integer(), heartbeats: Type.Array(HeartbeatEntrySchema) }),
-          ...errorResponses(400, ...AUTH_ERRORS, 404),
-        },
+        response: { 200: ref(JobHeartbeatsSchema), ...errorResponses(400, ...AUTH_ERRORS, 404) },
       },
     },
     async (request) => {
@@ -442,11 +398,13 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
 
   const actions = {
     kill: {
+      operationId: 'killJobs',
       summary: 'Kill jobs (answered per job)',
       run: (ids: number[], p: Principal) =>
         killJobs(ctx.handle, ids, { scope: ownerScope(p), source: `JobManager:${p.user}` }),
     },
     reschedule: {
+      operationId: 'rescheduleJobs',
       summary: `Reschedule jobs (answered per job); past ${limits.maxRescheduling} reschedules a job fails`,
       run: (ids: number[], p: Principal) =>
         rescheduleJobs(ctx.handle, ids, {
@@ -456,6 +414,7 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
         }),
     },
     delete: {
+      operationId: 'deleteJobs',
       summary: 'Delete jobs (answered per job)',
       run: (ids: number[], p: Principal) =>
         deleteJobs(ctx.handle, ids, { scope: ownerScope(p), source: `JobManager:${p.user}` }),
@@ -470,9 +429,10 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
         schema: {
           tags: ['jobs'],
           summary: action.summary,
+          operationId: action.operationId,
           security: BEARER,
-          body: BulkIdsBody,
-          response: { 200: BulkResultSchema, ...errorResponses(400, ...AUTH_ERRORS) },
+          body: ref(BulkIdsSchema),
+          response: { 200: ref(BulkResultSchema), ...errorResponses(400, ...AUTH_ERRORS) },
         },
       },
       async (request) => {

@@ -22,30 +22,15 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
 import { ownerScope, type JobPrincipal, type PilotPrincipal } from '../../core/identity.js';
 import { explainJob, explainResource, matchJob } from '../../db/index.js';
 import type { PluginOptions, ServiceContext } from '../context.js';
-import { explainJobView, explainResourceView, ExplainJobSchema, ExplainResourceSchema } from '../explain-view.js';
+import { ExplainJobSchema, ExplainResourceSchema, MatchAnswerSchema, ref, ResourceSchema } from '../../api/index.js';
+import { explainJobView, explainResourceView } from '../explain-view.js';
 import { resourceOf, type PilotPlace } from '../resource.js';
-import { AUTH_ERRORS, errorResponses, JobIdParams, ResourceSchema } from '../schemas.js';
+import { AUTH_ERRORS, errorResponses, JobIdParams } from '../schemas.js';
 import { BEARER, identityOf, requireRole } from './auth.js';
 import { requireLivePilot } from './pilots.js';
-
-const MatchAnswer = Type.Object({
-  match: Type.Union([
-    Type.Object({
-      jobId: Type.Integer(),
-      jdl: Type.String(),
-      owner: Type.String(),
-      ownerGroup: Type.String(),
-      vo: Type.String(),
-      token: Type.String({ description: 'job token: role job, bound to this job id' }),
-      tokenExpiresAt: Type.String({ format: 'date-time' }),
-    }),
-    Type.Null(),
-  ]),
-});
 
 /** Where the token's pilot runs, read from its record; 403 when it has none or it is final. */
 async function livePlace(ctx: ServiceContext, p: PilotPrincipal): Promise<PilotPlace> {
@@ -83,9 +68,10 @@ export const matcherPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (ap
       schema: {
         tags: ['matcher'],
         summary: 'Ask for one job: answers the job and a job token, or { match: null }',
+        operationId: 'matchJob',
         security: BEARER,
-        body: ResourceSchema,
-        response: { 200: MatchAnswer, ...errorResponses(400, ...AUTH_ERRORS) },
+        body: ref(ResourceSchema),
+        response: { 200: ref(MatchAnswerSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
     async (request) => {
@@ -136,9 +122,10 @@ export const matcherPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (ap
       schema: {
         tags: ['matcher'],
         summary: 'For a resource description: each task queue considered and why it was rejected',
+        operationId: 'explainResource',
         security: BEARER,
-        body: ResourceSchema,
-        response: { 200: ExplainResourceSchema, ...errorResponses(400, ...AUTH_ERRORS) },
+        body: ref(ResourceSchema),
+        response: { 200: ref(ExplainResourceSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
     async (request) => {
@@ -157,9 +144,10 @@ export const matcherPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (ap
       schema: {
         tags: ['matcher'],
         summary: 'For a job: which registered queues could run it, and what stops it',
+        operationId: 'explainJob',
         security: BEARER,
         params: JobIdParams,
-        response: { 200: ExplainJobSchema, ...errorResponses(400, ...AUTH_ERRORS, 404) },
+        response: { 200: ref(ExplainJobSchema), ...errorResponses(400, ...AUTH_ERRORS, 404) },
       },
     },
     async (request) => {

@@ -27,13 +27,6 @@ import { WmsError } from '../../core/errors.js';
 import { managesSite, type PilotPrincipal, type Principal } from '../../core/identity.js';
 import {
   pilotTokenDeadMessage,
-  RenewedTokenSchema,
-  LogBatchSchema,
-  PilotConfigSchema,
-  PilotStatusReportSchema,
-  RegisterAnswerSchema,
-  RegisterRequestSchema,
-  TimeAnswerSchema,
   type PilotCommandName,
   type PilotConfig,
   type PilotPush,
@@ -55,34 +48,25 @@ import {
   type PilotRow,
 } from '../../db/index.js';
 import type { PluginOptions, ServiceContext } from '../context.js';
-import { AUTH_ERRORS, errorResponses } from '../schemas.js';
-import { BEARER, bearerToken, identityOf, requireRole } from './auth.js';
+import {
+  PilotConfigApiSchema,
+  PilotDetailSchema,
+  PilotListSchema,
+  PilotLogBatchSchema,
+  PilotLogSchema,
+  PilotRegistrationAnswerSchema,
+  PilotRegistrationSchema,
+  PilotStatusAnswerSchema,
+  PilotStatusReportApiSchema,
+  ref,
+  RenewedTokenApiSchema,
+  TimeAnswerApiSchema,
+  type Pilot,
+} from '../../api/index.js';
+import { AUTH_ERRORS, errorResponses, gzipAnswer } from '../schemas.js';
+import { BEARER, bearerToken, identityOf, OPEN, requireRole } from './auth.js';
 
-const PilotSchema = Type.Object({
-  id: Type.Integer(),
-  stamp: Type.String(),
-  reference: Type.Union([Type.String(), Type.Null()]),
-  site: Type.String(),
-  ce: Type.String(),
-  ceType: Type.String(),
-  queue: Type.String(),
-  vo: Type.String(),
-  status: Type.Enum(PILOT_STATES),
-  statusReason: Type.String(),
-  benchmark: Type.Union([Type.Number(), Type.Null()]),
-  clockOffsetSeconds: Type.Union([Type.Number(), Type.Null()]),
-  currentJobId: Type.Union([Type.Integer(), Type.Null()]),
-  jobsRun: Type.Integer(),
-  exitCode: Type.Union([Type.Integer(), Type.Null()]),
-  workDir: Type.Union([Type.String(), Type.Null()]),
-  fsType: Type.Union([Type.String(), Type.Null()]),
-  createdAt: Type.String({ format: 'date-time' }),
-  lastUpdateAt: Type.String({ format: 'date-time' }),
-});
-
-const PilotDetailSchema = Type.Object({ ...PilotSchema.properties, environment: Type.Record(Type.String(), Type.Unknown()) });
-
-function pilotView(p: PilotRow) {
+function pilotView(p: PilotRow): Pilot {
   const env = p.environment;
   return {
     id: p.id,
@@ -263,17 +247,37 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
 
   app.get(
     '/api/time',
-    { schema: { tags: ['pilots'], summary: 'The server clock (for the pilots\' clock-skew check)', response: { 200: TimeAnswerSchema } } },
+    {
+      schema: {
+        tags: ['pilots'],
+        summary: "The server clock (for the pilots' clock-skew check)",
+        operationId: 'getTime',
+        security: OPEN,
+        response: { 200: ref(TimeAnswerApiSchema) },
+      },
+    },
     async () => ({ now: ctx.clock().getTime() }),
   );
 
   app.get(
     '/pilot/pilot.tar.gz',
-    { schema: { tags: ['pilots'], summary: 'The pilot bundle (tar.gz holding pilot.mjs); its SHA-256 in X-Content-SHA256' } },
+    {
+      schema: {
+        tags: ['pilots'],
+        summary: 'The pilot bundle (tar.gz holding pilot.mjs); its SHA-256 in X-Content-SHA256',
+        operationId: 'downloadPilotBundle',
+        security: OPEN,
+        response: { 200: gzipAnswer('the tar.gz bundle'), ...errorResponses() },
+      },
+    },
     async (_request, reply) => {
       const bundle = await ctx.pilotBundle();
       if (!bundle) throw new WmsError('WMS_UNAVAILABLE', 'the pilot bundle is not built (run npm run build)');
-      return reply.header('content-type', 'application/gzip').header('x-content-sha256', bundle.sha256).send(bundle.bytes);
+      // Bytes are sent as they are (the 200 schema documents them; nothing is serialised).
+      return reply
+        .header('content-type', 'application/gzip')
+        .header('x-content-sha256', bundle.sha256)
+        .send(bundle.bytes as unknown as string);
     },
   );
 
@@ -284,8 +288,9 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       schema: {
         tags: ['pilots'],
         summary: "A pilot's settings: its commands, limits and what its queue offers",
+        operationId: 'getPilotConfig',
         security: BEARER,
-        response: { 200: PilotConfigSchema, ...errorResponses(...AUTH_ERRORS) },
+        response: { 200: ref(PilotConfigApiSchema), ...errorResponses(...AUTH_ERRORS) },
       },
     },
     async (request) => pilotConfig(ctx, await selfPilot(ctx, identityOf(request) as PilotPrincipal)),
@@ -298,9 +303,10 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       schema: {
         tags: ['pilots'],
         summary: 'Register: environment, clock offset, DB12. A clock off by more than the limit is refused.',
+        operationId: 'registerPilot',
         security: BEARER,
-        body: RegisterRequestSchema,
-        response: { 200: RegisterAnswerSchema, ...errorResponses(400, ...AUTH_ERRORS, 409) },
+        body: ref(PilotRegistrationSchema),
+        response: { 200: ref(PilotRegistrationAnswerSchema), ...errorResponses(400, ...AUTH_ERRORS, 409) },
       },
     },
     async (request) => {
@@ -329,9 +335,10 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       schema: {
         tags: ['pilots'],
         summary: 'Report the pilot running, or its end (Done or Failed) with the reason and exit code',
+        operationId: 'reportPilotStatus',
         security: BEARER,
-        body: PilotStatusReportSchema,
-        response: { 200: Type.Object({ status: Type.Enum(PILOT_STATES) }), ...errorResponses(400, ...AUTH_ERRORS) },
+        body: ref(PilotStatusReportApiSchema),
+        response: { 200: ref(PilotStatusAnswerSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
     async (request) => {
@@ -354,9 +361,10 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       schema: {
         tags: ['pilots'],
         summary: "Append a batch of the pilot's log lines",
+        operationId: 'sendPilotLogs',
         security: BEARER,
-        body: LogBatchSchema,
-        response: { 204: Type.Null(), ...errorResponses(400, ...AUTH_ERRORS) },
+        body: ref(PilotLogBatchSchema),
+        response: { 204: Type.Null({ description: 'appended' }), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
     async (request, reply) => {
@@ -378,8 +386,9 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       schema: {
         tags: ['pilots'],
         summary: 'A new short-lived token for this pilot (renew at half-life); refused once the pilot is final',
+        operationId: 'renewPilotToken',
         security: BEARER,
-        response: { 200: RenewedTokenSchema, ...errorResponses(...AUTH_ERRORS) },
+        response: { 200: ref(RenewedTokenApiSchema), ...errorResponses(...AUTH_ERRORS) },
       },
     },
     async (request) => {
@@ -418,6 +427,7 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       schema: {
         tags: ['pilots'],
         summary: 'Pilots, newest first, with filters',
+        operationId: 'listPilots',
         security: BEARER,
         querystring: Type.Object({
           site: Type.Optional(Type.String({ maxLength: 256 })),
@@ -426,7 +436,7 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
           before: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'pilots with a smaller id (next page)' })),
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
         }),
-        response: { 200: Type.Object({ pilots: Type.Array(PilotSchema) }), ...errorResponses(400, ...AUTH_ERRORS) },
+        response: { 200: ref(PilotListSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
     async (request) => {
@@ -461,9 +471,10 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       schema: {
         tags: ['pilots'],
         summary: 'One pilot with its environment report',
+        operationId: 'getPilot',
         security: BEARER,
         params: RefParams,
-        response: { 200: PilotDetailSchema, ...errorResponses(...AUTH_ERRORS, 404) },
+        response: { 200: ref(PilotDetailSchema), ...errorResponses(...AUTH_ERRORS, 404) },
       },
     },
     async (request) => {
@@ -479,20 +490,14 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       schema: {
         tags: ['pilots'],
         summary: "A pilot's remote log, in order",
+        operationId: 'getPilotLogs',
         security: BEARER,
         params: RefParams,
         querystring: Type.Object({
           after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'lines after this line id' })),
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 })),
         }),
-        response: {
-          200: Type.Object({
-            pilotId: Type.Integer(),
-            status: Type.Enum(PILOT_STATES),
-            lines: Type.Array(Type.Object({ id: Type.Integer(), at: Type.String({ format: 'date-time' }), line: Type.String() })),
-          }),
-          ...errorResponses(400, ...AUTH_ERRORS, 404),
-        },
+        response: { 200: ref(PilotLogSchema), ...errorResponses(400, ...AUTH_ERRORS, 404) },
       },
     },
     async (request) => {

@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import type { ServiceConfig } from '../../core/config.js';
 import { WmsError } from '../../core/errors.js';
 import type { Principal } from '../../core/identity.js';
+import { takesBearer } from './auth.js';
 
 /**
  * The Content-Security-Policy of every answer: the dashboard (`dist/web`) and Swagger UI load
@@ -95,7 +96,7 @@ export function installProtections(app: FastifyInstance, config: Readonly<Servic
       if (rl.failedAuth <= 0) return;
       const failures = app.createRateLimit({ max: rl.failedAuth, timeWindow: windowMs, keyGenerator: (r) => `addr:${r.ip}` });
       app.addHook('onRequest', async (request) => {
-        if (!(request.routeOptions.schema as { security?: unknown } | undefined)?.security) return;
+        if (!takesBearer(request.routeOptions.schema)) return;
         const state = await failures(request, { increment: false });
         if (!state.isAllowed && state.remaining === 0) {
           throw new WmsError(

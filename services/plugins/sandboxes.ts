@@ -24,18 +24,13 @@ import type { Principal } from '../../core/identity.js';
 import { assignSandboxes, getJobTokenState, getSandbox, jobUsesSandbox, recordSandbox, sandboxOwnedBy } from '../../db/index.js';
 import type { PluginOptions, ServiceContext } from '../context.js';
 import { tooLarge } from '../sandbox-store.js';
-import { AUTH_ERRORS, errorResponses } from '../schemas.js';
+import { ref, SandboxUploadSchema } from '../../api/index.js';
+import { AUTH_ERRORS, errorResponses, gzipAnswer } from '../schemas.js';
 import { jobTokenRefusal } from './jobs.js';
 import { BEARER, identityOf, requireRole } from './auth.js';
 
 const Params = Type.Object({
   sha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of the archive, lower-case hex' }),
-});
-
-const UploadAnswer = Type.Object({
-  sha256: Type.String(),
-  size: Type.Integer(),
-  reference: Type.String({ description: 'what to write in a JDL: SB:<sha256>' }),
 });
 
 /** Content types accepted for an upload; the body reaches the handler as a raw stream. */
@@ -79,9 +74,10 @@ export const sandboxesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (
           'Content-Type application/octet-stream or application/gzip. ' +
           `At most ${ctx.config.sandboxMaxBytes} bytes.`,
         consumes: ARCHIVE_TYPES,
+        operationId: 'uploadSandbox',
         security: BEARER,
         params: Params,
-        response: { 201: UploadAnswer, ...errorResponses(400, ...AUTH_ERRORS, 413, 415) },
+        response: { 201: ref(SandboxUploadSchema), ...errorResponses(400, ...AUTH_ERRORS, 413, 415) },
       },
     },
     async (request, reply) => {
@@ -118,13 +114,10 @@ export const sandboxesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (
       schema: {
         tags: ['sandboxes'],
         summary: 'Download a sandbox archive (application/gzip)',
+        operationId: 'downloadSandbox',
         security: BEARER,
         params: Params,
-        produces: ['application/gzip'],
-        response: {
-          200: Type.String({ format: 'binary', description: 'the tar.gz archive' }),
-          ...errorResponses(400, ...AUTH_ERRORS, 404),
-        },
+        response: { 200: gzipAnswer('the tar.gz archive'), ...errorResponses(400, ...AUTH_ERRORS, 404) },
       },
     },
     async (request, reply) => {

@@ -15,7 +15,6 @@ import { Type } from 'typebox';
 import { WmsError } from '../../core/errors.js';
 import { siteRefusal } from '../../core/identity.js';
 import { siteRegistryProblems, type SiteRegistry } from '../../core/site-config.js';
-import { PILOT_STATES } from '../../core/pilot-states.js';
 import {
   applySiteRegistry,
   getBans,
@@ -26,35 +25,19 @@ import {
   type CeQueueView,
 } from '../../db/index.js';
 import type { PluginOptions } from '../context.js';
-import { AUTH_ERRORS, errorResponses, Nullable } from '../schemas.js';
+import {
+  BanAnswerSchema,
+  BanRequestSchema,
+  QueueListSchema,
+  ref,
+  RegistryAppliedSchema,
+  SiteStatusSchema,
+  type Queue,
+} from '../../api/index.js';
+import { AUTH_ERRORS, errorResponses } from '../schemas.js';
 import { BEARER, identityOf, requireRole } from './auth.js';
 
-const DateTime = Type.String({ format: 'date-time' });
-
-const QueueSchema = Type.Object({
-  queue: Type.String(),
-  ce: Type.String(),
-  ceType: Type.String(),
-  site: Type.String(),
-  cpuTime: Type.Integer(),
-  processors: Type.Integer(),
-  ramMb: Type.Integer(),
-  gpus: Type.Integer(),
-  platform: Nullable(Type.String()),
-  tags: Type.Array(Type.String()),
-  allowedVos: Type.Array(Type.String()),
-  maxWaitingPilots: Type.Integer(),
-  maxTotalPilots: Type.Integer(),
-  maxPilotsPerCycle: Type.Integer(),
-  siteBanned: Type.Boolean(),
-  siteBanReason: Nullable(Type.String()),
-  ceBanned: Type.Boolean(),
-  ceBanReason: Nullable(Type.String()),
-  pausedUntil: Nullable(DateTime),
-  pauseReason: Nullable(Type.String()),
-});
-
-function queueView(q: CeQueueView) {
+function queueView(q: CeQueueView): Queue {
   return {
     queue: q.queue,
     ce: q.ce,
@@ -80,7 +63,6 @@ function queueView(q: CeQueueView) {
 }
 
 const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 256 }) });
-const BanBody = Type.Object({ reason: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false });
 
 export const sitesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
   const siteAdmins = requireRole(ctx, 'admin', 'site-admin');
@@ -96,16 +78,10 @@ export const sitesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
           'Body: `{ sites: [...] }` as in site-configs/*.yaml. Secrets only as { env } or { file }; queue environment ' +
           'variables that hook into loaders and shells (LD_*, NODE_OPTIONS, BASH_ENV, ...) are refused (400). ' +
           'A site admin may only name the sites of its token, never the local site (403, nothing applied).',
+        operationId: 'applySites',
         security: BEARER,
-        body: Type.Unknown(),
-        response: {
-          200: Type.Object({
-            sites: Type.Integer(),
-            computingElements: Type.Integer(),
-            queues: Type.Object({ created: Type.Integer(), updated: Type.Integer() }),
-          }),
-          ...errorResponses(400, ...AUTH_ERRORS),
-        },
+        body: Type.Unknown({ description: 'a site registry document `{ sites: [...] }` (core/site-config.ts)' }),
+        response: { 200: ref(RegistryAppliedSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
     async (request) => {
@@ -129,8 +105,9 @@ export const sitesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
       schema: {
         tags: ['sites'],
         summary: 'Every registered queue with its CE and site, bans and pauses',
+        operationId: 'listSites',
         security: BEARER,
-        response: { 200: Type.Object({ queues: Type.Array(QueueSchema) }), ...errorResponses(...AUTH_ERRORS) },
+        response: { 200: ref(QueueListSchema), ...errorResponses(...AUTH_ERRORS) },
       },
     },
     async () => ({ queues: (await listCeQueues(ctx.handle)).map(queueView) }),
@@ -143,23 +120,10 @@ export const sitesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
       schema: {
         tags: ['sites'],
         summary: "A site's queues: pilots by state, the last reasons pilots failed, paused or not",
+        operationId: 'getSiteStatus',
         security: BEARER,
         params: NameParams,
-        response: {
-          200: Type.Object({
-            site: Type.String(),
-            queues: Type.Array(
-              Type.Object({
-                ...QueueSchema.properties,
-                pilots: Type.Record(Type.String(), Type.Integer()),
-                lastFailures: Type.Array(
-                  Type.Object({ pilotId: Type.Integer(), status: Type.Enum(PILOT_STATES), reason: Type.String(), at: DateTime }),
-                ),
-              }),
-            ),
-          }),
-          ...errorResponses(...AUTH_ERRORS, 404),
-        },
+        response: { 200: ref(SiteStatusSchema), ...errorResponses(...AUTH_ERRORS, 404) },
       },
     },
     async (request) => {
@@ -176,9 +140,9 @@ export const sitesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
     },
   );
 
-  for (const [kind, path] of [
-    ['site', '/api/sites/:name'],
-    ['computing element', '/api/computing-elements/:name'],
+  for (const [kind, path, noun] of [
+    ['site', '/api/sites/:name', 'Site'],
+    ['computing element', '/api/computing-elements/:name', 'ComputingElement'],
   ] as const) {
     for (const banned of [true, false]) {
       app.post(
@@ -188,10 +152,11 @@ export const sitesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
           schema: {
             tags: ['sites'],
             summary: `${banned ? 'Ban' : 'Allow'} a ${kind}${banned ? ' (with a reason): it gets no pilots and no jobs' : ''}`,
+            operationId: `${banned ? 'ban' : 'allow'}${noun}`,
             security: BEARER,
             params: NameParams,
-            ...(banned ? { body: BanBody } : {}),
-            response: { 200: Type.Object({ name: Type.String(), banned: Type.Boolean() }), ...errorResponses(400, ...AUTH_ERRORS, 404) },
+            ...(banned ? { body: ref(BanRequestSchema) } : {}),
+            response: { 200: ref(BanAnswerSchema), ...errorResponses(400, ...AUTH_ERRORS, 404) },
           },
         },
         async (request) => {

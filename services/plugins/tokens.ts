@@ -8,52 +8,21 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { WmsError } from '../../core/errors.js';
-import { isValidName, MAX_TOKEN_SITES, siteAdminSitesProblem, type Principal } from '../../core/identity.js';
+import { isValidName, siteAdminSitesProblem, type Principal } from '../../core/identity.js';
 import { DbOutageLog, insertRevocation, listRevocations, type NewRevocation, type RevocationRow } from '../../db/index.js';
 import type { PluginOptions } from '../context.js';
 import type { TokenSigner } from '../token-signer.js';
-import { AUTH_ERRORS, errorResponses, RoleSchema } from '../schemas.js';
+import {
+  IdentitySchema,
+  IssuedTokenSchema,
+  IssueTokenRequestSchema,
+  ref,
+  RevocationAnswerSchema,
+  RevocationListSchema,
+  RevokeTokenRequestSchema,
+} from '../../api/index.js';
+import { AUTH_ERRORS, errorResponses } from '../schemas.js';
 import { BEARER, identityOf, requireRole } from './auth.js';
-
-const NamePattern = '^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$';
-
-const IssueBody = Type.Object(
-  {
-    user: Type.Optional(Type.String({ pattern: NamePattern, description: 'user name (people)' })),
-    vo: Type.String({ pattern: NamePattern }),
-    group: Type.Optional(Type.String({ pattern: NamePattern, description: 'group (people)' })),
-    role: Type.Optional(
-      Type.Union([Type.Literal('user'), Type.Literal('admin'), Type.Literal('site-admin'), Type.Literal('pilot')], {
-        default: 'user',
-      }),
-    ),
-    pilotId: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'pilot tokens: the pilot bound to' })),
-    sites: Type.Optional(
-      Type.Array(Type.String({ pattern: NamePattern }), {
-        maxItems: MAX_TOKEN_SITES,
-        description: 'site-admin tokens (required): the sites administered; never the local site',
-      }),
-    ),
-    ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 2 ** 31 - 1, description: 'lifetime; default by role' })),
-  },
-  { additionalProperties: false },
-);
-
-const PrincipalSchema = Type.Object({
-  role: RoleSchema,
-  user: Type.String(),
-  vo: Type.String(),
-  group: Type.Optional(Type.String()),
-  jobId: Type.Optional(Type.Integer()),
-  pilotId: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
-  sites: Type.Optional(Type.Array(Type.String(), { description: 'site admins: the sites administered' })),
-});
-
-const IssueAnswer = Type.Object({
-  token: Type.String(),
-  expiresAt: Type.String({ format: 'date-time' }),
-  identity: PrincipalSchema,
-});
 
 export const tokensPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
   const t = ctx.config.tokens;
@@ -66,9 +35,10 @@ export const tokensPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       schema: {
         tags: ['tokens'],
         summary: 'Issue a token (admins only): to a user, admin, site admin, or pilot',
+        operationId: 'issueToken',
         security: BEARER,
-        body: IssueBody,
-        response: { 201: IssueAnswer, ...errorResponses(400, ...AUTH_ERRORS) },
+        body: ref(IssueTokenRequestSchema),
+        response: { 201: ref(IssuedTokenSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
     async (request, reply) => {
@@ -110,37 +80,14 @@ export const tokensPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       schema: {
         tags: ['tokens'],
         summary: 'Who the bearer token stands for',
+        operationId: 'getIdentity',
         security: BEARER,
-        response: { 200: PrincipalSchema, ...errorResponses(...AUTH_ERRORS) },
+        response: { 200: ref(IdentitySchema), ...errorResponses(...AUTH_ERRORS) },
       },
     },
     async (request) => identityOf(request),
   );
 };
-
-const RevokeBody = Type.Object(
-  {
-    token: Type.Optional(Type.String({ minLength: 1, maxLength: 16_384, description: 'the token to revoke' })),
-    jti: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: "a token's id (jti), with expiresAt" })),
-    expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'with jti: when that token expires' })),
-    vo: Type.Optional(Type.String({ pattern: NamePattern, description: 'with user: every token of that user of that VO' })),
-    user: Type.Optional(Type.String({ pattern: NamePattern, description: 'with vo: the user (or subject) whose tokens to revoke' })),
-    pilotId: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: "every token of this pilot" })),
-    reason: Type.Optional(Type.String({ maxLength: 500, pattern: '^[^\\u0000]*$' })),
-  },
-  { additionalProperties: false },
-);
-
-const RevocationSchema = Type.Object({
-  id: Type.Integer(),
-  jti: Type.Union([Type.String(), Type.Null()]),
-  vo: Type.Union([Type.String(), Type.Null()]),
-  subject: Type.Union([Type.String(), Type.Null()]),
-  revokedAt: Type.String({ format: 'date-time' }),
-  expiresAt: Type.String({ format: 'date-time' }),
-  reason: Type.String(),
-  revokedBy: Type.String(),
-});
 
 function revocationView(r: RevocationRow) {
   return { ...r, revokedAt: r.revokedAt.toISOString(), expiresAt: r.expiresAt.toISOString() };
@@ -183,9 +130,10 @@ export const revocationsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async
       schema: {
         tags: ['tokens'],
         summary: "Revoke a token (token, or jti + expiresAt) or every token of a subject (vo + user, or pilotId) (admins)",
+        operationId: 'revokeTokens',
         security: BEARER,
-        body: RevokeBody,
-        response: { 201: Type.Object({ revocation: RevocationSchema }), ...errorResponses(400, ...AUTH_ERRORS) },
+        body: ref(RevokeTokenRequestSchema),
+        response: { 201: ref(RevocationAnswerSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
     async (request, reply) => {
@@ -230,9 +178,10 @@ export const revocationsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async
       schema: {
         tags: ['tokens'],
         summary: 'Revocations still in force, newest first (admins)',
+        operationId: 'listRevocations',
         security: BEARER,
         querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) }),
-        response: { 200: Type.Object({ revocations: Type.Array(RevocationSchema) }), ...errorResponses(400, ...AUTH_ERRORS) },
+        response: { 200: ref(RevocationListSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
     async (request) => {

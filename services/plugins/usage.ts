@@ -10,64 +10,13 @@
  *   group's task-queue priorities in the same transaction, so the matcher sees it at once.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
 import { DEFAULT_GROUP_SHARE, listGroupShares, setGroupShare, usageReport } from '../../db/index.js';
 import type { PluginOptions } from '../context.js';
+import { ref, SetShareRequestSchema, ShareListSchema, ShareParamsSchema, ShareSchema, UsageSchema } from '../../api/index.js';
 import { AUTH_ERRORS, errorResponses } from '../schemas.js';
 import { BEARER, identityOf, requireRole } from './auth.js';
 
 const DAY_MS = 86_400_000;
-const NamePattern = '^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$';
-
-const Used = Type.Object({
-  jobs: Type.Integer({ description: 'finished jobs (accounting records) ended in the window' }),
-  cpuSeconds: Type.Number(),
-  normalizedCpuSeconds: Type.Number({ description: "CPU seconds × the pilot's DB12" }),
-});
-
-const Live = {
-  waiting: Type.Integer({ description: 'jobs not yet handed to a pilot (Received … Waiting, Rescheduled)' }),
-  running: Type.Integer({ description: 'jobs held by a pilot (Matched, Running, Stalled, Completing)' }),
-  day: Used,
-  week: Used,
-};
-
-const GroupUsageSchema = Type.Object({
-  vo: Type.String(),
-  group: Type.String(),
-  share: Type.Number({ description: `the configured share, else ${DEFAULT_GROUP_SHARE}` }),
-  shareConfigured: Type.Boolean(),
-  shareFraction: Type.Number({ description: "share / the sum of the shares of the VO's active groups" }),
-  usedFraction: Type.Number({ description: "the group's normalized CPU of the week / the VO's (0 when the VO used none)" }),
-  ...Live,
-});
-
-const UserUsageSchema = Type.Object({ vo: Type.String(), group: Type.String(), user: Type.String(), ...Live });
-
-const UsageAnswer = Type.Object({
-  daySince: Type.String({ format: 'date-time' }),
-  weekSince: Type.String({ format: 'date-time' }),
-  defaultShare: Type.Number(),
-  groups: Type.Array(GroupUsageSchema, { description: 'active groups: jobs waiting or running, or finished in the week' }),
-  users: Type.Array(UserUsageSchema),
-});
-
-const ShareSchema = Type.Object({
-  vo: Type.String(),
-  group: Type.String(),
-  share: Type.Number(),
-  configured: Type.Boolean({ description: `false: not set, the default ${DEFAULT_GROUP_SHARE} applies` }),
-});
-
-const ShareParams = Type.Object({
-  vo: Type.String({ pattern: NamePattern }),
-  group: Type.String({ pattern: NamePattern }),
-});
-
-const ShareBody = Type.Object(
-  { share: Type.Number({ exclusiveMinimum: 0, description: `the group's fair share (DIRAC's JobShare; default ${DEFAULT_GROUP_SHARE})` }) },
-  { additionalProperties: false },
-);
 
 export const usagePlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
   const admins = requireRole(ctx, 'admin');
@@ -79,8 +28,9 @@ export const usagePlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
       schema: {
         tags: ['accounting'],
         summary: 'Per group and user: jobs waiting and running, CPU of the last day and week, shares against use',
+        operationId: 'getUsage',
         security: BEARER,
-        response: { 200: UsageAnswer, ...errorResponses(...AUTH_ERRORS) },
+        response: { 200: ref(UsageSchema), ...errorResponses(...AUTH_ERRORS) },
       },
     },
     async (request) => {
@@ -110,8 +60,9 @@ export const usagePlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
       schema: {
         tags: ['accounting'],
         summary: 'The fair share of every group that has one set or ever had jobs (default 1000)',
+        operationId: 'listShares',
         security: BEARER,
-        response: { 200: Type.Object({ defaultShare: Type.Number(), shares: Type.Array(ShareSchema) }), ...errorResponses(...AUTH_ERRORS) },
+        response: { 200: ref(ShareListSchema), ...errorResponses(...AUTH_ERRORS) },
       },
     },
     async () => ({
@@ -127,10 +78,11 @@ export const usagePlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
       schema: {
         tags: ['accounting'],
         summary: "Set a group's fair share; its task-queue priorities are recomputed at once",
+        operationId: 'setShare',
         security: BEARER,
-        params: ShareParams,
-        body: ShareBody,
-        response: { 200: ShareSchema, ...errorResponses(400, ...AUTH_ERRORS) },
+        params: ShareParamsSchema,
+        body: ref(SetShareRequestSchema),
+        response: { 200: ref(ShareSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
     async (request) => {

@@ -1,6 +1,6 @@
 /**
  * Enforces the import table of DESIGN.md: each folder may import only the folders (and, for
- * core/, io/, pilot/ and web/, the packages) its row allows. Reads import specifiers as text.
+ * core/, api/, io/, pilot/ and web/, the packages) its row allows. Reads import specifiers as text.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
@@ -9,22 +9,25 @@ import { describe, expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '../..');
 
-type Folder = 'core' | 'io' | 'db' | 'services' | 'agents' | 'pilot' | 'cli' | 'web';
+type Folder = 'core' | 'api' | 'io' | 'db' | 'services' | 'agents' | 'pilot' | 'cli' | 'web';
 
 /** Project folders each folder may import (itself always allowed). */
 const ALLOWED_FOLDERS: Record<Folder, Folder[]> = {
   core: [],
+  // The API contract (request and response shapes): pure, browser-safe, read by the services,
+  // the CLI and the dashboard.
+  api: ['core'],
   // Node I/O shared by cli/, pilot/ and services/ (tar unpacking): core/, built-ins, packages.
   io: ['core'],
   db: ['core'],
-  services: ['core', 'io', 'db'],
+  services: ['core', 'api', 'io', 'db'],
   agents: ['core', 'db'],
   pilot: ['core', 'io'],
   // `wms server start` composes the whole system: services, agents and the local site.
-  cli: ['core', 'io', 'db', 'services', 'agents'],
+  cli: ['core', 'api', 'io', 'db', 'services', 'agents'],
   // The dashboard runs in the browser: pure types and validation of core/ (the JDL parser shows
   // parse errors at their line before sending), nothing that does I/O.
-  web: ['core'],
+  web: ['core', 'api'],
 };
 
 /** Packages the pilot may not import: database drivers and the server framework. */
@@ -33,6 +36,7 @@ const PILOT_FORBIDDEN = /^(pg|@electric-sql\/pglite|drizzle-orm|fastify|@fastify
 /** Packages a folder may import; undefined means any installed package. */
 const ALLOWED_PACKAGES: Partial<Record<Folder, (pkg: string) => boolean>> = {
   core: (p) => p === 'typebox' || p === '@sinclair/typebox',
+  api: (p) => p === 'typebox',
   // The pilot speaks HTTP only: no database drivers, no server framework.
   pilot: (p) => !PILOT_FORBIDDEN.test(p),
   // The pilot bundles what it imports from io/: the same packages are out.
@@ -41,7 +45,7 @@ const ALLOWED_PACKAGES: Partial<Record<Folder, (pkg: string) => boolean>> = {
 };
 
 /** Folders whose code runs in a browser: no node built-ins, there or in the core/ files they reach. */
-const BROWSER_FOLDERS: ReadonlySet<Folder> = new Set(['web']);
+const BROWSER_FOLDERS: ReadonlySet<Folder> = new Set(['api', 'web']);
 
 /** cli/ may reach db/, services/ and agents/ only from these files (server start, admin bootstrap). */
 const CLI_SERVER_FILES = /^cli\/(server|bootstrap|commands\/server|commands\/token)[^/]*\.ts$/;
@@ -106,27 +110,45 @@ function builtinsReachedFrom(file: string, seen = new Set<string>()): string[] {
   return found;
 }
 
+/**
+ * What breaks the rules among `specs`, the import specifiers of the file `rel` (its path from the
+ * repository root) of `folder`. Pure: the rules themselves, tested below on made-up imports.
+ */
+function importViolations(folder: Folder, rel: string, specs: readonly string[]): string[] {
+  const found: string[] = [];
+  for (const spec of specs) {
+    if (isBuiltin(spec)) {
+      if (BROWSER_FOLDERS.has(folder)) found.push(`${rel} imports ${spec} (a node built-in, in code that runs in a browser)`);
+      continue;
+    }
+    if (spec.startsWith('.')) {
+      const target = relative(root, resolve(root, dirname(rel), spec)).split(sep).join('/');
+      const targetFolder = target.split('/')[0] as Folder;
+      if (targetFolder === folder) continue;
+      const allowed = ALLOWED_FOLDERS[folder].includes(targetFolder);
+      const cliException =
+        folder === 'cli' && (targetFolder === 'db' || targetFolder === 'services' || targetFolder === 'agents')
+          ? CLI_SERVER_FILES.test(rel)
+          : true;
+      if (!allowed || !cliException) found.push(`${rel} imports ${spec} (${targetFolder}/)`);
+    } else {
+      const rule = ALLOWED_PACKAGES[folder];
+      if (rule && !rule(packageName(spec))) found.push(`${rel} imports package ${spec}`);
+    }
+  }
+  return found;
+}
+
 function violations(folder: Folder): string[] {
   const found: string[] = [];
   for (const file of sourceFiles(join(root, folder))) {
     const rel = relative(root, file).split(sep).join('/');
-    if (BROWSER_FOLDERS.has(folder)) found.push(...builtinsReachedFrom(file).map((v) => `${v} (reached from ${rel}, which runs in a browser)`));
-    for (const spec of importsOf(file)) {
-      if (isBuiltin(spec)) continue;
-      if (spec.startsWith('.')) {
-        const target = relative(root, resolve(dirname(file), spec)).split(sep).join('/');
-        const targetFolder = target.split('/')[0] as Folder;
-        if (targetFolder === folder) continue;
-        const allowed = ALLOWED_FOLDERS[folder].includes(targetFolder);
-        const cliException =
-          folder === 'cli' && (targetFolder === 'db' || targetFolder === 'services' || targetFolder === 'agents')
-            ? CLI_SERVER_FILES.test(rel)
-            : true;
-        if (!allowed || !cliException) found.push(`${rel} imports ${spec} (${targetFolder}/)`);
-      } else {
-        const rule = ALLOWED_PACKAGES[folder];
-        if (rule && !rule(packageName(spec))) found.push(`${rel} imports package ${spec}`);
-      }
+    const specs = importsOf(file);
+    found.push(...importViolations(folder, rel, specs));
+    if (!BROWSER_FOLDERS.has(folder)) continue;
+    // Built-ins reached through the project files it imports (core/ may use them).
+    for (const spec of specs.filter((s) => s.startsWith('.'))) {
+      found.push(...builtinsReachedFrom(sourceOf(file, spec)).map((v) => `${v} (reached from ${rel}, which runs in a browser)`));
     }
   }
   return found;
@@ -147,5 +169,19 @@ describe('architecture: the import table of DESIGN.md', () => {
       './y.js',
       'pg',
     ]);
+  });
+
+  it('refuses what a row does not allow (made-up imports)', () => {
+    const specs = ['../core/errors.js', 'typebox', './jobs.js', '../db/index.js', 'fastify', 'node:fs', '../services/context.js'];
+    expect(importViolations('api', 'api/x.ts', specs)).toEqual([
+      'api/x.ts imports ../db/index.js (db/)',
+      'api/x.ts imports package fastify',
+      'api/x.ts imports node:fs (a node built-in, in code that runs in a browser)',
+      'api/x.ts imports ../services/context.js (services/)',
+    ]);
+    for (const folder of ['services', 'cli'] as const) expect(importViolations(folder, `${folder}/x.ts`, ['../api/index.js'])).toEqual([]);
+    expect(importViolations('web', 'web/src/x.ts', ['../../api/index.js', 'preact'])).toEqual([]);
+    expect(importViolations('agents', 'agents/x.ts', ['../api/index.js'])).toEqual(['agents/x.ts imports ../api/index.js (api/)']);
+    expect(importViolations('pilot', 'pilot/x.ts', ['node:fs'])).toEqual([]);
   });
 });
