@@ -4,36 +4,17 @@
  * line. Users see their own jobs; admins and site admins everyone's. `wms accounting` runs the
  * group's one command, `report` (`wms accounting report ...` works too).
  */
+import { ACCOUNTING_GROUPINGS, type AccountingGrouping, type AccountingReport } from '../../api/usage.js';
 import { parseDuration } from '../../core/config.js';
-import { CLIENT_ENV, clientFrom, flag, JSON_OPTION, str, type CommandSpec } from '../command.js';
+import { str, type CommandSpec, type OptionValues } from '../command.js';
 import { UsageError } from '../errors.js';
-import { json, table } from '../output.js';
+import { table } from '../output.js';
+import { answerCommand } from './client-command.js';
 
-const GROUPINGS = ['site', 'group', 'user', 'vo'] as const;
-type Grouping = (typeof GROUPINGS)[number];
-
-/** One row of `GET /api/accounting`. */
-export interface AccountingRow {
-  key: string;
-  jobs: number;
-  done: number;
-  failed: number;
-  killed: number;
-  cpuSeconds: number;
-  wallSeconds: number;
-  normalizedCpuSeconds: number;
-}
-
-export interface AccountingAnswer {
-  by: Grouping;
-  since: string;
-  rows: AccountingRow[];
-}
-
-function grouping(value: string | undefined): Grouping {
-  if (value === undefined) throw new UsageError(`accounting: --by is required (one of ${GROUPINGS.join(', ')})`);
-  const g = GROUPINGS.find((x) => x === value.trim().toLowerCase());
-  if (!g) throw new UsageError(`--by: "${value}" is not one of ${GROUPINGS.join(', ')}`);
+function grouping(value: string | undefined): AccountingGrouping {
+  if (value === undefined) throw new UsageError(`accounting: --by is required (one of ${ACCOUNTING_GROUPINGS.join(', ')})`);
+  const g = ACCOUNTING_GROUPINGS.find((x) => x === value.trim().toLowerCase());
+  if (!g) throw new UsageError(`--by: "${value}" is not one of ${ACCOUNTING_GROUPINGS.join(', ')}`);
   return g;
 }
 
@@ -42,7 +23,7 @@ function seconds(s: number): string {
   return Math.round(s).toLocaleString('en-US');
 }
 
-function accountingTable(answer: AccountingAnswer): string {
+function accountingTable(answer: AccountingReport): string {
   const total = answer.rows.reduce(
     (t, r) => ({
       jobs: t.jobs + r.jobs,
@@ -69,9 +50,17 @@ function accountingTable(answer: AccountingAnswer): string {
   );
 }
 
-const report: CommandSpec = {
+/** `GET /api/accounting` with the options' grouping and period; a UsageError for bad ones. */
+function accountingPath(values: OptionValues): string {
+  const by = grouping(str(values, 'by'));
+  const since = str(values, 'since') ?? '7d';
+  if (parseDuration(since) === null) throw new UsageError(`--since: "${since}" is not a duration (e.g. 30m, 12h, 7d, 2w)`);
+  return `/api/accounting?${new URLSearchParams({ by, since: since.trim() }).toString()}`;
+}
+
+const report = answerCommand<AccountingReport>({
   name: ['accounting', 'report'],
-  usage: '--by site|group|user|vo [--since 7d] [--json]',
+  usage: '--by site|group|user|vo [--since 7d]',
   summary: 'CPU and wall time of finished jobs, by site, group, user or VO',
   details:
     'One accounting record per finished job (Done, Failed, Killed), written by the accounting agent\n' +
@@ -80,29 +69,12 @@ const report: CommandSpec = {
     'CPUNormalizationFactor), the unit of a JDL\'s CPUTime. Rows: biggest normalized CPU first.\n' +
     'Users see their own jobs; admins and site admins everyone\'s.',
   options: {
-    by: { type: 'string', value: 'KEY', description: `group by ${GROUPINGS.join(', ')}` },
+    by: { type: 'string', value: 'KEY', description: `group by ${ACCOUNTING_GROUPINGS.join(', ')}` },
     since: { type: 'string', value: 'D', description: 'jobs ended within D: 30m, 12h, 7d, 2w (default 7d)' },
-    json: JSON_OPTION,
   },
-  env: CLIENT_ENV,
   positionals: [0, 0],
-  async run(values, _positionals, io) {
-    const by = grouping(str(values, 'by'));
-    const since = str(values, 'since') ?? '7d';
-    if (parseDuration(since) === null) throw new UsageError(`--since: "${since}" is not a duration (e.g. 30m, 12h, 7d, 2w)`);
-    const q = new URLSearchParams({ by, since: since.trim() });
-    const answer = await clientFrom(io).json<AccountingAnswer>('GET', `/api/accounting?${q.toString()}`);
-    if (flag(values, 'json')) {
-      io.out(json(answer));
-      return 0;
-    }
-    if (answer.rows.length === 0) {
-      io.out(`no finished jobs since ${answer.since}`);
-      return 0;
-    }
-    io.out(accountingTable(answer));
-    return 0;
-  },
-};
+  path: (_positionals, values) => accountingPath(values),
+  text: (answer) => (answer.rows.length === 0 ? `no finished jobs since ${answer.since}` : accountingTable(answer)),
+});
 
 export const accountingCommands: CommandSpec[] = [report];

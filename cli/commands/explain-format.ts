@@ -1,41 +1,13 @@
 /**
  * Readable text for the matcher's explain answers (`wms job explain`, `wms match explain`).
- * Pure. The shapes are those of `services/explain-view.ts` (read loosely: the CLI does not
- * import services/).
+ * Pure.
  */
+import type { ExplainJob, ExplainResource } from '../../api/index.js';
 import { table } from '../output.js';
-
-interface TaskQueueView {
-  id: number;
-  owner: string;
-  ownerGroup: string;
-  vo: string;
-  cpuTime: number;
-  priority: number;
-  waitingJobs: number;
-  eligible?: boolean;
-  reasons?: string[];
-}
-
-interface ExplainJobAnswer {
-  job: { id: number; status: string; minorStatus: string; site: string; owner: string; taskQueueId: number | null };
-  waiting: boolean;
-  note: string | null;
-  blockers: string[];
-  taskQueue: TaskQueueView | null;
-  queues: { queueId: number; queue: string; ce: string; ceType: string; site: string; canRun: boolean; reasons: string[] }[];
-}
-
-interface ExplainResourceAnswer {
-  resource: { site: string; ce?: string; queue?: string; cpuWork: number; processors: number; ramMb: number; tags: string[] };
-  blockers: string[];
-  taskQueues: TaskQueueView[];
-}
 
 const reasonText = (reasons: string[] | undefined) => (reasons && reasons.length > 0 ? reasons.join('; ') : '-');
 
-export function formatExplainJob(answer: unknown): string {
-  const a = answer as ExplainJobAnswer;
+export function formatExplainJob(a: ExplainJob): string {
   const lines = [
     `job ${a.job.id}: ${a.job.status}${a.job.minorStatus ? ` (${a.job.minorStatus})` : ''}, owner ${a.job.owner}, site ${a.job.site}`,
   ];
@@ -57,8 +29,7 @@ export function formatExplainJob(answer: unknown): string {
   return lines.join('\n');
 }
 
-export function formatExplainResource(answer: unknown): string {
-  const a = answer as ExplainResourceAnswer;
+export function formatExplainResource(a: ExplainResource): string {
   const r = a.resource;
   const where = [r.site, r.ce, r.queue].filter(Boolean).join(' / ');
   const lines = [

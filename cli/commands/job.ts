@@ -11,21 +11,31 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { list as tarList } from 'tar';
 import { JOB_STATES, isFinal, isJobState, type JobState } from '../../core/job-states.js';
-import type { BulkResult, HistoryEntry, JobOutputAnswer, JobSummary, ListAnswer, StatusAnswer } from '../api-types.js';
+import type {
+  BulkResult,
+  ExplainJob,
+  JobHistory,
+  JobList,
+  JobOutput,
+  JobParameters,
+  JobStatusList,
+  JobSummary,
+  SubmitJobsAnswer,
+  SubmitJobsRequest,
+} from '../../api/index.js';
 import type { ApiClient } from '../client.js';
 import { resolveClientConfig } from '../client-config.js';
 import { openJobStream, type JobStream, type JobStreamEvent } from '../event-stream.js';
 import {
-  CLIENT_ENV,
   clientFrom,
   flag,
   int,
-  JSON_OPTION,
   jobIds,
   str,
   strs,
   type CommandSpec,
   type Io,
+  type OptionValues,
   readTextFile,
   readTextOrNull,
 } from '../command.js';
@@ -34,6 +44,7 @@ import { planInputSandbox, rewriteInputSandbox } from '../input-sandbox.js';
 import { idRanges, json, shortTime, table } from '../output.js';
 import { packInputSandbox } from '../sandbox-pack.js';
 import { unpackSandbox } from '../sandbox-unpack.js';
+import { answerCommand, clientCommand } from './client-command.js';
 import { formatExplainJob } from './explain-format.js';
 
 /**
@@ -103,11 +114,11 @@ export interface FollowJobsResult {
 }
 
 /** The status of many jobs: one request per STATUS_CHUNK ids. */
-export function statusFetcher(client: ApiClient): (ids: readonly number[]) => Promise<StatusAnswer> {
+export function statusFetcher(client: ApiClient): (ids: readonly number[]) => Promise<JobStatusList> {
   return async (ids) => {
-    const out: StatusAnswer = { jobs: [], notFound: [] };
+    const out: JobStatusList = { jobs: [], notFound: [] };
     for (let i = 0; i < ids.length; i += STATUS_CHUNK) {
-      const a = await client.json<StatusAnswer>('GET', `/api/jobs/status?ids=${ids.slice(i, i + STATUS_CHUNK).join(',')}`);
+      const a = await client.json<JobStatusList>('GET', `/api/jobs/status?ids=${ids.slice(i, i + STATUS_CHUNK).join(',')}`);
       out.jobs.push(...a.jobs);
       out.notFound.push(...a.notFound);
     }
@@ -131,7 +142,7 @@ const STREAM_SETTLE_MS = 150;
  */
 export async function followJobs(
   ids: readonly number[],
-  fetchStatus: (ids: readonly number[]) => Promise<StatusAnswer>,
+  fetchStatus: (ids: readonly number[]) => Promise<JobStatusList>,
   o: FollowJobsOptions,
 ): Promise<FollowJobsResult> {
   const now = o.now ?? Date.now;
@@ -159,7 +170,7 @@ export async function followJobs(
   if (o.openStream) {
     const stream = await o.openStream(open()).catch(() => null);
     if (stream) {
-      let timedOut: boolean | null = null;
+      let timedOut: boolean | null;
       try {
         timedOut = await followStream(stream, apply, open, o.deadline, now);
       } finally {
@@ -353,9 +364,9 @@ export function submissionFailure(e: CliError): string {
 
 /**
  * The job ids of each submitted file: the server says how many jobs each JDL gave
- * (`jobsPerJdl`); a server that does not say gave one job per file.
+ * (`jobsPerJdl`); an older server that does not say gave one job per file.
  */
-function idsPerFile(files: readonly string[], answer: { jobIds: number[]; jobsPerJdl?: number[] }): [string, number[]][] {
+function idsPerFile(files: readonly string[], answer: SubmitJobsAnswer): [string, number[]][] {
   const counts = answer.jobsPerJdl?.length === files.length ? answer.jobsPerJdl : files.map(() => 1);
   let next = 0;
   return files.map((f, i) => {
@@ -373,9 +384,9 @@ function byFileName(message: string, files: readonly string[]): string {
   });
 }
 
-const submit: CommandSpec = {
+const submit = clientCommand({
   name: ['job', 'submit'],
-  usage: 'FILE... [--wait [--timeout SECONDS]] [--json]',
+  usage: 'FILE... [--wait [--timeout SECONDS]]',
   summary: 'submit JDL files (several files: one submission, all stored or none)',
   details:
     'Local files in InputSandbox are packed into one tar.gz per JDL (each under its base name,\n' +
@@ -394,9 +405,7 @@ const submit: CommandSpec = {
   options: {
     wait: { type: 'boolean', short: 'w', description: 'follow the jobs until they are final; exit 1 unless all are Done' },
     timeout: { type: 'string', value: 'SECONDS', description: 'with --wait: give up after SECONDS (exit code 1)' },
-    json: JSON_OPTION,
   },
-  env: CLIENT_ENV,
   positionals: [1, Infinity],
   async run(values, files, io) {
     const wait = flag(values, 'wait');
@@ -406,10 +415,11 @@ const submit: CommandSpec = {
     const client = clientFrom(io);
     const jdls: string[] = [];
     for (const f of files) jdls.push(await prepareJdl(client, f, io));
-    let answer: { jobIds: number[]; jobsPerJdl?: number[] };
+    const body: SubmitJobsRequest = jdls.length === 1 ? { jdl: jdls[0]! } : { jdls };
+    let answer: SubmitJobsAnswer;
     try {
       // Never sent twice (a retry could store the jobs twice): see submissionFailure.
-      answer = await client.json<{ jobIds: number[]; jobsPerJdl?: number[] }>('POST', '/api/jobs', jdls.length === 1 ? { jdl: jdls[0] } : { jdls });
+      answer = await client.json<SubmitJobsAnswer>('POST', '/api/jobs', body);
     } catch (e) {
       if (e instanceof CliError) throw new CliError(byFileName(submissionFailure(e), files), e.problems, files, e.code);
       throw e;
@@ -435,37 +445,33 @@ const submit: CommandSpec = {
     if (asJson) io.out(json({ jobIds: ids, jobs: result.jobs, notFound: result.notFound, timedOut: result.timedOut }));
     return reportFollow(ids, result, timeout, asJson ? io.err : io.out, io.err);
   },
-};
+});
 
-const status: CommandSpec = {
+const status = clientCommand({
   name: ['job', 'status'],
-  usage: 'ID... [--json]',
+  usage: 'ID...',
   summary: 'status of jobs',
-  options: { json: JSON_OPTION },
-  env: CLIENT_ENV,
   positionals: [1, Infinity],
   async run(values, positionals, io) {
     const ids = jobIds(positionals);
-    const answer = await clientFrom(io).json<StatusAnswer>('GET', `/api/jobs/status?ids=${ids.join(',')}`);
+    const answer = await clientFrom(io).json<JobStatusList>('GET', `/api/jobs/status?ids=${ids.join(',')}`);
     if (flag(values, 'json')) io.out(json(answer));
     else if (answer.jobs.length > 0) io.out(statusTable(answer.jobs));
     for (const id of answer.notFound) io.err(`wms: job ${id} not found`);
     return answer.notFound.length > 0 ? 1 : 0;
   },
-};
+});
 
-const logging: CommandSpec = {
+const logging = clientCommand({
   name: ['job', 'logging'],
-  usage: 'ID... [--json]',
+  usage: 'ID...',
   summary: 'status history of jobs (status, minor status, application status, source, time)',
-  options: { json: JSON_OPTION },
-  env: CLIENT_ENV,
   positionals: [1, Infinity],
   async run(values, positionals, io) {
     const client = clientFrom(io);
-    const all: { jobId: number; history: HistoryEntry[] }[] = [];
+    const all: JobHistory[] = [];
     for (const id of jobIds(positionals)) {
-      all.push(await client.json<{ jobId: number; history: HistoryEntry[] }>('GET', `/api/jobs/${id}/history`));
+      all.push(await client.json<JobHistory>('GET', `/api/jobs/${id}/history`));
     }
     if (flag(values, 'json')) {
       io.out(json(all.length === 1 ? all[0] : all));
@@ -484,15 +490,13 @@ const logging: CommandSpec = {
     );
     return 0;
   },
-};
+});
 
 function bulk(action: 'kill' | 'reschedule' | 'delete', past: string, summary: string): CommandSpec {
-  return {
+  return clientCommand({
     name: ['job', action],
-    usage: 'ID... [--json]',
+    usage: 'ID...',
     summary,
-    options: { json: JSON_OPTION },
-    env: CLIENT_ENV,
     positionals: [1, Infinity],
     async run(values, positionals, io) {
       const ids = jobIds(positionals);
@@ -508,12 +512,46 @@ function bulk(action: 'kill' | 'reschedule' | 'delete', past: string, summary: s
       }
       return r.failed.length > 0 ? 1 : 0;
     },
-  };
+  });
 }
 
-const list: CommandSpec = {
+/** `GET /api/jobs` with the filters of `wms job list`; a UsageError names a malformed one. */
+function jobListPath(values: OptionValues): string {
+  const q = new URLSearchParams();
+  for (const s of strs(values, 'status').flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean)) {
+    const state = JOB_STATES.find((k) => k.toLowerCase() === s.toLowerCase());
+    if (!state || !isJobState(state)) throw new UsageError(`--status: "${s}" is not a job status (${JOB_STATES.join(', ')})`);
+    q.append('status', state);
+  }
+  for (const k of ['site', 'group', 'owner', 'search'] as const) {
+    const v = str(values, k);
+    if (v !== undefined) q.set(k, v);
+  }
+  for (const k of ['since', 'until'] as const) {
+    const v = str(values, k);
+    if (v === undefined) continue;
+    const d = new Date(v);
+    if (Number.isNaN(d.getTime())) throw new UsageError(`--${k}: "${v}" is not a date (e.g. 2026-11-22 or 2026-11-22T10:00:00Z)`);
+    q.set(k, d.toISOString());
+  }
+  const limit = int(values, 'limit', 1);
+  const offset = int(values, 'offset', 0);
+  if (limit !== undefined) q.set('limit', String(limit));
+  if (offset !== undefined) q.set('offset', String(offset));
+  const qs = q.toString();
+  return `/api/jobs${qs ? `?${qs}` : ''}`;
+}
+
+/** A page of `wms job list`: the table (when not empty) and `1-100 of 2345 jobs`. */
+function jobListText(answer: JobList): string {
+  const from = answer.jobs.length === 0 ? 0 : answer.offset + 1;
+  const range = `${from}-${answer.offset + answer.jobs.length} of ${answer.total} jobs`;
+  return answer.jobs.length > 0 ? `${statusTable(answer.jobs)}\n${range}` : range;
+}
+
+const list = answerCommand<JobList>({
   name: ['job', 'list'],
-  usage: '[--status S] [--site S] [--group G] [--owner U] [--since T] [--until T] [--search Q] [--limit N] [--offset N] [--json]',
+  usage: '[--status S] [--site S] [--group G] [--owner U] [--since T] [--until T] [--search Q] [--limit N] [--offset N]',
   summary: 'list jobs, newest first',
   options: {
     status: { type: 'string', multiple: true, value: 'S', description: `only in status S (repeat, or S1,S2): ${JOB_STATES.join(' ')}` },
@@ -525,79 +563,32 @@ const list: CommandSpec = {
     search: { type: 'string', value: 'Q', description: 'job name or id contains Q' },
     limit: { type: 'string', value: 'N', description: 'at most N jobs (default 100)' },
     offset: { type: 'string', value: 'N', description: 'skip the first N jobs' },
-    json: JSON_OPTION,
   },
-  env: CLIENT_ENV,
   positionals: [0, 0],
-  async run(values, _positionals, io) {
-    const q = new URLSearchParams();
-    for (const s of strs(values, 'status').flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean)) {
-      const state = JOB_STATES.find((k) => k.toLowerCase() === s.toLowerCase());
-      if (!state || !isJobState(state)) throw new UsageError(`--status: "${s}" is not a job status (${JOB_STATES.join(', ')})`);
-      q.append('status', state);
-    }
-    for (const k of ['site', 'group', 'owner', 'search'] as const) {
-      const v = str(values, k);
-      if (v !== undefined) q.set(k, v);
-    }
-    for (const k of ['since', 'until'] as const) {
-      const v = str(values, k);
-      if (v === undefined) continue;
-      const d = new Date(v);
-      if (Number.isNaN(d.getTime())) throw new UsageError(`--${k}: "${v}" is not a date (e.g. 2026-11-22 or 2026-11-22T10:00:00Z)`);
-      q.set(k, d.toISOString());
-    }
-    const limit = int(values, 'limit', 1);
-    const offset = int(values, 'offset', 0);
-    if (limit !== undefined) q.set('limit', String(limit));
-    if (offset !== undefined) q.set('offset', String(offset));
-    const qs = q.toString();
-    const answer = await clientFrom(io).json<ListAnswer>('GET', `/api/jobs${qs ? `?${qs}` : ''}`);
-    if (flag(values, 'json')) {
-      io.out(json(answer));
-      return 0;
-    }
-    if (answer.jobs.length > 0) io.out(statusTable(answer.jobs));
-    const from = answer.jobs.length === 0 ? 0 : answer.offset + 1;
-    io.out(`${from}-${answer.offset + answer.jobs.length} of ${answer.total} jobs`);
-    return 0;
-  },
-};
+  path: (_positionals, values) => jobListPath(values),
+  text: jobListText,
+});
 
-const parameters: CommandSpec = {
+const parameters = answerCommand<JobParameters>({
   name: ['job', 'parameters'],
-  usage: 'ID [--json]',
+  usage: 'ID',
   summary: 'parameters reported about a job',
-  options: { json: JSON_OPTION },
-  env: CLIENT_ENV,
   positionals: [1, 1],
-  async run(values, positionals, io) {
-    const [id] = jobIds(positionals);
-    const answer = await clientFrom(io).json<{ jobId: number; parameters: Record<string, string> }>(
-      'GET',
-      `/api/jobs/${id}/parameters`,
-    );
-    if (flag(values, 'json')) io.out(json(answer));
-    else if (Object.keys(answer.parameters).length === 0) io.out(`job ${id} has no parameters yet`);
-    else io.out(table(['NAME', 'VALUE'], Object.entries(answer.parameters).sort(([a], [b]) => a.localeCompare(b))));
-    return 0;
-  },
-};
+  path: (positionals) => `/api/jobs/${jobIds(positionals)[0]}/parameters`,
+  text: ({ jobId, parameters: p }) =>
+    Object.keys(p).length === 0
+      ? `job ${jobId} has no parameters yet`
+      : table(['NAME', 'VALUE'], Object.entries(p).sort(([a], [b]) => a.localeCompare(b))),
+});
 
-const explain: CommandSpec = {
+const explain = answerCommand<ExplainJob>({
   name: ['job', 'explain'],
-  usage: 'ID [--json]',
+  usage: 'ID',
   summary: 'why a job waits: which registered queues could run it, and what stops it',
-  options: { json: JSON_OPTION },
-  env: CLIENT_ENV,
   positionals: [1, 1],
-  async run(values, positionals, io) {
-    const [id] = jobIds(positionals);
-    const answer = await clientFrom(io).json<unknown>('GET', `/api/jobs/${id}/explain`);
-    io.out(flag(values, 'json') ? json(answer) : formatExplainJob(answer));
-    return 0;
-  },
-};
+  path: (positionals) => `/api/jobs/${jobIds(positionals)[0]}/explain`,
+  text: formatExplainJob,
+});
 
 /** Downloads sandbox `sha256` into `file`, checking that the bytes are the ones named. */
 async function downloadChecked(client: ApiClient, sha256: string, file: string): Promise<void> {
@@ -634,9 +625,9 @@ function bytesText(n: number): string {
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-const output: CommandSpec = {
+const output = clientCommand({
   name: ['job', 'output'],
-  usage: 'ID [--dir D] [--json]',
+  usage: 'ID [--dir D]',
   summary: "download a job's output sandbox and unpack it (default into ./job-<ID>-output)",
   details:
     'Each output archive is checked before anything is written (no absolute paths, no "..", no\n' +
@@ -644,14 +635,12 @@ const output: CommandSpec = {
     'whole. Files already in D with the same names are replaced. Prints the files unpacked.',
   options: {
     dir: { type: 'string', short: 'd', value: 'D', description: 'where to unpack (default ./job-<ID>-output; created when missing)' },
-    json: JSON_OPTION,
   },
-  env: CLIENT_ENV,
   positionals: [1, 1],
   async run(values, positionals, io) {
     const [id] = jobIds(positionals);
     const client = clientFrom(io);
-    const answer = await client.json<JobOutputAnswer>('GET', `/api/jobs/${id}/output`);
+    const answer = await client.json<JobOutput>('GET', `/api/jobs/${id}/output`);
     if (answer.sandboxes.length === 0) {
       throw new CliError(
         isFinal(answer.status)
@@ -692,7 +681,7 @@ const output: CommandSpec = {
     );
     return 0;
   },
-};
+});
 
 export const jobCommands: CommandSpec[] = [
   submit,

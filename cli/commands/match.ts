@@ -3,9 +3,10 @@
  * task queue the matcher considers and why it is rejected. The resource comes from flags or
  * from a JSON file (`--file`, `-` for stdin) with the fields of `POST /api/match`.
  */
-import { CLIENT_ENV, clientFrom, flag, int, JSON_OPTION, readTextFile, str, strs, type CommandSpec } from '../command.js';
+import type { ExplainResource } from '../../api/index.js';
+import { clientFrom, int, readTextFile, str, strs, type CommandSpec } from '../command.js';
 import { CliError, UsageError } from '../errors.js';
-import { json } from '../output.js';
+import { clientCommand, printAnswer } from './client-command.js';
 import { formatExplainResource } from './explain-format.js';
 
 async function readStdin(): Promise<string> {
@@ -14,9 +15,9 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-const explain: CommandSpec = {
+const explain = clientCommand({
   name: ['match', 'explain'],
-  usage: '--site S --cpu-work N [--ce C] [--queue Q] [--platform P] [--tag T]... [--processors N] [--ram-mb N] [--gpus N] [--vo V] | --file FILE [--json]',
+  usage: '--site S --cpu-work N [--ce C] [--queue Q] [--platform P] [--tag T]... [--processors N] [--ram-mb N] [--gpus N] [--vo V] | --file FILE',
   summary: 'which task queues a resource would be offered, and why the others are rejected',
   details: 'For one job, use "wms job explain ID".',
   options: {
@@ -32,9 +33,7 @@ const explain: CommandSpec = {
     gpus: { type: 'string', value: 'N', description: 'GPUs' },
     vo: { type: 'string', value: 'V', description: 'only jobs of VO V' },
     file: { type: 'string', value: 'FILE', description: 'the resource description as JSON ("-": stdin)' },
-    json: JSON_OPTION,
   },
-  env: CLIENT_ENV,
   positionals: [0, 0],
   async run(values, _positionals, io) {
     let resource: Record<string, unknown>;
@@ -66,10 +65,10 @@ const explain: CommandSpec = {
         if (v !== undefined) resource[key] = v;
       }
     }
-    const answer = await clientFrom(io).json<unknown>('POST', '/api/match/explain', resource, { idempotent: true }); // a read: retried through outages
-    io.out(flag(values, 'json') ? json(answer) : formatExplainResource(answer));
+    const answer = await clientFrom(io).json<ExplainResource>('POST', '/api/match/explain', resource, { idempotent: true }); // a read: retried through outages
+    printAnswer(io, values, answer, formatExplainResource);
     return 0;
   },
-};
+});
 
 export const matchCommands: CommandSpec[] = [explain];

@@ -8,14 +8,12 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PILOT_FINAL_STATES, PILOT_STATES, type PilotState } from '../../core/pilot-states.js';
-import type { PilotDetail, PilotListAnswer, PilotLogAnswer, PilotSummary } from '../api-types.js';
+import type { Pilot, PilotDetail, PilotList, PilotLog, PilotLogLine } from '../../api/index.js';
 import type { ApiClient } from '../client.js';
 import {
-  CLIENT_ENV,
   clientFrom,
   flag,
   int,
-  JSON_OPTION,
   str,
   strs,
   type CommandSpec,
@@ -24,6 +22,7 @@ import {
 } from '../command.js';
 import { CliError, exitCodeOf, formatError, UsageError } from '../errors.js';
 import { json, shortTime, table } from '../output.js';
+import { answerCommand, clientCommand } from './client-command.js';
 
 /** Lines asked per page of a pilot's log (the API's default; its maximum is 10,000). */
 const LOG_PAGE = 1000;
@@ -56,7 +55,7 @@ function pilotStates(values: OptionValues): PilotState[] {
   return out;
 }
 
-function pilotTable(pilots: readonly PilotSummary[]): string {
+function pilotTable(pilots: readonly Pilot[]): string {
   return table(
     ['ID', 'STATUS', 'SITE', 'CE', 'QUEUE', 'DB12', 'JOBS', 'REASON', 'UPDATED'],
     pilots.map((p) => [
@@ -73,9 +72,9 @@ function pilotTable(pilots: readonly PilotSummary[]): string {
   );
 }
 
-const list: CommandSpec = {
+const list = clientCommand({
   name: ['pilot', 'list'],
-  usage: '[--site S] [--ce C] [--status A,B] [--before ID] [--limit N] [--json]',
+  usage: '[--site S] [--ce C] [--status A,B] [--before ID] [--limit N]',
   summary: 'list pilots, newest first',
   details:
     'DB12 is the benchmark the pilot measured on its node (- before it registered); JOBS the jobs\n' +
@@ -87,9 +86,7 @@ const list: CommandSpec = {
     status: { type: 'string', multiple: true, value: 'S', description: `only in status S (repeat, or S1,S2): ${PILOT_STATES.join(' ')}` },
     before: { type: 'string', value: 'ID', description: 'only pilots with an id below ID (the next page)' },
     limit: { type: 'string', value: 'N', description: 'at most N pilots (default 100, at most 1000)' },
-    json: JSON_OPTION,
   },
-  env: CLIENT_ENV,
   positionals: [0, 0],
   async run(values, _positionals, io) {
     const q = new URLSearchParams();
@@ -105,7 +102,7 @@ const list: CommandSpec = {
     if (before !== undefined) q.set('before', String(before));
     if (limit !== undefined) q.set('limit', String(limit));
     const qs = q.toString();
-    const answer = await clientFrom(io).json<PilotListAnswer>('GET', `/api/pilots${qs ? `?${qs}` : ''}`);
+    const answer = await clientFrom(io).json<PilotList>('GET', `/api/pilots${qs ? `?${qs}` : ''}`);
     if (flag(values, 'json')) {
       io.out(json(answer));
       return 0;
@@ -120,7 +117,7 @@ const list: CommandSpec = {
     io.out(`${n} pilot${n === 1 ? '' : 's'}${n === (limit ?? 100) ? `; next page: --before ${last.id}` : ''}`);
     return 0;
   },
-};
+});
 
 function sizeMb(mb: unknown): string {
   if (typeof mb !== 'number' || !Number.isFinite(mb)) return '-';
@@ -219,30 +216,23 @@ export function formatPilot(p: PilotDetail): string {
   return lines.join('\n');
 }
 
-const show: CommandSpec = {
+const show = answerCommand<PilotDetail>({
   name: ['pilot', 'show'],
-  usage: 'REF [--json]',
+  usage: 'REF',
   summary: 'one pilot and the environment it reported (OS, CPU, memory, work dir, disk, clock, DB12)',
   details: 'REF is the pilot id, its stamp or the reference its computing element gave it.',
-  options: { json: JSON_OPTION },
-  env: CLIENT_ENV,
   positionals: [1, 1],
-  async run(values, positionals, io) {
-    const p = await clientFrom(io).json<PilotDetail>('GET', pilotPath(positionals[0]!));
-    io.out(flag(values, 'json') ? json(p) : formatPilot(p));
-    return 0;
-  },
-};
-
-type LogLine = PilotLogAnswer['lines'][number];
+  path: ([ref]) => pilotPath(ref!),
+  text: formatPilot,
+});
 
 /** Every line after `after`, page by page: answers the pilot's status, id and the lines. */
-async function readLogPages(client: ApiClient, ref: string, after: number): Promise<PilotLogAnswer> {
-  let page = await client.json<PilotLogAnswer>('GET', `${pilotPath(ref)}/logs?after=${after}&limit=${LOG_PAGE}`);
-  const lines: LogLine[] = [...page.lines];
+async function readLogPages(client: ApiClient, ref: string, after: number): Promise<PilotLog> {
+  let page = await client.json<PilotLog>('GET', `${pilotPath(ref)}/logs?after=${after}&limit=${LOG_PAGE}`);
+  const lines: PilotLogLine[] = [...page.lines];
   while (page.lines.length === LOG_PAGE) {
     const last = page.lines[page.lines.length - 1]!.id;
-    page = await client.json<PilotLogAnswer>('GET', `${pilotPath(String(page.pilotId))}/logs?after=${last}&limit=${LOG_PAGE}`);
+    page = await client.json<PilotLog>('GET', `${pilotPath(String(page.pilotId))}/logs?after=${last}&limit=${LOG_PAGE}`);
     lines.push(...page.lines);
   }
   return { pilotId: page.pilotId, status: page.status, lines };
@@ -256,7 +246,7 @@ export interface FollowLogOptions {
   signal: AbortSignal;
   intervalMs?: number;
   /** Receives each new line, in order. */
-  onLine(line: LogLine): void;
+  onLine(line: PilotLogLine): void;
   /** Told once per outage that the server does not answer (polling goes on). */
   onOutage?(message: string): void;
 }
@@ -272,7 +262,7 @@ export async function followPilotLog(client: ApiClient, ref: string, o: FollowLo
   let quiet = 0;
   let outageSince: number | null = null;
   while (!o.signal.aborted) {
-    let answer: PilotLogAnswer;
+    let answer: PilotLog;
     try {
       answer = await readLogPages(client, id, after);
       outageSince = null;
@@ -300,9 +290,9 @@ export async function followPilotLog(client: ApiClient, ref: string, o: FollowLo
   }
 }
 
-const logs: CommandSpec = {
+const logs = clientCommand({
   name: ['pilot', 'logs'],
-  usage: 'REF [--follow] [--json]',
+  usage: 'REF [--follow]',
   summary: "a pilot's remote log, in order (--follow: until the pilot ends)",
   details:
     'REF is the pilot id, its stamp or the reference its computing element gave it. Each line is\n' +
@@ -312,9 +302,7 @@ const logs: CommandSpec = {
     '--follow, one JSON object {id, at, line} per line as they come (JSON Lines).',
   options: {
     follow: { type: 'boolean', short: 'f', description: 'keep printing new lines until the pilot ends' },
-    json: JSON_OPTION,
   },
-  env: CLIENT_ENV,
   positionals: [1, 1],
   async run(values, positionals, io): Promise<number | LongRunning> {
     const ref = positionals[0]!;
@@ -348,6 +336,6 @@ const logs: CommandSpec = {
       },
     };
   },
-};
+});
 
 export const pilotCommands: CommandSpec[] = [list, show, logs];

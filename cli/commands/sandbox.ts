@@ -5,37 +5,35 @@
 import { createWriteStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { CLIENT_ENV, clientFrom, flag, JSON_OPTION, str, type CommandSpec } from '../command.js';
+import { clientFrom, str, type CommandSpec } from '../command.js';
 import { CliError, UsageError } from '../errors.js';
-import { json } from '../output.js';
 import { packInputSandbox } from '../sandbox-pack.js';
+import { clientCommand, printAnswer } from './client-command.js';
 
-const put: CommandSpec = {
+const put = clientCommand({
   name: ['sandbox', 'put'],
-  usage: 'FILE... [--json]',
+  usage: 'FILE...',
   summary: 'pack files into one tar.gz, upload it, print SB:<sha256>',
-  options: { json: JSON_OPTION },
-  env: CLIENT_ENV,
   positionals: [1, Infinity],
   async run(values, files, io) {
     const client = clientFrom(io);
     const packed = await packInputSandbox('wms sandbox put', io.cwd, files);
     try {
       const r = await client.uploadSandbox(packed.sha256, packed.path, packed.size);
-      io.out(flag(values, 'json') ? json({ ...r, reference: `SB:${r.sha256}` }) : `SB:${r.sha256}`);
+      printAnswer(io, values, { ...r, reference: `SB:${r.sha256}` }, (a) => a.reference);
     } finally {
       await packed.cleanup();
     }
     return 0;
   },
-};
+});
 
-const get: CommandSpec = {
+const get = clientCommand({
   name: ['sandbox', 'get'],
   usage: 'SHA256 [-o FILE]',
+  json: false,
   summary: 'download a sandbox archive (default file: <sha256>.tar.gz)',
   options: { output: { type: 'string', short: 'o', value: 'FILE', description: 'where to write it ("-": stdout)' } },
-  env: CLIENT_ENV,
   positionals: [1, 1],
   async run(values, positionals, io) {
     const sha = (positionals[0] ?? '').replace(/^SB:/i, '').toLowerCase();
@@ -54,6 +52,6 @@ const get: CommandSpec = {
     io.err(`wrote ${out}`);
     return 0;
   },
-};
+});
 
 export const sandboxCommands: CommandSpec[] = [put, get];

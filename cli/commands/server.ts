@@ -1,36 +1,55 @@
 /**
  * `wms server start`: the services, the agents and the local site in this process
- * (cli/server-system.ts). Config: defaults < JSON file (--config / WMS_CONFIG) < env < flags.
- * The db/ and services/ modules are loaded here only, on demand.
+ * (cli/server-system.ts). Config: defaults < JSON file (--config / WMS_CONFIG) < env < flags;
+ * `wms server config` prints the result and where each value came from. The db/ and services/
+ * modules are loaded here only, on demand.
  */
 import { resolve } from 'node:path';
+import { configEntries, configHelp, configReport, maskedConfig } from '../../core/config-docs.js';
+import { CONFIG_FILE_ENV, configKey } from '../../core/config-schema.js';
 import {
   CONFIG_ENV_VARS,
   graceOf,
   LOG_LEVELS,
-  resolveServiceConfig,
+  resolveServiceConfigWithOrigins,
   type ConfigFlags,
+  type ConfigOrigin,
   type LogLevel,
   type ServiceConfig,
 } from '../../core/config.js';
 import { isWmsError } from '../../core/errors.js';
-import { flag, int, readTextFile, str, type CommandSpec, type Io, type OptionValues } from '../command.js';
+import { flag, int, JSON_OPTION, readTextFile, str, type CommandSpec, type Io, type OptionSpec, type OptionValues } from '../command.js';
 import { CliError, UsageError } from '../errors.js';
+import { json } from '../output.js';
 
+/** The flags every server command reads; their help comes from the config schema. */
 export const SERVER_OPTIONS = {
-  port: { type: 'string', value: 'N', description: 'port to listen on (default 8080; 0 picks one)' },
-  host: { type: 'string', value: 'H', description: 'address to listen on (default 127.0.0.1)' },
-  'data-dir': { type: 'string', value: 'DIR', description: 'data directory: admin.token, sandboxes/, db/ (default ./var)' },
-  db: { type: 'string', value: 'URL', description: 'postgres://… (default: PGlite in <data-dir>/db)' },
-  config: { type: 'string', value: 'FILE', description: 'JSON config file (see services/README.md)' },
+  port: { type: 'string', value: 'N', description: configHelp('port') },
+  host: { type: 'string', value: 'H', description: configHelp('host') },
+  'data-dir': { type: 'string', value: 'DIR', description: configHelp('dataDir') },
+  db: { type: 'string', value: 'URL', description: configHelp('databaseUrl') },
+  config: { type: 'string', value: 'FILE', description: `JSON config file (default $${CONFIG_FILE_ENV}; keys: README.md, Configuration)` },
 } as const;
+
+/** The flags of `server start` (and `server config`, which shows what they would start with). */
+const START_OPTIONS: Record<string, OptionSpec> = {
+  ...SERVER_OPTIONS,
+  'no-agents': { type: 'boolean', description: `do not ${configKey('agents').schema.description}` },
+  'no-local-site': { type: 'boolean', description: `do not ${configKey('localSite').schema.description}` },
+  'log-level': { type: 'string', value: 'L', description: configHelp('logLevel') },
+  'shutdown-grace': { type: 'string', value: 'T', description: configHelp('shutdownGraceSeconds') },
+};
 
 /**
  * The service config from a config file, the environment and the flags (paths resolved
- * against `io.cwd`). Throws CliError on a bad value.
+ * against `io.cwd`), with the origin of each value. Throws CliError on a bad value.
  */
-export async function serviceConfigFrom(values: OptionValues, io: Io, extra: ConfigFlags = {}): Promise<Readonly<ServiceConfig>> {
-  const configPath = str(values, 'config') ?? io.env['WMS_CONFIG'];
+export async function serviceConfigWithOrigins(
+  values: OptionValues,
+  io: Io,
+  extra: ConfigFlags = {},
+): Promise<{ config: Readonly<ServiceConfig>; origins: Readonly<Record<string, ConfigOrigin>> }> {
+  const configPath = str(values, 'config') ?? io.env[CONFIG_FILE_ENV];
   let file: unknown;
   if (configPath) {
     const text = await readTextFile(io, configPath, 'config file');
@@ -50,12 +69,41 @@ export async function serviceConfigFrom(values: OptionValues, io: Io, extra: Con
   const db = str(values, 'db');
   if (db !== undefined) flags.databaseUrl = db;
   try {
-    const config = resolveServiceConfig({ file, fileName: configPath ?? 'config file', env: io.env, flags });
-    return Object.freeze({ ...config, dataDir: resolve(io.cwd, config.dataDir) });
+    const { config, origins } = resolveServiceConfigWithOrigins({ file, fileName: configPath ?? 'config file', env: io.env, flags });
+    return { config: Object.freeze({ ...config, dataDir: resolve(io.cwd, config.dataDir) }), origins };
   } catch (e) {
     if (isWmsError(e)) throw new CliError(e.message);
     throw e;
   }
+}
+
+/** The service config as serviceConfigWithOrigins, without the origins. */
+export async function serviceConfigFrom(values: OptionValues, io: Io, extra: ConfigFlags = {}): Promise<Readonly<ServiceConfig>> {
+  return (await serviceConfigWithOrigins(values, io, extra)).config;
+}
+
+/** What the flags only `server start` (and `server config`) has set: agents, local site, grace, log level. */
+function startFlags(values: OptionValues): ConfigFlags {
+  const extra: ConfigFlags = {};
+  if (flag(values, 'no-agents')) extra.agents = false;
+  if (flag(values, 'no-local-site')) extra.localSite = false;
+  const grace = str(values, 'shutdown-grace');
+  if (grace !== undefined) {
+    let seconds: number | undefined;
+    try {
+      seconds = graceOf(grace, '--shutdown-grace');
+    } catch (e) {
+      throw new UsageError(isWmsError(e) ? e.message : String(e));
+    }
+    if (seconds !== undefined) extra.shutdownGraceSeconds = seconds;
+  }
+  const level = str(values, 'log-level');
+  if (level !== undefined) {
+    if (!(LOG_LEVELS as readonly string[]).includes(level))
+      throw new UsageError(`--log-level: "${level}" is not one of ${LOG_LEVELS.join(', ')}`);
+    extra.logLevel = level as LogLevel;
+  }
+  return extra;
 }
 
 const start: CommandSpec = {
@@ -73,43 +121,15 @@ const start: CommandSpec = {
     'sandboxes and, without --db, the signing key) and refuses one owned by another user.\n' +
     "Local pilots get an environment of their own, never the server's; when the server runs as\n" +
     'root they run as pilot.localUser (default nobody).',
-  options: {
-    ...SERVER_OPTIONS,
-    'no-agents': { type: 'boolean', description: 'do not run the agents in this process' },
-    'no-local-site': { type: 'boolean', description: 'do not serve the local site' },
-    'log-level': { type: 'string', value: 'L', description: `${LOG_LEVELS.join(', ')} (default info)` },
-    'shutdown-grace': {
-      type: 'string',
-      value: 'T',
-      description: 'on a stop, how long local payloads may take to finish before they are stopped: 10m, 30s, 0 (default 10m)',
-    },
-  },
+  options: START_OPTIONS,
   env: CONFIG_ENV_VARS,
   positionals: [0, 0],
   async run(values, _positionals, io) {
-    const extra: ConfigFlags = {};
-    if (flag(values, 'no-agents')) extra.agents = false;
-    if (flag(values, 'no-local-site')) extra.localSite = false;
-    const grace = str(values, 'shutdown-grace');
-    if (grace !== undefined) {
-      let seconds: number | undefined;
-      try {
-        seconds = graceOf(grace, '--shutdown-grace');
-      } catch (e) {
-        throw new UsageError(isWmsError(e) ? e.message : String(e));
-      }
-      if (seconds !== undefined) extra.shutdownGraceSeconds = seconds;
-    }
-    const level = str(values, 'log-level');
-    if (level !== undefined) {
-      if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level: "${level}" is not one of ${LOG_LEVELS.join(', ')}`);
-      extra.logLevel = level as LogLevel;
-    }
-    const config = await serviceConfigFrom(values, io, extra);
+    const config = await serviceConfigFrom(values, io, startFlags(values));
     const { startSystem } = await import('../server-system.js');
     let system;
     try {
-      system = await startSystem(config, { logger: config.logLevel !== 'silent', log: (line) => io.err(line) });
+      system = await startSystem(config); // its diagnostics: pino on stderr, at config.logLevel
     } catch (e) {
       if (isWmsError(e)) throw new CliError(e.message);
       const code = (e as { code?: string }).code;
@@ -125,7 +145,9 @@ const start: CommandSpec = {
     io.out(`  services:    jobs, matcher, pilots, sites, sandboxes, tokens, accounting, events, /metrics`);
     io.out(`  agents:      ${system.runner ? system.runner.agentNames.join(', ') : 'off (--no-agents)'}`);
     io.out(`  local site:  ${config.localSite ? `${system.localSlots} pilot slot(s) on this machine` : 'off (--no-local-site)'}`);
-    io.out(`  stop with Ctrl-C: running jobs get ${config.shutdownGraceSeconds} s to finish (twice: stop them now; three times: exit at once)`);
+    io.out(
+      `  stop with Ctrl-C: running jobs get ${config.shutdownGraceSeconds} s to finish (twice: stop them now; three times: exit at once)`,
+    );
     const force = new AbortController();
     return {
       done: new Promise<number>(() => undefined),
@@ -181,14 +203,17 @@ const agents: CommandSpec = {
   env: CONFIG_ENV_VARS,
   positionals: [0, 0],
   async run(values, _positionals, io) {
-    const only = str(values, 'only')?.split(',').map((n) => n.trim()).filter(Boolean);
+    const only = str(values, 'only')
+      ?.split(',')
+      .map((n) => n.trim())
+      .filter(Boolean);
     const unknown = (only ?? []).filter((n) => !AGENT_NAMES.includes(n));
     if (unknown.length > 0) throw new UsageError(`--only: unknown agent(s) ${unknown.join(', ')} (known: ${AGENT_NAMES.join(', ')})`);
     const config = await serviceConfigFrom(values, io);
     const { startAgents } = await import('../server-system.js');
     let running;
     try {
-      running = await startAgents(config, { log: (line) => io.err(line) });
+      running = await startAgents(config);
     } catch (e) {
       if (isWmsError(e)) throw new CliError(e.message);
       throw e;
@@ -217,4 +242,29 @@ const agents: CommandSpec = {
   },
 };
 
-export const serverCommands: CommandSpec[] = [start, agents, migrate];
+const showConfig: CommandSpec = {
+  name: ['server', 'config'],
+  usage: '[--config FILE] [--port 8080] [--host 127.0.0.1] [--data-dir ./var] [--db postgres://…] [--json]',
+  summary: 'print the configuration server start would run with, and where each value came from',
+  details:
+    'Reads the config file, the environment and the flags as `server start` does (defaults < file\n' +
+    '< environment < flags) and prints every key as the config file names it, its value and its\n' +
+    'origin: default, file FILE, env WMS_..., or flag --.... Secrets are masked: the metrics token\n' +
+    'and the password of the database URL. --json prints { config, sources }: the config object as\n' +
+    'the code reads it (secrets masked) and the origin of each of its dotted paths.',
+  options: { ...START_OPTIONS, json: JSON_OPTION },
+  env: CONFIG_ENV_VARS,
+  positionals: [0, 0],
+  async run(values, _positionals, io) {
+    const { config, origins } = await serviceConfigWithOrigins(values, io, startFlags(values));
+    if (flag(values, 'json')) {
+      const sources = Object.fromEntries(configEntries(config, origins).map((e) => [e.path, e.origin]));
+      io.out(json({ config: maskedConfig(config), sources }));
+    } else {
+      io.out(configReport(config, origins));
+    }
+    return 0;
+  },
+};
+
+export const serverCommands: CommandSpec[] = [start, showConfig, agents, migrate];

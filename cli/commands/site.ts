@@ -8,34 +8,12 @@
  */
 import { resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
+import type { Queue, QueueList, RegistryApplied, SiteStatus } from '../../api/index.js';
 import { siteRegistryProblems } from '../../core/site-config.js';
-import { CLIENT_ENV, clientFrom, flag, JSON_OPTION, readTextFile, str, type CommandSpec, type Io } from '../command.js';
+import { clientFrom, readTextFile, str, type CommandSpec, type Io } from '../command.js';
 import { CliError, UsageError, type ApiProblem } from '../errors.js';
-import { json, shortTime, table } from '../output.js';
-
-interface QueueRow {
-  queue: string;
-  ce: string;
-  ceType: string;
-  site: string;
-  processors: number;
-  ramMb: number;
-  maxWaitingPilots: number;
-  maxTotalPilots: number;
-  maxPilotsPerCycle: number;
-  allowedVos: string[];
-  siteBanned: boolean;
-  siteBanReason: string | null;
-  ceBanned: boolean;
-  ceBanReason: string | null;
-  pausedUntil: string | null;
-  pauseReason: string | null;
-}
-
-interface StatusAnswer {
-  site: string;
-  queues: (QueueRow & { pilots: Record<string, number>; lastFailures: { pilotId: number; status: string; reason: string; at: string }[] })[];
-}
+import { shortTime, table } from '../output.js';
+import { answerCommand, clientCommand, printAnswer } from './client-command.js';
 
 /** `sites[0].computingElements[1].name` -> ['sites', 0, 'computingElements', 1, 'name']. */
 function pathKeys(path: string): (string | number)[] {
@@ -70,9 +48,9 @@ export async function readRegistryFile(io: Io, file: string): Promise<unknown> {
   return value;
 }
 
-const apply: CommandSpec = {
+const apply = clientCommand({
   name: ['site', 'apply'],
-  usage: 'FILE.yaml [--json]',
+  usage: 'FILE.yaml',
   summary: 'create or update the sites, computing elements and queues of a registry file',
   details:
     'The file (see site-configs/) lists sites, their computing elements (local, slurm, htcondor,\n' +
@@ -83,111 +61,92 @@ const apply: CommandSpec = {
     'BASH_ENV, PYTHONPATH, ...). A site admin may only name the sites its token administers\n' +
     '(never the local site, which is for admins): otherwise nothing is applied. The site\n' +
     'director sees the changes on its next cycle: no restart.',
-  options: { json: JSON_OPTION },
-  env: CLIENT_ENV,
   positionals: [1, 1],
   async run(values, positionals, io) {
     const file = positionals[0]!;
     const doc = await readRegistryFile(io, file);
-    const r = await clientFrom(io).json<{ sites: number; computingElements: number; queues: { created: number; updated: number } }>(
-      'PUT',
-      '/api/sites',
-      doc,
-    );
-    if (flag(values, 'json')) io.out(json(r));
-    else
-      io.out(
+    const r = await clientFrom(io).json<RegistryApplied>('PUT', '/api/sites', doc);
+    printAnswer(
+      io,
+      values,
+      r,
+      () =>
         `${resolve(io.cwd, file)}: ${r.sites} site(s), ${r.computingElements} computing element(s), ` +
-          `${r.queues.created} queue(s) created, ${r.queues.updated} updated`,
-      );
+        `${r.queues.created} queue(s) created, ${r.queues.updated} updated`,
+    );
     return 0;
   },
-};
+});
 
-function stateOf(q: QueueRow): string {
+function stateOf(q: Queue): string {
   if (q.siteBanned) return `site banned: ${q.siteBanReason ?? ''}`.trim();
   if (q.ceBanned) return `CE banned: ${q.ceBanReason ?? ''}`.trim();
   if (q.pausedUntil) return `paused until ${shortTime(q.pausedUntil)}`;
   return 'ok';
 }
 
-const list: CommandSpec = {
-  name: ['site', 'list'],
-  usage: '[--json]',
-  summary: 'the registered sites, computing elements and queues, with bans and pauses',
-  options: { json: JSON_OPTION },
-  env: CLIENT_ENV,
-  positionals: [0, 0],
-  async run(values, _positionals, io) {
-    const { queues } = await clientFrom(io).json<{ queues: QueueRow[] }>('GET', '/api/sites');
-    if (flag(values, 'json')) {
-      io.out(json({ queues }));
-      return 0;
-    }
-    if (queues.length === 0) {
-      io.out('no sites registered (wms site apply site-configs/FILE.yaml)');
-      return 0;
-    }
-    io.out(
-      table(
-        ['SITE', 'CE', 'TYPE', 'QUEUE', 'CPUS', 'RAM MB', 'PILOTS WAIT/TOTAL/CYCLE', 'VOS', 'STATE'],
-        queues.map((q) => [
-          q.site,
-          q.ce,
-          q.ceType,
-          q.queue,
-          q.processors,
-          q.ramMb,
-          `${q.maxWaitingPilots}/${q.maxTotalPilots}/${q.maxPilotsPerCycle}`,
-          q.allowedVos.join(',') || 'any',
-          stateOf(q),
-        ]),
-      ),
-    );
-    return 0;
-  },
-};
+function queueTable({ queues }: QueueList): string {
+  if (queues.length === 0) return 'no sites registered (wms site apply site-configs/FILE.yaml)';
+  return table(
+    ['SITE', 'CE', 'TYPE', 'QUEUE', 'CPUS', 'RAM MB', 'PILOTS WAIT/TOTAL/CYCLE', 'VOS', 'STATE'],
+    queues.map((q) => [
+      q.site,
+      q.ce,
+      q.ceType,
+      q.queue,
+      q.processors,
+      q.ramMb,
+      `${q.maxWaitingPilots}/${q.maxTotalPilots}/${q.maxPilotsPerCycle}`,
+      q.allowedVos.join(',') || 'any',
+      stateOf(q),
+    ]),
+  );
+}
 
-const status: CommandSpec = {
+const list = answerCommand<QueueList>({
+  name: ['site', 'list'],
+  usage: '',
+  summary: 'the registered sites, computing elements and queues, with bans and pauses',
+  positionals: [0, 0],
+  path: () => '/api/sites',
+  text: queueTable,
+});
+
+/** `wms site status`: per queue its state, pilots by state and last failures. */
+function siteStatusText(s: SiteStatus): string {
+  const lines = [`site ${s.site}: ${s.queues.length} queue(s)`];
+  for (const q of s.queues) {
+    const pilots = Object.entries(q.pilots).map(([st, n]) => `${n} ${st}`).join(', ') || 'none';
+    lines.push('', `${q.ce}/${q.queue} (${q.ceType}): ${stateOf(q)}`);
+    if (q.pausedUntil) lines.push(`  paused: ${q.pauseReason ?? ''}`);
+    lines.push(`  pilots: ${pilots}`);
+    if (q.lastFailures.length > 0) {
+      lines.push('  last failures:');
+      for (const f of q.lastFailures) lines.push(`    ${shortTime(f.at)}  pilot ${f.pilotId}  ${f.status}: ${f.reason}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+const status = answerCommand<SiteStatus>({
   name: ['site', 'status'],
-  usage: 'NAME [--json]',
+  usage: 'NAME',
   summary: "a site's queues: pilots by state, the last reasons pilots failed, paused or not",
-  options: { json: JSON_OPTION },
-  env: CLIENT_ENV,
   positionals: [1, 1],
-  async run(values, positionals, io) {
-    const name = positionals[0]!;
-    const s = await clientFrom(io).json<StatusAnswer>('GET', `/api/sites/${encodeURIComponent(name)}/status`);
-    if (flag(values, 'json')) {
-      io.out(json(s));
-      return 0;
-    }
-    io.out(`site ${s.site}: ${s.queues.length} queue(s)`);
-    for (const q of s.queues) {
-      const pilots = Object.entries(q.pilots).map(([st, n]) => `${n} ${st}`).join(', ') || 'none';
-      io.out('');
-      io.out(`${q.ce}/${q.queue} (${q.ceType}): ${stateOf(q)}`);
-      if (q.pausedUntil) io.out(`  paused: ${q.pauseReason ?? ''}`);
-      io.out(`  pilots: ${pilots}`);
-      if (q.lastFailures.length > 0) {
-        io.out('  last failures:');
-        for (const f of q.lastFailures) io.out(`    ${shortTime(f.at)}  pilot ${f.pilotId}  ${f.status}: ${f.reason}`);
-      }
-    }
-    return 0;
-  },
-};
+  path: ([name]) => `/api/sites/${encodeURIComponent(name!)}/status`,
+  text: siteStatusText,
+});
 
 function banCommands(kind: 'site' | 'ce'): CommandSpec[] {
   const path = kind === 'site' ? '/api/sites' : '/api/computing-elements';
   const what = kind === 'site' ? 'site' : 'computing element';
   return [
-    {
+    clientCommand({
       name: [kind, 'ban'],
       usage: 'NAME --reason TEXT',
       summary: `ban a ${what}: no pilots are sent there and the matcher gives it no work`,
       options: { reason: { type: 'string', value: 'TEXT', description: 'why (shown to users and site admins); required' } },
-      env: CLIENT_ENV,
+      json: false,
       positionals: [1, 1],
       async run(values, positionals, io) {
         const reason = str(values, 'reason');
@@ -197,20 +156,19 @@ function banCommands(kind: 'site' | 'ce'): CommandSpec[] {
         io.out(`${what} ${positionals[0]} banned: ${reason}`);
         return 0;
       },
-    },
-    {
+    }),
+    clientCommand({
       name: [kind, 'allow'],
       usage: 'NAME',
       summary: `allow a banned ${what} again`,
-      options: {},
-      env: CLIENT_ENV,
+      json: false,
       positionals: [1, 1],
       async run(_values, positionals, io) {
         await clientFrom(io).json('POST', `${path}/${encodeURIComponent(positionals[0]!)}/allow`, undefined, { idempotent: true });
         io.out(`${what} ${positionals[0]} allowed`);
         return 0;
       },
-    },
+    }),
   ];
 }
 

@@ -9,15 +9,16 @@
  */
 import { isValidName, PERSON_ROLES, siteAdminSitesProblem, type PersonPrincipal, type PersonRole } from '../../core/identity.js';
 import { parseDuration } from '../../core/config.js';
-import type { TokenAnswer } from '../api-types.js';
-import { CLIENT_ENV, clientFrom, flag, JSON_OPTION, str, strs, type CommandSpec } from '../command.js';
+import type { Identity, IssuedToken, Revocation, RevocationAnswer, RevocationList } from '../../api/index.js';
+import { clientFrom, flag, str, strs, type CommandSpec } from '../command.js';
 import { CliError, UsageError } from '../errors.js';
 import { json, shortTime, table } from '../output.js';
+import { answerCommand, clientCommand, printAnswer } from './client-command.js';
 import { SERVER_OPTIONS, serviceConfigFrom } from './server.js';
 
-const issue: CommandSpec = {
+const issue = clientCommand({
   name: ['token', 'issue'],
-  usage: '--user U --vo V --group G [--role user|admin|site-admin] [--site NAME]... [--ttl 30d] [--json]',
+  usage: '--user U --vo V --group G [--role user|admin|site-admin] [--site NAME]... [--ttl 30d]',
   summary: 'issue a token (admins; falls back to the database when no server runs)',
   details:
     'A site-admin token administers the sites named with --site (one or more): it may apply,\n' +
@@ -38,9 +39,8 @@ const issue: CommandSpec = {
     'data-dir': SERVER_OPTIONS['data-dir'],
     db: SERVER_OPTIONS.db,
     config: SERVER_OPTIONS.config,
-    json: JSON_OPTION,
   },
-  env: { ...CLIENT_ENV, WMS_DATABASE_URL: 'database for the bootstrap (no server running)' },
+  env: { WMS_DATABASE_URL: 'database for the bootstrap (no server running)' },
   positionals: [0, 0],
   async run(values, _positionals, io) {
     const need = (name: string): string => {
@@ -70,9 +70,9 @@ const issue: CommandSpec = {
     // With --data-dir, the admin token of that data directory is the default credential.
     const dataDir = str(values, 'data-dir');
     const clientIo = dataDir === undefined ? io : { ...io, env: { ...io.env, WMS_DATA_DIR: dataDir } };
-    let answer: TokenAnswer;
+    let answer: IssuedToken;
     try {
-      answer = await clientFrom(clientIo).json<TokenAnswer>('POST', '/api/tokens', {
+      answer = await clientFrom(clientIo).json<IssuedToken>('POST', '/api/tokens', {
         user,
         vo,
         group,
@@ -98,45 +98,28 @@ const issue: CommandSpec = {
       answer = { token: signed.token, expiresAt: signed.expiresAt.toISOString(), identity: principal };
       io.err('wms: no server answered; token signed from the database directly');
     }
-    io.out(flag(values, 'json') ? json(answer) : answer.token);
+    printAnswer(io, values, answer, (a) => a.token);
     return 0;
   },
-};
+});
 
-const whoami: CommandSpec = {
+const whoami = answerCommand<Identity>({
   name: ['token', 'whoami'],
-  usage: '[--json]',
+  usage: '',
   summary: 'who the current token stands for',
-  options: { json: JSON_OPTION },
-  env: CLIENT_ENV,
   positionals: [0, 0],
-  async run(values, _positionals, io) {
-    const me = await clientFrom(io).json<Record<string, unknown>>('GET', '/api/tokens/self');
-    if (flag(values, 'json')) io.out(json(me));
-    else io.out(Object.entries(me).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : String(v)}`).join('\n'));
-    return 0;
-  },
-};
+  path: () => '/api/tokens/self',
+  text: (me) => Object.entries(me).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : String(v)}`).join('\n'),
+});
 
-interface RevocationView {
-  id: number;
-  jti: string | null;
-  vo: string | null;
-  subject: string | null;
-  revokedAt: string;
-  expiresAt: string;
-  reason: string;
-  revokedBy: string;
-}
-
-function revocationWhat(r: RevocationView): string {
+function revocationWhat(r: Revocation): string {
   if (r.jti !== null) return `token ${r.jti}`;
   return `every token of ${r.subject ?? '?'}${r.vo === null ? '' : ` (VO ${r.vo})`} issued until ${r.revokedAt}`;
 }
 
-const revoke: CommandSpec = {
+const revoke = clientCommand({
   name: ['token', 'revoke'],
-  usage: 'TOKEN | --user U --vo V | --pilot ID  [--reason TEXT] [--json]',
+  usage: 'TOKEN | --user U --vo V | --pilot ID  [--reason TEXT]',
   summary: 'revoke a token, every token of a user, or every token of a pilot (admins)',
   details:
     'A revoked token answers 401 on every replica within tokens.revocationPoll (2 s). With --user\n' +
@@ -148,9 +131,7 @@ const revoke: CommandSpec = {
     vo: { type: 'string', value: 'V', description: 'the VO of --user' },
     pilot: { type: 'string', value: 'ID', description: 'revoke every token of this pilot' },
     reason: { type: 'string', value: 'TEXT', description: 'why (kept with the revocation)' },
-    json: JSON_OPTION,
   },
-  env: CLIENT_ENV,
   positionals: [0, 1],
   async run(values, positionals, io) {
     const user = str(values, 'user');
@@ -175,27 +156,25 @@ const revoke: CommandSpec = {
       body = { user, vo };
     }
     if (reason !== undefined) body['reason'] = reason;
-    const answer = await clientFrom(io).json<{ revocation: RevocationView }>('POST', '/api/tokens/revocations', body);
-    io.out(flag(values, 'json') ? json(answer.revocation) : `revoked: ${revocationWhat(answer.revocation)}`);
+    const answer = await clientFrom(io).json<RevocationAnswer>('POST', '/api/tokens/revocations', body);
+    printAnswer(io, values, answer.revocation, (r) => `revoked: ${revocationWhat(r)}`);
     return 0;
   },
-};
+});
 
-const revocations: CommandSpec = {
+const revocations = clientCommand({
   name: ['token', 'revocations'],
-  usage: '[--json]',
+  usage: '',
   summary: 'the revocations in force, newest first (admins)',
-  options: { json: JSON_OPTION },
-  env: CLIENT_ENV,
   positionals: [0, 0],
   async run(values, _positionals, io) {
-    const { revocations: list } = await clientFrom(io).json<{ revocations: RevocationView[] }>('GET', '/api/tokens/revocations');
+    const { revocations: list } = await clientFrom(io).json<RevocationList>('GET', '/api/tokens/revocations');
     if (flag(values, 'json')) io.out(json(list));
     else if (list.length === 0) io.out('no revocations in force');
     else io.out(table(['ID', 'REVOKED', 'WHAT', 'BY', 'REASON'], list.map((r) => [r.id, shortTime(r.revokedAt), revocationWhat(r), r.revokedBy, r.reason])));
     return 0;
   },
-};
+});
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

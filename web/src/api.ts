@@ -1,6 +1,8 @@
 /**
  * The dashboard's only way to the services: `fetch` with `Authorization: Bearer <token>`.
  * The token lives in sessionStorage (gone when the tab closes); a 401 signs the user out.
+ * The pages type the answers with api/'s shapes, imported with `import type` only, so that
+ * TypeBox stays out of the bundle.
  */
 import type { JdlProblem } from '../../core/errors.js';
 
@@ -105,71 +107,4 @@ export async function downloadFile(path: string, fileName: string, token = getTo
     // Revoked a moment later, not at once: some browsers still read the blob after the click.
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   }
-}
-
-// Shapes of the answers (services/schemas.ts); only what the pages read.
-
-export interface Identity {
-  role: string;
-  user: string;
-  vo?: string;
-  group?: string;
-  /** Site admins: the sites they administer. */
-  sites?: string[];
-}
-
-export interface JobSummary {
-  id: number;
-  owner: string;
-  ownerGroup: string;
-  jobName: string;
-  jobGroup: string;
-  site: string;
-  status: string;
-  minorStatus: string;
-  applicationStatus: string;
-  submittedAt: string;
-  lastUpdateAt: string;
-}
-
-export interface JobDetail extends JobSummary {
-  jdl: string;
-  vo: string;
-  pilotId: number | null;
-  rescheduleCounter: number;
-}
-
-export interface JobList {
-  jobs: JobSummary[];
-  total: number;
-  limit: number;
-  offset: number;
-}
-
-export interface HistoryEntry {
-  status: string;
-  minorStatus: string;
-  applicationStatus: string;
-  source: string;
-  at: string;
-}
-
-export interface BulkResult {
-  succeeded: number[];
-  failed: { id: number; code: string; message: string }[];
-}
-
-export interface Heartbeat {
-  at: string;
-  cpuSeconds: number;
-  wallSeconds: number;
-  rssMb: number;
-  diskFreeMb: number | null;
-  loadAverage: number | null;
-}
-
-export interface JobOutput {
-  jobId: number;
-  status: string;
-  sandboxes: { sha256: string; size: number }[];
 }

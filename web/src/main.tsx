@@ -4,7 +4,8 @@
  */
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, getToken, isDatabaseUp, setDatabaseUp, setToken, type Identity } from './api.js';
+import type { Identity } from '../../api/index.js';
+import { api, getToken, isDatabaseUp, setDatabaseUp, setToken } from './api.js';
 import { onLinkClick, useLocation } from './router.js';
 import { SignIn } from './pages/sign-in.js';
 import { JobsPage } from './pages/jobs.js';

@@ -8,6 +8,7 @@
  */
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { problemsByParameter, renderJdl, validateValues, type AppParameter, type AppTemplate, type AppValues } from '../../../core/app-template.js';
+import type { SubmitApplicationAnswer } from '../../../api/index.js';
 import { api, ApiError, getToken } from '../api.js';
 import { navigate } from '../router.js';
 
@@ -137,6 +138,7 @@ export function FormsTab() {
   const [busy, setBusy] = useState(false);
 
   useEffect(() => {
+    // Read as core's AppTemplate (each parameter typed by its kind): core's checks take that.
     api<{ applications: AppTemplate[] }>('GET', '/api/applications').then(
       ({ applications }) => {
         setApps(applications);
@@ -176,7 +178,7 @@ export function FormsTab() {
     setBusy(true);
     setError(null);
     try {
-      const { jobIds } = await api<{ jobIds: number[] }>('POST', `/api/applications/${template.name}/submit`, { values: valuesOf(values) });
+      const { jobIds } = await api<SubmitApplicationAnswer>('POST', `/api/applications/${template.name}/submit`, { values: valuesOf(values) });
       navigate(jobIds.length === 1 ? `/jobs/${jobIds[0]}` : '/jobs');
     } catch (err) {
       if (err instanceof ApiError && err.problems.length > 0) {

@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
-import { api, ApiError, downloadFile, type BulkResult, type Heartbeat, type HistoryEntry, type JobDetail, type JobOutput } from '../api.js';
+import type { BulkResult, HeartbeatEntry, JobDetail, JobHeartbeats, JobHistory, JobOutput, JobParameters } from '../../../api/index.js';
+import { api, ApiError, downloadFile } from '../api.js';
 import { LIVE_POLL_MS, streamLabel, useEvents, useThrottled } from '../events.js';
 import { usePolled } from '../hooks.js';
 import { navigate, onLinkClick } from '../router.js';
@@ -34,7 +35,7 @@ function fixed(n: number | null, digits = 1): string {
 }
 
 /** The job's last heartbeats: the latest figures and sparklines of CPU time and memory. */
-function Heartbeats({ beats }: { beats: Heartbeat[] }) {
+function Heartbeats({ beats }: { beats: HeartbeatEntry[] }) {
   const latest = beats[beats.length - 1];
   if (!latest) return <p data-testid="heartbeats">No heartbeats yet.</p>;
   const times = beats.map((b) => Date.parse(b.at));
@@ -77,11 +78,11 @@ export function JobPage({ id }: { id: number }) {
   });
   const live = stream === 'live';
   const job = usePolled(() => api<JobDetail>('GET', `/api/jobs/${id}`), [id], live ? LIVE_POLL_MS : 1000);
-  const history = usePolled(() => api<{ history: HistoryEntry[] }>('GET', `/api/jobs/${id}/history`), [id], live ? LIVE_POLL_MS : 1000);
-  const params = usePolled(() => api<{ parameters: Record<string, string> }>('GET', `/api/jobs/${id}/parameters`), [id], live ? LIVE_POLL_MS : 3000);
+  const history = usePolled(() => api<JobHistory>('GET', `/api/jobs/${id}/history`), [id], live ? LIVE_POLL_MS : 1000);
+  const params = usePolled(() => api<JobParameters>('GET', `/api/jobs/${id}/parameters`), [id], live ? LIVE_POLL_MS : 3000);
   const status = job.data?.status ?? '';
   const done = isJobState(status) && isFinal(status);
-  const heartbeats = usePolled(() => api<{ heartbeats: Heartbeat[] }>('GET', `/api/jobs/${id}/heartbeats`), [id, done], done ? null : 2000);
+  const heartbeats = usePolled(() => api<JobHeartbeats>('GET', `/api/jobs/${id}/heartbeats`), [id, done], done ? null : 2000);
   // Output sandboxes are recorded before the final status: read again when the status changes.
   const output = usePolled(() => api<JobOutput>('GET', `/api/jobs/${id}/output`), [id, status]);
   const [downloading, setDownloading] = useState(false);

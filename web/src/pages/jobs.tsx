@@ -1,4 +1,5 @@
-import { api, type Identity, type JobList } from '../api.js';
+import type { Identity, JobCounts, JobList, QueueList } from '../../../api/index.js';
+import { api } from '../api.js';
 import { LIVE_POLL_MS, streamLabel, useEvents, useThrottled } from '../events.js';
 import { usePolled } from '../hooks.js';
 import { navigate, onLinkClick } from '../router.js';
@@ -91,7 +92,7 @@ export function JobsPage({ url, me = null }: { url: URL; me?: Identity | null })
   const every = stream === 'live' ? LIVE_POLL_MS : 2000;
   const guarded = <T,>(load: () => Promise<T>) => () => (problem ? Promise.reject(new Error(problem)) : load());
   const summary = usePolled(
-    guarded(() => api<{ counts: Record<string, number>; total: number }>('GET', `/api/jobs/summary${query(params)}`)),
+    guarded(() => api<JobCounts>('GET', `/api/jobs/summary${query(params)}`)),
     [key],
     every,
   );
@@ -100,7 +101,7 @@ export function JobsPage({ url, me = null }: { url: URL; me?: Identity | null })
     [key],
     every,
   );
-  const sites = usePolled(() => api<{ queues: { site: string }[] }>('GET', '/api/sites'), []);
+  const sites = usePolled(() => api<QueueList>('GET', '/api/sites'), []);
   const refresh = useThrottled(() => {
     summary.reload();
     list.reload();

@@ -1,20 +1,9 @@
+import type { PilotDetail, PilotLog } from '../../../api/index.js';
 import { api } from '../api.js';
 import { useEvents, useThrottled, LIVE_POLL_MS } from '../events.js';
 import { usePolled } from '../hooks.js';
 import { onLinkClick } from '../router.js';
-import type { Pilot } from './pilots.js';
-
-interface PilotDetail extends Pilot {
-  environment: Record<string, unknown>;
-}
-
-interface LogLine {
-  id: number;
-  at: string;
-  line: string;
-}
-
-const FINAL = new Set(['Done', 'Failed', 'Aborted', 'Deleted']);
+import { isPilotFinal } from '../../../core/pilot-states.js';
 
 function text(v: unknown): string {
   if (v === undefined || v === null || v === '') return '—';
@@ -36,9 +25,9 @@ export function PilotPage({ pilotRef }: { pilotRef: string }) {
     if (e.type === 'pilot' && String(e.id) === pilotRef) reload();
   });
   const pilot = usePolled(() => api<PilotDetail>('GET', `/api/pilots/${encodeURIComponent(pilotRef)}`), [pilotRef], stream === 'live' ? LIVE_POLL_MS : 2000);
-  const final = pilot.data ? FINAL.has(pilot.data.status) : false;
+  const final = pilot.data ? isPilotFinal(pilot.data.status) : false;
   const logs = usePolled(
-    () => api<{ lines: LogLine[] }>('GET', `/api/pilots/${encodeURIComponent(pilotRef)}/logs?limit=5000`),
+    () => api<PilotLog>('GET', `/api/pilots/${encodeURIComponent(pilotRef)}/logs?limit=5000`),
     [pilotRef],
     final ? null : 2000,
   );

@@ -1,30 +1,9 @@
+import type { PilotList } from '../../../api/index.js';
 import { api } from '../api.js';
 import { streamLabel, useEvents, useThrottled, LIVE_POLL_MS } from '../events.js';
 import { usePolled } from '../hooks.js';
 import { navigate, onLinkClick } from '../router.js';
 import { PILOT_STATES } from '../../../core/pilot-states.js';
-
-export interface Pilot {
-  id: number;
-  stamp: string;
-  reference: string | null;
-  site: string;
-  ce: string;
-  ceType: string;
-  queue: string;
-  vo: string;
-  status: string;
-  statusReason: string;
-  benchmark: number | null;
-  clockOffsetSeconds: number | null;
-  currentJobId: number | null;
-  jobsRun: number;
-  exitCode: number | null;
-  workDir: string | null;
-  fsType: string | null;
-  createdAt: string;
-  lastUpdateAt: string;
-}
 
 const PAGE = 50;
 
@@ -49,7 +28,7 @@ export function PilotsPage({ url }: { url: URL }) {
 
   const stream = useEvents(before ? null : { pilots: true }, () => reload());
   const list = usePolled(
-    () => api<{ pilots: Pilot[] }>('GET', `/api/pilots${query({ site, ce, status, before, limit: PAGE })}`),
+    () => api<PilotList>('GET', `/api/pilots${query({ site, ce, status, before, limit: PAGE })}`),
     [site, ce, status, before],
     before ? null : stream === 'live' ? LIVE_POLL_MS : 3000,
   );

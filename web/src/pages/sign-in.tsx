@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
-import { api, ApiError, setToken, type Identity } from '../api.js';
+import type { Identity } from '../../../api/index.js';
+import { api, ApiError, setToken } from '../api.js';
 
 /** Sign in with a token (`wms token issue`, or the admin token the first start wrote). */
 export function SignIn() {

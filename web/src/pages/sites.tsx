@@ -1,38 +1,12 @@
 import { useState } from 'preact/hooks';
 import { managesSite, type Principal } from '../../../core/identity.js';
-import { api, type Identity } from '../api.js';
+import type { Identity, Queue, QueueList, SiteStatus as SiteStatusAnswer } from '../../../api/index.js';
+import { api } from '../api.js';
 import { streamLabel, useEvents, useThrottled, LIVE_POLL_MS } from '../events.js';
 import { usePolled } from '../hooks.js';
 import { onLinkClick } from '../router.js';
 
-interface Queue {
-  queue: string;
-  ce: string;
-  ceType: string;
-  site: string;
-  cpuTime: number;
-  processors: number;
-  ramMb: number;
-  gpus: number;
-  platform: string | null;
-  tags: string[];
-  allowedVos: string[];
-  maxWaitingPilots: number;
-  maxTotalPilots: number;
-  maxPilotsPerCycle: number;
-  siteBanned: boolean;
-  siteBanReason: string | null;
-  ceBanned: boolean;
-  ceBanReason: string | null;
-  pausedUntil: string | null;
-  pauseReason: string | null;
-}
-
-interface QueueStatus extends Queue {
-  pilots: Record<string, number>;
-  lastFailures: { pilotId: number; status: string; reason: string; at: string }[];
-}
-
+/** A site as the page shows it: its queues (GET /api/sites) grouped by site and CE. */
 interface Site {
   name: string;
   banned: boolean;
@@ -117,7 +91,7 @@ function BanControls({ kind, name, banned, onDone }: { kind: 'site' | 'ce'; name
 }
 
 function SiteStatus({ name, live }: { name: string; live: number }) {
-  const status = usePolled(() => api<{ queues: QueueStatus[] }>('GET', `/api/sites/${encodeURIComponent(name)}/status`), [name, live], LIVE_POLL_MS);
+  const status = usePolled(() => api<SiteStatusAnswer>('GET', `/api/sites/${encodeURIComponent(name)}/status`), [name, live], LIVE_POLL_MS);
   if (status.error && !status.data) return <p class="error">Status: {status.error.message}</p>;
   if (!status.data) return <p>Loading status…</p>;
   return (
@@ -161,7 +135,7 @@ function SiteStatus({ name, live }: { name: string; live: number }) {
 export function SitesPage({ me }: { me: Identity | null }) {
   const [bump, setBump] = useState(0);
   const stream = useEvents({ sites: true }, () => refresh());
-  const sites = usePolled(() => api<{ queues: Queue[] }>('GET', '/api/sites'), [bump], stream === 'live' ? LIVE_POLL_MS : 3000);
+  const sites = usePolled(() => api<QueueList>('GET', '/api/sites'), [bump], stream === 'live' ? LIVE_POLL_MS : 3000);
   const refresh = useThrottled(() => setBump((b) => b + 1));
   const manager = me?.role === 'admin' || me?.role === 'site-admin';
   // Ban / Allow only where the services would accept it (the same rule: admins everywhere, a site

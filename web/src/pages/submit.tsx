@@ -1,5 +1,6 @@
 import type { ComponentChildren } from 'preact';
 import { useMemo, useState } from 'preact/hooks';
+import type { SubmitJobsAnswer } from '../../../api/index.js';
 import { api, ApiError } from '../api.js';
 import { checkJdl } from '../jdl-check.js';
 import { navigate } from '../router.js';
@@ -59,7 +60,7 @@ function JdlEditor({ tabs }: { tabs: ComponentChildren }) {
     setBusy(true);
     setError(null);
     try {
-      const { jobIds } = await api<{ jobIds: number[] }>('POST', '/api/jobs', { jdl: text });
+      const { jobIds } = await api<SubmitJobsAnswer>('POST', '/api/jobs', { jdl: text });
       navigate(jobIds.length === 1 ? `/jobs/${jobIds[0]}` : '/jobs');
     } catch (err) {
       if (err instanceof ApiError && err.problems.length > 0) setServerProblems(err.problems);

@@ -1,21 +1,7 @@
 import { useState } from 'preact/hooks';
-import { api, type Identity } from '../api.js';
+import type { AccountingReport, AccountingRow, GroupUsage, Identity, Usage, UsageWindow, UserUsage } from '../../../api/index.js';
+import { api } from '../api.js';
 import { usePolled } from '../hooks.js';
-import type { GroupUsage, UsageAnswer, UsedFigures, UserUsage } from '../../../core/usage.js';
-
-// GET /api/usage answers core/usage.ts's UsageAnswer; GET /api/accounting this (its rows,
-// services/plugins/accounting.ts).
-
-interface AccountingRow {
-  key: string;
-  jobs: number;
-  done: number;
-  failed: number;
-  killed: number;
-  cpuSeconds: number;
-  wallSeconds: number;
-  normalizedCpuSeconds: number;
-}
 
 function hours(seconds: number): string {
   return seconds >= 3600 ? `${(seconds / 3600).toFixed(1)} h` : seconds >= 60 ? `${(seconds / 60).toFixed(1)} min` : `${seconds.toFixed(0)} s`;
@@ -129,7 +115,7 @@ function loadBars(rows: { key: string; label: string; waiting: number; running: 
   }));
 }
 
-function cpuBars(rows: { key: string; label: string; used: UsedFigures }[]): Bar[] {
+function cpuBars(rows: { key: string; label: string; used: UsageWindow }[]): Bar[] {
   return rows.map((r) => ({
     key: r.key,
     label: r.label,
@@ -268,8 +254,8 @@ function UsersTable({ users }: { users: UserUsage[] }) {
 
 /** Jobs done and failed, and normalized CPU, per site and per group over the last week. */
 function WeekAccounting({ mine }: { mine: boolean }) {
-  const sites = usePolled(() => api<{ rows: AccountingRow[] }>('GET', '/api/accounting?by=site&since=7d'), [], 30_000);
-  const groups = usePolled(() => api<{ rows: AccountingRow[] }>('GET', '/api/accounting?by=group&since=7d'), [], 30_000);
+  const sites = usePolled(() => api<AccountingReport>('GET', '/api/accounting?by=site&since=7d'), [], 30_000);
+  const groups = usePolled(() => api<AccountingReport>('GET', '/api/accounting?by=group&since=7d'), [], 30_000);
   const err = sites.error ?? groups.error;
   const byJobs = sites.data ? [...sites.data.rows].sort((a, b) => b.jobs - a.jobs || a.key.localeCompare(b.key)) : null;
   return (
@@ -303,7 +289,7 @@ function WeekAccounting({ mine }: { mine: boolean }) {
  * done and failed per site, normalized CPU per site and per group.
  */
 export function UsagePage({ me }: { me: Identity | null }) {
-  const usage = usePolled(() => api<UsageAnswer>('GET', '/api/usage'), [me?.role, me?.user], 5000);
+  const usage = usePolled(() => api<Usage>('GET', '/api/usage'), [me?.role, me?.user], 5000);
   const people = me === null || me.role === 'user' || me.role === 'admin' || me.role === 'site-admin';
   const mine = me?.role === 'user';
   const u = usage.data;
