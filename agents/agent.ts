@@ -2,7 +2,8 @@
  * What an agent is: a name, a node-cron schedule and a tick. The runner (agents/runner.ts) runs
  * each tick under the agent's database lease, never two at once, and records its outcome.
  */
-import type { ServiceConfig } from '../core/config.js';
+import type { Logger } from 'pino';
+import { DEFAULT_SERVICE_CONFIG, type ServiceConfig } from '../core/config.js';
 import type { DbHandle } from '../db/index.js';
 
 export interface AgentContext {
@@ -10,8 +11,8 @@ export interface AgentContext {
   config: Readonly<ServiceConfig>;
   /** The clock for thresholds (injected: tests move it). */
   now: () => Date;
-  /** One line per call, already prefixed with the agent's name by the runner. */
-  log: (msg: string) => void;
+  /** The agent's pino logger: the runner's root logger's `child({ agent: name })`. */
+  log: Logger;
   /**
    * When the previous tick of this agent started, on the database's clock, whichever process
    * ran it; null before the first. Agents that work incrementally (the pilot-status agent's
@@ -27,4 +28,27 @@ export interface Agent {
   schedule: string;
   /** One tick; answers a one-line outcome ("3 jobs stalled, 1 rescheduled"). May throw. */
   tick(ctx: AgentContext): Promise<string>;
+}
+
+type AgentSettings = ServiceConfig['agentSettings'];
+/** The areas of `config.agentSettings` that belong to one agent (they carry its schedule). */
+export type AgentSettingsKey = {
+  [K in keyof AgentSettings]: AgentSettings[K] extends { schedule: string } ? K : never;
+}[keyof AgentSettings];
+
+/**
+ * An agent configured by `config.agentSettings[key]`: its schedule is `schedule` when given,
+ * else the default config's; each tick gets the settings of the config it runs with.
+ */
+export function configuredAgent<K extends AgentSettingsKey>(
+  name: string,
+  key: K,
+  schedule: string | undefined,
+  tick: (ctx: AgentContext, settings: AgentSettings[K]) => Promise<string>,
+): Agent {
+  return {
+    name,
+    schedule: schedule ?? DEFAULT_SERVICE_CONFIG.agentSettings[key].schedule,
+    tick: (ctx) => tick(ctx, ctx.config.agentSettings[key]),
+  };
 }

@@ -8,9 +8,8 @@
  * Without `removeSandboxFiles` sandboxes are left alone: removing their rows would leak the
  * files on disk for ever.
  */
-import { DEFAULT_SERVICE_CONFIG } from '../core/config.js';
 import { JOB_CLEANING_SOURCE, cleanJobs } from '../db/index.js';
-import type { Agent } from './agent.js';
+import { configuredAgent, type Agent } from './agent.js';
 
 export interface JobCleaningAgentOptions {
   /** Default: the default config's `agentSettings.jobCleaning.schedule`. */
@@ -24,34 +23,29 @@ export interface JobCleaningAgentOptions {
 
 export function createJobCleaningAgent(opts: JobCleaningAgentOptions = {}): Agent {
   const removeFiles = opts.removeSandboxFiles;
-  return {
-    name: 'job-cleaning',
-    schedule: opts.schedule ?? DEFAULT_SERVICE_CONFIG.agentSettings.jobCleaning.schedule,
-    async tick(ctx) {
-      const s = ctx.config.agentSettings.jobCleaning;
-      const r = await cleanJobs(ctx.db, {
-        now: ctx.now(),
-        retentionSeconds: s.retentionSeconds,
-        batchSize: s.batchSize,
-        sandboxes: removeFiles !== undefined,
-        source: JOB_CLEANING_SOURCE,
-      });
-      let filesNote = '';
-      if (removeFiles && r.sandboxes.length > 0) {
-        try {
-          await removeFiles(r.sandboxes);
-        } catch (e) {
-          filesNote = ' (their files could not all be deleted, see the log)';
-          ctx.log(`sandbox files not deleted: ${(e as Error).message ?? String(e)}; sha256: ${r.sandboxes.join(', ')}`);
-        }
+  return configuredAgent('job-cleaning', 'jobCleaning', opts.schedule, async (ctx, s) => {
+    const r = await cleanJobs(ctx.db, {
+      now: ctx.now(),
+      retentionSeconds: s.retentionSeconds,
+      batchSize: s.batchSize,
+      sandboxes: removeFiles !== undefined,
+      source: JOB_CLEANING_SOURCE,
+    });
+    let filesNote = '';
+    if (removeFiles && r.sandboxes.length > 0) {
+      try {
+        await removeFiles(r.sandboxes);
+      } catch (e) {
+        filesNote = ' (their files could not all be deleted, see the log)';
+        ctx.log.warn(`sandbox files not deleted: ${(e as Error).message ?? String(e)}; sha256: ${r.sandboxes.join(', ')}`);
       }
-      const parts = [
-        r.removed.length > 0 ? `${r.removed.length} deleted job(s) removed` : null,
-        r.deleted.length > 0 ? `${r.deleted.length} job(s) set Deleted` : null,
-        r.sandboxes.length > 0 ? `${r.sandboxes.length} sandbox(es) removed${filesNote}` : null,
-        r.heartbeats > 0 ? `${r.heartbeats} heartbeat(s) purged` : null,
-      ].filter((p): p is string => p !== null);
-      return parts.length === 0 ? 'nothing to clean' : parts.join(', ');
-    },
-  };
+    }
+    const parts = [
+      r.removed.length > 0 ? `${r.removed.length} deleted job(s) removed` : null,
+      r.deleted.length > 0 ? `${r.deleted.length} job(s) set Deleted` : null,
+      r.sandboxes.length > 0 ? `${r.sandboxes.length} sandbox(es) removed${filesNote}` : null,
+      r.heartbeats > 0 ? `${r.heartbeats} heartbeat(s) purged` : null,
+    ].filter((p): p is string => p !== null);
+    return parts.length === 0 ? 'nothing to clean' : parts.join(', ');
+  });
 }

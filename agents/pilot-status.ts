@@ -112,10 +112,10 @@ function driverOf(
 ): ComputingElement | null {
   try {
     const d = drivers(g.ceType, g.ce);
-    if (!d) ctx.log(`no ${g.ceType || '(no type)'} driver for CE ${g.ce || '(none)'}: ${g.items.length} pilot(s) not ${what}`);
+    if (!d) ctx.log.warn(`no ${g.ceType || '(no type)'} driver for CE ${g.ce || '(none)'}: ${g.items.length} pilot(s) not ${what}`);
     return d;
   } catch (e) {
-    ctx.log(`driver for ${g.ceType} CE ${g.ce} failed to load: ${message(e)}; ${g.items.length} pilot(s) not ${what}`);
+    ctx.log.warn(`driver for ${g.ceType} CE ${g.ce} failed to load: ${message(e)}; ${g.items.length} pilot(s) not ${what}`);
     return null;
   }
 }
@@ -155,7 +155,7 @@ export function createPilotStatusAgent(opts: PilotStatusAgentOptions): Agent {
             answers = await driver.status(chunk.map((p) => p.reference));
           } catch (e) {
             ceErrors++;
-            ctx.log(`status of ${g.ceType} CE ${g.ce} failed: ${message(e)}; its ${g.items.length - i} remaining pilot(s) left alone`);
+            ctx.log.warn(`status of ${g.ceType} CE ${g.ce} failed: ${message(e)}; its ${g.items.length - i} remaining pilot(s) left alone`);
             break;
           }
           for (const p of chunk) {
@@ -184,7 +184,7 @@ export function createPilotStatusAgent(opts: PilotStatusAgentOptions): Agent {
           await driver.cancel(g.items.map((p) => p.reference));
         } catch (e) {
           ceErrors++;
-          ctx.log(`cancel on ${g.ceType} CE ${g.ce} failed: ${message(e)}`);
+          ctx.log.warn(`cancel on ${g.ceType} CE ${g.ce} failed: ${message(e)}`);
         }
       }
 
@@ -198,7 +198,7 @@ export function createPilotStatusAgent(opts: PilotStatusAgentOptions): Agent {
           cleaned += g.items.length;
         } catch (e) {
           ceErrors++;
-          ctx.log(`cleanup on ${g.ceType} CE ${g.ce} failed: ${message(e)}`);
+          ctx.log.warn(`cleanup on ${g.ceType} CE ${g.ce} failed: ${message(e)}`);
         }
       }
 

@@ -5,6 +5,9 @@
  * is skipped). Errors are caught, logged as one line and recorded as the tick's outcome: no
  * tick ever crashes the process. `runOnce(name)` runs one tick now (the `--once` mode).
  *
+ * Logging: the runner's own lines through `logger.child({ component: 'agent-runner' })`, each
+ * agent's (its tick outcomes and what it logs) through `logger.child({ agent: name })`.
+ *
  * States (one log line on each change):
  *
  * ```
@@ -21,6 +24,7 @@
  * it; a tick that outlives its lease anyway (its process was frozen) is logged.
  */
 import { hostname } from 'node:os';
+import type { Logger } from 'pino';
 import { performance } from 'node:perf_hooks';
 import { createTask, validate, type ScheduledTask } from 'node-cron';
 import type { ServiceConfig } from '../core/config.js';
@@ -51,7 +55,8 @@ export interface AgentRunnerOptions {
   agents: readonly Agent[];
   /** Who holds the leases; default `<hostname>:<pid>`. */
   holder?: string;
-  log: (msg: string) => void;
+  /** The process's root pino logger (the runner and each agent log through children of it). */
+  logger: Logger;
   /** The clock handed to ticks (default: the system clock). */
   now?: () => Date;
   /** Called after every tick that ran (metrics: duration per agent, failures). */
@@ -80,7 +85,9 @@ export class AgentRunner {
   readonly #db: DbHandle;
   readonly #config: Readonly<ServiceConfig>;
   readonly #agents = new Map<string, Agent>();
-  readonly #log: (msg: string) => void;
+  readonly #logger: Logger;
+  /** The runner's own lines. */
+  readonly #log: Logger;
   readonly #now: () => Date;
   readonly #onTick: ((agent: string, tick: TickResult) => void) | undefined;
   readonly #tasks: ScheduledTask[] = [];
@@ -96,11 +103,12 @@ export class AgentRunner {
   constructor(opts: AgentRunnerOptions) {
     this.#db = opts.db;
     this.#config = opts.config;
-    this.#log = opts.log;
+    this.#logger = opts.logger;
+    this.#log = opts.logger.child({ component: 'agent-runner' });
     this.#now = opts.now ?? (() => new Date());
     this.#onTick = opts.onTick;
     this.holder = opts.holder ?? `${hostname()}:${process.pid}`;
-    this.#outage = new DbOutageLog('agents', { warn: (m) => this.#log(m), info: (m) => this.#log(m) });
+    this.#outage = new DbOutageLog('agents', { warn: (m) => this.#log.warn(m), info: (m) => this.#log.info(m) });
     for (const a of opts.agents) {
       if (this.#agents.has(a.name)) throw new WmsError('WMS_CONFIG', `two agents are named "${a.name}"`);
       if (!validate(a.schedule)) {
@@ -120,21 +128,21 @@ export class AgentRunner {
   }
 
   #setState(to: RunnerState, why: string): void {
-    this.#log(`agent runner ${this.#state} -> ${to}: ${why}`);
+    this.#log.info(`agent runner ${this.#state} -> ${to}: ${why}`);
     this.#state = to;
   }
 
   /** Schedules every agent, or only the ones named. Only from idle (logged and ignored otherwise). */
   start(only?: readonly string[]): void {
     if (this.#state !== 'idle') {
-      this.#log(`agent runner: start() ignored in state ${this.#state}`);
+      this.#log.warn(`agent runner: start() ignored in state ${this.#state}`);
       return;
     }
     const logger = {
       info: () => {},
       debug: () => {},
-      warn: (m: string) => this.#log(`node-cron: ${m}`),
-      error: (m: string | Error) => this.#log(`node-cron: ${describeError(m)}`),
+      warn: (m: string) => this.#log.warn(`node-cron: ${m}`),
+      error: (m: string | Error) => this.#log.error(`node-cron: ${describeError(m)}`),
     };
     for (const agent of this.#agents.values()) {
       if (only && !only.includes(agent.name)) continue;
@@ -175,7 +183,7 @@ export class AgentRunner {
   }
 
   async #tick(agent: Agent): Promise<{ ran: boolean; outcome: string }> {
-    const log = (msg: string) => this.#log(`[${agent.name}] ${msg}`);
+    const log = this.#logger.child({ agent: agent.name });
     const leaseSeconds = this.#config.agentSettings.leaseSeconds;
     const t0 = performance.now();
     let lease;
@@ -183,7 +191,7 @@ export class AgentRunner {
       lease = await takeLease(this.#db, agent.name, this.holder, leaseSeconds);
     } catch (e) {
       const outcome = `lease not taken: ${describeError(e)}`;
-      if (!this.#outage.failed(e)) log(outcome);
+      if (!this.#outage.failed(e)) log.warn(outcome);
       return { ran: false, outcome };
     }
     this.#outage.ok();
@@ -193,10 +201,10 @@ export class AgentRunner {
       () => {
         takeLease(this.#db, agent.name, this.holder, leaseSeconds).then(
           (l) => {
-            if (!l) log('lease lost while the tick runs (it outlived its lease and another process took it)');
+            if (!l) log.warn('lease lost while the tick runs (it outlived its lease and another process took it)');
           },
           (e: unknown) => {
-            if (!this.#outage.failed(e)) log(`lease renewal failed: ${describeError(e)}`);
+            if (!this.#outage.failed(e)) log.warn(`lease renewal failed: ${describeError(e)}`);
           },
         );
       },
@@ -218,17 +226,19 @@ export class AgentRunner {
     const durationMs = performance.now() - t0;
     const result: TickResult = { at: lease.takenAt, durationMs, outcome, ok };
     // A steady state is said once: a tick is logged when it fails or its outcome changes.
-    if (!ok || this.#last.get(agent.name)?.outcome !== outcome) log(`${outcome} (${Math.round(durationMs)} ms)`);
+    if (!ok || this.#last.get(agent.name)?.outcome !== outcome) {
+      log[ok ? 'info' : 'error']({ durationMs: Math.round(durationMs) }, `${outcome} (${Math.round(durationMs)} ms)`);
+    }
     this.#last.set(agent.name, result);
     try {
       await releaseLease(this.#db, agent.name, this.holder, { durationMs, outcome, startedAt: lease.takenAt });
     } catch (e) {
-      if (!this.#outage.failed(e)) log(`lease not released (it expires in ${leaseSeconds} s): ${describeError(e)}`);
+      if (!this.#outage.failed(e)) log.warn(`lease not released (it expires in ${leaseSeconds} s): ${describeError(e)}`);
     }
     try {
       this.#onTick?.(agent.name, result);
     } catch (e) {
-      log(`onTick hook failed: ${describeError(e)}`);
+      log.error(`onTick hook failed: ${describeError(e)}`);
     }
     return { ran: true, outcome };
   }

@@ -115,7 +115,7 @@ async function checkHealth(ctx: AgentContext, q: CeQueueView, health: QueueHealt
   const until = new Date(now.getTime() + seconds * 1000);
   const reason = `${health.failedInARow} pilots in a row failed (last: ${health.lastReason ?? 'no reason given'}); paused for ${seconds} s`;
   await pauseQueue(ctx.db, q.queueId, until, reason);
-  ctx.log(`site-director: ${name}: ${reason}`);
+  ctx.log.warn(`${name}: ${reason}`);
   return { queue: name, submitted: 0, reason: `paused: ${reason}` };
 }
 
@@ -140,7 +140,9 @@ export function createSiteDirector(deps: SiteDirectorDeps, schedule: string): Ag
         ),
       );
       const total = outcomes.reduce((s, o) => s + o.submitted, 0);
-      for (const o of outcomes) if (o.submitted > 0 || o.reason.startsWith('error')) ctx.log(`site-director: ${o.queue}: ${o.submitted} pilot(s); ${o.reason}`);
+      for (const o of outcomes) {
+        if (o.submitted > 0 || o.reason.startsWith('error')) ctx.log[o.submitted > 0 ? 'info' : 'error'](`${o.queue}: ${o.submitted} pilot(s); ${o.reason}`);
+      }
       return `${total} pilot(s) submitted to ${outcomes.filter((o) => o.submitted > 0).length} of ${queues.length} queue(s)`;
     },
   };

@@ -11,9 +11,8 @@
  *
  * A heartbeat reviving a Stalled job is the services' part, not this agent's.
  */
-import { DEFAULT_SERVICE_CONFIG } from '../core/config.js';
 import { STALLED_JOBS_SOURCE, sweepStalledJobs, type RescheduleOutcome } from '../db/index.js';
-import type { Agent } from './agent.js';
+import { configuredAgent, type Agent } from './agent.js';
 
 export interface StalledJobsAgentOptions {
   /** Default: the default config's `agentSettings.stalledJobs.schedule`. */
@@ -35,27 +34,22 @@ function describeReschedules(outcomes: readonly RescheduleOutcome[], why: string
 }
 
 export function createStalledJobsAgent(opts: StalledJobsAgentOptions = {}): Agent {
-  return {
-    name: 'stalled-jobs',
-    schedule: opts.schedule ?? DEFAULT_SERVICE_CONFIG.agentSettings.stalledJobs.schedule,
-    async tick(ctx) {
-      const s = ctx.config.agentSettings.stalledJobs;
-      const r = await sweepStalledJobs(ctx.db, {
-        now: ctx.now(),
-        stalledAfterSeconds: s.stalledAfterSeconds,
-        failedAfterSeconds: s.failedAfterSeconds,
-        matchedTimeoutSeconds: s.matchedTimeoutSeconds,
-        maxRescheduling: ctx.config.jobLimits.maxRescheduling,
-        source: STALLED_JOBS_SOURCE,
-        ...(opts.batchSize ? { batchSize: opts.batchSize } : {}),
-      });
-      const parts = [
-        r.stalled.length > 0 ? `${plural(r.stalled.length, 'job')} stalled` : null,
-        describeReschedules(r.pilotGone, 'pilot gone'),
-        r.failed.length > 0 ? `${plural(r.failed.length, 'job')} failed after stalling ${s.failedAfterSeconds} s` : null,
-        describeReschedules(r.matchedTimeout, `matched > ${s.matchedTimeoutSeconds} s`),
-      ].filter((p): p is string => p !== null);
-      return parts.length === 0 ? 'nothing stalled' : parts.join('; ');
-    },
-  };
+  return configuredAgent('stalled-jobs', 'stalledJobs', opts.schedule, async (ctx, s) => {
+    const r = await sweepStalledJobs(ctx.db, {
+      now: ctx.now(),
+      stalledAfterSeconds: s.stalledAfterSeconds,
+      failedAfterSeconds: s.failedAfterSeconds,
+      matchedTimeoutSeconds: s.matchedTimeoutSeconds,
+      maxRescheduling: ctx.config.jobLimits.maxRescheduling,
+      source: STALLED_JOBS_SOURCE,
+      ...(opts.batchSize ? { batchSize: opts.batchSize } : {}),
+    });
+    const parts = [
+      r.stalled.length > 0 ? `${plural(r.stalled.length, 'job')} stalled` : null,
+      describeReschedules(r.pilotGone, 'pilot gone'),
+      r.failed.length > 0 ? `${plural(r.failed.length, 'job')} failed after stalling ${s.failedAfterSeconds} s` : null,
+      describeReschedules(r.matchedTimeout, `matched > ${s.matchedTimeoutSeconds} s`),
+    ].filter((p): p is string => p !== null);
+    return parts.length === 0 ? 'nothing stalled' : parts.join('; ');
+  });
 }

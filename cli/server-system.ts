@@ -21,7 +21,12 @@
  *    from what their process did (Done on exit 0, Aborted when killed here, else Failed): the
  *    pilot-status agent may not run again before the server ends.
  * 5. The agents, the CE drivers, the services and the database close.
- * Each step is printed on stderr.
+ * Each step is logged (or handed to the caller's `log`: the CLI prints them for the person who
+ * pressed Ctrl-C).
+ *
+ * Logging: one root pino logger per process (services/logger.ts), made here unless the caller
+ * gives one; fastify logs through it, the agent runner and each agent through children
+ * (`{ component: 'agent-runner' }`, `{ agent }`), the shutdown through `{ component: 'shutdown' }`.
  */
 import { EventEmitter } from 'node:events';
 import { availableParallelism, hostname } from 'node:os';
@@ -51,6 +56,7 @@ import { AgentRunner, standardAgents, type AgentRunnerOptions } from '../agents/
 import { createSiteDirector } from '../agents/site-director.js';
 import { loadPilotBundle } from '../services/pilot-bundle.js';
 import { SandboxStore } from '../services/sandbox-store.js';
+import { createRootLogger, silentLogger, type Logger } from '../services/logger.js';
 import { databaseTarget, prepareDataDir, startServer, type RunningServer } from '../services/server.js';
 import { AGENT_TICK_EVENT } from '../services/metrics.js';
 import { TokenSigner } from '../services/token-signer.js';
@@ -189,7 +195,8 @@ async function reconcileLocalPilots(
 }
 
 export interface SystemOptions {
-  logger?: boolean;
+  /** The process's root logger; true (default): a new one at `config.logLevel` on stderr; false: silent. */
+  logger?: boolean | Logger;
   /** Where pilot.tar.gz is (default: dist/pilot of this package). */
   pilotBundleDir?: string;
   /** Start the agents' schedules (default true; tests drive ticks with `runner.runOnce`). */
@@ -198,7 +205,18 @@ export interface SystemOptions {
   localPilotEnv?: Record<string, string>;
   /** Extra environment for the CE drivers' commands (tests put fake batch commands on PATH). */
   ceEnv?: Record<string, string>;
-  log?: (line: string) => void;
+}
+
+/** The root logger of `opts.logger` (see SystemOptions.logger). */
+function rootLoggerOf(config: Readonly<ServiceConfig>, logger: boolean | Logger | undefined): Logger {
+  if (typeof logger === 'object') return logger;
+  return logger === false ? silentLogger() : createRootLogger({ level: config.logLevel });
+}
+
+/** The shutdown steps' default sink: the root logger's `shutdown` child. */
+function shutdownLog(root: Logger): (line: string) => void {
+  const log = root.child({ component: 'shutdown' });
+  return (line) => log.info(line);
 }
 
 /** Registers (or updates) the local site, its CE and its one queue. */
@@ -249,7 +267,7 @@ async function agentRunner(
     ces: ComputingElements;
     bundleDir: string;
     serverUrl: string;
-    log: (line: string) => void;
+    logger: Logger;
     onTick?: AgentRunnerOptions['onTick'];
     /** True once the process stops: the site director sends no more pilots. */
     stopping?: () => boolean;
@@ -275,7 +293,7 @@ async function agentRunner(
       removeSandboxFiles: (shas) => new SandboxStore(join(config.dataDir, 'sandboxes'), config.sandboxMaxBytes).remove(shas),
     }),
   ];
-  return new AgentRunner({ db, config, agents, log: o.log, ...(o.onTick ? { onTick: o.onTick } : {}) });
+  return new AgentRunner({ db, config, agents, logger: o.logger, ...(o.onTick ? { onTick: o.onTick } : {}) });
 }
 
 /** The drivers of this process: the local CE (when served here) and one per registered remote CE. */
@@ -288,15 +306,15 @@ function computingElements(config: Readonly<ServiceConfig>, localCe: LocalComput
 }
 
 const defaultBundleDir = () => join(packageRoot(), 'dist', 'pilot');
-const stderrLog = (line: string) => process.stderr.write(`${line}\n`);
 
 export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemOptions = {}): Promise<RunningSystem> {
-  const log = opts.log ?? stderrLog;
+  const root = rootLoggerOf(config, opts.logger);
+  const log = shutdownLog(root);
   const bundleDir = opts.pilotBundleDir ?? defaultBundleDir();
   const events = new EventEmitter();
   // Refused before anything starts when the local pilots' user is missing (the server is root).
   const runAs = config.localSite ? localPilotUser(config) : null;
-  const server = await startServer(config, { logger: opts.logger ?? false, pilotBundleDir: bundleDir, events, warn: log });
+  const server = await startServer(config, { logger: root, pilotBundleDir: bundleDir, events });
   let localCe: LocalComputingElement | null = null;
   let ces: ComputingElements | null = null;
   let runner: AgentRunner | null = null;
@@ -307,7 +325,7 @@ export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemO
     if (config.agents) {
       // Each tick reaches the services' /metrics (wms_agent_tick_*) through the in-process events.
       const onTick: AgentRunnerOptions['onTick'] = (agent, tick) => events.emit(AGENT_TICK_EVENT, agent, tick);
-      const r = await agentRunner(server.db, config, { ces, bundleDir, serverUrl: server.url, log, onTick, stopping: () => stopping });
+      const r = await agentRunner(server.db, config, { ces, bundleDir, serverUrl: server.url, logger: root, onTick, stopping: () => stopping });
       runner = r;
       if (opts.schedule !== false) {
         r.start();
@@ -318,7 +336,7 @@ export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemO
           pending = true;
           setTimeout(() => {
             pending = false;
-            r.runOnce('site-director').catch((e: unknown) => log(`site-director: ${(e as Error).message}`));
+            r.runOnce('site-director').catch((e: unknown) => root.child({ agent: 'site-director' }).error({ err: e }, `tick on submission failed: ${(e as Error).message}`));
           }, 200).unref();
         });
       }
@@ -372,10 +390,11 @@ export interface RunningAgents {
  * The agents alone, on the configured database (`wms server agents`): for operators who run the
  * services elsewhere. Pilots call home to `publicUrl` (or host:port of the config).
  */
-export async function startAgents(config: Readonly<ServiceConfig>, opts: { log?: (line: string) => void } = {}): Promise<RunningAgents> {
-  const log = opts.log ?? stderrLog;
+export async function startAgents(config: Readonly<ServiceConfig>, opts: { logger?: boolean | Logger } = {}): Promise<RunningAgents> {
+  const root = rootLoggerOf(config, opts.logger);
+  const log = shutdownLog(root);
   // The local site's files and the CE drivers' work dirs are in the data dir on every database.
-  await prepareDataDir(config.dataDir, log);
+  await prepareDataDir(config.dataDir, (line) => root.warn(line));
   const runAs = config.localSite ? localPilotUser(config) : null;
   const db = await openDb(databaseTarget(config), { poolSize: 4 });
   try {
@@ -386,7 +405,7 @@ export async function startAgents(config: Readonly<ServiceConfig>, opts: { log?:
       ces,
       bundleDir: defaultBundleDir(),
       serverUrl: `http://${config.host}:${config.port}`,
-      log,
+      logger: root,
       stopping: () => stopping,
     });
     return {

@@ -6,6 +6,8 @@
 #   - Debian's chromium at /usr/bin/chromium for the browser tests (driven by playwright-core;
 #     no browser download).
 #   - Debian's bubblewrap (bwrap), the payload sandbox of the job wrapper.
+#   - Debian's prometheus (promtool and prometheus): the metrics tests check /metrics with
+#     `promtool check metrics` and run every PromQL of the Grafana dashboard on a real Prometheus.
 # Safe to run again: each step checks first.
 set -euo pipefail
 
@@ -67,9 +69,23 @@ ensure_bubblewrap() {
   log "bubblewrap is at $(command -v bwrap)"
 }
 
+ensure_prometheus() {
+  if command -v promtool >/dev/null && command -v prometheus >/dev/null; then
+    log "prometheus is at $(command -v prometheus)"
+    return
+  fi
+  log "installing prometheus (promtool) from Debian's packages"
+  apt_install --no-install-recommends prometheus
+  # The package starts a system-wide Prometheus on :9090; the tests start their own.
+  if command -v service >/dev/null; then service prometheus stop >/dev/null 2>&1 || true; fi
+  command -v promtool >/dev/null && command -v prometheus >/dev/null || { log "prometheus did not install"; exit 1; }
+  log "prometheus is at $(command -v prometheus)"
+}
+
 ensure_postgres
 ensure_chromium
 ensure_bubblewrap
+ensure_prometheus
 bash "$(dirname "$0")/slurm-env.sh"
 
 # Pilot jobs (named wms-*) that an earlier run left on this test cluster would hold its cores

@@ -1,17 +1,26 @@
 /**
- * Prometheus metrics of one service process, written in the text exposition format 0.0.4 by
- * hand (no client library: five gauges, three counters and one histogram do not need one).
+ * Prometheus metrics of one service process, with prom-client: one Registry per app (tests
+ * build many apps in one process; the global registry would mix them), written in the text
+ * exposition format 0.0.4.
  *
- * Two kinds of figures:
- * - gauges read from the database at scrape time (`readMetricsGauges`): the same figures from
- *   every replica, so dashboards take `max` over instances, never `sum`;
- * - counters, the match-latency histogram and agent ticks kept in this process since it
- *   started: per instance, so dashboards `sum` their rates over instances.
+ * Three kinds of figures:
+ * - gauges read from the database at scrape time (their `collect()` callbacks share one read
+ *   per scrape, `readMetricsGauges`): the same figures from every replica, so dashboards take
+ *   `max` over instances, never `sum`;
+ * - `wms_pilots_failed_total`: pilots that became Failed or Aborted while this process ran,
+ *   read from the database in windows at scrape time (`readPilotsEnded`); every replica counts
+ *   the same pilots, so dashboards take `max` of its `increase`;
+ * - counters and histograms kept in this process since it started (submissions, matches, HTTP
+ *   requests by route, agent ticks): per instance, so dashboards `sum` their rates.
+ * The process and Node.js runtime series (`process_*`, `nodejs_*`) come from prom-client's
+ * default metrics, collected once per process (they describe the process, not an app; one set
+ * per app would leave an event-loop monitor and a GC observer behind for each app).
  *
  * Agent ticks arrive through the runner's `onTick` hook; the composition root
  * (cli/server-system.ts) forwards them as `AGENT_TICK_EVENT` on the app's in-process events.
  */
-import type { MetricsGauges } from '../db/index.js';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { MetricsGauges, PilotsEnded } from '../db/index.js';
 
 /** The in-process event that carries one agent tick: `(agent: string, tick: AgentTick)`. */
 export const AGENT_TICK_EVENT = 'agent-tick';
@@ -19,9 +28,10 @@ export const AGENT_TICK_EVENT = 'agent-tick';
 /** Match latency buckets (seconds): a claim takes ~1 ms on an idle PostgreSQL, seconds only when something is wrong. */
 export const MATCH_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1] as const;
 
-export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+/** HTTP request buckets (seconds): most answers take milliseconds; uploads and long polls take seconds. */
+export const HTTP_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 
-type Labels = Record<string, string>;
+export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 
 /** What a tick reports (agents/runner.ts TickResult; services may not import agents/). */
 export interface AgentTick {
@@ -29,141 +39,187 @@ export interface AgentTick {
   ok: boolean;
 }
 
-/** A label value in the exposition format: backslash, double quote and line feed escaped. */
+/** What one scrape reads from the database; null: it could not be read (an outage). */
+export interface DatabaseReading {
+  gauges: MetricsGauges;
+  /** Pilots ended since the window `since` the reader was given. */
+  pilotsEnded: PilotsEnded;
+}
+
+/** Reads the database for one scrape; answers null during an outage (the caller logs it). */
+export type DatabaseReader = (pilotsEndedSince: Date) => Promise<DatabaseReading | null>;
+
+/** A label value in the exposition format: backslash, double quote and line feed escaped (as prom-client writes them). */
 export function escapeLabelValue(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
-/** HELP text: backslash and line feed escaped. */
-function escapeHelp(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
-}
+let processRegistry: Registry | undefined;
 
-function formatValue(v: number): string {
-  if (Number.isNaN(v)) return 'NaN';
-  if (v === Infinity) return '+Inf';
-  if (v === -Infinity) return '-Inf';
-  return String(v);
-}
+const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
-function labelText(labels: Labels): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabelValue(v)}"`);
-  return parts.length ? `{${parts.join(',')}}` : '';
-}
-
-/** Builds one exposition: each family once, HELP and TYPE before its samples. */
-class Exposition {
-  readonly #lines: string[] = [];
-
-  family(name: string, type: 'gauge' | 'counter' | 'histogram', help: string, samples: [Labels, number][] = [], suffix = ''): this {
-    this.#lines.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`);
-    for (const [labels, v] of samples) this.sample(`${name}${suffix}`, labels, v);
-    return this;
+/** The process and runtime series, registered once per process. */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+    // Gauges named like counters, which promtool refuses ("non-counter metrics should not have
+    // _total suffix"); each is the sum of its by-type family (nodejs_active_handles{type}...).
+    for (const name of MISNAMED_DEFAULT_METRICS) processRegistry.removeSingleMetric(name);
   }
-
-  sample(name: string, labels: Labels, v: number): this {
-    this.#lines.push(`${name}${labelText(labels)} ${formatValue(v)}`);
-    return this;
-  }
-
-  toString(): string {
-    return `${this.#lines.join('\n')}\n`;
-  }
+  return processRegistry;
 }
 
-/** The in-process metrics of one service process (counters, histogram, agent ticks). */
+/** The metrics of one app: its registry, the in-process counters and the scrape-time gauges. */
 export class Metrics {
-  #submitted = 0;
-  readonly #matches = { matched: 0, none: 0 };
-  readonly #bucketCounts = MATCH_BUCKETS.map(() => 0);
-  #matchCount = 0;
-  #matchSum = 0;
-  readonly #ticks = new Map<string, { lastSeconds: number; ok: number; error: number }>();
+  readonly registry = new Registry();
+  readonly #submitted: Counter;
+  readonly #matches: Counter<'result'>;
+  readonly #matchDuration: Histogram;
+  readonly #httpDuration: Histogram<'method' | 'route' | 'status_code'>;
+  readonly #tickDuration: Gauge<'agent'>;
+  readonly #ticks: Counter<'agent' | 'outcome'>;
+  readonly #pilotsFailed: Counter<'site' | 'ce' | 'ce_type' | 'state'>;
+  /** The reading of the scrape in progress, shared by the database gauges' `collect()`. */
+  #reading: Promise<DatabaseReading | null> = Promise.resolve(null);
+  /** Scrapes run one after the other: the gauges of two scrapes never mix. */
+  #scrapes: Promise<unknown> = Promise.resolve();
+  /** Where the next window of ended pilots starts (this process's start, then each window's end). */
+  #pilotsEndedSince: Date;
+
+  constructor(startedAt: Date = new Date()) {
+    this.#pilotsEndedSince = startedAt;
+    const registers = [this.registry];
+    const reading = () => this.#reading;
+    const fromDb = <L extends string>(
+      name: string,
+      help: string,
+      labelNames: readonly L[],
+      fill: (g: Gauge<L>, r: MetricsGauges) => void,
+    ): Gauge<L> =>
+      new Gauge<L>({
+        name,
+        help,
+        labelNames,
+        registers,
+        // A missing series during an outage, not a stale or zero one.
+        async collect() {
+          this.reset();
+          const r = await reading();
+          if (r) fill(this, r.gauges);
+        },
+      });
+    new Gauge({
+      name: 'wms_database_up',
+      help: 'Whether the database answered this scrape (1) or not (0: its gauges are absent).',
+      registers,
+      collect: async function (this: Gauge) {
+        this.set((await reading()) === null ? 0 : 1);
+      },
+    });
+    fromDb(
+      'wms_waiting_jobs',
+      'Jobs in status Waiting, per task queue (id) with its VO and owner group.',
+      ['task_queue', 'vo', 'owner_group'],
+      (g, r) => {
+        for (const w of r.waitingJobs) g.set({ task_queue: String(w.taskQueue), vo: w.vo, owner_group: w.ownerGroup }, w.count);
+      },
+    );
+    fromDb('wms_running_jobs', 'Jobs in status Running, per site.', ['site'], (g, r) => {
+      for (const x of r.runningJobs) g.set({ site: x.site }, x.count);
+    });
+    fromDb('wms_pilots', 'Pilots per site, computing element, CE type and state.', ['site', 'ce', 'ce_type', 'state'], (g, r) => {
+      for (const p of r.pilots) g.set({ site: p.site, ce: p.ce, ce_type: p.ceType, state: p.state }, p.count);
+    });
+    fromDb('wms_failed_jobs', 'Jobs in status Failed, per minor status (the failure reason).', ['minor_status'], (g, r) => {
+      for (const f of r.failedJobs) g.set({ minor_status: f.minorStatus }, f.count);
+    });
+    fromDb('wms_jobs', 'Jobs per status.', ['status'], (g, r) => {
+      for (const [status, n] of Object.entries(r.jobs)) g.set({ status }, n);
+    });
+    this.#pilotsFailed = new Counter({
+      name: 'wms_pilots_failed_total',
+      help: 'Pilots that became Failed or Aborted while this process ran (read from the database: every replica counts the same pilots).',
+      labelNames: ['site', 'ce', 'ce_type', 'state'],
+      registers,
+    });
+    this.#submitted = new Counter({ name: 'wms_jobs_submitted_total', help: 'Jobs stored by submissions to this process.', registers });
+    this.#matches = new Counter({
+      name: 'wms_matches_total',
+      help: 'Match requests answered by this process, by result.',
+      labelNames: ['result'],
+      registers,
+    });
+    for (const result of ['matched', 'none']) this.#matches.inc({ result }, 0);
+    this.#matchDuration = new Histogram({
+      name: 'wms_match_duration_seconds',
+      help: 'Time to answer a match request (claim and job token).',
+      buckets: [...MATCH_BUCKETS],
+      registers,
+    });
+    this.#httpDuration = new Histogram({
+      name: 'wms_http_request_duration_seconds',
+      help: 'Time to answer an HTTP request, by method, route pattern and status code.',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: [...HTTP_BUCKETS],
+      registers,
+    });
+    this.#tickDuration = new Gauge({
+      name: 'wms_agent_tick_duration_seconds',
+      help: 'Duration of the last tick of each agent run by this process (lease included).',
+      labelNames: ['agent'],
+      registers,
+    });
+    this.#ticks = new Counter({
+      name: 'wms_agent_ticks_total',
+      help: 'Agent ticks run by this process, by outcome.',
+      labelNames: ['agent', 'outcome'],
+      registers,
+    });
+  }
 
   /** Jobs stored by a submission (a parametric JDL counts each job). */
   jobsSubmitted(n: number): void {
-    this.#submitted += n;
+    this.#submitted.inc(n);
   }
 
   /** One answer of the matcher and how long it took (seconds). */
   observeMatch(matched: boolean, seconds: number): void {
-    this.#matches[matched ? 'matched' : 'none'] += 1;
-    this.#matchCount += 1;
-    this.#matchSum += seconds;
-    const i = MATCH_BUCKETS.findIndex((b) => seconds <= b);
-    if (i >= 0) this.#bucketCounts[i]! += 1; // above the last bucket: only +Inf (the count)
+    this.#matches.inc({ result: matched ? 'matched' : 'none' });
+    this.#matchDuration.observe(seconds);
+  }
+
+  /** One HTTP answer: `route` is the route's pattern (`/api/jobs/:id`), never the raw URL. */
+  observeRequest(method: string, route: string, statusCode: number, seconds: number): void {
+    this.#httpDuration.observe({ method, route, status_code: String(statusCode) }, seconds);
   }
 
   /** One agent tick (the runner's `onTick`). */
   agentTick(agent: string, tick: AgentTick): void {
-    const t = this.#ticks.get(agent) ?? { lastSeconds: 0, ok: 0, error: 0 };
-    t.lastSeconds = tick.durationMs / 1000;
-    t[tick.ok ? 'ok' : 'error'] += 1;
-    this.#ticks.set(agent, t);
+    this.#tickDuration.set({ agent }, tick.durationMs / 1000);
+    this.#ticks.inc({ agent, outcome: 'ok' }, tick.ok ? 1 : 0);
+    this.#ticks.inc({ agent, outcome: 'error' }, tick.ok ? 0 : 1);
   }
 
   /**
-   * The whole exposition: the database gauges given, then this process's figures. `null`: the
-   * database could not be read (an outage): its gauge families are declared without samples
-   * (a missing series, not a stale or zero one) and `wms_database_up` is 0; this process's
-   * counters are still exposed.
+   * One scrape: the database read once through `read` (null during an outage: the database
+   * gauge families are declared without samples and `wms_database_up` is 0; this process's
+   * counters still go out), then the app's registry and the process's series.
    */
-  render(given: MetricsGauges | null): string {
-    const e = new Exposition();
-    e.family('wms_database_up', 'gauge', 'Whether the database answered this scrape (1) or not (0: its gauges are absent).', [
-      [{}, given === null ? 0 : 1],
-    ]);
-    const g: MetricsGauges = given ?? { waitingJobs: [], runningJobs: [], pilots: [], failedJobs: [], jobs: {} as MetricsGauges['jobs'] };
-    e.family(
-      'wms_waiting_jobs',
-      'gauge',
-      'Jobs in status Waiting, per task queue (id) with its VO and owner group.',
-      g.waitingJobs.map((w) => [{ task_queue: String(w.taskQueue), vo: w.vo, owner_group: w.ownerGroup }, w.count]),
-    );
-    e.family('wms_running_jobs', 'gauge', 'Jobs in status Running, per site.', g.runningJobs.map((r) => [{ site: r.site }, r.count]));
-    e.family(
-      'wms_pilots',
-      'gauge',
-      'Pilots per site, computing element, CE type and state.',
-      g.pilots.map((p) => [{ site: p.site, ce: p.ce, ce_type: p.ceType, state: p.state }, p.count]),
-    );
-    e.family(
-      'wms_failed_jobs',
-      'gauge',
-      'Jobs in status Failed, per minor status (the failure reason).',
-      g.failedJobs.map((f) => [{ minor_status: f.minorStatus }, f.count]),
-    );
-    e.family('wms_jobs', 'gauge', 'Jobs per status.', Object.entries(g.jobs).map(([status, n]) => [{ status }, n]));
-    e.family('wms_jobs_submitted_total', 'counter', 'Jobs stored by submissions to this process.', [[{}, this.#submitted]]);
-    e.family('wms_matches_total', 'counter', 'Match requests answered by this process, by result.', [
-      [{ result: 'matched' }, this.#matches.matched],
-      [{ result: 'none' }, this.#matches.none],
-    ]);
-    e.family('wms_match_duration_seconds', 'histogram', 'Time to answer a match request (claim and job token).');
-    let cumulative = 0;
-    MATCH_BUCKETS.forEach((b, i) => {
-      cumulative += this.#bucketCounts[i]!;
-      e.sample('wms_match_duration_seconds_bucket', { le: String(b) }, cumulative);
+  render(read: DatabaseReader): Promise<string> {
+    const scrape = this.#scrapes.then(async () => {
+      this.#reading = read(this.#pilotsEndedSince);
+      const r = await this.#reading;
+      if (r) this.#countEnded(r.pilotsEnded);
+      const [own, proc] = await Promise.all([this.registry.metrics(), processMetrics().metrics()]);
+      return `${own}\n${proc}`;
     });
-    e.sample('wms_match_duration_seconds_bucket', { le: '+Inf' }, this.#matchCount);
-    e.sample('wms_match_duration_seconds_sum', {}, this.#matchSum);
-    e.sample('wms_match_duration_seconds_count', {}, this.#matchCount);
-    const ticks = [...this.#ticks.entries()].sort(([a], [b]) => a.localeCompare(b));
-    e.family(
-      'wms_agent_tick_duration_seconds',
-      'gauge',
-      'Duration of the last tick of each agent run by this process (lease included).',
-      ticks.map(([agent, t]) => [{ agent }, t.lastSeconds]),
-    );
-    e.family(
-      'wms_agent_ticks_total',
-      'counter',
-      'Agent ticks run by this process, by outcome.',
-      ticks.flatMap(([agent, t]) => [
-        [{ agent, outcome: 'ok' }, t.ok],
-        [{ agent, outcome: 'error' }, t.error],
-      ]),
-    );
-    return e.toString();
+    this.#scrapes = scrape.catch(() => undefined);
+    return scrape;
+  }
+
+  #countEnded(ended: PilotsEnded): void {
+    for (const p of ended.counts) this.#pilotsFailed.inc({ site: p.site, ce: p.ce, ce_type: p.ceType, state: p.state }, p.count);
+    this.#pilotsEndedSince = ended.until;
   }
 }

@@ -14,6 +14,7 @@ import { WmsError } from '../core/errors.js';
 import type { PersonPrincipal, Principal } from '../core/identity.js';
 import { openDb, type DbHandle } from '../db/index.js';
 import { buildApp, type App } from './app.js';
+import { createRootLogger, type Logger } from './logger.js';
 import { TokenSigner, type SignedToken } from './token-signer.js';
 
 /** Where the database of `config` is: its URL, or the PGlite directory. */
@@ -26,7 +27,11 @@ export function adminTokenPath(config: Readonly<ServiceConfig>): string {
   return join(config.dataDir, 'admin.token');
 }
 
-const stderrLine = (line: string) => process.stderr.write(`${line}\n`);
+/** Warnings of a start without a logger of its own: a root logger at the config's level (services/logger.ts). */
+const warnOf = (config: Readonly<ServiceConfig>) => {
+  const log = createRootLogger({ level: config.logLevel });
+  return (line: string) => log.warn(line);
+};
 
 /** What `prepareDataDir` found and did. */
 export interface DataDirReport {
@@ -59,7 +64,7 @@ function octal(mode: number): string {
  * is not a directory, or is still open to other users afterwards. A warning is logged when
  * something had to be closed: other users may have copied the signing key.
  */
-export async function prepareDataDir(dataDir: string, warn: (line: string) => void = stderrLine): Promise<DataDirReport> {
+export async function prepareDataDir(dataDir: string, warn: (line: string) => void): Promise<DataDirReport> {
   process.umask(0o077);
   let created = false;
   let top: Stats;
@@ -235,24 +240,33 @@ export interface RunningServer {
 
 /** Applies the committed migrations to the configured database and closes it. */
 export async function migrateDatabase(config: Readonly<ServiceConfig>, warn?: (line: string) => void): Promise<void> {
-  if (config.databaseUrl === null) await prepareDataDir(config.dataDir, warn);
+  if (config.databaseUrl === null) await prepareDataDir(config.dataDir, warn ?? warnOf(config));
   const db = await openDb(databaseTarget(config), { poolSize: 1 });
   await db.close();
 }
 
 export async function startServer(
   config: Readonly<ServiceConfig>,
-  options: { logger?: boolean; pilotBundleDir?: string; events?: EventEmitter; warn?: (line: string) => void } = {},
+  options: {
+    /** The process's root logger, or true (default) for a new one at `config.logLevel`, false for none. */
+    logger?: boolean | Logger;
+    pilotBundleDir?: string;
+    events?: EventEmitter;
+    /** Where the data directory's warnings go (default: the logger). */
+    warn?: (line: string) => void;
+  } = {},
 ): Promise<RunningServer> {
+  const logger = typeof options.logger === 'object' ? options.logger : options.logger === false ? null : createRootLogger({ level: config.logLevel });
+  const warn = options.warn ?? (logger ? (line: string) => logger.warn(line) : warnOf(config));
   // The data directory holds admin.token and the sandboxes on every database, and PGlite's files.
-  await prepareDataDir(config.dataDir, options.warn);
+  await prepareDataDir(config.dataDir, warn);
   const db = await openDb(databaseTarget(config), { poolSize: config.dbPoolSize });
   let app: App | undefined;
   try {
     app = buildApp({
       db,
       config,
-      logger: options.logger ?? true,
+      logger: logger ?? false,
       ...(options.pilotBundleDir !== undefined ? { pilotBundleDir: options.pilotBundleDir } : {}),
       ...(options.events ? { events: options.events } : {}),
     });
@@ -297,7 +311,7 @@ export async function issueTokenDirect(
   ttlSeconds: number,
   warn?: (line: string) => void,
 ): Promise<SignedToken> {
-  if (config.databaseUrl === null) await prepareDataDir(config.dataDir, warn);
+  if (config.databaseUrl === null) await prepareDataDir(config.dataDir, warn ?? warnOf(config));
   const db = await openDb(databaseTarget(config), { poolSize: config.dbPoolSize });
   try {
     const signer = await TokenSigner.open(db, { issuer: config.tokens.issuer });

@@ -40,7 +40,7 @@ export async function withSystem<T>(
   };
   const system = await startSystem(config, {
     pilotBundleDir: resolve(import.meta.dirname, '../../dist/pilot'),
-    log: () => undefined,
+    logger: false,
     ...extra.system,
   });
   const signer = await TokenSigner.open(system.server.db, { issuer: config.tokens.issuer });

@@ -29,7 +29,7 @@ describeBrowser('dashboard through a database outage', () => {
     cluster = await PgCluster.create();
     const url = await cluster.createDatabase('outage_banner');
     dataDir = await mkdtemp(join(tmpdir(), 'wms-banner-'));
-    system = await startSystem(fastConfig(dataDir, url, { localSite: false, agents: false }), { pilotBundleDir: BUNDLE_DIR, log: () => undefined });
+    system = await startSystem(fastConfig(dataDir, url, { localSite: false, agents: false }), { pilotBundleDir: BUNDLE_DIR, logger: false });
   });
 
   afterAll(async () => {

@@ -10,6 +10,7 @@ import { DbOutageLog, openDb, type DbHandle } from '../../db/index.js';
 import { AgentRunner } from '../../agents/runner.js';
 import { TokenSigner } from '../../services/token-signer.js';
 import { PgCluster, pgClusterProblem } from '../helpers/pg-cluster.js';
+import { captureLogger } from '../helpers/logs.js';
 
 const problem = pgClusterProblem();
 if (problem && process.env['CI']) throw new Error(`fault tests need a private PostgreSQL cluster: ${problem}`);
@@ -39,12 +40,13 @@ async function until(what: string, probe: () => boolean, timeoutMs = 20_000): Pr
 
 it.skipIf(problem !== null)('agent ticks and the revocation poll ride out an outage, logging it once each way', async () => {
   const runnerLog: string[] = [];
+  const { logger: runnerLogger } = captureLogger({ onRecord: (r) => runnerLog.push(r.msg) });
   let ticks = 0;
   const runner = new AgentRunner({
     db: handle,
     config: resolveServiceConfig({ flags: { dataDir: '/nonexistent' } }),
     holder: 'outage-test',
-    log: (m) => runnerLog.push(m),
+    logger: runnerLogger,
     agents: [
       {
         name: 'probe',

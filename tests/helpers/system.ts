@@ -164,7 +164,7 @@ function systemSuite(driver: 'pglite' | 'pg', name: string, fn: (sys: SystemCtx)
         await truncateAll(h).finally(() => h.close());
       }
       const config = fastConfig(dataDir, url, over);
-      const system = await startSystem(config, { pilotBundleDir: BUNDLE_DIR, log: () => undefined, ...systemOpts });
+      const system = await startSystem(config, { pilotBundleDir: BUNDLE_DIR, logger: false, ...systemOpts });
       state = { system, dataDir };
     });
     afterAll(async () => {

@@ -16,6 +16,7 @@ import { createPilots, listCeQueues, submitJobs, updatePilots } from '../../db/i
 import { makeJob } from '../db/fixtures.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 import { describeDb } from '../helpers/db.js';
+import { silentLogger } from '../../services/logger.js';
 
 const examples = resolve(import.meta.dirname, '../../site-configs');
 
@@ -154,7 +155,7 @@ describeDb('site registry', (ctx) => {
       '* * * * * *',
     );
     const config = resolveServiceConfig({});
-    const tick = () => director.tick({ db: ctx.handle, config, now: () => new Date(), log: () => undefined, previousTickAt: null });
+    const tick = () => director.tick({ db: ctx.handle, config, now: () => new Date(), log: silentLogger(), previousTickAt: null });
     await tick();
     expect(submitted).toEqual(['mc8']);
     const status = await wms('site', 'status', 'LCG.JINR.ru');

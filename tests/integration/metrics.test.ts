@@ -60,7 +60,8 @@ function parseExposition(text: string): Scrape {
       }
       if (consumed !== body.length) throw new Error(`bad labels in: ${line}`);
       const v = m[3] === '+Inf' ? Infinity : Number(m[3]);
-      if (Number.isNaN(v) && m[3] !== 'NaN') throw new Error(`bad value in: ${line}`);
+      // Prometheus reads NaN in any case (prom-client writes "Nan" for a runtime gauge not measured yet).
+      if (Number.isNaN(v) && m[3]!.toLowerCase() !== 'nan') throw new Error(`bad value in: ${line}`);
       const name = m[1]!;
       const family = [name, name.replace(/_(bucket|sum|count)$/, '')].find((n) => families.has(n));
       if (!family) throw new Error(`sample ${name} before (or without) its TYPE line`);
@@ -271,7 +272,8 @@ describe('Grafana dashboard', () => {
     } finally {
       await t.close();
     }
-    const exposed = new Set([...s.families.keys(), ...s.samples.map((x) => x.name), ...['_bucket', '_sum', '_count'].map((x) => `wms_match_duration_seconds${x}`)]);
+    const histograms = [...s.families].filter(([, f]) => f.type === 'histogram').map(([name]) => name);
+    const exposed = new Set([...s.families.keys(), ...s.samples.map((x) => x.name), ...histograms.flatMap((h) => ['_bucket', '_sum', '_count'].map((x) => `${h}${x}`))]);
     const queries = [
       ...dash.panels.flatMap((p) => p.targets.map((x) => x.expr)),
       ...dash.templating.list.flatMap((v) => (v.definition ? [v.definition] : [])),

@@ -225,11 +225,11 @@ describe('the local site refuses a pilot user that cannot be used', () => {
     const dataDir = await mkdtemp(join(scratch, 'var-'));
     const base = fastConfig(dataDir, null);
     const config = { ...base, pilot: { ...base.pilot, localUser: 'wms-no-such-user' } };
-    await expect(startSystem(config, { pilotBundleDir: BUNDLE_DIR, log: () => undefined })).rejects.toThrow(
+    await expect(startSystem(config, { pilotBundleDir: BUNDLE_DIR, logger: false })).rejects.toThrow(
       /pilot\.localUser: there is no user "wms-no-such-user" on this machine\. The server runs as root.*useradd --system wms-no-such-user/,
     );
     const root = { ...base, pilot: { ...base.pilot, localUser: 'root' } };
-    await expect(startSystem(root, { pilotBundleDir: BUNDLE_DIR, log: () => undefined })).rejects.toThrow(/"root" is root \(uid 0\), and local pilots must not run as root/);
+    await expect(startSystem(root, { pilotBundleDir: BUNDLE_DIR, logger: false })).rejects.toThrow(/"root" is root \(uid 0\), and local pilots must not run as root/);
   });
 });
 
