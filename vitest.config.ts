@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Seven projects, as in DESIGN.md: `unit` has no I/O; `db` runs every suite on PGlite and on
+// Seven projects, as in docs/ARCHITECTURE.md: `unit` has no I/O; `db` runs every suite on PGlite and on
 // the real PostgreSQL (TEST_DATABASE_URL, default 127.0.0.1:5432); `integration`, `security`, `e2e` and
 // `browser` (headless Chromium) start real parts. A suite whose part is missing skips loudly
 // on a laptop and fails under CI.
