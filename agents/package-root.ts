@@ -18,7 +18,7 @@ let cached: string | undefined;
 export function packageRoot(): string {
   if (cached !== undefined) return cached;
   const start = dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; ) {
+  for (let dir = start; ;) {
     if (packageNameAt(dir) === PACKAGE_NAME) {
       cached = dir;
       return dir;

@@ -55,15 +55,7 @@ export const WRAPPER_EXIT = {
 export const WRAPPER_TEMPLATE_PATH = join('pilot', 'wrapper.sh');
 
 /** Header parameter names, set readonly by the header. */
-const HEADER_NAMES = [
-  'WMS_URL',
-  'WMS_TOKEN',
-  'WMS_STAMP',
-  'WMS_BUNDLE_SHA256',
-  'WMS_NODE_PATH',
-  'WMS_WORK_DIRS',
-  'WMS_KEEP_WORK_DIR',
-] as const;
+type HeaderName = 'WMS_URL' | 'WMS_TOKEN' | 'WMS_STAMP' | 'WMS_BUNDLE_SHA256' | 'WMS_NODE_PATH' | 'WMS_WORK_DIRS' | 'WMS_KEEP_WORK_DIR';
 
 let template: Promise<string> | undefined;
 
@@ -91,15 +83,17 @@ export function shellQuote(value: string): string {
  * a NUL byte, a malformed SHA-256 or URL, a work dir that is empty or holds ':'.
  */
 export function renderWrapper(template: string, p: WrapperParams): string {
-  if (!/^https?:\/\/\S+$/.test(p.serverUrl)) throw new Error(`wrapper: serverUrl must be an http(s) URL, got ${JSON.stringify(p.serverUrl)}`);
+  if (!/^https?:\/\/\S+$/.test(p.serverUrl))
+    throw new Error(`wrapper: serverUrl must be an http(s) URL, got ${JSON.stringify(p.serverUrl)}`);
   if (p.token === '') throw new Error('wrapper: token is empty');
-  if (!/^[0-9a-fA-F]{64}$/.test(p.bundleSha256)) throw new Error(`wrapper: bundleSha256 is not a hex SHA-256: ${JSON.stringify(p.bundleSha256)}`);
+  if (!/^[0-9a-fA-F]{64}$/.test(p.bundleSha256))
+    throw new Error(`wrapper: bundleSha256 is not a hex SHA-256: ${JSON.stringify(p.bundleSha256)}`);
   const workDirs = p.workDirs ?? [];
   for (const dir of workDirs) {
     if (dir === '' || dir.includes(':')) throw new Error(`wrapper: work dir ${JSON.stringify(dir)} is empty or contains ':'`);
   }
 
-  const params: [name: (typeof HEADER_NAMES)[number], value: string][] = [
+  const params: [name: HeaderName, value: string][] = [
     ['WMS_URL', p.serverUrl],
     ['WMS_TOKEN', p.token],
     ['WMS_STAMP', p.stamp],

@@ -112,7 +112,10 @@ export class AgentRunner {
     for (const a of opts.agents) {
       if (this.#agents.has(a.name)) throw new WmsError('WMS_CONFIG', `two agents are named "${a.name}"`);
       if (!validate(a.schedule)) {
-        throw new WmsError('WMS_CONFIG', `agent ${a.name}: "${a.schedule}" is not a node-cron expression (seconds first: "*/30 * * * * *")`);
+        throw new WmsError(
+          'WMS_CONFIG',
+          `agent ${a.name}: "${a.schedule}" is not a node-cron expression (seconds first: "*/30 * * * * *")`,
+        );
       }
       this.#agents.set(a.name, a);
     }
@@ -255,10 +258,12 @@ export class AgentRunner {
       return;
     }
     this.#setState('stopping', `${this.#inFlight.size} tick(s) in flight`);
-    await Promise.allSettled(this.#tasks.splice(0).map(async (t) => {
-      await t.stop();
-      await t.destroy();
-    }));
+    await Promise.allSettled(
+      this.#tasks.splice(0).map(async (t) => {
+        await t.stop();
+        await t.destroy();
+      }),
+    );
     await Promise.allSettled([...this.#inFlight.values()]);
     this.#setState('stopped', 'schedules stopped, no tick in flight');
   }
@@ -281,7 +286,10 @@ export function standardAgents(config: Readonly<ServiceConfig>, deps: StandardAg
   return [
     createPilotStatusAgent({ drivers: deps.drivers, schedule: s.pilotStatus.schedule }),
     createStalledJobsAgent({ schedule: s.stalledJobs.schedule }),
-    createJobCleaningAgent({ schedule: s.jobCleaning.schedule, ...(deps.removeSandboxFiles ? { removeSandboxFiles: deps.removeSandboxFiles } : {}) }),
+    createJobCleaningAgent({
+      schedule: s.jobCleaning.schedule,
+      ...(deps.removeSandboxFiles ? { removeSandboxFiles: deps.removeSandboxFiles } : {}),
+    }),
     createAccountingAgent({ schedule: s.accounting.schedule, batchSize: s.accounting.batchSize }),
   ];
 }

@@ -134,14 +134,13 @@ export function createSiteDirector(deps: SiteDirectorDeps, schedule: string): Ag
         queues.map((q) =>
           checkHealth(ctx, q, health.get(q.queueId))
             .then((paused) => paused ?? submitToQueue(ctx, deps, q, counts.get(q.queueId) ?? { waiting: 0, total: 0 }, template, sha))
-            .catch(
-            (e: unknown): QueueOutcome => ({ queue: q.queue, submitted: 0, reason: `error: ${(e as Error).message}` }),
-          ),
+            .catch((e: unknown): QueueOutcome => ({ queue: q.queue, submitted: 0, reason: `error: ${(e as Error).message}` })),
         ),
       );
       const total = outcomes.reduce((s, o) => s + o.submitted, 0);
       for (const o of outcomes) {
-        if (o.submitted > 0 || o.reason.startsWith('error')) ctx.log[o.submitted > 0 ? 'info' : 'error'](`${o.queue}: ${o.submitted} pilot(s); ${o.reason}`);
+        if (o.submitted > 0 || o.reason.startsWith('error'))
+          ctx.log[o.submitted > 0 ? 'info' : 'error'](`${o.queue}: ${o.submitted} pilot(s); ${o.reason}`);
       }
       return `${total} pilot(s) submitted to ${outcomes.filter((o) => o.submitted > 0).length} of ${queues.length} queue(s)`;
     },

@@ -44,7 +44,10 @@ export const ApplicationTemplateSchema = Type.Object(
 );
 export type ApplicationTemplate = Static<typeof ApplicationTemplateSchema>;
 
-export const ApplicationListSchema = Type.Object({ applications: Type.Array(ref(ApplicationTemplateSchema)) }, { $id: 'ApplicationList', description: 'The application templates, by name.' });
+export const ApplicationListSchema = Type.Object(
+  { applications: Type.Array(ref(ApplicationTemplateSchema)) },
+  { $id: 'ApplicationList', description: 'The application templates, by name.' },
+);
 export type ApplicationList = Static<typeof ApplicationListSchema>;
 
 export const SubmitApplicationRequestSchema = Type.Object(

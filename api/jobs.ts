@@ -11,8 +11,7 @@ export const SubmitJobsRequestSchema = Type.Object(
     jdls: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         minItems: 1,
-        description:
-          'a list of JDLs, each possibly parametric (expanded), stored together or not at all; problems are labelled "JDL #k: "',
+        description: 'a list of JDLs, each possibly parametric (expanded), stored together or not at all; problems are labelled "JDL #k: "',
       }),
     ),
   },
@@ -81,7 +80,10 @@ export const JobListSchema = Type.Object(
 export type JobList = Static<typeof JobListSchema>;
 
 export const JobCountsSchema = Type.Object(
-  { counts: Type.Record(Type.String(), Type.Integer(), { description: 'status → jobs (statuses with none left out)' }), total: Type.Integer() },
+  {
+    counts: Type.Record(Type.String(), Type.Integer(), { description: 'status → jobs (statuses with none left out)' }),
+    total: Type.Integer(),
+  },
   { $id: 'JobCounts', description: 'Jobs by status.' },
 );
 export type JobCounts = Static<typeof JobCountsSchema>;
@@ -104,7 +106,10 @@ export const HistoryEntrySchema = Type.Object(
 );
 export type HistoryEntry = Static<typeof HistoryEntrySchema>;
 
-export const JobHistorySchema = Type.Object({ jobId: Type.Integer(), history: Type.Array(ref(HistoryEntrySchema)) }, { $id: 'JobHistory', description: "A job's status history, oldest first." });
+export const JobHistorySchema = Type.Object(
+  { jobId: Type.Integer(), history: Type.Array(ref(HistoryEntrySchema)) },
+  { $id: 'JobHistory', description: "A job's status history, oldest first." },
+);
 export type JobHistory = Static<typeof JobHistorySchema>;
 
 export const JobParametersSchema = Type.Object(

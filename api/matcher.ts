@@ -32,7 +32,11 @@ export const ResourceSchema = Type.Object(
     /** A pilot's id of this match attempt (optional: admins, older pilots). */
     claimId: Type.Optional(ClaimIdSchema),
   },
-  { $id: 'Resource', additionalProperties: false, description: 'What a pilot offers (a pilot token: site, CE and queue are its record\'s).' },
+  {
+    $id: 'Resource',
+    additionalProperties: false,
+    description: "What a pilot offers (a pilot token: site, CE and queue are its record's).",
+  },
 );
 export type Resource = Static<typeof ResourceSchema>;
 
@@ -78,7 +82,10 @@ const taskQueueProperties = {
   waitingJobs: Type.Integer(),
 };
 
-export const TaskQueueSchema = Type.Object(taskQueueProperties, { $id: 'TaskQueue', description: 'A task queue: jobs of the same requirements and owner group, waiting.' });
+export const TaskQueueSchema = Type.Object(taskQueueProperties, {
+  $id: 'TaskQueue',
+  description: 'A task queue: jobs of the same requirements and owner group, waiting.',
+});
 export type TaskQueue = Static<typeof TaskQueueSchema>;
 
 export const BanStateSchema = Type.Object(

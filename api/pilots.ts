@@ -47,17 +47,23 @@ export const PilotDetailSchema = Type.Object(
   {
     ...pilotProperties,
     environment: Type.Record(Type.String(), Type.Unknown(), {
-      description: "what the pilot reported at registration (core/pilot-protocol.ts EnvironmentReport, plus db12); empty before",
+      description: 'what the pilot reported at registration (core/pilot-protocol.ts EnvironmentReport, plus db12); empty before',
     }),
   },
   { $id: 'PilotDetail', description: 'One pilot with its environment report.' },
 );
 export type PilotDetail = Static<typeof PilotDetailSchema>;
 
-export const PilotListSchema = Type.Object({ pilots: Type.Array(ref(PilotSchema)) }, { $id: 'PilotList', description: 'Pilots, newest first.' });
+export const PilotListSchema = Type.Object(
+  { pilots: Type.Array(ref(PilotSchema)) },
+  { $id: 'PilotList', description: 'Pilots, newest first.' },
+);
 export type PilotList = Static<typeof PilotListSchema>;
 
-export const PilotLogLineSchema = Type.Object({ id: Type.Integer(), at: DateTime(), line: Type.String() }, { $id: 'PilotLogLine', description: 'One line of a pilot log.' });
+export const PilotLogLineSchema = Type.Object(
+  { id: Type.Integer(), at: DateTime(), line: Type.String() },
+  { $id: 'PilotLogLine', description: 'One line of a pilot log.' },
+);
 export type PilotLogLine = Static<typeof PilotLogLineSchema>;
 
 export const PilotLogSchema = Type.Object(
@@ -66,21 +72,48 @@ export const PilotLogSchema = Type.Object(
 );
 export type PilotLog = Static<typeof PilotLogSchema>;
 
-export const PilotStatusAnswerSchema = Type.Object({ status: PilotStateSchema }, { $id: 'PilotStatusAnswer', description: "The pilot's status after the report." });
+export const PilotStatusAnswerSchema = Type.Object(
+  { status: PilotStateSchema },
+  { $id: 'PilotStatusAnswer', description: "The pilot's status after the report." },
+);
 export type PilotStatusAnswer = Static<typeof PilotStatusAnswerSchema>;
 
 // The pilot protocol, named (the shapes stay in core/ where the pilot reads them).
-export const PilotConfigApiSchema = named('PilotConfig', PilotConfigSchema, "A pilot's settings: its commands, limits and what its queue offers.");
+export const PilotConfigApiSchema = named(
+  'PilotConfig',
+  PilotConfigSchema,
+  "A pilot's settings: its commands, limits and what its queue offers.",
+);
 export const TimeAnswerApiSchema = named('TimeAnswer', TimeAnswerSchema, 'The server clock.');
-export const PilotRegistrationSchema = named('PilotRegistration', RegisterRequestSchema, 'What a pilot reports when it registers: environment, clock offset, DB12.');
-export const PilotRegistrationAnswerSchema = named('PilotRegistrationAnswer', RegisterAnswerSchema, 'The registration: the pilot status and, once Running, a session token.');
+export const PilotRegistrationSchema = named(
+  'PilotRegistration',
+  RegisterRequestSchema,
+  'What a pilot reports when it registers: environment, clock offset, DB12.',
+);
+export const PilotRegistrationAnswerSchema = named(
+  'PilotRegistrationAnswer',
+  RegisterAnswerSchema,
+  'The registration: the pilot status and, once Running, a session token.',
+);
 export const RenewedTokenApiSchema = named('RenewedToken', RenewedTokenSchema, 'A new short-lived token.');
-export const PilotStatusReportApiSchema = named('PilotStatusReport', PilotStatusReportSchema, 'The pilot running, or its end with the reason and exit code.');
+export const PilotStatusReportApiSchema = named(
+  'PilotStatusReport',
+  PilotStatusReportSchema,
+  'The pilot running, or its end with the reason and exit code.',
+);
 export const PilotLogBatchSchema = named('PilotLogBatch', LogBatchSchema, "A batch of the pilot's log lines.");
 export const JobStatusReportApiSchema = named('JobStatusReport', JobStatusReportSchema, "The job wrapper's status report.");
-export const JobStatusAnswerApiSchema = named('JobStatusAnswer', JobStatusAnswerSchema, 'Whether the report was taken, and the job status now.');
+export const JobStatusAnswerApiSchema = named(
+  'JobStatusAnswer',
+  JobStatusAnswerSchema,
+  'Whether the report was taken, and the job status now.',
+);
 export const HeartbeatReportSchema = named('HeartbeatReport', HeartbeatSchema, "A running job's heartbeat.");
-export const HeartbeatAnswerApiSchema = named('HeartbeatAnswer', HeartbeatAnswerSchema, "The job's status and its pending commands (each delivered once).");
+export const HeartbeatAnswerApiSchema = named(
+  'HeartbeatAnswer',
+  HeartbeatAnswerSchema,
+  "The job's status and its pending commands (each delivered once).",
+);
 
 export type {
   HeartbeatAnswer,

@@ -25,10 +25,16 @@ const queueProperties = {
   pauseReason: Nullable(Type.String()),
 };
 
-export const QueueSchema = Type.Object(queueProperties, { $id: 'Queue', description: 'A registered CE queue with its CE and site, bans and pause.' });
+export const QueueSchema = Type.Object(queueProperties, {
+  $id: 'Queue',
+  description: 'A registered CE queue with its CE and site, bans and pause.',
+});
 export type Queue = Static<typeof QueueSchema>;
 
-export const QueueListSchema = Type.Object({ queues: Type.Array(ref(QueueSchema)) }, { $id: 'QueueList', description: 'Every registered queue.' });
+export const QueueListSchema = Type.Object(
+  { queues: Type.Array(ref(QueueSchema)) },
+  { $id: 'QueueList', description: 'Every registered queue.' },
+);
 export type QueueList = Static<typeof QueueListSchema>;
 
 export const PilotFailureSchema = Type.Object(
@@ -47,7 +53,10 @@ export const QueueStatusSchema = Type.Object(
 );
 export type QueueStatus = Static<typeof QueueStatusSchema>;
 
-export const SiteStatusSchema = Type.Object({ site: Type.String(), queues: Type.Array(ref(QueueStatusSchema)) }, { $id: 'SiteStatus', description: "A site's queues with their pilots and last failures." });
+export const SiteStatusSchema = Type.Object(
+  { site: Type.String(), queues: Type.Array(ref(QueueStatusSchema)) },
+  { $id: 'SiteStatus', description: "A site's queues with their pilots and last failures." },
+);
 export type SiteStatus = Static<typeof SiteStatusSchema>;
 
 export const RegistryAppliedSchema = Type.Object(
@@ -66,5 +75,8 @@ export const BanRequestSchema = Type.Object(
 );
 export type BanRequest = Static<typeof BanRequestSchema>;
 
-export const BanAnswerSchema = Type.Object({ name: Type.String(), banned: Type.Boolean() }, { $id: 'BanAnswer', description: 'The ban state now.' });
+export const BanAnswerSchema = Type.Object(
+  { name: Type.String(), banned: Type.Boolean() },
+  { $id: 'BanAnswer', description: 'The ban state now.' },
+);
 export type BanAnswer = Static<typeof BanAnswerSchema>;

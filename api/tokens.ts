@@ -25,7 +25,11 @@ export const IssueTokenRequestSchema = Type.Object(
     ),
     ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 2 ** 31 - 1, description: 'lifetime; default by role' })),
   },
-  { $id: 'IssueTokenRequest', additionalProperties: false, description: 'People: user, vo, group (and sites for site admins); pilots: vo, pilotId.' },
+  {
+    $id: 'IssueTokenRequest',
+    additionalProperties: false,
+    description: 'People: user, vo, group (and sites for site admins); pilots: vo, pilotId.',
+  },
 );
 export type IssueTokenRequest = Static<typeof IssueTokenRequestSchema>;
 
@@ -78,8 +82,14 @@ export const RevocationSchema = Type.Object(
 );
 export type Revocation = Static<typeof RevocationSchema>;
 
-export const RevocationAnswerSchema = Type.Object({ revocation: ref(RevocationSchema) }, { $id: 'RevocationAnswer', description: 'The revocation stored.' });
+export const RevocationAnswerSchema = Type.Object(
+  { revocation: ref(RevocationSchema) },
+  { $id: 'RevocationAnswer', description: 'The revocation stored.' },
+);
 export type RevocationAnswer = Static<typeof RevocationAnswerSchema>;
 
-export const RevocationListSchema = Type.Object({ revocations: Type.Array(ref(RevocationSchema)) }, { $id: 'RevocationList', description: 'Revocations in force, newest first.' });
+export const RevocationListSchema = Type.Object(
+  { revocations: Type.Array(ref(RevocationSchema)) },
+  { $id: 'RevocationList', description: 'Revocations in force, newest first.' },
+);
 export type RevocationList = Static<typeof RevocationListSchema>;

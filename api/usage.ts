@@ -60,7 +60,10 @@ export const GroupUsageSchema = Type.Object(
 );
 export type GroupUsage = Static<typeof GroupUsageSchema>;
 
-export const UserUsageSchema = Type.Object({ vo: Type.String(), group: Type.String(), user: Type.String(), ...live }, { $id: 'UserUsage', description: 'A user: jobs now, CPU of the last day and week.' });
+export const UserUsageSchema = Type.Object(
+  { vo: Type.String(), group: Type.String(), user: Type.String(), ...live },
+  { $id: 'UserUsage', description: 'A user: jobs now, CPU of the last day and week.' },
+);
 export type UserUsage = Static<typeof UserUsageSchema>;
 
 export const UsageSchema = Type.Object(
@@ -86,11 +89,19 @@ export const ShareSchema = Type.Object(
 );
 export type Share = Static<typeof ShareSchema>;
 
-export const ShareListSchema = Type.Object({ defaultShare: Type.Number(), shares: Type.Array(ref(ShareSchema)) }, { $id: 'ShareList', description: 'The group shares (default: defaultShare).' });
+export const ShareListSchema = Type.Object(
+  { defaultShare: Type.Number(), shares: Type.Array(ref(ShareSchema)) },
+  { $id: 'ShareList', description: 'The group shares (default: defaultShare).' },
+);
 export type ShareList = Static<typeof ShareListSchema>;
 
 export const SetShareRequestSchema = Type.Object(
-  { share: Type.Number({ exclusiveMinimum: 0, description: "the group's fair share (DIRAC's JobShare; default: defaultShare of GET /api/shares)" }) },
+  {
+    share: Type.Number({
+      exclusiveMinimum: 0,
+      description: "the group's fair share (DIRAC's JobShare; default: defaultShare of GET /api/shares)",
+    }),
+  },
   { $id: 'SetShareRequest', additionalProperties: false },
 );
 export type SetShareRequest = Static<typeof SetShareRequestSchema>;

@@ -49,8 +49,19 @@ async function bareSubmissions(
   const answers = await Promise.all(
     queues.map(async (q) => {
       const driver = ces.driverFor({ type: q.ceType, name: q.ce, settings: q.ceSettings })!;
-      const target = { site: q.site, ce: q.ce, queue: q.queue, processors: q.processors, ramMb: q.ramMb, timeLimitSeconds: 600, settings: { ...q.ceSettings, ...q.settings } };
-      return driver.submit(target, Array.from({ length: perQueue }, (_, i) => ({ stamp: `bare${q.queueId}x${i}`, wrapper })));
+      const target = {
+        site: q.site,
+        ce: q.ce,
+        queue: q.queue,
+        processors: q.processors,
+        ramMb: q.ramMb,
+        timeLimitSeconds: 600,
+        settings: { ...q.ceSettings, ...q.settings },
+      };
+      return driver.submit(
+        target,
+        Array.from({ length: perQueue }, (_, i) => ({ stamp: `bare${q.queueId}x${i}`, wrapper })),
+      );
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
@@ -67,8 +78,17 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const endpoint = await one.start();
   process.env['WMS_BENCH_ONE_PASSWORD'] = 'bench';
   const condorBin = resolve(import.meta.dirname, '../tests/fakes/htcondor');
-  const condorEnv = { PATH: `${condorBin}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, WMS_FAKE_CONDOR_DIR: join(scratch, 'condor'), WMS_FAKE_CONDOR_IDLE_MS: '100' };
-  const limits = { timeLimitSeconds: 600, maxWaitingPilots: pilotsPerQueue, maxTotalPilots: pilotsPerQueue, maxPilotsPerCycle: pilotsPerQueue };
+  const condorEnv = {
+    PATH: `${condorBin}:${process.env['PATH'] ?? '/usr/bin:/bin'}`,
+    WMS_FAKE_CONDOR_DIR: join(scratch, 'condor'),
+    WMS_FAKE_CONDOR_IDLE_MS: '100',
+  };
+  const limits = {
+    timeLimitSeconds: 600,
+    maxWaitingPilots: pilotsPerQueue,
+    maxTotalPilots: pilotsPerQueue,
+    maxPilotsPerCycle: pilotsPerQueue,
+  };
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const doc = {
     sites: [
@@ -79,12 +99,21 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
             name: 'localhost',
             type: 'local',
             // The system's own local queue is switched off: only the benchmark's queues count.
-            queues: [{ name: 'local', maxWaitingPilots: 0, maxTotalPilots: 0, maxPilotsPerCycle: 0 }, ...range(perType).map((i) => ({ name: `local-${i}`, ...limits }))],
+            queues: [
+              { name: 'local', maxWaitingPilots: 0, maxTotalPilots: 0, maxPilotsPerCycle: 0 },
+              ...range(perType).map((i) => ({ name: `local-${i}`, ...limits })),
+            ],
           },
         ],
       },
-      { name: 'BENCH.slurm.org', computingElements: range(perType).map((i) => ({ name: `slurm-${i}`, type: 'slurm', queues: [{ name: part, ...limits }] })) },
-      { name: 'BENCH.condor.org', computingElements: range(perType).map((i) => ({ name: `condor-${i}`, type: 'htcondor', queues: [{ name: 'grid', ...limits }] })) },
+      {
+        name: 'BENCH.slurm.org',
+        computingElements: range(perType).map((i) => ({ name: `slurm-${i}`, type: 'slurm', queues: [{ name: part, ...limits }] })),
+      },
+      {
+        name: 'BENCH.condor.org',
+        computingElements: range(perType).map((i) => ({ name: `condor-${i}`, type: 'htcondor', queues: [{ name: 'grid', ...limits }] })),
+      },
       {
         name: 'BENCH.cloud.org',
         computingElements: [
@@ -131,7 +160,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
           outcome: r.outcome,
           pilotsSubmitted: submitted,
           pilotsPerSecond: Math.round((submitted / seconds) * 10) / 10,
-          bound: { name: 'the same submissions through the drivers alone, same concurrency', seconds: Math.round(bound.seconds * 100) / 100, pilots: bound.references.length },
+          bound: {
+            name: 'the same submissions through the drivers alone, same concurrency',
+            seconds: Math.round(bound.seconds * 100) / 100,
+            pilots: bound.references.length,
+          },
           /** Pilots/s of the director over pilots/s of the drivers alone. */
           ratio: Math.round((bound.seconds / seconds) * 100) / 100,
           byType: Object.fromEntries(byType.map((x) => [x.ce_type, { pilots: Number(x.n), failedToSubmit: Number(x.aborted) }])),

@@ -14,15 +14,30 @@
  */
 import { cpus, totalmem } from 'node:os';
 import type { BenchOptions, BenchResult } from './run.js';
-import { badJobs, describeResult, FaultSystem, runFaultScenario, type FaultScenario, type ScenarioResult } from '../tests/helpers/faults.js';
+import {
+  badJobs,
+  describeResult,
+  FaultSystem,
+  runFaultScenario,
+  type FaultScenario,
+  type ScenarioResult,
+} from '../tests/helpers/faults.js';
 
 const SIZES = { smoke: { jobs: 60 }, full: { jobs: 300 } };
 const SLOTS = 6;
 const PAYLOAD_SECONDS = 1;
 const SCENARIOS: FaultScenario[] = ['server-kill', 'pg-restart', 'graceful-restart'];
 
-async function once(name: string, fn: (sys: FaultSystem) => Promise<ScenarioResult | number>): Promise<{ result: ScenarioResult | number; pg: string; diagnosis: string }> {
-  const sys = await FaultSystem.start({ name, slots: SLOTS, payloadSeconds: PAYLOAD_SECONDS, log: (l) => process.stderr.write(`[${name}] ${l}\n`) });
+async function once(
+  name: string,
+  fn: (sys: FaultSystem) => Promise<ScenarioResult | number>,
+): Promise<{ result: ScenarioResult | number; pg: string; diagnosis: string }> {
+  const sys = await FaultSystem.start({
+    name,
+    slots: SLOTS,
+    payloadSeconds: PAYLOAD_SECONDS,
+    log: (l) => process.stderr.write(`[${name}] ${l}\n`),
+  });
   try {
     const result = await fn(sys);
     const [v] = await sys.query<{ v: string }>("select current_setting('server_version') as v");
@@ -45,7 +60,9 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const noFaultSeconds = Math.round((base.result as number) * 10) / 10;
   const results: ScenarioResult[] = [];
   for (const scenario of SCENARIOS) {
-    const { result, diagnosis } = await once(scenario.replace(/-/g, '_'), (sys) => runFaultScenario(sys, scenario, { jobs, finalTimeoutMs: 600_000 }));
+    const { result, diagnosis } = await once(scenario.replace(/-/g, '_'), (sys) =>
+      runFaultScenario(sys, scenario, { jobs, finalTimeoutMs: 600_000 }),
+    );
     const r = result as ScenarioResult;
     process.stderr.write(`${describeResult(r)}\n${diagnosis}${diagnosis ? '\n' : ''}`);
     results.push(r);

@@ -36,7 +36,11 @@ async function seed(dbUrl: string, jobs: number): Promise<number> {
   const handle = await openDb(dbUrl, { poolSize: 2 });
   try {
     const identity = { owner: 'user0', ownerGroup: 'bench_user', vo: 'bench' };
-    const templates = describeJobs('[ Executable = "run.sh"; CPUTime = 3600; Parameters = 20; ParameterStart = 0; ParameterStep = 1; Arguments = "%s"; ]', identity, DEFAULT_JOB_LIMITS);
+    const templates = describeJobs(
+      '[ Executable = "run.sh"; CPUTime = 3600; Parameters = 20; ParameterStart = 0; ParameterStep = 1; Arguments = "%s"; ]',
+      identity,
+      DEFAULT_JOB_LIMITS,
+    );
     await submitJobs(handle.db, templates, { source: 'bench' });
     // One statement: g numbers the copies; every column that the filters touch varies with g.
     await handle.query(

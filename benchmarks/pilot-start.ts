@@ -42,7 +42,13 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
         starts.push(new Date(r.asked!).getTime() - new Date(r.created_at).getTime() - d);
       }
       process.stderr.write(`\r  ${starts.length}/${pilots} pilots`);
-      await poll('pilots gone', async () => Number((await s.query<{ n: string }>(`select count(*) as n from pilots where status in ('Submitted', 'Running')`))[0]!.n) === 0, 60_000, 100);
+      await poll(
+        'pilots gone',
+        async () =>
+          Number((await s.query<{ n: string }>(`select count(*) as n from pilots where status in ('Submitted', 'Running')`))[0]!.n) === 0,
+        60_000,
+        100,
+      );
     }
     process.stderr.write('\n');
     const st = summarize(starts);

@@ -145,7 +145,13 @@ export async function readTextFile(io: Io, file: string, what: string): Promise<
   } catch (e) {
     const code = (e as { code?: string }).code;
     const why =
-      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : 'cannot read it';
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'it is a directory'
+            : 'cannot read it';
     throw new CliError(`${file}: cannot read the ${what}: ${why}`);
   }
 }

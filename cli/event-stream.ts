@@ -67,10 +67,13 @@ export function openJobStream(
     async next(timeoutMs, settleMs = 0) {
       const wait = (ms: number) =>
         new Promise<void>((done) => {
-          const timer = setTimeout(() => {
-            wake = null;
-            done();
-          }, Math.max(0, ms));
+          const timer = setTimeout(
+            () => {
+              wake = null;
+              done();
+            },
+            Math.max(0, ms),
+          );
           wake = () => {
             clearTimeout(timer);
             done();

@@ -130,7 +130,8 @@ async function stopLocalSite(
         `their payloads get SIGTERM, then SIGKILL; waiting up to ${PILOT_STOP_WAIT_MS / 1000} s (signal again to exit at once)`,
     );
     left = await localCe.stopPilots(left, PILOT_STOP_WAIT_MS);
-    if (left.length > 0) log(`killed ${left.length} local pilot(s) that did not end (SIGKILL to their process groups and payload sessions)`);
+    if (left.length > 0)
+      log(`killed ${left.length} local pilot(s) that did not end (SIGKILL to their process groups and payload sessions)`);
   }
   if (pilots.length > 0 || localCe.knownReferences().length > 0) await reconcileLocalPilots(db, config, localCe, log);
 }
@@ -138,7 +139,9 @@ async function stopLocalSite(
 /** The jobs pilots hold on the local site (of the pilots `pilotIds`, or of any pilot when null). */
 async function heldJobs(db: DbHandle, pilotIds: ReadonlySet<number> | null): Promise<{ id: number; pilotId: number | null }[]> {
   const { jobs } = await listJobs(db, { status: HELD_STATES, site: LOCAL_SITE.site }, { limit: 100_000 });
-  return jobs.filter((j) => pilotIds === null || (j.pilotId !== null && pilotIds.has(j.pilotId))).map((j) => ({ id: j.id, pilotId: j.pilotId }));
+  return jobs
+    .filter((j) => pilotIds === null || (j.pilotId !== null && pilotIds.has(j.pilotId)))
+    .map((j) => ({ id: j.id, pilotId: j.pilotId }));
 }
 
 /**
@@ -177,7 +180,10 @@ async function reconcileLocalPilots(
   const held = await heldJobs(db, new Set(ended.map((p) => p.id)));
   if (held.length > 0) {
     const ids = held.map((j) => j.id);
-    const r = await rescheduleJobs(db, ids, { source: `${SHUTDOWN_SOURCE}: pilot stopped by server shutdown`, maxRescheduling: config.jobLimits.maxRescheduling });
+    const r = await rescheduleJobs(db, ids, {
+      source: `${SHUTDOWN_SOURCE}: pilot stopped by server shutdown`,
+      maxRescheduling: config.jobLimits.maxRescheduling,
+    });
     const after = await getJobs(db, r.succeeded);
     const failed = after.filter((j) => j.status === 'Failed').map((j) => j.id);
     const requeued = after.filter((j) => j.status !== 'Failed').map((j) => j.id);
@@ -277,13 +283,13 @@ async function agentRunner(
   // Drivers for every registered CE now, so that the pilot-status agent knows them from its first tick.
   for (const q of await listCeQueues(db)) o.ces.driverFor({ type: q.ceType, name: q.ce, settings: q.ceSettings });
   const director = createSiteDirector(
-      {
-        drivers: (c) => o.ces.driverFor(c),
-        signPilotToken: async (p) => (await signer.sign(p, config.tokens.pilotTtlSeconds)).token,
-        bundleSha256: async () => (await loadPilotBundle(o.bundleDir))?.sha256 ?? null,
-        serverUrl: () => config.publicUrl ?? o.serverUrl,
-      },
-      config.agentSettings.siteDirector.schedule,
+    {
+      drivers: (c) => o.ces.driverFor(c),
+      signPilotToken: async (p) => (await signer.sign(p, config.tokens.pilotTtlSeconds)).token,
+      bundleSha256: async () => (await loadPilotBundle(o.bundleDir))?.sha256 ?? null,
+      serverUrl: () => config.publicUrl ?? o.serverUrl,
+    },
+    config.agentSettings.siteDirector.schedule,
   );
   const stopping = o.stopping ?? (() => false);
   const agents: Agent[] = [
@@ -297,7 +303,11 @@ async function agentRunner(
 }
 
 /** The drivers of this process: the local CE (when served here) and one per registered remote CE. */
-function computingElements(config: Readonly<ServiceConfig>, localCe: LocalComputingElement | null, env?: Record<string, string>): ComputingElements {
+function computingElements(
+  config: Readonly<ServiceConfig>,
+  localCe: LocalComputingElement | null,
+  env?: Record<string, string>,
+): ComputingElements {
   return new ComputingElements({
     workDir: join(config.dataDir, 'ce'),
     local: localCe ? { name: LOCAL_SITE.ce, driver: localCe } : null,
@@ -325,7 +335,14 @@ export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemO
     if (config.agents) {
       // Each tick reaches the services' /metrics (wms_agent_tick_*) through the in-process events.
       const onTick: AgentRunnerOptions['onTick'] = (agent, tick) => events.emit(AGENT_TICK_EVENT, agent, tick);
-      const r = await agentRunner(server.db, config, { ces, bundleDir, serverUrl: server.url, logger: root, onTick, stopping: () => stopping });
+      const r = await agentRunner(server.db, config, {
+        ces,
+        bundleDir,
+        serverUrl: server.url,
+        logger: root,
+        onTick,
+        stopping: () => stopping,
+      });
       runner = r;
       if (opts.schedule !== false) {
         r.start();
@@ -336,7 +353,9 @@ export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemO
           pending = true;
           setTimeout(() => {
             pending = false;
-            r.runOnce('site-director').catch((e: unknown) => root.child({ agent: 'site-director' }).error({ err: e }, `tick on submission failed: ${(e as Error).message}`));
+            r.runOnce('site-director').catch((e: unknown) =>
+              root.child({ agent: 'site-director' }).error({ err: e }, `tick on submission failed: ${(e as Error).message}`),
+            );
           }, 200).unref();
         });
       }
@@ -359,7 +378,12 @@ export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemO
       const say = o.log ?? log;
       stopping = true;
       try {
-        if (ce) await stopLocalSite(server.db, config, ce, { graceSeconds: o.graceSeconds ?? config.shutdownGraceSeconds, log: say, ...(o.force ? { force: o.force } : {}) });
+        if (ce)
+          await stopLocalSite(server.db, config, ce, {
+            graceSeconds: o.graceSeconds ?? config.shutdownGraceSeconds,
+            log: say,
+            ...(o.force ? { force: o.force } : {}),
+          });
       } finally {
         say('closing: agents, computing elements, services, database');
         await runner?.stop();
@@ -414,7 +438,12 @@ export async function startAgents(config: Readonly<ServiceConfig>, opts: { logge
         const say = o.log ?? log;
         stopping = true;
         try {
-          if (localCe) await stopLocalSite(db, config, localCe, { graceSeconds: o.graceSeconds ?? config.shutdownGraceSeconds, log: say, ...(o.force ? { force: o.force } : {}) });
+          if (localCe)
+            await stopLocalSite(db, config, localCe, {
+              graceSeconds: o.graceSeconds ?? config.shutdownGraceSeconds,
+              log: say,
+              ...(o.force ? { force: o.force } : {}),
+            });
         } finally {
           say('closing: agents, computing elements, database');
           await runner.stop();

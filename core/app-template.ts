@@ -176,7 +176,8 @@ export function templateProblems(doc: unknown): string[] {
             }
           }
         }
-        if (p['maxLength'] !== undefined && (!isInt(p['maxLength']) || p['maxLength'] < 1)) out.push(`${at}.maxLength: must be a whole number of at least 1`);
+        if (p['maxLength'] !== undefined && (!isInt(p['maxLength']) || p['maxLength'] < 1))
+          out.push(`${at}.maxLength: must be a whole number of at least 1`);
         if (p['default'] !== undefined && typeof p['default'] !== 'string') out.push(`${at}.default: must be a string`);
       } else if (type === 'choice') {
         const o = p['options'];
@@ -199,11 +200,13 @@ export function templateProblems(doc: unknown): string[] {
     if (!isObject(res)) out.push('resources: must be an object');
     else {
       out.push(...unknownKeys(res, RESOURCE_KEYS, 'resources'));
-      if (res['cpuTime'] !== undefined && (!isInt(res['cpuTime']) || res['cpuTime'] < 1)) out.push('resources.cpuTime: must be a whole number of at least 1');
+      if (res['cpuTime'] !== undefined && (!isInt(res['cpuTime']) || res['cpuTime'] < 1))
+        out.push('resources.cpuTime: must be a whole number of at least 1');
       if (res['processors'] !== undefined && (!isInt(res['processors']) || res['processors'] < 1 || res['processors'] > 1024)) {
         out.push('resources.processors: must be a whole number from 1 to 1024');
       }
-      if (res['ramMb'] !== undefined && (!isInt(res['ramMb']) || res['ramMb'] < 256)) out.push('resources.ramMb: must be a whole number of at least 256');
+      if (res['ramMb'] !== undefined && (!isInt(res['ramMb']) || res['ramMb'] < 256))
+        out.push('resources.ramMb: must be a whole number of at least 256');
       const tags = res['tags'];
       if (tags !== undefined && (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string' && /^[A-Za-z0-9._:-]+$/.test(t)))) {
         out.push('resources.tags: must be a list of names ([A-Za-z0-9._:-]+)');
@@ -338,7 +341,7 @@ export function renderJdl(t: AppTemplate, values: AppValues): string {
   let text = '';
   let inString = false;
   const src = t.jdl;
-  for (let i = 0; i < src.length; ) {
+  for (let i = 0; i < src.length;) {
     const c = src[i]!;
     if (c === '{' && src[i + 1] === '{') {
       const at = new RegExp(PLACEHOLDER.source, 'y');

@@ -135,7 +135,8 @@ export function normalizeArchivePath(path: string): string {
   const out: string[] = [];
   for (const s of segments(path.replace(/^[A-Za-z]:/, ''))) {
     if (s === '..' && out.length > 0 && out[out.length - 1] !== '..') out.pop();
-    else if (s === '..' && absolute) continue; // `/..` is `/`
+    else if (s === '..' && absolute)
+      continue; // `/..` is `/`
     else out.push(s);
   }
   const body = out.join('/');
@@ -239,10 +240,7 @@ export class ArchiveCheck {
   add(entry: ArchiveEntry): string | null {
     const problem = checkArchiveEntry(entry, this.state, this.limits);
     if (problem === null) return null;
-    if (
-      this.state.entries > this.limits.maxEntries ||
-      this.state.bytes > this.limits.maxBytes
-    ) {
+    if (this.state.entries > this.limits.maxEntries || this.state.bytes > this.limits.maxBytes) {
       if (this.limitExceeded) return problem;
       this.limitExceeded = true;
     }

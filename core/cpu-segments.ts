@@ -12,11 +12,7 @@ import { DEFAULT_CPU_SEGMENTS } from './job-model.js';
  * segmentation).
  */
 export function validSegments(segments: readonly number[]): readonly number[] {
-  const ok =
-    segments.length > 0 &&
-    segments.every(
-      (s, i) => Number.isFinite(s) && s > 0 && (i === 0 || s > (segments[i - 1] as number)),
-    );
+  const ok = segments.length > 0 && segments.every((s, i) => Number.isFinite(s) && s > 0 && (i === 0 || s > (segments[i - 1] as number)));
   return ok ? segments : DEFAULT_CPU_SEGMENTS;
 }
 

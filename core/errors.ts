@@ -74,10 +74,7 @@ export function isWmsError(e: unknown): e is WmsError {
 }
 
 /** A JDL error whose details are the located problems; the message names the first one. */
-export function jdlError(
-  code: 'WMS_JDL_SYNTAX' | 'WMS_JDL_INVALID' | 'WMS_JDL_PARAMETRIC',
-  problems: JdlProblem[],
-): WmsError {
+export function jdlError(code: 'WMS_JDL_SYNTAX' | 'WMS_JDL_INVALID' | 'WMS_JDL_PARAMETRIC', problems: JdlProblem[]): WmsError {
   const first = problems[0];
   const where = first ? ` at line ${first.line}, column ${first.column}` : '';
   const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';

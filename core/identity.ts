@@ -171,7 +171,8 @@ export function siteAdminSitesProblem(sites: readonly string[]): string | null {
   if (sites.length > MAX_TOKEN_SITES) return `a site-admin token administers at most ${MAX_TOKEN_SITES} sites`;
   const bad = sites.filter((s) => !isValidName(s));
   if (bad.length > 0) return `not a site name: ${bad.map((s) => JSON.stringify(s)).join(', ')} (letters, digits, . _ @ -)`;
-  if (sites.includes(LOCAL_SITE.site)) return `the local site ${LOCAL_SITE.site} is managed by admins only: it cannot be given to a site admin`;
+  if (sites.includes(LOCAL_SITE.site))
+    return `the local site ${LOCAL_SITE.site} is managed by admins only: it cannot be given to a site admin`;
   return null;
 }
 

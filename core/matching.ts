@@ -158,7 +158,10 @@ export function fairShareKeys(weights: readonly number[], random: () => number):
  */
 export function orderByKeys(ids: readonly number[], keys: Float64Array, count = ids.length): number[] {
   if (count >= ids.length) {
-    return ids.map((_, i) => i).sort((a, b) => keys[a]! - keys[b]!).map((i) => ids[i]!);
+    return ids
+      .map((_, i) => i)
+      .sort((a, b) => keys[a]! - keys[b]!)
+      .map((i) => ids[i]!);
   }
   const best: number[] = []; // indices, keys increasing
   for (let i = 0; i < ids.length; i++) {

@@ -111,16 +111,24 @@ export const QueueConfigSchema = Type.Object(
      * single-user machine only: payloads then run as the pilot and can read its token).
      */
     isolation: Type.Optional(
-      Type.Union(LOCAL_ISOLATIONS.map((i) => Type.Literal(i)), {
-        description: 'auto | bwrap | user | none: how payloads are isolated from their pilot (default auto)',
-      }),
+      Type.Union(
+        LOCAL_ISOLATIONS.map((i) => Type.Literal(i)),
+        {
+          description: 'auto | bwrap | user | none: how payloads are isolated from their pilot (default auto)',
+        },
+      ),
     ),
     /** The Unix user payloads run as when the pilot is root (isolation bwrap, user or auto); never root. */
     payloadUser: Type.Optional(
-      Type.String({ pattern: '^[a-z_][a-z0-9_-]{0,31}$|^[1-9][0-9]{0,9}(:[1-9][0-9]{0,9})?$', description: 'Unix user of payloads under a root pilot (default nobody)' }),
+      Type.String({
+        pattern: '^[a-z_][a-z0-9_-]{0,31}$|^[1-9][0-9]{0,9}(:[1-9][0-9]{0,9})?$',
+        description: 'Unix user of payloads under a root pilot (default nobody)',
+      }),
     ),
     /** A bubblewrap binary to use instead of bwrap on the pilot's PATH (e.g. on CVMFS). */
-    bwrapPath: Type.Optional(Type.String({ pattern: '^/[^\\u0000]*$', description: 'absolute path of the bubblewrap binary (default: bwrap on PATH)' })),
+    bwrapPath: Type.Optional(
+      Type.String({ pattern: '^/[^\\u0000]*$', description: 'absolute path of the bubblewrap binary (default: bwrap on PATH)' }),
+    ),
     /** Given to payloads only (the pilot passes it on): never exported to the pilot itself. */
     environment: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String())),
     /** Backend settings of this queue (e.g. an OpenNebula template id). */
@@ -167,7 +175,9 @@ function isSecretRef(v: unknown): boolean {
   if (!v || typeof v !== 'object' || Array.isArray(v)) return false;
   const keys = Object.keys(v);
   const r = v as Record<string, unknown>;
-  return keys.length === 1 && ((keys[0] === 'env' && typeof r['env'] === 'string') || (keys[0] === 'file' && typeof r['file'] === 'string'));
+  return (
+    keys.length === 1 && ((keys[0] === 'env' && typeof r['env'] === 'string') || (keys[0] === 'file' && typeof r['file'] === 'string'))
+  );
 }
 
 /** `/sites/0/computingElements/1` -> `sites[0].computingElements[1]`. */
@@ -183,8 +193,10 @@ function pathOf(pointer: string): string {
 function secretProblems(settings: Record<string, unknown> | undefined, at: string): string[] {
   const out: string[] = [];
   for (const [k, v] of Object.entries(settings ?? {})) {
-    if (SECRET_KEY.test(k) && !isSecretRef(v)) out.push(`${at}.${k}: a secret must be { env: NAME } or { file: PATH }, never the value itself`);
-    else if (v && typeof v === 'object' && !Array.isArray(v) && !isSecretRef(v)) out.push(...secretProblems(v as Record<string, unknown>, `${at}.${k}`));
+    if (SECRET_KEY.test(k) && !isSecretRef(v))
+      out.push(`${at}.${k}: a secret must be { env: NAME } or { file: PATH }, never the value itself`);
+    else if (v && typeof v === 'object' && !Array.isArray(v) && !isSecretRef(v))
+      out.push(...secretProblems(v as Record<string, unknown>, `${at}.${k}`));
   }
   return out;
 }
@@ -220,7 +232,9 @@ function loaderEnvProblemsOf(doc: unknown): string[] {
   const check = (env: unknown, at: string) => {
     for (const name of Object.keys(objectAt(env) ?? {})) {
       if (isLoaderEnvName(name)) {
-        out.push(`${at}.${name}: ${name} changes how programs load or start (the pilot, the dynamic linker, shells, interpreters); a queue may not set it`);
+        out.push(
+          `${at}.${name}: ${name} changes how programs load or start (the pilot, the dynamic linker, shells, interpreters); a queue may not set it`,
+        );
       }
     }
   };
@@ -287,7 +301,9 @@ export function siteRegistryProblems(doc: unknown): string[] {
         // A queue's own keys are stored in its settings: given in `settings`, they would skip their checks.
         for (const key of Object.keys(q.settings ?? {})) {
           if (key !== 'settings' && key in QueueConfigSchema.properties) {
-            problems.push(`${qAt}.settings.${key}: ${key} is a key of the queue itself (write it beside name, where it is checked), not a setting`);
+            problems.push(
+              `${qAt}.settings.${key}: ${key} is a key of the queue itself (write it beside name, where it is checked), not a setting`,
+            );
           }
         }
       });

@@ -209,14 +209,7 @@ export {
 } from './ops/accounting.js';
 
 // Quotas and usage (jobs waiting and running, CPU of the day and week, against shares)
-export {
-  usageReport,
-  type UsageReport,
-  type UsageOptions,
-  type GroupUsage,
-  type UserUsage,
-  type UsedFigures,
-} from './queries/usage.js';
+export { usageReport, type UsageReport, type UsageOptions, type GroupUsage, type UserUsage, type UsedFigures } from './queries/usage.js';
 
 // Change feed (the event stream)
 export {

@@ -114,7 +114,9 @@ export function parseInt8(text: string): number {
 function pgTypeParsers(): pg.CustomTypesConfig {
   const overrides = new pg.TypeOverrides();
   overrides.setTypeParser(INT8, parseInt8);
-  const arrays = pg.types as unknown as { arrayParser: { create(source: string, transform: (v: string) => unknown): { parse(): unknown } } };
+  const arrays = pg.types as unknown as {
+    arrayParser: { create(source: string, transform: (v: string) => unknown): { parse(): unknown } };
+  };
   overrides.setTypeParser(INT8_ARRAY, (v: string) => arrays.arrayParser.create(v, parseInt8).parse());
   return overrides;
 }

@@ -73,7 +73,11 @@ function parseArgs(argv: string[]): Args | 'help' {
 
 async function main(argv: string[]): Promise<number> {
   let level: Args['level'] = 'INFO';
-  const stamp = () => new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  const stamp = () =>
+    new Date()
+      .toISOString()
+      .replace('T', ' ')
+      .replace(/\.\d+Z$/, ' UTC');
   const io: RunIo = {
     cwd: process.cwd(),
     env: process.env,

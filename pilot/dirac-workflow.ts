@@ -205,7 +205,15 @@ const STRING_TYPES = new Set(['string', 'jdl', 'option', 'parameter', 'jdlreqt']
 /** The import line `getStepDefinition()` writes for DIRAC's Script module. */
 const SCRIPT_BODY = 'from DIRAC.Workflow.Modules.Script import Script';
 /** Parameters DIRAC adds to module instances when it runs a workflow (a re-written XML may hold them). */
-const RUNTIME_MODULE_PARAMETERS = new Set(['MODULE_NUMBER', 'MODULE_INSTANCE_NAME', 'MODULE_DEFINITION_NAME', 'JOB_ID', 'PRODUCTION_ID', 'STEP_NUMBER', 'STEP_ID']);
+const RUNTIME_MODULE_PARAMETERS = new Set([
+  'MODULE_NUMBER',
+  'MODULE_INSTANCE_NAME',
+  'MODULE_DEFINITION_NAME',
+  'JOB_ID',
+  'PRODUCTION_ID',
+  'STEP_NUMBER',
+  'STEP_ID',
+]);
 
 interface Node {
   el: XmlElement;
@@ -248,7 +256,8 @@ function readParameter(el: XmlElement): WorkflowParameter {
 /** Reads a workflow and checks that it holds only Script steps this program can run. */
 export function readWorkflow(xml: string): Workflow {
   const root = parseXml(xml);
-  if (root.name !== 'Workflow') throw new WorkflowError(`the root element is <${root.name}>, not <Workflow>: this is not a DIRAC job description`);
+  if (root.name !== 'Workflow')
+    throw new WorkflowError(`the root element is <${root.name}>, not <Workflow>: this is not a DIRAC job description`);
   const wf = readNode(root);
   const parameters = new Map(wf.parameters.map((p) => [p.name, p] as const));
   const moduleDefinitions = new Map<string, Node>();
@@ -284,7 +293,8 @@ export function readWorkflow(xml: string): Workflow {
         );
       }
       const extra = mi.parameters.filter((p) => !RUNTIME_MODULE_PARAMETERS.has(p.name));
-      if (extra.length > 0) throw new WorkflowError(`${where}: module parameters (${extra.map((p) => p.name).join(', ')}) are not supported`);
+      if (extra.length > 0)
+        throw new WorkflowError(`${where}: module parameters (${extra.map((p) => p.name).join(', ')}) are not supported`);
       runs++;
     }
     const own = new Map(inst.parameters.map((p) => [p.name, p] as const));
@@ -292,7 +302,8 @@ export function readWorkflow(xml: string): Workflow {
       if (!p) return undefined;
       if (p.linked) throw new WorkflowError(`${where}: ${what} is linked to another module's output, which is not supported`);
       if (!STRING_TYPES.has(p.type.toLowerCase())) throw new WorkflowError(`${where}: ${what} has type ${p.type}, not a string`);
-      if (p.value.includes('@{')) throw new WorkflowError(`${where}: ${what} "${p.value}" holds an @{...} reference, which is not supported`);
+      if (p.value.includes('@{'))
+        throw new WorkflowError(`${where}: ${what} "${p.value}" holds an @{...} reference, which is not supported`);
       return p.value;
     };
     const stepArguments = text(own.get('arguments'), 'arguments') ?? '';
@@ -344,7 +355,13 @@ async function commandOf(step: ScriptStep, args: string, io: RunIo): Promise<{ a
   const local = join(io.cwd, basename(executable));
   if (basename(executable) !== '' && (await isFile(local))) {
     executable = basename(executable);
-    if (!(await access(local, fsConstants.R_OK | fsConstants.X_OK).then(() => true, () => false))) await chmod(local, 0o755);
+    if (
+      !(await access(local, fsConstants.R_OK | fsConstants.X_OK).then(
+        () => true,
+        () => false,
+      ))
+    )
+      await chmod(local, 0o755);
     program = [local];
   } else if (/\.py$/.test(executable)) {
     program = ['python3', ...shlexSplit(executable)];
@@ -379,14 +396,31 @@ function spawnStep(argv: string[], io: RunIo): Promise<{ status: number; stdout:
       const status = startError !== undefined ? 127 : code !== null ? code : 128 + (signal ? (signalNumbers[signal] ?? 0) : 0);
       const kept = (parts: Buffer[], total: number) => {
         const b = Buffer.concat(parts);
-        return total > b.length ? Buffer.concat([b, Buffer.from(`\n[${total - b.length} more bytes not kept here: see the job's std.out and std.err]\n`)]) : b;
+        return total > b.length
+          ? Buffer.concat([b, Buffer.from(`\n[${total - b.length} more bytes not kept here: see the job's std.out and std.err]\n`)])
+          : b;
       };
-      resolve({ status, stdout: kept(keep.out, keep.outBytes), stderr: kept(keep.err, keep.errBytes), ...(startError !== undefined ? { startError } : {}) });
+      resolve({
+        status,
+        stdout: kept(keep.out, keep.outBytes),
+        stderr: kept(keep.err, keep.errBytes),
+        ...(startError !== undefined ? { startError } : {}),
+      });
     });
   });
 }
 
-const signalNumbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
+const signalNumbers: Partial<Record<NodeJS.Signals, number>> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGABRT: 6,
+  SIGKILL: 9,
+  SIGSEGV: 11,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+};
 
 /** Writes a step's log as DIRAC's Script module does, replacing (never following) what is there. */
 async function writeStepLog(io: RunIo, name: string, executable: string, stdout: Buffer, stderr: Buffer): Promise<void> {

@@ -122,7 +122,7 @@ export function lookUpUser(name: string): UnixUser | null {
 }
 
 function passwdEntries(): UnixUser[] {
-  let text = '';
+  let text: string;
   try {
     text = readFileSync('/etc/passwd', 'utf8');
   } catch {
@@ -131,7 +131,8 @@ function passwdEntries(): UnixUser[] {
   const out: UnixUser[] = [];
   for (const line of text.split('\n')) {
     const f = line.split(':');
-    if (f.length >= 4 && /^\d+$/.test(f[2] ?? '') && /^\d+$/.test(f[3] ?? '')) out.push({ name: f[0] as string, uid: Number(f[2]), gid: Number(f[3]) });
+    if (f.length >= 4 && /^\d+$/.test(f[2] ?? '') && /^\d+$/.test(f[3] ?? ''))
+      out.push({ name: f[0] as string, uid: Number(f[2]), gid: Number(f[3]) });
   }
   return out;
 }
@@ -239,7 +240,12 @@ function probeBwrap(bwrap: string, how: BwrapHow): Promise<string | null> {
     const child = execFile(
       bwrap,
       [...bwrapBaseArgs(how.kind !== 'setpriv'), '--chdir', '/', '--', ...inner],
-      { env: { PATH: SYSTEM_PATH }, timeout: 10_000, cwd: '/', ...(how.kind === 'as-user' ? { uid: how.user.uid, gid: how.user.gid } : {}) },
+      {
+        env: { PATH: SYSTEM_PATH },
+        timeout: 10_000,
+        cwd: '/',
+        ...(how.kind === 'as-user' ? { uid: how.user.uid, gid: how.user.gid } : {}),
+      },
       (err, _stdout, stderr) => {
         if (!err) return done(null);
         const line = String(stderr).trim().split('\n').pop() || err.message;
@@ -327,8 +333,11 @@ function pdeathsigSetpriv(): Promise<string | null> {
     const setpriv = executableIn(SYSTEM_PATH.split(':'), 'setpriv');
     if (!setpriv) return null;
     return new Promise<string | null>((done) => {
-      const child = execFile(setpriv, ['--pdeathsig', 'KILL', '--', 'true'], { env: { PATH: SYSTEM_PATH }, timeout: 10_000, cwd: '/' }, (err) =>
-        done(err ? null : setpriv),
+      const child = execFile(
+        setpriv,
+        ['--pdeathsig', 'KILL', '--', 'true'],
+        { env: { PATH: SYSTEM_PATH }, timeout: 10_000, cwd: '/' },
+        (err) => done(err ? null : setpriv),
       );
       child.stdin?.end();
     });
@@ -432,7 +441,8 @@ class BwrapSandbox implements PayloadSandbox {
     const visible = (p: string) => within(p, jobDir) || SYSTEM_ROOTS.some((r) => within(p, r));
     if (isAbsolute(exe)) {
       const p = resolve(exe);
-      if (!visible(p)) return `${exe} is outside the payload sandbox (it sees its job directory and the system: ${SYSTEM_ROOTS.join(', ')})`;
+      if (!visible(p))
+        return `${exe} is outside the payload sandbox (it sees its job directory and the system: ${SYSTEM_ROOTS.join(', ')})`;
       return (await stat(p).catch(() => null))?.isFile() ? null : `${exe}: no such file`;
     }
     if (exe.includes('/')) return null; // relative to the job dir: spawn's business
@@ -447,7 +457,11 @@ class BwrapSandbox implements PayloadSandbox {
       file: this.bwrap,
       args: [...this.base, ...parentDirs(jobDir), '--bind', jobDir, jobDir, '--chdir', jobDir, '--', ...inner],
       env: { PATH: SYSTEM_PATH },
-      envFd: Buffer.from(Object.entries(env).map(([k, v]) => `${k}=${v}\0`).join('')),
+      envFd: Buffer.from(
+        Object.entries(env)
+          .map(([k, v]) => `${k}=${v}\0`)
+          .join(''),
+      ),
     };
     return this.how.kind === 'as-user' ? { ...cmd, uid: this.how.user.uid, gid: this.how.user.gid } : cmd;
   }
@@ -466,12 +480,17 @@ export async function resolvePayloadSandbox(s: IsolationSettings): Promise<Paylo
   const root = isRoot();
   const userName = s.payloadUser ?? 'nobody';
   const payloadUser = root ? lookUpUser(userName) : null;
-  if (root && !payloadUser) throw new IsolationUnavailable(`the payload user ${userName} does not exist on this node (set payloadUser on the queue)`);
-  if (payloadUser && payloadUser.uid === 0) throw new IsolationUnavailable(`the payload user ${userName} is root: payloads never run as root`);
+  if (root && !payloadUser)
+    throw new IsolationUnavailable(`the payload user ${userName} does not exist on this node (set payloadUser on the queue)`);
+  if (payloadUser && payloadUser.uid === 0)
+    throw new IsolationUnavailable(`the payload user ${userName} is root: payloads never run as root`);
   const whoAmI = `uid ${process.getuid?.() ?? '?'}`;
 
   if (mode === 'user') {
-    if (!payloadUser) throw new IsolationUnavailable(`isolation: user needs a root pilot to run payloads as ${userName}, and the pilot runs as ${whoAmI} (install bubblewrap and set isolation: bwrap or auto)`);
+    if (!payloadUser)
+      throw new IsolationUnavailable(
+        `isolation: user needs a root pilot to run payloads as ${userName}, and the pilot runs as ${whoAmI} (install bubblewrap and set isolation: bwrap or auto)`,
+      );
     return new UserSandbox(payloadUser, await pdeathsigSetpriv());
   }
 
@@ -483,7 +502,11 @@ export async function resolvePayloadSandbox(s: IsolationSettings): Promise<Paylo
   if (bwrap && !bash) problem = `bash is not found in ${SYSTEM_PATH} (bubblewrap starts payloads through it)`;
   else if (bwrap && bash) {
     const setpriv = payloadUser ? executableIn(SYSTEM_PATH.split(':'), 'setpriv') : null;
-    const how: BwrapHow = !payloadUser ? { kind: 'self' } : setpriv ? { kind: 'setpriv', user: payloadUser, setpriv } : { kind: 'as-user', user: payloadUser };
+    const how: BwrapHow = !payloadUser
+      ? { kind: 'self' }
+      : setpriv
+        ? { kind: 'setpriv', user: payloadUser, setpriv }
+        : { kind: 'as-user', user: payloadUser };
     problem = await probeOnce(bwrap, how);
     if (problem === null) return new BwrapSandbox(bwrap, how, bash);
     problem = `bubblewrap does not work here (${problem}${how.kind === 'setpriv' ? '' : '; are user namespaces disabled?'})`;

@@ -57,13 +57,12 @@ class Waker {
 
   sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      const self = this;
-      function done() {
+      const done = () => {
         clearTimeout(t);
-        self.wakeUp = null;
+        this.wakeUp = null;
         resolve();
-      }
+      };
+      const t = setTimeout(done, ms);
       this.wakeUp = done;
     });
   }
@@ -219,7 +218,9 @@ export class JobAgent {
           return { jobId, status: 'Lost', exitCode: null, cpuSeconds: 0, wallSeconds: 0, reason: (e as Error).message };
         })
         .then((outcome) => {
-          this.o.log(`job ${jobId}: ${outcome.status}${outcome.exitCode !== null ? ` (exit code ${outcome.exitCode})` : ''} ${outcome.reason}`);
+          this.o.log(
+            `job ${jobId}: ${outcome.status}${outcome.exitCode !== null ? ` (exit code ${outcome.exitCode})` : ''} ${outcome.reason}`,
+          );
           outcomes.push(outcome);
           if (outcome.isolationUnavailable !== undefined && this.fatal === null) {
             this.fatal = `payload isolation unavailable: ${outcome.isolationUnavailable}`;

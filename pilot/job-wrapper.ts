@@ -65,7 +65,13 @@ import { sha256File } from '../io/file-hash.js';
 import { retryUntil, type BackoffPolicy } from '../io/retry.js';
 import { isJobNotHeld } from './client.js';
 import { splitWords } from './shell-words.js';
-import { ISOLATION_UNAVAILABLE, isIsolationUnavailable, resolvePayloadSandbox, type IsolationSettings, type PayloadSandbox } from './isolation.js';
+import {
+  ISOLATION_UNAVAILABLE,
+  isIsolationUnavailable,
+  resolvePayloadSandbox,
+  type IsolationSettings,
+  type PayloadSandbox,
+} from './isolation.js';
 import { descendantsOf, isAlive, killTree, selfChildrenCpuSeconds } from './process-tree.js';
 import { registerPayloadSession, unregisterPayloadSession } from './payload-sessions.js';
 import { installPayloadTools } from './payload-tools.js';
@@ -180,7 +186,7 @@ export function readPayloadSpec(jdl: string): PayloadSpec {
   try {
     ad = parseJdl(jdl);
   } catch (e) {
-    throw new Error(`the JDL does not parse: ${(e as Error).message}`);
+    throw new Error(`the JDL does not parse: ${(e as Error).message}`, { cause: e });
   }
   const value = (name: string) => getAttribute(ad, name)?.value;
   const one = (name: string): string | undefined => {
@@ -217,7 +223,10 @@ export function readPayloadSpec(jdl: string): PayloadSpec {
 
 /** `$NAME` and `${NAME}` replaced from `env` (unknown names become empty), as DIRAC expands Executable. */
 function expandVars(s: string, env: Record<string, string>): string {
-  return s.replace(/\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g, (_m, a: string | undefined, b: string | undefined) => env[(a ?? b) as string] ?? '');
+  return s.replace(
+    /\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g,
+    (_m, a: string | undefined, b: string | undefined) => env[(a ?? b) as string] ?? '',
+  );
 }
 
 type StopCause = { kind: 'kill' | 'lost'; reason: string };
@@ -358,7 +367,12 @@ class JobRun {
    * before it and its own answer. A refusal by the server (the job was killed or rescheduled
    * meanwhile) stops the job whenever it comes back.
    */
-  private async report(status: JobState, minorStatus: string, applicationStatus?: string, parameters?: Record<string, string>): Promise<boolean> {
+  private async report(
+    status: JobState,
+    minorStatus: string,
+    applicationStatus?: string,
+    parameters?: Record<string, string>,
+  ): Promise<boolean> {
     if (this.stopCause) return false;
     const r: JobStatusReport = { status, minorStatus };
     if (applicationStatus !== undefined) r.applicationStatus = applicationStatus.slice(0, 2000);
@@ -536,7 +550,9 @@ class JobRun {
               this.o.log(`output sandbox upload: ${(e as Error).message}; try ${attempt + 2} in ${(waitMs / 1000).toFixed(1)} s`),
           });
           this.o.log(`output sandbox SB:${packed.sha256}: ${packed.files.length} files, ${packed.size} bytes`);
-          if (!(await this.report('Completing', MINOR.outputSandboxUploaded, undefined, { OutputSandbox: `SB:${packed.sha256}`, ...extra })))
+          if (
+            !(await this.report('Completing', MINOR.outputSandboxUploaded, undefined, { OutputSandbox: `SB:${packed.sha256}`, ...extra }))
+          )
             return this.stoppedOutcome();
         }
       } catch (e) {

@@ -111,7 +111,9 @@ export async function runPilot(env: NodeJS.ProcessEnv, signals: NodeJS.EventEmit
     'check-environment': async () => {
       state.environment = await checkEnvironment({ workDir, fsType, minDiskMb: config.minDiskMb, env });
       const e = state.environment;
-      log.log(`environment: ${e.os}, kernel ${e.kernel}, ${e.cores} x ${e.cpuModel}, ${Math.round(e.memoryMb)} MB, ${Math.round(e.diskFreeMb)} MB free on ${e.fsType}, batch ${e.batchSystem}`);
+      log.log(
+        `environment: ${e.os}, kernel ${e.kernel}, ${e.cores} x ${e.cpuModel}, ${Math.round(e.memoryMb)} MB, ${Math.round(e.diskFreeMb)} MB free on ${e.fsType}, batch ${e.batchSystem}`,
+      );
     },
     'clock-skew': async () => {
       const m = await measureClockOffset({ fetchServerTime: () => api.serverTime(), now, samples: config.clockSamples });
@@ -179,7 +181,7 @@ export async function runPilot(env: NodeJS.ProcessEnv, signals: NodeJS.EventEmit
     },
   };
 
-  let run: PilotRun = { exitCode: PILOT_EXIT.ok, reason: '' };
+  let run: PilotRun;
   try {
     for (const name of config.commands) {
       if (stopRequested !== null) {

@@ -43,6 +43,8 @@ const files = ['pilot.mjs', 'dirac-jobexec.cjs'];
 for (const f of files) await utimes(join(out, f), FIXED_TIME, FIXED_TIME);
 const tarball = join(out, 'pilot.tar.gz');
 await create({ gzip: { level: 9 }, file: tarball, cwd: out, portable: true, mtime: FIXED_TIME, noMtime: false }, files);
-const sha = createHash('sha256').update(await readFile(tarball)).digest('hex');
+const sha = createHash('sha256')
+  .update(await readFile(tarball))
+  .digest('hex');
 await writeFile(join(out, 'pilot.tar.gz.sha256'), `${sha}  pilot.tar.gz\n`);
 console.error(`pilot bundle: dist/pilot/pilot.tar.gz ${sha.slice(0, 16)}…`);

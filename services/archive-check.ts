@@ -240,7 +240,8 @@ export class ArchiveChecker {
         if (killedForTime || final?.end === 'time') return settle(verdict(budget.timeUp(Infinity)));
         if (final?.end === 'limit') return settle(verdict(budget.expand(budget.limit + 1)));
         if (final?.end === 'nested') return settle(verdict('a gzip stream inside the gzip stream'));
-        if (final?.error !== undefined) return settle({ ...verdict(null), problems: [...check.problems, `not a readable tar archive: ${final.error}`] });
+        if (final?.error !== undefined)
+          return settle({ ...verdict(null), problems: [...check.problems, `not a readable tar archive: ${final.error}`] });
         if (final?.end === true) return settle(verdict(null));
         if (signal === 'SIGXCPU' || signal === 'SIGKILL') {
           return settle(verdict(`used more than ${cpuSeconds} s of CPU time to read`));

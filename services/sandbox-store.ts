@@ -151,10 +151,7 @@ export class SandboxStore {
       });
       const digest = hash.digest('hex');
       if (digest !== sha256) {
-        throw new WmsError(
-          'WMS_SANDBOX_CHECKSUM',
-          `checksum mismatch: the body hashes to ${digest}, not ${sha256}`,
-        );
+        throw new WmsError('WMS_SANDBOX_CHECKSUM', `checksum mismatch: the body hashes to ${digest}, not ${sha256}`);
       }
       if (head[0] !== 0x1f || head[1] !== 0x8b) {
         throw new WmsError('WMS_VALIDATION', 'a sandbox must be a gzip-compressed tar archive');
@@ -172,8 +169,5 @@ export class SandboxStore {
 }
 
 export function tooLarge(maxBytes: number): WmsError {
-  return new WmsError(
-    'WMS_SANDBOX_TOO_LARGE',
-    `sandbox larger than the limit of ${maxBytes} bytes`,
-  );
+  return new WmsError('WMS_SANDBOX_TOO_LARGE', `sandbox larger than the limit of ${maxBytes} bytes`);
 }

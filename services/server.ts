@@ -85,7 +85,7 @@ export async function prepareDataDir(dataDir: string, warn: (line: string) => vo
   if (me !== undefined && top.uid !== me) {
     throw refuseDataDir(
       `${dataDir} is owned by ${userName(top.uid)}, not by ${userName(me)} that this server runs as: ` +
-        'it holds the signing key and the admin token, so it must be this user\'s own. ' +
+        "it holds the signing key and the admin token, so it must be this user's own. " +
         'Change its owner (chown) or choose another --data-dir.',
     );
   }
@@ -153,7 +153,7 @@ export async function prepareDataDir(dataDir: string, warn: (line: string) => vo
         (files === 0
           ? ''
           : ` ${files} file(s) were readable or writable by them (e.g. ${exposedFiles[0]}). If other users had access, ` +
-            'rotate the signing key (it is in the database, and PGlite\'s WAL holds it): there is no command for it yet; ' +
+            "rotate the signing key (it is in the database, and PGlite's WAL holds it): there is no command for it yet; " +
             'stop every server on this database, delete the key (DELETE FROM signing_keys) and start again: a new key ' +
             'and a new admin.token are made, and every token signed with the old key stops working.'),
     );
@@ -256,7 +256,8 @@ export async function startServer(
     warn?: (line: string) => void;
   } = {},
 ): Promise<RunningServer> {
-  const logger = typeof options.logger === 'object' ? options.logger : options.logger === false ? null : createRootLogger({ level: config.logLevel });
+  const logger =
+    typeof options.logger === 'object' ? options.logger : options.logger === false ? null : createRootLogger({ level: config.logLevel });
   const warn = options.warn ?? (logger ? (line: string) => logger.warn(line) : warnOf(config));
   // The data directory holds admin.token and the sandboxes on every database, and PGlite's files.
   await prepareDataDir(config.dataDir, warn);

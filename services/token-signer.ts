@@ -14,7 +14,14 @@ import { randomUUID } from 'node:crypto';
 import * as jose from 'jose';
 import { WmsError } from '../core/errors.js';
 import { claimsOf, principalFromClaims, type Principal } from '../core/identity.js';
-import { deleteExpiredRevocations, getOrCreateSigningKey, REVOCATION_ID_MARGIN, revocationsAfter, type DbHandle, type RevocationRow } from '../db/index.js';
+import {
+  deleteExpiredRevocations,
+  getOrCreateSigningKey,
+  REVOCATION_ID_MARGIN,
+  revocationsAfter,
+  type DbHandle,
+  type RevocationRow,
+} from '../db/index.js';
 
 const ALG = 'EdDSA';
 
@@ -110,7 +117,8 @@ class Revocations {
       if (exp !== undefined && exp > nowMs) return 'token revoked';
     }
     const at = this.subjectRevokedAt(t.principal.vo, t.principal.user, nowMs);
-    if (at !== null && t.issuedAtMs <= at) return `every token of ${t.principal.user} issued before ${new Date(at).toISOString()} is revoked`;
+    if (at !== null && t.issuedAtMs <= at)
+      return `every token of ${t.principal.user} issued before ${new Date(at).toISOString()} is revoked`;
     return null;
   }
 
@@ -156,10 +164,7 @@ export class TokenSigner {
   ) {}
 
   /** Loads the deployment's key pair from the database (creating it on first use) and the revocations. */
-  static async open(
-    handle: DbHandle,
-    options: { issuer: string; clock?: () => Date },
-  ): Promise<TokenSigner> {
+  static async open(handle: DbHandle, options: { issuer: string; clock?: () => Date }): Promise<TokenSigner> {
     const key = await getOrCreateSigningKey(handle, generateSigningKey);
     const privateKey = await jose.importJWK(key.privateJwk as jose.JWK, ALG);
     const publicKey = await jose.importJWK(key.publicJwk as jose.JWK, ALG);
@@ -293,13 +298,16 @@ export class TokenSigner {
     if (this.polling) return;
     this.polling = true;
     const tick = () => {
-      this.poll = setTimeout(() => {
-        this.refreshRevocations()
-          .then(onOk, onError)
-          .finally(() => {
-            if (this.polling) tick();
-          });
-      }, Math.max(50, seconds * 1000));
+      this.poll = setTimeout(
+        () => {
+          this.refreshRevocations()
+            .then(onOk, onError)
+            .finally(() => {
+              if (this.polling) tick();
+            });
+        },
+        Math.max(50, seconds * 1000),
+      );
       this.poll.unref();
     };
     tick();

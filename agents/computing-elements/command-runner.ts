@@ -250,7 +250,7 @@ export function sshRunner(o: SshRunnerOptions): CommandRunner {
         try {
           c = await client();
         } catch (e) {
-          throw new Error(`${where}: ${name}: ${(e as Error).message}`);
+          throw new Error(`${where}: ${name}: ${(e as Error).message}`, { cause: e });
         }
         try {
           return await execOnce(c, command, opts);
@@ -261,7 +261,7 @@ export function sshRunner(o: SshRunnerOptions): CommandRunner {
             c.end();
             continue;
           }
-          throw new Error(`${where}: ${name}: ${(e as Error).message}`);
+          throw new Error(`${where}: ${name}: ${(e as Error).message}`, { cause: e });
         }
       }
     },

@@ -145,7 +145,11 @@ export function condorAdStatus(ad: CondorJobAd): PilotBackendStatus {
     case 4: {
       if (ad.ExitBySignal === true) {
         const sig = typeof ad.ExitSignal === 'number' ? ad.ExitSignal : undefined;
-        return { status: 'Failed', reason: sig !== undefined ? `killed by signal ${sig}` : 'killed by a signal', exitCode: 128 + (sig ?? 0) };
+        return {
+          status: 'Failed',
+          reason: sig !== undefined ? `killed by signal ${sig}` : 'killed by a signal',
+          exitCode: 128 + (sig ?? 0),
+        };
       }
       if (typeof ad.ExitCode !== 'number') return { status: 'Done', reason: 'completed (no exit code recorded)' };
       return ad.ExitCode === 0
@@ -195,12 +199,15 @@ export function parseJobAdsJson(stdout: string): CondorJobAd[] {
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new Error(`HTCondor printed JSON that cannot be read (${(e as Error).message}): "${text.slice(0, 200)}"`);
+    throw new Error(`HTCondor printed JSON that cannot be read (${(e as Error).message}): "${text.slice(0, 200)}"`, { cause: e });
   }
   if (!Array.isArray(parsed)) throw new Error(`HTCondor printed JSON that is not an array of job ads: "${text.slice(0, 200)}"`);
   return parsed.filter(
     (ad): ad is CondorJobAd =>
-      ad !== null && typeof ad === 'object' && Number.isInteger((ad as CondorJobAd).ClusterId) && Number.isInteger((ad as CondorJobAd).ProcId),
+      ad !== null &&
+      typeof ad === 'object' &&
+      Number.isInteger((ad as CondorJobAd).ClusterId) &&
+      Number.isInteger((ad as CondorJobAd).ProcId),
   );
 }
 

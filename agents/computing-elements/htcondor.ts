@@ -207,13 +207,20 @@ export function createHtcondorComputingElement(o: HtcondorDriverOptions): Comput
     } catch (e) {
       const msg = (e as Error).message;
       if (/command not found|ENOENT/.test(msg))
-        throw new Error(`${label}: ${argv[0]} is not installed or not on PATH (the HTCondor client tools must be on the agents' host): ${msg}`);
-      throw new Error(`${label}: ${argv[0]}: ${msg}`);
+        throw new Error(
+          `${label}: ${argv[0]} is not installed or not on PATH (the HTCondor client tools must be on the agents' host): ${msg}`,
+          { cause: e },
+        );
+      throw new Error(`${label}: ${argv[0]}: ${msg}`, { cause: e });
     }
   }
 
   function failure(cmd: string, r: CommandResult): Error {
-    const text = (r.stderr.trim() || r.stdout.trim() || '(no output)').split('\n').map((l) => l.trim()).filter(Boolean).join(' | ');
+    const text = (r.stderr.trim() || r.stdout.trim() || '(no output)')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .join(' | ');
     return new Error(`${label}: ${cmd} failed (exit ${r.code}): ${text}`);
   }
 
@@ -227,7 +234,7 @@ export function createHtcondorComputingElement(o: HtcondorDriverOptions): Comput
       try {
         ads = parseJobAdsJson(r.stdout);
       } catch (e) {
-        throw new Error(`${label}: ${tool}: ${(e as Error).message}`);
+        throw new Error(`${label}: ${tool}: ${(e as Error).message}`, { cause: e });
       }
       // condor_history answers newest first: a reused id keeps its latest ad.
       for (const ad of ads) if (!found.has(condorJobId(ad))) found.set(condorJobId(ad), ad);
@@ -299,7 +306,8 @@ export function createHtcondorComputingElement(o: HtcondorDriverOptions): Comput
         const ids = parseSubmitTerse(r.stdout);
         ok.forEach((p, i) => {
           const id = ids[i];
-          if (id === undefined) failed.push({ stamp: p.stamp, reason: `${label}: condor_submit answered ${ids.length} job id(s) for ${ok.length} pilot(s)` });
+          if (id === undefined)
+            failed.push({ stamp: p.stamp, reason: `${label}: condor_submit answered ${ids.length} job id(s) for ${ok.length} pilot(s)` });
           else submitted.push({ stamp: p.stamp, reference: condorReference(o.ce, id) });
         });
         // The stamp of each job, so cleanup finds the files after a restart.

@@ -50,7 +50,9 @@ export class ComputingElements {
     if (ce.type === 'local') return this.o.local && this.o.local.name === ce.name ? this.o.local.driver : null;
     const factory = (this.o.factories ?? DRIVER_FACTORIES)[ce.type];
     if (!factory) return null;
-    const key = createHash('sha256').update(JSON.stringify([ce.type, ce.settings])).digest('hex');
+    const key = createHash('sha256')
+      .update(JSON.stringify([ce.type, ce.settings]))
+      .digest('hex');
     const known = this.drivers.get(ce.name);
     if (known && known.key === key) return known.driver;
     if (known) void known.driver.close().catch(() => undefined);

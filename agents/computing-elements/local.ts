@@ -96,9 +96,12 @@ export const SYSTEM_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/
  * The whole environment of a local pilot, built from nothing: never `process.env`. `extra`
  * (the CE's explicit settings) wins over the defaults; the stamp is always this pilot's.
  */
-export function pilotEnvironment(
-  o: { stamp: string; home: string; user: string; extra?: Readonly<Record<string, string>> },
-): Record<string, string> {
+export function pilotEnvironment(o: {
+  stamp: string;
+  home: string;
+  user: string;
+  extra?: Readonly<Record<string, string>>;
+}): Record<string, string> {
   const nodeDir = dirname(process.execPath);
   return {
     PATH: [nodeDir, ...SYSTEM_PATH.filter((d) => d !== nodeDir)].join(':'),
@@ -131,7 +134,11 @@ function passwdLine(name: string): string | null {
     // no getent (ENOENT) or it failed otherwise: read the file
   }
   try {
-    return readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`)) ?? null;
+    return (
+      readFileSync('/etc/passwd', 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith(`${name}:`)) ?? null
+    );
   } catch {
     return null;
   }
@@ -271,7 +278,9 @@ export class LocalComputingElement implements ComputingElement {
 
   /** The adopted pilots whose wrapper still runs (by their wrapper's main pid, the group leader). */
   private adoptedLive(): LivePilot[] {
-    return [...this.adoptedPilots].filter(([pid]) => alive(pid)).map(([pid, home]) => ({ reference: `local://${this.o.ce}/${pid}`, pid, home }));
+    return [...this.adoptedPilots]
+      .filter(([pid]) => alive(pid))
+      .map(([pid, home]) => ({ reference: `local://${this.o.ce}/${pid}`, pid, home }));
   }
 
   async availableSlots(): Promise<number> {
@@ -501,7 +510,12 @@ export class LocalComputingElement implements ComputingElement {
       return;
     }
     await new Promise<void>((done) => {
-      execFile('find', [home, '-mindepth', '1', '-delete'], { uid: user.uid, gid: user.gid, env: { PATH: SYSTEM_PATH.join(':') }, timeout: 60_000 }, () => done());
+      execFile(
+        'find',
+        [home, '-mindepth', '1', '-delete'],
+        { uid: user.uid, gid: user.gid, env: { PATH: SYSTEM_PATH.join(':') }, timeout: 60_000 },
+        () => done(),
+      );
     });
     await rmdir(home).catch(() => undefined);
   }
@@ -523,8 +537,7 @@ export class LocalComputingElement implements ComputingElement {
                 ? { status: 'Aborted', reason: `cancelled (${known.exit.signal})`, exitCode: code }
                 : { status: 'Failed', reason: `killed by ${known.exit.signal}`, exitCode: code },
           );
-        }
-        else out.set(ref, { status: 'Failed', reason: `exit code ${known.exit.code}`, exitCode: known.exit.code ?? 1 });
+        } else out.set(ref, { status: 'Failed', reason: `exit code ${known.exit.code}`, exitCode: known.exit.code ?? 1 });
         continue;
       }
       const pid = pidOf(ref, this.o.ce);

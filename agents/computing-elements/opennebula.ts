@@ -75,20 +75,24 @@ const RESERVED_CONTEXT = new Set(['START_SCRIPT', 'START_SCRIPT_BASE64', 'DIRAC_
 export function parseOpenNebulaSettings(ce: string, s: Readonly<Record<string, unknown>>): OpenNebulaSettings {
   const bad = (what: string) => new Error(`OpenNebula CE ${ce}: ${what}`);
   const endpoint = s['endpoint'];
-  if (typeof endpoint !== 'string' || !/^https?:\/\/[^/]+/.test(endpoint)) throw bad('settings.endpoint must be an http(s) URL such as https://one.example.org:2633/RPC2');
+  if (typeof endpoint !== 'string' || !/^https?:\/\/[^/]+/.test(endpoint))
+    throw bad('settings.endpoint must be an http(s) URL such as https://one.example.org:2633/RPC2');
   const user = s['user'];
   if (typeof user !== 'string' || user === '' || user.includes(':')) throw bad('settings.user must be a user name (no colon)');
   if (s['password'] === undefined) throw bad('settings.password is required ({ env: NAME } or { file: PATH })');
   const templateId = s['templateId'];
   const template = s['template'];
   if ((templateId === undefined) === (template === undefined)) throw bad('give exactly one of settings.templateId and settings.template');
-  if (templateId !== undefined && !(Number.isInteger(templateId) && (templateId as number) >= 0)) throw bad('settings.templateId must be a template id (integer >= 0)');
+  if (templateId !== undefined && !(Number.isInteger(templateId) && (templateId as number) >= 0))
+    throw bad('settings.templateId must be a template id (integer >= 0)');
   if (template !== undefined) {
     if (typeof template !== 'string' || template.trim() === '') throw bad('settings.template must be a VM template string');
-    if (/^\s*(NAME|CONTEXT)\s*=/im.test(template)) throw bad('settings.template must not set NAME or CONTEXT (the driver sets them; use settings.contextExtra)');
+    if (/^\s*(NAME|CONTEXT)\s*=/im.test(template))
+      throw bad('settings.template must not set NAME or CONTEXT (the driver sets them; use settings.contextExtra)');
   }
   const prefix = s['vmNamePrefix'] ?? OPENNEBULA_DEFAULTS.vmNamePrefix;
-  if (typeof prefix !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(prefix)) throw bad('settings.vmNamePrefix must be letters, digits, _ . - (1 to 64)');
+  if (typeof prefix !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(prefix))
+    throw bad('settings.vmNamePrefix must be letters, digits, _ . - (1 to 64)');
   const num = (key: string, dflt: number | undefined, min: number): number | undefined => {
     const v = s[key] ?? dflt;
     if (v === undefined) return undefined;
@@ -102,7 +106,8 @@ export function parseOpenNebulaSettings(ce: string, s: Readonly<Record<string, u
     for (const [k, v] of Object.entries(extra)) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw bad(`settings.contextExtra: bad attribute name ${JSON.stringify(k)}`);
       if (RESERVED_CONTEXT.has(k.toUpperCase())) throw bad(`settings.contextExtra: ${k} is set by the driver`);
-      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw bad(`settings.contextExtra.${k} must be a string, number or boolean`);
+      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean')
+        throw bad(`settings.contextExtra.${k} must be a string, number or boolean`);
       contextExtra[k] = typeof v === 'boolean' ? (v ? 'YES' : 'NO') : String(v);
       quoteTemplateValue(contextExtra[k]!, `settings.contextExtra.${k}`); // refuses what cannot be quoted
     }
@@ -131,7 +136,8 @@ export function parseOpenNebulaSettings(ce: string, s: Readonly<Record<string, u
  * would come right before a quote (or at the end) cannot be written and is refused.
  */
 export function quoteTemplateValue(v: string, what = 'template value'): string {
-  if (/\\("|$)/.test(v)) throw new Error(`${what}: a backslash before a quote or at the end cannot be written in an OpenNebula template; base64 it`);
+  if (/\\("|$)/.test(v))
+    throw new Error(`${what}: a backslash before a quote or at the end cannot be written in an OpenNebula template; base64 it`);
   return `"${v.replace(/"/g, '\\"')}"`;
 }
 
@@ -149,7 +155,9 @@ export function templateVector(name: string, entries: Readonly<Record<string, st
  */
 export function pilotLauncher(stamp: string, wrapper: string, powerOff: boolean): string {
   if (!/^[A-Za-z0-9_-]+$/.test(stamp)) throw new Error(`bad pilot stamp ${JSON.stringify(stamp)}`);
-  const b64 = Buffer.from(wrapper, 'utf8').toString('base64').replace(/.{1,76}/g, '$&\n');
+  const b64 = Buffer.from(wrapper, 'utf8')
+    .toString('base64')
+    .replace(/.{1,76}/g, '$&\n');
   const after = powerOff ? '; sync; poweroff' : '';
   return [
     '#!/bin/bash',
@@ -192,7 +200,9 @@ function parseDoc(value: unknown, root: string, what: string): XmlElement {
 
 const isOne = (e: unknown, code: number) => e instanceof XmlRpcError && e.kind === 'one' && e.details.oneCode === code;
 const isTransient = (e: unknown) =>
-  e instanceof XmlRpcError && e.kind === 'one' && (e.details.oneCode === ONE_ERROR_CODES.ACTION || e.details.oneCode === ONE_ERROR_CODES.LOCKED);
+  e instanceof XmlRpcError &&
+  e.kind === 'one' &&
+  (e.details.oneCode === ONE_ERROR_CODES.ACTION || e.details.oneCode === ONE_ERROR_CODES.LOCKED);
 
 export type OpenNebulaDriverOptions = DriverOptions & {
   /** undici dispatcher for the XML-RPC calls (tests pass a MockAgent). */
@@ -320,9 +330,9 @@ export function createOpenNebulaComputingElement(o: OpenNebulaDriverOptions): Co
           const hopeless =
             e instanceof XmlRpcError &&
             (e.kind === 'transport' ||
-            e.kind === 'timeout' ||
-            isOne(e, ONE_ERROR_CODES.AUTHENTICATION) ||
-            isOne(e, ONE_ERROR_CODES.AUTHORIZATION));
+              e.kind === 'timeout' ||
+              isOne(e, ONE_ERROR_CODES.AUTHENTICATION) ||
+              isOne(e, ONE_ERROR_CODES.AUTHORIZATION));
           if (hopeless) stopReason = reason;
         }
       }

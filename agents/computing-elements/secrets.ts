@@ -17,7 +17,7 @@ export async function resolveSecret(ref: unknown, what: string, env: NodeJS.Proc
       try {
         return (await readFile(r['file'], 'utf8')).replace(/\r?\n$/, '');
       } catch (e) {
-        throw new Error(`${what}: cannot read ${r['file']} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+        throw new Error(`${what}: cannot read ${r['file']} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
       }
     }
   }

@@ -52,9 +52,7 @@ export const SLURM_STATES = {
 
 export type SlurmStateName = keyof typeof SLURM_STATES;
 
-const BY_CODE = new Map<string, SlurmStateName>(
-  Object.entries(SLURM_STATES).map(([name, s]) => [s.code, name as SlurmStateName]),
-);
+const BY_CODE = new Map<string, SlurmStateName>(Object.entries(SLURM_STATES).map(([name, s]) => [s.code, name as SlurmStateName]));
 
 /** The state's name from a name, a compact code, "CANCELLED by 0" or a truncated "CANCELLED+". */
 export function slurmStateName(raw: string): SlurmStateName | null {
@@ -169,7 +167,12 @@ export function parseSacct(stdout: string): SlurmJobInfo[] {
  * job id, quoting what sbatch printed.
  */
 export function parseSbatch(stdout: string): { jobId: string; cluster?: string } {
-  const line = stdout.split('\n').map((l) => l.trim()).filter(Boolean).pop() ?? '';
+  const line =
+    stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .pop() ?? '';
   const m = /^(\d+)(?:;(\S+))?$/.exec(line);
   if (!m) throw new Error(`sbatch printed no job id: ${JSON.stringify(stdout.trim().slice(0, 200))}`);
   return m[2] ? { jobId: m[1]!, cluster: m[2] } : { jobId: m[1]! };

@@ -98,7 +98,10 @@ export function slurmSettings(ce: string, s: Readonly<Record<string, unknown>>):
   if (s['privateKey'] !== undefined) out.privateKey = s['privateKey'];
   if (s['password'] !== undefined) out.password = s['password'];
   if (out.host !== undefined && out.user === undefined) bad('user is required with host');
-  if (out.host === undefined && (out.privateKey !== undefined || out.password !== undefined || out.user !== undefined || out.port !== undefined)) {
+  if (
+    out.host === undefined &&
+    (out.privateKey !== undefined || out.password !== undefined || out.user !== undefined || out.port !== undefined)
+  ) {
     bad('user/port/privateKey/password need host');
   }
   return out;
@@ -321,7 +324,7 @@ export function createSlurmComputingElement(o: DriverOptions, deps: { runner?: C
       try {
         found = await lookup([...byId.keys()]);
       } catch (e) {
-        throw new Error(`${label}: status: ${(e as Error).message}`);
+        throw new Error(`${label}: status: ${(e as Error).message}`, { cause: e });
       }
       for (const [id, refs] of byId) {
         const info = found.get(id);
@@ -338,7 +341,7 @@ export function createSlurmComputingElement(o: DriverOptions, deps: { runner?: C
           if (r.code !== 0 && !/Invalid job id/i.test(r.stderr)) throw new Error(`scancel failed: ${firstLine(r)}`);
         }
       } catch (e) {
-        throw new Error(`${label}: cancel: ${(e as Error).message}`);
+        throw new Error(`${label}: cancel: ${(e as Error).message}`, { cause: e });
       }
     },
 
@@ -368,7 +371,7 @@ export function createSlurmComputingElement(o: DriverOptions, deps: { runner?: C
           }
         }
       } catch (e) {
-        throw new Error(`${label}: cleanup: ${(e as Error).message}`);
+        throw new Error(`${label}: cleanup: ${(e as Error).message}`, { cause: e });
       }
     },
 
@@ -381,7 +384,7 @@ export function createSlurmComputingElement(o: DriverOptions, deps: { runner?: C
         const n = r.stdout.split('\n').filter((l) => l.trim()).length;
         return Math.max(0, s.maxJobs - n);
       } catch (e) {
-        throw new Error(`${label}: availableSlots: ${(e as Error).message}`);
+        throw new Error(`${label}: availableSlots: ${(e as Error).message}`, { cause: e });
       }
     },
 

@@ -48,7 +48,10 @@ export interface ComputingElement {
    * Starts the pilots; answers the ones started (maybe fewer than asked when the backend
    * refuses part way; the rest are reported through `failed`).
    */
-  submit(queue: CeQueueTarget, pilots: readonly PilotSubmission[]): Promise<{ submitted: SubmittedPilot[]; failed: { stamp: string; reason: string }[] }>;
+  submit(
+    queue: CeQueueTarget,
+    pilots: readonly PilotSubmission[],
+  ): Promise<{ submitted: SubmittedPilot[]; failed: { stamp: string; reason: string }[] }>;
   /** The status of many pilots by reference; references the backend does not know are absent. */
   status(references: readonly string[]): Promise<Map<string, PilotBackendStatus>>;
   /** Stops pilots (best effort; unknown references are ignored). */

@@ -201,15 +201,7 @@ export class XmlRpcTyped {
 export const i8 = (v: number | bigint) => new XmlRpcTyped('i8', v);
 export const double = (v: number) => new XmlRpcTyped('double', v);
 
-export type XmlRpcValue =
-  | string
-  | number
-  | bigint
-  | boolean
-  | null
-  | XmlRpcTyped
-  | XmlRpcValue[]
-  | { [member: string]: XmlRpcValue };
+export type XmlRpcValue = string | number | bigint | boolean | null | XmlRpcTyped | XmlRpcValue[] | { [member: string]: XmlRpcValue };
 
 function encodeValue(v: XmlRpcValue): string {
   if (v === null) return '<value><nil/></value>';
@@ -501,7 +493,7 @@ export class XmlRpcClient {
   async callOne(method: string, session: string, params: readonly XmlRpcValue[]): Promise<XmlRpcValue> {
     const v = await this.call(method, [session, ...params]);
     if (!Array.isArray(v) || v.length < 2 || typeof v[0] !== 'boolean') {
-      throw this.fail(method, 'protocol', 'reply is not OpenNebula\'s [ok, value, code, ...] array');
+      throw this.fail(method, 'protocol', "reply is not OpenNebula's [ok, value, code, ...] array");
     }
     if (v[0]) return v[1]!;
     const code = typeof v[2] === 'number' ? v[2] : Number(v[2] ?? NaN);

@@ -20,9 +20,7 @@ export async function bareClaimLoop(
   const pool = new pg.Pool({ connectionString: dbUrl, max: opts.connections });
   try {
     await pool.query('DROP TABLE IF EXISTS bench_claims');
-    await pool.query(
-      `CREATE TABLE bench_claims (id bigserial PRIMARY KEY, tq int NOT NULL, claimed boolean NOT NULL DEFAULT false)`,
-    );
+    await pool.query(`CREATE TABLE bench_claims (id bigserial PRIMARY KEY, tq int NOT NULL, claimed boolean NOT NULL DEFAULT false)`);
     await pool.query('INSERT INTO bench_claims (tq) SELECT g % $1 FROM generate_series(1, $2) g', [opts.queues, opts.rows]);
     await pool.query('CREATE INDEX bench_claims_open ON bench_claims (tq, id) WHERE NOT claimed');
     await pool.query('ANALYZE bench_claims');

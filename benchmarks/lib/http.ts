@@ -3,7 +3,10 @@ import { Pool } from 'undici';
 
 export class Api {
   readonly pool: Pool;
-  constructor(readonly url: string, connections: number) {
+  constructor(
+    readonly url: string,
+    connections: number,
+  ) {
     this.pool = new Pool(url, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
   }
 

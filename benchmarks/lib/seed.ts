@@ -12,7 +12,10 @@ import { openDb, recomputeSharePriorities, submitJobs } from '../../db/index.js'
 export const PILOT_SITE = 'BENCH.HOME.org';
 const OWNERS = 25;
 
-export async function seedWaitingJobs(dbUrl: string, opts: { jobs: number; queues: number }): Promise<{ taskQueues: number; waiting: number }> {
+export async function seedWaitingJobs(
+  dbUrl: string,
+  opts: { jobs: number; queues: number },
+): Promise<{ taskQueues: number; waiting: number }> {
   const handle = await openDb(dbUrl, { poolSize: 4 });
   try {
     const perOwner = Math.ceil(opts.queues / OWNERS);

@@ -31,8 +31,20 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'wms-bench-'));
   const child: ChildProcess = spawn(
     process.execPath,
-    [...serverNodeArgs, join(root, 'dist/cli/main.js'), 'server', 'start', '--port', String(opts.port), '--data-dir', dataDir,
-      '--db', opts.dbUrl, '--no-agents', '--no-local-site'],
+    [
+      ...serverNodeArgs,
+      join(root, 'dist/cli/main.js'),
+      'server',
+      'start',
+      '--port',
+      String(opts.port),
+      '--data-dir',
+      dataDir,
+      '--db',
+      opts.dbUrl,
+      '--no-agents',
+      '--no-local-site',
+    ],
     { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';

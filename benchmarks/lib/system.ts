@@ -54,7 +54,10 @@ export async function withSystem<T>(
     async api<R>(method: string, path: string, body?: unknown): Promise<R> {
       const res = await fetch(s.url + path, {
         method,
-        headers: { authorization: `Bearer ${path.startsWith('/api/jobs') ? token : admin}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          authorization: `Bearer ${path.startsWith('/api/jobs') ? token : admin}`,
+          ...(body ? { 'content-type': 'application/json' } : {}),
+        },
         ...(body ? { body: JSON.stringify(body) } : {}),
       });
       const text = await res.text();
@@ -74,7 +77,12 @@ export async function withSystem<T>(
 }
 
 /** Polls `probe` every `everyMs` until it answers a value (throws after `timeoutMs`). */
-export async function poll<T>(what: string, probe: () => Promise<T | null | false | undefined>, timeoutMs: number, everyMs = 50): Promise<T> {
+export async function poll<T>(
+  what: string,
+  probe: () => Promise<T | null | false | undefined>,
+  timeoutMs: number,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();

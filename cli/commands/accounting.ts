@@ -37,7 +37,16 @@ function accountingTable(answer: AccountingReport): string {
     { jobs: 0, done: 0, failed: 0, killed: 0, cpu: 0, wall: 0, norm: 0 },
   );
   const cells = [
-    ...answer.rows.map((r) => [r.key, r.jobs, r.done, r.failed, r.killed, seconds(r.cpuSeconds), seconds(r.wallSeconds), seconds(r.normalizedCpuSeconds)]),
+    ...answer.rows.map((r) => [
+      r.key,
+      r.jobs,
+      r.done,
+      r.failed,
+      r.killed,
+      seconds(r.cpuSeconds),
+      seconds(r.wallSeconds),
+      seconds(r.normalizedCpuSeconds),
+    ]),
     ['TOTAL', total.jobs, total.done, total.failed, total.killed, seconds(total.cpu), seconds(total.wall), seconds(total.norm)],
   ].map((r) => r.map(String));
   // Numbers right-aligned: pad each numeric column to its widest cell first.
@@ -65,9 +74,9 @@ const report = answerCommand<AccountingReport>({
   details:
     'One accounting record per finished job (Done, Failed, Killed), written by the accounting agent\n' +
     'within a minute of the job ending. CPU(s) is the CPU time the job wrapper measured, WALL(s)\n' +
-    'its wall clock, NORM.CPU the CPU time times the DB12 of the pilot that ran it (DIRAC\'s\n' +
-    'CPUNormalizationFactor), the unit of a JDL\'s CPUTime. Rows: biggest normalized CPU first.\n' +
-    'Users see their own jobs; admins and site admins everyone\'s.',
+    "its wall clock, NORM.CPU the CPU time times the DB12 of the pilot that ran it (DIRAC's\n" +
+    "CPUNormalizationFactor), the unit of a JDL's CPUTime. Rows: biggest normalized CPU first.\n" +
+    "Users see their own jobs; admins and site admins everyone's.",
   options: {
     by: { type: 'string', value: 'KEY', description: `group by ${ACCOUNTING_GROUPINGS.join(', ')}` },
     since: { type: 'string', value: 'D', description: 'jobs ended within D: 30m, 12h, 7d, 2w (default 7d)' },

@@ -398,7 +398,7 @@ const submit = clientCommand({
     `one line per status change ("12  Waiting -> Running  (Application)"), or for more than\n` +
     `${FEW_JOBS} jobs one line of counts whenever they change. Exit code 0 when every job ended\n` +
     'Done; 1 otherwise (the jobs that did not are named with their minor status), or when\n' +
-    '--timeout passed first. Changes come over the services\' event stream (a websocket),\n' +
+    "--timeout passed first. Changes come over the services' event stream (a websocket),\n" +
     'or by polling once a second where it cannot be opened.\n' +
     'Leaving (Ctrl-C, --timeout) stops the following only: the jobs go on. With --json the\n' +
     'progress goes to stderr and stdout gets {jobIds, jobs, notFound, timedOut} at the end.',
@@ -431,7 +431,12 @@ const submit = clientCommand({
       const ids = answer.jobIds;
       io.out(`${files[0]}: ${ids.length === 1 ? `job ${ids[0]}` : `${ids.length} jobs: ${idRanges(ids)}`}`);
     } else {
-      io.out(table(['FILE', 'JOB'], idsPerFile(files, answer).map(([f, ids]) => [f, idRanges(ids)])));
+      io.out(
+        table(
+          ['FILE', 'JOB'],
+          idsPerFile(files, answer).map(([f, ids]) => [f, idRanges(ids)]),
+        ),
+      );
     }
     if (!wait) return 0;
 
@@ -479,12 +484,13 @@ const logging = clientCommand({
     }
     io.out(
       all
-        .map(({ jobId, history }) =>
-          (all.length > 1 ? `job ${jobId}\n` : '') +
-          table(
-            ['STATUS', 'MINOR STATUS', 'APPLICATION', 'SOURCE', 'TIME'],
-            history.map((h) => [h.status, h.minorStatus, h.applicationStatus, h.source, shortTime(h.at)]),
-          ),
+        .map(
+          ({ jobId, history }) =>
+            (all.length > 1 ? `job ${jobId}\n` : '') +
+            table(
+              ['STATUS', 'MINOR STATUS', 'APPLICATION', 'SOURCE', 'TIME'],
+              history.map((h) => [h.status, h.minorStatus, h.applicationStatus, h.source, shortTime(h.at)]),
+            ),
         )
         .join('\n\n'),
     );
@@ -518,7 +524,10 @@ function bulk(action: 'kill' | 'reschedule' | 'delete', past: string, summary: s
 /** `GET /api/jobs` with the filters of `wms job list`; a UsageError names a malformed one. */
 function jobListPath(values: OptionValues): string {
   const q = new URLSearchParams();
-  for (const s of strs(values, 'status').flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean)) {
+  for (const s of strs(values, 'status')
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean)) {
     const state = JOB_STATES.find((k) => k.toLowerCase() === s.toLowerCase());
     if (!state || !isJobState(state)) throw new UsageError(`--status: "${s}" is not a job status (${JOB_STATES.join(', ')})`);
     q.append('status', state);
@@ -578,7 +587,10 @@ const parameters = answerCommand<JobParameters>({
   text: ({ jobId, parameters: p }) =>
     Object.keys(p).length === 0
       ? `job ${jobId} has no parameters yet`
-      : table(['NAME', 'VALUE'], Object.entries(p).sort(([a], [b]) => a.localeCompare(b))),
+      : table(
+          ['NAME', 'VALUE'],
+          Object.entries(p).sort(([a], [b]) => a.localeCompare(b)),
+        ),
 });
 
 const explain = answerCommand<ExplainJob>({

@@ -17,7 +17,8 @@ async function readStdin(): Promise<string> {
 
 const explain = clientCommand({
   name: ['match', 'explain'],
-  usage: '--site S --cpu-work N [--ce C] [--queue Q] [--platform P] [--tag T]... [--processors N] [--ram-mb N] [--gpus N] [--vo V] | --file FILE',
+  usage:
+    '--site S --cpu-work N [--ce C] [--queue Q] [--platform P] [--tag T]... [--processors N] [--ram-mb N] [--gpus N] [--vo V] | --file FILE',
   summary: 'which task queues a resource would be offered, and why the others are rejected',
   details: 'For one job, use "wms job explain ID".',
   options: {

@@ -10,16 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PILOT_FINAL_STATES, PILOT_STATES, type PilotState } from '../../core/pilot-states.js';
 import type { Pilot, PilotDetail, PilotList, PilotLog, PilotLogLine } from '../../api/index.js';
 import type { ApiClient } from '../client.js';
-import {
-  clientFrom,
-  flag,
-  int,
-  str,
-  strs,
-  type CommandSpec,
-  type LongRunning,
-  type OptionValues,
-} from '../command.js';
+import { clientFrom, flag, int, str, strs, type CommandSpec, type LongRunning, type OptionValues } from '../command.js';
 import { CliError, exitCodeOf, formatError, UsageError } from '../errors.js';
 import { json, shortTime, table } from '../output.js';
 import { answerCommand, clientCommand } from './client-command.js';
@@ -47,7 +38,10 @@ function cut(text: string, width: number): string {
 /** `--status A,B --status C` → validated pilot states (case-insensitive). */
 function pilotStates(values: OptionValues): PilotState[] {
   const out: PilotState[] = [];
-  for (const s of strs(values, 'status').flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean)) {
+  for (const s of strs(values, 'status')
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean)) {
     const state = PILOT_STATES.find((k) => k.toLowerCase() === s.toLowerCase());
     if (!state) throw new UsageError(`--status: "${s}" is not a pilot status (${PILOT_STATES.join(', ')})`);
     if (!out.includes(state)) out.push(state);
@@ -142,7 +136,8 @@ function db12Line(benchmark: number | null, details: unknown): string {
   if (!details || typeof details !== 'object') return String(benchmark);
   const d = details as { raw?: unknown; copies?: unknown; method?: unknown };
   const extra: string[] = [];
-  if (Array.isArray(d.raw) && d.raw.every((x) => typeof x === 'number')) extra.push(`raw ${(d.raw as number[]).map((x) => x.toFixed(1)).join(', ')}`);
+  if (Array.isArray(d.raw) && d.raw.every((x) => typeof x === 'number'))
+    extra.push(`raw ${(d.raw as number[]).map((x) => x.toFixed(1)).join(', ')}`);
   if (typeof d.copies === 'number') extra.push(`${d.copies} cop${d.copies === 1 ? 'y' : 'ies'}`);
   if (typeof d.method === 'string') extra.push(d.method);
   return extra.length > 0 ? `${benchmark} (${extra.join('; ')})` : String(benchmark);

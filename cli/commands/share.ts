@@ -16,14 +16,17 @@ const list = answerCommand<ShareList>({
   summary: 'the fair share of every group (admins)',
   details:
     'Every group that has a share set, or ever had jobs, with its share; "(default)" marks a group\n' +
-    'without one (DIRAC\'s JobShare default, 1000). Within a VO, the groups with work divide the\n' +
-    'resources in proportion to their shares; see the dashboard\'s Usage page for shares against use.',
+    "without one (DIRAC's JobShare default, 1000). Within a VO, the groups with work divide the\n" +
+    "resources in proportion to their shares; see the dashboard's Usage page for shares against use.",
   positionals: [0, 0],
   path: () => '/api/shares',
   text: (answer) =>
     answer.shares.length === 0
       ? `no groups yet (the default share is ${answer.defaultShare})`
-      : table(['VO', 'GROUP', 'SHARE'], answer.shares.map((s) => [s.vo, s.group, s.configured ? String(s.share) : `${s.share} (default)`])),
+      : table(
+          ['VO', 'GROUP', 'SHARE'],
+          answer.shares.map((s) => [s.vo, s.group, s.configured ? String(s.share) : `${s.share} (default)`]),
+        ),
 });
 
 /** A share from the command line: a positive decimal number. */
@@ -41,11 +44,14 @@ const set = clientCommand({
   summary: "set a group's fair share (admins)",
   details:
     'N is a number > 0 (the default is 1000). The share counts against the other groups of the\n' +
-    'same VO that have work; the group\'s waiting jobs get their new priority at once.',
+    "same VO that have work; the group's waiting jobs get their new priority at once.",
   positionals: [3, 3],
   async run(values, positionals, io) {
     const [vo, group, text] = positionals as [string, string, string];
-    for (const [what, name] of [['VO', vo], ['group', group]] as const) {
+    for (const [what, name] of [
+      ['VO', vo],
+      ['group', group],
+    ] as const) {
       if (!isValidName(name)) throw new UsageError(`share set: "${name}" is not a ${what} name (letters, digits, . _ @ -)`);
     }
     const share = shareValue(text);

@@ -31,7 +31,11 @@ export async function readRegistryFile(io: Io, file: string): Promise<unknown> {
     return { message, line: p.line, column: p.col };
   };
   if (doc.errors.length > 0) {
-    throw new CliError(`${file} is not valid YAML`, doc.errors.map((e) => located(e.pos[0], e.message.split('\n')[0]!)), [file]);
+    throw new CliError(
+      `${file} is not valid YAML`,
+      doc.errors.map((e) => located(e.pos[0], e.message.split('\n')[0]!)),
+      [file],
+    );
   }
   const value: unknown = doc.toJS();
   const problems = siteRegistryProblems(value);
@@ -116,7 +120,10 @@ const list = answerCommand<QueueList>({
 function siteStatusText(s: SiteStatus): string {
   const lines = [`site ${s.site}: ${s.queues.length} queue(s)`];
   for (const q of s.queues) {
-    const pilots = Object.entries(q.pilots).map(([st, n]) => `${n} ${st}`).join(', ') || 'none';
+    const pilots =
+      Object.entries(q.pilots)
+        .map(([st, n]) => `${n} ${st}`)
+        .join(', ') || 'none';
     lines.push('', `${q.ce}/${q.queue} (${q.ceType}): ${stateOf(q)}`);
     if (q.pausedUntil) lines.push(`  paused: ${q.pauseReason ?? ''}`);
     lines.push(`  pilots: ${pilots}`);

@@ -109,7 +109,10 @@ const whoami = answerCommand<Identity>({
   summary: 'who the current token stands for',
   positionals: [0, 0],
   path: () => '/api/tokens/self',
-  text: (me) => Object.entries(me).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : String(v)}`).join('\n'),
+  text: (me) =>
+    Object.entries(me)
+      .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : String(v)}`)
+      .join('\n'),
 });
 
 function revocationWhat(r: Revocation): string {
@@ -171,7 +174,13 @@ const revocations = clientCommand({
     const { revocations: list } = await clientFrom(io).json<RevocationList>('GET', '/api/tokens/revocations');
     if (flag(values, 'json')) io.out(json(list));
     else if (list.length === 0) io.out('no revocations in force');
-    else io.out(table(['ID', 'REVOKED', 'WHAT', 'BY', 'REASON'], list.map((r) => [r.id, shortTime(r.revokedAt), revocationWhat(r), r.revokedBy, r.reason])));
+    else
+      io.out(
+        table(
+          ['ID', 'REVOKED', 'WHAT', 'BY', 'REASON'],
+          list.map((r) => [r.id, shortTime(r.revokedAt), revocationWhat(r), r.revokedBy, r.reason]),
+        ),
+      );
     return 0;
   },
 });

@@ -48,14 +48,7 @@
 import { isWmsError, jdlError, type ErrorCode, type JdlProblem } from '../errors.js';
 import { MAX_NAME_LENGTH, MAX_TAGS, type Identity, type JobDescription, type JobLimits, type JobRequirements } from '../job-model.js';
 import { toCpuSegment } from '../cpu-segments.js';
-import {
-  makeAttribute,
-  parseJdl,
-  serializeJdl,
-  type JdlAd,
-  type JdlAttribute,
-  type JdlValue,
-} from './parser.js';
+import { makeAttribute, parseJdl, serializeJdl, type JdlAd, type JdlAttribute, type JdlValue } from './parser.js';
 import { expandParametric, isParametric, resolvePlaceholders } from './parametric.js';
 
 /** What the caller knows beyond the limits. */
@@ -71,16 +64,7 @@ export interface DescribeOptions {
  * Log levels a job may ask for: DIRAC's (gLogger.getAllPossibleLevels), any case, stored in
  * upper case.
  */
-export const LOG_LEVELS: readonly string[] = [
-  'DEBUG',
-  'VERBOSE',
-  'INFO',
-  'WARN',
-  'NOTICE',
-  'ERROR',
-  'ALWAYS',
-  'FATAL',
-];
+export const LOG_LEVELS: readonly string[] = ['DEBUG', 'VERBOSE', 'INFO', 'WARN', 'NOTICE', 'ERROR', 'ALWAYS', 'FATAL'];
 
 /** Legacy attributes removed from the stored JDL. */
 const DROPPED = new Set(['DIRACSetup', 'OwnerDN', 'JobRequirements']);
@@ -97,12 +81,7 @@ const MAX_LADDER = 1024;
  * error, else `WMS_JDL_INVALID` with every problem of every job (problems shared by all jobs
  * of a parametric JDL are listed once; the others name the jobs they concern).
  */
-export function describeJobs(
-  text: string,
-  identity: Identity,
-  limits: JobLimits,
-  options: DescribeOptions = {},
-): JobDescription[] {
+export function describeJobs(text: string, identity: Identity, limits: JobLimits, options: DescribeOptions = {}): JobDescription[] {
   const context = new Context(identity, limits, options);
   const ad = parseJdl(text);
   const jobs = expand(ad, Math.min(limits.maxParametricJobs, limits.maxJobsPerSubmission));
@@ -127,9 +106,7 @@ export function describeJobList(
   options: DescribeOptions = {},
 ): JobDescription[] {
   if (texts.length === 0) {
-    throw jdlError('WMS_JDL_INVALID', [
-      { message: 'the list of JDLs is empty', line: 1, column: 1 },
-    ]);
+    throw jdlError('WMS_JDL_INVALID', [{ message: 'the list of JDLs is empty', line: 1, column: 1 }]);
   }
   if (texts.length > limits.maxJobsPerSubmission) {
     throw jdlError('WMS_JDL_INVALID', [
@@ -149,10 +126,7 @@ export function describeJobList(
   let overLimit = false;
   let code: 'WMS_JDL_SYNTAX' | 'WMS_JDL_PARAMETRIC' | 'WMS_JDL_INVALID' = 'WMS_JDL_INVALID';
   const raise = (found: ErrorCode): void => {
-    if (
-      found === 'WMS_JDL_SYNTAX' ||
-      (found === 'WMS_JDL_PARAMETRIC' && code === 'WMS_JDL_INVALID')
-    ) {
+    if (found === 'WMS_JDL_SYNTAX' || (found === 'WMS_JDL_PARAMETRIC' && code === 'WMS_JDL_INVALID')) {
       code = found;
     }
   };
@@ -169,9 +143,7 @@ export function describeJobList(
       total += jobs.length;
       if (total > limits.maxJobsPerSubmission) {
         overLimit = true;
-        const first = isParametric(ad)
-          ? (ad.attributes.find((a) => a.name.startsWith('Parameters')) as JdlAttribute)
-          : undefined;
+        const first = isParametric(ad) ? (ad.attributes.find((a) => a.name.startsWith('Parameters')) as JdlAttribute) : undefined;
         add([
           {
             message: `the JDLs up to this one make ${total} jobs, more than the limit of ${limits.maxJobsPerSubmission} jobs per submission`,
@@ -218,10 +190,7 @@ function expand(ad: JdlAd, maxParametricJobs: number): Expanded[] {
  * Describes the jobs of one JDL. A problem found in every job of a parametric JDL is listed
  * once; the others are prefixed with the job numbers they concern.
  */
-function describeExpanded(
-  jobs: readonly Expanded[],
-  context: Context,
-): { descriptions: JobDescription[]; problems: JdlProblem[] } {
+function describeExpanded(jobs: readonly Expanded[], context: Context): { descriptions: JobDescription[]; problems: JdlProblem[] } {
   const descriptions: JobDescription[] = [];
   const groups = new Map<string, { problem: JdlProblem; jobs: number[] }>();
   for (const job of jobs) {
@@ -237,9 +206,7 @@ function describeExpanded(
   }
   const parametric = jobs[0]?.parametric !== null;
   const problems = [...groups.values()].map(({ problem, jobs: numbers }) =>
-    !parametric || numbers.length === jobs.length
-      ? problem
-      : { ...problem, message: `${jobsLabel(numbers)}: ${problem.message}` },
+    !parametric || numbers.length === jobs.length ? problem : { ...problem, message: `${jobsLabel(numbers)}: ${problem.message}` },
   );
   return { descriptions, problems };
 }
@@ -333,12 +300,7 @@ function boundedDistance(a: string, b: string, max: number): number {
     let rowMin = current[0] as number;
     for (let j = from; j <= to; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      const value = Math.min(
-        (previous[j - 1] as number) + cost,
-        (previous[j] as number) + 1,
-        (current[j - 1] as number) + 1,
-        big,
-      );
+      const value = Math.min((previous[j - 1] as number) + cost, (previous[j] as number) + 1, (current[j - 1] as number) + 1, big);
       current[j] = value;
       if (value < rowMin) rowMin = value;
     }
@@ -371,16 +333,17 @@ function describeAd(
   }
 
   // Scheduling (JobType first: the InputData limit depends on it).
-  const cpuTime =
-    read.integerInRange('CPUTime', limits.minCpuTime, limits.maxCpuTime) ?? limits.defaultCpuTime;
-  const priority =
-    read.integerInRange('Priority', limits.minPriority, limits.maxPriority) ??
-    limits.defaultPriority;
+  const cpuTime = read.integerInRange('CPUTime', limits.minCpuTime, limits.maxCpuTime) ?? limits.defaultCpuTime;
+  const priority = read.integerInRange('Priority', limits.minPriority, limits.maxPriority) ?? limits.defaultPriority;
   const jobType = read.oneOf('JobType', limits.allowedJobTypes, 'User');
   const jobGroup = read.text('JobGroup') ?? identity.vo;
   const jobName = read.text('JobName') ?? (basename(executable) || 'Name');
-  for (const [name, value] of [['JobGroup', jobGroup], ['JobName', jobName]] as const) {
-    if (value.length > MAX_NAME_LENGTH) read.problemAt(name, `${name} is ${value.length} characters long, more than the limit of ${MAX_NAME_LENGTH}`);
+  for (const [name, value] of [
+    ['JobGroup', jobGroup],
+    ['JobName', jobName],
+  ] as const) {
+    if (value.length > MAX_NAME_LENGTH)
+      read.problemAt(name, `${name} is ${value.length} characters long, more than the limit of ${MAX_NAME_LENGTH}`);
   }
   const logLevel = read.oneOf('LogLevel', LOG_LEVELS, 'INFO', true);
   output.set('CPUTime', cpuTime);
@@ -415,10 +378,7 @@ function describeAd(
   }
   const gridCEs = read.names('GridCE');
   const platforms = read.names('Platform');
-  const { processors, tags: processorTags } = read.processors(
-    limits.minProcessors,
-    limits.maxProcessors,
-  );
+  const { processors, tags: processorTags } = read.processors(limits.minProcessors, limits.maxProcessors);
   const { ramMb, tags: ramTags } = read.ram();
   const tags = [...read.names('Tags'), ...read.names('Tag'), ...processorTags, ...ramTags];
   if (new Set(tags).size > MAX_TAGS) read.problemAt('Tags', `Tags lists ${new Set(tags).size} tags, more than the limit of ${MAX_TAGS}`);
@@ -539,17 +499,11 @@ class AttributeReader {
   executable(): string {
     const a = this.get('Executable');
     if (!a) {
-      this.problemAt(
-        'Executable',
-        'Executable is required: name the program or script the job runs',
-      );
+      this.problemAt('Executable', 'Executable is required: name the program or script the job runs');
       return '';
     }
     if (typeof a.value !== 'string') {
-      this.problemAt(
-        'Executable',
-        `Executable must be a text in double quotes, not ${kindOf(a.value)}`,
-      );
+      this.problemAt('Executable', `Executable must be a text in double quotes, not ${kindOf(a.value)}`);
       return '';
     }
     if (a.value.trim() === '') {
@@ -598,8 +552,7 @@ class AttributeReader {
       return Number(written.replace(/[\s_]/g, '')) + 0;
     }
     const shown = typeof v === 'string' ? `"${v}"` : (written ?? kindOf(v));
-    const hint =
-      typeof v === 'number' && Number.isSafeInteger(v) ? `: write ${v} (digits only, as DIRAC reads it)` : '';
+    const hint = typeof v === 'number' && Number.isSafeInteger(v) ? `: write ${v} (digits only, as DIRAC reads it)` : '';
     this.problemAt(name, `${name} must be a whole number, not ${shown}${hint}`);
     return undefined;
   }
@@ -625,10 +578,7 @@ class AttributeReader {
     const out: string[] = [];
     for (const item of items) {
       if (typeof item !== 'string' && typeof item !== 'number') {
-        this.problemAt(
-          name,
-          `${name} must be a list of texts, e.g. { "a", "b" }, but holds ${kindOf(item)}`,
-        );
+        this.problemAt(name, `${name} must be a list of texts, e.g. { "a", "b" }, but holds ${kindOf(item)}`);
         return [];
       }
       const parts = splitCommas ? String(item).split(',') : [String(item)];
@@ -644,7 +594,8 @@ class AttributeReader {
   names(name: string): string[] {
     const names = this.list(name, true);
     const long = names.find((n) => n.length > MAX_NAME_LENGTH);
-    if (long !== undefined) this.problemAt(name, `${name} entry of ${long.length} characters is longer than the limit of ${MAX_NAME_LENGTH}`);
+    if (long !== undefined)
+      this.problemAt(name, `${name} entry of ${long.length} characters is longer than the limit of ${MAX_NAME_LENGTH}`);
     return names;
   }
 
@@ -677,22 +628,13 @@ class AttributeReader {
     const home = `LFN:/${vo}/`;
     for (const lfn of unique) {
       if (!lfn.startsWith('LFN:/')) {
-        this.problemAt(
-          'InputData',
-          `InputData entry ${lfn} is not a logical file name: it must start with LFN:/ or /`,
-        );
+        this.problemAt('InputData', `InputData entry ${lfn} is not a logical file name: it must start with LFN:/ or /`);
       } else if (!lfn.startsWith(home)) {
-        this.problemAt(
-          'InputData',
-          `InputData entry ${lfn} is outside the files of VO ${vo}: it must start with ${home}`,
-        );
+        this.problemAt('InputData', `InputData entry ${lfn} is outside the files of VO ${vo}: it must start with ${home}`);
       }
     }
     if (max !== null && unique.length >= max) {
-      this.problemAt(
-        'InputData',
-        `InputData lists ${unique.length} files: a User job may list at most ${max - 1}`,
-      );
+      this.problemAt('InputData', `InputData lists ${unique.length} files: a User job may list at most ${max - 1}`);
     }
     return unique;
   }
@@ -715,10 +657,7 @@ class AttributeReader {
       const max = this.integerInRange('MaxNumberOfProcessors', lo, hi);
       const low = min ?? 1;
       if (max !== undefined && max < low) {
-        this.problemAt(
-          'MaxNumberOfProcessors',
-          `MaxNumberOfProcessors ${max} is smaller than MinNumberOfProcessors ${low}`,
-        );
+        this.problemAt('MaxNumberOfProcessors', `MaxNumberOfProcessors ${max} is smaller than MinNumberOfProcessors ${low}`);
       } else {
         processors = low;
         if (low > 1) tags.push(`${low}Processors`, 'MultiProcessor');
@@ -736,8 +675,7 @@ class AttributeReader {
     if (!a) return false;
     const v = typeof a.value === 'string' ? a.value.trim().toLowerCase() : a.value;
     if (v === true || v === 1 || v === '1' || v === 'y' || v === 'yes' || v === 'true') return true;
-    if (v === false || v === 0 || v === '0' || v === 'n' || v === 'no' || v === 'false' || v === '')
-      return false;
+    if (v === false || v === 0 || v === '0' || v === 'n' || v === 'no' || v === 'false' || v === '') return false;
     this.problemAt('WholeNode', 'WholeNode must be yes or no (true/false, 1/0)');
     return false;
   }
@@ -775,15 +713,9 @@ class AttributeReader {
   sameAs(name: string, expected: string): void {
     const a = this.get(name);
     if (!a) return;
-    const given =
-      typeof a.value === 'string' || typeof a.value === 'number'
-        ? String(a.value)
-        : kindOf(a.value);
+    const given = typeof a.value === 'string' || typeof a.value === 'number' ? String(a.value) : kindOf(a.value);
     if (given !== expected) {
-      this.problemAt(
-        name,
-        `${name} in the JDL (${given}) differs from the submitter (${expected})`,
-      );
+      this.problemAt(name, `${name} in the JDL (${given}) differs from the submitter (${expected})`);
     }
   }
 }
@@ -845,8 +777,5 @@ function capProblems(problems: JdlProblem[]): JdlProblem[] {
   if (problems.length <= MAX_PROBLEMS) return problems;
   const rest = problems.length - MAX_PROBLEMS;
   const last = problems[MAX_PROBLEMS - 1] as JdlProblem;
-  return [
-    ...problems.slice(0, MAX_PROBLEMS),
-    { message: `${rest} more problems not shown`, line: last.line, column: last.column },
-  ];
+  return [...problems.slice(0, MAX_PROBLEMS), { message: `${rest} more problems not shown`, line: last.line, column: last.column }];
 }

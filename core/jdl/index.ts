@@ -3,20 +3,6 @@
  * text into validated job descriptions.
  */
 
-export {
-  getAttribute,
-  isJdlAd,
-  makeAttribute,
-  parseJdl,
-  serializeJdl,
-  type JdlAd,
-  type JdlAttribute,
-  type JdlValue,
-} from './parser.js';
-export {
-  expandParametric,
-  isParametric,
-  resolvePlaceholders,
-  type ExpandedJob,
-} from './parametric.js';
+export { getAttribute, isJdlAd, makeAttribute, parseJdl, serializeJdl, type JdlAd, type JdlAttribute, type JdlValue } from './parser.js';
+export { expandParametric, isParametric, resolvePlaceholders, type ExpandedJob } from './parametric.js';
 export { describeJobList, describeJobs, LOG_LEVELS, type DescribeOptions } from './describe.js';

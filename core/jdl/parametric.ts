@@ -151,8 +151,7 @@ const WHOLE = /^%(?:s|\(([A-Za-z0-9_.]+)\)s)$/;
 /** What Python's `int()` accepts (ASCII digits). */
 const PYTHON_INT = /^\s*[+-]?\d+(?:_\d+)*\s*$/;
 /** What Python's `float()` accepts, less `inf` and `nan`. */
-const PYTHON_FLOAT =
-  /^\s*[+-]?(?:\d+(?:_\d+)*(?:\.(?:\d+(?:_\d+)*)?)?|\.\d+(?:_\d+)*)(?:[eE][+-]?\d+(?:_\d+)*)?\s*$/;
+const PYTHON_FLOAT = /^\s*[+-]?(?:\d+(?:_\d+)*(?:\.(?:\d+(?:_\d+)*)?)?|\.\d+(?:_\d+)*)(?:[eE][+-]?\d+(?:_\d+)*)?\s*$/;
 /** Integer sequences are exact (as Python's ints) up to the largest double, then refused. */
 const LARGEST = BigInt(Number.MAX_VALUE);
 
@@ -167,10 +166,7 @@ export function isParametric(ad: JdlAd): boolean {
  * when sequences differ in length, when there would be more than `limits.maxParametricJobs`
  * jobs, or on a `%(x)s` that names no sequence.
  */
-export function expandParametric(
-  ad: JdlAd,
-  limits: { maxParametricJobs: number },
-): ExpandedJob[] | null {
+export function expandParametric(ad: JdlAd, limits: { maxParametricJobs: number }): ExpandedJob[] | null {
   if (!isParametric(ad)) return null;
   const sequences = readSequences(ad, limits.maxParametricJobs);
   const count = sequences[0]?.values.length ?? 0;
@@ -206,9 +202,7 @@ export function expandParametric(
       );
     }
     added.push(madeAt('ParameterNumber', i, origin, String(i)));
-    const attributes = templates
-      .map((t) => (t.varies ? substituteAttribute(t.attribute, job) : t.attribute))
-      .concat(added);
+    const attributes = templates.map((t) => (t.varies ? substituteAttribute(t.attribute, job) : t.attribute)).concat(added);
     jobs.push({ ad: { attributes }, number: i, values });
   }
   return jobs;
@@ -255,12 +249,7 @@ function readSequences(ad: JdlAd, maxJobs: number): Sequence[] {
     const match = CONTROL_NAME.exec(attribute.name);
     if (!match) {
       if (attribute.name.startsWith('Parameters')) {
-        problems.push(
-          at(
-            attribute,
-            `${attribute.name} is not a parametric attribute: write Parameters or Parameters.<name>`,
-          ),
-        );
+        problems.push(at(attribute, `${attribute.name} is not a parametric attribute: write Parameters or Parameters.<name>`));
       }
       continue;
     }
@@ -291,10 +280,7 @@ function readSequences(ad: JdlAd, maxJobs: number): Sequence[] {
   if (problems.length > 0 || !first) throw jdlError('WMS_JDL_PARAMETRIC', problems);
   if (first.count > maxJobs) {
     throw jdlError('WMS_JDL_PARAMETRIC', [
-      at(
-        first.attribute,
-        `${first.attribute.name} would make ${first.count} jobs, more than the limit of ${maxJobs} jobs per submission`,
-      ),
+      at(first.attribute, `${first.attribute.name} would make ${first.count} jobs, more than the limit of ${maxJobs} jobs per submission`),
     ]);
   }
 
@@ -303,9 +289,7 @@ function readSequences(ad: JdlAd, maxJobs: number): Sequence[] {
   const sequences: Sequence[] = [];
   for (const group of ordered) {
     const list = group.parameters?.value;
-    const values = Array.isArray(list)
-      ? listValues(list, group.parameters as JdlAttribute)
-      : numericSequence(group, first.count, problems);
+    const values = Array.isArray(list) ? listValues(list, group.parameters as JdlAttribute) : numericSequence(group, first.count, problems);
     if (values) sequences.push({ key: group.key, origin: group.origin, values });
   }
   if (problems.length > 0) throw jdlError('WMS_JDL_PARAMETRIC', problems);
@@ -322,9 +306,7 @@ function sequenceLength(attribute: JdlAttribute, problems: JdlProblem[]): number
     }
     const scalar = (v: JdlValue) => typeof v !== 'object';
     if (!value.every((v) => scalar(v) || (Array.isArray(v) && v.every(scalar)))) {
-      problems.push(
-        at(attribute, `${name} may list only texts, numbers, booleans and lists of them`),
-      );
+      problems.push(at(attribute, `${name} may list only texts, numbers, booleans and lists of them`));
       return null;
     }
     return value.length;
@@ -334,16 +316,11 @@ function sequenceLength(attribute: JdlAttribute, problems: JdlProblem[]): number
     const count = Number(written.text);
     if (Number.isInteger(count) && count > 0) return count;
     problems.push(
-      at(
-        attribute,
-        `${name} = ${shorten(written.text)} is not allowed: the number of jobs must be a whole number greater than 0`,
-      ),
+      at(attribute, `${name} = ${shorten(written.text)} is not allowed: the number of jobs must be a whole number greater than 0`),
     );
     return null;
   }
-  problems.push(
-    at(attribute, `${name} must be a list of values, e.g. { "a", "b" }, or a number of jobs`),
-  );
+  problems.push(at(attribute, `${name} must be a list of values, e.g. { "a", "b" }, or a number of jobs`));
   return null;
 }
 
@@ -360,11 +337,7 @@ function listValues(list: JdlValue[], attribute: JdlAttribute): Spelled[] {
  * start, start*factor+step, ... for a sequence of `count` values, with Python's types: exact
  * integers when start, step and factor are written as integers, else floats.
  */
-function numericSequence(
-  group: SequenceAttributes,
-  count: number,
-  problems: JdlProblem[],
-): Spelled[] | null {
+function numericSequence(group: SequenceAttributes, count: number, problems: JdlProblem[]): Spelled[] | null {
   const read = (attribute: JdlAttribute | undefined, fallback: string) => {
     if (!attribute) return { text: fallback, float: false };
     const written = writtenNumber(attribute);
@@ -406,8 +379,7 @@ function numericSequence(
 }
 
 function overflow(group: SequenceAttributes, problems: JdlProblem[]): null {
-  const name =
-    group.parameters?.name ?? (group.key === '' ? 'Parameters' : `sequence ${group.key}`);
+  const name = group.parameters?.name ?? (group.key === '' ? 'Parameters' : `sequence ${group.key}`);
   problems.push(at(group.origin, `the values of ${name} grow beyond the largest number`));
   return null;
 }
@@ -419,9 +391,7 @@ function overflow(group: SequenceAttributes, problems: JdlProblem[]): null {
  */
 function writtenNumber(attribute: JdlAttribute): { text: string; float: boolean } | undefined {
   const { value } = attribute;
-  const written =
-    attribute.source ??
-    (typeof value === 'string' || typeof value === 'number' ? String(value) : undefined);
+  const written = attribute.source ?? (typeof value === 'string' || typeof value === 'number' ? String(value) : undefined);
   const bare = written?.replace(/"/g, '');
   if (bare === undefined || !PYTHON_FLOAT.test(bare)) return undefined;
   return { text: bare.replace(/[\s_]/g, ''), float: !PYTHON_INT.test(bare) };
@@ -448,12 +418,7 @@ function substituteAttribute(attribute: JdlAttribute, job: Job): JdlAttribute {
  * One value with its placeholders substituted. A list element (`inList`) that is a bare
  * placeholder of a list value gives that list's elements, to splice.
  */
-function substitute(
-  item: Spelled,
-  owner: JdlAttribute,
-  job: Job,
-  inList: boolean,
-): Spelled | Spelled[] {
+function substitute(item: Spelled, owner: JdlAttribute, job: Job, inList: boolean): Spelled | Spelled[] {
   const { value, spelling } = item;
   if (typeof value === 'string') {
     if (!value.includes('%')) return item;
@@ -476,12 +441,7 @@ function substitute(
     const items: JdlValue[] = [];
     const written: JdlSpelling[] = [];
     value.forEach((v, i) => {
-      const result = substitute(
-        { value: v, spelling: spellings[i] ?? spellingFor(v) },
-        owner,
-        job,
-        true,
-      );
+      const result = substitute({ value: v, spelling: spellings[i] ?? spellingFor(v) }, owner, job, true);
       const results = Array.isArray(result) ? result : [result];
       job.budget.left -= results.length * ELEMENT_SIZE;
       if (job.budget.left < 0) throw tooLarge(job.budget);
@@ -494,9 +454,7 @@ function substitute(
   }
   if (typeof value === 'object') {
     const ad: JdlAd = {
-      attributes: value.attributes.map((a) =>
-        mentionsPercent(a.value) ? substituteAttribute(a, job) : a,
-      ),
+      attributes: value.attributes.map((a) => (mentionsPercent(a.value) ? substituteAttribute(a, job) : a)),
     };
     return { value: ad, spelling: serializeJdl(ad) };
   }
@@ -599,12 +557,7 @@ function render(spelling: JdlSpelling): string {
 }
 
 /** An attribute made here, at the position of `at` (0 when absent), written as `source`. */
-function madeAt(
-  name: string,
-  value: JdlValue,
-  at: JdlAttribute | undefined,
-  source: string,
-): JdlAttribute {
+function madeAt(name: string, value: JdlValue, at: JdlAttribute | undefined, source: string): JdlAttribute {
   return { ...makeAttribute(name, value, at), source };
 }
 

@@ -140,11 +140,7 @@ export function isBareString(text: string): boolean {
   BARE_WORD.lastIndex = 0;
   const word = BARE_WORD.exec(text)?.[0];
   return (
-    word === text &&
-    BARE_START.test(text) &&
-    !text.startsWith('#') &&
-    !text.startsWith('//') &&
-    typeof bareWordValue(text) === 'string'
+    word === text && BARE_START.test(text) && !text.startsWith('#') && !text.startsWith('//') && typeof bareWordValue(text) === 'string'
   );
 }
 
@@ -321,8 +317,7 @@ class Parser {
     for (;;) {
       this.skipBlank();
       const c = this.peek();
-      if (c === ',')
-        this.fail("empty element in list (two ',' in a row, or a ',' right after '{')");
+      if (c === ',') this.fail("empty element in list (two ',' in a row, or a ',' right after '{')");
       if (c === undefined || c === ';' || c === ']') this.fail("unclosed '{': missing '}'", open);
       const start = this.pos;
       if (spellings && c === '{') {
@@ -374,18 +369,13 @@ class Parser {
       after += 1;
     }
     const next = this.text[after];
-    const ends =
-      next === undefined ||
-      '\r\n;,}]#'.includes(next) ||
-      (next === '/' && this.text[after + 1] === '/');
+    const ends = next === undefined || '\r\n;,}]#'.includes(next) || (next === '/' && this.text[after + 1] === '/');
     if (!ends) {
       const stop = context.inList ? /[,}\r\n]/g : /[;\r\n]/g;
       stop.lastIndex = after;
       const end = stop.exec(this.text)?.index ?? this.text.length;
       const whole = shorten(this.text.slice(start, end).trimEnd());
-      const quoted = context.inList
-        ? quoteString(whole)
-        : `${shorten(context.name)} = ${quoteString(whole)};`;
+      const quoted = context.inList ? quoteString(whole) : `${shorten(context.name)} = ${quoteString(whole)};`;
       const blank = after > start + word.length;
       this.fail(
         blank
@@ -540,12 +530,7 @@ function writeAd(ad: JdlAd, indent: string): string {
   const inner = `${indent}  `;
   const lines = ad.attributes.map((a) => {
     const spelled =
-      typeof a.value === 'number' &&
-      a.source !== undefined &&
-      NUMBER.test(a.source) &&
-      Number(a.source) === a.value
-        ? a.source
-        : undefined;
+      typeof a.value === 'number' && a.source !== undefined && NUMBER.test(a.source) && Number(a.source) === a.value ? a.source : undefined;
     return `${inner}${a.name} = ${spelled ?? writeValue(a.value, inner, a.name)};`;
   });
   return `[\n${lines.join('\n')}\n${indent}]`;

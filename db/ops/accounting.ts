@@ -106,7 +106,16 @@ export async function accountingReport(
   opts: { by: AccountingGrouping; since: Date; owner?: string; vo?: string },
 ): Promise<AccountingRow[]> {
   const column = GROUP_COLUMN[opts.by];
-  const r = await rows<{ key: unknown; jobs: number; done: number; failed: number; killed: number; cpu: number; wall: number; norm: number }>(
+  const r = await rows<{
+    key: unknown;
+    jobs: number;
+    done: number;
+    failed: number;
+    killed: number;
+    cpu: number;
+    wall: number;
+    norm: number;
+  }>(
     dbOf(db),
     `select ${column} as key, count(*) as jobs,
             count(*) filter (where status = 'Done') as done,

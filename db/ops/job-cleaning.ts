@@ -23,10 +23,7 @@ import { rows } from '../queries/raw.js';
 export const JOB_CLEANING_SOURCE = 'JobCleaningAgent';
 
 /** Done, Failed, Killed jobs last updated before `before` -> Deleted; at most `limit`. One transaction. */
-export async function deleteExpiredJobs(
-  db: DbOrHandle,
-  opts: { before: Date; limit: number; source?: string },
-): Promise<number[]> {
+export async function deleteExpiredJobs(db: DbOrHandle, opts: { before: Date; limit: number; source?: string }): Promise<number[]> {
   return dbOf(db).transaction(async (tx) => {
     // jobs_status (status, id): the oldest ids first, which are mostly the oldest jobs.
     const r = await rows<{ id: number }>(

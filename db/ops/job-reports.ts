@@ -67,7 +67,9 @@ export function jobTokenDead(status: JobState): boolean {
 
 /** A job's state and pilot, for the checks of a job token (one primary-key read); null: no job. */
 export async function getJobTokenState(db: DbOrHandle, jobId: number): Promise<{ status: JobState; pilotId: number | null } | null> {
-  const r = await rows<{ status: JobState; pilot_id: number | null }>(db, `select status, pilot_id from jobs where id = $1::bigint`, [jobId]);
+  const r = await rows<{ status: JobState; pilot_id: number | null }>(db, `select status, pilot_id from jobs where id = $1::bigint`, [
+    jobId,
+  ]);
   const x = r[0];
   return x ? { status: x.status, pilotId: x.pilot_id === null || x.pilot_id === undefined ? null : x.pilot_id } : null;
 }
@@ -147,10 +149,11 @@ export async function reportJobStatus(
     if (row.changed) {
       await setJobParameters(tx, jobId, report.parameters ?? {});
       if (row.first_start && pilotId !== null) {
-        await exec(tx, `update pilots set jobs_run = jobs_run + 1, current_job_id = $2::bigint, last_update_at = now() where id = $1::bigint`, [
-          pilotId,
-          jobId,
-        ]);
+        await exec(
+          tx,
+          `update pilots set jobs_run = jobs_run + 1, current_job_id = $2::bigint, last_update_at = now() where id = $1::bigint`,
+          [pilotId, jobId],
+        );
       }
     }
     return { accepted: row.changed, status: row.status, held: row.held };
@@ -234,7 +237,10 @@ export async function returnJobCommands(db: DbOrHandle, commands: readonly JobCo
 }
 
 /** Jobs of these pilots that have commands waiting (to push over their websockets). */
-export async function pendingCommandsOfJobs(db: DbOrHandle, jobIds: readonly number[]): Promise<{ jobId: number; pilotId: number | null }[]> {
+export async function pendingCommandsOfJobs(
+  db: DbOrHandle,
+  jobIds: readonly number[],
+): Promise<{ jobId: number; pilotId: number | null }[]> {
   if (jobIds.length === 0) return [];
   const r = await rows<{ id: number; pilot_id: number | null }>(
     db,

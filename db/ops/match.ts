@@ -93,11 +93,7 @@ export interface MatchOptions {
  * statement; a second (and rarely more) only when the task queues changed since this process
  * last read them.
  */
-export async function matchJob(
-  db: DbOrHandle,
-  resource: ResourceDescription,
-  options: MatchOptions = {},
-): Promise<MatchedJob | null> {
+export async function matchJob(db: DbOrHandle, resource: ResourceDescription, options: MatchOptions = {}): Promise<MatchedJob | null> {
   const r = normalizeResource(resource);
   const random = options.random ?? Math.random;
   // A transaction has no lasting identity to cache on: it reads the queues afresh.
@@ -245,9 +241,7 @@ export async function explainJob(db: DbOrHandle, jobId: number, scope?: JobScope
     taskQueueId: row.taskQueueId,
   };
   const waiting = job.status === 'Waiting';
-  const note = waiting
-    ? null
-    : `job ${job.id} is ${job.status}: it is not waiting for a match (the queues below say where it could run)`;
+  const note = waiting ? null : `job ${job.id} is ${job.status}: it is not waiting for a match (the queues below say where it could run)`;
   const [taskQueue] = job.taskQueueId === null ? [] : await getTaskQueues(d, [job.taskQueueId]);
   const queues = (await listCeQueues(d)).map((q): ExplainedQueue => {
     const reasons: string[] = [];

@@ -5,7 +5,13 @@
  * agent read (optimistic check), and the timers only touch transient pilots. All statements use
  * `pilots_status_updated (status, last_update_at)`.
  */
-import { canPilotTransition, PILOT_FINAL_STATES, PILOT_TRANSIENT_STATES, pilotSourcesOf, type PilotState } from '../../core/pilot-states.js';
+import {
+  canPilotTransition,
+  PILOT_FINAL_STATES,
+  PILOT_TRANSIENT_STATES,
+  pilotSourcesOf,
+  type PilotState,
+} from '../../core/pilot-states.js';
 import type { DbOrHandle } from '../open-db.js';
 import { rows } from '../queries/raw.js';
 
@@ -91,7 +97,12 @@ export interface EndedPilot {
 }
 
 function endedPilot(r: Record<string, unknown>): EndedPilot {
-  return { id: r['id'] as number, reference: (r['reference'] as string | null) ?? null, ce: r['ce'] as string, ceType: r['ce_type'] as string };
+  return {
+    id: r['id'] as number,
+    reference: (r['reference'] as string | null) ?? null,
+    ce: r['ce'] as string,
+    ceType: r['ce_type'] as string,
+  };
 }
 
 /** Pilots Unknown since before `before` -> Aborted with `reason`. One statement. */

@@ -2,13 +2,7 @@
  * Fair-share maintenance (formula and locking rules in db/queries/task-queues.ts).
  */
 import { dbOf, type DbOrHandle } from '../open-db.js';
-import {
-  listTaskQueueGroups,
-  lockGroups,
-  updateSharePriorities,
-  upsertGroupShare,
-  type GroupRef,
-} from '../queries/task-queues.js';
+import { listTaskQueueGroups, lockGroups, updateSharePriorities, upsertGroupShare, type GroupRef } from '../queries/task-queues.js';
 
 /**
  * Recomputes the share priorities of the task queues of `groups`, or of every group when

@@ -48,7 +48,10 @@ export async function applySiteRegistry(db: DbOrHandle, reg: SiteRegistry, autho
         if (why) refusals.push(`site ${site.name}: ${why}`);
       }
       const names = reg.sites.flatMap((s) => s.computingElements.map((ce) => ({ ce: ce.name, site: s.name })));
-      const current = await computingElementSites(tx, names.map((n) => n.ce));
+      const current = await computingElementSites(
+        tx,
+        names.map((n) => n.ce),
+      );
       for (const { ce, site } of names) {
         const now = current.get(ce);
         if (now === undefined || now === site) continue;
@@ -168,9 +171,7 @@ export async function queueHealth(db: DbOrHandle): Promise<Map<number, QueueHeal
             bool_or(status = 'Done') as any_done
        from recent where rn <= 100 group by queue_id`,
   );
-  return new Map(
-    r.map((x) => [x.queue_id, { failedInARow: x.streak, lastReason: x.last_reason, anyDone: Boolean(x.any_done) }]),
-  );
+  return new Map(r.map((x) => [x.queue_id, { failedInARow: x.streak, lastReason: x.last_reason, anyDone: Boolean(x.any_done) }]));
 }
 
 /** Pauses a queue until `until` (one more pause in a row). */

@@ -138,7 +138,13 @@ export async function markStalledJobs(
          from changed
      )
      select id from changed order by id`,
-    [cutoff(opts.now, opts.stalledAfterSeconds), opts.limit, opts.now.toISOString(), opts.source ?? STALLED_JOBS_SOURCE, [...PILOT_FINAL_STATES]],
+    [
+      cutoff(opts.now, opts.stalledAfterSeconds),
+      opts.limit,
+      opts.now.toISOString(),
+      opts.source ?? STALLED_JOBS_SOURCE,
+      [...PILOT_FINAL_STATES],
+    ],
   );
   return r.map((x) => x.id);
 }
@@ -255,7 +261,9 @@ export async function sweepStalledJobs(db: DbOrHandle, opts: StalledJobsOptions)
     return { taken: done.length, done };
   });
   const pilotGone = await drain(limit, () => rescheduleJobsOfGonePilots(db, { ...common, maxRescheduling: opts.maxRescheduling }));
-  const failed = await drain(limit, () => failLongStalledJobs(db, { ...common, now: opts.now, failedAfterSeconds: opts.failedAfterSeconds }));
+  const failed = await drain(limit, () =>
+    failLongStalledJobs(db, { ...common, now: opts.now, failedAfterSeconds: opts.failedAfterSeconds }),
+  );
   const matchedTimeout = await drain(limit, () =>
     rescheduleStuckMatchedJobs(db, {
       ...common,

@@ -49,7 +49,8 @@ async function checkInputSandboxes(
   if (access === 'any') {
     const found = await lockSandboxes(tx, [...new Set(all.map((w) => w.sha256))]);
     const missing = all.find((w) => !found.has(w.sha256));
-    if (missing) throw new WmsError('WMS_SANDBOX_NOT_FOUND', `InputSandbox entry SB:${missing.sha256}: no such sandbox${uploadHint(missing.sha256)}`);
+    if (missing)
+      throw new WmsError('WMS_SANDBOX_NOT_FOUND', `InputSandbox entry SB:${missing.sha256}: no such sandbox${uploadHint(missing.sha256)}`);
     return;
   }
   const found = await lockSandboxOwners(
@@ -98,7 +99,10 @@ export async function submitJobs(db: DbOrHandle, jobs: readonly JobDescription[]
     }
     const touched = [...groups.values()];
     await lockGroups(tx, touched);
-    const queues = await upsertTaskQueues(tx, jobs.map((j) => j.requirements));
+    const queues = await upsertTaskQueues(
+      tx,
+      jobs.map((j) => j.requirements),
+    );
 
     const rows: NewJob[] = jobs.map((j, i) => {
       const id = ids[i]!;

@@ -180,15 +180,15 @@ export async function siteStates(db: DbOrHandle): Promise<SiteState[]> {
     const paused = x['paused'] === true || x['paused'] === 't';
     const kind = x['kind'] as SiteState['kind'];
     return {
-    kind,
-    site: x['site'] as string,
-    ce: (x['ce'] as string | null) ?? null,
-    queue: (x['queue'] as string | null) ?? null,
-    banned: x['banned'] === true || x['banned'] === 't',
-    // A queue's reason stays in the row after its pause ends: it is shown while paused only.
-    reason: kind === 'queue' && !paused ? null : ((x['reason'] as string | null) ?? null),
-    paused,
-    pausedUntil: paused && x['paused_until'] ? new Date(x['paused_until'] as string) : null,
-  };
+      kind,
+      site: x['site'] as string,
+      ce: (x['ce'] as string | null) ?? null,
+      queue: (x['queue'] as string | null) ?? null,
+      banned: x['banned'] === true || x['banned'] === 't',
+      // A queue's reason stays in the row after its pause ends: it is shown while paused only.
+      reason: kind === 'queue' && !paused ? null : ((x['reason'] as string | null) ?? null),
+      paused,
+      pausedUntil: paused && x['paused_until'] ? new Date(x['paused_until'] as string) : null,
+    };
   });
 }

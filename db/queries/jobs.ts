@@ -90,9 +90,7 @@ function filterWhere(filter: JobFilter, scope: JobScope | undefined): SQL | unde
   }
   return and(
     ownerIs(scope),
-    filter.status && filter.status.length > 0
-      ? sql`${jobs.status} = any(${sql.param(filter.status)}::text[]::job_status[])`
-      : undefined,
+    filter.status && filter.status.length > 0 ? sql`${jobs.status} = any(${sql.param(filter.status)}::text[]::job_status[])` : undefined,
     filter.site !== undefined ? eq(jobs.site, filter.site) : undefined,
     filter.jobGroup !== undefined ? eq(jobs.jobGroup, filter.jobGroup) : undefined,
     filter.owner !== undefined ? eq(jobs.owner, filter.owner) : undefined,
@@ -128,16 +126,8 @@ export async function listJobs(
 }
 
 /** Number of jobs in each state (every state present, 0 when none) for the filter. */
-export async function countJobsByStatus(
-  db: DbOrHandle,
-  filter: JobFilter,
-  scope?: JobScope,
-): Promise<Record<JobState, number>> {
-  const r = await dbOf(db)
-    .select({ status: jobs.status, n: count() })
-    .from(jobs)
-    .where(filterWhere(filter, scope))
-    .groupBy(jobs.status);
+export async function countJobsByStatus(db: DbOrHandle, filter: JobFilter, scope?: JobScope): Promise<Record<JobState, number>> {
+  const r = await dbOf(db).select({ status: jobs.status, n: count() }).from(jobs).where(filterWhere(filter, scope)).groupBy(jobs.status);
   const out = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
   for (const x of r) out[x.status as JobState] = x.n;
   return out;

@@ -65,7 +65,6 @@ const TQ_FITS = `
   and tq.ram_mb <= r.ram_mb
   and tq.gpus <= r.gpus`;
 
-
 /**
  * Ids of the task queues whose requirements fit the resource, ignoring bans and whether they
  * hold waiting jobs (`withWaitingJobs` adds that condition). For explain, the site director and
@@ -76,9 +75,7 @@ export async function findFittingTaskQueues(
   resource: ResourceDescription,
   options: { withWaitingJobs?: boolean } = {},
 ): Promise<number[]> {
-  const waiting = options.withWaitingJobs
-    ? `and exists (select 1 from jobs w where w.task_queue_id = tq.id and w.status = 'Waiting')`
-    : '';
+  const waiting = options.withWaitingJobs ? `and exists (select 1 from jobs w where w.task_queue_id = tq.id and w.status = 'Waiting')` : '';
   const r = await rows<{ id: number }>(
     db,
     `with ${RESOURCE_CTE}

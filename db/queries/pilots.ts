@@ -79,7 +79,11 @@ export async function createPilots(db: DbOrHandle, pilots: readonly NewPilot[]):
 }
 
 /** Records the references the CE gave (status Submitted, reason "submitted to <ce>"). */
-export async function setPilotReferences(db: DbOrHandle, refs: readonly { stamp: string; reference: string }[], reason: string): Promise<void> {
+export async function setPilotReferences(
+  db: DbOrHandle,
+  refs: readonly { stamp: string; reference: string }[],
+  reason: string,
+): Promise<void> {
   if (refs.length === 0) return;
   await exec(
     db,
@@ -190,12 +194,7 @@ export interface Registration {
  * Stores what a pilot measured and sets it Running (or `refusal`: Failed with that reason),
  * where the transition table allows it; null when it does not (the pilot is final).
  */
-export async function registerPilot(
-  db: DbOrHandle,
-  id: number,
-  reg: Registration,
-  refusal: string | null,
-): Promise<PilotRow | null> {
+export async function registerPilot(db: DbOrHandle, id: number, reg: Registration, refusal: string | null): Promise<PilotRow | null> {
   const to: PilotState = refusal === null ? 'Running' : 'Failed';
   const r = await rows(
     db,

@@ -87,10 +87,7 @@ export interface CeQueueInput {
 
 /** Creates or replaces a queue of an existing computing element; answers its id. */
 export async function upsertCeQueue(db: DbOrHandle, q: CeQueueInput): Promise<number> {
-  const [ce] = await dbOf(db)
-    .select({ id: computingElements.id })
-    .from(computingElements)
-    .where(eq(computingElements.name, q.ce));
+  const [ce] = await dbOf(db).select({ id: computingElements.id }).from(computingElements).where(eq(computingElements.name, q.ce));
   if (!ce) throw new Error(`no computing element named ${q.ce}`);
   const values = {
     ceId: ce.id,

@@ -83,26 +83,26 @@ export const REVOCATION_ID_MARGIN = 64;
  * poll of every replica: the caller skips the ids it already holds). `afterId` 0 reads them all.
  */
 export async function revocationsAfter(db: DbOrHandle, afterId: number, now: Date): Promise<RevocationRow[]> {
-  const r = await rows(
-    db,
-    `select ${COLUMNS} from revoked_tokens where id > $1::bigint and expires_at > $2::timestamptz order by id`,
-    [Math.max(0, afterId - REVOCATION_ID_MARGIN), now.toISOString()],
-  );
+  const r = await rows(db, `select ${COLUMNS} from revoked_tokens where id > $1::bigint and expires_at > $2::timestamptz order by id`, [
+    Math.max(0, afterId - REVOCATION_ID_MARGIN),
+    now.toISOString(),
+  ]);
   return r.map(revocationOf);
 }
 
 /** Revocations still in force at `now`, newest first (`GET /api/tokens/revocations`). */
 export async function listRevocations(db: DbOrHandle, opts: { now: Date; limit: number }): Promise<RevocationRow[]> {
-  const r = await rows(
-    db,
-    `select ${COLUMNS} from revoked_tokens where expires_at > $1::timestamptz order by id desc limit $2::int`,
-    [opts.now.toISOString(), opts.limit],
-  );
+  const r = await rows(db, `select ${COLUMNS} from revoked_tokens where expires_at > $1::timestamptz order by id desc limit $2::int`, [
+    opts.now.toISOString(),
+    opts.limit,
+  ]);
   return r.map(revocationOf);
 }
 
 /** Deletes the rows expired at `now` (every token they named has expired); answers how many. */
 export async function deleteExpiredRevocations(db: DbOrHandle, now: Date): Promise<number> {
-  const r = await rows<{ id: number }>(db, `delete from revoked_tokens where expires_at <= $1::timestamptz returning id`, [now.toISOString()]);
+  const r = await rows<{ id: number }>(db, `delete from revoked_tokens where expires_at <= $1::timestamptz returning id`, [
+    now.toISOString(),
+  ]);
   return r.length;
 }

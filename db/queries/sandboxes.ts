@@ -87,11 +87,7 @@ export async function lockSandboxOwners(
 /** Of `sha256s`, the archives that exist, locked (`FOR SHARE`) until the transaction ends. */
 export async function lockSandboxes(db: DbOrHandle, sha256s: readonly string[]): Promise<Set<string>> {
   if (sha256s.length === 0) return new Set();
-  const found = await rows<{ sha256: string }>(
-    db,
-    'select sha256 from sandboxes where sha256 = any($1::text[]) for share',
-    [[...sha256s]],
-  );
+  const found = await rows<{ sha256: string }>(db, 'select sha256 from sandboxes where sha256 = any($1::text[]) for share', [[...sha256s]]);
   return new Set(found.map((r) => r.sha256));
 }
 
@@ -117,14 +113,14 @@ export async function jobUsesSandbox(db: DbOrHandle, jobId: number, sha256: stri
 }
 
 /** Links a job to sandboxes (recorded before). Idempotent. */
-export async function assignSandboxes(
-  db: DbOrHandle,
-  jobId: number,
-  kind: 'Input' | 'Output',
-  sha256s: readonly string[],
-): Promise<void> {
+export async function assignSandboxes(db: DbOrHandle, jobId: number, kind: 'Input' | 'Output', sha256s: readonly string[]): Promise<void> {
   const unique = [...new Set(sha256s)];
-  await insertJobSandboxes(db, unique.map(() => jobId), unique, kind);
+  await insertJobSandboxes(
+    db,
+    unique.map(() => jobId),
+    unique,
+    kind,
+  );
 }
 
 /** The sandboxes of one job of one kind, with their sizes. */

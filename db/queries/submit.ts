@@ -10,11 +10,9 @@ import { exec, rows } from './raw.js';
 /** `n` fresh job ids, ascending, in one round trip. */
 export async function allocateJobIds(db: DbOrHandle, n: number): Promise<number[]> {
   if (n <= 0) return [];
-  const r = await rows<{ id: number }>(
-    db,
-    `select nextval(pg_get_serial_sequence('jobs', 'id')) as id from generate_series(1, $1::int)`,
-    [n],
-  );
+  const r = await rows<{ id: number }>(db, `select nextval(pg_get_serial_sequence('jobs', 'id')) as id from generate_series(1, $1::int)`, [
+    n,
+  ]);
   return r.map((x) => x.id).sort((a, b) => a - b);
 }
 

@@ -205,12 +205,7 @@ export async function updateSharePriorities(db: DbOrHandle, groups: readonly Gro
        from target t
       where tq.id = t.id and tq.share_priority is distinct from t.p
      returning tq.id`,
-    [
-      (groups ?? []).map((g) => g.vo),
-      (groups ?? []).map((g) => g.ownerGroup),
-      groups === null,
-      DEFAULT_GROUP_SHARE,
-    ],
+    [(groups ?? []).map((g) => g.vo), (groups ?? []).map((g) => g.ownerGroup), groups === null, DEFAULT_GROUP_SHARE],
   );
   if (changed.length > 0) await bumpTaskQueueGeneration(db);
 }
@@ -229,9 +224,7 @@ export async function bumpTaskQueueGeneration(db: DbOrHandle): Promise<void> {
 }
 
 /** Every task queue (no waiting counts) and the generation they belong to, read together. */
-export async function loadTaskQueueSnapshot(
-  db: DbOrHandle,
-): Promise<{ generation: number; queues: Omit<TaskQueueRow, 'waitingJobs'>[] }> {
+export async function loadTaskQueueSnapshot(db: DbOrHandle): Promise<{ generation: number; queues: Omit<TaskQueueRow, 'waitingJobs'>[] }> {
   const r = await rows<TaskQueueSqlRow & { generation: number }>(
     db,
     `with g as (select coalesce((select generation from task_queue_state where id = 1), 0) as generation)

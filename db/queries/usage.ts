@@ -44,10 +44,12 @@ const LIVE_STATES = [...WAITING_STATES, ...RUNNING_STATES];
  * while every status change would maintain one. The names come from core/, never a request.
  */
 function sqlList(states: readonly string[]): string {
-  return states.map((s) => {
-    if (!/^[A-Za-z]+$/.test(s)) throw new Error(`not a job state: ${s}`);
-    return `'${s}'`;
-  }).join(', ');
+  return states
+    .map((s) => {
+      if (!/^[A-Za-z]+$/.test(s)) throw new Error(`not a job state: ${s}`);
+      return `'${s}'`;
+    })
+    .join(', ');
 }
 
 const USAGE_SQL = `
@@ -101,7 +103,11 @@ interface UsageSqlRow {
 }
 
 function add(a: UsedFigures, b: UsedFigures): UsedFigures {
-  return { jobs: a.jobs + b.jobs, cpuSeconds: a.cpuSeconds + b.cpuSeconds, normalizedCpuSeconds: a.normalizedCpuSeconds + b.normalizedCpuSeconds };
+  return {
+    jobs: a.jobs + b.jobs,
+    cpuSeconds: a.cpuSeconds + b.cpuSeconds,
+    normalizedCpuSeconds: a.normalizedCpuSeconds + b.normalizedCpuSeconds,
+  };
 }
 
 const NONE: UsedFigures = { jobs: 0, cpuSeconds: 0, normalizedCpuSeconds: 0 };

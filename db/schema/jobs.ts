@@ -1,16 +1,5 @@
 import { sql } from 'drizzle-orm';
-import {
-  bigint,
-  bigserial,
-  index,
-  integer,
-  pgTable,
-  primaryKey,
-  text,
-  timestamp,
-  uniqueIndex,
-  varchar,
-} from 'drizzle-orm/pg-core';
+import { bigint, bigserial, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex, varchar } from 'drizzle-orm/pg-core';
 import { jobStatus } from './enums.js';
 
 const tz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
@@ -75,11 +64,15 @@ export const jobs = pgTable(
     // migration 0004 creates the extension, PGlite loads it in openDb).
     index('jobs_name_trgm').using('gin', sql`${t.jobName} gin_trgm_ops`),
     // Jobs of a pilot; waiting jobs have none, so they stay out of it (cheaper bulk inserts).
-    index('jobs_pilot').on(t.pilotId).where(sql`${t.pilotId} is not null`),
+    index('jobs_pilot')
+      .on(t.pilotId)
+      .where(sql`${t.pilotId} is not null`),
     // One job per claim of a pilot: two copies of one claim racing (a retry sent while the
     // first was still being answered) cannot take two jobs; the loser retries and finds the
     // winner's job (db/queries/match.ts claimJob).
-    uniqueIndex('jobs_pilot_claim').on(t.pilotId, t.claimId).where(sql`${t.claimId} is not null`),
+    uniqueIndex('jobs_pilot_claim')
+      .on(t.pilotId, t.claimId)
+      .where(sql`${t.claimId} is not null`),
   ],
 );
 
@@ -128,5 +121,9 @@ export const jobCommands = pgTable(
     createdAt: tz('created_at').notNull().defaultNow(),
     sentAt: tz('sent_at'),
   },
-  (t) => [index('job_commands_pending').on(t.jobId).where(sql`${t.status} = 'Received'`)],
+  (t) => [
+    index('job_commands_pending')
+      .on(t.jobId)
+      .where(sql`${t.status} = 'Received'`),
+  ],
 );

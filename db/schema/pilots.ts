@@ -33,7 +33,9 @@ export const pilots = pgTable(
     /** Server clock minus worker-node clock, seconds, as the pilot measured it. */
     clockOffsetSeconds: doublePrecision('clock_offset_seconds'),
     /** The check-environment report: OS, CPU, memory, work dir and its file system, ... */
-    environment: jsonb('environment').notNull().default(sql`'{}'::jsonb`),
+    environment: jsonb('environment')
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     currentJobId: bigint('current_job_id', { mode: 'number' }),
     jobsRun: integer('jobs_run').notNull().default(0),
     /** Exit code of the wrapper or the pilot, when it reported one. */

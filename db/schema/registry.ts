@@ -25,7 +25,9 @@ export const computingElements = pgTable(
     banned: boolean('banned').notNull().default(false),
     banReason: text('ban_reason'),
     /** Backend settings; secrets are references (env var or file), never values. */
-    settings: jsonb('settings').notNull().default(sql`'{}'::jsonb`),
+    settings: jsonb('settings')
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     updatedAt: tz('updated_at').notNull().defaultNow(),
   },
   (t) => [uniqueIndex('computing_elements_name').on(t.name)],
@@ -52,7 +54,9 @@ export const ceQueues = pgTable(
     maxTotalPilots: integer('max_total_pilots').notNull().default(100),
     maxPilotsPerCycle: integer('max_pilots_per_cycle').notNull().default(10),
     nodePath: text('node_path'),
-    settings: jsonb('settings').notNull().default(sql`'{}'::jsonb`),
+    settings: jsonb('settings')
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     /** CE health: no pilots before this time (after consecutive failed pilots), and why. */
     pausedUntil: tz('paused_until'),
     pauseReason: text('pause_reason'),

@@ -32,11 +32,15 @@ export const taskQueues = pgTable(
 );
 
 /** Fair-share weight of each group (DIRAC's /Registry/Groups/<g>/JobShare, default 1000). */
-export const groupShares = pgTable('group_shares', {
-  vo: text('vo').notNull(),
-  ownerGroup: text('owner_group').notNull(),
-  share: doublePrecision('share').notNull(),
-}, (t) => [uniqueIndex('group_shares_pk').on(t.vo, t.ownerGroup)]);
+export const groupShares = pgTable(
+  'group_shares',
+  {
+    vo: text('vo').notNull(),
+    ownerGroup: text('owner_group').notNull(),
+    share: doublePrecision('share').notNull(),
+  },
+  (t) => [uniqueIndex('group_shares_pk').on(t.vo, t.ownerGroup)],
+);
 
 /**
  * One row (id 1): the generation of the task-queue set, changed in the same transaction as any

@@ -251,9 +251,7 @@ export async function runDb12(opts: Db12Options): Promise<Db12Result> {
   const cpuClock: Db12CpuClock = method === 'worker-thread' ? threadClock! : 'process';
 
   const started = performance.now();
-  const runs = Array.from({ length: opts.copies }, () =>
-    method === 'worker-thread' ? runInWorker(draws, cpuClock) : runInChild(draws),
-  );
+  const runs = Array.from({ length: opts.copies }, () => (method === 'worker-thread' ? runInWorker(draws, cpuClock) : runInChild(draws)));
   const settled = await Promise.allSettled(runs);
   const wallSeconds = (performance.now() - started) / 1000;
 

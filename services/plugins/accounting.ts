@@ -23,7 +23,9 @@ void GROUPINGS;
 const AccountingQuery = Type.Object(
   {
     by: AccountingGroupingSchema,
-    since: Type.Optional(Type.String({ maxLength: 32, description: 'records of jobs ended within this duration: 30m, 12h, 7d, 2w (default 7d)' })),
+    since: Type.Optional(
+      Type.String({ maxLength: 32, description: 'records of jobs ended within this duration: 30m, 12h, 7d, 2w (default 7d)' }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -182,7 +182,8 @@ export const applicationsPlugin: FastifyPluginAsyncTypebox<ApplicationsOptions> 
       const doc = request.body;
       const problems = templateProblems(doc);
       const t = doc as AppTemplate;
-      if (problems.length === 0 && t.name !== request.params.name) problems.push(`name: "${t.name}" differs from the URL's ${request.params.name}`);
+      if (problems.length === 0 && t.name !== request.params.name)
+        problems.push(`name: "${t.name}" differs from the URL's ${request.params.name}`);
       if (problems.length > 0) {
         throw new WmsError('WMS_VALIDATION', `invalid application template: ${problems.join('; ')}`, {
           details: { problems: problems.map((p) => ({ message: p, path: p.slice(0, Math.max(0, p.indexOf(':'))) || '(top)' })) },

@@ -145,7 +145,10 @@ export function logSafeError(err: unknown, depth = 0): LoggedError {
   if (typeof e.query === 'string') out['query'] = cut(e.query, 512);
   if (typeof e.stack === 'string') {
     const frames = e.stack.split('\n').filter((l) => /^\s+at /.test(l));
-    out['stack'] = frames.slice(0, STACK_FRAMES_MAX).map((l) => cut(l.trim(), 256)).join('\n');
+    out['stack'] = frames
+      .slice(0, STACK_FRAMES_MAX)
+      .map((l) => cut(l.trim(), 256))
+      .join('\n');
   }
   if (e.cause !== undefined && depth < 3) out['cause'] = logSafeError(e.cause, depth + 1);
   return out;

@@ -37,7 +37,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { WebSocket } from '@fastify/websocket';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { WmsError } from '../../core/errors.js';
-import { inScope, managesSite, ownerScope, PERSON_ROLES, type OwnerScope, type PersonPrincipal, type PersonRole } from '../../core/identity.js';
+import {
+  inScope,
+  managesSite,
+  ownerScope,
+  PERSON_ROLES,
+  type OwnerScope,
+  type PersonPrincipal,
+  type PersonRole,
+} from '../../core/identity.js';
 import {
   asDbUnavailable,
   currentJobStates,
@@ -70,7 +78,6 @@ const MAX_GAPS = 1000;
 const PILOT_LOOKBACK_MS = 2000;
 const PILOT_BATCH = 5000;
 const MAX_JOB_IDS = 10_000;
-
 
 export interface Subscription {
   jobs: number[] | 'mine' | 'all' | null;
@@ -417,7 +424,8 @@ export function parseSubscription(message: unknown, p: PersonPrincipal): Subscri
   let j: Subscription['jobs'] = null;
   if (Array.isArray(jobs)) {
     if (jobs.length > MAX_JOB_IDS) throw new WmsError('WMS_VALIDATION', `at most ${MAX_JOB_IDS} job ids`);
-    if (!jobs.every((x) => Number.isSafeInteger(x) && (x as number) > 0)) throw new WmsError('WMS_VALIDATION', 'jobs: positive integer ids');
+    if (!jobs.every((x) => Number.isSafeInteger(x) && (x as number) > 0))
+      throw new WmsError('WMS_VALIDATION', 'jobs: positive integer ids');
     j = [...new Set(jobs as number[])];
   } else if (jobs === 'mine' || jobs === 'all') {
     if (jobs === 'all' && p.role !== 'admin') throw new WmsError('WMS_FORBIDDEN', 'jobs "all" is for admins ("mine" or ids)');
@@ -425,7 +433,10 @@ export function parseSubscription(message: unknown, p: PersonPrincipal): Subscri
   } else if (jobs !== undefined && jobs !== null) {
     throw new WmsError('WMS_VALIDATION', 'jobs: an array of ids, "mine" or "all"');
   }
-  for (const [k, v] of [['pilots', pilots], ['sites', sites]] as const) {
+  for (const [k, v] of [
+    ['pilots', pilots],
+    ['sites', sites],
+  ] as const) {
     if (v !== undefined && typeof v !== 'boolean') throw new WmsError('WMS_VALIDATION', `${k}: true or false`);
   }
   if (pilots === true && p.role !== 'admin' && p.role !== 'site-admin') {
@@ -497,49 +508,45 @@ export const eventsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
     }
   }
 
-  app.get(
-    '/api/events',
-    { onRequest: authenticate, websocket: true, schema: { hide: true } },
-    (socket, request) => {
-      const sub = new Subscriber(request.identity as PersonPrincipal, socket);
-      mine.set(sub, socket);
-      let chain = Promise.resolve();
-      let alive = true;
-      const ping = setInterval(() => {
-        if (!alive) {
-          socket.terminate();
-          return;
-        }
-        alive = false;
-        if (socket.readyState === socket.OPEN) socket.ping();
-      }, EVENTS_PING_MS);
-      ping.unref();
-      socket.on('pong', () => (alive = true));
-      socket.on('message', (data: Buffer) => {
-        alive = true;
-        const text = data.toString('utf8');
-        chain = chain
-          .then(() => subscribe(sub, text))
-          .catch((thrown: unknown) => {
-            // The database away: WMS_DB_UNAVAILABLE, as the HTTP routes answer (no driver text).
-            const e = asDbUnavailable(thrown);
-            const known = e instanceof WmsError;
-            if (!known) request.log.warn({ err: e }, 'event stream: subscription failed');
-            const dbDown = known && e.code === 'WMS_DB_UNAVAILABLE';
-            if (dbDown) request.log.warn({ err: e }, 'event stream: subscription failed, database unavailable');
-            sub.send({
-              type: 'error',
-              code: known ? e.code : 'WMS_UNAVAILABLE',
-              message: dbDown ? 'database unavailable, subscribe again later' : known ? e.message : 'the subscription failed; try again',
-            });
+  app.get('/api/events', { onRequest: authenticate, websocket: true, schema: { hide: true } }, (socket, request) => {
+    const sub = new Subscriber(request.identity as PersonPrincipal, socket);
+    mine.set(sub, socket);
+    let chain = Promise.resolve();
+    let alive = true;
+    const ping = setInterval(() => {
+      if (!alive) {
+        socket.terminate();
+        return;
+      }
+      alive = false;
+      if (socket.readyState === socket.OPEN) socket.ping();
+    }, EVENTS_PING_MS);
+    ping.unref();
+    socket.on('pong', () => (alive = true));
+    socket.on('message', (data: Buffer) => {
+      alive = true;
+      const text = data.toString('utf8');
+      chain = chain
+        .then(() => subscribe(sub, text))
+        .catch((thrown: unknown) => {
+          // The database away: WMS_DB_UNAVAILABLE, as the HTTP routes answer (no driver text).
+          const e = asDbUnavailable(thrown);
+          const known = e instanceof WmsError;
+          if (!known) request.log.warn({ err: e }, 'event stream: subscription failed');
+          const dbDown = known && e.code === 'WMS_DB_UNAVAILABLE';
+          if (dbDown) request.log.warn({ err: e }, 'event stream: subscription failed, database unavailable');
+          sub.send({
+            type: 'error',
+            code: known ? e.code : 'WMS_UNAVAILABLE',
+            message: dbDown ? 'database unavailable, subscribe again later' : known ? e.message : 'the subscription failed; try again',
           });
-      });
-      socket.on('close', () => {
-        sub.closed = true;
-        clearInterval(ping);
-        mine.delete(sub);
-        feed.remove(sub);
-      });
-    },
-  );
+        });
+    });
+    socket.on('close', () => {
+      sub.closed = true;
+      clearInterval(ping);
+      mine.delete(sub);
+      feed.remove(sub);
+    });
+  });
 };

@@ -182,10 +182,7 @@ export function installInputGuards(app: FastifyInstance, config: Readonly<Servic
 
   const jdlLimit = config.jdlMaxBytes;
   const tooBig = (what: string, bytes: number) =>
-    new WmsError(
-      'WMS_PAYLOAD_TOO_LARGE',
-      `${what} of ${formatBytes(bytes)} is over the ${formatBytes(jdlLimit)} limit (jdlMaxBytes)`,
-    );
+    new WmsError('WMS_PAYLOAD_TOO_LARGE', `${what} of ${formatBytes(bytes)} is over the ${formatBytes(jdlLimit)} limit (jdlMaxBytes)`);
   const checkJdlSize: preValidationAsyncHookHandler = async (request) => {
     const body = request.body as { jdl?: unknown; jdls?: unknown } | null | undefined;
     if (!body || typeof body !== 'object') return;

@@ -160,9 +160,7 @@ function jobsPerJdl(jobs: readonly JobDescription[]): number[] {
  * (`sandboxAccess`): WMS_SANDBOX_NOT_FOUND naming the first bad one, nothing stored.
  */
 function inputSandboxesOf(jobs: JobDescription[]): string[][] {
-  const perJob = jobs.map((j) =>
-    j.inputSandbox.filter((e) => e.startsWith('SB:')).map((e) => e.slice(3).toLowerCase()),
-  );
+  const perJob = jobs.map((j) => j.inputSandbox.filter((e) => e.startsWith('SB:')).map((e) => e.slice(3).toLowerCase()));
   const unique = [...new Set(perJob.flat())];
   for (const sha of unique) {
     if (!isSha256(sha)) {
@@ -204,9 +202,7 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
       }
       const submitter = submitterOf(p);
       // Read per submission (see registeredSiteNames): every replica knows a new site at once.
-      const options: DescribeOptions = ctx.config.allowUnregisteredSites
-        ? {}
-        : { knownSites: await registeredSiteNames(ctx.handle) };
+      const options: DescribeOptions = ctx.config.allowUnregisteredSites ? {} : { knownSites: await registeredSiteNames(ctx.handle) };
       const descriptions =
         jdl !== undefined
           ? describeJobs(jdl, submitter, limits, options)
@@ -400,8 +396,7 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
     kill: {
       operationId: 'killJobs',
       summary: 'Kill jobs (answered per job)',
-      run: (ids: number[], p: Principal) =>
-        killJobs(ctx.handle, ids, { scope: ownerScope(p), source: `JobManager:${p.user}` }),
+      run: (ids: number[], p: Principal) => killJobs(ctx.handle, ids, { scope: ownerScope(p), source: `JobManager:${p.user}` }),
     },
     reschedule: {
       operationId: 'rescheduleJobs',
@@ -416,8 +411,7 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
     delete: {
       operationId: 'deleteJobs',
       summary: 'Delete jobs (answered per job)',
-      run: (ids: number[], p: Principal) =>
-        deleteJobs(ctx.handle, ids, { scope: ownerScope(p), source: `JobManager:${p.user}` }),
+      run: (ids: number[], p: Principal) => deleteJobs(ctx.handle, ids, { scope: ownerScope(p), source: `JobManager:${p.user}` }),
     },
   } as const;
 

@@ -25,12 +25,7 @@ import { Type } from 'typebox';
 import type { PilotSettings } from '../../core/config.js';
 import { WmsError } from '../../core/errors.js';
 import { managesSite, type PilotPrincipal, type Principal } from '../../core/identity.js';
-import {
-  pilotTokenDeadMessage,
-  type PilotCommandName,
-  type PilotConfig,
-  type PilotPush,
-} from '../../core/pilot-protocol.js';
+import { pilotTokenDeadMessage, type PilotCommandName, type PilotConfig, type PilotPush } from '../../core/pilot-protocol.js';
 import { isPilotFinal, PILOT_STATES, type PilotState } from '../../core/pilot-states.js';
 import {
   appendPilotLogs,
@@ -158,7 +153,9 @@ function payloadSettings(qs: Record<string, unknown>): Pick<PilotConfig, 'isolat
   const env = qs['environment'];
   if (env && typeof env === 'object' && !Array.isArray(env)) {
     out.payloadEnvironment = Object.fromEntries(
-      Object.entries(env).filter(([, v]) => typeof v === 'string' || typeof v === 'number').map(([k, v]) => [k, String(v)]),
+      Object.entries(env)
+        .filter(([, v]) => typeof v === 'string' || typeof v === 'number')
+        .map(([k, v]) => [k, String(v)]),
     );
   }
   return out;
@@ -230,10 +227,9 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
   };
   /** A short-lived token for the calling pilot (register answer, renewal). */
   const sessionToken = async (p: PilotPrincipal) => {
-    const { token, expiresAt } = await (await ctx.signer()).sign(
-      { role: 'pilot', user: p.user, vo: p.vo, pilotId: p.pilotId },
-      ctx.config.tokens.pilotSessionTtlSeconds,
-    );
+    const { token, expiresAt } = await (
+      await ctx.signer()
+    ).sign({ role: 'pilot', user: p.user, vo: p.vo, pilotId: p.pilotId }, ctx.config.tokens.pilotSessionTtlSeconds);
     return { token, tokenExpiresAt: expiresAt.toISOString() };
   };
 
@@ -433,7 +429,9 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
           site: Type.Optional(Type.String({ maxLength: 256 })),
           ce: Type.Optional(Type.String({ maxLength: 256 })),
           status: Type.Optional(Type.String({ maxLength: 1000, description: 'comma-separated pilot states' })),
-          before: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'pilots with a smaller id (next page)' })),
+          before: Type.Optional(
+            Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'pilots with a smaller id (next page)' }),
+          ),
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
         }),
         response: { 200: ref(PilotListSchema), ...errorResponses(400, ...AUTH_ERRORS) },
@@ -445,12 +443,14 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       if (q.status) {
         const list = q.status.split(',').map((s) => s.trim());
         const bad = list.filter((s) => !(PILOT_STATES as readonly string[]).includes(s));
-        if (bad.length > 0) throw new WmsError('WMS_VALIDATION', `unknown pilot status ${bad.join(', ')} (one of ${PILOT_STATES.join(', ')})`);
+        if (bad.length > 0)
+          throw new WmsError('WMS_VALIDATION', `unknown pilot status ${bad.join(', ')} (one of ${PILOT_STATES.join(', ')})`);
         status = list as PilotState[];
       }
       const who = identityOf(request);
       // A site admin sees the pilots of its own sites only (one query, whatever their number).
-      const sites = who.role === 'admin' ? {} : { sites: (who.role === 'site-admin' ? (who.sites ?? []) : []).filter((s) => managesSite(who, s)) };
+      const sites =
+        who.role === 'admin' ? {} : { sites: (who.role === 'site-admin' ? (who.sites ?? []) : []).filter((s) => managesSite(who, s)) };
       const filter = { limit: q.limit ?? 100, ...(q.site ? { site: q.site } : {}), ...(q.ce ? { ce: q.ce } : {}), ...sites };
       const rows = await listPilots(ctx.handle, { ...filter, ...(status ? { status } : {}), ...(q.before ? { beforeId: q.before } : {}) });
       return { pilots: rows.map(pilotView) };
@@ -460,7 +460,8 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
   /** A pilot the caller may see: admins any, site admins those of their sites (others: 404). */
   async function pilotByRef(ref: string, who: Principal): Promise<PilotRow> {
     const pilot = await findPilot(ctx.handle, ref);
-    if (!pilot || !managesSite(who, pilot.site)) throw new WmsError('WMS_NOT_FOUND', `no pilot ${ref} (give its id, stamp or CE reference)`);
+    if (!pilot || !managesSite(who, pilot.site))
+      throw new WmsError('WMS_NOT_FOUND', `no pilot ${ref} (give its id, stamp or CE reference)`);
     return pilot;
   }
 

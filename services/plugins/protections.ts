@@ -75,7 +75,10 @@ export function installProtections(app: FastifyInstance, config: Readonly<Servic
     if (route.url === '/docs' || route.url.startsWith('/docs/')) {
       // Swagger UI applies one inline style; its scripts stay as strict as the dashboard's.
       const directives = { ...CSP_DIRECTIVES, 'style-src': ["'self'", "'unsafe-inline'"] };
-      route.config = { ...(route.config as object), helmet: { contentSecurityPolicy: { useDefaults: false, directives } } } as RouteOptions['config'];
+      route.config = {
+        ...(route.config as object),
+        helmet: { contentSecurityPolicy: { useDefaults: false, directives } },
+      } as RouteOptions['config'];
     }
     const which = limitedRoute(route);
     if (which === null || rl[which] <= 0) return;

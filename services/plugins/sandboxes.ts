@@ -70,9 +70,7 @@ export const sandboxesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (
       schema: {
         tags: ['sandboxes'],
         summary: 'Upload a tar.gz archive named by its SHA-256 (body: the raw bytes)',
-        description:
-          'Content-Type application/octet-stream or application/gzip. ' +
-          `At most ${ctx.config.sandboxMaxBytes} bytes.`,
+        description: 'Content-Type application/octet-stream or application/gzip. ' + `At most ${ctx.config.sandboxMaxBytes} bytes.`,
         consumes: ARCHIVE_TYPES,
         operationId: 'uploadSandbox',
         security: BEARER,
@@ -89,10 +87,7 @@ export const sandboxesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (
       }
       const body = request.body as Readable | undefined;
       if (!body || typeof (body as Readable).on !== 'function') {
-        throw new WmsError(
-          'WMS_VALIDATION',
-          'send the archive itself, as application/octet-stream or application/gzip',
-        );
+        throw new WmsError('WMS_VALIDATION', 'send the archive itself, as application/octet-stream or application/gzip');
       }
       if (p.role === 'pilot' || p.role === 'site-admin') {
         throw new WmsError('WMS_FORBIDDEN', `role ${p.role} does not own sandboxes`);
@@ -128,13 +123,15 @@ export const sandboxesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (
       if (!row || !(await mayRead(ctx, p, sha256))) throw notFound(sha256);
       const size = await ctx.store.size(sha256);
       if (size === null) throw notFound(sha256);
-      return reply
-        .header('content-type', 'application/gzip')
-        .header('content-length', String(size))
-        .header('etag', `"${sha256}"`)
-        .header('content-disposition', `attachment; filename="${sha256}.tar.gz"`)
-        // A stream is sent as is (the 200 schema documents it; nothing is serialised).
-        .send(ctx.store.openRead(sha256) as unknown as string);
+      return (
+        reply
+          .header('content-type', 'application/gzip')
+          .header('content-length', String(size))
+          .header('etag', `"${sha256}"`)
+          .header('content-disposition', `attachment; filename="${sha256}.tar.gz"`)
+          // A stream is sent as is (the 200 schema documents it; nothing is serialised).
+          .send(ctx.store.openRead(sha256) as unknown as string)
+      );
     },
   );
 };

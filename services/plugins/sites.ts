@@ -166,7 +166,8 @@ export const sitesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
           if (kind === 'site') {
             const refusal = siteRefusal(who, name);
             if (refusal) throw new WmsError('WMS_FORBIDDEN', refusal);
-            if ((await getBans(ctx.handle, name, undefined)).site === null) throw new WmsError('WMS_NOT_FOUND', `no site ${name} (see wms site list)`);
+            if ((await getBans(ctx.handle, name, undefined)).site === null)
+              throw new WmsError('WMS_NOT_FOUND', `no site ${name} (see wms site list)`);
             await setSiteBanned(ctx.handle, name, banned, reason);
           } else {
             const ce = (await getBans(ctx.handle, '', name)).ce;

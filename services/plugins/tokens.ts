@@ -68,7 +68,10 @@ export const tokensPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
         throw new WmsError('WMS_VALIDATION', `ttlSeconds above the maximum of ${t.maxTtlSeconds}`);
       }
       const { token, expiresAt } = await (await ctx.signer()).sign(principal, ttl);
-      request.log.info({ by: identityOf(request).user, role, user: principal.user, ...(b.sites ? { sites: b.sites } : {}) }, 'token issued');
+      request.log.info(
+        { by: identityOf(request).user, role, user: principal.user, ...(b.sites ? { sites: b.sites } : {}) },
+        'token issued',
+      );
       return reply.code(201).send({ token, expiresAt: expiresAt.toISOString(), identity: principal });
     },
   );
@@ -104,7 +107,14 @@ export const revocationsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async
   const t = ctx.config.tokens;
   const adminOnly = requireRole(ctx, 'admin');
   /** The longest any token can live: a subject revocation is kept that long. */
-  const longestTtl = Math.max(t.maxTtlSeconds, t.adminTtlSeconds, t.userTtlSeconds, t.pilotTtlSeconds, t.jobTtlSeconds, t.pilotSessionTtlSeconds);
+  const longestTtl = Math.max(
+    t.maxTtlSeconds,
+    t.adminTtlSeconds,
+    t.userTtlSeconds,
+    t.pilotTtlSeconds,
+    t.jobTtlSeconds,
+    t.pilotSessionTtlSeconds,
+  );
 
   let polling: Promise<TokenSigner> | null = null;
   app.addHook('onReady', async () => {
@@ -129,7 +139,7 @@ export const revocationsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async
       onRequest: adminOnly,
       schema: {
         tags: ['tokens'],
-        summary: "Revoke a token (token, or jti + expiresAt) or every token of a subject (vo + user, or pilotId) (admins)",
+        summary: 'Revoke a token (token, or jti + expiresAt) or every token of a subject (vo + user, or pilotId) (admins)',
         operationId: 'revokeTokens',
         security: BEARER,
         body: ref(RevokeTokenRequestSchema),
@@ -150,7 +160,10 @@ export const revocationsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async
       if (b.token !== undefined) {
         const facts = await signer.facts(b.token);
         if (facts.jti === null) {
-          throw new WmsError('WMS_VALIDATION', `this token has no id (jti): revoke every token of its subject instead (vo ${facts.vo}, user ${facts.subject})`);
+          throw new WmsError(
+            'WMS_VALIDATION',
+            `this token has no id (jti): revoke every token of its subject instead (vo ${facts.vo}, user ${facts.subject})`,
+          );
         }
         row = { ...common, jti: facts.jti, expiresAt: facts.expiresAt };
       } else if (b.jti !== undefined) {
@@ -161,7 +174,8 @@ export const revocationsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async
       } else if (b.pilotId !== undefined) {
         row = { ...common, vo: null, subject: `pilot:${b.pilotId}`, expiresAt: new Date(now.getTime() + longestTtl * 1000) };
       } else {
-        if (b.vo === undefined || b.user === undefined) throw new WmsError('WMS_VALIDATION', "a subject's revocation needs both vo and user");
+        if (b.vo === undefined || b.user === undefined)
+          throw new WmsError('WMS_VALIDATION', "a subject's revocation needs both vo and user");
         row = { ...common, vo: b.vo, subject: b.user, expiresAt: new Date(now.getTime() + longestTtl * 1000) };
       }
       const saved = await insertRevocation(ctx.handle, row);

@@ -39,7 +39,12 @@ export const usagePlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
       const daySince = new Date(now - DAY_MS);
       const weekSince = new Date(now - 7 * DAY_MS);
       if (p.role !== 'user') {
-        return { daySince: daySince.toISOString(), weekSince: weekSince.toISOString(), defaultShare: DEFAULT_GROUP_SHARE, ...(await usageReport(ctx.handle, { daySince, weekSince })) };
+        return {
+          daySince: daySince.toISOString(),
+          weekSince: weekSince.toISOString(),
+          defaultShare: DEFAULT_GROUP_SHARE,
+          ...(await usageReport(ctx.handle, { daySince, weekSince })),
+        };
       }
       // The whole VO is read (fractions are per VO); the user gets their group and themselves.
       const report = await usageReport(ctx.handle, { daySince, weekSince, vo: p.vo });

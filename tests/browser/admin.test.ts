@@ -38,12 +38,22 @@ describeBrowser('admin pages in Chromium', () => {
           {
             name: SITE,
             computingElements: [
-              { name: 'banme-ce', type: 'local', queues: [{ name: 'q', timeLimitSeconds: 3600, maxWaitingPilots: 1, maxTotalPilots: 1, maxPilotsPerCycle: 1 }] },
+              {
+                name: 'banme-ce',
+                type: 'local',
+                queues: [{ name: 'q', timeLimitSeconds: 3600, maxWaitingPilots: 1, maxTotalPilots: 1, maxPilotsPerCycle: 1 }],
+              },
             ],
           },
         ],
       });
-      const issued = await sys.api<{ token: string }>('POST', '/api/tokens', { user: 'sam', vo: 'vo', group: 'vo_site', role: 'site-admin', sites: [SITE] });
+      const issued = await sys.api<{ token: string }>('POST', '/api/tokens', {
+        user: 'sam',
+        vo: 'vo',
+        group: 'vo_site',
+        role: 'site-admin',
+        sites: [SITE],
+      });
       const { page } = browser;
       const other = await browser.context.newPage();
       try {
@@ -64,14 +74,13 @@ describeBrowser('admin pages in Chromium', () => {
         await page.getByRole('button', { name: `Ban site ${SITE}` }).click();
         await page.getByLabel(`Reason for banning site ${SITE}`).fill('downtime for the storage upgrade');
         await page.getByRole('button', { name: 'Confirm ban' }).click();
-        await expect
-          .poll(() => page.getByTestId(`site-state-${SITE}`).textContent())
-          .toBe('banned: downtime for the storage upgrade');
+        await expect.poll(() => page.getByTestId(`site-state-${SITE}`).textContent()).toBe('banned: downtime for the storage upgrade');
         await expect
           .poll(() => other.getByTestId(`site-state-${SITE}`).textContent(), { timeout: 10_000 })
           .toBe('banned: downtime for the storage upgrade');
         expect(await other.evaluate('window.__wmsNoReload')).toBe(7);
-        const queues = (await sys.api<{ queues: { site: string; siteBanned: boolean; siteBanReason: string }[] }>('GET', '/api/sites')).queues;
+        const queues = (await sys.api<{ queues: { site: string; siteBanned: boolean; siteBanReason: string }[] }>('GET', '/api/sites'))
+          .queues;
         expect(queues.find((q) => q.site === SITE)).toMatchObject({ siteBanned: true, siteBanReason: 'downtime for the storage upgrade' });
         await screenshot(page, `${browser.tag}-sites-banned`);
 
@@ -87,13 +96,18 @@ describeBrowser('admin pages in Chromium', () => {
       const [bobs] = await sys.submit(HELLO, await sys.token('bob'));
       const { page } = browser;
       await signIn(page, sys.url, await sys.token('bob'), 'bob (user');
-      await page.getByTestId('jobs').getByRole('link', { name: String(bobs), exact: true }).waitFor();
+      await page
+        .getByTestId('jobs')
+        .getByRole('link', { name: String(bobs), exact: true })
+        .waitFor();
       const ids = await page.getByTestId('jobs').locator('tbody tr td:first-child').allTextContents();
       expect(ids).toContain(String(bobs));
       expect(ids).not.toContain(String(alices));
       const ownerColumn = (await page.getByTestId('jobs').locator('thead th').allTextContents()).indexOf('Owner') + 1;
       expect(ownerColumn).toBeGreaterThan(0);
-      expect(await page.getByTestId('jobs').locator(`tbody tr td:nth-child(${ownerColumn})`).allTextContents()).toEqual(ids.map(() => 'bob'));
+      expect(await page.getByTestId('jobs').locator(`tbody tr td:nth-child(${ownerColumn})`).allTextContents()).toEqual(
+        ids.map(() => 'bob'),
+      );
       await page.goto(`${sys.url}/jobs/${alices}`);
       await page.getByRole('alert').filter({ hasText: 'not found' }).waitFor();
       expect(await page.getByRole('alert').textContent()).toBe(`Job ${alices}: not found`);
@@ -111,13 +125,31 @@ describeBrowser('admin pages in Chromium', () => {
       await signIn(page, sys.url, await sys.adminToken(), 'admin (admin');
 
       await page.getByRole('link', { name: 'Pilots' }).click();
-      await page.getByTestId('pilots').getByRole('link', { name: String(pilotId), exact: true }).waitFor();
+      await page
+        .getByTestId('pilots')
+        .getByRole('link', { name: String(pilotId), exact: true })
+        .waitFor();
       await screenshot(page, `${browser.tag}-pilots`);
-      await page.getByTestId('pilots').getByRole('link', { name: String(pilotId), exact: true }).click();
+      await page
+        .getByTestId('pilots')
+        .getByRole('link', { name: String(pilotId), exact: true })
+        .click();
       await page.waitForURL(new RegExp(`/pilots/${pilotId}$`));
       const env = page.getByTestId('environment');
       await env.waitFor();
-      for (const label of ['OS', 'CPU', 'Cores', 'Memory', 'Work dir', 'File system', 'Disk free', 'Clock offset', 'DB12', 'Node', 'Batch system']) {
+      for (const label of [
+        'OS',
+        'CPU',
+        'Cores',
+        'Memory',
+        'Work dir',
+        'File system',
+        'Disk free',
+        'Clock offset',
+        'DB12',
+        'Node',
+        'Batch system',
+      ]) {
         expect(await env.textContent()).toContain(label);
       }
       expect(await env.textContent()).toMatch(/Nodev\d+\./);

@@ -47,9 +47,7 @@ describeBrowser('dashboard in Chromium', () => {
       await page.waitForURL(/\/jobs\/\d+$/);
       const id = Number(/\/jobs\/(\d+)$/.exec(page.url())?.[1]);
       expect(id).toBeGreaterThan(0);
-      await expect
-        .poll(() => page.getByTestId('job-status').textContent(), { timeout: 90_000, interval: 500 })
-        .toBe('Done');
+      await expect.poll(() => page.getByTestId('job-status').textContent(), { timeout: 90_000, interval: 500 }).toBe('Done');
       expect(await page.evaluate('window.__wmsNoReload')).toBe(42);
       await expect.poll(() => page.getByTestId('history').textContent()).toContain('Done');
       await expect.poll(() => page.getByTestId('jdl').textContent()).toContain('Hello from pilot-wms');
@@ -57,7 +55,10 @@ describeBrowser('dashboard in Chromium', () => {
       await screenshot(page, `${browser.tag}-job`);
 
       await page.getByRole('link', { name: '← Jobs' }).click();
-      await page.getByTestId('jobs').getByRole('link', { name: String(id), exact: true }).waitFor();
+      await page
+        .getByTestId('jobs')
+        .getByRole('link', { name: String(id), exact: true })
+        .waitFor();
       await expect.poll(() => page.getByTestId('counts').textContent()).toContain('Done');
       await screenshot(page, `${browser.tag}-jobs`);
     });

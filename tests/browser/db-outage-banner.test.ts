@@ -29,7 +29,10 @@ describeBrowser('dashboard through a database outage', () => {
     cluster = await PgCluster.create();
     const url = await cluster.createDatabase('outage_banner');
     dataDir = await mkdtemp(join(tmpdir(), 'wms-banner-'));
-    system = await startSystem(fastConfig(dataDir, url, { localSite: false, agents: false }), { pilotBundleDir: BUNDLE_DIR, logger: false });
+    system = await startSystem(fastConfig(dataDir, url, { localSite: false, agents: false }), {
+      pilotBundleDir: BUNDLE_DIR,
+      logger: false,
+    });
   });
 
   afterAll(async () => {
@@ -38,34 +41,37 @@ describeBrowser('dashboard through a database outage', () => {
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
-  it.skipIf(problem !== null)('shows "database unavailable, retrying" while the database is down, and removes it once it is back', async () => {
-    const { page } = browser;
-    const base = system.server.url;
-    const admin = (await readFile(system.server.adminTokenPath, 'utf8')).trim();
-    await page.goto(base + '/jobs');
-    await page.getByLabel('Token').fill(admin);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Jobs' }).waitFor();
-    const banner = page.getByTestId('db-banner');
-    expect(await banner.count()).toBe(0);
+  it.skipIf(problem !== null)(
+    'shows "database unavailable, retrying" while the database is down, and removes it once it is back',
+    async () => {
+      const { page } = browser;
+      const base = system.server.url;
+      const admin = (await readFile(system.server.adminTokenPath, 'utf8')).trim();
+      await page.goto(base + '/jobs');
+      await page.getByLabel('Token').fill(admin);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { name: 'Jobs' }).waitFor();
+      const banner = page.getByTestId('db-banner');
+      expect(await banner.count()).toBe(0);
 
-    await cluster.stop('fast');
-    await banner.waitFor({ timeout: 30_000 });
-    expect(await banner.textContent()).toContain('database unavailable, retrying');
-    // The page is still there with its last data; no error page instead of it.
-    await page.getByRole('heading', { name: 'Jobs' }).waitFor();
-    await screenshot(page, 'db-outage-banner');
+      await cluster.stop('fast');
+      await banner.waitFor({ timeout: 30_000 });
+      expect(await banner.textContent()).toContain('database unavailable, retrying');
+      // The page is still there with its last data; no error page instead of it.
+      await page.getByRole('heading', { name: 'Jobs' }).waitFor();
+      await screenshot(page, 'db-outage-banner');
 
-    await cluster.start();
-    await banner.waitFor({ state: 'detached', timeout: 30_000 });
-    // Answers work again: a job submitted now shows up in the list, without a reload.
-    const res = await fetch(base + '/api/jobs', {
-      method: 'POST',
-      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ jdl: '[ Executable = "/bin/true"; JobName = "after-outage"; CPUTime = 100; ]' }),
-    });
-    expect(res.status).toBe(201);
-    await page.getByText('after-outage').first().waitFor({ timeout: 30_000 });
-    expect(await banner.count()).toBe(0);
-  });
+      await cluster.start();
+      await banner.waitFor({ state: 'detached', timeout: 30_000 });
+      // Answers work again: a job submitted now shows up in the list, without a reload.
+      const res = await fetch(base + '/api/jobs', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ jdl: '[ Executable = "/bin/true"; JobName = "after-outage"; CPUTime = 100; ]' }),
+      });
+      expect(res.status).toBe(201);
+      await page.getByText('after-outage').first().waitFor({ timeout: 30_000 });
+      expect(await banner.count()).toBe(0);
+    },
+  );
 });

@@ -61,9 +61,7 @@ describeBrowser('application forms in Chromium', () => {
       await page.waitForURL(/\/jobs\/\d+$/);
       const id = Number(/\/jobs\/(\d+)$/.exec(page.url())?.[1]);
       expect(id).toBeGreaterThan(0);
-      await expect
-        .poll(() => page.getByTestId('job-status').textContent(), { timeout: 90_000, interval: 500 })
-        .toBe('Done');
+      await expect.poll(() => page.getByTestId('job-status').textContent(), { timeout: 90_000, interval: 500 }).toBe('Done');
       expect(await page.evaluate('window.__wmsNoReload')).toBe(7);
       await expect.poll(() => page.getByTestId('jdl').textContent()).toContain('Hello from Form tester');
       await screenshot(page, `${browser.tag}-forms-job`);

@@ -48,7 +48,14 @@ describeBrowser('jobs pages in Chromium', () => {
 
     it('filters the jobs by group, search, site and submission day, kept in the address', async () => {
       const alice = await sys.token('alice');
-      const alpha = (await sys.api<{ jobIds: number[] }>('POST', '/api/jobs', { jdls: [quick('alpha-one', 'alpha'), quick('alpha-two', 'alpha')] }, alice)).jobIds;
+      const alpha = (
+        await sys.api<{ jobIds: number[] }>(
+          'POST',
+          '/api/jobs',
+          { jdls: [quick('alpha-one', 'alpha'), quick('alpha-two', 'alpha')] },
+          alice,
+        )
+      ).jobIds;
       const [beta] = await sys.submit(quick('beta-one', 'beta'), alice);
       // Another user's job in the same group: never on alice's page.
       await sys.submit(quick('alpha-bob', 'alpha'), await sys.token('bob'));
@@ -126,11 +133,11 @@ describeBrowser('jobs pages in Chromium', () => {
       const [id] = await sys.submit(PEEK_JDL, alice);
       const { page } = browser;
       await page.goto(`${sys.url}/jobs/${id}`);
-      await expect
-        .poll(() => page.getByTestId('job-status').textContent(), { timeout: 90_000, interval: 500 })
-        .toBe('Done');
+      await expect.poll(() => page.getByTestId('job-status').textContent(), { timeout: 90_000, interval: 500 }).toBe('Done');
 
-      const beats = (await sys.api<{ heartbeats: { cpuSeconds: number; rssMb: number }[] }>('GET', `/api/jobs/${id}/heartbeats`, undefined, alice)).heartbeats;
+      const beats = (
+        await sys.api<{ heartbeats: { cpuSeconds: number; rssMb: number }[] }>('GET', `/api/jobs/${id}/heartbeats`, undefined, alice)
+      ).heartbeats;
       expect(beats.length).toBeGreaterThanOrEqual(2);
       const cpu = beats.map((b) => b.cpuSeconds);
       expect([...cpu].sort((a, b) => a - b)).toEqual(cpu);

@@ -119,7 +119,11 @@ describeBrowser('every page on the embedded default after npm start', () => {
 
   it('runs hello through a local pilot on the default schedules', async () => {
     const self = await call<{ vo: string }>(started!.url, admin, 'GET', '/api/tokens/self');
-    const alice = await call<{ token: string }>(started!.url, admin, 'POST', '/api/tokens', { user: 'alice', vo: self.vo, group: `${self.vo}_user` });
+    const alice = await call<{ token: string }>(started!.url, admin, 'POST', '/api/tokens', {
+      user: 'alice',
+      vo: self.vo,
+      group: `${self.vo}_user`,
+    });
     const submitted = await call<{ jobIds: number[] }>(started!.url, alice.token, 'POST', '/api/jobs', { jdl: HELLO });
     jobId = submitted.jobIds[0]!;
     await expect

@@ -22,15 +22,29 @@ import { describeDb } from '../helpers/db.js';
 import { makeJob, makeResource } from './fixtures.js';
 
 async function pilotAt(h: DbHandle, site: string, benchmark: number): Promise<number> {
-  const [id] = await createPilots(h, [{ stamp: `stamp-${site}`, site, ce: `ce.${site}`, ceType: 'fake', queue: 'q1', queueId: null, vo: 'vo1' }]);
+  const [id] = await createPilots(h, [
+    { stamp: `stamp-${site}`, site, ce: `ce.${site}`, ceType: 'fake', queue: 'q1', queueId: null, vo: 'vo1' },
+  ]);
   await registerPilot(h, id!, { environment: {}, benchmark, clockOffsetSeconds: 0 }, null);
   return id!;
 }
 
 /** Submits one job and has `pilotId` match and start it. */
-async function runningJob(h: DbHandle, pilotId: number, site: string, o: { owner?: string; group?: string; vo?: string; processors?: number } = {}) {
+async function runningJob(
+  h: DbHandle,
+  pilotId: number,
+  site: string,
+  o: { owner?: string; group?: string; vo?: string; processors?: number } = {},
+) {
   const [id] = await submitJobs(h, [
-    makeJob({ requirements: { owner: o.owner ?? 'alice', ownerGroup: o.group ?? 'users', vo: o.vo ?? 'vo1', processors: o.processors ?? 1 } as never }),
+    makeJob({
+      requirements: {
+        owner: o.owner ?? 'alice',
+        ownerGroup: o.group ?? 'users',
+        vo: o.vo ?? 'vo1',
+        processors: o.processors ?? 1,
+      } as never,
+    }),
   ]);
   const m = await matchJob(h, makeResource({ site, processors: o.processors ?? 1 }), { pilotId });
   expect(m?.id).toBe(id);
@@ -67,16 +81,21 @@ describeDb('accounting', (ctx) => {
       h,
       ids.failed,
       b,
-      { status: 'Failed', minorStatus: 'Application Finished With Errors', parameters: { 'TotalCPUTime(s)': '40', 'WallClockTime(s)': '50', ExitCode: '3' } },
+      {
+        status: 'Failed',
+        minorStatus: 'Application Finished With Errors',
+        parameters: { 'TotalCPUTime(s)': '40', 'WallClockTime(s)': '50', ExitCode: '3' },
+      },
       'JobWrapper',
     );
     // Failed by the stalled sweep (set by SQL, as the sweep's statement does), with a junk exit code.
     ids.stalled = await runningJob(h, a, 'SITE-A', { owner: 'bob', group: 'prod', vo: 'vo2' });
     await setJobParameters(h, ids.stalled, { 'TotalCPUTime(s)': '50', ExitCode: 'n/a' });
     await h.query(`update jobs set status = 'Stalled' where id = $1`, [ids.stalled]);
-    await h.query(`update jobs set status = 'Failed', minor_status = 'Stalling for more than 900 sec', last_update_at = now() where id = $1`, [
-      ids.stalled,
-    ]);
+    await h.query(
+      `update jobs set status = 'Failed', minor_status = 'Stalling for more than 900 sec', last_update_at = now() where id = $1`,
+      [ids.stalled],
+    );
     // Killed while waiting: never ran.
     ids.killed = (await submitJobs(h, [makeJob()]))[0]!;
     expect((await killJobs(h, [ids.killed!], { source: 'test' })).succeeded).toEqual([ids.killed]);
@@ -109,11 +128,38 @@ describeDb('accounting', (ctx) => {
     const recs = await ctx.handle.query<Record<string, unknown>>(`select * from accounting order by job_id`);
     const rec = (id: number) => recs.find((r) => Number(r['job_id']) === id)!;
     expect(rec(ids.done!)).toMatchObject({ owner: 'alice', owner_group: 'users', vo: 'vo1', site: 'SITE-A', ce: 'ce.SITE-A', queue: 'q1' });
-    expect(rec(ids.done!)).toMatchObject({ cpu_seconds: 100, wall_seconds: 120.5, benchmark: 10, normalized_cpu_seconds: 1000, exit_code: 0, processors: 1 });
+    expect(rec(ids.done!)).toMatchObject({
+      cpu_seconds: 100,
+      wall_seconds: 120.5,
+      benchmark: 10,
+      normalized_cpu_seconds: 1000,
+      exit_code: 0,
+      processors: 1,
+    });
     expect(rec(ids.done!)['started_at']).toBeInstanceOf(Date);
-    expect(rec(ids.failed!)).toMatchObject({ cpu_seconds: 40, benchmark: 2.5, normalized_cpu_seconds: 100, exit_code: 3, processors: 4, site: 'SITE-B' });
-    expect(rec(ids.stalled!)).toMatchObject({ cpu_seconds: 50, wall_seconds: 0, normalized_cpu_seconds: 500, exit_code: null, owner: 'bob' });
-    expect(rec(ids.killed!)).toMatchObject({ cpu_seconds: 0, benchmark: null, normalized_cpu_seconds: null, pilot_id: null, ce: '', site: 'ANY' });
+    expect(rec(ids.failed!)).toMatchObject({
+      cpu_seconds: 40,
+      benchmark: 2.5,
+      normalized_cpu_seconds: 100,
+      exit_code: 3,
+      processors: 4,
+      site: 'SITE-B',
+    });
+    expect(rec(ids.stalled!)).toMatchObject({
+      cpu_seconds: 50,
+      wall_seconds: 0,
+      normalized_cpu_seconds: 500,
+      exit_code: null,
+      owner: 'bob',
+    });
+    expect(rec(ids.killed!)).toMatchObject({
+      cpu_seconds: 0,
+      benchmark: null,
+      normalized_cpu_seconds: null,
+      pilot_id: null,
+      ce: '',
+      site: 'ANY',
+    });
   });
 
   it('groups, sorts by normalized CPU and scopes to one owner', async () => {
@@ -151,7 +197,10 @@ describeDb('accounting', (ctx) => {
 
   it('concurrent ticks record each job once', async () => {
     await ctx.handle.query(`delete from accounting`);
-    const more = await submitJobs(ctx.handle, Array.from({ length: 40 }, () => makeJob()));
+    const more = await submitJobs(
+      ctx.handle,
+      Array.from({ length: 40 }, () => makeJob()),
+    );
     expect((await killJobs(ctx.handle, more, { source: 'test' })).succeeded).toHaveLength(40);
     const pool = await ctx.open({ poolSize: 6 });
     const results = await Promise.all(Array.from({ length: 6 }, () => recordFinishedJobs(pool, { batchSize: 7 })));

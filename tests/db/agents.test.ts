@@ -49,7 +49,14 @@ function runnerFor(h: DbHandle, agents: Agent[], extra: { holder?: string; lines
 async function setJobs(
   h: DbHandle,
   ids: number[],
-  s: { status: JobState; pilotId?: number | null; heartbeatAgo?: number | null; startAgo?: number | null; updateAgo?: number; counter?: number },
+  s: {
+    status: JobState;
+    pilotId?: number | null;
+    heartbeatAgo?: number | null;
+    startAgo?: number | null;
+    updateAgo?: number;
+    counter?: number;
+  },
 ): Promise<void> {
   const ago = (n: number | null | undefined) => (n === null || n === undefined ? null : `${n} seconds`);
   await h.query(
@@ -130,7 +137,10 @@ describeDb('agent runner', (ctx) => {
   it('runOnce runs the tick under the lease and records its outcome', async () => {
     let calls = 0;
     const lines: string[] = [];
-    const r = runnerFor(ctx.handle, [{ name: 'count', schedule: '*/5 * * * * *', tick: async () => `tick ${++calls}` }], { lines, holder: 'me' });
+    const r = runnerFor(ctx.handle, [{ name: 'count', schedule: '*/5 * * * * *', tick: async () => `tick ${++calls}` }], {
+      lines,
+      holder: 'me',
+    });
     expect(await r.runOnce('count')).toEqual({ ran: true, outcome: 'tick 1' });
     expect(r.lastTicks().get('count')).toMatchObject({ outcome: 'tick 1', ok: true });
     expect(r.lastTicks().get('count')!.durationMs).toBeGreaterThanOrEqual(0);
@@ -160,7 +170,11 @@ describeDb('agent runner', (ctx) => {
     expect(await r.runOnce('flaky')).toEqual({ ran: true, outcome: 'fine' });
     // A database error: the database's words and the query's first line, not drizzle's whole dump.
     const bad = runnerFor(ctx.handle, [
-      { name: 'bad-sql', schedule: '* * * * * *', tick: async (c) => String(await c.db.db.execute(sql`select no_such_column\n from jobs`)) },
+      {
+        name: 'bad-sql',
+        schedule: '* * * * * *',
+        tick: async (c) => String(await c.db.db.execute(sql`select no_such_column\n from jobs`)),
+      },
     ]);
     const out = await bad.runOnce('bad-sql');
     expect(out.outcome).toMatch(/^error: .*no_such_column.* \(in: select no_such_column\)$/);
@@ -313,7 +327,11 @@ describeDb('stalled-jobs agent', (ctx) => {
       { command: 'Kill', status: 'Cancelled' },
     ]);
     expect(await job(ctx.handle, d!)).toMatchObject({ status: 'Stalled' });
-    expect(await job(ctx.handle, e!)).toMatchObject({ status: 'Failed', minorStatus: 'Maximum of reschedulings reached', rescheduleCounter: 4 });
+    expect(await job(ctx.handle, e!)).toMatchObject({
+      status: 'Failed',
+      minorStatus: 'Maximum of reschedulings reached',
+      rescheduleCounter: 4,
+    });
     expect(await lastHistory(ctx.handle, e!, 2)).toEqual([
       ['Stalled', 'Job stalled: pilot not running', 'StalledJobAgent'],
       ['Failed', 'Maximum of reschedulings reached', 'StalledJobAgent'],
@@ -376,9 +394,21 @@ describeDb('stalled-jobs agent', (ctx) => {
     const other = await addPilot(ctx.handle, { status: 'Running', reference: 'r2' });
     const [a, b] = await submitJobs(ctx.handle, makeJobs(2));
     await setJobs(ctx.handle, [a!, b!], { status: 'Stalled', pilotId: holder, updateAgo: 10 });
-    const done = await reportJobStatus(ctx.handle, a!, holder, { status: 'Done', minorStatus: 'Execution Complete', reportId: 5 }, 'JobWrapper');
+    const done = await reportJobStatus(
+      ctx.handle,
+      a!,
+      holder,
+      { status: 'Done', minorStatus: 'Execution Complete', reportId: 5 },
+      'JobWrapper',
+    );
     expect(done).toMatchObject({ accepted: true, status: 'Done' });
-    const refused = await reportJobStatus(ctx.handle, b!, other, { status: 'Completing', minorStatus: 'Application Finished Successfully' }, 'JobWrapper');
+    const refused = await reportJobStatus(
+      ctx.handle,
+      b!,
+      other,
+      { status: 'Completing', minorStatus: 'Application Finished Successfully' },
+      'JobWrapper',
+    );
     expect(refused).toMatchObject({ accepted: false, status: 'Stalled', held: false });
     expect((await job(ctx.handle, b!)).status).toBe('Stalled');
   });
@@ -404,7 +434,14 @@ describePg('stalled-jobs sweep under concurrency', (ctx) => {
     const ids = await submitJobs(ctx.handle, makeJobs(1500));
     await setJobs(ctx.handle, ids, { status: 'Running', pilotId: gone, heartbeatAgo: 100, startAgo: 100 });
     const other = await ctx.open({ poolSize: 4 });
-    const o = { now: new Date(), stalledAfterSeconds: 30, failedAfterSeconds: 60, matchedTimeoutSeconds: 60, maxRescheduling: 3, batchSize: 200 };
+    const o = {
+      now: new Date(),
+      stalledAfterSeconds: 30,
+      failedAfterSeconds: 60,
+      matchedTimeoutSeconds: 60,
+      maxRescheduling: 3,
+      batchSize: 200,
+    };
     const [r1, r2] = await Promise.all([sweepStalledJobs(ctx.handle, o), sweepStalledJobs(other, o)]);
     expect(r1.stalled.length + r2.stalled.length).toBe(1500);
     expect(r1.pilotGone.length + r2.pilotGone.length).toBe(1500);
@@ -422,7 +459,17 @@ describeDb('job-cleaning agent', (ctx) => {
 
   it('sets old finished jobs Deleted, batch by batch, then removes them with everything linked', async () => {
     const ids = await submitJobs(ctx.handle, makeJobs(9));
-    const [d1, d2, d3, d4, f1, k1, recentDone, running, completed] = ids as [number, number, number, number, number, number, number, number, number];
+    const [d1, d2, d3, d4, f1, k1, recentDone, running, completed] = ids as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     await setJobs(ctx.handle, [d1, d2, d3, d4], { status: 'Done', updateAgo: 100 });
     await setJobs(ctx.handle, [f1], { status: 'Failed', updateAgo: 100 });
     await setJobs(ctx.handle, [k1], { status: 'Killed', updateAgo: 100 });
@@ -437,17 +484,21 @@ describeDb('job-cleaning agent', (ctx) => {
     expect(await r.runOnce('job-cleaning')).toEqual({ ran: true, outcome: 'nothing to clean' });
     const statuses = Object.fromEntries((await getJobs(ctx.handle, ids)).map((j) => [j.id, j.status]));
     expect(statuses).toEqual({
-      [d1]: 'Deleted', [d2]: 'Deleted', [d3]: 'Deleted', [d4]: 'Deleted', [f1]: 'Deleted', [k1]: 'Deleted',
-      [recentDone]: 'Done', [running]: 'Running', [completed]: 'Completed',
+      [d1]: 'Deleted',
+      [d2]: 'Deleted',
+      [d3]: 'Deleted',
+      [d4]: 'Deleted',
+      [f1]: 'Deleted',
+      [k1]: 'Deleted',
+      [recentDone]: 'Done',
+      [running]: 'Running',
+      [completed]: 'Completed',
     });
 
     // Deleted for longer than the retention: removed, 3 per tick, with their rows elsewhere.
     await ctx.handle.query(`insert into job_parameters (job_id, name, value) values ($1, 'HostName', 'wn1')`, [d1]);
     await ctx.handle.query(`insert into job_commands (job_id, command) values ($1, 'Kill')`, [d1]);
-    await ctx.handle.query(
-      `insert into job_heartbeats (job_id, cpu_seconds, wall_seconds, rss_mb) values ($1, 1, 1, 1)`,
-      [d1],
-    );
+    await ctx.handle.query(`insert into job_heartbeats (job_id, cpu_seconds, wall_seconds, rss_mb) values ($1, 1, 1, 1)`, [d1]);
     await setJobs(ctx.handle, [d1, d2, d3, d4], { status: 'Deleted', updateAgo: 100 });
     expect(await r.runOnce('job-cleaning')).toEqual({ ran: true, outcome: '3 deleted job(s) removed' });
     expect((await getJobs(ctx.handle, ids)).map((j) => j.id)).toEqual([d4, f1, k1, recentDone, running, completed]);
@@ -491,9 +542,7 @@ describeDb('job-cleaning agent', (ctx) => {
     ]);
 
     const removedFiles: string[][] = [];
-    const withFiles = runnerFor(ctx.handle, [
-      createJobCleaningAgent({ removeSandboxFiles: async (s) => void removedFiles.push(s) }),
-    ]);
+    const withFiles = runnerFor(ctx.handle, [createJobCleaningAgent({ removeSandboxFiles: async (s) => void removedFiles.push(s) })]);
     expect(await withFiles.runOnce('job-cleaning')).toEqual({ ran: true, outcome: '2 sandbox(es) removed' });
     expect(removedFiles).toEqual([[sha('a'), sha('c')]]);
     expect((await ctx.handle.query<{ sha256: string }>(`select sha256 from sandboxes order by sha256`)).map((x) => x.sha256)).toEqual([
@@ -504,7 +553,9 @@ describeDb('job-cleaning agent', (ctx) => {
 
     // A failing file remover is logged and noted, the tick still succeeds.
     await ctx.handle.query(`delete from job_sandboxes`);
-    await ctx.handle.query(`update sandboxes set created_at = now() - interval '100 seconds', last_access_at = now() - interval '100 seconds'`);
+    await ctx.handle.query(
+      `update sandboxes set created_at = now() - interval '100 seconds', last_access_at = now() - interval '100 seconds'`,
+    );
     const lines: string[] = [];
     const failing = runnerFor(
       ctx.handle,

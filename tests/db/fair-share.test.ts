@@ -1,12 +1,5 @@
 import { beforeEach, expect, it } from 'vitest';
-import {
-  getTaskQueues,
-  matchJob,
-  recomputeSharePriorities,
-  setGroupShare,
-  submitJobs,
-  type DbHandle,
-} from '../../db/index.js';
+import { getTaskQueues, matchJob, recomputeSharePriorities, setGroupShare, submitJobs, type DbHandle } from '../../db/index.js';
 import { describeDb } from '../helpers/db.js';
 import { seededRandom } from '../helpers/random.js';
 import { makeJob, makeJobs, makeResource } from './fixtures.js';
@@ -89,7 +82,9 @@ describeDb('fair share', (ctx) => {
     }
     const s = (performance.now() - t0) / 1000;
     const ratio = counts.atlas! / counts.cms!;
-    console.log(`[db] fair share (${ctx.driver}): atlas ${counts.atlas}, cms ${counts.cms}, ratio ${ratio.toFixed(3)}; ${Math.round(4000 / s)} sequential matches/s`);
+    console.log(
+      `[db] fair share (${ctx.driver}): atlas ${counts.atlas}, cms ${counts.cms}, ratio ${ratio.toFixed(3)}; ${Math.round(4000 / s)} sequential matches/s`,
+    );
     expect(Math.abs(ratio / 3 - 1)).toBeLessThan(0.05);
   });
 });

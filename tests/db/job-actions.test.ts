@@ -1,15 +1,6 @@
 import { beforeEach, expect, it } from 'vitest';
 import { JOB_STATES, sourcesOf, type JobState } from '../../core/job-states.js';
-import {
-  deleteJobs,
-  getJobHistory,
-  getJobs,
-  killJobs,
-  matchJob,
-  rescheduleJobs,
-  submitJobs,
-  type DbHandle,
-} from '../../db/index.js';
+import { deleteJobs, getJobHistory, getJobs, killJobs, matchJob, rescheduleJobs, submitJobs, type DbHandle } from '../../db/index.js';
 import { describeDb } from '../helpers/db.js';
 import { makeJob, makeJobs, makeResource } from './fixtures.js';
 

@@ -106,7 +106,12 @@ describeDb('listing and counting jobs', (ctx) => {
     const sha = 'c'.repeat(64);
     await recordSandbox(ctx.handle, { sha256: sha, size: 123, owner: 'alice', ownerGroup: 'users', vo: 'vo1' });
     await recordSandbox(ctx.handle, { sha256: sha, size: 123, owner: 'alice', ownerGroup: 'users', vo: 'vo1' });
-    expect(await getSandbox(ctx.handle, sha)).toEqual({ sha256: sha, size: 123, createdAt: expect.any(Date), lastAccessAt: expect.any(Date) });
+    expect(await getSandbox(ctx.handle, sha)).toEqual({
+      sha256: sha,
+      size: 123,
+      createdAt: expect.any(Date),
+      lastAccessAt: expect.any(Date),
+    });
     expect(await getSandbox(ctx.handle, 'd'.repeat(64))).toBeNull();
     await assignSandboxes(ctx.handle, alice[0]!, 'Output', [sha, sha]);
     await assignSandboxes(ctx.handle, alice[0]!, 'Output', [sha]);

@@ -155,7 +155,11 @@ describeDb('explain', (ctx) => {
     ]);
     await matchJob(ctx.handle, makeResource());
     const after = await explainResource(ctx.handle, makeResource());
-    expect(after.taskQueues.find((q) => q.id === tqSmall!.id)).toMatchObject({ waitingJobs: 0, eligible: false, reasons: ['no waiting jobs'] });
+    expect(after.taskQueues.find((q) => q.id === tqSmall!.id)).toMatchObject({
+      waitingJobs: 0,
+      eligible: false,
+      reasons: ['no waiting jobs'],
+    });
   });
 
   it('explainResource names a banned site and CE as blockers', async () => {
@@ -175,7 +179,16 @@ describeDb('explain', (ctx) => {
     await upsertComputingElement(ctx.handle, { site: 'SITE-C', name: 'ce-c', type: 'local' });
     await upsertCeQueue(ctx.handle, { ce: 'ce-a', name: 'big', processors: 16, ramMb: 64000, cpuTime: 200_000, tags: ['GPU'], gpus: 1 });
     await upsertCeQueue(ctx.handle, { ce: 'ce-a', name: 'small', processors: 1, ramMb: 2000, cpuTime: 3600 });
-    await upsertCeQueue(ctx.handle, { ce: 'ce-b', name: 'q', processors: 16, ramMb: 64000, cpuTime: 200_000, tags: ['GPU'], gpus: 1, allowedVos: ['vo9'] });
+    await upsertCeQueue(ctx.handle, {
+      ce: 'ce-b',
+      name: 'q',
+      processors: 16,
+      ramMb: 64000,
+      cpuTime: 200_000,
+      tags: ['GPU'],
+      gpus: 1,
+      allowedVos: ['vo9'],
+    });
     await upsertCeQueue(ctx.handle, { ce: 'ce-c', name: 'q', processors: 16, ramMb: 64000, cpuTime: 200_000, tags: ['GPU'], gpus: 1 });
     await setSiteBanned(ctx.handle, 'SITE-C', true, 'maintenance');
     const [id] = await submitJobs(ctx.handle, [

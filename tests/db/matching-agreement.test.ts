@@ -29,8 +29,21 @@ const PLATFORMS = ['EL8', 'EL9'];
 const TAGS = ['GPU', 'CVMFS', 'WholeNode'];
 /** Tags implied by numbers, and look-alikes no resource offers (1GB, leading zeros, > 1024). */
 const LADDER_TAGS = [
-  'MultiProcessor', '2Processors', '4Processors', '8Processors', '16Processors', '1024Processors', '1025Processors',
-  '2GB', '8GB', '16GB', '1024GB', '1GB', '04Processors', '0GB', '1Processors',
+  'MultiProcessor',
+  '2Processors',
+  '4Processors',
+  '8Processors',
+  '16Processors',
+  '1024Processors',
+  '1025Processors',
+  '2GB',
+  '8GB',
+  '16GB',
+  '1024GB',
+  '1GB',
+  '04Processors',
+  '0GB',
+  '1Processors',
 ];
 const TYPES = ['User', 'MC'];
 

@@ -3,14 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isWmsError } from '../../core/errors.js';
-import {
-  asDbUnavailable,
-  getOrCreateSigningKey,
-  migrationsFolder,
-  openDb,
-  redactUrl,
-  type SigningKey,
-} from '../../db/index.js';
+import { asDbUnavailable, getOrCreateSigningKey, migrationsFolder, openDb, redactUrl, type SigningKey } from '../../db/index.js';
 import { describeDb, describePg } from '../helpers/db.js';
 
 describe('openDb', () => {
@@ -72,13 +65,20 @@ describeDb('DbHandle', (ctx) => {
     const [a, b] = await Promise.all([getOrCreateSigningKey(ctx.handle, create), getOrCreateSigningKey(ctx.handle, create)]);
     expect(a).toEqual(b);
     expect(made).toBe(1);
-    expect(await getOrCreateSigningKey(ctx.handle, create)).toEqual({ kid: 'k1', privateJwk: { d: 'secret', kid: 'k1' }, publicJwk: { x: 'pub', kid: 'k1' } });
+    expect(await getOrCreateSigningKey(ctx.handle, create)).toEqual({
+      kid: 'k1',
+      privateJwk: { d: 'secret', kid: 'k1' },
+      publicJwk: { x: 'pub', kid: 'k1' },
+    });
   });
 });
 
 describePg('migrations on PostgreSQL', () => {
   it('several processes opening a fresh database at once migrate it once', async () => {
-    const admin = await openDb(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', { migrate: false, poolSize: 1 });
+    const admin = await openDb(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', {
+      migrate: false,
+      poolSize: 1,
+    });
     const name = `wms_test_migrate_${process.pid}_${Date.now()}`;
     await admin.query(`create database ${name}`);
     try {

@@ -12,7 +12,7 @@ import { makeJob } from './fixtures.js';
 describeDb('submission, DIRAC style', (ctx) => {
   beforeEach(() => ctx.truncate());
 
-  it('%j becomes each job\'s id in its name and group (every occurrence), in one bulk insert', async () => {
+  it("%j becomes each job's id in its name and group (every occurrence), in one bulk insert", async () => {
     const ids = await submitJobs(ctx.handle, [
       makeJob({ jobName: 'run_%j', jobGroup: 'grp_%j_%j' }),
       makeJob({ jobName: 'sweep_%j_1', jobGroup: 'plain', parametric: { number: 1, values: {} } }),

@@ -1,11 +1,5 @@
 import { beforeEach, expect, it } from 'vitest';
-import {
-  getJobHistory,
-  getJobs,
-  getTaskQueues,
-  recordSandbox,
-  submitJobs,
-} from '../../db/index.js';
+import { getJobHistory, getJobs, getTaskQueues, recordSandbox, submitJobs } from '../../db/index.js';
 import { describeDb, describePg } from '../helpers/db.js';
 import { makeJob, makeJobs } from './fixtures.js';
 
@@ -98,9 +92,7 @@ describeDb('submitJobs', (ctx) => {
     const sha = 'a'.repeat(64);
     await recordSandbox(ctx.handle, { sha256: sha, size: 10, owner: 'alice', ownerGroup: 'users', vo: 'vo1' });
     const ids = await submitJobs(ctx.handle, makeJobs(2), { inputSandboxes: [[sha], [sha, sha]] });
-    const links = await ctx.handle.query<{ job_id: number; kind: string }>(
-      'select job_id, kind from job_sandboxes order by job_id',
-    );
+    const links = await ctx.handle.query<{ job_id: number; kind: string }>('select job_id, kind from job_sandboxes order by job_id');
     expect(links).toEqual(ids.map((id) => ({ job_id: id, kind: 'Input' })));
     await expect(submitJobs(ctx.handle, makeJobs(3), { inputSandboxes: [[], ['b'.repeat(64)], []] })).rejects.toThrow();
     const [{ n }] = (await ctx.handle.query<{ n: number }>('select count(*) as n from jobs')) as [{ n: number }];

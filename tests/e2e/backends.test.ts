@@ -20,7 +20,14 @@ import { waitUntil } from '../helpers/system.js';
 const HELLO = await readFile(join(import.meta.dirname, '../../examples/hello.jdl'), 'utf8');
 
 /** Registers one site with one CE of `type` and one queue, as a site admin would. */
-async function register(sys: SystemCtx, name: string, type: string, settings: Record<string, unknown>, queue: string, queueSettings: Record<string, unknown> = {}) {
+async function register(
+  sys: SystemCtx,
+  name: string,
+  type: string,
+  settings: Record<string, unknown>,
+  queue: string,
+  queueSettings: Record<string, unknown> = {},
+) {
   const doc = {
     sites: [
       {
@@ -30,7 +37,16 @@ async function register(sys: SystemCtx, name: string, type: string, settings: Re
             name: `${name}-ce`,
             type,
             settings,
-            queues: [{ name: queue, timeLimitSeconds: 3600, maxWaitingPilots: 1, maxTotalPilots: 2, maxPilotsPerCycle: 1, settings: queueSettings }],
+            queues: [
+              {
+                name: queue,
+                timeLimitSeconds: 3600,
+                maxWaitingPilots: 1,
+                maxTotalPilots: 2,
+                maxPilotsPerCycle: 1,
+                settings: queueSettings,
+              },
+            ],
           },
         ],
       },
@@ -76,7 +92,11 @@ describeSystem(
   },
   {
     config: { localSite: false },
-    ceEnv: { PATH: `${FAKE_CONDOR_BIN}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, WMS_FAKE_CONDOR_DIR: condorState, WMS_FAKE_CONDOR_IDLE_MS: '100' },
+    ceEnv: {
+      PATH: `${FAKE_CONDOR_BIN}:${process.env['PATH'] ?? '/usr/bin:/bin'}`,
+      WMS_FAKE_CONDOR_DIR: condorState,
+      WMS_FAKE_CONDOR_IDLE_MS: '100',
+    },
   },
 );
 
@@ -120,7 +140,13 @@ describeSystem(
           ].join('\n'),
         );
         const out: string[] = [];
-        const io: Io = { out: (l) => out.push(l), err: (l) => out.push(l), env: { WMS_URL: sys.url, WMS_TOKEN: await sys.adminToken() }, cwd: sys.dataDir, home: sys.dataDir };
+        const io: Io = {
+          out: (l) => out.push(l),
+          err: (l) => out.push(l),
+          env: { WMS_URL: sys.url, WMS_TOKEN: await sys.adminToken() },
+          cwd: sys.dataDir,
+          home: sys.dataDir,
+        };
         const code = await run(['site', 'apply', file], io).catch((e: unknown) => (out.push(...formatError(e)), 1));
         expect(out.join('\n')).toMatch(/1 queue\(s\) created/);
         expect(code).toBe(0);
@@ -128,10 +154,15 @@ describeSystem(
 
         // The next site-director tick that starts after the apply sends a pilot there.
         const runner = sys.system.runner!;
-        await waitUntil('a site-director tick after the apply', async () => {
-          const t = runner.lastTicks().get('site-director');
-          return t && t.at.getTime() > appliedAt;
-        }, 10_000, 50);
+        await waitUntil(
+          'a site-director tick after the apply',
+          async () => {
+            const t = runner.lastTicks().get('site-director');
+            return t && t.at.getTime() > appliedAt;
+          },
+          10_000,
+          50,
+        );
         const { pilots } = await sys.api('GET', '/api/pilots');
         expect(pilots.map((p: { ce: string; ceType: string }) => [p.ce, p.ceType])).toEqual([['one-e2e', 'opennebula']]);
         expect(pilots[0].reference).toMatch(/^cloud:\/\/one-e2e\/\d+$/);

@@ -87,7 +87,11 @@ interface Run {
 
 function run(file: string, args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
   return new Promise((done, fail) => {
-    const child = spawn(file, args, { cwd, env: { PATH: process.env['PATH'] ?? '', HOME: cwd, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, args, {
+      cwd,
+      env: { PATH: process.env['PATH'] ?? '', HOME: cwd, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -124,7 +128,9 @@ async function submitWithCli(sys: SystemCtx, dir: string): Promise<number> {
 async function outputFiles(sys: SystemCtx, jobId: number): Promise<Record<string, string>> {
   const out = await sys.api('GET', `/api/jobs/${jobId}/output`, undefined, await sys.token());
   expect(out.sandboxes).toHaveLength(1);
-  const res = await fetch(`${sys.url}/api/sandboxes/${out.sandboxes[0].sha256}`, { headers: { authorization: `Bearer ${await sys.token()}` } });
+  const res = await fetch(`${sys.url}/api/sandboxes/${out.sandboxes[0].sha256}`, {
+    headers: { authorization: `Bearer ${await sys.token()}` },
+  });
   expect(res.status).toBe(200);
   const dir = await mkdtemp(join(scratch, 'out-'));
   const archive = join(dir, 'out.tar.gz');
@@ -143,7 +149,9 @@ describe('the DIRAC job API fixtures', () => {
     const names = [...jdl.matchAll(/^ {4}(\w+) = /gm)].map((m) => m[1]);
     expect(names).toEqual([...names].sort());
     expect(jdl).toContain('    Site = Local.localhost;\n');
-    expect(jdl).toContain(`    InputSandbox = \n        {\n            analysis.sh,\n            cuts.txt,\n            ${SUBMIT_DIR}/jobDescription.xml\n        };\n`);
+    expect(jdl).toContain(
+      `    InputSandbox = \n        {\n            analysis.sh,\n            cuts.txt,\n            ${SUBMIT_DIR}/jobDescription.xml\n        };\n`,
+    );
     expect(jdl).not.toMatch(/[[\]]/);
   });
 });
@@ -186,7 +194,9 @@ describe('the dirac-jobexec stand-in', () => {
     expect(r.stdout).toContain('step one: hello from DIRAC\n');
     expect(r.stdout).toContain('label: two words\n');
     expect(r.stderr).toContain('analysis.sh: 1 event without a vertex skipped');
-    expect(await readFile(join(dir, 'Script1_CodeOutput.log'), 'utf8')).toBe('<<<<<<<<<< echo Standard Output >>>>>>>>>>\n\nstep one: hello from DIRAC\n ');
+    expect(await readFile(join(dir, 'Script1_CodeOutput.log'), 'utf8')).toBe(
+      '<<<<<<<<<< echo Standard Output >>>>>>>>>>\n\nstep one: hello from DIRAC\n ',
+    );
     expect(await readFile(join(dir, 'Script2_analysis.sh.log'), 'utf8')).toBe(
       '<<<<<<<<<< analysis.sh Standard Output >>>>>>>>>>\n\nlabel: two words\ncuts: pt>25 eta<2.5\nanalysis done\n ' +
         '<<<<<<<<<< analysis.sh Standard Error >>>>>>>>>>\n\nanalysis.sh: 1 event without a vertex skipped\n ',
@@ -210,9 +220,16 @@ describe('the dirac-jobexec stand-in', () => {
   });
 
   it('refuses a module other than Script, before any step runs', async () => {
-    const r = await jobexec(workflowXml([{ exe: 'touch', args: 'ran' }, { exe: 'echo', modules: ['Script', 'FailoverRequest'] }]));
+    const r = await jobexec(
+      workflowXml([
+        { exe: 'touch', args: 'ran' },
+        { exe: 'echo', modules: ['Script', 'FailoverRequest'] },
+      ]),
+    );
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/step RunScriptStep2 .*module FailoverRequest \(from DIRAC\.Workflow\.Modules\.FailoverRequest\) is not supported/);
+    expect(r.stderr).toMatch(
+      /step RunScriptStep2 .*module FailoverRequest \(from DIRAC\.Workflow\.Modules\.FailoverRequest\) is not supported/,
+    );
     expect(existsSync(join(r.dir, 'ran'))).toBe(false);
   });
 
@@ -235,7 +252,11 @@ describe('the dirac-jobexec stand-in', () => {
 
   it('refuses switches it cannot honour; a step log that is a link is replaced, never followed', async () => {
     const xml = workflowXml([{ exe: 'echo', args: 'x' }]);
-    for (const args of [['--cfg', 'pilot.cfg'], ['-o', '/DIRAC/Setup=Production'], ['-o', 'LogLevel=LOUD']]) {
+    for (const args of [
+      ['--cfg', 'pilot.cfg'],
+      ['-o', '/DIRAC/Setup=Production'],
+      ['-o', 'LogLevel=LOUD'],
+    ]) {
       const r = await jobexec(xml, args);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/^dirac-jobexec: /);
@@ -321,7 +342,13 @@ describeSystem("a JDL written by DIRAC's job API", (sys) => {
     const dir = await submitDir();
     const id = await submitWithCli(sys, dir);
     const job = await sys.waitForStatus(id, ['Done', 'Failed'], 120_000);
-    expect(job).toMatchObject({ status: 'Done', minorStatus: 'Execution Complete', jobName: 'higgs-candidates', jobGroup: 'higgs_search', priority: 3 });
+    expect(job).toMatchObject({
+      status: 'Done',
+      minorStatus: 'Execution Complete',
+      jobName: 'higgs-candidates',
+      jobGroup: 'higgs_search',
+      priority: 3,
+    });
     const files = await outputFiles(sys, id);
     expect(Object.keys(files).sort()).toEqual(['Script1_CodeOutput.log', 'Script2_analysis.sh.log', 'result.txt', 'std.err', 'std.out']);
     expect(files['std.out']).toContain('step one: hello from DIRAC\n');

@@ -62,8 +62,15 @@ describeSystem('metrics of a running system', (sys) => {
     const db = sys.system.server.db;
     // Jobs are final now: the job gauges must equal the database exactly.
     const s = await scrape(sys);
-    expect(figures(s, 'wms_jobs', (l) => l['status']!)).toEqual(await sqlMap(db, 'select status as k, count(*) as n from jobs group by status'));
-    expect(figures(s, 'wms_jobs', (l) => l['status']!)).toEqual(new Map([['Done', 3], ['Failed', 1]]));
+    expect(figures(s, 'wms_jobs', (l) => l['status']!)).toEqual(
+      await sqlMap(db, 'select status as k, count(*) as n from jobs group by status'),
+    );
+    expect(figures(s, 'wms_jobs', (l) => l['status']!)).toEqual(
+      new Map([
+        ['Done', 3],
+        ['Failed', 1],
+      ]),
+    );
     expect(figures(s, 'wms_failed_jobs', (l) => l['minor_status']!)).toEqual(
       await sqlMap(db, `select minor_status as k, count(*) as n from jobs where status = 'Failed' group by minor_status`),
     );
@@ -76,20 +83,33 @@ describeSystem('metrics of a running system', (sys) => {
 
     // Pilots still move (idle ones stop, the pilot-status agent records it): a scrape and a
     // count taken one after the other agree once a state holds for both.
-    await waitUntil('pilot gauges to equal the pilots table', async () => {
-      const p = figures(await scrape(sys), 'wms_pilots', pilotKey);
-      const q = await sqlMap(db, `select site || '|' || ce || '|' || ce_type || '|' || status as k, count(*) as n from pilots group by 1`);
-      return p.size > 0 && JSON.stringify([...p].sort()) === JSON.stringify([...q].sort());
-    }, 30_000, 250);
+    await waitUntil(
+      'pilot gauges to equal the pilots table',
+      async () => {
+        const p = figures(await scrape(sys), 'wms_pilots', pilotKey);
+        const q = await sqlMap(
+          db,
+          `select site || '|' || ce || '|' || ce_type || '|' || status as k, count(*) as n from pilots group by 1`,
+        );
+        return p.size > 0 && JSON.stringify([...p].sort()) === JSON.stringify([...q].sort());
+      },
+      30_000,
+      250,
+    );
     const pilots = figures(await scrape(sys), 'wms_pilots', pilotKey);
     expect([...pilots.keys()].every((k) => k.startsWith('Local.localhost|localhost|local|'))).toBe(true);
 
     // Agent ticks arrived through the runner's onTick (agents tick every second here).
-    const ticks = await waitUntil('ticks of the three fast agents', async () => {
-      const t = await scrape(sys);
-      const ok = figures(t, 'wms_agent_ticks_total', (l) => `${l['agent']}|${l['outcome']}`);
-      return ['site-director', 'pilot-status', 'stalled-jobs'].every((a) => (ok.get(`${a}|ok`) ?? 0) >= 1) ? t : null;
-    }, 15_000, 250);
+    const ticks = await waitUntil(
+      'ticks of the three fast agents',
+      async () => {
+        const t = await scrape(sys);
+        const ok = figures(t, 'wms_agent_ticks_total', (l) => `${l['agent']}|${l['outcome']}`);
+        return ['site-director', 'pilot-status', 'stalled-jobs'].every((a) => (ok.get(`${a}|ok`) ?? 0) >= 1) ? t : null;
+      },
+      15_000,
+      250,
+    );
     const durations = new Map(ticks.filter((x) => x.name === 'wms_agent_tick_duration_seconds').map((x) => [x.labels['agent'], x.value]));
     for (const a of ['site-director', 'pilot-status', 'stalled-jobs']) {
       expect(durations.get(a), a).toBeGreaterThan(0);

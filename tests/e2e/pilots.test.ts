@@ -59,7 +59,9 @@ function processesStarting(prefix: string): number[] {
 async function outputFiles(sys: SystemCtx, jobId: number): Promise<Record<string, string>> {
   const out = await sys.api('GET', `/api/jobs/${jobId}/output`, undefined, await sys.token());
   expect(out.sandboxes).toHaveLength(1);
-  const res = await fetch(`${sys.url}/api/sandboxes/${out.sandboxes[0].sha256}`, { headers: { authorization: `Bearer ${await sys.token()}` } });
+  const res = await fetch(`${sys.url}/api/sandboxes/${out.sandboxes[0].sha256}`, {
+    headers: { authorization: `Bearer ${await sys.token()}` },
+  });
   expect(res.status).toBe(200);
   const dir = await mkdtemp(join(scratch, 'out-'));
   const archive = join(dir, 'out.tar.gz');
@@ -105,7 +107,9 @@ describeSystem('pilots run jobs end to end', (sys) => {
   });
 
   it('runs a parametric JDL of 50 jobs, all Done', async () => {
-    const ids = await sys.submit(`[ JobName = "p_%n"; Executable = "/bin/echo"; Arguments = "point %s"; Parameters = 50; ParameterStart = 1; ParameterStep = 1; CPUTime = 600; ]`);
+    const ids = await sys.submit(
+      `[ JobName = "p_%n"; Executable = "/bin/echo"; Arguments = "point %s"; Parameters = 50; ParameterStart = 1; ParameterStep = 1; CPUTime = 600; ]`,
+    );
     expect(ids).toHaveLength(50);
     await waitUntil(
       '50 jobs Done',

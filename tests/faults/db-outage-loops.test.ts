@@ -91,7 +91,9 @@ it.skipIf(problem !== null)('agent ticks and the revocation poll ride out an out
 
     await cluster.start();
     await until('ticks and polls again', () => ticks > ticksWhileDown && polls > 0 && !outage.down);
-    await until('the runner to say the database is back', () => runnerLog.some((l) => /agents: database available again after \d+ s/.test(l)));
+    await until('the runner to say the database is back', () =>
+      runnerLog.some((l) => /agents: database available again after \d+ s/.test(l)),
+    );
     // Once each way, for the whole outage.
     expect(runnerLog.filter((l) => l.includes('database unavailable'))).toHaveLength(1);
     expect(runnerLog.filter((l) => l.includes('available again'))).toHaveLength(1);

@@ -88,7 +88,7 @@ for (const mode of ['fast', 'immediate', 'fast'] as const) {
 
     // The same handle answers again: broken clients were dropped, new ones connect.
     const deadline = Date.now() + 20_000;
-    let rows: { a: number }[] = [];
+    let rows: { a: number }[];
     for (;;) {
       try {
         rows = await handle.query<{ a: number }>('select 1 as a');

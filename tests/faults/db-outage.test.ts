@@ -59,7 +59,14 @@ function baseEnv(): NodeJS.ProcessEnv {
   return { PATH: process.env['PATH'] ?? '', HOME: work, XDG_CONFIG_HOME: join(work, '.no-config') };
 }
 
-async function call(what: string, method: string, path: string, token: string | null, body?: string | Buffer, type?: string): Promise<Answer & { body: string }> {
+async function call(
+  what: string,
+  method: string,
+  path: string,
+  token: string | null,
+  body?: string | Buffer,
+  type?: string,
+): Promise<Answer & { body: string }> {
   const sentIn = phase;
   const headers: Record<string, string> = {};
   if (token) headers['authorization'] = `Bearer ${token}`;
@@ -113,7 +120,14 @@ async function load(worker: number, stop: { done: boolean }): Promise<void> {
       }
       switch ((n + worker) % 6) {
         case 0:
-          await call('submit', 'POST', '/api/jobs', alice, JSON.stringify({ jdls: [1, 2, 3, 4, 5].map((i) => jdl(worker * 100_000 + n * 10 + i)) }), 'application/json');
+          await call(
+            'submit',
+            'POST',
+            '/api/jobs',
+            alice,
+            JSON.stringify({ jdls: [1, 2, 3, 4, 5].map((i) => jdl(worker * 100_000 + n * 10 + i)) }),
+            'application/json',
+          );
           break;
         case 1:
           await call('list', 'GET', '/api/jobs?limit=5', alice);
@@ -185,15 +199,41 @@ beforeAll(async () => {
   const port = await freePort();
   server = spawn(
     process.execPath,
-    ['--import', tsx, main, 'server', 'start', '--db', dbUrl, '--data-dir', join(work, 'var'), '--port', String(port), '--no-local-site', '--config', join(work, 'config.json')],
+    [
+      '--import',
+      tsx,
+      main,
+      'server',
+      'start',
+      '--db',
+      dbUrl,
+      '--data-dir',
+      join(work, 'var'),
+      '--port',
+      String(port),
+      '--no-local-site',
+      '--config',
+      join(work, 'config.json'),
+    ],
     { cwd: work, env: baseEnv() },
   );
   server.stdout!.on('data', (d: Buffer) => (serverLog += d.toString()));
   server.stderr!.on('data', (d: Buffer) => (serverLog += d.toString()));
   server.on('exit', (code, signal) => (serverExit = { code, signal }));
-  url = await until('the server to listen', async () => /listening on (http:\/\/\S+)/.exec(serverLog)?.[1] ?? (serverExit ? Promise.reject(new Error(serverLog)) : null), 60_000);
+  url = await until(
+    'the server to listen',
+    async () => /listening on (http:\/\/\S+)/.exec(serverLog)?.[1] ?? (serverExit ? Promise.reject(new Error(serverLog)) : null),
+    60_000,
+  );
   admin = (await readFile(join(work, 'var', 'admin.token'), 'utf8')).trim();
-  const issued = await call('token', 'POST', '/api/tokens', admin, JSON.stringify({ user: 'alice', vo: 'lhcb', group: 'lhcb_user' }), 'application/json');
+  const issued = await call(
+    'token',
+    'POST',
+    '/api/tokens',
+    admin,
+    JSON.stringify({ user: 'alice', vo: 'lhcb', group: 'lhcb_user' }),
+    'application/json',
+  );
   expect(issued.status, issued.body).toBe(201);
   alice = (JSON.parse(issued.body) as { token: string }).token;
   answers.length = 0;
@@ -234,7 +274,14 @@ async function checkDown(): Promise<void> {
     await call('down:upload', 'PUT', `/api/sandboxes/${sha}`, alice, bytes, 'application/gzip'),
     await call('down:pilots', 'GET', '/api/pilots', admin),
     await call('down:sites', 'GET', '/api/sites', alice),
-    await call('down:explain', 'POST', '/api/match/explain', admin, JSON.stringify({ site: 'LCG.X.org', cpuWork: 1000 }), 'application/json'),
+    await call(
+      'down:explain',
+      'POST',
+      '/api/match/explain',
+      admin,
+      JSON.stringify({ site: 'LCG.X.org', cpuWork: 1000 }),
+      'application/json',
+    ),
     await call('down:health', 'GET', '/api/health', null),
   ];
   for (const a of down) {

@@ -38,7 +38,10 @@ it(`a job fills its pilot's disk mid-run: ${JOBS} jobs, each Done exactly once, 
   );
   // Its pilot took more jobs afterwards, and they ended Done.
   expect(d.laterJobs.length, why).toBeGreaterThan(0);
-  expect(d.laterJobs.every((j) => j.status === 'Done'), why).toBe(true);
+  expect(
+    d.laterJobs.every((j) => j.status === 'Done'),
+    why,
+  ).toBe(true);
   // The space came back: nothing of the filler held open by the pilot, its tmpfs free again.
   expect(d.afterNextJob, why).not.toBeNull();
   expect(d.afterNextJob!.pilotAlive, why).toBe(true);
@@ -51,5 +54,8 @@ it(`a job fills its pilot's disk mid-run: ${JOBS} jobs, each Done exactly once, 
   // No pilot broken by its tmpfs (mounted once it had taken its token file, before its first job).
   expect(r.failedPilots, why).toEqual([]);
   // No tmpfs left mounted.
-  expect(sys!.diskMounts.filter((m) => !m.unmounted), why).toEqual([]);
+  expect(
+    sys!.diskMounts.filter((m) => !m.unmounted),
+    why,
+  ).toEqual([]);
 });

@@ -160,7 +160,10 @@ describe('a job that fills the pilot work dir', () => {
     api.close();
     const trace = `pilot log:\n${log.join('\n')}`;
 
-    expect(result.jobs.map((j) => [j.jobId, j.status]), trace).toEqual([
+    expect(
+      result.jobs.map((j) => [j.jobId, j.status]),
+      trace,
+    ).toEqual([
       [stayer, 'Failed'],
       [filler, 'Failed'],
       [unpacker, 'Failed'],
@@ -176,7 +179,10 @@ describe('a job that fills the pilot work dir', () => {
     const f = await job(filler);
     expect(f.status).toBe('Failed');
     expect(`${f.minorStatus}: ${f.applicationStatus}`, trace).toMatch(
-      new RegExp(`^(${MINOR.uploadingOutputSandbox}: output sandbox upload failed: .*no space left on device|${MINOR.jobInsufficientDisk}: )`, 'i'),
+      new RegExp(
+        `^(${MINOR.uploadingOutputSandbox}: output sandbox upload failed: .*no space left on device|${MINOR.jobInsufficientDisk}: )`,
+        'i',
+      ),
     );
     const u = await job(unpacker);
     expect(u.status).toBe('Failed');
@@ -186,7 +192,10 @@ describe('a job that fills the pilot work dir', () => {
     // Nothing of any job is held open by the pilot, nor left on disk; the space is back.
     expect(descriptorsUnder(workDir), trace).toEqual([]);
     // (What the pilot itself keeps there, such as its payload-sessions registry, may stay.)
-    expect(readdirSync(workDir).filter((name) => /^\d+$|^\.job-/.test(name)), trace).toEqual([]);
+    expect(
+      readdirSync(workDir).filter((name) => /^\d+$|^\.job-/.test(name)),
+      trace,
+    ).toEqual([]);
     expect(freeMb(workDir)).toBeGreaterThan(total - 1);
 
     // The next job ran and its output is there.
@@ -215,12 +224,18 @@ describe('the files of a job that failed in the wrapper', () => {
     api.close();
     const trace = `pilot log:\n${log.join('\n')}`;
 
-    expect(result.jobs.map((j) => [j.jobId, j.status]), trace).toEqual([[broken, 'Failed']]);
+    expect(
+      result.jobs.map((j) => [j.jobId, j.status]),
+      trace,
+    ).toEqual([[broken, 'Failed']]);
     const b = await job(broken);
     expect(b.minorStatus).toBe(MINOR.exceptionDuringExecution);
     expect(b.applicationStatus).toMatch(/EISDIR/);
     expect(descriptorsUnder(workDir), trace).toEqual([]);
-    expect(readdirSync(workDir).filter((name) => /^\d+$|^\.job-/.test(name)), trace).toEqual([]);
+    expect(
+      readdirSync(workDir).filter((name) => /^\d+$|^\.job-/.test(name)),
+      trace,
+    ).toEqual([]);
   });
 });
 

@@ -12,7 +12,12 @@ const JOBS = Number(process.env['FAULTS_JOBS'] ?? 300);
 let sys: FaultSystem | null = null;
 
 beforeAll(async () => {
-  sys = await FaultSystem.start({ name: 'graceful_restart', slots: 6, payloadSeconds: 1, log: (l) => console.log(`[graceful-restart] ${l}`) });
+  sys = await FaultSystem.start({
+    name: 'graceful_restart',
+    slots: 6,
+    payloadSeconds: 1,
+    log: (l) => console.log(`[graceful-restart] ${l}`),
+  });
 });
 afterAll(async () => {
   await sys?.destroy();

@@ -16,7 +16,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -63,7 +63,20 @@ class Server {
     env['TMPDIR'] = join(this.base, 'tmp');
     const child = spawn(
       process.execPath,
-      [CLI, 'server', 'start', '--data-dir', this.dataDir, '--port', String(this.port), '--config', join(this.base, 'config.json'), '--log-level', 'warn', ...args],
+      [
+        CLI,
+        'server',
+        'start',
+        '--data-dir',
+        this.dataDir,
+        '--port',
+        String(this.port),
+        '--config',
+        join(this.base, 'config.json'),
+        '--log-level',
+        'warn',
+        ...args,
+      ],
       { cwd: this.base, env, stdio: ['ignore', out.fd, out.fd] },
     );
     await out.close();
@@ -73,7 +86,10 @@ class Server {
       'the server to answer',
       async () => {
         if (child.exitCode !== null) throw new Error(`server exited ${child.exitCode}:\n${await this.output()}`);
-        return fetch(`${this.url}/api/health`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+        return fetch(`${this.url}/api/health`, { signal: AbortSignal.timeout(2000) }).then(
+          (r) => r.ok,
+          () => false,
+        );
       },
       90_000,
     );
@@ -132,7 +148,8 @@ describe('graceful stop of wms server start: drain, stop, reschedule, restart', 
   const runsOf = (id: number, what: 'start' | 'end') => ledgerLines().filter((l) => l.startsWith(`${id} `) && l.split(' ')[2] === what);
 
   beforeAll(async () => {
-    if (!existsSync(CLI) || !existsSync(join(ROOT, 'dist/pilot/pilot.tar.gz'))) throw new Error(`no ${CLI} or pilot bundle: run npm run build`);
+    if (!existsSync(CLI) || !existsSync(join(ROOT, 'dist/pilot/pilot.tar.gz')))
+      throw new Error(`no ${CLI} or pilot bundle: run npm run build`);
     base = await mkdtemp(join(tmpdir(), 'wms-graceful-stop-'));
     await chmod(base, 0o755);
     await mkdir(join(base, 'tmp'));
@@ -205,7 +222,12 @@ describe('graceful stop of wms server start: drain, stop, reschedule, restart', 
     const stop = await server.stop(120_000);
     const out = await server.output();
 
-    console.log(`server stopped in ${stop.ms} ms:\n${out.split('\n').filter((l) => l.startsWith('wms:')).join('\n')}`);
+    console.log(
+      `server stopped in ${stop.ms} ms:\n${out
+        .split('\n')
+        .filter((l) => l.startsWith('wms:'))
+        .join('\n')}`,
+    );
     expect(stop.code, out).toBe(0);
     // Grace (8 s) + the pilot's repeat window and kill grace: well under the old 10 s + SIGKILL.
     expect(stop.ms).toBeLessThan(60_000);

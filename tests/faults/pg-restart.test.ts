@@ -20,5 +20,9 @@ afterAll(async () => {
 });
 
 it(`PostgreSQL restarted -m fast twice and -m immediate once mid-run: ${JOBS} jobs, each Done exactly once, no payload left`, async () => {
-  await expectEveryJobDoneOnce(sys!, 'pg-restart', JOBS, ['postgres restart -m fast', 'postgres restart -m fast', 'postgres restart -m immediate']);
+  await expectEveryJobDoneOnce(sys!, 'pg-restart', JOBS, [
+    'postgres restart -m fast',
+    'postgres restart -m fast',
+    'postgres restart -m immediate',
+  ]);
 });

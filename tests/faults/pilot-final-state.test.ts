@@ -64,7 +64,8 @@ async function api<T>(method: string, path: string, body?: unknown): Promise<T> 
 }
 
 beforeAll(async () => {
-  if (!existsSync(CLI) || !existsSync(join(ROOT, 'dist/pilot/pilot.tar.gz'))) throw new Error(`no ${CLI} or pilot bundle: run npm run build`);
+  if (!existsSync(CLI) || !existsSync(join(ROOT, 'dist/pilot/pilot.tar.gz')))
+    throw new Error(`no ${CLI} or pilot bundle: run npm run build`);
   base = await mkdtemp(join(tmpdir(), 'wms-pilot-final-'));
   await chmod(base, 0o755);
   await mkdir(join(base, 'tmp'));
@@ -107,11 +108,20 @@ it('idle pilots drained by a graceful stop end Done with their own reason, and t
   );
   await out.close();
   child = server;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => server.once('exit', (code, signal) => r({ code, signal })));
-  await until('the server to answer', async () => {
-    if (server.exitCode !== null) throw new Error(`server exited ${server.exitCode}:\n${await readFile(serverLog(), 'utf8')}`);
-    return fetch(`${url()}/api/health`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
-  }, 90_000);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    server.once('exit', (code, signal) => r({ code, signal })),
+  );
+  await until(
+    'the server to answer',
+    async () => {
+      if (server.exitCode !== null) throw new Error(`server exited ${server.exitCode}:\n${await readFile(serverLog(), 'utf8')}`);
+      return fetch(`${url()}/api/health`, { signal: AbortSignal.timeout(2000) }).then(
+        (r) => r.ok,
+        () => false,
+      );
+    },
+    90_000,
+  );
   token = (await readFile(join(dataDir(), 'admin.token'), 'utf8')).trim();
 
   const ids: number[] = [];
@@ -183,7 +193,11 @@ async function runStubPilot(body: string): Promise<{ code: number | null; stderr
       bundleSha256: bundle.sha256,
     });
     const tmp = await sb.dir('tmp');
-    const run = await sb.run(script, { PATH: [sb.fakeStatBin, sb.coreBin, sb.toolBin.curl, sb.toolBin.sha256sum, sb.nodeBin].join(':'), HOME: sb.root, TMPDIR: tmp });
+    const run = await sb.run(script, {
+      PATH: [sb.fakeStatBin, sb.coreBin, sb.toolBin.curl, sb.toolBin.sha256sum, sb.nodeBin].join(':'),
+      HOME: sb.root,
+      TMPDIR: tmp,
+    });
     const r = await within('the wrapper to end', run.done, 60_000);
     return { code: r.code, stderr: r.stderr };
   } finally {
@@ -205,7 +219,7 @@ it('the wrapper exits with the code the pilot wrote after its final report, thou
   expect(r.code, r.stderr).toBe(0);
 });
 
-it('without the pilot\'s word (killed before its end), the wrapper exits with node\'s status', async () => {
+it("without the pilot's word (killed before its end), the wrapper exits with node's status", async () => {
   const r = await runStubPilot(`process.kill(process.pid, 'SIGTERM');\nsetTimeout(() => {}, 5000);\n`);
   expect(r.stderr).toMatch(/pilot ended with exit code 143/);
   expect(r.code, r.stderr).toBe(143);

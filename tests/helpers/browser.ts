@@ -80,7 +80,7 @@ export function useBrowser(): SuiteBrowser {
     session = null;
   });
   const open = (): BrowserSession => {
-    if (!session) throw new Error('the browser is only open inside the suite\'s tests');
+    if (!session) throw new Error("the browser is only open inside the suite's tests");
     return session;
   };
   return {
@@ -106,7 +106,8 @@ export async function screenshot(page: Page, name: string): Promise<string> {
 
 /** Defines the suite when Chromium and the built dashboard are there (CI fails without them). */
 export function describeBrowser(name: string, fn: () => void): void {
-  const problem = chromiumProblem() ?? (existsSync(join(WEB_DIR, 'index.html')) ? null : `the dashboard is not built in ${WEB_DIR} (run npm run build)`);
+  const problem =
+    chromiumProblem() ?? (existsSync(join(WEB_DIR, 'index.html')) ? null : `the dashboard is not built in ${WEB_DIR} (run npm run build)`);
   if (problem === null) {
     describe(name, fn);
   } else if (IN_CI) {

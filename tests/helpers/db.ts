@@ -61,7 +61,10 @@ function urlFor(database: string): string {
 function migrationsHash(): string {
   const dir = migrationsFolder();
   const h = createHash('sha256');
-  for (const f of readdirSync(dir).filter((f) => f.endsWith('.sql')).sort()) h.update(f).update(readFileSync(`${dir}/${f}`));
+  for (const f of readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort())
+    h.update(f).update(readFileSync(`${dir}/${f}`));
   h.update(readFileSync(`${dir}/meta/_journal.json`));
   return h.digest('hex').slice(0, 12);
 }

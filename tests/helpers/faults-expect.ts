@@ -7,7 +7,12 @@
 import { expect } from 'vitest';
 import { badJobs, describeResult, runFaultScenario, type FaultScenario, type FaultSystem, type ScenarioResult } from './faults.js';
 
-export async function expectEveryJobDoneOnce(sys: FaultSystem, scenario: FaultScenario, jobs: number, faultKinds: readonly string[]): Promise<ScenarioResult> {
+export async function expectEveryJobDoneOnce(
+  sys: FaultSystem,
+  scenario: FaultScenario,
+  jobs: number,
+  faultKinds: readonly string[],
+): Promise<ScenarioResult> {
   const r = await runFaultScenario(sys, scenario, { jobs });
   const bad = badJobs(r);
   const why = `${describeResult(r)}${bad.length ? `\n${await sys.diagnose(bad)}` : ''}`;

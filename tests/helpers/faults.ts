@@ -203,7 +203,9 @@ export async function processesWith(marker: string, exclude: readonly number[] =
 }
 
 function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((res, rej) => execFile(cmd, args, (e, _out, err) => (e ? rej(new Error(`${cmd} ${args.join(' ')}: ${err || e.message}`)) : res())));
+  return new Promise((res, rej) =>
+    execFile(cmd, args, (e, _out, err) => (e ? rej(new Error(`${cmd} ${args.join(' ')}: ${err || e.message}`)) : res())),
+  );
 }
 
 function alive(pid: number): boolean {
@@ -356,12 +358,19 @@ export class FaultSystem {
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('WMS_')) env[k] = v;
     Object.assign(env, { TMPDIR: join(this.base, 'tmp'), ...this.o.env });
     const args = [
-      CLI, 'server', 'start',
-      '--db', this.dbUrl,
-      '--data-dir', this.dataDir,
-      '--port', String(this.port),
-      '--config', join(this.base, 'config.json'),
-      '--log-level', this.o.logLevel ?? process.env['FAULTS_LOG_LEVEL'] ?? 'info',
+      CLI,
+      'server',
+      'start',
+      '--db',
+      this.dbUrl,
+      '--data-dir',
+      this.dataDir,
+      '--port',
+      String(this.port),
+      '--config',
+      join(this.base, 'config.json'),
+      '--log-level',
+      this.o.logLevel ?? process.env['FAULTS_LOG_LEVEL'] ?? 'info',
       ...(this.o.serverArgs ?? []),
     ];
     const child = spawn(process.execPath, args, { cwd: this.base, env, stdio: ['ignore', out.fd, out.fd] });
@@ -374,7 +383,8 @@ export class FaultSystem {
       if (child.exitCode !== null || child.signalCode !== null) {
         throw new Error(`server start #${n} exited (${child.exitCode ?? child.signalCode}):\n${await this.tail(this.serverLog(n), 40)}`);
       }
-      if (Date.now() > deadline) throw new Error(`server start #${n} did not answer in ${timeoutMs} ms:\n${await this.tail(this.serverLog(n), 40)}`);
+      if (Date.now() > deadline)
+        throw new Error(`server start #${n} did not answer in ${timeoutMs} ms:\n${await this.tail(this.serverLog(n), 40)}`);
       await sleep(200);
     }
     this.adminToken = (await readFile(join(this.dataDir, 'admin.token'), 'utf8')).trim();
@@ -466,7 +476,8 @@ export class FaultSystem {
           this.log(`  ${final}/${this.jobIds.length} final, waiting for ${target}: ${JSON.stringify(c)}`);
         }
       }
-      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${target} jobs final; last counts ${JSON.stringify(last)}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out after ${timeoutMs} ms waiting for ${target} jobs final; last counts ${JSON.stringify(last)}`);
       await sleep(250);
     }
   }
@@ -598,7 +609,14 @@ export class FaultSystem {
       const wrapperLog = get('WMS_PILOT_WRAPPER_LOG');
       const statLine = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
       const ppid = Number(statLine.slice(statLine.lastIndexOf(')') + 2).split(' ')[1]);
-      if (workDir) out.set(pid, { workDir, stamp: get('WMS_PILOT_STAMP') ?? '', ppid, ...(tokenFile ? { tokenFile } : {}), ...(wrapperLog ? { wrapperLog } : {}) });
+      if (workDir)
+        out.set(pid, {
+          workDir,
+          stamp: get('WMS_PILOT_STAMP') ?? '',
+          ppid,
+          ...(tokenFile ? { tokenFile } : {}),
+          ...(wrapperLog ? { wrapperLog } : {}),
+        });
     }
     return out;
   }
@@ -609,7 +627,15 @@ export class FaultSystem {
       // Not before the pilot took its token file (the mount would hide it: exit code 2).
       if (p.tokenFile && existsSync(p.tokenFile)) continue;
       const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => '');
-      const m: PilotDiskMount = { pid, wrapperPid: p.ppid, stamp: p.stamp, workDir: p.workDir, mountedAt: Date.now(), sizeMb, unmounted: true };
+      const m: PilotDiskMount = {
+        pid,
+        wrapperPid: p.ppid,
+        stamp: p.stamp,
+        workDir: p.workDir,
+        mountedAt: Date.now(),
+        sizeMb,
+        unmounted: true,
+      };
       if (cwd !== p.workDir) {
         m.note = `cwd ${cwd} is not the work dir`;
         this.diskMounts.push(m);
@@ -622,7 +648,14 @@ export class FaultSystem {
         continue;
       }
       const st = await stat(p.workDir);
-      await run('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m,uid=${st.uid},gid=${st.gid},mode=${(st.mode & 0o7777).toString(8)}`, 'tmpfs', p.workDir]);
+      await run('mount', [
+        '-t',
+        'tmpfs',
+        '-o',
+        `size=${sizeMb}m,uid=${st.uid},gid=${st.gid},mode=${(st.mode & 0o7777).toString(8)}`,
+        'tmpfs',
+        p.workDir,
+      ]);
       this.diskMounts.push(m);
       m.unmounted = false;
       // The wrapper's log goes on on the tmpfs (the pilot may not have replayed it yet).
@@ -800,7 +833,10 @@ export class FaultSystem {
     );
     const out: ScenarioResult['failedPilots'] = [];
     for (const p of pilots) {
-      const logs = await this.query<{ line: string }>('select line from pilot_logs where pilot_id = $1 order by id desc limit $2', [p.id, lines]);
+      const logs = await this.query<{ line: string }>('select line from pilot_logs where pilot_id = $1 order by id desc limit $2', [
+        p.id,
+        lines,
+      ]);
       out.push({ id: Number(p.id), reason: p.status_reason, lastLines: logs.map((l) => l.line.slice(0, 200)).reverse() });
     }
     return out;
@@ -823,17 +859,22 @@ export class FaultSystem {
     const out: string[] = [];
     const ledgerText = await readFile(this.ledgerFile, 'utf8').catch(() => '');
     const serverLogs: string[] = [];
-    for (let n = 1; n <= this.starts; n++) serverLogs.push(...(await readFile(this.serverLog(n), 'utf8').catch(() => '')).split('\n').map((l) => `#${n} ${l}`));
+    for (let n = 1; n <= this.starts; n++)
+      serverLogs.push(...(await readFile(this.serverLog(n), 'utf8').catch(() => '')).split('\n').map((l) => `#${n} ${l}`));
     for (const id of ids.slice(0, max)) {
       out.push(`--- job ${id}`);
       try {
-        const job = await this.query('select status, minor_status, application_status, reschedule_counter, pilot_id from jobs where id = $1', [id]);
+        const job = await this.query(
+          'select status, minor_status, application_status, reschedule_counter, pilot_id from jobs where id = $1',
+          [id],
+        );
         out.push(`now: ${JSON.stringify(job[0] ?? null)}`);
         const hist = await this.query<{ status: string; minor_status: string; application_status: string; source: string; at: Date }>(
           'select status, minor_status, application_status, source, at from job_history where job_id = $1 order by at, id',
           [id],
         );
-        for (const h of hist) out.push(`  ${new Date(h.at).toISOString()} ${h.status} | ${h.minor_status} | ${h.application_status} | ${h.source}`);
+        for (const h of hist)
+          out.push(`  ${new Date(h.at).toISOString()} ${h.status} | ${h.minor_status} | ${h.application_status} | ${h.source}`);
         const params = await this.query<{ name: string; value: string }>(
           `select name, value from job_parameters where job_id = $1 and name in ('PilotStamp', 'PilotReference', 'HostName')`,
           [id],
@@ -844,19 +885,31 @@ export class FaultSystem {
           [`(job|Job|jobs?)[ #:=]*${id}([^0-9]|$)`],
         );
         for (const l of logs) out.push(`  pilot ${l.pilot_id}: ${l.line.slice(0, 300)}`);
-        const pilotIds = [...new Set([...logs.map((l) => Number(l.pilot_id)), ...hist.flatMap((h) => /pilot (\d+)/.exec(h.source)?.[1] ?? []).map(Number)])];
-        const pilots = await this.query<{ id: string; status: string; status_reason: string; reference: string; jobs_run: number; last_update_at: Date }>(
-          'select id, status, status_reason, reference, jobs_run, last_update_at from pilots where id = any($1::bigint[]) order by id',
-          [pilotIds],
-        );
+        const pilotIds = [
+          ...new Set([...logs.map((l) => Number(l.pilot_id)), ...hist.flatMap((h) => /pilot (\d+)/.exec(h.source)?.[1] ?? []).map(Number)]),
+        ];
+        const pilots = await this.query<{
+          id: string;
+          status: string;
+          status_reason: string;
+          reference: string;
+          jobs_run: number;
+          last_update_at: Date;
+        }>('select id, status, status_reason, reference, jobs_run, last_update_at from pilots where id = any($1::bigint[]) order by id', [
+          pilotIds,
+        ]);
         for (const p of pilots) {
-          out.push(`  pilot ${p.id} is ${p.status} ("${p.status_reason}") since ${new Date(p.last_update_at).toISOString()}, ${p.jobs_run} jobs, ${p.reference}`);
+          out.push(
+            `  pilot ${p.id} is ${p.status} ("${p.status_reason}") since ${new Date(p.last_update_at).toISOString()}, ${p.jobs_run} jobs, ${p.reference}`,
+          );
         }
       } catch (e) {
         out.push(`(database: ${(e as Error).message})`);
       }
       const ledgerLines = ledgerText.split('\n').filter((l) => l.startsWith(`${id} `));
-      out.push(`ledger: ${ledgerLines.map((l) => l.replace(/ (\d{13})$/, (_, ms) => ` ${new Date(Number(ms)).toISOString()}`)).join(' ; ') || '(nothing)'}`);
+      out.push(
+        `ledger: ${ledgerLines.map((l) => l.replace(/ (\d{13})$/, (_, ms) => ` ${new Date(Number(ms)).toISOString()}`)).join(' ; ') || '(nothing)'}`,
+      );
       const re = new RegExp(`(jobId"?[:=] ?"?${id}[^0-9]|job ${id}[^0-9]|/jobs/${id}/)`);
       const lines = serverLogs.filter((l) => re.test(l) && !/"statusCode":2\d\d/.test(l)).slice(0, 15);
       for (const l of lines) out.push(`  server${l.slice(0, 400)}`);
@@ -1020,7 +1073,10 @@ async function fillerPilotDisk(sys: FaultSystem, d: DiskFullReport): Promise<Dis
 
 async function fillerPilot(sys: FaultSystem, pilotId: number | null): Promise<DiskFullReport['pilot']> {
   if (pilotId === null) return null;
-  const [p] = await sys.query<{ status: string; status_reason: string; jobs_run: number }>('select status, status_reason, jobs_run from pilots where id = $1', [pilotId]);
+  const [p] = await sys.query<{ status: string; status_reason: string; jobs_run: number }>(
+    'select status, status_reason, jobs_run from pilots where id = $1',
+    [pilotId],
+  );
   return p ? { id: pilotId, status: p.status, reason: p.status_reason, jobsRun: p.jobs_run } : null;
 }
 
@@ -1059,13 +1115,19 @@ async function watchFiller(sys: FaultSystem, fillerId: number, timeoutMs: number
   const deadline = Date.now() + timeoutMs;
   const ms = (t: Date | null | undefined) => (t ? new Date(t).getTime() : null);
   for (;;) {
-    const done = Date.now() > deadline || (sys.allFinalAt !== null);
+    const done = Date.now() > deadline || sys.allFinalAt !== null;
     try {
       const [j] = await sys.query<{ status: string; minor_status: string; application_status: string; pilot_id: string | null }>(
         'select status, minor_status, application_status, pilot_id from jobs where id = $1',
         [fillerId],
       );
-      if (j) d.filler = { status: j.status, minorStatus: j.minor_status, applicationStatus: j.application_status, pilotId: j.pilot_id === null ? null : Number(j.pilot_id) };
+      if (j)
+        d.filler = {
+          status: j.status,
+          minorStatus: j.minor_status,
+          applicationStatus: j.application_status,
+          pilotId: j.pilot_id === null ? null : Number(j.pilot_id),
+        };
       if (j && FINAL_STATUSES.includes(j.status as (typeof FINAL_STATUSES)[number]) && d.filler?.pilotId != null) {
         const [h] = await sys.query<{ started: Date | null; ended: Date | null }>(
           `select min(at) filter (where status = 'Running') as started, max(at) filter (where status = $2) as ended from job_history where job_id = $1`,
@@ -1081,7 +1143,9 @@ async function watchFiller(sys: FaultSystem, fillerId: number, timeoutMs: number
           if (first) d.nextJobStartSeconds = round1((first.startedAt - d.fillerEndedAt) / 1000);
           const firstDone = d.laterJobs.find((l) => l.status === 'Done');
           if (firstDone && d.nextJobDoneSeconds === null) {
-            const [dh] = await sys.query<{ at: Date }>(`select min(at) as at from job_history where job_id = $1 and status = 'Done'`, [firstDone.id]);
+            const [dh] = await sys.query<{ at: Date }>(`select min(at) as at from job_history where job_id = $1 and status = 'Done'`, [
+              firstDone.id,
+            ]);
             d.nextJobDoneSeconds = round1(((ms(dh?.at) ?? Date.now()) - d.fillerEndedAt) / 1000);
             if (m && !m.unmounted) d.afterNextJob = await sys.diskSample(m);
           }
@@ -1102,9 +1166,9 @@ async function watchFiller(sys: FaultSystem, fillerId: number, timeoutMs: number
 /** The jobs a result says went wrong (not Done, run twice, Done without running, cut short). */
 export function badJobs(r: ScenarioResult): number[] {
   const v = r.verdict;
-  return [...new Set([...v.duplicates.map((d) => d.id), ...v.notDone.map((n) => n.id), ...v.neverStarted, ...v.unfinishedRuns.map((u) => u.id)])].sort(
-    (a, b) => a - b,
-  );
+  return [
+    ...new Set([...v.duplicates.map((d) => d.id), ...v.notDone.map((n) => n.id), ...v.neverStarted, ...v.unfinishedRuns.map((u) => u.id)]),
+  ].sort((a, b) => a - b);
 }
 
 /** One paragraph for a test's failure message or a benchmark's stderr. */
@@ -1114,15 +1178,39 @@ export function describeResult(r: ScenarioResult): string {
     `${r.scenario}: ${v.done}/${v.jobs} Done ${JSON.stringify(v.byStatus)}; ${v.duplicates.length} run twice; ` +
       `${v.neverStarted.length} Done without a run; ${v.unfinishedRuns.length} runs cut short; ${r.leftoverPayloads.length} payloads left; ` +
       `${r.leftoverPilots.length} pilots left; total ${r.totalSeconds} s`,
-    ...r.faults.map((f) => `  ${f.kind} at ${f.finalBefore} final, ${f.inFlightBefore} in flight: API back in ${f.apiBackSeconds} s, all final ${f.recoverySeconds} s after${f.exitMs !== undefined ? `, exit took ${(f.exitMs / 1000).toFixed(1)} s` : ''}`),
+    ...r.faults.map(
+      (f) =>
+        `  ${f.kind} at ${f.finalBefore} final, ${f.inFlightBefore} in flight: API back in ${f.apiBackSeconds} s, all final ${f.recoverySeconds} s after${f.exitMs !== undefined ? `, exit took ${(f.exitMs / 1000).toFixed(1)} s` : ''}`,
+    ),
     `  pilots: ${r.pilots.map((p) => `${p.n} ${p.status} "${p.reason}"`).join('; ')}`,
     ...r.failedPilots.map((p) => `  pilot ${p.id} "${p.reason}", its log ends:\n${p.lastLines.map((l) => `      ${l}`).join('\n')}`),
     ...(r.disk ? describeDisk(r.disk) : []),
     ...(r.error ? [`  error: ${r.error}`] : []),
-    ...(v.duplicates.length ? [`  run twice: ${v.duplicates.slice(0, 20).map((d) => `${d.id} (pids ${d.runs.map((x) => x.pid).join(',')})`).join(' ')}`] : []),
-    ...(v.notDone.length ? [`  not Done: ${v.notDone.slice(0, 20).map((n) => `${n.id} ${n.status} "${n.minorStatus}"`).join('; ')}`] : []),
+    ...(v.duplicates.length
+      ? [
+          `  run twice: ${v.duplicates
+            .slice(0, 20)
+            .map((d) => `${d.id} (pids ${d.runs.map((x) => x.pid).join(',')})`)
+            .join(' ')}`,
+        ]
+      : []),
+    ...(v.notDone.length
+      ? [
+          `  not Done: ${v.notDone
+            .slice(0, 20)
+            .map((n) => `${n.id} ${n.status} "${n.minorStatus}"`)
+            .join('; ')}`,
+        ]
+      : []),
     ...(v.neverStarted.length ? [`  Done without a run: ${v.neverStarted.slice(0, 20).join(' ')}`] : []),
-    ...(v.unfinishedRuns.length ? [`  cut short: ${v.unfinishedRuns.slice(0, 20).map((u) => `${u.id}/${u.pid}`).join(' ')}`] : []),
+    ...(v.unfinishedRuns.length
+      ? [
+          `  cut short: ${v.unfinishedRuns
+            .slice(0, 20)
+            .map((u) => `${u.id}/${u.pid}`)
+            .join(' ')}`,
+        ]
+      : []),
     ...(v.strangers.length ? [`  strange ledger lines: ${v.strangers.slice(0, 5).join(' | ')}`] : []),
     ...(r.leftoverPayloads.length ? [`  payloads left: ${r.leftoverPayloads.slice(0, 5).join(' | ')}`] : []),
     ...(r.leftoverPilots.length ? [`  pilots left: ${r.leftoverPilots.slice(0, 5).join(' | ')}`] : []),

@@ -60,13 +60,9 @@ export const newStamp = (): string => randomBytes(16).toString('hex');
 
 /** A pilot wrapper that writes its stamp and pid to `<outDir>/<stamp>`, sleeps, and exits with `code`. */
 export function exitWrapper(outDir: string, code: number, sleepSeconds = 1): string {
-  return [
-    '#!/bin/bash',
-    `echo "$DIRAC_PILOT_STAMP $$" > "${outDir}/$DIRAC_PILOT_STAMP"`,
-    `sleep ${sleepSeconds}`,
-    `exit ${code}`,
-    '',
-  ].join('\n');
+  return ['#!/bin/bash', `echo "$DIRAC_PILOT_STAMP $$" > "${outDir}/$DIRAC_PILOT_STAMP"`, `sleep ${sleepSeconds}`, `exit ${code}`, ''].join(
+    '\n',
+  );
 }
 
 export async function fakeCondor(o: FakeCondorOptions = {}): Promise<FakeCondor> {

@@ -36,7 +36,9 @@ export function pgClusterProblem(): string | null {
 
 function lookUpUid(name: string): { uid: number; gid: number } | null {
   try {
-    const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.split(':')[0] === name);
+    const line = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.split(':')[0] === name);
     if (!line) return null;
     const f = line.split(':');
     return { uid: Number(f[2]), gid: Number(f[3]) };

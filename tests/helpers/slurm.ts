@@ -33,7 +33,10 @@ export const slurmProblem: string | null = probe();
 /** The default partition's name (the one marked `*` by sinfo). */
 export function defaultPartition(): string {
   const r = spawnSync('sinfo', ['-h', '-o', '%P'], { encoding: 'utf8' });
-  const parts = r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  const parts = r.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return (parts.find((p) => p.endsWith('*')) ?? parts[0] ?? 'debug').replace(/\*$/, '');
 }
 
@@ -153,7 +156,7 @@ export async function startSshd(): Promise<TestSshd> {
     await waitForPort(port, child, 10_000);
   } catch (e) {
     if (child.exitCode === null) child.kill('SIGTERM');
-    throw new Error(`${(e as Error).message}: ${log.trim()}`);
+    throw new Error(`${(e as Error).message}: ${log.trim()}`, { cause: e });
   }
   return {
     host: '127.0.0.1',

@@ -67,7 +67,12 @@ export interface SystemCtx {
   waitForStatus(id: number, states: string[], timeoutMs?: number): Promise<any>;
 }
 
-export async function waitUntil<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+export async function waitUntil<T>(
+  what: string,
+  probe: () => Promise<T | null | undefined | false>,
+  timeoutMs = 60_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();
@@ -95,7 +100,10 @@ function makeCtx(get: () => { system: RunningSystem; dataDir: string }): SystemC
     async api(method, path, body, token) {
       const res = await fetch(ctx.url + path, {
         method,
-        headers: { authorization: `Bearer ${token ?? (await ctx.adminToken())}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          authorization: `Bearer ${token ?? (await ctx.adminToken())}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
       const text = await res.text();
@@ -108,13 +116,18 @@ function makeCtx(get: () => { system: RunningSystem; dataDir: string }): SystemC
     },
     async waitForStatus(id, states, timeoutMs = 60_000) {
       try {
-        return await waitUntil(`job ${id} to reach ${states.join('|')}`, async () => {
-          const job = await ctx.api('GET', `/api/jobs/${id}`);
-          return states.includes(job.status) ? job : null;
-        }, timeoutMs, 100);
+        return await waitUntil(
+          `job ${id} to reach ${states.join('|')}`,
+          async () => {
+            const job = await ctx.api('GET', `/api/jobs/${id}`);
+            return states.includes(job.status) ? job : null;
+          },
+          timeoutMs,
+          100,
+        );
       } catch (e) {
         const history = await ctx.api('GET', `/api/jobs/${id}/history`).catch(() => null);
-        throw new Error(`${(e as Error).message}; history: ${JSON.stringify(history)}`);
+        throw new Error(`${(e as Error).message}; history: ${JSON.stringify(history)}`, { cause: e });
       }
     },
   };

@@ -213,7 +213,10 @@ export async function createSandbox(): Promise<Sandbox> {
   const fakeNodeDir = join(root, 'fake-node');
   await mkdir(join(fakeNodeDir, 'bin'), { recursive: true });
   const fakeNode = join(fakeNodeDir, 'bin', 'node');
-  await writeFile(fakeNode, '#!/bin/sh\nif [ "$1" = --version ]; then echo v18.19.0; exit 0; fi\necho "fake node cannot run $*" >&2\nexit 1\n');
+  await writeFile(
+    fakeNode,
+    '#!/bin/sh\nif [ "$1" = --version ]; then echo v18.19.0; exit 0; fi\necho "fake node cannot run $*" >&2\nexit 1\n',
+  );
   await chmod(fakeNode, 0o755);
 
   const fakeStatBin = join(root, 'fake-stat-bin');
@@ -264,10 +267,12 @@ export async function createSandbox(): Promise<Sandbox> {
       const stdout: Buffer[] = [];
       child.stdout?.on('data', (c: Buffer) => stdout.push(c));
       child.stderr?.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-      const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: Buffer }>((resolve, reject) => {
-        child.on('error', reject);
-        child.on('close', (code, signal) => resolve({ code, signal, stderr, stdout: Buffer.concat(stdout) }));
-      });
+      const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: Buffer }>(
+        (resolve, reject) => {
+          child.on('error', reject);
+          child.on('close', (code, signal) => resolve({ code, signal, stderr, stdout: Buffer.concat(stdout) }));
+        },
+      );
       return { child, stderr: () => stderr, done };
     },
     async cleanup() {
@@ -278,7 +283,11 @@ export async function createSandbox(): Promise<Sandbox> {
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
-export async function pollFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+export async function pollFor<T>(
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

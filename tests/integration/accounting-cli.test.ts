@@ -90,7 +90,11 @@ describeDb('accounting CLI', (ctx) => {
   });
 
   it('the API refuses a bad since with 400', async () => {
-    const res = await t.app.inject({ method: 'GET', url: '/api/accounting?by=site&since=soon', headers: { authorization: `Bearer ${admin}` } });
+    const res = await t.app.inject({
+      method: 'GET',
+      url: '/api/accounting?by=site&since=soon',
+      headers: { authorization: `Bearer ${admin}` },
+    });
     expect(res.statusCode).toBe(400);
     const bad = await t.app.inject({ method: 'GET', url: '/api/accounting?by=planet', headers: { authorization: `Bearer ${admin}` } });
     expect(bad.statusCode).toBe(400);

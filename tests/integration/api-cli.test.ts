@@ -187,7 +187,20 @@ describe('wms server start and the token bootstrap', () => {
 
     const child = spawn(
       process.execPath,
-      ['--import', tsx, join(root, 'cli/main.ts'), 'server', 'start', '--port', '0', '--data-dir', dataDir, '--no-agents', '--log-level', 'warn'],
+      [
+        '--import',
+        tsx,
+        join(root, 'cli/main.ts'),
+        'server',
+        'start',
+        '--port',
+        '0',
+        '--data-dir',
+        dataDir,
+        '--no-agents',
+        '--log-level',
+        'warn',
+      ],
       { cwd: work, env: { PATH: process.env['PATH'] ?? '', HOME: work } },
     );
     let out = '';

@@ -70,7 +70,7 @@ describeDb('job heartbeats API', (ctx) => {
     expect(res.json()).toEqual({ jobId: quiet, heartbeats: [] });
   });
 
-  it("another user gets 404 WMS_JOB_NOT_FOUND, as for an unknown job; an admin sees them", async () => {
+  it('another user gets 404 WMS_JOB_NOT_FOUND, as for an unknown job; an admin sees them', async () => {
     for (const [token, id] of [
       [bob, job],
       [alice, 999_999],
@@ -107,7 +107,12 @@ describeDb('job heartbeats API', (ctx) => {
   });
 
   it('a bad limit or id is a 400 that names the parameter', async () => {
-    for (const url of [`/api/jobs/${job}/heartbeats?limit=0`, `/api/jobs/${job}/heartbeats?limit=201`, `/api/jobs/${job}/heartbeats?limit=x`, '/api/jobs/abc/heartbeats']) {
+    for (const url of [
+      `/api/jobs/${job}/heartbeats?limit=0`,
+      `/api/jobs/${job}/heartbeats?limit=201`,
+      `/api/jobs/${job}/heartbeats?limit=x`,
+      '/api/jobs/abc/heartbeats',
+    ]) {
       const res = await t.call('GET', url, alice);
       expect(res.statusCode, url).toBe(400);
       const body = res.json<{ code: string; message: string }>();

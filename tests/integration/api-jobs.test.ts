@@ -386,7 +386,7 @@ describeDb('jobs API', (ctx) => {
       [alicesJob] = (await submit(alice, { jdl: jdl({ JobName: 'private' }) })) as [number];
     });
 
-    it("another user cannot see a job: 404, as if it did not exist", async () => {
+    it('another user cannot see a job: 404, as if it did not exist', async () => {
       for (const path of ['', '/history', '/parameters']) {
         const res = await t.call('GET', `/api/jobs/${alicesJob}${path}`, bob);
         expect(res.statusCode, path).toBe(404);
@@ -399,9 +399,7 @@ describeDb('jobs API', (ctx) => {
     it('another user cannot touch it', async () => {
       for (const action of ['kill', 'reschedule', 'delete']) {
         const res = await t.call('POST', `/api/jobs/${action}`, bob, { ids: [alicesJob] });
-        expect(res.json<{ failed: { id: number; code: string }[] }>().failed).toMatchObject([
-          { id: alicesJob, code: 'WMS_JOB_NOT_FOUND' },
-        ]);
+        expect(res.json<{ failed: { id: number; code: string }[] }>().failed).toMatchObject([{ id: alicesJob, code: 'WMS_JOB_NOT_FOUND' }]);
       }
       const job = await t.call('GET', `/api/jobs/${alicesJob}`, alice);
       expect(job.json<{ status: string }>().status).toBe('Waiting');

@@ -32,7 +32,13 @@ describeDb('site registry', (ctx) => {
     t = await createTestApp({ db: ctx.handle });
     url = await t.app.listen({ host: '127.0.0.1', port: 0 });
     // A site admin of the three example grid sites; the local site is for admins only.
-    token = await t.tokenFor({ role: 'site-admin', user: 'sam', vo: 'jinr', group: 'admins', sites: ['LCG.JINR.ru', 'LCG.INP.kz', 'CLOUD.JINR-ONE.ru'] });
+    token = await t.tokenFor({
+      role: 'site-admin',
+      user: 'sam',
+      vo: 'jinr',
+      group: 'admins',
+      sites: ['LCG.JINR.ru', 'LCG.INP.kz', 'CLOUD.JINR-ONE.ru'],
+    });
     admin = await t.admin();
     dir = await mkdtemp(join(tmpdir(), 'wms-sites-'));
   });
@@ -55,7 +61,8 @@ describeDb('site registry', (ctx) => {
     const again = await wms('site', 'apply', join(examples, 'slurm.yaml'));
     expect(again.out).toMatch(/0 queue\(s\) created, 2 updated/);
     const list = await wms('site', 'list');
-    for (const name of ['Local.localhost', 'LCG.JINR.ru', 'LCG.INP.kz', 'CLOUD.JINR-ONE.ru', 'mc8', 'el9-small']) expect(list.out).toContain(name);
+    for (const name of ['Local.localhost', 'LCG.JINR.ru', 'LCG.INP.kz', 'CLOUD.JINR-ONE.ru', 'mc8', 'el9-small'])
+      expect(list.out).toContain(name);
     const queues = await listCeQueues(ctx.handle);
     const one = queues.find((q) => q.ce === 'cloud.jinr.ru')!;
     // The secret is stored as a reference, never a value.
@@ -85,7 +92,9 @@ describeDb('site registry', (ctx) => {
     const r = await wms('site', 'apply', file);
     expect(r.code).toBe(1);
     expect(r.err).toContain(`${file}:9:21: sites[0].computingElements[0].settings.password: a secret must be`);
-    expect(r.err).toMatch(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:12:20: sites\\[0\\]\\.computingElements\\[0\\]\\.queues\\[0\\]\\.ramMb: `));
+    expect(r.err).toMatch(
+      new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:12:20: sites\\[0\\]\\.computingElements\\[0\\]\\.queues\\[0\\]\\.ramMb: `),
+    );
     expect((await listCeQueues(ctx.handle)).some((q) => q.site === 'BAD.site')).toBe(false);
 
     await writeFile(file, 'sites:\n  - name: [unclosed\n');
@@ -96,7 +105,9 @@ describeDb('site registry', (ctx) => {
   });
 
   it('the API refuses a document the CLI would refuse (no bypass)', async () => {
-    const res = await t.call('PUT', '/api/sites', token, { sites: [{ name: 'X', computingElements: [{ name: 'c', type: 'slurm', settings: { password: 'p' }, queues: [{ name: 'q' }] }] }] });
+    const res = await t.call('PUT', '/api/sites', token, {
+      sites: [{ name: 'X', computingElements: [{ name: 'c', type: 'slurm', settings: { password: 'p' }, queues: [{ name: 'q' }] }] }],
+    });
     expect(res.statusCode).toBe(400);
     expect(res.json().problems[0].message).toMatch(/settings\.password: a secret must be/);
     const user = await t.user('alice');
@@ -104,7 +115,9 @@ describeDb('site registry', (ctx) => {
   });
 
   it('bans and allows sites and computing elements, with the reason shown', async () => {
-    expect((await wms('site', 'ban', 'LCG.JINR.ru', '--reason', 'downtime until Monday')).out).toBe('site LCG.JINR.ru banned: downtime until Monday');
+    expect((await wms('site', 'ban', 'LCG.JINR.ru', '--reason', 'downtime until Monday')).out).toBe(
+      'site LCG.JINR.ru banned: downtime until Monday',
+    );
     expect((await wms('site', 'list')).out).toMatch(/LCG\.JINR\.ru.*site banned: downtime until Monday/);
     expect((await wms('site', 'allow', 'LCG.JINR.ru')).code).toBe(0);
     expect((await wms('ce', 'ban', 'ce01.inp.kz', '--reason', 'CE certificate expired')).code).toBe(0);
@@ -124,10 +137,22 @@ describeDb('site registry', (ctx) => {
     const queue = (await listCeQueues(ctx.handle)).find((q) => q.ce === 'lxui.jinr.ru' && q.queue === 'cpu')!;
     const ids = await createPilots(
       ctx.handle,
-      Array.from({ length: 5 }, (_, i) => ({ stamp: `s${i}`, site: queue.site, ce: queue.ce, ceType: 'slurm', queue: 'cpu', queueId: queue.queueId, vo: 'jinr' })),
+      Array.from({ length: 5 }, (_, i) => ({
+        stamp: `s${i}`,
+        site: queue.site,
+        ce: queue.ce,
+        ceType: 'slurm',
+        queue: 'cpu',
+        queueId: queue.queueId,
+        vo: 'jinr',
+      })),
     );
     for (const [i, id] of ids.entries()) {
-      await updatePilots(ctx.handle, [id], { status: 'Failed', reason: i === 4 ? 'clock skew 61.0 s (limit 5 s)' : 'no local work dir: /scratch nfs', exitCode: 21 });
+      await updatePilots(ctx.handle, [id], {
+        status: 'Failed',
+        reason: i === 4 ? 'clock skew 61.0 s (limit 5 s)' : 'no local work dir: /scratch nfs',
+        exitCode: 21,
+      });
     }
     // Work is waiting, and the CE takes pilots: the healthy queue of the same CE (mc8) gets
     // some in the same tick; only the health check stops them for cpu.

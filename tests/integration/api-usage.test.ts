@@ -25,7 +25,15 @@ describeDb('usage and shares API', (ctx) => {
     return makeJob({ requirements: { owner, ownerGroup, vo } });
   }
 
-  async function record(jobId: number, owner: string, group: string, vo: string, agoMs: number, cpu: number, norm: number | null): Promise<void> {
+  async function record(
+    jobId: number,
+    owner: string,
+    group: string,
+    vo: string,
+    agoMs: number,
+    cpu: number,
+    norm: number | null,
+  ): Promise<void> {
     await ctx.handle.query(
       `insert into accounting (job_id, owner, owner_group, vo, site, status, submitted_at, ended_at, cpu_seconds, normalized_cpu_seconds)
        values ($1, $2, $3, $4, 'SITE-A', 'Done', $5::timestamptz, $5::timestamptz, $6, $7)`,
@@ -89,16 +97,40 @@ describeDb('usage and shares API', (ctx) => {
       expect(u.groups).toEqual([
         // vo1: two active groups of default share; 3000 of the VO's 12000 normalized CPU-s were users'.
         {
-          vo: 'vo1', group: 'prod', share: 1000, shareConfigured: false, shareFraction: 0.5, usedFraction: 0.75,
-          waiting: 0, running: 0, day: used(1, 300, 3000), week: used(2, 900, 9000),
+          vo: 'vo1',
+          group: 'prod',
+          share: 1000,
+          shareConfigured: false,
+          shareFraction: 0.5,
+          usedFraction: 0.75,
+          waiting: 0,
+          running: 0,
+          day: used(1, 300, 3000),
+          week: used(2, 900, 9000),
         },
         {
-          vo: 'vo1', group: 'users', share: 1000, shareConfigured: false, shareFraction: 0.5, usedFraction: 0.25,
-          waiting: 3, running: 2, day: used(1, 100, 1000), week: used(3, 350, 3000),
+          vo: 'vo1',
+          group: 'users',
+          share: 1000,
+          shareConfigured: false,
+          shareFraction: 0.5,
+          usedFraction: 0.25,
+          waiting: 3,
+          running: 2,
+          day: used(1, 100, 1000),
+          week: used(3, 350, 3000),
         },
         {
-          vo: 'vo2', group: 'physics', share: 1000, shareConfigured: false, shareFraction: 1, usedFraction: 0,
-          waiting: 1, running: 0, day: used(0, 0, 0), week: used(0, 0, 0),
+          vo: 'vo2',
+          group: 'physics',
+          share: 1000,
+          shareConfigured: false,
+          shareFraction: 1,
+          usedFraction: 0,
+          waiting: 1,
+          running: 0,
+          day: used(0, 0, 0),
+          week: used(0, 0, 0),
         },
       ]);
     });
@@ -113,7 +145,9 @@ describeDb('usage and shares API', (ctx) => {
     it('a user sees their own line and their group, with fractions over the whole VO', async () => {
       const u = await usage(alice);
       expect(u.users.map((x) => x.user)).toEqual(['alice']);
-      expect(u.groups).toEqual([expect.objectContaining({ vo: 'vo1', group: 'users', waiting: 3, running: 2, shareFraction: 0.5, usedFraction: 0.25 })]);
+      expect(u.groups).toEqual([
+        expect.objectContaining({ vo: 'vo1', group: 'users', waiting: 3, running: 2, shareFraction: 0.5, usedFraction: 0.25 }),
+      ]);
       // A user of another VO with nothing going on sees nothing of vo1.
       const zed = await usage(await t.user('zed', 'vo3', 'users'));
       expect(zed.groups).toEqual([]);
@@ -162,7 +196,9 @@ describeDb('usage and shares API', (ctx) => {
       expect((await t.call('PUT', '/api/shares/vo%201/users', admin, { share: 10 })).statusCode).toBe(400);
       expect((await t.call('PUT', '/api/shares/vo1/-users', admin, { share: 10 })).statusCode).toBe(400);
       // Nothing was written.
-      expect((await t.call('GET', '/api/shares', admin)).json<{ shares: { configured: boolean }[] }>().shares.every((s) => !s.configured)).toBe(true);
+      expect(
+        (await t.call('GET', '/api/shares', admin)).json<{ shares: { configured: boolean }[] }>().shares.every((s) => !s.configured),
+      ).toBe(true);
     });
 
     it('a new share shows in /api/usage and in the task queues of the group', async () => {

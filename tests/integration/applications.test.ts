@@ -60,7 +60,9 @@ describeDb('application templates API', (ctx) => {
   });
 
   it('submits the sweep as count jobs', async () => {
-    const res = await t.call('POST', '/api/applications/sweep/submit', alice, { values: { start: '5', step: 2.5, count: 3, mode: 'full' } });
+    const res = await t.call('POST', '/api/applications/sweep/submit', alice, {
+      values: { start: '5', step: 2.5, count: 3, mode: 'full' },
+    });
     expect(res.statusCode, res.body).toBe(201);
     expect((res.json() as { jobIds: number[] }).jobIds).toHaveLength(3);
   });

@@ -98,7 +98,15 @@ const local: CeSetup = {
   name: 'local',
   gate: always,
   deadlineMs: 15_000,
-  queue: () => ({ site: 'DIRAC.Local.org', ce: 'local-conf', queue: 'local', processors: 1, ramMb: 100, timeLimitSeconds: 300, settings: {} }),
+  queue: () => ({
+    site: 'DIRAC.Local.org',
+    ce: 'local-conf',
+    queue: 'local',
+    processors: 1,
+    ramMb: 100,
+    timeLimitSeconds: 300,
+    settings: {},
+  }),
   sampleRef: 'local://local-conf/1',
   reference: /^local:\/\/local-conf\/\d+$/,
   async healthy(root) {
@@ -121,7 +129,15 @@ const slurm: CeSetup = {
   name: 'slurm',
   gate: describeSlurm,
   deadlineMs: 90_000,
-  queue: () => ({ site: 'Test.Site', ce: SLURM_CE, queue: defaultPartition(), processors: 1, ramMb: 100, timeLimitSeconds: 300, settings: {} }),
+  queue: () => ({
+    site: 'Test.Site',
+    ce: SLURM_CE,
+    queue: defaultPartition(),
+    processors: 1,
+    ramMb: 100,
+    timeLimitSeconds: 300,
+    settings: {},
+  }),
   sampleRef: `slurm://${SLURM_CE}/1`,
   reference: new RegExp(`^slurm://${SLURM_CE}/\\d+$`),
   async healthy(root) {
@@ -138,7 +154,13 @@ const slurm: CeSetup = {
       const sshd: TestSshd = await startSshd();
       const ce = createSlurmComputingElement({
         ce: SLURM_CE,
-        settings: { host: sshd.host, port: sshd.port, user: sshd.user, privateKey: { file: sshd.wrongKeyFile }, knownHostKey: sshd.hostKey },
+        settings: {
+          host: sshd.host,
+          port: sshd.port,
+          user: sshd.user,
+          privateKey: { file: sshd.wrongKeyFile },
+          knownHostKey: sshd.hostKey,
+        },
         workDir: join(root, 'slurm-badkey'),
         secret,
       });
@@ -175,7 +197,12 @@ const slurm: CeSetup = {
 // --- HTCondor (fake tools) ------------------------------------------------------------------
 
 const CONDOR_CE = 'ce.conf.org';
-async function condorHarness(root: string, name: string, settings: Record<string, unknown>, extraEnv: Record<string, string>): Promise<Harness> {
+async function condorHarness(
+  root: string,
+  name: string,
+  settings: Record<string, unknown>,
+  extraEnv: Record<string, string>,
+): Promise<Harness> {
   const env: Record<string, string> = {
     PATH: `${FAKE_CONDOR_BIN}:${process.env['PATH'] ?? '/usr/bin:/bin'}`,
     WMS_FAKE_CONDOR_DIR: join(root, `${name}-state`),
@@ -216,7 +243,12 @@ const htcondor: CeSetup = {
   badCredentials: {
     gate: always,
     make: (root) =>
-      condorHarness(root, 'condor-badtoken', { token: { env: 'WMS_CONFORMANCE_CONDOR_TOKEN' } }, { WMS_CONFORMANCE_CONDOR_TOKEN: 'tok-wrong', WMS_FAKE_CONDOR_TOKEN: 'tok-right' }),
+      condorHarness(
+        root,
+        'condor-badtoken',
+        { token: { env: 'WMS_CONFORMANCE_CONDOR_TOKEN' } },
+        { WMS_CONFORMANCE_CONDOR_TOKEN: 'tok-wrong', WMS_FAKE_CONDOR_TOKEN: 'tok-right' },
+      ),
     reason: /AUTHENTICATE:1003:Failed to authenticate/,
     statusError: /^HTCondor CE ce\.conf\.org: condor_q failed \(exit 1\): .*AUTHENTICATE:1003/,
     cancelError: /^HTCondor CE ce\.conf\.org: condor_rm failed \(exit 1\): .*AUTHENTICATE:1003/,
@@ -255,7 +287,12 @@ const opennebula: CeSetup = {
   sampleRef: `cloud://${ONE_CE}/0`,
   reference: /^cloud:\/\/one-conf\/\d+$/,
   async start(root) {
-    sim = new OneSimulator({ workDir: join(root, 'one-sim'), user: 'dirac', password: ONE_PASSWORD, templates: { [ONE_TEMPLATE]: 'CPU = "1"\nMEMORY = "512"\n' } });
+    sim = new OneSimulator({
+      workDir: join(root, 'one-sim'),
+      user: 'dirac',
+      password: ONE_PASSWORD,
+      templates: { [ONE_TEMPLATE]: 'CPU = "1"\nMEMORY = "512"\n' },
+    });
     await sim.start();
   },
   async stop() {
@@ -325,7 +362,11 @@ function alive(pid: number): boolean {
   }
 }
 
-async function until<T>(what: string | (() => string), deadlineMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
+async function until<T>(
+  what: string | (() => string),
+  deadlineMs: number,
+  probe: () => Promise<T | undefined> | T | undefined,
+): Promise<T> {
   const end = Date.now() + deadlineMs;
   let last: unknown;
   for (;;) {
@@ -335,7 +376,10 @@ async function until<T>(what: string | (() => string), deadlineMs: number, probe
     } catch (e) {
       last = e;
     }
-    if (Date.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting for ${typeof what === 'string' ? what : what()}${last !== undefined ? ` (last: ${last instanceof Error ? last.message : JSON.stringify(last)})` : ''}`);
+    if (Date.now() > end)
+      throw new Error(
+        `timed out after ${deadlineMs} ms waiting for ${typeof what === 'string' ? what : what()}${last !== undefined ? ` (last: ${last instanceof Error ? last.message : JSON.stringify(last)})` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -346,11 +390,15 @@ const isFinal = (s: PilotBackendStatus | undefined): boolean => !!s && PILOT_FIN
 async function untilFinal(ce: ComputingElement, refs: string[], deadlineMs: number): Promise<Map<string, PilotBackendStatus>> {
   const first = new Map<string, PilotBackendStatus>();
   let last: Map<string, PilotBackendStatus> = new Map();
-  return until(() => `final states of ${refs.join(', ')} (last: ${JSON.stringify([...last])})`, deadlineMs, async () => {
-    last = await ce.status(refs.filter((r) => !first.has(r)));
-    for (const [r, s] of last) if (isFinal(s)) first.set(r, s);
-    return refs.every((r) => first.has(r)) ? first : undefined;
-  });
+  return until(
+    () => `final states of ${refs.join(', ')} (last: ${JSON.stringify([...last])})`,
+    deadlineMs,
+    async () => {
+      last = await ce.status(refs.filter((r) => !first.has(r)));
+      for (const [r, s] of last) if (isFinal(s)) first.set(r, s);
+      return refs.every((r) => first.has(r)) ? first : undefined;
+    },
+  );
 }
 
 function expectOutcome(got: PilotBackendStatus | undefined, want: Outcome): void {
@@ -429,7 +477,9 @@ describe.each(SETUPS.map((s) => [s.name, s] as const))('%s CE conformance', (_na
         expect(res.failed).toEqual([]);
         const ref = res.submitted[0]!.reference;
         finished.push(ref);
-        await until(`${ref} Running`, setup.deadlineMs, async () => ((await h.ce.status([ref])).get(ref)?.status === 'Running' ? true : undefined));
+        await until(`${ref} Running`, setup.deadlineMs, async () =>
+          (await h.ce.status([ref])).get(ref)?.status === 'Running' ? true : undefined,
+        );
         const seen = await until(`the wrapper of ${ref} started`, setup.deadlineMs, () => mark(markDir(), tag) ?? undefined);
         expect(seen.stamp).toBe(stamp);
         expect(seen.pids).toHaveLength(2);

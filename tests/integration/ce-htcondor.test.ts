@@ -143,10 +143,15 @@ describe('HTCondor CE on the fake HTCondor tools', () => {
   it('gives a clear error when the schedd cannot be reached', async () => {
     const h = await setup({ env: { WMS_FAKE_CONDOR_DOWN: '1' } });
     const stamps = [newStamp(), newStamp()];
-    const { submitted, failed } = await h.ce.submit(CONDOR_QUEUE, stamps.map((stamp) => ({ stamp, wrapper: exitWrapper(h.outDir, 0) })));
+    const { submitted, failed } = await h.ce.submit(
+      CONDOR_QUEUE,
+      stamps.map((stamp) => ({ stamp, wrapper: exitWrapper(h.outDir, 0) })),
+    );
     expect(submitted).toEqual([]);
     expect(failed.map((f) => f.stamp)).toEqual(stamps);
-    expect(failed[0]!.reason).toMatch(/^HTCondor CE ce\.test\.org: condor_submit failed \(exit 1\): ERROR: Failed to connect to local queue manager/);
+    expect(failed[0]!.reason).toMatch(
+      /^HTCondor CE ce\.test\.org: condor_submit failed \(exit 1\): ERROR: Failed to connect to local queue manager/,
+    );
     // Nothing left behind for the failed pilots.
     expect(existsSync(join(h.workDir, `${stamps[0]}.sh`))).toBe(false);
     await expect(h.ce.status(['htcondorce://ce.test.org/1.0'])).rejects.toThrow(/condor_q failed \(exit 1\): .*Failed to connect to/);
@@ -162,7 +167,10 @@ describe('HTCondor CE on the fake HTCondor tools', () => {
   });
 
   it('presents its token and fails clearly when the token cannot be read or is refused', async () => {
-    const good = await setup({ settings: { token: { env: 'WMS_TEST_CONDOR_TOKEN' } }, env: { WMS_TEST_CONDOR_TOKEN: 'tok-1', WMS_FAKE_CONDOR_TOKEN: 'tok-1' } });
+    const good = await setup({
+      settings: { token: { env: 'WMS_TEST_CONDOR_TOKEN' } },
+      env: { WMS_TEST_CONDOR_TOKEN: 'tok-1', WMS_FAKE_CONDOR_TOKEN: 'tok-1' },
+    });
     const s1 = newStamp();
     const r1 = await good.ce.submit(CONDOR_QUEUE, [{ stamp: s1, wrapper: exitWrapper(good.outDir, 0, 0.1) }]);
     expect(r1.failed).toEqual([]);
@@ -172,7 +180,9 @@ describe('HTCondor CE on the fake HTCondor tools', () => {
     const missing = await setup({ settings: { token: { file: '/nonexistent/condor.token' } } });
     const s2 = newStamp();
     const r2 = await missing.ce.submit(CONDOR_QUEUE, [{ stamp: s2, wrapper: exitWrapper(missing.outDir, 0) }]);
-    expect(r2.failed).toEqual([{ stamp: s2, reason: expect.stringMatching(/settings\.token: cannot read \/nonexistent\/condor\.token \(ENOENT\)/) }]);
+    expect(r2.failed).toEqual([
+      { stamp: s2, reason: expect.stringMatching(/settings\.token: cannot read \/nonexistent\/condor\.token \(ENOENT\)/) },
+    ]);
 
     const tokenFile = join(missing.outDir, 'wrong.token');
     await writeFile(tokenFile, 'tok-2\n');

@@ -14,7 +14,15 @@ import { createOpenNebulaComputingElement } from '../../agents/computing-element
 import type { CeQueueTarget, ComputingElement, PilotBackendStatus, PilotSubmission } from '../../agents/computing-elements/types.js';
 import { LCM, OneSimulator, STATE } from '../fakes/opennebula/simulator.js';
 
-const QUEUE: CeQueueTarget = { site: 'CLOUD.Test.org', ce: 'one-ce', queue: 'default', processors: 1, ramMb: 2048, timeLimitSeconds: 3600, settings: {} };
+const QUEUE: CeQueueTarget = {
+  site: 'CLOUD.Test.org',
+  ce: 'one-ce',
+  queue: 'default',
+  processors: 1,
+  ramMb: 2048,
+  timeLimitSeconds: 3600,
+  settings: {},
+};
 const PASSWORD = 's3cret';
 const TEMPLATE_ID = 7;
 
@@ -24,7 +32,8 @@ let sim: OneSimulator;
 const stamp = () => randomBytes(16).toString('hex');
 /** A wrapper that writes its stamp where the test can see it, then lives `sleep` seconds. */
 const wrapper = (sleep: number) => `#!/bin/bash\necho "$DIRAC_PILOT_STAMP" > "${dir}/out/$DIRAC_PILOT_STAMP"\nsleep ${sleep}\n`;
-const pilots = (n: number, sleep: number): PilotSubmission[] => Array.from({ length: n }, () => ({ stamp: stamp(), wrapper: wrapper(sleep) }));
+const pilots = (n: number, sleep: number): PilotSubmission[] =>
+  Array.from({ length: n }, () => ({ stamp: stamp(), wrapper: wrapper(sleep) }));
 const vmId = (ref: string) => Number(ref.split('/').pop());
 
 function makeCe(settings: Record<string, unknown> = {}, endpoint = sim.url): ComputingElement {
@@ -51,7 +60,11 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T 
   throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
 }
 
-async function waitForStatus(ce: ComputingElement, refs: string[], status: PilotBackendStatus['status']): Promise<Map<string, PilotBackendStatus>> {
+async function waitForStatus(
+  ce: ComputingElement,
+  refs: string[],
+  status: PilotBackendStatus['status'],
+): Promise<Map<string, PilotBackendStatus>> {
   return waitFor(`${refs.join(', ')} ${status}`, async () => {
     const st = await ce.status(refs);
     return refs.every((r) => st.get(r)?.status === status) ? st : undefined;
@@ -126,7 +139,11 @@ describe('OpenNebula CE on the simulator', () => {
   });
 
   it('allocates from a full template; the VM powers off at the pilot end and is reaped by status()', async () => {
-    const ce = makeCe({ templateId: undefined, template: 'CPU = "0.5"\nMEMORY = "1024"\nDISK = [ IMAGE = "debian \\"12\\"" ]', vmNamePrefix: 'alloc-' });
+    const ce = makeCe({
+      templateId: undefined,
+      template: 'CPU = "0.5"\nMEMORY = "1024"\nDISK = [ IMAGE = "debian \\"12\\"" ]',
+      vmNamePrefix: 'alloc-',
+    });
     const [p] = pilots(1, 0);
     const { submitted } = await ce.submit(QUEUE, [p!]);
     const ref = submitted[0]!.reference;
@@ -164,7 +181,10 @@ describe('OpenNebula CE on the simulator', () => {
 
     const ref2 = (await ce.submit(QUEUE, pilots(1, 60))).submitted[0]!.reference;
     sim.setVmState(vmId(ref2), STATE.ACTIVE, LCM.BOOT_FAILURE);
-    expect((await ce.status([ref2])).get(ref2)!).toMatchObject({ status: 'Aborted', reason: expect.stringMatching(/BOOT_FAILURE: the VM never booted/) });
+    expect((await ce.status([ref2])).get(ref2)!).toMatchObject({
+      status: 'Aborted',
+      reason: expect.stringMatching(/BOOT_FAILURE: the VM never booted/),
+    });
   });
 
   it('terminates a VM past its maximum lifetime in status()', async () => {
@@ -230,7 +250,9 @@ describe('OpenNebula CE on the simulator', () => {
     const ps = pilots(2, 1);
     const { submitted, failed } = await ce.submit(QUEUE, ps);
     expect(submitted).toEqual([]);
-    expect(failed).toEqual(ps.map((p) => ({ stamp: p.stamp, reason: 'OpenNebula CE one-ce settings.password: environment variable ONE_PASSWORD is not set' })));
+    expect(failed).toEqual(
+      ps.map((p) => ({ stamp: p.stamp, reason: 'OpenNebula CE one-ce settings.password: environment variable ONE_PASSWORD is not set' })),
+    );
   });
 
   it('names the endpoint when nothing listens there', async () => {
@@ -240,20 +262,34 @@ describe('OpenNebula CE on the simulator', () => {
     const { submitted, failed } = await ce.submit(QUEUE, ps);
     expect(submitted).toEqual([]);
     expect(failed).toHaveLength(2);
-    expect(failed[0]!.reason).toMatch(new RegExp(`^OpenNebula CE one-ce: one\\.template\\.instantiate at ${endpoint.replace(/[.]/g, '\\.')}: cannot reach the endpoint \\(.*ECONNREFUSED`));
-    await expect(ce.status(['cloud://one-ce/1'])).rejects.toThrow(/one\.vmpool\.info at http:\/\/127\.0\.0\.1:\d+\/RPC2: cannot reach the endpoint/);
+    expect(failed[0]!.reason).toMatch(
+      new RegExp(
+        `^OpenNebula CE one-ce: one\\.template\\.instantiate at ${endpoint.replace(/[.]/g, '\\.')}: cannot reach the endpoint \\(.*ECONNREFUSED`,
+      ),
+    );
+    await expect(ce.status(['cloud://one-ce/1'])).rejects.toThrow(
+      /one\.vmpool\.info at http:\/\/127\.0\.0\.1:\d+\/RPC2: cannot reach the endpoint/,
+    );
     await expect(ce.cancel(['cloud://one-ce/1'])).rejects.toThrow(/cancel failed for 1 VM/);
   });
 
   it('loses nothing: a refused allocate is in failed, the others go on', async () => {
-    const quotaSim = new OneSimulator({ workDir: join(dir, 'quota'), user: 'dirac', password: PASSWORD, quotaVms: 1, templates: { [TEMPLATE_ID]: 'CPU = "1"' } });
+    const quotaSim = new OneSimulator({
+      workDir: join(dir, 'quota'),
+      user: 'dirac',
+      password: PASSWORD,
+      quotaVms: 1,
+      templates: { [TEMPLATE_ID]: 'CPU = "1"' },
+    });
     await quotaSim.start();
     try {
       const ce = makeCe({}, quotaSim.url);
       const ps = pilots(2, 60);
       const { submitted, failed } = await ce.submit(QUEUE, ps);
       expect(submitted.map((s) => s.stamp)).toEqual([ps[0]!.stamp]);
-      expect(failed).toEqual([{ stamp: ps[1]!.stamp, reason: expect.stringMatching(/one\.template\.instantiate at .*: \[ALLOCATE\] .*quota/) }]);
+      expect(failed).toEqual([
+        { stamp: ps[1]!.stamp, reason: expect.stringMatching(/one\.template\.instantiate at .*: \[ALLOCATE\] .*quota/) },
+      ]);
     } finally {
       await quotaSim.close();
     }
@@ -268,7 +304,9 @@ describe('OpenNebula CE on the simulator', () => {
 
     sim.failNext({ kind: 'http500' }, { method: 'one.template.instantiate' });
     const r2 = await ce.submit(QUEUE, [ps[1]!, ps[2]!]);
-    expect(r2.failed).toEqual([{ stamp: ps[1]!.stamp, reason: `OpenNebula CE one-ce: one.template.instantiate at ${sim.url}: HTTP 500: Internal Server Error` }]);
+    expect(r2.failed).toEqual([
+      { stamp: ps[1]!.stamp, reason: `OpenNebula CE one-ce: one.template.instantiate at ${sim.url}: HTTP 500: Internal Server Error` },
+    ]);
     expect(r2.submitted.map((s) => s.stamp)).toEqual([ps[2]!.stamp]);
 
     sim.failNext({ kind: 'http500', afterDispatch: true }, { method: 'one.template.instantiate' });

@@ -121,7 +121,7 @@ function ceSuite(make: (settings?: Record<string, unknown>, env?: Record<string,
     await ce.cleanup([ref]);
   });
 
-  it('reports every pilot of a refused submission failed, with sbatch\'s message', async () => {
+  it("reports every pilot of a refused submission failed, with sbatch's message", async () => {
     const res = await ce.submit({ ...queue('no-such-partition') }, [
       { stamp: stamp(), wrapper: wrapper(clusterDir(), 1, 0) },
       { stamp: stamp(), wrapper: wrapper(clusterDir(), 1, 0) },
@@ -132,7 +132,7 @@ function ceSuite(make: (settings?: Record<string, unknown>, env?: Record<string,
     expect(res.failed[1]!.reason).toMatch(/Invalid partition name specified.*\(not tried after that failure\)$/);
   });
 
-  it('leaves out references SLURM does not know, and other CEs\' references', async () => {
+  it("leaves out references SLURM does not know, and other CEs' references", async () => {
     const got = await ce.status([`slurm://${CE}/99999999`, 'slurm://other-ce/1', 'local://x/1']);
     expect(got.size).toBe(0);
   });
@@ -195,7 +195,9 @@ describeSlurm('SLURM CE, commands on this machine', () => {
   it('a secret that is not there: submit fails naming the setting', async () => {
     const ce = make({ host: '127.0.0.1', user: 'root', privateKey: { env: 'WMS_TEST_NO_SUCH_VAR' } });
     const res = await ce.submit(queue('debug'), [{ stamp: stamp(), wrapper: '#!/bin/bash\ntrue\n' }]);
-    expect(res.failed[0]!.reason).toBe('SLURM CE slurm-test: SLURM CE slurm-test: privateKey: environment variable WMS_TEST_NO_SUCH_VAR is not set');
+    expect(res.failed[0]!.reason).toBe(
+      'SLURM CE slurm-test: SLURM CE slurm-test: privateKey: environment variable WMS_TEST_NO_SUCH_VAR is not set',
+    );
     await ce.close();
   });
 });

@@ -193,13 +193,18 @@ describe('wms job submit --wait', () => {
 
   it('--json: the progress on stderr, one JSON answer on stdout', async () => {
     const f = live(['job', 'submit', await jdlFile('json.jdl'), '--wait', '--json'], env, work);
-    const id = Number((await f.waitFor(/^(\d+)  Waiting/m, 'stderr'))[1]);
+    const id = Number((await f.waitFor(/^(\d+) {2}Waiting/m, 'stderr'))[1]);
     await matchAll([id]);
     await report(id, 'Running', 'Application');
     await report(id, 'Done', 'Execution Complete');
     const r = await f.exited;
     expect(r.code).toBe(0);
-    const answer = JSON.parse(r.stdout) as { jobIds: number[]; jobs: { id: number; status: string }[]; notFound: number[]; timedOut: boolean };
+    const answer = JSON.parse(r.stdout) as {
+      jobIds: number[];
+      jobs: { id: number; status: string }[];
+      notFound: number[];
+      timedOut: boolean;
+    };
     expect(answer).toMatchObject({ jobIds: [id], notFound: [], timedOut: false });
     expect(answer.jobs).toHaveLength(1);
     expect(answer.jobs[0]).toMatchObject({ id, status: 'Done', minorStatus: 'Execution Complete', jobName: 'json.jdl' });
@@ -304,7 +309,13 @@ describe('wms job output', () => {
 
     const j = await wms(['job', 'output', String(id), '--dir', 'elsewhere', '--json'], env, work);
     expect(j.code).toBe(0);
-    const answer = JSON.parse(j.stdout) as { jobId: number; status: string; dir: string; sandboxes: { sha256: string; size: number }[]; files: string[] };
+    const answer = JSON.parse(j.stdout) as {
+      jobId: number;
+      status: string;
+      dir: string;
+      sandboxes: { sha256: string; size: number }[];
+      files: string[];
+    };
     expect(answer).toMatchObject({ jobId: id, status: 'Done', dir: join(work, 'elsewhere') });
     expect(answer.sandboxes).toHaveLength(1);
     expect(answer.files.sort()).toEqual(['results/histo.dat', 'std.out']);

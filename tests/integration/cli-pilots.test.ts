@@ -90,7 +90,13 @@ beforeAll(async () => {
   // A site admin of both sites of these pilots (a site admin sees only the pilots of its sites).
   env = {
     WMS_URL: url,
-    WMS_TOKEN: await t.tokenFor({ role: 'site-admin', user: 'sam', vo: 'vo1', group: 'vo1_siteadmin', sites: ['LCG.Alpha.org', 'LCG.Beta.org'] }),
+    WMS_TOKEN: await t.tokenFor({
+      role: 'site-admin',
+      user: 'sam',
+      vo: 'vo1',
+      group: 'vo1_siteadmin',
+      sites: ['LCG.Alpha.org', 'LCG.Beta.org'],
+    }),
   };
   const base = { ceType: 'slurm', queue: 'long', queueId: null, vo: 'vo1' };
   [registered, failed, waiting, other] = (await createPilots(t.db, [
@@ -142,8 +148,25 @@ describe('wms pilot list', () => {
     expect(answer.pilots).toHaveLength(1);
     expect(Object.keys(answer.pilots[0]!).sort()).toEqual(
       [
-        'id', 'stamp', 'reference', 'site', 'ce', 'ceType', 'queue', 'vo', 'status', 'statusReason', 'benchmark',
-        'clockOffsetSeconds', 'currentJobId', 'jobsRun', 'exitCode', 'workDir', 'fsType', 'createdAt', 'lastUpdateAt',
+        'id',
+        'stamp',
+        'reference',
+        'site',
+        'ce',
+        'ceType',
+        'queue',
+        'vo',
+        'status',
+        'statusReason',
+        'benchmark',
+        'clockOffsetSeconds',
+        'currentJobId',
+        'jobsRun',
+        'exitCode',
+        'workDir',
+        'fsType',
+        'createdAt',
+        'lastUpdateAt',
       ].sort(),
     );
     expect(answer.pilots[0]).toMatchObject({ id: other, site: 'LCG.Beta.org', ceType: 'htcondor', status: 'Submitted', benchmark: null });

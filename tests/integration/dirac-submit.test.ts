@@ -123,7 +123,12 @@ describeDb('DIRAC JDLs through the jobs API', (ctx) => {
       const jobs = await statusOf(alice, jobIds);
       expect(jobs.map((j) => j.jobName)).toEqual(jobIds.map((id, n) => `sweep_${id}_${n}`));
       const list = await t.call('GET', '/api/jobs?group=sweep_group', alice);
-      expect(list.json<{ jobs: Summary[] }>().jobs.map((j) => j.jobName).sort()).toEqual(jobIds.map((id, n) => `sweep_${id}_${n}`).sort());
+      expect(
+        list
+          .json<{ jobs: Summary[] }>()
+          .jobs.map((j) => j.jobName)
+          .sort(),
+      ).toEqual(jobIds.map((id, n) => `sweep_${id}_${n}`).sort());
     });
 
     it("another user sees none of them (the ids are not a way into another's jobs)", async () => {
@@ -223,7 +228,8 @@ describeDb('DIRAC JDLs through the jobs API', (ctx) => {
       expect(resolveServiceConfig({ file: { allowUnregisteredSites: true } }).allowUnregisteredSites).toBe(true);
       expect(resolveServiceConfig({ env: { WMS_ALLOW_UNREGISTERED_SITES: '1' } }).allowUnregisteredSites).toBe(true);
       expect(
-        resolveServiceConfig({ file: { allowUnregisteredSites: true }, env: { WMS_ALLOW_UNREGISTERED_SITES: 'off' } }).allowUnregisteredSites,
+        resolveServiceConfig({ file: { allowUnregisteredSites: true }, env: { WMS_ALLOW_UNREGISTERED_SITES: 'off' } })
+          .allowUnregisteredSites,
       ).toBe(false);
       expect(() => resolveServiceConfig({ env: { WMS_ALLOW_UNREGISTERED_SITES: 'maybe' } })).toThrow(/WMS_ALLOW_UNREGISTERED_SITES/);
       expect(() => resolveServiceConfig({ file: { allowUnregisteredSites: 'yes' } })).toThrow(/allowUnregisteredSites/);

@@ -64,7 +64,7 @@ describeDb('event stream', (ctx) => {
     await t?.close();
   });
 
-  it('a job: its current state first, then each change in order; another owner\'s job never', async () => {
+  it("a job: its current state first, then each change in order; another owner's job never", async () => {
     const mine = await submit(alice);
     const theirs = await submit(bob);
     const c = await open(alice);
@@ -112,7 +112,9 @@ describeDb('event stream', (ctx) => {
     const user = await open(alice);
     expect(await user.subscribe({ pilots: true })).toMatchObject({ type: 'error', code: 'WMS_FORBIDDEN' });
     // A site admin gets the pilot and site events of the sites of its token.
-    const sa = await open(await t.tokenFor({ role: 'site-admin', user: 'sam', vo: 'vo1', group: 'vo1_siteadmin', sites: ['LCG.Beta.org'] }));
+    const sa = await open(
+      await t.tokenFor({ role: 'site-admin', user: 'sam', vo: 'vo1', group: 'vo1_siteadmin', sites: ['LCG.Beta.org'] }),
+    );
     expect(await sa.subscribe({ pilots: true, sites: true })).toMatchObject({ type: 'subscribed', pilots: true, sites: true });
     const [p] = (await createPilots(t.db, [
       { stamp: 'events-pilot-2', site: 'LCG.Beta.org', ce: 'ce02.beta.org', ceType: 'slurm', queue: 'q', queueId: null, vo: 'vo1' },

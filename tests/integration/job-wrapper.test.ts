@@ -4,7 +4,7 @@
  */
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -230,7 +230,11 @@ describe('startJob', () => {
       `Completing/${MINOR.outputSandboxUploaded}`,
       `Done/${MINOR.executionComplete}`,
     ]);
-    expect(channel.reports[0]?.report.parameters).toMatchObject({ HostName: 'wn-test', PilotStamp: 'stamp-1', CPUNormalizationFactor: '10' });
+    expect(channel.reports[0]?.report.parameters).toMatchObject({
+      HostName: 'wn-test',
+      PilotStamp: 'stamp-1',
+      CPUNormalizationFactor: '10',
+    });
     const final = channel.last().parameters ?? {};
     for (const p of ['TotalCPUTime(s)', 'WallClockTime(s)', 'MaxRSS(MB)', 'CPUNormalizationFactor', 'ExitCode', 'PayloadPID']) {
       expect(final[p], p).toBeDefined();
@@ -365,7 +369,11 @@ describe('startJob', () => {
     const jobId = 107;
     const channel = channelFor(jobId);
     // 100 DB12·s on a node doing 1000 per core: 0.12 s of CPU with the margin.
-    const job = startJob({ jobId, jdl: jdl({ Executable: '/bin/sh', Arguments: "-c 'while :; do :; done'", CPUTime: 100 }) }, channel, options({ db12: 1000 }));
+    const job = startJob(
+      { jobId, jdl: jdl({ Executable: '/bin/sh', Arguments: "-c 'while :; do :; done'", CPUTime: 100 }) },
+      channel,
+      options({ db12: 1000 }),
+    );
     const outcome = await job.done;
     expect(outcome.status).toBe('Failed');
     expect(outcome.cpuSeconds).toBeGreaterThan(0.12);
@@ -375,9 +383,23 @@ describe('startJob', () => {
 
   describe('refuses a hostile input sandbox before anything runs', () => {
     const cases: [string, (outside: string) => Parameters<typeof rawTarGz>[0], string][] = [
-      ['../x', () => [{ path: 'ok.txt', body: 'ok' }, { path: '../x', body: 'x' }], 'path leaves the directory: ../x'],
+      [
+        '../x',
+        () => [
+          { path: 'ok.txt', body: 'ok' },
+          { path: '../x', body: 'x' },
+        ],
+        'path leaves the directory: ../x',
+      ],
       ['an absolute path', (outside) => [{ path: `${outside}/abs.txt`, body: 'abs' }], 'absolute path '],
-      ['an escaping symbolic link', () => [{ path: 'etc', type: 'SymbolicLink', linkpath: '../../../etc' }, { path: 'etc/passwd', body: 'x' }], 'link etc -> ../../../etc escapes the directory'],
+      [
+        'an escaping symbolic link',
+        () => [
+          { path: 'etc', type: 'SymbolicLink', linkpath: '../../../etc' },
+          { path: 'etc/passwd', body: 'x' },
+        ],
+        'link etc -> ../../../etc escapes the directory',
+      ],
     ];
     it.each(cases)('%s', async (_name, entries, problem) => {
       const jobId = 110 + n;
@@ -388,7 +410,11 @@ describe('startJob', () => {
       const job = startJob({ jobId, jdl: jdl({ Executable: '/bin/touch', Arguments: 'ran', InputSandbox: [sb] }) }, channel, options());
       const outcome = await job.done;
       expect(outcome.status).toBe('Failed');
-      expect(channel.steps()).toEqual([`Running/${MINOR.jobInitialization}`, `Running/${MINOR.downloadingInputSandbox}`, `Failed/${MINOR.failedDownloadingInputSandbox}`]);
+      expect(channel.steps()).toEqual([
+        `Running/${MINOR.jobInitialization}`,
+        `Running/${MINOR.downloadingInputSandbox}`,
+        `Failed/${MINOR.failedDownloadingInputSandbox}`,
+      ]);
       const failed = channel.reports[2] as Recorded;
       expect(failed.report.applicationStatus).toContain(`unsafe archive ${sb}`);
       expect(failed.report.applicationStatus).toContain(problem);
@@ -404,8 +430,14 @@ describe('startJob', () => {
   it('refuses an input sandbox with too many entries', async () => {
     const jobId = 120;
     const channel = channelFor(jobId);
-    const sb = await channel.addSandbox(rawTarGz(Array.from({ length: 20 }, (_, i) => ({ path: `f${i}`, body: randomBytes(8).toString('hex') }))));
-    const job = startJob({ jobId, jdl: jdl({ Executable: '/bin/true', InputSandbox: [sb] }) }, channel, options({ sandboxLimits: { maxEntries: 5, maxBytes: 1_000_000 } }));
+    const sb = await channel.addSandbox(
+      rawTarGz(Array.from({ length: 20 }, (_, i) => ({ path: `f${i}`, body: randomBytes(8).toString('hex') }))),
+    );
+    const job = startJob(
+      { jobId, jdl: jdl({ Executable: '/bin/true', InputSandbox: [sb] }) },
+      channel,
+      options({ sandboxLimits: { maxEntries: 5, maxBytes: 1_000_000 } }),
+    );
     const outcome = await job.done;
     expect(outcome.status).toBe('Failed');
     expect(channel.last().minorStatus).toBe(MINOR.failedDownloadingInputSandbox);
@@ -415,7 +447,8 @@ describe('startJob', () => {
 
   it('fails an InputSandbox entry that is neither SB: nor downloadable, and LFNs', async () => {
     const channel = channelFor(121);
-    const outcome = await startJob({ jobId: 121, jdl: jdl({ Executable: '/bin/true', InputSandbox: ['local.txt'] }) }, channel, options()).done;
+    const outcome = await startJob({ jobId: 121, jdl: jdl({ Executable: '/bin/true', InputSandbox: ['local.txt'] }) }, channel, options())
+      .done;
     expect(outcome.status).toBe('Failed');
     expect(channel.last().applicationStatus).toContain('"local.txt" is not an uploaded sandbox');
 
@@ -444,8 +477,10 @@ describe('startJob', () => {
   it('stops when the services refuse a report (the job was killed meanwhile): the payload never starts', async () => {
     const jobId = 125;
     const channel = channelFor(jobId);
-    channel.answer = (r) => (r.minorStatus === MINOR.application ? { accepted: false, status: 'Killed' } : { accepted: true, status: r.status });
-    const outcome = await startJob({ jobId, jdl: jdl({ Executable: '/bin/touch', Arguments: join(base, 'ran') }) }, channel, options()).done;
+    channel.answer = (r) =>
+      r.minorStatus === MINOR.application ? { accepted: false, status: 'Killed' } : { accepted: true, status: r.status };
+    const outcome = await startJob({ jobId, jdl: jdl({ Executable: '/bin/touch', Arguments: join(base, 'ran') }) }, channel, options())
+      .done;
     expect(outcome.status).toBe('Killed');
     expect(existsSync(join(base, 'ran'))).toBe(false);
     expect(channel.steps().at(-1)).toBe(`Running/${MINOR.application}`);
@@ -455,7 +490,11 @@ describe('startJob', () => {
     const jobId = 126;
     const channel = channelFor(jobId);
     channel.heartbeatStatus = 'Received';
-    const outcome = await startJob({ jobId, jdl: jdl({ Executable: '/bin/sleep', Arguments: '60' }) }, channel, options({ heartbeatMs: 100 })).done;
+    const outcome = await startJob(
+      { jobId, jdl: jdl({ Executable: '/bin/sleep', Arguments: '60' }) },
+      channel,
+      options({ heartbeatMs: 100 }),
+    ).done;
     expect(outcome.status).toBe('Lost');
     expect(outcome.reason).toContain('Received');
   });
@@ -508,7 +547,11 @@ describe('payload isolation', () => {
     await tarCreate({ gzip: true, cwd: src, file: archive, portable: true }, ['payload.sh']);
     const sb = await channel.addSandbox(readFileSync(archive));
     const handle = startJob(
-      { jobId, jdl: jdl({ Executable: '/bin/sh', Arguments: 'payload.sh', InputSandbox: [sb], OutputSandbox: ['std.out', 'std.err'] }), ...job },
+      {
+        jobId,
+        jdl: jdl({ Executable: '/bin/sh', Arguments: 'payload.sh', InputSandbox: [sb], OutputSandbox: ['std.out', 'std.err'] }),
+        ...job,
+      },
       channel,
       options(extra),
     );
@@ -565,8 +608,29 @@ describe('payload isolation', () => {
           .filter((l) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(l) && !/^(uid|pids|pwd|tmp-entries)=/.test(l))
           .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
       );
-      expect(env).toMatchObject({ PATH: SYSTEM_PATH, HOME: join(workDir, '201'), TMPDIR: '/tmp', DIRACJOBID: '201', WMS_JOB_ID: '201', WMS_JOB_TOKEN: 'job-token-201' });
-      const allowed = new Set(['PATH', 'HOME', 'TMPDIR', 'USER', 'LOGNAME', 'DIRACJOBID', 'WMS_JOB_ID', 'DIRAC_JOB_PROCESSORS', 'WMS_JOB_TOKEN', 'PWD', 'SHLVL', '_', 'OLDPWD']);
+      expect(env).toMatchObject({
+        PATH: SYSTEM_PATH,
+        HOME: join(workDir, '201'),
+        TMPDIR: '/tmp',
+        DIRACJOBID: '201',
+        WMS_JOB_ID: '201',
+        WMS_JOB_TOKEN: 'job-token-201',
+      });
+      const allowed = new Set([
+        'PATH',
+        'HOME',
+        'TMPDIR',
+        'USER',
+        'LOGNAME',
+        'DIRACJOBID',
+        'WMS_JOB_ID',
+        'DIRAC_JOB_PROCESSORS',
+        'WMS_JOB_TOKEN',
+        'PWD',
+        'SHLVL',
+        '_',
+        'OLDPWD',
+      ]);
       expect(Object.keys(env).filter((k) => !allowed.has(k))).toEqual([]);
     } finally {
       delete process.env['WMS_TEST_PILOT_SECRET'];
@@ -578,7 +642,10 @@ describe('payload isolation', () => {
     const marker = `98765${jobId}`;
     const channel = channelFor(jobId);
     const job = startJob(
-      { jobId, jdl: jdl({ Executable: '/bin/sh', Arguments: `-c 'sleep ${marker}.1 & (setsid sleep ${marker}.2 &) ; echo started; wait'` }) },
+      {
+        jobId,
+        jdl: jdl({ Executable: '/bin/sh', Arguments: `-c 'sleep ${marker}.1 & (setsid sleep ${marker}.2 &) ; echo started; wait'` }),
+      },
       channel,
       options({ heartbeatMs: 60_000 }),
     );
@@ -608,7 +675,9 @@ describe('payload isolation', () => {
       stdio: 'ignore',
       ...(cmd.uid !== undefined ? { uid: cmd.uid, gid: cmd.gid as number } : {}),
     });
-    await until('the sandboxed sleep', () => processesWith(`${marker}.5`).some((pid) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').startsWith('/bin/sleep')));
+    await until('the sandboxed sleep', () =>
+      processesWith(`${marker}.5`).some((pid) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').startsWith('/bin/sleep')),
+    );
     const pids = processesWith(`${marker}.5`);
     parent.kill('SIGKILL');
     await until('the sandbox to die with its parent', () => !pids.some(isAlive), 2000);
@@ -625,8 +694,14 @@ describe('payload isolation', () => {
     expect(cmd.args.slice(0, 3)).toEqual(['--pdeathsig', 'KILL', '--']);
     // A stand-in pilot: a shell that starts the payload as the job wrapper does, then is SIGKILLed.
     const q = (x: string) => `'${x.replaceAll("'", `'\\''`)}'`;
-    const parent = spawn('/bin/sh', ['-c', `${[cmd.file, ...cmd.args].map(q).join(' ')} & wait`], { cwd: jobDir, env: cmd.env, stdio: 'ignore' });
-    await until('the payload', () => processesWith(`${marker}.5`).some((pid) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').startsWith('/bin/sleep')));
+    const parent = spawn('/bin/sh', ['-c', `${[cmd.file, ...cmd.args].map(q).join(' ')} & wait`], {
+      cwd: jobDir,
+      env: cmd.env,
+      stdio: 'ignore',
+    });
+    await until('the payload', () =>
+      processesWith(`${marker}.5`).some((pid) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').startsWith('/bin/sleep')),
+    );
     const pids = processesWith(`${marker}.5`);
     parent.kill('SIGKILL');
     await until('the payload to die with its parent', () => !pids.some(isAlive), 2000);
@@ -634,7 +709,11 @@ describe('payload isolation', () => {
 
   it.runIf(hasSetpriv)('none: a missing executable is still "Application not found" under setpriv', async () => {
     const channel = channelFor(231);
-    const outcome = await startJob({ jobId: 231, jdl: jdl({ Executable: 'no-such-program-231' }) }, channel, options({ isolation: { mode: 'none' } })).done;
+    const outcome = await startJob(
+      { jobId: 231, jdl: jdl({ Executable: 'no-such-program-231' }) },
+      channel,
+      options({ isolation: { mode: 'none' } }),
+    ).done;
     expect(outcome.status).toBe('Failed');
     expect(channel.last().minorStatus).toBe(MINOR.applicationNotFound);
   });
@@ -642,7 +721,11 @@ describe('payload isolation', () => {
   it("the running payload's session is registered in <work dir>/payload-sessions until its tree is gone", async () => {
     const channel = channelFor(232);
     const registry = join(workDir, 'payload-sessions');
-    const job = startJob({ jobId: 232, jdl: jdl({ Executable: '/bin/sleep', Arguments: '1.5' }) }, channel, options({ isolation: { mode: 'none' } }));
+    const job = startJob(
+      { jobId: 232, jdl: jdl({ Executable: '/bin/sleep', Arguments: '1.5' }) },
+      channel,
+      options({ isolation: { mode: 'none' } }),
+    );
     await until('the payload registered', () => existsSync(registry) && readFileSync(registry, 'utf8').trim() !== '');
     const sid = Number(readFileSync(registry, 'utf8').trim());
     expect(isAlive(sid)).toBe(true);
@@ -653,49 +736,57 @@ describe('payload isolation', () => {
     expect(readdirSync(workDir)).toEqual([]);
   });
 
-  it.runIf(hasBwrap)("bwrap: the job's environment reaches the payload only, never bubblewrap or setpriv (outside the sandbox, or root)", async () => {
-    const jobId = 215;
-    const marker = `76543${jobId}`;
-    const channel = channelFor(jobId);
-    const job = startJob(
-      {
-        jobId,
-        jdl: jdl({
-          Executable: '/bin/sh',
-          Arguments: `-c 'echo "preload=$LD_PRELOAD gconv=$GCONV_PATH token=$WMS_JOB_TOKEN"; exec sleep 2.${marker}'`,
-          ExecutionEnvironment: ['LD_PRELOAD=./no-such.so', 'GCONV_PATH=.'],
-          OutputSandbox: ['std.out'],
-        }),
-        token: 'job-token-215',
-      },
-      channel,
-      options({ heartbeatMs: 60_000 }),
-    );
-    await until('the sandboxed sleep', () => processesWith(`sleep 2.${marker}`).length > 0);
-    // bubblewrap's processes (the command line names the payload's), as the host sees them.
-    const outside = processesWith(marker).filter((pid) => !/^(sleep|\/bin\/sh) /.test(readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ')));
-    expect(outside.length).toBeGreaterThan(0);
-    for (const pid of outside) expect(readFileSync(`/proc/${pid}/environ`, 'latin1')).toBe(`PATH=${SYSTEM_PATH}\0`);
-    expect((await job.done).status, logs.join('\n')).toBe('Done');
-    const out = join(base, `out-${jobId}`);
-    await safeUnpack([...channel.uploads.values()][0] as string, out, { maxEntries: 10, maxBytes: 100_000 });
-    expect(readFileSync(join(out, 'std.out'), 'utf8')).toBe('preload=./no-such.so gconv=. token=job-token-215\n');
-  });
+  it.runIf(hasBwrap)(
+    "bwrap: the job's environment reaches the payload only, never bubblewrap or setpriv (outside the sandbox, or root)",
+    async () => {
+      const jobId = 215;
+      const marker = `76543${jobId}`;
+      const channel = channelFor(jobId);
+      const job = startJob(
+        {
+          jobId,
+          jdl: jdl({
+            Executable: '/bin/sh',
+            Arguments: `-c 'echo "preload=$LD_PRELOAD gconv=$GCONV_PATH token=$WMS_JOB_TOKEN"; exec sleep 2.${marker}'`,
+            ExecutionEnvironment: ['LD_PRELOAD=./no-such.so', 'GCONV_PATH=.'],
+            OutputSandbox: ['std.out'],
+          }),
+          token: 'job-token-215',
+        },
+        channel,
+        options({ heartbeatMs: 60_000 }),
+      );
+      await until('the sandboxed sleep', () => processesWith(`sleep 2.${marker}`).length > 0);
+      // bubblewrap's processes (the command line names the payload's), as the host sees them.
+      const outside = processesWith(marker).filter(
+        (pid) => !/^(sleep|\/bin\/sh) /.test(readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ')),
+      );
+      expect(outside.length).toBeGreaterThan(0);
+      for (const pid of outside) expect(readFileSync(`/proc/${pid}/environ`, 'latin1')).toBe(`PATH=${SYSTEM_PATH}\0`);
+      expect((await job.done).status, logs.join('\n')).toBe('Done');
+      const out = join(base, `out-${jobId}`);
+      await safeUnpack([...channel.uploads.values()][0] as string, out, { maxEntries: 10, maxBytes: 100_000 });
+      expect(readFileSync(join(out, 'std.out'), 'utf8')).toBe('preload=./no-such.so gconv=. token=job-token-215\n');
+    },
+  );
 
-  it.runIf(hasBwrap)('bwrap: a payload that replaces std.out with a link gets nothing of the target into heartbeats or outputs', async () => {
-    const secret = join(base, 'linked-secret');
-    writeFileSync(secret, 'TOPSECRET-LINKED\n', { mode: 0o600 });
-    const { outcome, channel, files } = await runScript(
-      204,
-      [`echo first line`, `rm -f std.out; ln -s ${secret} std.out`, 'sleep 1'].join('\n'),
-      { heartbeatMs: 150 },
-    );
-    expect(outcome.status).toBe('Done');
-    expect(channel.heartbeats.length).toBeGreaterThan(2);
-    expect(channel.heartbeats.map((h) => h.stdoutTail ?? '').join('\n')).not.toContain('TOPSECRET');
-    expect(channel.heartbeats.map((h) => h.stdoutTail ?? '').join('\n')).toContain('first line');
-    expect(Object.values(files).join('\n')).not.toContain('TOPSECRET');
-  });
+  it.runIf(hasBwrap)(
+    'bwrap: a payload that replaces std.out with a link gets nothing of the target into heartbeats or outputs',
+    async () => {
+      const secret = join(base, 'linked-secret');
+      writeFileSync(secret, 'TOPSECRET-LINKED\n', { mode: 0o600 });
+      const { outcome, channel, files } = await runScript(
+        204,
+        [`echo first line`, `rm -f std.out; ln -s ${secret} std.out`, 'sleep 1'].join('\n'),
+        { heartbeatMs: 150 },
+      );
+      expect(outcome.status).toBe('Done');
+      expect(channel.heartbeats.length).toBeGreaterThan(2);
+      expect(channel.heartbeats.map((h) => h.stdoutTail ?? '').join('\n')).not.toContain('TOPSECRET');
+      expect(channel.heartbeats.map((h) => h.stdoutTail ?? '').join('\n')).toContain('first line');
+      expect(Object.values(files).join('\n')).not.toContain('TOPSECRET');
+    },
+  );
 
   it.runIf(hasBwrap)('bwrap: an executable outside the sandbox is "Application not found", with the reason', async () => {
     const outside = join(base, 'tool.sh');
@@ -714,9 +805,18 @@ describe('payload isolation', () => {
   it.runIf(isRoot)('user: as root, the payload runs as nobody, cannot read a 0600 file of root, and dies with a Kill', async () => {
     const secret = join(base, 'root-secret');
     writeFileSync(secret, 'TOPSECRET-ROOT', { mode: 0o600 });
-    const { outcome, files } = await runScript(207, ['echo "uid=$(id -u) gid=$(id -g)"', `cat ${secret} 2>&1 || echo "refused"`, `touch ${join(workDir, 'x')} 2>&1 || echo "no write"`, 'touch mine && echo "own dir ok"'].join('\n'), {
-      isolation: { mode: 'user' },
-    });
+    const { outcome, files } = await runScript(
+      207,
+      [
+        'echo "uid=$(id -u) gid=$(id -g)"',
+        `cat ${secret} 2>&1 || echo "refused"`,
+        `touch ${join(workDir, 'x')} 2>&1 || echo "no write"`,
+        'touch mine && echo "own dir ok"',
+      ].join('\n'),
+      {
+        isolation: { mode: 'user' },
+      },
+    );
     expect(outcome.status, logs.join('\n')).toBe('Done');
     const out = files['std.out'] ?? '';
     expect(out).toContain('uid=65534 gid=65534');
@@ -728,7 +828,11 @@ describe('payload isolation', () => {
     const jobId = 208;
     const marker = `87654${jobId}`;
     const channel = channelFor(jobId);
-    const job = startJob({ jobId, jdl: jdl({ Executable: '/bin/sh', Arguments: `-c 'sleep ${marker}.1 & wait'` }) }, channel, options({ heartbeatMs: 60_000, isolation: { mode: 'user' } }));
+    const job = startJob(
+      { jobId, jdl: jdl({ Executable: '/bin/sh', Arguments: `-c 'sleep ${marker}.1 & wait'` }) },
+      channel,
+      options({ heartbeatMs: 60_000, isolation: { mode: 'user' } }),
+    );
     await until('the payload as nobody', () => processesWith(`sleep ${marker}.1`).length >= 1);
     const pids = processesWith(`sleep ${marker}.1`);
     expect(pids.map((pid) => statSync(`/proc/${pid}`).uid)).toEqual(pids.map(() => 65534));
@@ -756,7 +860,9 @@ describe('payload isolation', () => {
     expect(outcome.status).toBe('Failed');
     expect(outcome.isolationUnavailable).toContain('/nonexistent/bwrap is missing or not executable');
     expect(channel.steps()).toEqual([`Running/${MINOR.jobInitialization}`, `Failed/${ISOLATION_UNAVAILABLE}`]);
-    expect(channel.last().applicationStatus).toMatch(/^isolation: bwrap, but \/nonexistent\/bwrap is missing or not executable \(install bubblewrap, or set isolation: none on the queue for a single-user machine\)$/);
+    expect(channel.last().applicationStatus).toMatch(
+      /^isolation: bwrap, but \/nonexistent\/bwrap is missing or not executable \(install bubblewrap, or set isolation: none on the queue for a single-user machine\)$/,
+    );
     expect(existsSync(marker)).toBe(false);
     expect(readdirSync(workDir)).toEqual([]);
   });
@@ -767,7 +873,11 @@ describe('payload isolation', () => {
       [212, 'no-such-user-xyz', 'does not exist on this node'],
     ] as const) {
       const channel = channelFor(jobId);
-      const outcome = await startJob({ jobId, jdl: jdl({ Executable: '/bin/true' }) }, channel, options({ isolation: { mode: 'user', payloadUser } })).done;
+      const outcome = await startJob(
+        { jobId, jdl: jdl({ Executable: '/bin/true' }) },
+        channel,
+        options({ isolation: { mode: 'user', payloadUser } }),
+      ).done;
       expect(outcome.status).toBe('Failed');
       expect(channel.last().minorStatus).toBe(ISOLATION_UNAVAILABLE);
       expect(channel.last().applicationStatus).toContain(reason);
@@ -779,7 +889,11 @@ describe('payload isolation', () => {
     mkdirSync(join(closed, 'work'), { recursive: true });
     chmodSync(closed, 0o700);
     const channel = new MemoryChannel(store, join(closed, 'work', '213'));
-    const outcome = await startJob({ jobId: 213, jdl: jdl({ Executable: '/bin/true' }) }, channel, options({ workDir: join(closed, 'work'), isolation: { mode: 'user' } })).done;
+    const outcome = await startJob(
+      { jobId: 213, jdl: jdl({ Executable: '/bin/true' }) },
+      channel,
+      options({ workDir: join(closed, 'work'), isolation: { mode: 'user' } }),
+    ).done;
     expect(outcome.status).toBe('Failed');
     expect(outcome.isolationUnavailable).toContain(`${closed} (mode 0700, owner 0:0)`);
   });

@@ -65,7 +65,8 @@ function parseExposition(text: string): Scrape {
       const name = m[1]!;
       const family = [name, name.replace(/_(bucket|sum|count)$/, '')].find((n) => families.has(n));
       if (!family) throw new Error(`sample ${name} before (or without) its TYPE line`);
-      if (family !== name && families.get(family)!.type !== 'histogram') throw new Error(`${name}: suffix on a ${families.get(family)!.type}`);
+      if (family !== name && families.get(family)!.type !== 'histogram')
+        throw new Error(`${name}: suffix on a ${families.get(family)!.type}`);
       samples.push({ name, labels, value: v });
     } else {
       throw new Error(`not a line of the text format: ${JSON.stringify(line)}`);
@@ -106,7 +107,18 @@ describeDb('metrics', (ctx) => {
 
   it('an empty system: every family declared, every job state at 0, no match yet', async () => {
     const s = await scrape();
-    for (const f of ['wms_waiting_jobs', 'wms_running_jobs', 'wms_pilots', 'wms_failed_jobs', 'wms_jobs', 'wms_jobs_submitted_total', 'wms_matches_total', 'wms_match_duration_seconds', 'wms_agent_tick_duration_seconds', 'wms_agent_ticks_total']) {
+    for (const f of [
+      'wms_waiting_jobs',
+      'wms_running_jobs',
+      'wms_pilots',
+      'wms_failed_jobs',
+      'wms_jobs',
+      'wms_jobs_submitted_total',
+      'wms_matches_total',
+      'wms_match_duration_seconds',
+      'wms_agent_tick_duration_seconds',
+      'wms_agent_ticks_total',
+    ]) {
       expect(s.families.has(f), f).toBe(true);
     }
     expect(s.families.get('wms_match_duration_seconds')!.type).toBe('histogram');
@@ -172,7 +184,10 @@ describeDb('metrics', (ctx) => {
     const db = t.db;
 
     expect(values(s, 'wms_jobs', (l) => l['status']!)).toEqual(
-      new Map([...JOB_STATES.map((k) => [k, 0] as [string, number]), ...(await sqlMap(db, 'select status as k, count(*) as n from jobs group by status'))]),
+      new Map([
+        ...JOB_STATES.map((k) => [k, 0] as [string, number]),
+        ...(await sqlMap(db, 'select status as k, count(*) as n from jobs group by status')),
+      ]),
     );
     expect(values(s, 'wms_jobs', (l) => l['status']!).get('Waiting')).toBe(2);
     expect(values(s, 'wms_jobs', (l) => l['status']!).get('Failed')).toBe(2);
@@ -204,7 +219,12 @@ describeDb('metrics', (ctx) => {
     expect(values(s, 'wms_pilots', pilotKey).get('CLOUD.Other.org|one.other.org|opennebula|Submitted')).toBe(1);
 
     expect(values(s, 'wms_jobs_submitted_total', () => '').get('')).toBe(submitted);
-    expect(values(s, 'wms_matches_total', (l) => l['result']!)).toEqual(new Map([['matched', 6], ['none', 1]]));
+    expect(values(s, 'wms_matches_total', (l) => l['result']!)).toEqual(
+      new Map([
+        ['matched', 6],
+        ['none', 1],
+      ]),
+    );
 
     // The histogram: one bucket per bound and +Inf, cumulative, +Inf = count, a positive sum.
     const buckets = s.samples.filter((x) => x.name === 'wms_match_duration_seconds_bucket');
@@ -227,10 +247,18 @@ describeDb('metrics', (ctx) => {
       const res = await app.inject({ method: 'GET', url: '/metrics' });
       const s = parseExposition(res.body);
       expect(values(s, 'wms_agent_tick_duration_seconds', (l) => l['agent']!)).toEqual(
-        new Map([['site-director', 0.012], ['stalled-jobs', 1.5]]),
+        new Map([
+          ['site-director', 0.012],
+          ['stalled-jobs', 1.5],
+        ]),
       );
       expect(values(s, 'wms_agent_ticks_total', (l) => `${l['agent']}|${l['outcome']}`)).toEqual(
-        new Map([['site-director|ok', 1], ['site-director|error', 0], ['stalled-jobs|ok', 1], ['stalled-jobs|error', 1]]),
+        new Map([
+          ['site-director|ok', 1],
+          ['site-director|error', 0],
+          ['stalled-jobs|ok', 1],
+          ['stalled-jobs|error', 1],
+        ]),
       );
     } finally {
       await app.close();
@@ -273,7 +301,11 @@ describe('Grafana dashboard', () => {
       await t.close();
     }
     const histograms = [...s.families].filter(([, f]) => f.type === 'histogram').map(([name]) => name);
-    const exposed = new Set([...s.families.keys(), ...s.samples.map((x) => x.name), ...histograms.flatMap((h) => ['_bucket', '_sum', '_count'].map((x) => `${h}${x}`))]);
+    const exposed = new Set([
+      ...s.families.keys(),
+      ...s.samples.map((x) => x.name),
+      ...histograms.flatMap((h) => ['_bucket', '_sum', '_count'].map((x) => `${h}${x}`)),
+    ]);
     const queries = [
       ...dash.panels.flatMap((p) => p.targets.map((x) => x.expr)),
       ...dash.templating.list.flatMap((v) => (v.definition ? [v.definition] : [])),

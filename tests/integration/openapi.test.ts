@@ -115,7 +115,10 @@ describe('OpenAPI document', () => {
       env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true', NO_COLOR: '1' },
       maxBuffer: 16 * 1024 * 1024,
     }).catch((e: { stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? '', stderr: e.stderr ?? '' }));
-    const report = JSON.parse(stdout) as { totals: { errors: number; warnings: number }; problems: { ruleId: string; message: string; location: { pointer: string }[] }[] };
+    const report = JSON.parse(stdout) as {
+      totals: { errors: number; warnings: number };
+      problems: { ruleId: string; message: string; location: { pointer: string }[] }[];
+    };
     const problems = report.problems.map((p) => `${p.ruleId} at ${p.location[0]?.pointer}: ${p.message}`);
     expect(problems).toEqual([]);
     expect(report.totals).toMatchObject({ errors: 0, warnings: 0 });
@@ -139,7 +142,10 @@ describe('OpenAPI document', () => {
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({
       code: 'WMS_VALIDATION',
-      problems: expect.arrayContaining([{ path: 'body/extra', message: 'is not allowed' }, expect.objectContaining({ path: 'body/jdls/0' })]),
+      problems: expect.arrayContaining([
+        { path: 'body/extra', message: 'is not allowed' },
+        expect.objectContaining({ path: 'body/jdls/0' }),
+      ]),
     });
     // Request bodies keep the column bounds (withBounds) although they are shared schemas.
     const big = await t.call('POST', '/api/tokens', await t.admin(), { user: 'u', vo: 'vo1', group: 'g', pilotId: 2 ** 60 });
@@ -169,7 +175,10 @@ describe('OpenAPI document', () => {
     expect(ids.filter(([, id]) => id === undefined).map(([route]) => route)).toEqual([]);
     const names = ids.map(([, id]) => id as string);
     expect(new Set(names).size).toBe(names.length);
-    for (const name of names) expect(name).toMatch(/^(get|list|count|submit|kill|reschedule|delete|match|explain|upload|download|issue|revoke|report|send|register|renew|apply|ban|allow|set|put)[A-Z]/);
+    for (const name of names)
+      expect(name).toMatch(
+        /^(get|list|count|submit|kill|reschedule|delete|match|explain|upload|download|issue|revoke|report|send|register|renew|apply|ban|allow|set|put)[A-Z]/,
+      );
     expect(Object.fromEntries(ids)).toMatchObject({
       'POST /api/jobs': 'submitJobs',
       'GET /api/jobs': 'listJobs',
@@ -205,10 +214,17 @@ describe('OpenAPI document', () => {
       } else {
         expect(op.security, route).toEqual([{ bearerAuth: [] }]);
         // The rule redocly.yaml turns off for the open probes holds for every other route.
-        expect(Object.keys(op.responses).some((s) => s.startsWith('4')), `${route} documents its 4xx`).toBe(true);
+        expect(
+          Object.keys(op.responses).some((s) => s.startsWith('4')),
+          `${route} documents its 4xx`,
+        ).toBe(true);
       }
     }
-    for (const route of OPEN_ROUTES) expect(operations(doc).map(([r]) => r), route).toContain(route);
+    for (const route of OPEN_ROUTES)
+      expect(
+        operations(doc).map(([r]) => r),
+        route,
+      ).toContain(route);
   });
 
   it('lists every route with its method, and points to the websocket table', () => {
@@ -263,14 +279,16 @@ describe('OpenAPI document', () => {
         files: ['client.ts'],
       }),
     );
-    const tsc = await run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.json')], { cwd: dir }).catch(
-      (e: { stdout?: string }) => ({ stdout: `tsc failed:\n${e.stdout ?? ''}` }),
-    );
+    const tsc = await run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.json')], {
+      cwd: dir,
+    }).catch((e: { stdout?: string }) => ({ stdout: `tsc failed:\n${e.stdout ?? ''}` }));
     expect(tsc.stdout).toBe('');
 
     await t.app.listen({ port: 0, host: '127.0.0.1' });
     const { port } = t.app.server.address() as AddressInfo;
-    const client = (await import(join(dir, 'client.ts'))) as { submitAndRead(baseUrl: string, token: string): Promise<{ id: number; status: string; jdl: string }> };
+    const client = (await import(join(dir, 'client.ts'))) as {
+      submitAndRead(baseUrl: string, token: string): Promise<{ id: number; status: string; jdl: string }>;
+    };
     const job = await client.submitAndRead(`http://127.0.0.1:${port}`, await t.user('alice'));
     expect(job.id).toBeGreaterThan(0);
     expect(job.status).toBe('Waiting');

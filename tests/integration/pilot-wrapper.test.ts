@@ -80,7 +80,11 @@ async function startWrapper(setup: Setup = {}) {
     TEST_PILOT_EXIT: String(setup.pilotExit ?? 0),
     TEST_PILOT_WAIT_FOR_SIGNAL: setup.waitForSignal ? '1' : '0',
   };
-  const run = await sb.run(script, { PATH: path.join(':'), HOME: sb.root, ...testPilot, ...setup.env }, { detached: setup.detached ?? false });
+  const run = await sb.run(
+    script,
+    { PATH: path.join(':'), HOME: sb.root, ...testPilot, ...setup.env },
+    { detached: setup.detached ?? false },
+  );
   return { run, out };
 }
 
@@ -212,7 +216,14 @@ describe('pilot wrapper: work dir on local disk', () => {
     expect(report!.body).toMatchObject({ status: 'Failed', exitCode: 10 });
     const reason = String(report!.body.reason);
     expect(reason).toMatch(/^no local work dir: /);
-    for (const part of [`${nfs} nfs`, `${weird} cephfs`, `${sshfs} fuse.sshfs`, `${missing} missing`, `${unknown} UNKNOWN (0x12345678)`, '/tmp gpfs']) {
+    for (const part of [
+      `${nfs} nfs`,
+      `${weird} cephfs`,
+      `${sshfs} fuse.sshfs`,
+      `${missing} missing`,
+      `${unknown} UNKNOWN (0x12345678)`,
+      '/tmp gpfs',
+    ]) {
       expect(reason).toContain(part);
     }
     expect(reason).toMatch(/\/scratch (lustre|missing)/);
@@ -262,7 +273,9 @@ describe('pilot wrapper: bundle', () => {
     expect(r.code, r.stderr).toBe(WRAPPER_EXIT.downloadFailed);
     expect(server.reports).toHaveLength(1);
     expect(server.reports[0]!.body).toMatchObject({ status: 'Failed', exitCode: 12 });
-    expect(String(server.reports[0]!.body.reason)).toMatch(/^pilot bundle download failed from http:\/\/127\.0\.0\.1:\d+\/pilot\/pilot\.tar\.gz: curl: .*404/);
+    expect(String(server.reports[0]!.body.reason)).toMatch(
+      /^pilot bundle download failed from http:\/\/127\.0\.0\.1:\d+\/pilot\/pilot\.tar\.gz: curl: .*404/,
+    );
     // A 404 is not worth retrying.
     expect(server.requests.filter((q) => q.url === '/pilot/pilot.tar.gz')).toHaveLength(1);
     expect(entries(tmp)).toEqual([]);
@@ -281,7 +294,11 @@ describe('pilot wrapper: bundle', () => {
     expect(server.reports).toEqual([
       {
         authorization: `Bearer ${TOKEN}`,
-        body: { status: 'Failed', exitCode: 13, reason: `pilot bundle checksum mismatch: expected ${wrong.toLowerCase()} got ${bundle.sha256}` },
+        body: {
+          status: 'Failed',
+          exitCode: 13,
+          reason: `pilot bundle checksum mismatch: expected ${wrong.toLowerCase()} got ${bundle.sha256}`,
+        },
       },
     ]);
     expect(r.stderr).toContain('failure reported to the server');
@@ -324,7 +341,9 @@ describe('pilot wrapper: signals', () => {
     process.kill(-run.child.pid!, 'SIGTERM');
     const result = await within('the wrapper to end', run.done);
     expect(result.code, result.stderr).toBe(143);
-    expect(server.reports.map((x) => x.body)).toEqual([{ status: 'Failed', exitCode: 143, reason: 'stopped by SIGTERM before the pilot started' }]);
+    expect(server.reports.map((x) => x.body)).toEqual([
+      { status: 'Failed', exitCode: 143, reason: 'stopped by SIGTERM before the pilot started' },
+    ]);
     expect(entries(tmp)).toEqual([]);
   });
 });
@@ -334,7 +353,9 @@ describe('pilot wrapper: header', () => {
     const header = `#!/bin/bash\nreadonly WMS_URL=${shellQuote(server.url)}\nreadonly WMS_TOKEN=${shellQuote(TOKEN)}\n`;
     const result = await (await sb.run(header + template, { PATH: [sb.coreBin, sb.toolBin.curl].join(':') })).done;
     expect(result.code, result.stderr).toBe(WRAPPER_EXIT.misconfigured);
-    expect(server.reports.map((x) => x.body)).toEqual([{ status: 'Failed', exitCode: 15, reason: 'wrapper misconfigured: WMS_BUNDLE_SHA256 not set' }]);
+    expect(server.reports.map((x) => x.body)).toEqual([
+      { status: 'Failed', exitCode: 15, reason: 'wrapper misconfigured: WMS_BUNDLE_SHA256 not set' },
+    ]);
   });
 });
 
@@ -343,7 +364,8 @@ describe('renderWrapper', () => {
 
   it('quotes every value so that bash reads it back unchanged', async () => {
     const nasty = `it's "$HOME" \`id\` $(id) \\ \n! * ; & |`;
-    const body = '#!/bin/bash\nprintf "%s\\0" "$WMS_URL" "$WMS_TOKEN" "$WMS_STAMP" "$WMS_NODE_PATH" "$WMS_WORK_DIRS" "$WMS_KEEP_WORK_DIR"\n';
+    const body =
+      '#!/bin/bash\nprintf "%s\\0" "$WMS_URL" "$WMS_TOKEN" "$WMS_STAMP" "$WMS_NODE_PATH" "$WMS_WORK_DIRS" "$WMS_KEEP_WORK_DIR"\n';
     const script = renderWrapper(body, {
       ...base,
       serverUrl: 'https://wms.example.org/a?b=1&c=$x',

@@ -124,14 +124,23 @@ describeDb('reports applied once, claims answered once', (ctx) => {
     const [id] = await submit(t, 1);
     const p = await pilotAt(t, { site: resource.site, ce: resource.ce });
     const m = (await match(t, p))!;
-    const base = t.app.server.listening ? `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}` : await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const base = t.app.server.listening
+      ? `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`
+      : await t.app.listen({ port: 0, host: '127.0.0.1' });
     const channel = new PilotApi(base, p.token).jobChannel(id!, m.token);
     expect(await channel.setStatus({ status: 'Running', minorStatus: 'Application' })).toEqual({ accepted: true, status: 'Running' });
     expect(await channel.setStatus({ status: 'Done', minorStatus: 'Execution Complete' })).toEqual({ accepted: true, status: 'Done' });
     // Sent again without a report id: the token is dead (403) and the job is Done: acknowledged.
-    expect(await channel.setStatus({ status: 'Done', minorStatus: 'Execution Complete' })).toEqual({ accepted: true, status: 'Done', duplicate: true });
+    expect(await channel.setStatus({ status: 'Done', minorStatus: 'Execution Complete' })).toEqual({
+      accepted: true,
+      status: 'Done',
+      duplicate: true,
+    });
     // A Failed report finding the job Done is a refusal, not an acknowledgement.
-    expect(await channel.setStatus({ status: 'Failed', minorStatus: 'Application Finished With Errors' })).toEqual({ accepted: false, status: 'Done' });
+    expect(await channel.setStatus({ status: 'Failed', minorStatus: 'Application Finished With Errors' })).toEqual({
+      accepted: false,
+      status: 'Done',
+    });
   });
 
   it('a claim sent again with its claim id answers the same job with a fresh token, never a second one', async () => {
@@ -162,7 +171,7 @@ describeDb('reports applied once, claims answered once', (ctx) => {
     expect((await match(t, a, claimId))!.jobId).toBe(first);
     expect((await match(t, b, claimId))!.jobId).toBe(second);
     expect((await match(t, b, claimId))!.jobId).toBe(second);
-    expect((await match(t, a, newClaimId()))).toBeNull();
+    expect(await match(t, a, newClaimId())).toBeNull();
   });
 
   it('a claim id that is not one is refused (400)', async () => {
@@ -184,7 +193,11 @@ describeDb('reports applied once, claims answered once', (ctx) => {
     expect(early.json<{ code: string }>().code).toBe(JOB_NOT_HELD_CODE);
     const mb = (await match(t, b, newClaimId()))!;
     expect(mb.jobId).toBe(id);
-    const report = await t.call('POST', `/api/jobs/${id}/status`, ma.token, { status: 'Done', minorStatus: 'Execution Complete', reportId: 2 });
+    const report = await t.call('POST', `/api/jobs/${id}/status`, ma.token, {
+      status: 'Done',
+      minorStatus: 'Execution Complete',
+      reportId: 2,
+    });
     expect(report.statusCode, report.body).toBe(409);
     expect(report.json<{ code: string; message: string }>()).toEqual({
       code: JOB_NOT_HELD_CODE,
@@ -285,7 +298,9 @@ class FlakyProxy {
     if (this.mode === 'reports-down' && isReport) {
       this.seen.push(`503 ${what}`);
       req.resume();
-      res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'WMS_DB_UNAVAILABLE', message: 'database unavailable, retry later' }));
+      res
+        .writeHead(503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ code: 'WMS_DB_UNAVAILABLE', message: 'database unavailable, retry later' }));
       return;
     }
     this.seen.push(what);
@@ -361,9 +376,16 @@ describe('a real job wrapper against a real app', () => {
     const ma = (await apiA.matchUntil(resource, newClaimId(), Date.now() + 10_000)).match!;
     expect(ma.jobId).toBe(id);
     const logs: string[] = [];
-    const job = startJob({ jobId: ma.jobId, jdl: ma.jdl, token: ma.token }, apiA.jobChannel(ma.jobId, ma.token), options(logs, { heartbeatMs: 200 }));
+    const job = startJob(
+      { jobId: ma.jobId, jdl: ma.jdl, token: ma.token },
+      apiA.jobChannel(ma.jobId, ma.token),
+      options(logs, { heartbeatMs: 200 }),
+    );
     await until('the payload runs', async () => (await getJobs(t.db, [id!]))[0]!.minorStatus === 'Application');
-    await until('the pid file', () => existsSync(join(work, String(id), 'pid')) && readFileSync(join(work, String(id), 'pid'), 'utf8').trim() !== '');
+    await until(
+      'the pid file',
+      () => existsSync(join(work, String(id), 'pid')) && readFileSync(join(work, String(id), 'pid'), 'utf8').trim() !== '',
+    );
     const pid = Number(readFileSync(join(work, String(id), 'pid'), 'utf8').trim());
     expect(isAlive(pid)).toBe(true);
 
@@ -403,7 +425,9 @@ describe('a real job wrapper against a real app', () => {
 
       await until('the payload ended', () => logs.some((l) => l.startsWith('payload ended')));
       // Every report so far is in the journal, in order, none answered.
-      await until('the reports are in the journal', async () => (await pendingReports(journalFile)).some((r) => r.minorStatus === 'Uploading Output Sandbox'));
+      await until('the reports are in the journal', async () =>
+        (await pendingReports(journalFile)).some((r) => r.minorStatus === 'Uploading Output Sandbox'),
+      );
       const pending = await pendingReports(journalFile);
       expect(pending.map((r) => `${r.reportId} ${r.status}/${r.minorStatus}`)).toEqual([
         '1 Running/Job Initialization',
@@ -418,9 +442,13 @@ describe('a real job wrapper against a real app', () => {
       // after the payload ended, and keep the job the pilot's.
       const beatsBefore = proxy.seen.filter((s) => s.startsWith(`POST /api/jobs/${id}/heartbeat`)).length;
       proxy.mode = 'reports-down';
-      await until('heartbeats after the payload', () => proxy.seen.filter((s) => s.startsWith(`POST /api/jobs/${id}/heartbeat`)).length >= beatsBefore + 3);
+      await until(
+        'heartbeats after the payload',
+        () => proxy.seen.filter((s) => s.startsWith(`POST /api/jobs/${id}/heartbeat`)).length >= beatsBefore + 3,
+      );
       // Stored (the proxy counts a request before the app has answered it).
-      const stored = async () => (await t.db.query<{ n: number }>(`select count(*)::int as n from job_heartbeats where job_id = $1`, [id]))[0]!.n;
+      const stored = async () =>
+        (await t.db.query<{ n: number }>(`select count(*)::int as n from job_heartbeats where job_id = $1`, [id]))[0]!.n;
       await until('the heartbeats stored', async () => (await stored()) >= 3);
       expect((await getJobs(t.db, [id!]))[0]!.heartbeatAt).toBeInstanceOf(Date);
       expect(outcome).toBeNull();
@@ -584,7 +612,14 @@ describe('the report journal', () => {
   });
 
   it('keeps the unanswered reports on disk, readable after a crash', async () => {
-    const j = new ReportJournal({ dir, jobId: 9, deadline: Date.now() + 60_000, backoff: FAST, log: () => undefined, send: () => new Promise(() => undefined) });
+    const j = new ReportJournal({
+      dir,
+      jobId: 9,
+      deadline: Date.now() + 60_000,
+      backoff: FAST,
+      log: () => undefined,
+      send: () => new Promise(() => undefined),
+    });
     void j.append(report('a'));
     void j.append(report('b'));
     await until('written', async () => (await pendingReports(j.file)).length === 2);

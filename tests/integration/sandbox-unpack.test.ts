@@ -3,7 +3,18 @@
  * (cli/sandbox-unpack.ts), on real archives: archives made by tar from real files, and hostile
  * ones written header by header. Also the pilot's packing of OutputSandbox patterns.
  */
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -65,7 +76,11 @@ function writeArchive(name: string, entries: RawEntry[]): string {
 
 const limits = { maxEntries: 100, maxBytes: 1_000_000 };
 
-type Unpacker = (archive: string, dest: string, l?: { maxEntries: number; maxBytes: number }) => Promise<{ entries: number; bytes: number }>;
+type Unpacker = (
+  archive: string,
+  dest: string,
+  l?: { maxEntries: number; maxBytes: number },
+) => Promise<{ entries: number; bytes: number }>;
 const unpackers: [string, Unpacker][] = [
   ['pilot safeUnpack', (a, d, l = limits) => safeUnpack(a, d, l)],
   ['cli unpackSandbox', (a, d, l = limits) => unpackSandbox(a, d, { limits: l })],
@@ -151,20 +166,29 @@ describe.each(unpackers)('%s', (_name, unpack) => {
   });
 
   it('refuses too many entries and too many bytes, extracting nothing', async () => {
-    const many = writeArchive('many.tgz', Array.from({ length: 30 }, (_, i) => ({ path: `f${i}`, body: 'x' })));
+    const many = writeArchive(
+      'many.tgz',
+      Array.from({ length: 30 }, (_, i) => ({ path: `f${i}`, body: 'x' })),
+    );
     const dest = join(dir, 'job');
     const text = await refusal(unpack(many, dest, { maxEntries: 10, maxBytes: 1000 }));
     expect(text).toContain('more than 10 entries');
     expect(existsSync(dest) ? readdirSync(dest) : []).toEqual([]);
 
-    const big = writeArchive('big.tgz', [{ path: 'a', body: randomBytes(600) }, { path: 'b', body: randomBytes(600) }]);
+    const big = writeArchive('big.tgz', [
+      { path: 'a', body: randomBytes(600) },
+      { path: 'b', body: randomBytes(600) },
+    ]);
     const text2 = await refusal(unpack(big, dest, { maxEntries: 10, maxBytes: 1000 }));
     expect(text2).toContain('more than 1000 bytes unpacked');
     expect(existsSync(dest) ? readdirSync(dest) : []).toEqual([]);
   });
 
   it('lists at most ten problems and counts the rest', async () => {
-    const archive = writeArchive('abs.tgz', Array.from({ length: 14 }, (_, i) => ({ path: `/tmp/wms-abs-${i}`, body: 'x' })));
+    const archive = writeArchive(
+      'abs.tgz',
+      Array.from({ length: 14 }, (_, i) => ({ path: `/tmp/wms-abs-${i}`, body: 'x' })),
+    );
     const text = await refusal(unpack(archive, join(dir, 'job')));
     expect(text).toContain('/tmp/wms-abs-9');
     expect(text).not.toContain('/tmp/wms-abs-10');
@@ -236,7 +260,15 @@ describe('packOutputs', () => {
     );
     expect(packed).not.toBeNull();
     expect(packed!.files).toEqual(['link-in', 'results/a.root', 'results/b.root', 'std.out']);
-    expect(packed!.missing).toEqual(['*.root', 'missing.txt', '../outside/secret', '/etc/passwd', 'link-out -> /etc/passwd', 'dirlink/secret', 'LFN:/vo/x']);
+    expect(packed!.missing).toEqual([
+      '*.root',
+      'missing.txt',
+      '../outside/secret',
+      '/etc/passwd',
+      'link-out -> /etc/passwd',
+      'dirlink/secret',
+      'LFN:/vo/x',
+    ]);
     expect(packed!.sha256).toBe(await sha256File(out));
     expect(packed!.size).toBe(lstatSync(out).size);
 

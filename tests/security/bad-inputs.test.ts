@@ -20,7 +20,7 @@ import { join, resolve } from 'node:path';
 import type { LightMyRequestResponse, RouteOptions } from 'fastify';
 import { sql } from 'drizzle-orm';
 import { parse as parseYaml } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { resolveServiceConfig, type ServiceConfig } from '../../core/config.js';
 import type { Principal } from '../../core/identity.js';
 import { createPilots, registerPilot, type DbHandle } from '../../db/index.js';
@@ -167,7 +167,9 @@ function leaves(value: Json, schema: Schema | null, path: (string | number)[] = 
       if (Array.isArray(s[k])) return sub((s[k] as Schema[]).find((o) => o['type'] !== 'null') ?? null, key);
     }
     if (typeof key === 'number') return (s['items'] as Schema | undefined) ?? null;
-    return (s['properties']?.[key] as Schema | undefined) ?? (typeof s['additionalProperties'] === 'object' ? s['additionalProperties'] : null);
+    return (
+      (s['properties']?.[key] as Schema | undefined) ?? (typeof s['additionalProperties'] === 'object' ? s['additionalProperties'] : null)
+    );
   };
   const out: Leaf[] = [{ path, schema, value }];
   if (Array.isArray(value)) value.forEach((v, i) => out.push(...leaves(v, sub(schema, i), [...path, i])));
@@ -181,7 +183,15 @@ function leaves(value: Json, schema: Schema | null, path: (string | number)[] = 
 function badValuesFor(leaf: Leaf, name: string): Json[] {
   const s = leaf.schema;
   const v = leaf.value;
-  const type = s ? (Array.isArray(s['type']) ? s['type'][0] : s['type']) : typeof v === 'number' ? (Number.isInteger(v) ? 'integer' : 'number') : typeof v;
+  const type = s
+    ? Array.isArray(s['type'])
+      ? s['type'][0]
+      : s['type']
+    : typeof v === 'number'
+      ? Number.isInteger(v)
+        ? 'integer'
+        : 'number'
+      : typeof v;
   if (name === 'jdl' || name === 'jdls') return [NUL];
   if (type === 'string') {
     const out: Json[] = [NUL];
@@ -253,7 +263,8 @@ async function casesOf(route: RouteOptions): Promise<{ base: Case; bad: Case[] }
   for (const p of paramNames) {
     const s = schema['params']?.properties?.[p] as Schema | undefined;
     const values = s?.['type'] === 'integer' ? ['9223372036854775808', '1e30', '99999999999999999999999'] : [NUL];
-    for (const v of values) bad.push({ label: `params.${p} = ${JSON.stringify(v)}`, url: urlOf(route.url, { ...params, [p]: v }, queryText), body: baseBody });
+    for (const v of values)
+      bad.push({ label: `params.${p} = ${JSON.stringify(v)}`, url: urlOf(route.url, { ...params, [p]: v }, queryText), body: baseBody });
   }
   const queryProps = Object.entries((schema['querystring']?.properties ?? {}) as Record<string, Schema>);
   for (const [k, s] of queryProps) {
@@ -262,7 +273,12 @@ async function casesOf(route: RouteOptions): Promise<{ base: Case; bad: Case[] }
       itemType === 'integer' ? ['9223372036854775808', '1e30', '-9223372036854775809'] : itemType === 'number' ? ['1e30', '1e308'] : [NUL];
     if (s['format'] === 'date-time') values.push(...BAD_DATES);
     if (/since|until/.test(k)) values.push(...BAD_DURATIONS);
-    for (const v of values) bad.push({ label: `querystring.${k} = ${JSON.stringify(v)}`, url: urlOf(route.url, params, { ...queryText, [k]: v }), body: baseBody });
+    for (const v of values)
+      bad.push({
+        label: `querystring.${k} = ${JSON.stringify(v)}`,
+        url: urlOf(route.url, params, { ...queryText, [k]: v }),
+        body: baseBody,
+      });
   }
   bad.push({ label: 'an unknown query parameter holding NUL', url: urlOf(route.url, params, { ...queryText, junk: NUL }), body: baseBody });
 
@@ -281,7 +297,16 @@ async function casesOf(route: RouteOptions): Promise<{ base: Case; bad: Case[] }
       if (name === 'jdl' || name === 'jdls') {
         for (const [i, text] of BAD_JDLS.entries()) {
           const v = name === 'jdls' ? [text] : text;
-          bad.push({ label: `body.${name}: bad JDL ${i}`, url: base.url, body: setAt(baseBody, leaf.path.filter((x) => typeof x === 'string'), v, fullBody) });
+          bad.push({
+            label: `body.${name}: bad JDL ${i}`,
+            url: base.url,
+            body: setAt(
+              baseBody,
+              leaf.path.filter((x) => typeof x === 'string'),
+              v,
+              fullBody,
+            ),
+          });
         }
       }
     }
@@ -322,7 +347,12 @@ describeDb('bad inputs get a 4xx on every route', (ctx) => {
     ])) as [number];
     await registerPilot(ctx.handle, pilotId, { environment: {}, benchmark: 10, clockOffsetSeconds: 0 }, null);
     tokens['pilot'] = await sut.tokenFor({ role: 'pilot', user: `pilot:${pilotId}`, vo: 'vo1', pilotId });
-    const submitted = await sut.app.inject({ method: 'POST', url: '/api/jobs', headers: { authorization: `Bearer ${tokens['user']}` }, payload: { jdl: jdl() } });
+    const submitted = await sut.app.inject({
+      method: 'POST',
+      url: '/api/jobs',
+      headers: { authorization: `Bearer ${tokens['user']}` },
+      payload: { jdl: jdl() },
+    });
     expect(submitted.statusCode, submitted.body).toBe(201);
     jobId = submitted.json<{ jobIds: number[] }>().jobIds[0]!;
     expect(jobId).toBe(1); // the generated bases use id 1
@@ -336,7 +366,10 @@ describeDb('bad inputs get a 4xx on every route', (ctx) => {
     sut.app.inject({
       method: method as Method,
       url: c.url,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(c.raw !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(c.raw !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       ...(c.raw !== undefined ? { payload: c.raw } : c.body !== undefined ? { payload: c.body as object } : {}),
     });
 
@@ -355,7 +388,8 @@ describeDb('bad inputs get a 4xx on every route', (ctx) => {
         let token: string | null = null;
         for (const role of ['admin', 'user', 'site-admin', 'pilot', 'job']) {
           const res = await send(method, base, tokens[role]!);
-          if (res.statusCode >= 500 && res.statusCode !== 503) failures.push(`${method} ${route.url} valid base as ${role}: ${res.statusCode} ${res.body.slice(0, 200)}`);
+          if (res.statusCode >= 500 && res.statusCode !== 503)
+            failures.push(`${method} ${route.url} valid base as ${role}: ${res.statusCode} ${res.body.slice(0, 200)}`);
           if (res.statusCode !== 401 && res.statusCode !== 403) {
             token = tokens[role]!;
             break;
@@ -371,7 +405,10 @@ describeDb('bad inputs get a 4xx on every route', (ctx) => {
           const what = `${method} ${route.url} ${c.label}`;
           try {
             expectCleanRefusal(res, method, what);
-            const atSchema = method !== 'HEAD' && res.statusCode === 400 && /^invalid request: (params|querystring|body|headers)/.test(res.json<{ message: string }>().message);
+            const atSchema =
+              method !== 'HEAD' &&
+              res.statusCode === 400 &&
+              /^invalid request: (params|querystring|body|headers)/.test(res.json<{ message: string }>().message);
             if (method !== 'HEAD' && !atSchema) reachedPastSchema++;
           } catch (e) {
             failures.push(`${what}: ${(e as Error).message.split('\n')[0]!} (${res.statusCode} ${res.body.slice(0, 100)})`);
@@ -381,7 +418,9 @@ describeDb('bad inputs get a 4xx on every route', (ctx) => {
     }
     expect(failures, failures.join('\n')).toEqual([]);
     expect(sent).toBeGreaterThan(300);
-    console.info(`[bad-inputs ${ctx.driver}] ${routes.length} routes, ${sent} bad requests, all 4xx (${reachedPastSchema} answered past the schema checks)`);
+    console.info(
+      `[bad-inputs ${ctx.driver}] ${routes.length} routes, ${sent} bad requests, all 4xx (${reachedPastSchema} answered past the schema checks)`,
+    );
   });
 
   it('refuses a NUL character with 400 naming where it is', async () => {
@@ -436,7 +475,12 @@ describeDb('bad inputs get a 4xx on every route', (ctx) => {
     const logBefore = sut.log.length;
     const big = jdl({ Comment: 'x'.repeat(10 * 1024 * 1024) });
     const t0 = performance.now();
-    const res = await sut.app.inject({ method: 'POST', url: '/api/jobs', headers: { authorization: `Bearer ${tokens['user']}` }, payload: { jdl: big } });
+    const res = await sut.app.inject({
+      method: 'POST',
+      url: '/api/jobs',
+      headers: { authorization: `Bearer ${tokens['user']}` },
+      payload: { jdl: big },
+    });
     const ms = performance.now() - t0;
     expect(res.statusCode).toBe(413);
     expect(res.json()).toEqual({ code: 'WMS_PAYLOAD_TOO_LARGE', message: 'JDL of 10.0 MiB is over the 1.0 MiB limit (jdlMaxBytes)' });
@@ -446,7 +490,12 @@ describeDb('bad inputs get a 4xx on every route', (ctx) => {
     // How long it took is printed, not asserted: speed targets live in benchmarks/.
     console.info(`[bad-inputs ${ctx.driver}] 10 MiB JDL answered 413 in ${ms.toFixed(0)} ms`);
     // In a list too, naming which one.
-    const list = await sut.app.inject({ method: 'POST', url: '/api/jobs', headers: { authorization: `Bearer ${tokens['user']}` }, payload: { jdls: [jdl(), big] } });
+    const list = await sut.app.inject({
+      method: 'POST',
+      url: '/api/jobs',
+      headers: { authorization: `Bearer ${tokens['user']}` },
+      payload: { jdls: [jdl(), big] },
+    });
     expect(list.statusCode).toBe(413);
     expect(list.json<{ message: string }>().message).toBe('JDL 1 of the list of 10.0 MiB is over the 1.0 MiB limit (jdlMaxBytes)');
     expect(await countJobs(ctx.handle)).toBe(before);

@@ -37,7 +37,10 @@ const asRoot = it.runIf(ROOT);
 
 /** Runs `cmd` as uid/gid 65534 with no supplementary groups. */
 function asOtherUser(cmd: string[]): { status: number | null; stdout: Buffer; stderr: string } {
-  const r = spawnSync('setpriv', [`--reuid=${OTHER_UID}`, `--regid=${OTHER_UID}`, '--clear-groups', '--', ...cmd], { timeout: 20_000, maxBuffer: 256 * 1024 * 1024 });
+  const r = spawnSync('setpriv', [`--reuid=${OTHER_UID}`, `--regid=${OTHER_UID}`, '--clear-groups', '--', ...cmd], {
+    timeout: 20_000,
+    maxBuffer: 256 * 1024 * 1024,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
 }
 
@@ -89,7 +92,7 @@ async function oldDataDir(name: string, withDb: boolean): Promise<{ dir: string;
   await mkdir(join(dir, 'sandboxes'), { recursive: true, mode: 0o755 });
   await chmod(dir, 0o755);
   await writeFile(join(dir, 'admin.token'), 'eyJ.old.token\n', { mode: 0o644 });
-  await writeFile(join(dir, 'sandboxes', 'f00d.tar.gz'), 'someone else\'s input sandbox', { mode: 0o644 });
+  await writeFile(join(dir, 'sandboxes', 'f00d.tar.gz'), "someone else's input sandbox", { mode: 0o644 });
   let privateD: string | null = null;
   if (withDb) {
     const db = await openDb(join(dir, 'db'));
@@ -168,7 +171,10 @@ describe('a data directory an older version left open (embedded PGlite)', () => 
 
   it('wms server agents closes an open data directory before its first tick', async () => {
     const { dir } = await oldDataDir('var-agents', false);
-    const r = await runWms(['server', 'agents', '--once', '--only', 'pilot-status', '--data-dir', dir], { url: 'http://127.0.0.1:9', token: 'x' });
+    const r = await runWms(['server', 'agents', '--once', '--only', 'pilot-status', '--data-dir', dir], {
+      url: 'http://127.0.0.1:9',
+      token: 'x',
+    });
     expect(r.code, r.err).toBe(0);
     expect(r.err).toMatch(/was readable by other users/);
     expect(await notPrivate(dir)).toEqual([]);
@@ -176,7 +182,10 @@ describe('a data directory an older version left open (embedded PGlite)', () => 
 
   it('the admin bootstrap (wms token issue with no server) closes it too', async () => {
     const { dir } = await oldDataDir('var-bootstrap', false);
-    const r = await runWms(['token', 'issue', '--user', 'bob', '--vo', 'vo', '--group', 'vo_user', '--data-dir', dir], { url: 'http://127.0.0.1:9', token: 'x' });
+    const r = await runWms(['token', 'issue', '--user', 'bob', '--vo', 'vo', '--group', 'vo_user', '--data-dir', dir], {
+      url: 'http://127.0.0.1:9',
+      token: 'x',
+    });
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/^ey/);
     expect(await notPrivate(dir)).toEqual([]);
@@ -233,7 +242,10 @@ if (problem === null) {
       await mkdir(dir, { mode: 0o700 });
       await chown(dir, OTHER_UID, OTHER_UID);
       await expect(startServer(configFor(dir, await dbUrl()), { logger: false })).rejects.toThrow(/is owned by uid 65534/);
-      const r = await runWms(['server', 'start', '--port', '0', '--no-local-site', '--db', await dbUrl(), '--data-dir', dir], { url: 'http://127.0.0.1:9', token: 'x' });
+      const r = await runWms(['server', 'start', '--port', '0', '--no-local-site', '--db', await dbUrl(), '--data-dir', dir], {
+        url: 'http://127.0.0.1:9',
+        token: 'x',
+      });
       expect(r.code).not.toBe(0);
       expect(r.err).toMatch(/is owned by uid 65534/);
     });

@@ -19,7 +19,12 @@ const LIMITS = { windowSeconds: 60, tokens: 2, submissions: 3, uploads: 2, faile
 
 function expectSecurityHeaders(headers: Record<string, unknown>, what: string): void {
   const csp = String(headers['content-security-policy'] ?? '');
-  const directives = new Map(csp.split(';').map((d) => d.trim().split(/\s+/)).map(([k, ...v]) => [k, v.join(' ')]));
+  const directives = new Map(
+    csp
+      .split(';')
+      .map((d) => d.trim().split(/\s+/))
+      .map(([k, ...v]) => [k, v.join(' ')]),
+  );
   expect(directives.get('frame-ancestors'), what).toBe("'none'");
   expect(directives.get('default-src'), what).toBe("'self'");
   expect(directives.get('script-src'), what).toBe("'self'");
@@ -111,7 +116,10 @@ describeDb('security headers', (ctx) => {
       await browser.close();
     }
     // The refused frame is reported on the console by Chromium itself; nothing else may be.
-    expect(problems.some((p) => /frame-ancestors 'none'/.test(p)), problems.join('\n')).toBe(true);
+    expect(
+      problems.some((p) => /frame-ancestors 'none'/.test(p)),
+      problems.join('\n'),
+    ).toBe(true);
     expect(problems.filter((p) => !/frame-ancestors|Refused to (display|frame)/.test(p))).toEqual([]);
   });
 });
@@ -168,7 +176,9 @@ describeDb('rate limits', (ctx) => {
     }
     expectRateLimited(await put('one too many'), 'uploads');
     const erin = gzipSync(Buffer.from('erin'));
-    const other = await t.call('PUT', `/api/sandboxes/${createHash('sha256').update(erin).digest('hex')}`, await t.user('erin'), erin, { 'content-type': 'application/octet-stream' });
+    const other = await t.call('PUT', `/api/sandboxes/${createHash('sha256').update(erin).digest('hex')}`, await t.user('erin'), erin, {
+      'content-type': 'application/octet-stream',
+    });
     expect(other.statusCode, other.body).toBe(201);
   });
 });
@@ -195,7 +205,12 @@ describeDb('failed authentications', (ctx) => {
     expect((await t.call('GET', '/api/health', null)).statusCode).toBe(200);
     expect((await t.call('GET', '/api/time', null)).statusCode).toBe(200);
     // Another address is not affected.
-    const elsewhere = await t.app.inject({ method: 'GET', url: '/api/jobs', remoteAddress: '10.1.2.3', headers: { authorization: `Bearer ${good}` } });
+    const elsewhere = await t.app.inject({
+      method: 'GET',
+      url: '/api/jobs',
+      remoteAddress: '10.1.2.3',
+      headers: { authorization: `Bearer ${good}` },
+    });
     expect(elsewhere.statusCode).toBe(200);
   });
 });
@@ -219,7 +234,12 @@ describeDb('failed authentications behind a load balancer (trustProxy)', (ctx) =
     // X-Forwarded-For from a peer that is not a trusted balancer is not believed: a direct
     // client naming 203.0.113.6 is counted as itself and cannot get that client refused.
     const direct = (token: string) =>
-      t.app.inject({ method: 'GET', url: '/api/jobs', remoteAddress: '198.51.100.7', headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': '203.0.113.6' } });
+      t.app.inject({
+        method: 'GET',
+        url: '/api/jobs',
+        remoteAddress: '198.51.100.7',
+        headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': '203.0.113.6' },
+      });
     for (let i = 0; i < LIMITS.failedAuth; i++) expect((await direct(`forged.${i}`)).statusCode).toBe(401);
     expectRateLimited(await direct(good), 'the direct client');
     expect((await from('203.0.113.6', good)).statusCode).toBe(200);

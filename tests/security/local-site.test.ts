@@ -40,7 +40,10 @@ beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'wms-sec-local-'));
 });
 afterAll(async () => {
-  for (const [k, v] of [['WMS_SECRET_CANARY', saved.canary], ['WMS_METRICS_TOKEN', saved.metrics]] as const) {
+  for (const [k, v] of [
+    ['WMS_SECRET_CANARY', saved.canary],
+    ['WMS_METRICS_TOKEN', saved.metrics],
+  ] as const) {
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;
   }
@@ -89,7 +92,9 @@ async function submitProbe(sys: SystemCtx): Promise<number> {
 
 async function outputOf(sys: SystemCtx, jobId: number): Promise<string> {
   const out = await sys.api('GET', `/api/jobs/${jobId}/output`, undefined, await sys.token());
-  const res = await fetch(`${sys.url}/api/sandboxes/${out.sandboxes[0].sha256}`, { headers: { authorization: `Bearer ${await sys.token()}` } });
+  const res = await fetch(`${sys.url}/api/sandboxes/${out.sandboxes[0].sha256}`, {
+    headers: { authorization: `Bearer ${await sys.token()}` },
+  });
   expect(res.status).toBe(200);
   const dir = await mkdtemp(join(scratch, 'out-'));
   await writeFile(join(dir, 'out.tar.gz'), Buffer.from(await res.arrayBuffer()));
@@ -107,7 +112,7 @@ async function processTree(pid: number): Promise<number[]> {
     children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
   }
   const out: number[] = [];
-  for (const queue = [pid]; queue.length > 0; ) {
+  for (const queue = [pid]; queue.length > 0;) {
     const p = queue.shift()!;
     out.push(p);
     queue.push(...(children.get(p) ?? []));
@@ -117,7 +122,12 @@ async function processTree(pid: number): Promise<number[]> {
 
 async function environOf(pid: number): Promise<Record<string, string>> {
   const raw = await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '');
-  return Object.fromEntries(raw.split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  return Object.fromEntries(
+    raw
+      .split('\0')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
 }
 
 /** The real, effective, saved and file-system uids of `pid`, and its supplementary groups. */
@@ -128,8 +138,8 @@ async function idsOf(pid: number): Promise<{ uids: number[]; groups: number[] }>
   return { uids, groups };
 }
 
-describeSystem('the local site: pilots without the server\'s environment or user', (sys) => {
-  it('neither the pilot nor its job sees the server\'s secrets; as root, they run as the pilot user', async () => {
+describeSystem("the local site: pilots without the server's environment or user", (sys) => {
+  it("neither the pilot nor its job sees the server's secrets; as root, they run as the pilot user", async () => {
     const id = await submitProbe(sys);
     const running = await sys.waitForStatus(id, ['Running', 'Done', 'Failed'], 90_000);
     expect(running.status).toBe('Running');
@@ -146,10 +156,15 @@ describeSystem('the local site: pilots without the server\'s environment or user
 
     // No process of the pilot's tree (wrapper, pilot, job wrapper, payload) holds a secret.
     // "Running" comes at Job Initialization, before the payload starts: wait for its processes.
-    const tree = await waitUntil('the payload to start under the pilot', async () => {
-      const t = await processTree(wrapperPid);
-      return t.length >= 3 ? t : null;
-    }, 30_000, 100);
+    const tree = await waitUntil(
+      'the payload to start under the pilot',
+      async () => {
+        const t = await processTree(wrapperPid);
+        return t.length >= 3 ? t : null;
+      },
+      30_000,
+      100,
+    );
     for (const pid of tree) {
       const raw = await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '');
       expect(raw, `environ of ${pid}`).not.toContain(CANARY);
@@ -198,7 +213,7 @@ describeSystem('the local site: pilots without the server\'s environment or user
     }
   });
 
-  it('a finished pilot\'s home is removed when the pilot is cleaned up', async () => {
+  it("a finished pilot's home is removed when the pilot is cleaned up", async () => {
     const [id] = await sys.submit(`[ Executable = "/bin/true"; CPUTime = 600; ]`);
     const job = await sys.waitForStatus(id!, ['Done', 'Failed']);
     expect(job.status).toBe('Done');
@@ -229,7 +244,9 @@ describe('the local site refuses a pilot user that cannot be used', () => {
       /pilot\.localUser: there is no user "wms-no-such-user" on this machine\. The server runs as root.*useradd --system wms-no-such-user/,
     );
     const root = { ...base, pilot: { ...base.pilot, localUser: 'root' } };
-    await expect(startSystem(root, { pilotBundleDir: BUNDLE_DIR, logger: false })).rejects.toThrow(/"root" is root \(uid 0\), and local pilots must not run as root/);
+    await expect(startSystem(root, { pilotBundleDir: BUNDLE_DIR, logger: false })).rejects.toThrow(
+      /"root" is root \(uid 0\), and local pilots must not run as root/,
+    );
   });
 });
 
@@ -237,7 +254,15 @@ describe('the local CE started again after its server was killed (SIGKILL)', () 
   it('takes its run dir back: homes whose wrapper ended go at once, the others when their pilot is cleaned up', async () => {
     const workDir = join(await mkdtemp(join(scratch, 'restart-')), 'local-ce');
     const options = { ce: 'restart', workDir, slots: 3, runAs: ROOT ? resolveLocalUser('nobody') : null };
-    const queue = { site: 'Local.localhost', ce: 'restart', queue: 'local', processors: 1, ramMb: 100, timeLimitSeconds: 300, settings: {} };
+    const queue = {
+      site: 'Local.localhost',
+      ce: 'restart',
+      queue: 'local',
+      processors: 1,
+      ramMb: 100,
+      timeLimitSeconds: 300,
+      settings: {},
+    };
     const first = new LocalComputingElement(options);
     const started = await first.submit(queue, [
       { stamp: 'ended', wrapper: '#!/bin/bash\nexit 0\n' },
@@ -245,7 +270,12 @@ describe('the local CE started again after its server was killed (SIGKILL)', () 
     ]);
     expect(started.failed).toEqual([]);
     const [ended, running] = started.submitted.map((p) => p.reference) as [string, string];
-    await waitUntil('the first pilot to end', async () => ((await first.status([ended])).get(ended)?.status === 'Done' ? true : null), 10_000, 50);
+    await waitUntil(
+      'the first pilot to end',
+      async () => ((await first.status([ended])).get(ended)?.status === 'Done' ? true : null),
+      10_000,
+      50,
+    );
     // The server dies without close(): `first` is forgotten, its sleeping pilot runs on.
     const runDir = (await readFile(join(workDir, 'run-dir'), 'utf8')).trim();
     expect((await readdir(runDir)).sort()).toEqual(['ended', 'running']);
@@ -263,7 +293,12 @@ describe('the local CE started again after its server was killed (SIGKILL)', () 
       await second.cleanup([running]); // still running: kept
       expect(await readdir(runDir)).toContain('running');
       process.kill(-pid, 'SIGKILL');
-      await waitUntil('the old pilot to die', async () => ((await second.status([running])).get(running)?.status === 'Failed' ? true : null), 10_000, 50);
+      await waitUntil(
+        'the old pilot to die',
+        async () => ((await second.status([running])).get(running)?.status === 'Failed' ? true : null),
+        10_000,
+        50,
+      );
       await second.cleanup([running]);
       expect(await readdir(runDir)).not.toContain('running');
       expect((await readdir(workDir)).filter((f) => f.startsWith('running.'))).toEqual([]);

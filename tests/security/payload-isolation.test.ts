@@ -95,7 +95,9 @@ async function putSandbox(sys: SystemCtx, files: Record<string, string>): Promis
 async function outputOf(sys: SystemCtx, jobId: number): Promise<Record<string, string>> {
   const out = await sys.api('GET', `/api/jobs/${jobId}/output`, undefined, await sys.token());
   expect(out.sandboxes).toHaveLength(1);
-  const res = await fetch(`${sys.url}/api/sandboxes/${out.sandboxes[0].sha256}`, { headers: { authorization: `Bearer ${await sys.token()}` } });
+  const res = await fetch(`${sys.url}/api/sandboxes/${out.sandboxes[0].sha256}`, {
+    headers: { authorization: `Bearer ${await sys.token()}` },
+  });
   expect(res.status).toBe(200);
   const dir = await mkdtemp(join(scratch, 'out-'));
   await writeFile(join(dir, 'out.tar.gz'), Buffer.from(await res.arrayBuffer()));
@@ -123,7 +125,17 @@ async function setLocalQueue(sys: SystemCtx, queue: Record<string, unknown>): Pr
           {
             name: 'localhost',
             type: 'local',
-            queues: [{ name: 'local', processors: 1, maxWaitingPilots: 2, maxTotalPilots: 2, maxPilotsPerCycle: 2, timeLimitSeconds: 86_400, ...queue }],
+            queues: [
+              {
+                name: 'local',
+                processors: 1,
+                maxWaitingPilots: 2,
+                maxTotalPilots: 2,
+                maxPilotsPerCycle: 2,
+                timeLimitSeconds: 86_400,
+                ...queue,
+              },
+            ],
           },
         ],
       },
@@ -197,7 +209,7 @@ describeSystem(
       expect(logs.lines.map((x: { line: string }) => x.line).join('\n')).not.toContain(adminToken);
     });
 
-    it('the pilot holds its token in memory only: not in its environment nor its wrapper\'s, no token file left', async () => {
+    it("the pilot holds its token in memory only: not in its environment nor its wrapper's, no token file left", async () => {
       const sb = await putSandbox(sys, { 'linger.sh': 'sleep 4\n' });
       const [id] = await sys.submit(`[ Executable = "/bin/sh"; Arguments = "linger.sh"; InputSandbox = { "${sb}" }; CPUTime = 600; ]`);
       const job = await sys.waitForStatus(id!, ['Running']);
@@ -244,7 +256,14 @@ describeSystem('payload isolation: a queue whose isolation cannot be had', (sys)
     const res = await fetch(`${sys.url}/api/sites`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${await sys.adminToken()}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ sites: [{ name: 'Local.localhost', computingElements: [{ name: 'localhost', type: 'local', queues: [{ name: 'local', isolation: 'off' }] }] }] }),
+      body: JSON.stringify({
+        sites: [
+          {
+            name: 'Local.localhost',
+            computingElements: [{ name: 'localhost', type: 'local', queues: [{ name: 'local', isolation: 'off' }] }],
+          },
+        ],
+      }),
     });
     expect(res.status).toBe(400);
     expect(await res.text()).toContain('sites[0].computingElements[0].queues[0].isolation');
@@ -262,8 +281,12 @@ describeSystem('payload isolation: none (a single-user laptop)', (sys) => {
     // A root server runs its pilots as another user (and its umask is 077): let that user read it.
     await chmod(outside, 0o644);
     await chmod(scratch, 0o711);
-    const sb = await putSandbox(sys, { 'laptop.sh': `cat ${outside}\necho "VO_SW_DIR=$VO_SW_DIR"\nenv | grep -c . | sed 's/^/vars=/'\nsleep 3\n` });
-    const [id] = await sys.submit(`[ Executable = "/bin/sh"; Arguments = "laptop.sh"; InputSandbox = { "${sb}" }; OutputSandbox = { "std.out" }; CPUTime = 600; ]`);
+    const sb = await putSandbox(sys, {
+      'laptop.sh': `cat ${outside}\necho "VO_SW_DIR=$VO_SW_DIR"\nenv | grep -c . | sed 's/^/vars=/'\nsleep 3\n`,
+    });
+    const [id] = await sys.submit(
+      `[ Executable = "/bin/sh"; Arguments = "laptop.sh"; InputSandbox = { "${sb}" }; OutputSandbox = { "std.out" }; CPUTime = 600; ]`,
+    );
     await sys.waitForStatus(id!, ['Running']);
     for (const e of await localPilotEnvirons(sys)) expect(e).not.toContain('VO_SW_DIR');
     const job = await sys.waitForStatus(id!, ['Done', 'Failed']);

@@ -91,7 +91,11 @@ function manyFiles(n: number): Buffer {
 const limits: ArchiveLimits = { maxEntries: 10_000, maxBytes: 100 * MiB };
 
 const BOMBS: { name: string; data: () => Buffer; reason: RegExp }[] = [
-  { name: "the issue's padded tar (64 MiB of zeros after the end, 65 KB)", data: () => paddedTar(64), reason: /expands beyond 200 times its size/ },
+  {
+    name: "the issue's padded tar (64 MiB of zeros after the end, 65 KB)",
+    data: () => paddedTar(64),
+    reason: /expands beyond 200 times its size/,
+  },
   { name: 'a 16 MiB padded tar (16 KB)', data: () => paddedTar(16), reason: /expands beyond 200 times its size/ },
   {
     name: 'a classic bomb: one entry of 10 GiB of zeros',
@@ -103,7 +107,11 @@ const BOMBS: { name: string; data: () => Buffer; reason: RegExp }[] = [
     data: () => Buffer.concat([gzipSync(tar([hello()])), zeroMembers(4096)]),
     reason: /expands to more than \d+ bytes/,
   },
-  { name: 'a gzip of 64 MiB of zeros, no tar in it', data: () => gzipSync(Buffer.alloc(64 * MiB), { level: 9 }), reason: /expands beyond 200 times its size/ },
+  {
+    name: 'a gzip of 64 MiB of zeros, no tar in it',
+    data: () => gzipSync(Buffer.alloc(64 * MiB), { level: 9 }),
+    reason: /expands beyond 200 times its size/,
+  },
   { name: 'a gzip inside the gzip', data: () => gzipSync(gzipSync(tar([hello()]))), reason: /a gzip stream inside the gzip stream/ },
 ];
 
@@ -166,7 +174,7 @@ describe('the pilot refuses sandbox bombs (safeUnpack)', () => {
     expect(readdirSync(dest)).toEqual(['hello.txt']);
   });
 
-  it('the limits are the caller\'s: a higher ratio lets the padded tar through, quickly', async () => {
+  it("the limits are the caller's: a higher ratio lets the padded tar through, quickly", async () => {
     const archive = await write('padded.tar.gz', paddedTar(16));
     const { ms, error } = await timed(safeUnpack(archive, join(dir, 'job'), { ...limits, maxRatio: 2000 }));
     expect(error).toBeNull();
@@ -207,7 +215,9 @@ describe('an unpack is interrupted by its AbortSignal within 2 s', () => {
     const dest = join(dir, 'job');
     const stop = new AbortController();
     setTimeout(() => stop.abort(new Error('pilot stopping')), 20);
-    const { ms, error } = await timed(safeUnpack(archive, dest, { maxEntries: 10, maxBytes: 16 * 1024 * MiB, maxRatio: 1e6 }, 'SB:x', stop.signal));
+    const { ms, error } = await timed(
+      safeUnpack(archive, dest, { maxEntries: 10, maxBytes: 16 * 1024 * MiB, maxRatio: 1e6 }, 'SB:x', stop.signal),
+    );
     expect((error as Error).message).toBe('SB:x: unpacking interrupted (pilot stopping)');
     expect(ms).toBeLessThan(2000);
     expect(countFiles(dest)).toBe(0);
@@ -247,21 +257,17 @@ describe('the job wrapper: a Kill during the input sandbox unpack', () => {
     await mkdir(workDir);
     const channel = new Channel(new Map([[sha, archive]]));
     const log: string[] = [];
-    const job = startJob(
-      { jobId, jdl: `[ Executable = "/bin/true"; InputSandbox = { "SB:${sha}" }; ]` },
-      channel,
-      {
-        workDir,
-        db12: 10,
-        processors: 1,
-        heartbeatMs: 200,
-        pollMs: 50,
-        sandboxLimits: { maxEntries: 50_000, maxBytes: 100 * MiB },
-        env: {},
-        parameters: {},
-        log: (line) => log.push(line),
-      },
-    );
+    const job = startJob({ jobId, jdl: `[ Executable = "/bin/true"; InputSandbox = { "SB:${sha}" }; ]` }, channel, {
+      workDir,
+      db12: 10,
+      processors: 1,
+      heartbeatMs: 200,
+      pollMs: 50,
+      sandboxLimits: { maxEntries: 50_000, maxBytes: 100 * MiB },
+      env: {},
+      parameters: {},
+      log: (line) => log.push(line),
+    });
     return { job, channel, workDir, jobDir: join(workDir, String(jobId)), log };
   }
 
@@ -311,7 +317,8 @@ describe('the CLI refuses bombs in output sandboxes (wms job output)', () => {
 
 describe('the services measure an archive in a child process', () => {
   /** Expands to `gib` GiB of real content: within generous limits, slow to read. */
-  const slow = (gib: number) => Buffer.concat([gzipSync(tarEntries([{ path: 'big.dat', size: gib * 1024 * MiB }])), zeroMembers(gib * 1024)]);
+  const slow = (gib: number) =>
+    Buffer.concat([gzipSync(tarEntries([{ path: 'big.dat', size: gib * 1024 * MiB }])), zeroMembers(gib * 1024)]);
   const generous: ArchiveLimits = { maxEntries: 10, maxBytes: 64 * 1024 * MiB, maxRatio: 1e6, maxSeconds: 1 };
 
   it.each([
@@ -350,7 +357,7 @@ describe('the services measure an archive in a child process', () => {
     expect(fine).toEqual({ refused: null, problems: [], entries: 1, expanded: 2048 });
     const escaping = await checker.check(await write('esc.tar.gz', gzipSync(tar([{ path: '../escape.txt', body: Buffer.from('x') }]))));
     expect(escaping.refused).toBeNull();
-    expect(escaping.problems).toEqual(["path leaves the directory: ../escape.txt"]);
+    expect(escaping.problems).toEqual(['path leaves the directory: ../escape.txt']);
     const notTar = await checker.check(await write('text.gz', gzipSync(Buffer.from('plain text'))));
     expect(notTar.refused).toBeNull();
     expect(notTar.problems[0]).toMatch(/^not a readable tar archive/);

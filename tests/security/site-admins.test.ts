@@ -49,7 +49,9 @@ function registry(...sites: SiteDoc[]) {
 async function registrySnapshot(db: DbHandle): Promise<unknown> {
   return {
     sites: await db.query(`select name, description, banned, ban_reason, updated_at::text as u from sites order by name`),
-    ces: await db.query(`select name, site, type, settings, banned, ban_reason, updated_at::text as u from computing_elements order by name`),
+    ces: await db.query(
+      `select name, site, type, settings, banned, ban_reason, updated_at::text as u from computing_elements order by name`,
+    ),
     queues: await db.query(`select ce_id, name, settings, updated_at::text as u from ce_queues order by ce_id, name`),
   };
 }
@@ -76,9 +78,31 @@ describe('the local site and the loader list (pure)', () => {
   });
 
   it('refuses loader and shell variables by exact name and by prefix, and lets ordinary ones through', () => {
-    for (const n of ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT', 'ld_preload', 'NODE_OPTIONS', 'NODE_PATH', 'BASH_ENV', 'ENV', 'BASH_FUNC_x',
-      'SHELLOPTS', 'PS4', 'GCONV_PATH', 'GLIBC_TUNABLES', 'MALLOC_CHECK_', 'PYTHONSTARTUP', 'PYTHONPATH', 'PERL5OPT', 'PERL5LIB', 'RUBYOPT',
-      'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'WMS_TOKEN', 'NODE_TLS_REJECT_UNAUTHORIZED']) {
+    for (const n of [
+      'LD_PRELOAD',
+      'LD_LIBRARY_PATH',
+      'LD_AUDIT',
+      'ld_preload',
+      'NODE_OPTIONS',
+      'NODE_PATH',
+      'BASH_ENV',
+      'ENV',
+      'BASH_FUNC_x',
+      'SHELLOPTS',
+      'PS4',
+      'GCONV_PATH',
+      'GLIBC_TUNABLES',
+      'MALLOC_CHECK_',
+      'PYTHONSTARTUP',
+      'PYTHONPATH',
+      'PERL5OPT',
+      'PERL5LIB',
+      'RUBYOPT',
+      'JAVA_TOOL_OPTIONS',
+      '_JAVA_OPTIONS',
+      'WMS_TOKEN',
+      'NODE_TLS_REJECT_UNAUTHORIZED',
+    ]) {
       expect(isLoaderEnvName(n), n).toBe(true);
     }
     for (const n of ['PATH', 'HOME', 'OMP_NUM_THREADS', 'X509_CERT_DIR', 'MY_LD_FLAGS', 'ENVIRONMENT', 'NODE_ENV', 'SITE_NAME']) {
@@ -88,7 +112,11 @@ describe('the local site and the loader list (pure)', () => {
   });
 
   it('names the variable and its path, in a queue environment and in queue or CE settings', () => {
-    const doc = registry({ name: A, ce: 'ce.alpha.org', queueExtra: { environment: { OK_VAR: '1', LD_PRELOAD: '/tmp/x.so' }, settings: { environment: { NODE_OPTIONS: '--import=x' } } } });
+    const doc = registry({
+      name: A,
+      ce: 'ce.alpha.org',
+      queueExtra: { environment: { OK_VAR: '1', LD_PRELOAD: '/tmp/x.so' }, settings: { environment: { NODE_OPTIONS: '--import=x' } } },
+    });
     (doc.sites[0]!.computingElements[0] as Record<string, unknown>)['settings'] = { environment: { BASH_ENV: '/tmp/rc' } };
     const problems = siteRegistryProblems(doc);
     expect(problems).toEqual(
@@ -132,14 +160,27 @@ describeDb('site admins are scoped to their sites', (ctx) => {
     samNone = await t.tokenFor({ role: 'site-admin', user: 'nosite', vo: 'vo1', group: 'vo1_site' });
     samLocal = await t.tokenFor({ role: 'site-admin', user: 'loc', vo: 'vo1', group: 'vo1_site', sites: [LOCAL_SITE.site, A] });
     await registerLocalSite(ctx.handle, 2);
-    const applied = await call('PUT', '/api/sites', admin, registry({ name: A, ce: 'ce.alpha.org' }, { name: B, ce: 'ce.beta.org', type: 'htcondor', queue: 'q' }));
+    const applied = await call(
+      'PUT',
+      '/api/sites',
+      admin,
+      registry({ name: A, ce: 'ce.alpha.org' }, { name: B, ce: 'ce.beta.org', type: 'htcondor', queue: 'q' }),
+    );
     expect(applied.statusCode, applied.body).toBe(200);
     const queues = await listCeQueues(ctx.handle);
     const qid = (ce: string) => queues.find((q) => q.ce === ce)!.queueId;
     [pilotA, pilotB, pilotLocal] = (await createPilots(ctx.handle, [
       { stamp: 'sa-pilot-a', site: A, ce: 'ce.alpha.org', ceType: 'slurm', queue: 'long', queueId: qid('ce.alpha.org'), vo: 'vo1' },
       { stamp: 'sa-pilot-b', site: B, ce: 'ce.beta.org', ceType: 'htcondor', queue: 'q', queueId: qid('ce.beta.org'), vo: 'vo1' },
-      { stamp: 'sa-pilot-local', site: LOCAL_SITE.site, ce: LOCAL_SITE.ce, ceType: 'local', queue: LOCAL_SITE.queue, queueId: qid(LOCAL_SITE.ce), vo: 'vo1' },
+      {
+        stamp: 'sa-pilot-local',
+        site: LOCAL_SITE.site,
+        ce: LOCAL_SITE.ce,
+        ceType: 'local',
+        queue: LOCAL_SITE.queue,
+        queueId: qid(LOCAL_SITE.ce),
+        vo: 'vo1',
+      },
     ])) as [number, number, number];
     for (const id of [pilotA, pilotB, pilotLocal]) {
       await appendPilotLogs(ctx.handle, id, [{ at: new Date(), line: `secret-ish log line of pilot ${id}` }]);
@@ -171,7 +212,13 @@ describeDb('site admins are scoped to their sites', (ctx) => {
     });
 
     it('the token carries its sites, and GET /api/tokens/self shows them', async () => {
-      const r = await call('POST', '/api/tokens', admin, { user: 'sam', vo: 'vo1', group: 'vo1_site', role: 'site-admin', sites: [A, B, A] });
+      const r = await call('POST', '/api/tokens', admin, {
+        user: 'sam',
+        vo: 'vo1',
+        group: 'vo1_site',
+        role: 'site-admin',
+        sites: [A, B, A],
+      });
       expect(r.statusCode).toBe(201);
       expect(r.json().identity).toMatchObject({ role: 'site-admin', user: 'sam', sites: [A, B] });
       const self = await call('GET', '/api/tokens/self', samA);
@@ -182,13 +229,43 @@ describeDb('site admins are scoped to their sites', (ctx) => {
       const none = await wms(admin, 'token', 'issue', '--user', 'sam', '--vo', 'vo1', '--group', 'vo1_site', '--role', 'site-admin');
       expect(none.code).toBe(2);
       expect(none.err).toMatch(/--site: a site-admin token needs the sites it administers.*give --site NAME/);
-      const local = await wms(admin, 'token', 'issue', '--user', 'sam', '--vo', 'vo1', '--group', 'vo1_site', '--role', 'site-admin', '--site', LOCAL_SITE.site);
+      const local = await wms(
+        admin,
+        'token',
+        'issue',
+        '--user',
+        'sam',
+        '--vo',
+        'vo1',
+        '--group',
+        'vo1_site',
+        '--role',
+        'site-admin',
+        '--site',
+        LOCAL_SITE.site,
+      );
       expect(local.code).toBe(2);
       expect(local.err).toMatch(/managed by admins only/);
       const user = await wms(admin, 'token', 'issue', '--user', 'al', '--vo', 'vo1', '--group', 'vo1_user', '--site', A);
       expect(user.code).toBe(2);
       expect(user.err).toMatch(/--site is only for --role site-admin/);
-      const ok = await wms(admin, 'token', 'issue', '--user', 'sam', '--vo', 'vo1', '--group', 'vo1_site', '--role', 'site-admin', '--site', A, '--site', B);
+      const ok = await wms(
+        admin,
+        'token',
+        'issue',
+        '--user',
+        'sam',
+        '--vo',
+        'vo1',
+        '--group',
+        'vo1_site',
+        '--role',
+        'site-admin',
+        '--site',
+        A,
+        '--site',
+        B,
+      );
       expect(ok.code, ok.err).toBe(0);
       const who = await wms(ok.out.trim(), 'token', 'whoami');
       expect(who.out).toContain(`sites: ${A}, ${B}`);
@@ -201,7 +278,12 @@ describeDb('site admins are scoped to their sites', (ctx) => {
       expect((await wms(samA, 'site', 'allow', A)).code).toBe(0);
       expect((await wms(samA, 'ce', 'ban', 'ce.alpha.org', '--reason', 'CE down')).code).toBe(0);
       expect((await wms(samA, 'ce', 'allow', 'ce.alpha.org')).code).toBe(0);
-      const r = await call('PUT', '/api/sites', samA, registry({ name: A, ce: 'ce.alpha.org', description: 'mine', queueExtra: { processors: 8 } }));
+      const r = await call(
+        'PUT',
+        '/api/sites',
+        samA,
+        registry({ name: A, ce: 'ce.alpha.org', description: 'mine', queueExtra: { processors: 8 } }),
+      );
       expect(r.statusCode, r.body).toBe(200);
       expect(r.json()).toMatchObject({ sites: 1, queues: { created: 0, updated: 1 } });
       expect((await listCeQueues(ctx.handle)).find((q) => q.ce === 'ce.alpha.org')!.processors).toBe(8);
@@ -210,25 +292,47 @@ describeDb('site admins are scoped to their sites', (ctx) => {
       expect(more.statusCode, more.body).toBe(200);
     });
 
-    it('cannot ban, allow or apply over B, create C, or take B\'s CE into A; nothing is written', async () => {
+    it("cannot ban, allow or apply over B, create C, or take B's CE into A; nothing is written", async () => {
       const before = await registrySnapshot(ctx.handle);
       for (const action of ['ban', 'allow'] as const) {
         const site = await call('POST', `/api/sites/${B}/${action}`, samA, action === 'ban' ? { reason: 'x' } : undefined);
         expect(site.statusCode).toBe(403);
         expect(site.json().message).toMatch(`does not administer site ${B}`);
-        const ce = await call('POST', `/api/computing-elements/ce.beta.org/${action}`, samA, action === 'ban' ? { reason: 'x' } : undefined);
+        const ce = await call(
+          'POST',
+          `/api/computing-elements/ce.beta.org/${action}`,
+          samA,
+          action === 'ban' ? { reason: 'x' } : undefined,
+        );
         expect(ce.statusCode).toBe(403);
-        expect(ce.json().message).toMatch(`computing element ce.beta.org belongs to site ${B}: this site-admin token does not administer site ${B}`);
+        expect(ce.json().message).toMatch(
+          `computing element ce.beta.org belongs to site ${B}: this site-admin token does not administer site ${B}`,
+        );
       }
       const cases: [unknown, RegExp][] = [
-        [registry({ name: B, ce: 'ce.beta.org', type: 'htcondor', queue: 'q', queueExtra: { maxTotalPilots: 0 } }), new RegExp(`site ${B}: .*does not administer site ${B}`)],
+        [
+          registry({ name: B, ce: 'ce.beta.org', type: 'htcondor', queue: 'q', queueExtra: { maxTotalPilots: 0 } }),
+          new RegExp(`site ${B}: .*does not administer site ${B}`),
+        ],
         [registry({ name: C, ce: 'ce.gamma.org' }), new RegExp(`site ${C}: .*does not administer site ${C}`)],
         // A document mixing its own site with another is refused whole.
-        [registry({ name: A, ce: 'ce.alpha.org', queueExtra: { processors: 2 } }, { name: B, ce: 'ce.beta.org', type: 'htcondor', queue: 'q' }), new RegExp(`site ${B}`)],
+        [
+          registry(
+            { name: A, ce: 'ce.alpha.org', queueExtra: { processors: 2 } },
+            { name: B, ce: 'ce.beta.org', type: 'htcondor', queue: 'q' },
+          ),
+          new RegExp(`site ${B}`),
+        ],
         // B's CE named under A would move it (a CE's name is unique): B changes too.
-        [registry({ name: A, ce: 'ce.beta.org', type: 'htcondor', queue: 'q' }), new RegExp(`computing element ce.beta.org belongs to site ${B}`)],
+        [
+          registry({ name: A, ce: 'ce.beta.org', type: 'htcondor', queue: 'q' }),
+          new RegExp(`computing element ce.beta.org belongs to site ${B}`),
+        ],
         // Same for the local site's CE.
-        [registry({ name: A, ce: LOCAL_SITE.ce, type: 'local', queue: 'local' }), /computing element localhost belongs to site Local\.localhost: only admins/],
+        [
+          registry({ name: A, ce: LOCAL_SITE.ce, type: 'local', queue: 'local' }),
+          /computing element localhost belongs to site Local\.localhost: only admins/,
+        ],
       ];
       for (const [doc, message] of cases) {
         const r = await call('PUT', '/api/sites', samA, doc);
@@ -243,7 +347,10 @@ describeDb('site admins are scoped to their sites', (ctx) => {
       expect(ban.code).toBe(1);
       expect(ban.err).toContain(`does not administer site ${B}`);
       const file = join(dir, 'beta.yaml');
-      await writeFile(file, `sites:\n  - name: ${B}\n    computingElements:\n      - name: ce.beta.org\n        type: htcondor\n        queues:\n          - name: q\n            maxTotalPilots: 0\n`);
+      await writeFile(
+        file,
+        `sites:\n  - name: ${B}\n    computingElements:\n      - name: ce.beta.org\n        type: htcondor\n        queues:\n          - name: q\n            maxTotalPilots: 0\n`,
+      );
       const apply = await wms(samA, 'site', 'apply', file);
       expect(apply.code).toBe(1);
       expect(apply.err).toMatch(`site ${B}: this site-admin token does not administer site ${B}`);
@@ -315,7 +422,18 @@ describeDb('site admins are scoped to their sites', (ctx) => {
         expect(local.code).toBe(1);
         expect(local.err).toMatch(/only admins manage the local site Local\.localhost/);
         // The attack of issue 9: loader variables for the next local pilot (refused twice over).
-        const hook = await call('PUT', '/api/sites', token, registry({ name: LOCAL_SITE.site, ce: LOCAL_SITE.ce, type: 'local', queue: LOCAL_SITE.queue, queueExtra: { environment: { NODE_OPTIONS: '--import=data:text/javascript,1' } } }));
+        const hook = await call(
+          'PUT',
+          '/api/sites',
+          token,
+          registry({
+            name: LOCAL_SITE.site,
+            ce: LOCAL_SITE.ce,
+            type: 'local',
+            queue: LOCAL_SITE.queue,
+            queueExtra: { environment: { NODE_OPTIONS: '--import=data:text/javascript,1' } },
+          }),
+        );
         expect(hook.statusCode).toBe(400);
         expect((await call('GET', `/api/pilots/${pilotLocal}`, token)).statusCode).toBe(404);
       }
@@ -361,11 +479,23 @@ describeDb('site admins are scoped to their sites', (ctx) => {
       ];
       for (const token of [samA, admin]) {
         for (const [extra, name] of cases) {
-          const r = await call('PUT', '/api/sites', token, registry({ name: A, ce: 'ce.alpha.org', queueExtra: { ...extra, processors: 3 } }));
+          const r = await call(
+            'PUT',
+            '/api/sites',
+            token,
+            registry({ name: A, ce: 'ce.alpha.org', queueExtra: { ...extra, processors: 3 } }),
+          );
           expect(r.statusCode, r.body).toBe(400);
           expect(r.json().message).toContain(name);
-          expect(r.json().problems.map((p: { message: string }) => p.message).join('\n')).toMatch(
-            new RegExp(`sites\\[0\\]\\.computingElements\\[0\\]\\.queues\\[0\\]\\.(settings\\.)?environment\\.${name}: ${name} changes how programs load`),
+          expect(
+            r
+              .json()
+              .problems.map((p: { message: string }) => p.message)
+              .join('\n'),
+          ).toMatch(
+            new RegExp(
+              `sites\\[0\\]\\.computingElements\\[0\\]\\.queues\\[0\\]\\.(settings\\.)?environment\\.${name}: ${name} changes how programs load`,
+            ),
           );
         }
       }
@@ -374,18 +504,37 @@ describeDb('site admins are scoped to their sites', (ctx) => {
       const file = join(dir, 'hook.yaml');
       await writeFile(
         file,
-        [`sites:`, `  - name: ${A}`, `    computingElements:`, `      - name: ce.alpha.org`, `        type: slurm`, `        queues:`, `          - name: long`,
-          `            environment:`, `              OMP_NUM_THREADS: "4"`, `              NODE_OPTIONS: --import=./x.mjs`].join('\n'),
+        [
+          `sites:`,
+          `  - name: ${A}`,
+          `    computingElements:`,
+          `      - name: ce.alpha.org`,
+          `        type: slurm`,
+          `        queues:`,
+          `          - name: long`,
+          `            environment:`,
+          `              OMP_NUM_THREADS: "4"`,
+          `              NODE_OPTIONS: --import=./x.mjs`,
+        ].join('\n'),
       );
       const cli = await wms(samA, 'site', 'apply', file);
       expect(cli.code).toBe(1);
-      expect(cli.err).toContain(`${file}:10:29: sites[0].computingElements[0].queues[0].environment.NODE_OPTIONS: NODE_OPTIONS changes how programs load`);
+      expect(cli.err).toContain(
+        `${file}:10:29: sites[0].computingElements[0].queues[0].environment.NODE_OPTIONS: NODE_OPTIONS changes how programs load`,
+      );
       expect(await registrySnapshot(ctx.handle)).toEqual(before);
 
       // Ordinary variables still go through.
-      const ok = await call('PUT', '/api/sites', samA, registry({ name: A, ce: 'ce.alpha.org', queueExtra: { environment: { OMP_NUM_THREADS: '4' } } }));
+      const ok = await call(
+        'PUT',
+        '/api/sites',
+        samA,
+        registry({ name: A, ce: 'ce.alpha.org', queueExtra: { environment: { OMP_NUM_THREADS: '4' } } }),
+      );
       expect(ok.statusCode, ok.body).toBe(200);
-      expect((await listCeQueues(ctx.handle)).find((q) => q.ce === 'ce.alpha.org')!.settings['environment']).toEqual({ OMP_NUM_THREADS: '4' });
+      expect((await listCeQueues(ctx.handle)).find((q) => q.ce === 'ce.alpha.org')!.settings['environment']).toEqual({
+        OMP_NUM_THREADS: '4',
+      });
     });
   });
 });

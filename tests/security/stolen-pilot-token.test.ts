@@ -72,7 +72,11 @@ describeDb('stolen pilot and job tokens', (ctx) => {
   it('a stolen token of a Done pilot at a banned site cannot match, whatever site it names', async () => {
     const id = await submit(bob);
     const dead = await pilotAt(t, { site: 'LCG.Banned.org', ce: 'ce.banned.org', status: 'Done' });
-    for (const body of [RESOURCE, { ...RESOURCE, site: 'LCG.Invented.org', ce: 'ce.invented.org' }, { ...RESOURCE, site: 'LCG.Banned.org' }]) {
+    for (const body of [
+      RESOURCE,
+      { ...RESOURCE, site: 'LCG.Invented.org', ce: 'ce.invented.org' },
+      { ...RESOURCE, site: 'LCG.Banned.org' },
+    ]) {
       const res = await t.call('POST', '/api/match', dead.token, body);
       expect(res.statusCode, res.body).toBe(403);
       expect(res.json()).toMatchObject({ code: 'WMS_FORBIDDEN', message: `pilot ${dead.id} is Done: its token no longer works` });
@@ -152,8 +156,19 @@ describeDb('stolen pilot and job tokens', (ctx) => {
       t.call('POST', '/api/pilots/self/status', p.token, { status: 'Running', reason: 'back from the dead' }),
       t.call('POST', '/api/pilots/self/register', p.token, {
         environment: {
-          hostname: 'h', os: 'linux', kernel: '', cpuModel: '', cores: 1, memoryMb: 1, workDir: '/tmp', fsType: 'ext4',
-          diskFreeMb: 1000, gpus: [], nodeVersion: 'v20', batchSystem: 'local', batchJobId: null,
+          hostname: 'h',
+          os: 'linux',
+          kernel: '',
+          cpuModel: '',
+          cores: 1,
+          memoryMb: 1,
+          workDir: '/tmp',
+          fsType: 'ext4',
+          diskFreeMb: 1000,
+          gpus: [],
+          nodeVersion: 'v20',
+          batchSystem: 'local',
+          batchJobId: null,
         },
         clockOffsetSeconds: 0,
         benchmark: 10,
@@ -279,8 +294,19 @@ describeDb('stolen pilot and job tokens', (ctx) => {
       const p = await pilotAt(tc, { ...HERE, status: 'Submitted', ttlSeconds: 7 * 86_400 });
       const reg = await tc.call('POST', '/api/pilots/self/register', p.token, {
         environment: {
-          hostname: 'h', os: 'linux', kernel: '', cpuModel: '', cores: 1, memoryMb: 1, workDir: '/tmp', fsType: 'ext4',
-          diskFreeMb: 1000, gpus: [], nodeVersion: 'v20', batchSystem: 'local', batchJobId: null,
+          hostname: 'h',
+          os: 'linux',
+          kernel: '',
+          cpuModel: '',
+          cores: 1,
+          memoryMb: 1,
+          workDir: '/tmp',
+          fsType: 'ext4',
+          diskFreeMb: 1000,
+          gpus: [],
+          nodeVersion: 'v20',
+          batchSystem: 'local',
+          batchJobId: null,
         },
         clockOffsetSeconds: 0,
         benchmark: 10,
@@ -306,7 +332,9 @@ describeDb('stolen pilot and job tokens', (ctx) => {
       expect(m.jobId).toBe(id);
       expect(Date.parse(m.tokenExpiresAt) - c().getTime()).toBeLessThanOrEqual(3600_000);
       const hb = { cpuSeconds: 1, wallSeconds: 1, rssMb: 1 };
-      expect((await tc.call('POST', `/api/jobs/${id}/status`, m.token, { status: 'Running', minorStatus: 'Application' })).statusCode).toBe(200);
+      expect((await tc.call('POST', `/api/jobs/${id}/status`, m.token, { status: 'Running', minorStatus: 'Application' })).statusCode).toBe(
+        200,
+      );
       c.advance(10 * 60_000);
       const early = await tc.call('POST', `/api/jobs/${id}/heartbeat`, m.token, hb);
       expect(early.statusCode).toBe(200);
@@ -339,10 +367,15 @@ describeSystem(
       expect(out.sandboxes).toHaveLength(1);
       // The pilot's own calls (logs, its final status) went through renewed tokens too.
       const pilotId = job.pilotId as number;
-      const pilot = await waitUntil('the pilot to end', async () => {
-        const p = await sys.api('GET', `/api/pilots/${pilotId}`);
-        return p.status === 'Done' || p.status === 'Failed' ? p : null;
-      }, 60_000, 200);
+      const pilot = await waitUntil(
+        'the pilot to end',
+        async () => {
+          const p = await sys.api('GET', `/api/pilots/${pilotId}`);
+          return p.status === 'Done' || p.status === 'Failed' ? p : null;
+        },
+        60_000,
+        200,
+      );
       expect(pilot.status).toBe('Done');
       const { lines } = await sys.api<{ lines: { line: string }[] }>('GET', `/api/pilots/${pilotId}/logs?limit=10000`);
       const text = lines.map((l) => l.line).join('\n');

@@ -49,7 +49,7 @@ describeDb('token revocation', (ctx) => {
       expect(again.json<{ revocation: { jti: string } }>().revocation.jti).toBe(revocation.jti);
     });
 
-    it("revokes every token of a user of one VO; the same name in another VO and later tokens work", async () => {
+    it('revokes every token of a user of one VO; the same name in another VO and later tokens work', async () => {
       const before = [await t.user('bob', 'atlas'), await t.user('bob', 'atlas', 'atlas_prod')];
       const job = await t.tokenFor({ role: 'job', user: 'bob', vo: 'atlas', group: 'atlas_user', jobId: 1, pilotId: null });
       const otherVo = await t.user('bob', 'lhcb');
@@ -67,7 +67,9 @@ describeDb('token revocation', (ctx) => {
     });
 
     it("revokes a pilot's tokens (pilotId), in whatever VO they were issued", async () => {
-      const [id] = await createPilots(t.db, [{ stamp: `rv-${Date.now()}`, site: 'S', ce: 'c', ceType: 'local', queue: 'q', queueId: null, vo: '*' }]);
+      const [id] = await createPilots(t.db, [
+        { stamp: `rv-${Date.now()}`, site: 'S', ce: 'c', ceType: 'local', queue: 'q', queueId: null, vo: '*' },
+      ]);
       const p1 = await t.pilot(id!, '*');
       const p2 = await t.pilot(id!, 'vo1');
       const res = await revoke({ pilotId: id });
@@ -188,7 +190,12 @@ describeDb('token revocation', (ctx) => {
       const grace = await t.user('grace', 'atlas');
       expect((await whoami(grace, second)).statusCode).toBe(200);
       expect((await revoke({ vo: 'atlas', user: 'grace' })).statusCode).toBe(201);
-      await waitUntil('the subject revocation on the second replica', async () => (await whoami(grace, second)).statusCode === 401, 2500, 50);
+      await waitUntil(
+        'the subject revocation on the second replica',
+        async () => (await whoami(grace, second)).statusCode === 401,
+        2500,
+        50,
+      );
       // Issued by the second replica afterwards: works on both.
       const issued = await second.call('POST', '/api/tokens', await second.admin(), { user: 'grace', vo: 'atlas', group: 'atlas_user' });
       expect(issued.statusCode, issued.body).toBe(201);

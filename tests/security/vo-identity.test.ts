@@ -17,14 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create as tarCreate } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  assignSandboxes,
-  createPilots,
-  matchJob,
-  recordHeartbeat,
-  reportJobStatus,
-  type DbHandle,
-} from '../../db/index.js';
+import { assignSandboxes, createPilots, matchJob, recordHeartbeat, reportJobStatus, type DbHandle } from '../../db/index.js';
 import { countJobs, createTestApp, type TestApp } from '../helpers/app.js';
 import { describeDb } from '../helpers/db.js';
 import { EventClient } from '../helpers/events.js';
@@ -118,9 +111,17 @@ describeDb('identity is (VO, user): alice of atlas and alice of lhcb', (ctx) => 
     const m = await matchJob(t.db, resource('atlas', 'LCG.Atlas.org'), { pilotId: atlasPilot });
     expect(m?.id).toBe(A1);
     expect(
-      await reportJobStatus(t.db, A1, atlasPilot, { status: 'Running', minorStatus: 'Application', parameters: { Secret: 'atlas-only' } }, 'JobWrapper'),
+      await reportJobStatus(
+        t.db,
+        A1,
+        atlasPilot,
+        { status: 'Running', minorStatus: 'Application', parameters: { Secret: 'atlas-only' } },
+        'JobWrapper',
+      ),
     ).toMatchObject({ accepted: true });
-    expect(await recordHeartbeat(t.db, A1, atlasPilot, { cpuSeconds: 1, wallSeconds: 2, rssMb: 3 }, 'Watchdog')).toMatchObject({ held: true });
+    expect(await recordHeartbeat(t.db, A1, atlasPilot, { cpuSeconds: 1, wallSeconds: 2, rssMb: 3 }, 'Watchdog')).toMatchObject({
+      held: true,
+    });
     atlasOutput = await upload(atlas, await tarGz('output.txt', 'atlas private output'));
     await assignSandboxes(t.db, A1, 'Output', [atlasOutput]);
 
@@ -133,7 +134,7 @@ describeDb('identity is (VO, user): alice of atlas and alice of lhcb', (ctx) => 
     await t?.close();
   });
 
-  describe('reads: the other alice\'s job is 404, her own is there', () => {
+  describe("reads: the other alice's job is 404, her own is there", () => {
     const reads = (id: number) => [
       `/api/jobs/${id}`,
       `/api/jobs/${id}/history`,
@@ -143,7 +144,7 @@ describeDb('identity is (VO, user): alice of atlas and alice of lhcb', (ctx) => 
       `/api/jobs/${id}/output`,
     ];
 
-    it('alice of lhcb gets 404 WMS_JOB_NOT_FOUND on every read of atlas\'s jobs (JDL, history, heartbeats, explain, outputs)', async () => {
+    it("alice of lhcb gets 404 WMS_JOB_NOT_FOUND on every read of atlas's jobs (JDL, history, heartbeats, explain, outputs)", async () => {
       for (const id of [A1, A2]) {
         for (const path of reads(id)) {
           const r = await t.call('GET', path, lhcb);
@@ -156,7 +157,7 @@ describeDb('identity is (VO, user): alice of atlas and alice of lhcb', (ctx) => 
       }
     });
 
-    it('and alice of atlas likewise on lhcb\'s jobs', async () => {
+    it("and alice of atlas likewise on lhcb's jobs", async () => {
       for (const id of [L1, L2]) {
         for (const path of reads(id)) {
           const r = await t.call('GET', path, atlas);
@@ -192,7 +193,7 @@ describeDb('identity is (VO, user): alice of atlas and alice of lhcb', (ctx) => 
       expect(body.notFound).toEqual([A1, A2]);
     });
 
-    it('listing and counting show her VO\'s jobs only, with or without owner=alice', async () => {
+    it("listing and counting show her VO's jobs only, with or without owner=alice", async () => {
       for (const [token, vo, ids] of [
         [lhcb, 'lhcb', [L2, L1]],
         [atlas, 'atlas', [A2, A1]],
@@ -216,7 +217,7 @@ describeDb('identity is (VO, user): alice of atlas and alice of lhcb', (ctx) => 
   });
 
   describe('actions: kill, reschedule and delete of the other alice\'s jobs are "not found", and change nothing', () => {
-    it('each action answers WMS_JOB_NOT_FOUND per job and leaves atlas\'s jobs as they were', async () => {
+    it("each action answers WMS_JOB_NOT_FOUND per job and leaves atlas's jobs as they were", async () => {
       const before = { a1: await jobRow(t.db, A1), a2: await jobRow(t.db, A2), h1: await history(t.db, A1), h2: await history(t.db, A2) };
       const commandsBefore = await t.db.query('select id from job_commands where job_id = any($1::bigint[])', [[A1, A2]]);
       for (const action of ['kill', 'reschedule', 'delete']) {
@@ -239,7 +240,7 @@ describeDb('identity is (VO, user): alice of atlas and alice of lhcb', (ctx) => 
       expect(before.a2).toMatchObject({ status: 'Waiting' });
     });
 
-    it('her own jobs she may act on, in the same request as the other\'s', async () => {
+    it("her own jobs she may act on, in the same request as the other's", async () => {
       const extra = await submit(lhcb, jdlWith('lhcb-to-kill'));
       const r = await t.call('POST', '/api/jobs/kill', lhcb, { ids: [extra, A2] });
       expect(r.json()).toMatchObject({ succeeded: [extra], failed: [{ id: A2, code: 'WMS_JOB_NOT_FOUND' }] });
@@ -251,7 +252,7 @@ describeDb('identity is (VO, user): alice of atlas and alice of lhcb', (ctx) => 
   });
 
   describe('sandboxes', () => {
-    it('alice of lhcb cannot download atlas\'s input or output sandbox (404), each downloads her own', async () => {
+    it("alice of lhcb cannot download atlas's input or output sandbox (404), each downloads her own", async () => {
       for (const hash of [atlasInput, atlasOutput]) {
         const r = await t.call('GET', `/api/sandboxes/${hash}`, lhcb);
         expect(r.statusCode, r.body).toBe(404);
@@ -262,7 +263,7 @@ describeDb('identity is (VO, user): alice of atlas and alice of lhcb', (ctx) => 
       expect((await t.call('GET', `/api/sandboxes/${lhcbInput}`, lhcb)).statusCode).toBe(200);
     });
 
-    it('a JDL of alice of lhcb naming atlas\'s sandbox is refused (404) and stores nothing, in every submission form', async () => {
+    it("a JDL of alice of lhcb naming atlas's sandbox is refused (404) and stores nothing, in every submission form", async () => {
       const jobsBefore = await countJobs(t.db);
       const linksBefore = await t.db.query('select job_id, sha256, kind from job_sandboxes order by job_id, sha256');
       const bodies: [Record<string, unknown>, string][] = [
@@ -270,7 +271,12 @@ describeDb('identity is (VO, user): alice of atlas and alice of lhcb', (ctx) => 
         [{ jdl: jdlWith('steal-output', [atlasOutput]) }, atlasOutput],
         [{ jdl: jdlWith('mixed', [lhcbInput, atlasInput]) }, atlasInput],
         [{ jdls: [jdlWith('fine', [lhcbInput]), jdlWith('steal-2', [atlasInput])] }, atlasInput],
-        [{ jdl: `[\n  Executable = "run.sh";\n  Parameters = { "a", "b", "c" };\n  Arguments = "%s";\n  InputSandbox = {"SB:${atlasInput}"};\n]` }, atlasInput],
+        [
+          {
+            jdl: `[\n  Executable = "run.sh";\n  Parameters = { "a", "b", "c" };\n  Arguments = "%s";\n  InputSandbox = {"SB:${atlasInput}"};\n]`,
+          },
+          atlasInput,
+        ],
       ];
       for (const [body, named] of bodies) {
         const r = await t.call('POST', '/api/jobs', lhcb, body);
@@ -285,7 +291,7 @@ describeDb('identity is (VO, user): alice of atlas and alice of lhcb', (ctx) => 
       await t.call('POST', '/api/jobs/delete', lhcb, { ids: own.json<{ jobIds: number[] }>().jobIds });
     });
 
-    it('a job token of lhcb\'s job reads its own input, never atlas\'s sandboxes nor atlas\'s job', async () => {
+    it("a job token of lhcb's job reads its own input, never atlas's sandboxes nor atlas's job", async () => {
       const m = await matchJob(t.db, resource('lhcb', 'LCG.Lhcb.org'), { pilotId: lhcbPilot });
       expect(m?.id).toBe(L1);
       const jobToken = await t.tokenFor({ role: 'job', user: 'alice', vo: 'lhcb', group: 'lhcb_user', jobId: L1, pilotId: lhcbPilot });
@@ -309,7 +315,7 @@ describeDb('identity is (VO, user): alice of atlas and alice of lhcb', (ctx) => 
   });
 
   describe('accounting and usage', () => {
-    it('each alice\'s accounting and usage hold her VO\'s records only', async () => {
+    it("each alice's accounting and usage hold her VO's records only", async () => {
       const ended = new Date(Date.now() - 3600_000).toISOString();
       await t.db.query(
         `insert into accounting (job_id, owner, owner_group, vo, site, status, submitted_at, ended_at, cpu_seconds, wall_seconds, benchmark, normalized_cpu_seconds)
@@ -354,7 +360,9 @@ describeDb('identity is (VO, user): alice of atlas and alice of lhcb', (ctx) => 
       expect(lhcbIds.jobIds()).toEqual([L2]);
 
       // Changes to both alices' jobs: atlas's A1 finishes, A2 is killed; lhcb's L2 is killed.
-      expect(await reportJobStatus(t.db, A1, atlasPilot, { status: 'Done', minorStatus: 'Execution Complete' }, 'JobWrapper')).toMatchObject({
+      expect(
+        await reportJobStatus(t.db, A1, atlasPilot, { status: 'Done', minorStatus: 'Execution Complete' }, 'JobWrapper'),
+      ).toMatchObject({
         accepted: true,
       });
       expect((await t.call('POST', '/api/jobs/kill', atlas, { ids: [A2] })).json()).toMatchObject({ succeeded: [A2] });

@@ -77,7 +77,10 @@ describe('templateProblems', () => {
       'jdl: {{zzz}} is not a parameter',
       'parameters[2]: "c" is not used in jdl',
     ]) {
-      expect(p.some((l) => l.startsWith(want)), `${want}\n${p.join('\n')}`).toBe(true);
+      expect(
+        p.some((l) => l.startsWith(want)),
+        `${want}\n${p.join('\n')}`,
+      ).toBe(true);
     }
     expect(templateProblems(null)).toEqual(['(top): must be an object']);
   });
@@ -113,11 +116,17 @@ describe('validateValues', () => {
   });
 
   it('refuses line breaks and control characters in strings', () => {
-    expect(validateValues(T, { who: 'a\nb' })).toEqual([{ parameter: 'who', message: 'Who must not contain line breaks or control characters' }]);
+    expect(validateValues(T, { who: 'a\nb' })).toEqual([
+      { parameter: 'who', message: 'Who must not contain line breaks or control characters' },
+    ]);
   });
 
   it('checks file parameters as sandbox references', () => {
-    const f: AppTemplate = { ...T, parameters: [{ name: 'in', label: 'Input', type: 'file' }], jdl: '[ Executable = "x"; InputSandbox = { {{in}} }; ]' };
+    const f: AppTemplate = {
+      ...T,
+      parameters: [{ name: 'in', label: 'Input', type: 'file' }],
+      jdl: '[ Executable = "x"; InputSandbox = { {{in}} }; ]',
+    };
     expect(validateValues(f, {})).toEqual([{ parameter: 'in', message: 'Input is required' }]);
     expect(validateValues(f, { in: '/etc/passwd' })[0]?.message).toBe('Input must be an uploaded file (SB:<sha256>)');
     const jdl = renderJdl(f, { in: `SB:${'a'.repeat(64)}` });
@@ -148,22 +157,24 @@ describe('renderJdl', () => {
   });
 
   it('cannot be injected: quotes, brackets, semicolons and backslashes stay inside the string', () => {
-    const attacks = [
-      'x"; Owner = "mallory',
-      'x"]; [ Executable = "/bin/rm',
-      'a\\" ; CPUTime = 1; B = "',
-      '\\',
-      '{{n}}',
-      '"]',
-    ];
+    const attacks = ['x"; Owner = "mallory', 'x"]; [ Executable = "/bin/rm', 'a\\" ; CPUTime = 1; B = "', '\\', '{{n}}', '"]'];
     for (const who of attacks) {
       const text = renderJdl(T, { who });
       const ad = parseJdl(text);
       expect(getAttribute(ad, 'JobName')?.value, who).toBe(who);
       expect(getAttribute(ad, 'Arguments')?.value, who).toBe(`Hello ${who} x=1.5`);
-      expect(ad.attributes.map((a) => a.name).sort()).toEqual(
-        ['Arguments', 'CPUTime', 'Count', 'Energy', 'Executable', 'JobName', 'MaxRAM', 'Mode', 'NumberOfProcessors', 'Tags'],
-      );
+      expect(ad.attributes.map((a) => a.name).sort()).toEqual([
+        'Arguments',
+        'CPUTime',
+        'Count',
+        'Energy',
+        'Executable',
+        'JobName',
+        'MaxRAM',
+        'Mode',
+        'NumberOfProcessors',
+        'Tags',
+      ]);
       expect(describeJobs(text, ID, DEFAULT_JOB_LIMITS)[0]!.requirements.owner).toBe('alice');
     }
   });

@@ -67,8 +67,7 @@ function sourceFiles(dir: string): string[] {
   return out;
 }
 
-const IMPORT_RE =
-  /(?:^|\n)\s*(?:import|export)\s(?:[^'"]*?\sfrom\s)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+const IMPORT_RE = /(?:^|\n)\s*(?:import|export)\s(?:[^'"]*?\sfrom\s)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
 
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
@@ -122,7 +121,9 @@ function importViolations(folder: Folder, rel: string, specs: readonly string[])
       continue;
     }
     if (spec.startsWith('.')) {
-      const target = relative(root, resolve(root, dirname(rel), spec)).split(sep).join('/');
+      const target = relative(root, resolve(root, dirname(rel), spec))
+        .split(sep)
+        .join('/');
       const targetFolder = target.split('/')[0] as Folder;
       if (targetFolder === folder) continue;
       const allowed = ALLOWED_FOLDERS[folder].includes(targetFolder);
@@ -164,11 +165,7 @@ describe('architecture: the import table of DESIGN.md', () => {
   it('finds a violation when there is one (the checker itself works)', () => {
     expect(importsOf(join(root, 'tests/unit/architecture.test.ts'))).toContain('vitest');
     const spec = "import { x } from '../db/index.js';\nexport * from './y.js';\nawait import('pg');";
-    expect([...spec.matchAll(IMPORT_RE)].map((m) => m[1] ?? m[2])).toEqual([
-      '../db/index.js',
-      './y.js',
-      'pg',
-    ]);
+    expect([...spec.matchAll(IMPORT_RE)].map((m) => m[1] ?? m[2])).toEqual(['../db/index.js', './y.js', 'pg']);
   });
 
   it('refuses what a row does not allow (made-up imports)', () => {

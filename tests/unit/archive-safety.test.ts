@@ -198,7 +198,9 @@ describe('ExpansionBudget: what an archive may expand to while it streams', () =
     expect(b.expand(b.limit)).toBeNull();
     expect(b.expand(1)).toBe('expands beyond 200 times its size (65331 bytes)');
     const s = new ExpansionBudget({ maxEntries: 1, maxBytes: 1000 }, 50 * MiB, 0);
-    expect(s.expand(s.limit + 1)).toBe(`expands to more than ${1000 + ENTRY_OVERHEAD_BYTES + ARCHIVE_OVERHEAD_BYTES} bytes (limit 1000 bytes of content)`);
+    expect(s.expand(s.limit + 1)).toBe(
+      `expands to more than ${1000 + ENTRY_OVERHEAD_BYTES + ARCHIVE_OVERHEAD_BYTES} bytes (limit 1000 bytes of content)`,
+    );
   });
 
   it('has a deadline (60 s unless the limits say), shared by every pass', () => {

@@ -50,7 +50,10 @@ describe('nextWait', () => {
 describe('ApiClient through an outage', () => {
   it('a read retries on 503 WMS_DB_UNAVAILABLE, saying "database unavailable, retrying in N s", then succeeds', async () => {
     const { pool, client, said, slept } = setUp();
-    pool.intercept({ path: '/api/jobs', method: 'GET' }).reply(503, DOWN, { headers: { 'retry-after': '5' } }).times(2);
+    pool
+      .intercept({ path: '/api/jobs', method: 'GET' })
+      .reply(503, DOWN, { headers: { 'retry-after': '5' } })
+      .times(2);
     pool.intercept({ path: '/api/jobs', method: 'GET' }).reply(200, { jobs: [], total: 0 });
     await expect(client.json('GET', '/api/jobs')).resolves.toEqual({ jobs: [], total: 0 });
     expect(said).toEqual(['wms: database unavailable, retrying in 5 s', 'wms: database unavailable, retrying in 5 s']);
@@ -59,7 +62,10 @@ describe('ApiClient through an outage', () => {
 
   it('gives up after the budget with a clear CliError (code WMS_DB_UNAVAILABLE), one line, no stack', async () => {
     const { pool, client, said } = setUp(20);
-    pool.intercept({ path: '/api/jobs', method: 'GET' }).reply(503, DOWN, { headers: { 'retry-after': '5' } }).persist();
+    pool
+      .intercept({ path: '/api/jobs', method: 'GET' })
+      .reply(503, DOWN, { headers: { 'retry-after': '5' } })
+      .persist();
     const e = await client.json('GET', '/api/jobs').catch((x: unknown) => x);
     expect(e).toBeInstanceOf(CliError);
     expect((e as CliError).code).toBe('WMS_DB_UNAVAILABLE');
@@ -79,12 +85,8 @@ describe('ApiClient through an outage', () => {
     try {
       await writeFile(join(dir, 'a.tar.gz'), 'bytes');
       const sha = 'a'.repeat(64);
-      pool
-        .intercept({ path: `/api/sandboxes/${sha}`, method: 'PUT' })
-        .reply(503, DOWN, { headers: { 'retry-after': '1' } });
-      pool
-        .intercept({ path: `/api/sandboxes/${sha}`, method: 'PUT' })
-        .reply(201, { sha256: sha, size: 5 });
+      pool.intercept({ path: `/api/sandboxes/${sha}`, method: 'PUT' }).reply(503, DOWN, { headers: { 'retry-after': '1' } });
+      pool.intercept({ path: `/api/sandboxes/${sha}`, method: 'PUT' }).reply(201, { sha256: sha, size: 5 });
       await expect(client.uploadSandbox(sha, join(dir, 'a.tar.gz'), 5)).resolves.toEqual({ sha256: sha, size: 5 });
       expect(said).toEqual(['wms: database unavailable, retrying in 1 s']);
     } finally {
@@ -95,7 +97,10 @@ describe('ApiClient through an outage', () => {
   it('a submission (POST) is never sent twice: one 503, the error at once', async () => {
     const { pool, client, said } = setUp();
     let sent = 0;
-    pool.intercept({ path: '/api/jobs', method: 'POST', body: () => (sent++, true) }).reply(503, DOWN, { headers: { 'retry-after': '5' } }).persist();
+    pool
+      .intercept({ path: '/api/jobs', method: 'POST', body: () => (sent++, true) })
+      .reply(503, DOWN, { headers: { 'retry-after': '5' } })
+      .persist();
     const e = await client.json('POST', '/api/jobs', { jdl: '[]' }).catch((x: unknown) => x);
     expect(sent).toBe(1);
     expect(said).toEqual([]);
@@ -116,7 +121,9 @@ describe('ApiClient through an outage', () => {
 
   it('other 503s and other errors are not retried and keep their message', async () => {
     const { pool, client, said } = setUp();
-    pool.intercept({ path: '/api/pilot-bundle', method: 'GET' }).reply(503, { code: 'WMS_UNAVAILABLE', message: 'the pilot bundle is not built' });
+    pool
+      .intercept({ path: '/api/pilot-bundle', method: 'GET' })
+      .reply(503, { code: 'WMS_UNAVAILABLE', message: 'the pilot bundle is not built' });
     const e = await client.json('GET', '/api/pilot-bundle').catch((x: unknown) => x);
     expect((e as CliError).code).toBe('WMS_UNAVAILABLE');
     expect((e as CliError).message).toBe('the pilot bundle is not built');
@@ -130,18 +137,25 @@ describe('ApiClient through an outage', () => {
     agent.disableNetConnect();
     agent.get(URL_).intercept({ path: '/api/jobs', method: 'GET' }).reply(503, DOWN);
     const client = new ApiClient({ url: URL_, token: 't', dispatcher: agent });
-    await expect(client.json('GET', '/api/jobs')).rejects.toMatchObject({ code: 'WMS_DB_UNAVAILABLE', message: 'database unavailable, retry later' });
+    await expect(client.json('GET', '/api/jobs')).rejects.toMatchObject({
+      code: 'WMS_DB_UNAVAILABLE',
+      message: 'database unavailable, retry later',
+    });
   });
 
   it('a server that never answered fails at once (UNREACHABLE); one that answered before is waited for', async () => {
     const { pool, client, said } = setUp();
-    pool.intercept({ path: '/api/jobs', method: 'GET' }).replyWithError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+    pool
+      .intercept({ path: '/api/jobs', method: 'GET' })
+      .replyWithError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
     await expect(client.json('GET', '/api/jobs')).rejects.toMatchObject({ code: 'UNREACHABLE' });
     expect(said).toEqual([]);
 
     pool.intercept({ path: '/api/health', method: 'GET' }).reply(200, { status: 'ok' });
     await client.json('GET', '/api/health');
-    pool.intercept({ path: '/api/jobs', method: 'GET' }).replyWithError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+    pool
+      .intercept({ path: '/api/jobs', method: 'GET' })
+      .replyWithError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
     pool.intercept({ path: '/api/jobs', method: 'GET' }).reply(200, { jobs: [] });
     await expect(client.json('GET', '/api/jobs')).resolves.toEqual({ jobs: [] });
     expect(said).toEqual(['wms: server unreachable (ECONNREFUSED), retrying in 1 s']);

@@ -5,9 +5,15 @@ import { resolveClientConfig } from '../../cli/client-config.js';
 
 describe('table', () => {
   it('aligns columns and prints - for missing values', () => {
-    expect(table(['ID', 'STATUS', 'SITE'], [[1, 'Waiting', null], [12345, 'Done', 'LCG.X']])).toBe(
-      ['ID     STATUS   SITE', '1      Waiting  -', '12345  Done     LCG.X'].join('\n'),
-    );
+    expect(
+      table(
+        ['ID', 'STATUS', 'SITE'],
+        [
+          [1, 'Waiting', null],
+          [12345, 'Done', 'LCG.X'],
+        ],
+      ),
+    ).toBe(['ID     STATUS   SITE', '1      Waiting  -', '12345  Done     LCG.X'].join('\n'));
   });
   it('times and id ranges', () => {
     expect(shortTime('2026-11-22T10:00:00.123Z')).toBe('2026-11-22 10:00:00');
@@ -47,11 +53,16 @@ describe('resolveClientConfig', () => {
     });
   });
   it('falls back to <data-dir>/admin.token', () => {
-    expect(resolveClientConfig({}, '/h', '/w', files({ '/w/var/admin.token': 'ADMIN\n' }))).toMatchObject({ token: 'ADMIN', tokenSource: '/w/var/admin.token' });
+    expect(resolveClientConfig({}, '/h', '/w', files({ '/w/var/admin.token': 'ADMIN\n' }))).toMatchObject({
+      token: 'ADMIN',
+      tokenSource: '/w/var/admin.token',
+    });
     expect(resolveClientConfig({ WMS_DATA_DIR: '/d' }, '/h', '/w', files({ '/d/admin.token': 'A2' })).token).toBe('A2');
   });
   it('XDG_CONFIG_HOME and bad files', () => {
-    expect(resolveClientConfig({ XDG_CONFIG_HOME: '/x' }, '/h', '/w', files({ '/x/pilot-wms/config.json': '{"token":"X"}' })).token).toBe('X');
+    expect(resolveClientConfig({ XDG_CONFIG_HOME: '/x' }, '/h', '/w', files({ '/x/pilot-wms/config.json': '{"token":"X"}' })).token).toBe(
+      'X',
+    );
     expect(() => resolveClientConfig({}, '/h', '/w', files({ '/h/.config/pilot-wms/config.json': 'nope' }))).toThrow(/config.json/);
     expect(() => resolveClientConfig({ WMS_URL: 'not a url' }, '/h', '/w', files({}))).toThrow(/not a URL/);
   });

@@ -30,7 +30,10 @@ describe('isDbUnavailableError / asDbUnavailable', () => {
     ['Connection terminated unexpectedly (pg_ctl -m immediate)', new Error('Connection terminated unexpectedly')],
     ['a broken client reused', new Error('Client has encountered a connection error and is not queryable')],
     ['the pool cannot connect in time', new Error('timeout exceeded when trying to connect')],
-    ['a refused dual-stack connect (AggregateError)', Object.assign(new AggregateError([errno('ECONNREFUSED'), errno('ECONNREFUSED')], ''), { code: 'ECONNREFUSED' })],
+    [
+      'a refused dual-stack connect (AggregateError)',
+      Object.assign(new AggregateError([errno('ECONNREFUSED'), errno('ECONNREFUSED')], ''), { code: 'ECONNREFUSED' }),
+    ],
   ];
   for (const [name, driverError] of outages) {
     it(`recognises ${name}, bare, wrapped by drizzle, and wrapped twice`, () => {

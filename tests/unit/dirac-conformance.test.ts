@@ -19,12 +19,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isWmsError, type ErrorCode, type JdlProblem } from '../../core/errors.js';
-import {
-  DEFAULT_JOB_LIMITS,
-  type Identity,
-  type JobDescription,
-  type JobLimits,
-} from '../../core/job-model.js';
+import { DEFAULT_JOB_LIMITS, type Identity, type JobDescription, type JobLimits } from '../../core/job-model.js';
 import {
   describeJobList,
   describeJobs,
@@ -97,17 +92,11 @@ function at(text: string, needle: string, from = 0): { line: number; column: num
  * Asserts that `r` has a problem whose message matches `message`, located at one of `places`
  * (the first is the expected one; more are allowed where the exact token is the owner's choice).
  */
-function expectProblem(
-  r: Refusal,
-  message: RegExp,
-  ...places: { line: number; column: number }[]
-): JdlProblem {
+function expectProblem(r: Refusal, message: RegExp, ...places: { line: number; column: number }[]): JdlProblem {
   const found = r.problems.find((p) => message.test(p.message));
   expect(found, `no problem matches ${message}: ${JSON.stringify(r.problems)}`).toBeDefined();
   const problem = found!;
-  expect(places.map((p) => `${p.line}:${p.column}`)).toContain(
-    `${problem.line}:${problem.column}`,
-  );
+  expect(places.map((p) => `${p.line}:${p.column}`)).toContain(`${problem.line}:${problem.column}`);
   return problem;
 }
 
@@ -316,7 +305,7 @@ const namesOf = (all: JobDescription[]) => all.map((j) => j.jobName);
 // --- 1. Unquoted values -----------------------------------------------------------------------
 
 describe('1. unquoted values are read as DIRAC reads them', () => {
-  it('reads the bare words DIRAC\'s job API writes (DIRAC:src/DIRAC/Interfaces/API/Job.py _toJDL, ClassAdLight.insertAttributeInt)', () => {
+  it("reads the bare words DIRAC's job API writes (DIRAC:src/DIRAC/Interfaces/API/Job.py _toJDL, ClassAdLight.insertAttributeInt)", () => {
     const ad = parseJdl(
       jdl(
         'JobName = myjob;',
@@ -350,9 +339,7 @@ describe('1. unquoted values are read as DIRAC reads them', () => {
   });
 
   it('reads a bare word as a number only when all of it spells one, and keeps its spelling in source (DIRAC:src/DIRAC/Core/Utilities/ClassAd/ClassAdLight.py getAttributeInt/getAttributeString)', () => {
-    const ad = parseJdl(
-      jdl('A = 1abc;', 'B = 02;', 'C = -1;', 'D = 1e3;', 'E = 3600.0;', 'F = FALSE;', 'G = %(x)s;'),
-    );
+    const ad = parseJdl(jdl('A = 1abc;', 'B = 02;', 'C = -1;', 'D = 1e3;', 'E = 3600.0;', 'F = FALSE;', 'G = %(x)s;'));
     expect(valueOf(ad, 'A')).toBe('1abc');
     expect(valueOf(ad, 'B')).toBe(2);
     expect(getAttribute(ad, 'B')?.source).toBe('02');
@@ -366,7 +353,7 @@ describe('1. unquoted values are read as DIRAC reads them', () => {
     expect(getAttribute(parseJdl('JobName = "x";'), 'JobName')?.source).toBe('"x"');
   });
 
-  it('describes DiracX\'s test JDL, all values bare and Site = ANY (DiracX:diracx-routers/tests/jobs/conftest.py TEST_JDL)', () => {
+  it("describes DiracX's test JDL, all values bare and Site = ANY (DiracX:diracx-routers/tests/jobs/conftest.py TEST_JDL)", () => {
     const job = one(DIRACX_TEST_JDL);
     expect(job.executable).toBe('dirac-jobexec');
     expect(job.arguments).toBe('jobDescription.xml -o LogLevel=INFO');
@@ -396,15 +383,13 @@ describe('1. unquoted values are read as DIRAC reads them', () => {
     expect(job.outputSandbox).toEqual(['Script1_CodeOutput.log', 'std.err', 'std.out']);
   });
 
-  it('refuses testWFSIO.jdl\'s JobType = jobType where it is not allowed, as JobDescriptionModel does (DIRAC:src/DIRAC/WorkloadManagementSystem/Utilities/JobModel.py checkJobTypeIsAllowed)', () => {
-    const r = refusal(() =>
-      jobs(TEST_WFSIO_JDL, { identity: { owner: 'ownerName', ownerGroup: 'ownerGroup', vo: 'vo' } }),
-    );
+  it("refuses testWFSIO.jdl's JobType = jobType where it is not allowed, as JobDescriptionModel does (DIRAC:src/DIRAC/WorkloadManagementSystem/Utilities/JobModel.py checkJobTypeIsAllowed)", () => {
+    const r = refusal(() => jobs(TEST_WFSIO_JDL, { identity: { owner: 'ownerName', ownerGroup: 'ownerGroup', vo: 'vo' } }));
     expect(r.code).toBe('WMS_JDL_INVALID');
     expectProblem(r, /JobType/, at(TEST_WFSIO_JDL, 'jobType;'));
   });
 
-  it('describes testWF.jdl, the job API\'s parametric output, as 3 jobs with per-job input lists (DIRAC:src/DIRAC/Interfaces/API/test/testWF.jdl, DiracX:diracx-routers/tests/jobs/test_query.py test_insert_and_list_parametric_jobs)', () => {
+  it("describes testWF.jdl, the job API's parametric output, as 3 jobs with per-job input lists (DIRAC:src/DIRAC/Interfaces/API/test/testWF.jdl, DiracX:diracx-routers/tests/jobs/test_query.py test_insert_and_list_parametric_jobs)", () => {
     const all = jobs(TEST_WF_JDL);
     expect(all).toHaveLength(3);
     expect(all.map((j) => j.inputData)).toEqual([
@@ -455,7 +440,7 @@ describe('1. unquoted values are read as DIRAC reads them', () => {
     }
   });
 
-  it('refuses DiracX\'s malformed JDL at the stray quote (DiracX:diracx-routers/tests/jobs/test_query.py TEST_MALFORMED_JDL)', () => {
+  it("refuses DiracX's malformed JDL at the stray quote (DiracX:diracx-routers/tests/jobs/test_query.py TEST_MALFORMED_JDL)", () => {
     const r = refusal(() => jobs(DIRACX_MALFORMED_JDL));
     expect(r.code).toBe('WMS_JDL_SYNTAX');
     expectProblem(r, /./, at(DIRACX_MALFORMED_JDL, "'"));
@@ -479,13 +464,11 @@ describe('1. unquoted values are read as DIRAC reads them', () => {
 
 // --- 2. Percent signs -------------------------------------------------------------------------
 
-describe('2. % in a JDL that is not parametric is text; in a parametric one only DIRAC\'s placeholders are replaced', () => {
+describe("2. % in a JDL that is not parametric is text; in a parametric one only DIRAC's placeholders are replaced", () => {
   it('keeps %Y, %s, %n, %(x)s and %% of a plain JDL as written (DIRAC:src/DIRAC/WorkloadManagementSystem/Utilities/ParametricJob.py: nothing is substituted without Parameters)', () => {
     expect(one('Executable = "date"; Arguments = "+%Y-%m-%d";').arguments).toBe('+%Y-%m-%d');
     expect(one('Executable = "printf"; Arguments = "%s %n\\n";').arguments).toBe('%s %n\\n');
-    expect(one('Executable = "x"; Arguments = "%(x)s 100%% %d";').arguments).toBe(
-      '%(x)s 100%% %d',
-    );
+    expect(one('Executable = "x"; Arguments = "%(x)s 100%% %d";').arguments).toBe('%(x)s 100%% %d');
   });
 
   it('describes TEST_JDL_NO_PARAMETERS as one job with %s and %n left as written (DIRAC:src/DIRAC/WorkloadManagementSystem/Utilities/test/Test_ParametricJob.py)', () => {
@@ -496,17 +479,11 @@ describe('2. % in a JDL that is not parametric is text; in a parametric one only
   });
 
   it('replaces only %s, %(name)s and %n in a parametric JDL; %Y and %% stay (DIRAC:src/DIRAC/WorkloadManagementSystem/Utilities/ParametricJob.py generateParametricJobs)', () => {
-    const all = jobs(
-      jdl(
-        'Executable = "date";',
-        'Arguments = "%s +%Y-%m-%d 100%% %n";',
-        'Parameters = { "a", "b" };',
-      ),
-    );
+    const all = jobs(jdl('Executable = "date";', 'Arguments = "%s +%Y-%m-%d 100%% %n";', 'Parameters = { "a", "b" };'));
     expect(argumentsOf(all)).toEqual(['a +%Y-%m-%d 100%% 0', 'b +%Y-%m-%d 100%% 1']);
   });
 
-  it('keeps %%s as written in a parametric JDL (deliberate: DIRAC\'s str.replace makes it % and the value)', () => {
+  it("keeps %%s as written in a parametric JDL (deliberate: DIRAC's str.replace makes it % and the value)", () => {
     const all = jobs(jdl('Executable = "x";', 'Arguments = "%%s %s";', 'Parameters = { "a" };'));
     expect(argumentsOf(all)).toEqual(['%%s a']);
   });
@@ -521,7 +498,7 @@ describe('2. % in a JDL that is not parametric is text; in a parametric one only
 
 // --- 3. Parametric sequences ------------------------------------------------------------------
 
-describe('3. parametric sequences are expanded as DIRAC\'s ParametricJob does', () => {
+describe("3. parametric sequences are expanded as DIRAC's ParametricJob does", () => {
   it.each([
     ['TEST_JDL_SIMPLE', TEST_JDL_SIMPLE, ['a', 'b', 'c']],
     ['TEST_JDL_SIMPLE_BUNCH', TEST_JDL_SIMPLE_BUNCH, ['5', '5', '5']],
@@ -540,12 +517,7 @@ describe('3. parametric sequences are expanded as DIRAC\'s ParametricJob does', 
   it('refuses TEST_JDL_MULTI_BAD, whose sequences differ in length, at Parameters.B (DIRAC:src/DIRAC/WorkloadManagementSystem/Utilities/test/Test_ParametricJob.py test_getParameterVectorLength_unsuccessful)', () => {
     const r = refusal(() => jobs(TEST_JDL_MULTI_BAD));
     expect(r.code).toBe('WMS_JDL_PARAMETRIC');
-    const p = expectProblem(
-      r,
-      /length|values/i,
-      at(TEST_JDL_MULTI_BAD, 'Parameters.B'),
-      at(TEST_JDL_MULTI_BAD, '{ "a","b","c","d" }'),
-    );
+    const p = expectProblem(r, /length|values/i, at(TEST_JDL_MULTI_BAD, 'Parameters.B'), at(TEST_JDL_MULTI_BAD, '{ "a","b","c","d" }'));
     expect(p.attribute).toBe('Parameters.B');
   });
 
@@ -561,18 +533,16 @@ describe('3. parametric sequences are expanded as DIRAC\'s ParametricJob does', 
     expect(valueOf(multi[0]!.jdl, 'ParameterStart.A')).toBeUndefined();
   });
 
-  it('expands the tutorial\'s list of five values into names, outputs and sandboxes (DIRAC:docs/source/UserGuide/Tutorials/JobManagementAdvanced/index.rst)', () => {
+  it("expands the tutorial's list of five values into names, outputs and sandboxes (DIRAC:docs/source/UserGuide/Tutorials/JobManagementAdvanced/index.rst)", () => {
     const all = jobs(TUTORIAL_LIST_JDL);
     const values = ['first', 'second', 'third', 'fourth', 'fifth'];
     expect(argumentsOf(all)).toEqual(values);
     expect(namesOf(all)).toEqual(values.map((_v, i) => `${i}_parametric`));
-    expect(all.map((j) => j.outputSandbox)).toEqual(
-      values.map((v) => [`StdOut_${v}`, `StdErr_${v}`]),
-    );
+    expect(all.map((j) => j.outputSandbox)).toEqual(values.map((v) => [`StdOut_${v}`, `StdErr_${v}`]));
     expect(all.map((j) => valueOf(j.jdl, 'StdOutput'))).toEqual(values.map((v) => `StdOut_${v}`));
   });
 
-  it('expands the tutorial\'s 20 values from 1 by 2, %n padded to two digits (DIRAC:docs/source/UserGuide/Tutorials/JobManagementAdvanced/index.rst)', () => {
+  it("expands the tutorial's 20 values from 1 by 2, %n padded to two digits (DIRAC:docs/source/UserGuide/Tutorials/JobManagementAdvanced/index.rst)", () => {
     const all = jobs(TUTORIAL_SEQUENCE_JDL);
     expect(all).toHaveLength(20);
     expect(argumentsOf(all)).toEqual(Array.from({ length: 20 }, (_v, i) => String(1 + 2 * i)));
@@ -596,35 +566,14 @@ describe('3. parametric sequences are expanded as DIRAC\'s ParametricJob does', 
   });
 
   it('reads quoted ParameterStart / ParameterStep numbers, as DIRAC strips the quotes (DIRAC:src/DIRAC/Core/Utilities/ClassAd/ClassAdLight.py getAttributeInt)', () => {
-    const all = jobs(
-      jdl(
-        'Executable = "x";',
-        'Arguments = "%s";',
-        'Parameters = 3;',
-        'ParameterStart = "5";',
-        'ParameterStep = "1";',
-      ),
-    );
+    const all = jobs(jdl('Executable = "x";', 'Arguments = "%s";', 'Parameters = 3;', 'ParameterStart = "5";', 'ParameterStep = "1";'));
     expect(argumentsOf(all)).toEqual(['5', '6', '7']);
   });
 
   it('expands list-valued parameters into per-job input lists, quoted or bare (DIRAC:src/DIRAC/Interfaces/API/Job.py _handleParameterSequences, ParametricJob.py __updateAttribute)', () => {
-    for (const list of [
-      '{{"/lhcb/a","/lhcb/b"},{"/lhcb/c"}}',
-      '{ {/lhcb/a, /lhcb/b}, {/lhcb/c} }',
-    ]) {
-      const all = jobs(
-        jdl(
-          'Executable = "x";',
-          'InputData = %(InputData)s;',
-          'Parameters = 2;',
-          `Parameters.InputData = ${list};`,
-        ),
-      );
-      expect(all.map((j) => j.inputData)).toEqual([
-        ['LFN:/lhcb/a', 'LFN:/lhcb/b'],
-        ['LFN:/lhcb/c'],
-      ]);
+    for (const list of ['{{"/lhcb/a","/lhcb/b"},{"/lhcb/c"}}', '{ {/lhcb/a, /lhcb/b}, {/lhcb/c} }']) {
+      const all = jobs(jdl('Executable = "x";', 'InputData = %(InputData)s;', 'Parameters = 2;', `Parameters.InputData = ${list};`));
+      expect(all.map((j) => j.inputData)).toEqual([['LFN:/lhcb/a', 'LFN:/lhcb/b'], ['LFN:/lhcb/c']]);
     }
   });
 
@@ -652,26 +601,22 @@ describe('3. parametric sequences are expanded as DIRAC\'s ParametricJob does', 
     expect(jobs(DIRACX_LARGE_PARAMETRIC_JDL)).toHaveLength(100);
   });
 
-  it('expands named sequences without Parameters (deliberate: DIRAC\'s generateParametricJobs returns the JDL unexpanded)', () => {
+  it("expands named sequences without Parameters (deliberate: DIRAC's generateParametricJobs returns the JDL unexpanded)", () => {
     const all = jobs(jdl('Executable = "x";', 'Arguments = "%(B)s";', 'Parameters.B = { "a", "b" };'));
     expect(argumentsOf(all)).toEqual(['a', 'b']);
   });
 
-  it('reads a named count Parameters.x = 3 as a sequence of 3 (deliberate: DIRAC\'s generateParametricJobs refuses a named sequence that is not a list)', () => {
-    const all = jobs(
-      jdl('Executable = "x";', 'Arguments = "%(x)s";', 'Parameters.x = 3;', 'ParameterStart.x = 5;'),
-    );
+  it("reads a named count Parameters.x = 3 as a sequence of 3 (deliberate: DIRAC's generateParametricJobs refuses a named sequence that is not a list)", () => {
+    const all = jobs(jdl('Executable = "x";', 'Arguments = "%(x)s";', 'Parameters.x = 3;', 'ParameterStart.x = 5;'));
     expect(argumentsOf(all)).toEqual(['5', '5', '5']);
   });
 
   it('gives %s the values of Parameters = N (1, 1, ...) beside a named sequence (DIRAC:src/DIRAC/WorkloadManagementSystem/Utilities/ParametricJob.py generateParametricJobs keeps sequence "0")', () => {
-    const all = jobs(
-      jdl('Executable = "x";', 'Arguments = "%s %(B)s";', 'Parameters = 2;', 'Parameters.B = { "a", "b" };'),
-    );
+    const all = jobs(jdl('Executable = "x";', 'Arguments = "%s %(B)s";', 'Parameters = 2;', 'Parameters.B = { "a", "b" };'));
     expect(argumentsOf(all)).toEqual(['1 a', '1 b']);
   });
 
-  it('reads Parameters = 1e1 as 10 jobs (deliberate: DIRAC\'s getAttributeInt cannot read 1e1, so the JDL is not expanded)', () => {
+  it("reads Parameters = 1e1 as 10 jobs (deliberate: DIRAC's getAttributeInt cannot read 1e1, so the JDL is not expanded)", () => {
     const all = jobs(jdl('Executable = "x";', 'Arguments = "%s";', 'Parameters = 1e1;'));
     expect(all).toHaveLength(10);
     expect(all[9]!.arguments).toBe('1');
@@ -695,38 +640,30 @@ describe('3. parametric sequences are expanded as DIRAC\'s ParametricJob does', 
 // --- 4. Numbers as Python prints them ---------------------------------------------------------
 
 describe('4. numbers print as DIRAC (Python) prints them', () => {
-  const sequence = (...lines: string[]) =>
-    argumentsOf(jobs(jdl('Executable = "x";', 'Arguments = "%s";', ...lines)));
+  const sequence = (...lines: string[]) => argumentsOf(jobs(jdl('Executable = "x";', 'Arguments = "%s";', ...lines)));
 
   it('keeps list values as written: 1.0, 1.5, 2.0 and 02 (DIRAC:src/DIRAC/Core/Utilities/ClassAd/ClassAdLight.py getListFromExpression returns the text)', () => {
     expect(sequence('Parameters = {1.0, 1.5, 2.0};')).toEqual(['1.0', '1.5', '2.0']);
     expect(sequence('Parameters = {02, 3};')).toEqual(['02', '3']);
   });
 
-  it('prints a float sequence with Python\'s repr (DIRAC:src/DIRAC/WorkloadManagementSystem/Utilities/ParametricJob.py __getParameterSequence)', () => {
-    expect(sequence('Parameters = 3;', 'ParameterStart = 1.0;', 'ParameterStep = 0.5;')).toEqual(
-      ['1.0', '1.5', '2.0'],
-    );
+  it("prints a float sequence with Python's repr (DIRAC:src/DIRAC/WorkloadManagementSystem/Utilities/ParametricJob.py __getParameterSequence)", () => {
+    expect(sequence('Parameters = 3;', 'ParameterStart = 1.0;', 'ParameterStep = 0.5;')).toEqual(['1.0', '1.5', '2.0']);
     // int start, float step: Python makes every value a float.
-    expect(sequence('Parameters = 3;', 'ParameterStart = 1;', 'ParameterStep = 0.1;')).toEqual([
-      '1.0',
-      '1.1',
-      '1.2000000000000002',
+    expect(sequence('Parameters = 3;', 'ParameterStart = 1;', 'ParameterStep = 0.1;')).toEqual(['1.0', '1.1', '1.2000000000000002']);
+  });
+
+  it("prints the JDL reference's example sequence (start 0., step 0.1, factor 1.1) as Python does (DIRAC:docs/source/UserGuide/GettingStarted/UserJobs/JDLReference/index.rst)", () => {
+    expect(sequence('Parameters = 5;', 'ParameterStart = 0.;', 'ParameterStep = 0.1;', 'ParameterFactor = 1.1;')).toEqual([
+      '0.0',
+      '0.1',
+      '0.21000000000000002',
+      '0.33100000000000007',
+      '0.46410000000000007',
     ]);
   });
 
-  it('prints the JDL reference\'s example sequence (start 0., step 0.1, factor 1.1) as Python does (DIRAC:docs/source/UserGuide/GettingStarted/UserJobs/JDLReference/index.rst)', () => {
-    expect(
-      sequence(
-        'Parameters = 5;',
-        'ParameterStart = 0.;',
-        'ParameterStep = 0.1;',
-        'ParameterFactor = 1.1;',
-      ),
-    ).toEqual(['0.0', '0.1', '0.21000000000000002', '0.33100000000000007', '0.46410000000000007']);
-  });
-
-  it('uses Python\'s exponent thresholds: 1e+16, 1000000000000000.0, 1e-05, 0.0001 (Python float repr)', () => {
+  it("uses Python's exponent thresholds: 1e+16, 1000000000000000.0, 1e-05, 0.0001 (Python float repr)", () => {
     expect(sequence('Parameters = 1;', 'ParameterStart = 1e16;')).toEqual(['1e+16']);
     expect(sequence('Parameters = 1;', 'ParameterStart = 1e15;')).toEqual(['1000000000000000.0']);
     expect(sequence('Parameters = 1;', 'ParameterStart = 0.00001;')).toEqual(['1e-05']);
@@ -734,9 +671,7 @@ describe('4. numbers print as DIRAC (Python) prints them', () => {
   });
 
   it('keeps whole-number sequences whole (DIRAC:src/DIRAC/WorkloadManagementSystem/Utilities/test/Test_ParametricJob.py TEST_JDL_SIMPLE_PROGRESSION)', () => {
-    expect(
-      sequence('Parameters = 3;', 'ParameterStart = 1;', 'ParameterStep = 1;', 'ParameterFactor = 2;'),
-    ).toEqual(['1', '3', '7']);
+    expect(sequence('Parameters = 3;', 'ParameterStart = 1;', 'ParameterStep = 1;', 'ParameterFactor = 2;')).toEqual(['1', '3', '7']);
   });
 });
 
@@ -762,30 +697,20 @@ describe('5. ANY in a Site list with real sites is dropped', () => {
     (site, expected) => {
       const job = one(`Executable = "x";\n${site}`);
       expect(job.requirements.sites).toEqual(expected);
-      expect(job.site).toBe(
-        expected.length === 0 ? 'ANY' : expected.length === 1 ? expected[0] : 'Multiple',
-      );
+      expect(job.site).toBe(expected.length === 0 ? 'ANY' : expected.length === 1 ? expected[0] : 'Multiple');
     },
   );
 
   it('removes banned sites from Site (DIRAC:src/DIRAC/WorkloadManagementSystem/Utilities/test/Test_JobModel.py test_checkThatSitesAndBannedSitesAreNotMutuallyExclusive_valid)', () => {
     const job = one(
-      jdl(
-        'Executable = "x";',
-        'Site = { "LCG.PIC.es", "LCG.CNAF.it", "LCG.IN2P3.fr" };',
-        'BannedSites = { "LCG.PIC.es", "LCG.CNAF.it" };',
-      ),
+      jdl('Executable = "x";', 'Site = { "LCG.PIC.es", "LCG.CNAF.it", "LCG.IN2P3.fr" };', 'BannedSites = { "LCG.PIC.es", "LCG.CNAF.it" };'),
     );
     expect(job.requirements.sites).toEqual(['LCG.IN2P3.fr']);
     expect(job.site).toBe('LCG.IN2P3.fr');
   });
 
   it('refuses a Site list that BannedSites empties, at Site (DIRAC:src/DIRAC/WorkloadManagementSystem/Utilities/test/Test_JobModel.py test_checkThatSitesAndBannedSitesAreNotMutuallyExclusive_invalid)', () => {
-    const text = jdl(
-      'Executable = "x";',
-      'Site = { "LCG.PIC.es", "LCG.CNAF.it" };',
-      'BannedSites = { "LCG.PIC.es", "LCG.CNAF.it" };',
-    );
+    const text = jdl('Executable = "x";', 'Site = { "LCG.PIC.es", "LCG.CNAF.it" };', 'BannedSites = { "LCG.PIC.es", "LCG.CNAF.it" };');
     const r = refusal(() => jobs(text));
     expect(r.code).toBe('WMS_JDL_INVALID');
     expectProblem(r, /Banned/, at(text, '{ "LCG.PIC.es", "LCG.CNAF.it" }'));
@@ -803,9 +728,7 @@ describe('6. %j is left for the database, which puts the job id there (DIRAC:src
   });
 
   it('keeps %j and replaces %n in each job of a parametric JDL', () => {
-    const all = jobs(
-      jdl('Executable = "x";', 'JobName = "sweep_%j_%n";', 'JobGroup = "g_%j";', 'Parameters = 2;'),
-    );
+    const all = jobs(jdl('Executable = "x";', 'JobName = "sweep_%j_%n";', 'JobGroup = "g_%j";', 'Parameters = 2;'));
     expect(namesOf(all)).toEqual(['sweep_%j_0', 'sweep_%j_1']);
     expect(all.map((j) => j.jobGroup)).toEqual(['g_%j', 'g_%j']);
   });
@@ -813,7 +736,7 @@ describe('6. %j is left for the database, which puts the job id there (DIRAC:src
 
 // --- 7. Processors and tags -------------------------------------------------------------------
 
-describe('7. processors and tags as DIRAC\'s JobScheduling derives them (DIRAC:src/DIRAC/WorkloadManagementSystem/Executor/JobScheduling.py _getTagsFromManifest)', () => {
+describe("7. processors and tags as DIRAC's JobScheduling derives them (DIRAC:src/DIRAC/WorkloadManagementSystem/Executor/JobScheduling.py _getTagsFromManifest)", () => {
   it.each([
     // Test_JobAPI.py test_setNumberOfProcessors_successful: what setNumberOfProcessors writes.
     ['NumberOfProcessors = 4; MaxNumberOfProcessors = 4;', 4, ['4Processors', 'MultiProcessor']],
@@ -821,11 +744,7 @@ describe('7. processors and tags as DIRAC\'s JobScheduling derives them (DIRAC:s
     ['MinNumberOfProcessors = 1;', 1, ['MultiProcessor']],
     ['MinNumberOfProcessors = 1; MaxNumberOfProcessors = 8;', 1, ['MultiProcessor']],
     // NumberOfProcessors wins over Min/Max (JDL.py jdlToBaseJobDescriptionModel, JobScheduling).
-    [
-      'NumberOfProcessors = 4; MinNumberOfProcessors = 2; MaxNumberOfProcessors = 8;',
-      4,
-      ['4Processors', 'MultiProcessor'],
-    ],
+    ['NumberOfProcessors = 4; MinNumberOfProcessors = 2; MaxNumberOfProcessors = 8;', 4, ['4Processors', 'MultiProcessor']],
     ['MinNumberOfProcessors = 2;', 2, ['2Processors', 'MultiProcessor']],
     ['MinNumberOfProcessors = 8; MaxNumberOfProcessors = 8;', 8, ['8Processors', 'MultiProcessor']],
     ['NumberOfProcessors = 1;', 1, []],
@@ -842,13 +761,13 @@ describe('7. processors and tags as DIRAC\'s JobScheduling derives them (DIRAC:s
     expect(job.requirements.tags).toContain('8GB');
   });
 
-  it('reads MaxNumberOfProcessors alone as a range from 1 (deliberate: DIRAC\'s JobScheduling derives no tag from it)', () => {
+  it("reads MaxNumberOfProcessors alone as a range from 1 (deliberate: DIRAC's JobScheduling derives no tag from it)", () => {
     const job = one('Executable = "x";\nMaxNumberOfProcessors = 8;');
     expect(job.requirements.processors).toBe(1);
     expect(job.requirements.tags).toEqual(['MultiProcessor']);
   });
 
-  it('makes no 1GB tag, which no resource offers (deliberate: DIRAC\'s JobScheduling writes %dGB for MaxRAM = 1)', () => {
+  it("makes no 1GB tag, which no resource offers (deliberate: DIRAC's JobScheduling writes %dGB for MaxRAM = 1)", () => {
     const job = one('Executable = "x";\nMaxRAM = 1;');
     expect(job.requirements.tags).not.toContain('1GB');
     expect(job.requirements.ramMb).toBeGreaterThan(0);
@@ -874,9 +793,8 @@ describe('7. processors and tags as DIRAC\'s JobScheduling derives them (DIRAC:s
 
 // --- 8. Limits at DIRAC's boundaries ----------------------------------------------------------
 
-describe('8. limits at DIRAC\'s boundaries (DIRAC:src/DIRAC/WorkloadManagementSystem/Utilities/JobModel.py, test/Test_JobModel.py)', () => {
-  const lfns = (n: number, vo = 'lhcb') =>
-    `{ ${Array.from({ length: n }, (_v, i) => `"/${vo}/f${i}"`).join(', ')} }`;
+describe("8. limits at DIRAC's boundaries (DIRAC:src/DIRAC/WorkloadManagementSystem/Utilities/JobModel.py, test/Test_JobModel.py)", () => {
+  const lfns = (n: number, vo = 'lhcb') => `{ ${Array.from({ length: n }, (_v, i) => `"/${vo}/f${i}"`).join(', ')} }`;
 
   it('accepts 499 input files for a User job and refuses 500, at InputData (Test_JobModel.py test_inputDataValidator_invalid, JobModel.py checkNumberOfInputDataFiles)', () => {
     expect(one(`Executable = "x";\nInputData = ${lfns(499)};`).inputData).toHaveLength(499);
@@ -949,7 +867,7 @@ describe('8. limits at DIRAC\'s boundaries (DIRAC:src/DIRAC/WorkloadManagementSy
   );
 
   it.each(['DEBUGGG', 'WARNING', '"1"'])(
-    'refuses LogLevel %s at its value (Test_JobModel.py test_logLevelValidator_invalid: only DIRAC\'s levels)',
+    "refuses LogLevel %s at its value (Test_JobModel.py test_logLevelValidator_invalid: only DIRAC's levels)",
     (given) => {
       const text = `Executable = "x";\nLogLevel = ${given};`;
       const r = refusal(() => jobs(text));
@@ -1070,9 +988,7 @@ describe('9. sites are checked against the known sites (DIRAC:src/DIRAC/Workload
 
   it('names the JDL and the line of an unknown site in a list of JDLs', () => {
     const bad = 'Executable = "x";\nSite = "LCG.NCBJ.pl";';
-    const r = refusal(() =>
-      describeJobList(['Executable = "x";', bad], ALICE, LIMITS, { knownSites: ['LCG.CERN.ch'] }),
-    );
+    const r = refusal(() => describeJobList(['Executable = "x";', bad], ALICE, LIMITS, { knownSites: ['LCG.CERN.ch'] }));
     expect(r.code).toBe('WMS_JDL_INVALID');
     const p = expectProblem(r, /JDL #2.*LCG\.NCBJ\.pl/, at(bad, '"LCG.NCBJ.pl"'));
     expect(p.message.startsWith('JDL #2')).toBe(true);
@@ -1088,13 +1004,13 @@ describe('10. several parametric JDLs in one submission are each expanded, all o
     expect(all.map((j) => j.parametric?.number)).toEqual([0, 1, 2, 0, 1, 2]);
   });
 
-  it('expands DiracX\'s parametric test JDL beside a plain one (DiracX:diracx-routers/tests/jobs/conftest.py TEST_PARAMETRIC_JDL, TEST_JDL)', () => {
+  it("expands DiracX's parametric test JDL beside a plain one (DiracX:diracx-routers/tests/jobs/conftest.py TEST_PARAMETRIC_JDL, TEST_JDL)", () => {
     const all = describeJobList([TEST_WF_JDL, DIRACX_TEST_JDL], ALICE, LIMITS);
     expect(all).toHaveLength(4);
     expect(all[3]!.jobName).toBe('jobName');
   });
 
-  it('takes ten copies of DiracX\'s test JDL in one list (DiracX:diracx-routers/tests/jobs/test_query.py test_insert_and_list_bulk_jobs)', () => {
+  it("takes ten copies of DiracX's test JDL in one list (DiracX:diracx-routers/tests/jobs/test_query.py test_insert_and_list_bulk_jobs)", () => {
     const all = describeJobList(Array(10).fill(DIRACX_TEST_JDL), ALICE, LIMITS);
     expect(namesOf(all)).toEqual(Array(10).fill('jobName'));
   });
@@ -1117,11 +1033,9 @@ describe('10. several parametric JDLs in one submission are each expanded, all o
 
 // --- 11. Where DIRAC's parser is broken -------------------------------------------------------
 
-describe('11. deliberate differences where DIRAC is broken or a refusal is clearer (DIRAC\'s behaviour in each name)', () => {
+describe("11. deliberate differences where DIRAC is broken or a refusal is clearer (DIRAC's behaviour in each name)", () => {
   it('skips whole-line comments (DIRAC has none: a comment line becomes part of the next name)', () => {
-    const job = one(
-      jdl('[', '  # analysis of run 42', '  // second comment', '  Executable = "run.sh";', ']'),
-    );
+    const job = one(jdl('[', '  # analysis of run 42', '  // second comment', '  Executable = "run.sh";', ']'));
     expect(job.executable).toBe('run.sh');
   });
 
@@ -1160,16 +1074,14 @@ describe('11. deliberate differences where DIRAC is broken or a refusal is clear
 
 // --- The job API's output for a job that calls every setter -----------------------------------
 
-describe('the JDL DIRAC\'s job API writes for a job calling every setter (tests/fixtures/dirac-conformance/job-api-all-setters.jdl)', () => {
+describe("the JDL DIRAC's job API writes for a job calling every setter (tests/fixtures/dirac-conformance/job-api-all-setters.jdl)", () => {
   const text = readFileSync(resolve(FIXTURES, 'job-api-all-setters.jdl'), 'utf8');
 
   it('parses unchanged, bare words and all', () => {
     const ad = parseJdl(text);
     expect(valueOf(ad, 'JobName')).toBe('allSetters');
     expect(valueOf(ad, 'ExecutionEnvironment')).toEqual(['INTVAR=1', 'STRVAR=a']);
-    expect(valueOf(ad, 'InputDataPolicy')).toBe(
-      'DIRAC.WorkloadManagementSystem.Client.DownloadInputData',
-    );
+    expect(valueOf(ad, 'InputDataPolicy')).toBe('DIRAC.WorkloadManagementSystem.Client.DownloadInputData');
     expect(valueOf(ad, 'ExtraString')).toBe('test');
     expect(getAttribute(ad, 'ExtraFloat')?.source).toBe('1.0');
     expect(valueOf(ad, 'OutputPath')).toBe('myjobs/1234');

@@ -38,9 +38,13 @@ describe('condor_q -json / condor_history -json', () => {
     expect(parseJobAdsJson('\n')).toEqual([]);
   });
   it('reads an array of ads', () => {
-    const out = '[\n{\n  "ClusterId": 107,\n  "ProcId": 0,\n  "JobStatus": 2\n}\n,\n{\n  "ClusterId": 107,\n  "ProcId": 1,\n  "JobStatus": 5,\n  "HoldReasonCode": 16,\n  "HoldReason": "Spooling input data files"\n}\n]\n';
+    const out =
+      '[\n{\n  "ClusterId": 107,\n  "ProcId": 0,\n  "JobStatus": 2\n}\n,\n{\n  "ClusterId": 107,\n  "ProcId": 1,\n  "JobStatus": 5,\n  "HoldReasonCode": 16,\n  "HoldReason": "Spooling input data files"\n}\n]\n';
     const ads = parseJobAdsJson(out);
-    expect(ads.map((a) => [a.ClusterId, a.ProcId, a.JobStatus])).toEqual([[107, 0, 2], [107, 1, 5]]);
+    expect(ads.map((a) => [a.ClusterId, a.ProcId, a.JobStatus])).toEqual([
+      [107, 0, 2],
+      [107, 1, 5],
+    ]);
   });
   it('skips ads without ids and refuses what is not JSON', () => {
     expect(parseJobAdsJson('[{"JobStatus": 1}]')).toEqual([]);
@@ -54,7 +58,9 @@ describe('JobStatus to pilot state', () => {
     expect(condorAdStatus(ad({ JobStatus: 1 }))).toEqual({ status: 'Waiting', reason: 'idle: waiting for a slot' });
     expect(condorAdStatus(ad({ JobStatus: 2 })).status).toBe('Running');
     expect(condorAdStatus(ad({ JobStatus: 3 }))).toEqual({ status: 'Aborted', reason: 'removed' });
-    expect(condorAdStatus(ad({ JobStatus: 3, RemoveReason: 'via condor_rm (by user dirac)' })).reason).toBe('removed: via condor_rm (by user dirac)');
+    expect(condorAdStatus(ad({ JobStatus: 3, RemoveReason: 'via condor_rm (by user dirac)' })).reason).toBe(
+      'removed: via condor_rm (by user dirac)',
+    );
     expect(condorAdStatus(ad({ JobStatus: 6 }))).toEqual({ status: 'Running', reason: 'transferring output' });
     expect(condorAdStatus(ad({ JobStatus: 7 }))).toEqual({ status: 'Unknown', reason: 'suspended on the execute node' });
     expect(condorAdStatus(ad({ JobStatus: 9 }))).toEqual({ status: 'Unknown', reason: 'JobStatus 9 (not a known code)' });
@@ -62,12 +68,34 @@ describe('JobStatus to pilot state', () => {
     expect(Object.keys(CONDOR_JOB_STATUS)).toEqual(['1', '2', '3', '4', '5', '6', '7']);
   });
   it('decides Completed by the exit code or signal', () => {
-    expect(condorAdStatus(ad({ JobStatus: 4, ExitCode: 0, ExitBySignal: false }))).toEqual({ status: 'Done', reason: 'exit code 0', exitCode: 0 });
-    expect(condorAdStatus(ad({ JobStatus: 4, ExitCode: 3, ExitBySignal: false }))).toEqual({ status: 'Failed', reason: 'exit code 3', exitCode: 3 });
-    expect(condorAdStatus(ad({ JobStatus: 4, ExitBySignal: true, ExitSignal: 9 }))).toEqual({ status: 'Failed', reason: 'killed by signal 9', exitCode: 137 });
+    expect(condorAdStatus(ad({ JobStatus: 4, ExitCode: 0, ExitBySignal: false }))).toEqual({
+      status: 'Done',
+      reason: 'exit code 0',
+      exitCode: 0,
+    });
+    expect(condorAdStatus(ad({ JobStatus: 4, ExitCode: 3, ExitBySignal: false }))).toEqual({
+      status: 'Failed',
+      reason: 'exit code 3',
+      exitCode: 3,
+    });
+    expect(condorAdStatus(ad({ JobStatus: 4, ExitBySignal: true, ExitSignal: 9 }))).toEqual({
+      status: 'Failed',
+      reason: 'killed by signal 9',
+      exitCode: 137,
+    });
   });
   it('maps held jobs: DIRAC on_exit_hold 3/55 Failed, spooling 16 Waiting, the rest Aborted with the reason', () => {
-    expect(condorAdStatus(ad({ JobStatus: 5, HoldReasonCode: 3, HoldReasonSubCode: 55, ExitCode: 2, HoldReason: "The job attribute OnExitHold expression 'ExitCode =!= 0' evaluated to TRUE" }))).toEqual({
+    expect(
+      condorAdStatus(
+        ad({
+          JobStatus: 5,
+          HoldReasonCode: 3,
+          HoldReasonSubCode: 55,
+          ExitCode: 2,
+          HoldReason: "The job attribute OnExitHold expression 'ExitCode =!= 0' evaluated to TRUE",
+        }),
+      ),
+    ).toEqual({
       status: 'Failed',
       reason: "exit code 2, held (3 JobPolicy, subcode 55): The job attribute OnExitHold expression 'ExitCode =!= 0' evaluated to TRUE",
       exitCode: 2,
@@ -78,9 +106,19 @@ describe('JobStatus to pilot state', () => {
       status: 'Aborted',
       reason: 'held (3 JobPolicy, subcode 1): periodic_hold',
     });
-    expect(condorAdStatus(ad({ JobStatus: 5, HoldReasonCode: 6, HoldReasonSubCode: 2, HoldReason: "Error from slot1@wn: Failed to execute '/x': (errno=2: 'No such file or directory')" }))).toEqual({
+    expect(
+      condorAdStatus(
+        ad({
+          JobStatus: 5,
+          HoldReasonCode: 6,
+          HoldReasonSubCode: 2,
+          HoldReason: "Error from slot1@wn: Failed to execute '/x': (errno=2: 'No such file or directory')",
+        }),
+      ),
+    ).toEqual({
       status: 'Aborted',
-      reason: "held (6 FailedToCreateProcess, subcode 2): Error from slot1@wn: Failed to execute '/x': (errno=2: 'No such file or directory')",
+      reason:
+        "held (6 FailedToCreateProcess, subcode 2): Error from slot1@wn: Failed to execute '/x': (errno=2: 'No such file or directory')",
     });
     expect(condorAdStatus(ad({ JobStatus: 5, HoldReasonCode: 46 })).reason).toBe('held (46 JobDurationExceeded)');
     expect(condorAdStatus(ad({ JobStatus: 5 }))).toEqual({ status: 'Unknown', reason: 'held without a HoldReasonCode' });
@@ -103,7 +141,13 @@ describe('references', () => {
 
 describe('settings and the submit description', () => {
   it('validates settings', () => {
-    expect(parseHtcondorSettings('ce', {})).toEqual({ remote: false, tokenKind: 'idtoken', submitArgs: [], extraSubmitLines: [], timeoutSeconds: 120 });
+    expect(parseHtcondorSettings('ce', {})).toEqual({
+      remote: false,
+      tokenKind: 'idtoken',
+      submitArgs: [],
+      extraSubmitLines: [],
+      timeoutSeconds: 120,
+    });
     expect(parseHtcondorSettings('ce', { remote: true }).tokenKind).toBe('scitoken');
     expect(() => parseHtcondorSettings('ce', { remote: 'yes' })).toThrow(/HTCondor CE ce: settings.remote/);
     expect(() => parseHtcondorSettings('ce', { extraSubmitLines: ['queue 2'] })).toThrow(/no queue statement/);

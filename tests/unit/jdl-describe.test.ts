@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isWmsError, type ErrorCode, type JdlProblem } from '../../core/errors.js';
 import { DEFAULT_JOB_LIMITS, type Identity, type JobLimits } from '../../core/job-model.js';
-import {
-  describeJobList,
-  describeJobs,
-  getAttribute,
-  parseJdl,
-  type JdlAd,
-} from '../../core/jdl/index.js';
+import { describeJobList, describeJobs, getAttribute, parseJdl, type JdlAd } from '../../core/jdl/index.js';
 
 const ALICE: Identity = { owner: 'alice', ownerGroup: 'lhcb_user', vo: 'lhcb' };
 const LIMITS: JobLimits = DEFAULT_JOB_LIMITS;
@@ -147,12 +141,7 @@ describe('describeJobs: a plain job', () => {
   it('keeps the given values of the defaulted attributes', () => {
     const job = one(`Executable = "a"; StdOutput = "o.txt"; StdError = "e.txt"; Priority = 7;
 JobType = "Test"; JobGroup = "g1"; JobName = "my job";`);
-    expect([job.priority, job.jobType, job.jobGroup, job.jobName]).toEqual([
-      7,
-      'Test',
-      'g1',
-      'my job',
-    ]);
+    expect([job.priority, job.jobType, job.jobGroup, job.jobName]).toEqual([7, 'Test', 'g1', 'my job']);
     expect(job.requirements.jobTypes).toEqual(['Test']);
     const stored = parseJdl(job.jdl);
     expect(getAttribute(stored, 'StdOutput')?.value).toBe('o.txt');
@@ -182,9 +171,7 @@ describe('describeJobs: validation rules', () => {
     expect(invalid('Executable = " ";')).toEqual([
       { message: 'Executable must not be empty', line: 1, column: 14, attribute: 'Executable' },
     ]);
-    expect(invalid('Executable = { "a" };')[0]?.message).toBe(
-      'Executable must be a text in double quotes, not a list',
-    );
+    expect(invalid('Executable = { "a" };')[0]?.message).toBe('Executable must be a text in double quotes, not a list');
   });
 
   it('refuses CPUTime out of range, at the value', () => {
@@ -199,18 +186,12 @@ describe('describeJobs: validation rules', () => {
     expect(invalid('Executable = "a"; CPUTime = 500001;')[0]?.message).toBe(
       'CPUTime 500001 is out of range: it must be between 100 and 500000',
     );
-    expect(invalid('Executable = "a"; CPUTime = 3600.5;')[0]?.message).toBe(
-      'CPUTime must be a whole number, not 3600.5',
-    );
-    expect(invalid('Executable = "a"; CPUTime = "lots";')[0]?.message).toBe(
-      'CPUTime must be a whole number, not "lots"',
-    );
+    expect(invalid('Executable = "a"; CPUTime = 3600.5;')[0]?.message).toBe('CPUTime must be a whole number, not 3600.5');
+    expect(invalid('Executable = "a"; CPUTime = "lots";')[0]?.message).toBe('CPUTime must be a whole number, not "lots"');
   });
 
   it('checks Priority, JobType and LogLevel', () => {
-    const problems = invalid(
-      'Executable = "a"; Priority = 11; JobType = "Analysis"; LogLevel = "LOUD";',
-    );
+    const problems = invalid('Executable = "a"; Priority = 11; JobType = "Analysis"; LogLevel = "LOUD";');
     expect(problems.map((p) => p.message)).toEqual([
       'Priority 11 is out of range: it must be between 0 and 10',
       'JobType Analysis is not allowed: use one of User, Test, Hospital',
@@ -227,15 +208,11 @@ describe('describeJobs: validation rules', () => {
       ['InputData', 4, 15],
     ]);
     const f = failure(() => describeJobs('CPUTime = 1;', ALICE, LIMITS));
-    expect(f.message).toBe(
-      'Executable is required: name the program or script the job runs at line 1, column 1 (and 1 more)',
-    );
+    expect(f.message).toBe('Executable is required: name the program or script the job runs at line 1, column 1 (and 1 more)');
   });
 
   it('refuses an Owner, OwnerGroup or VirtualOrganization other than the submitter', () => {
-    const problems = invalid(
-      'Executable = "a"; Owner = "bob"; OwnerGroup = "lhcb_prod"; VirtualOrganization = "atlas";',
-    );
+    const problems = invalid('Executable = "a"; Owner = "bob"; OwnerGroup = "lhcb_prod"; VirtualOrganization = "atlas";');
     expect(problems.map((p) => p.message)).toEqual([
       'Owner in the JDL (bob) differs from the submitter (alice)',
       'OwnerGroup in the JDL (lhcb_prod) differs from the submitter (lhcb_user)',
@@ -245,9 +222,7 @@ describe('describeJobs: validation rules', () => {
   });
 
   it('accepts the identity when the JDL repeats it', () => {
-    const job = one(
-      'Executable = "a"; Owner = "alice"; OwnerGroup = "lhcb_user"; VirtualOrganization = "lhcb";',
-    );
+    const job = one('Executable = "a"; Owner = "alice"; OwnerGroup = "lhcb_user"; VirtualOrganization = "lhcb";');
     expect(job.requirements.owner).toBe('alice');
   });
 
@@ -268,9 +243,7 @@ describe('describeJobs: validation rules', () => {
           attribute: 'InputSandbox',
         },
       ]);
-      expect(invalid('Executable = "a"; OutputSandbox = "LFN:x";')[0]?.attribute).toBe(
-        'OutputSandbox',
-      );
+      expect(invalid('Executable = "a"; OutputSandbox = "LFN:x";')[0]?.attribute).toBe('OutputSandbox');
     });
 
     it('refuses a list holding something other than texts', () => {
@@ -286,11 +259,7 @@ describe('describeJobs: validation rules', () => {
     });
 
     it('refuses InputData that is not an LFN, or contains //', () => {
-      expect(
-        invalid('Executable = "a"; InputData = { "f1", "LFN:/lhcb//f2", "LFN:x" };').map(
-          (p) => p.message,
-        ),
-      ).toEqual([
+      expect(invalid('Executable = "a"; InputData = { "f1", "LFN:/lhcb//f2", "LFN:x" };').map((p) => p.message)).toEqual([
         "InputData entry LFN:/lhcb//f2 contains '//'",
         'InputData entry f1 is not a logical file name: it must start with LFN:/ or /',
         'InputData entry LFN:x is not a logical file name: it must start with LFN:/ or /',
@@ -310,9 +279,7 @@ describe('describeJobs: validation rules', () => {
           attribute: 'InputData',
         },
       ]);
-      expect(
-        one(`Executable = "a"; JobType = "Test"; InputData = { ${files(1000)} };`).inputData,
-      ).toHaveLength(1000);
+      expect(one(`Executable = "a"; JobType = "Test"; InputData = { ${files(1000)} };`).inputData).toHaveLength(1000);
       // counted once each, as DIRAC's set does
       const twice = `${files(499)}, ${files(499)}`;
       expect(one(`Executable = "a"; InputData = { ${twice} };`).inputData).toHaveLength(499);
@@ -327,9 +294,7 @@ describe('describeJobs: validation rules', () => {
     it("refuses InputData outside LFN:/<vo>/ of the submitter's VO, naming each file", () => {
       const job = one('Executable = "a"; InputData = { "  /lhcb/1", "LFN:/lhcb/2", "   " };');
       expect(job.inputData).toEqual(['LFN:/lhcb/1', 'LFN:/lhcb/2']);
-      expect(
-        invalid('Executable = "a";\nInputData = { "/lhcb/1", "LFN:/atlas/2", "/lhcb", "LFN:/lhcbx/3" };'),
-      ).toEqual(
+      expect(invalid('Executable = "a";\nInputData = { "/lhcb/1", "LFN:/atlas/2", "/lhcb", "LFN:/lhcbx/3" };')).toEqual(
         ['LFN:/atlas/2', 'LFN:/lhcb', 'LFN:/lhcbx/3'].map((lfn) => ({
           message: `InputData entry ${lfn} is outside the files of VO lhcb: it must start with LFN:/lhcb/`,
           line: 2,
@@ -364,9 +329,7 @@ describe('describeJobs: validation rules', () => {
     });
 
     it('refuses a Site whose only real site is banned, even with ANY beside it', () => {
-      expect(
-        invalid('Executable = "a";\nSite = { "LCG.CERN.cern", "ANY" };\nBannedSites = "LCG.CERN.cern";'),
-      ).toEqual([
+      expect(invalid('Executable = "a";\nSite = { "LCG.CERN.cern", "ANY" };\nBannedSites = "LCG.CERN.cern";')).toEqual([
         {
           message: 'every site in Site is also in BannedSites: the job could run nowhere',
           line: 2,
@@ -393,18 +356,14 @@ describe('describeJobs: validation rules', () => {
     });
 
     it('removes BannedSites from Site', () => {
-      const job = one(
-        'Executable = "a"; Site = { "S1", "S2", "S3" }; BannedSites = { "S2", "S3", "S9" };',
-      );
+      const job = one('Executable = "a"; Site = { "S1", "S2", "S3" }; BannedSites = { "S2", "S3", "S9" };');
       expect(job.site).toBe('S1');
       expect(job.requirements.sites).toEqual(['S1']);
       expect(job.requirements.bannedSites).toEqual(['S2', 'S3', 'S9']);
     });
 
     it('refuses a Site list that BannedSites empties', () => {
-      expect(
-        invalid('Executable = "a";\nSite = { "S1", "S2" };\nBannedSites = { "S2", "S1" };'),
-      ).toEqual([
+      expect(invalid('Executable = "a";\nSite = { "S1", "S2" };\nBannedSites = { "S2", "S1" };')).toEqual([
         {
           message: 'every site in Site is also in BannedSites: the job could run nowhere',
           line: 2,
@@ -416,11 +375,7 @@ describe('describeJobs: validation rules', () => {
 
     it('keeps BannedSites alone when no Site is given', () => {
       const job = one('Executable = "a"; BannedSites = "S2";');
-      expect([job.site, job.requirements.sites, job.requirements.bannedSites]).toEqual([
-        'ANY',
-        [],
-        ['S2'],
-      ]);
+      expect([job.site, job.requirements.sites, job.requirements.bannedSites]).toEqual(['ANY', [], ['S2']]);
     });
 
     it('merges Tags and Tag', () => {
@@ -478,9 +433,7 @@ describe('describeJobs: validation rules', () => {
         processors: 1,
         tags: ['MultiProcessor'],
       });
-      expect(req('MaxNumberOfProcessors = 8;')).toEqual(
-        req('MinNumberOfProcessors = 1; MaxNumberOfProcessors = 8;'),
-      );
+      expect(req('MaxNumberOfProcessors = 8;')).toEqual(req('MinNumberOfProcessors = 1; MaxNumberOfProcessors = 8;'));
       expect(req('MaxNumberOfProcessors = 1;')).toMatchObject({ processors: 1, tags: [] });
       // min without max: "at least min, use everything available"
       expect(req('MinNumberOfProcessors = 1;')).toMatchObject({
@@ -500,29 +453,21 @@ describe('describeJobs: validation rules', () => {
       for (const v of ['false', '0', '"no"', '"n"']) {
         expect(req(`WholeNode = ${v};`).tags).toEqual([]);
       }
-      expect(invalid('Executable = "a"; WholeNode = "maybe";')[0]?.message).toBe(
-        'WholeNode must be yes or no (true/false, 1/0)',
-      );
+      expect(invalid('Executable = "a"; WholeNode = "maybe";')[0]?.message).toBe('WholeNode must be yes or no (true/false, 1/0)');
     });
 
     it('refuses counts out of range and max below min', () => {
-      expect(
-        invalid('Executable = "a"; NumberOfProcessors = 2000;').map((p) => p.message),
-      ).toEqual(['NumberOfProcessors 2000 is out of range: it must be between 1 and 1024']);
-      expect(
-        invalid('Executable = "a"; MinNumberOfProcessors = 0; MaxNumberOfProcessors = 1025;').map(
-          (p) => p.message,
-        ),
-      ).toEqual([
+      expect(invalid('Executable = "a"; NumberOfProcessors = 2000;').map((p) => p.message)).toEqual([
+        'NumberOfProcessors 2000 is out of range: it must be between 1 and 1024',
+      ]);
+      expect(invalid('Executable = "a"; MinNumberOfProcessors = 0; MaxNumberOfProcessors = 1025;').map((p) => p.message)).toEqual([
         'MinNumberOfProcessors 0 is out of range: it must be between 1 and 1024',
         'MaxNumberOfProcessors 1025 is out of range: it must be between 1 and 1024',
       ]);
       expect(invalid('Executable = "a"; NumberOfProcessors = 0;')[0]?.message).toBe(
         'NumberOfProcessors 0 is out of range: it must be between 1 and 1024',
       );
-      expect(
-        invalid('Executable = "a"; MinNumberOfProcessors = 8; MaxNumberOfProcessors = 2;'),
-      ).toEqual([
+      expect(invalid('Executable = "a"; MinNumberOfProcessors = 8; MaxNumberOfProcessors = 2;')).toEqual([
         {
           message: 'MaxNumberOfProcessors 2 is smaller than MinNumberOfProcessors 8',
           line: 1,
@@ -574,25 +519,16 @@ describe('describeJobs: validation rules', () => {
       // the ladder stops at 1024 GB: above, the number alone decides
       expect(req('MaxRAM = 1024999;')).toMatchObject({ ramMb: 1_024_999, tags: ['1024GB'] });
       expect(req('MaxRAM = 1025000;')).toMatchObject({ ramMb: 1_025_000, tags: [] });
-      expect(req('MaxRAM = 16000; NumberOfProcessors = 8; Tags = "GPU";').tags).toEqual([
-        '16GB',
-        '8Processors',
-        'GPU',
-        'MultiProcessor',
-      ]);
+      expect(req('MaxRAM = 16000; NumberOfProcessors = 8; Tags = "GPU";').tags).toEqual(['16GB', '8Processors', 'GPU', 'MultiProcessor']);
       expect(req('').ramMb).toBe(0);
-      expect(invalid('Executable = "a"; MaxRAM = -1;')[0]?.message).toBe(
-        'MaxRAM -1 must not be negative',
-      );
+      expect(invalid('Executable = "a"; MaxRAM = -1;')[0]?.message).toBe('MaxRAM -1 must not be negative');
     });
 
     it('reads NumberOfGPUs or GPUs', () => {
       expect(req('').gpus).toBe(0);
       expect(req('NumberOfGPUs = 2;').gpus).toBe(2);
       expect(req('GPUs = 1;').gpus).toBe(1);
-      expect(invalid('Executable = "a"; NumberOfGPUs = -1;')[0]?.message).toBe(
-        'NumberOfGPUs -1 must not be negative',
-      );
+      expect(invalid('Executable = "a"; NumberOfGPUs = -1;')[0]?.message).toBe('NumberOfGPUs -1 must not be negative');
       expect(invalid('Executable = "a"; NumberOfGPUs = 1; GPUs = 2;')[0]?.message).toBe(
         'GPUs 2 differs from NumberOfGPUs 1: give only one',
       );
@@ -600,12 +536,8 @@ describe('describeJobs: validation rules', () => {
   });
 
   it('passes syntax and placeholder errors through', () => {
-    expect(failure(() => describeJobs('Executable = "a', ALICE, LIMITS)).code).toBe(
-      'WMS_JDL_SYNTAX',
-    );
-    const f = failure(() =>
-      describeJobs('Executable = "a";\nParameters = { 1, 2 };\nParameters.x = { 1 };', ALICE, LIMITS),
-    );
+    expect(failure(() => describeJobs('Executable = "a', ALICE, LIMITS)).code).toBe('WMS_JDL_SYNTAX');
+    const f = failure(() => describeJobs('Executable = "a";\nParameters = { 1, 2 };\nParameters.x = { 1 };', ALICE, LIMITS));
     expect(f.code).toBe('WMS_JDL_PARAMETRIC');
     expect(f.problems[0]?.line).toBeGreaterThan(1);
     // % in a JDL that is not parametric is text
@@ -620,9 +552,7 @@ describe('describeJobs: parametric', () => {
       ALICE,
       LIMITS,
     );
-    expect(
-      jobs.map((j) => [j.arguments, j.jobName, j.parametric?.number, String(j.parametric?.values['Parameter'])]),
-    ).toEqual([
+    expect(jobs.map((j) => [j.arguments, j.jobName, j.parametric?.number, String(j.parametric?.values['Parameter'])])).toEqual([
       ['10', 'scan_0', 0, '10'],
       ['15', 'scan_1', 1, '15'],
       ['20', 'scan_2', 2, '20'],
@@ -632,21 +562,16 @@ describe('describeJobs: parametric', () => {
     expect(getAttribute(stored, 'ParameterStart')).toBeUndefined();
     expect(String(getAttribute(stored, 'Parameter')?.value)).toBe('20');
     expect(getAttribute(stored, 'ParameterNumber')?.value).toBe(2);
-    expect(
-      getAttribute(getAttribute(stored, 'JobRequirements')?.value as JdlAd, 'Owner')?.value,
-    ).toBe('alice');
+    expect(getAttribute(getAttribute(stored, 'JobRequirements')?.value as JdlAd, 'Owner')?.value).toBe('alice');
   });
 
   it('lists a problem shared by every job once, and names the jobs of the others', () => {
-    const problems = invalid(
-      'Executable = "a";\nCPUTime = "%s";\nPriority = 20;\nParameters = { 50, 1000, 50, 60 };',
-    );
+    const problems = invalid('Executable = "a";\nCPUTime = "%s";\nPriority = 20;\nParameters = { 50, 1000, 50, 60 };');
     const cpu = { line: 2, column: 11, attribute: 'CPUTime' };
     expect(problems).toEqual([
       {
         ...cpu,
-        message:
-          'parametric jobs 0, 2: CPUTime 50 is out of range: it must be between 100 and 500000',
+        message: 'parametric jobs 0, 2: CPUTime 50 is out of range: it must be between 100 and 500000',
       },
       {
         ...cpu,
@@ -662,11 +587,7 @@ describe('describeJobs: parametric', () => {
   });
 
   it('describes 10,000 jobs and refuses 10,001', () => {
-    const jobs = describeJobs(
-      'Executable = "a"; Arguments = "%n"; Parameters = 10000;',
-      ALICE,
-      LIMITS,
-    );
+    const jobs = describeJobs('Executable = "a"; Arguments = "%n"; Parameters = 10000;', ALICE, LIMITS);
     expect(jobs).toHaveLength(10_000);
     expect(jobs[9999]!.arguments).toBe('9999');
     const f = failure(() => describeJobs('Executable = "a"; Parameters = 10001;', ALICE, LIMITS));
@@ -676,20 +597,15 @@ describe('describeJobs: parametric', () => {
 
   it('also caps a parametric JDL at maxJobsPerSubmission', () => {
     const limits = { ...LIMITS, maxJobsPerSubmission: 5 };
-    expect(
-      failure(() => describeJobs('Executable = "a"; Parameters = 6;', ALICE, limits)).problems[0]
-        ?.message,
-    ).toBe('Parameters would make 6 jobs, more than the limit of 5 jobs per submission');
+    expect(failure(() => describeJobs('Executable = "a"; Parameters = 6;', ALICE, limits)).problems[0]?.message).toBe(
+      'Parameters would make 6 jobs, more than the limit of 5 jobs per submission',
+    );
   });
 });
 
 describe('describeJobList', () => {
   it('describes every plain JDL', () => {
-    const jobs = describeJobList(
-      ['Executable = "a";', 'Executable = "b"; CPUTime = 100;'],
-      ALICE,
-      LIMITS,
-    );
+    const jobs = describeJobList(['Executable = "a";', 'Executable = "b"; CPUTime = 100;'], ALICE, LIMITS);
     expect(jobs.map((j) => [j.executable, j.cpuTime, j.parametric])).toEqual([
       ['a', 86_400, null],
       ['b', 100, null],
@@ -748,17 +664,10 @@ describe('describeJobList', () => {
 
   it('bounds the jobs of the whole list by maxJobsPerSubmission', () => {
     const limits = { ...LIMITS, maxJobsPerSubmission: 5 };
-    expect(
-      describeJobList(['Executable = "a"; Parameters = 3;', 'Executable = "b"; Parameters = 2;'], ALICE, limits),
-    ).toHaveLength(5);
+    expect(describeJobList(['Executable = "a"; Parameters = 3;', 'Executable = "b"; Parameters = 2;'], ALICE, limits)).toHaveLength(5);
     const f = failure(() =>
       describeJobList(
-        [
-          'Executable = "a"; Parameters = 3;',
-          'Executable = "b";\nParameters = 3;',
-          'Executable = "c"; Parameters = 4;',
-          'Executable = "d',
-        ],
+        ['Executable = "a"; Parameters = 3;', 'Executable = "b";\nParameters = 3;', 'Executable = "c"; Parameters = 4;', 'Executable = "d'],
         ALICE,
         limits,
       ),
@@ -775,14 +684,12 @@ describe('describeJobList', () => {
     ]);
     expect(f.code).toBe('WMS_JDL_SYNTAX');
     // one parametric JDL over the limit is refused by its own expansion
-    expect(
-      failure(() => describeJobList(['Executable = "a"; Parameters = 6;'], ALICE, limits)).problems[0]?.message,
-    ).toBe('JDL #1: Parameters would make 6 jobs, more than the limit of 5 jobs per submission');
+    expect(failure(() => describeJobList(['Executable = "a"; Parameters = 6;'], ALICE, limits)).problems[0]?.message).toBe(
+      'JDL #1: Parameters would make 6 jobs, more than the limit of 5 jobs per submission',
+    );
     // plain JDLs count one each
     expect(
-      failure(() =>
-        describeJobList(['Executable = "a"; Parameters = 5;', 'Executable = "b";'], ALICE, limits),
-      ).problems[0],
+      failure(() => describeJobList(['Executable = "a"; Parameters = 5;', 'Executable = "b";'], ALICE, limits)).problems[0],
     ).toMatchObject({
       message: 'JDL #2: the JDLs up to this one make 6 jobs, more than the limit of 5 jobs per submission',
       line: 1,
@@ -800,13 +707,7 @@ describe('describeJobList', () => {
   });
 
   it('collects the problems of every JDL, numbered from 1', () => {
-    const f = failure(() =>
-      describeJobList(
-        ['Executable = "a"; CPUTime = 1;', 'Executable = "ok";', 'Arguments = "x";'],
-        ALICE,
-        LIMITS,
-      ),
-    );
+    const f = failure(() => describeJobList(['Executable = "a"; CPUTime = 1;', 'Executable = "ok";', 'Arguments = "x";'], ALICE, LIMITS));
     expect(f.code).toBe('WMS_JDL_INVALID');
     expect(f.problems).toEqual([
       {
@@ -825,9 +726,7 @@ describe('describeJobList', () => {
   });
 
   it('reports syntax errors with the gravest code', () => {
-    const f = failure(() =>
-      describeJobList(['Arguments = "x";', 'Executable = "b'], ALICE, LIMITS),
-    );
+    const f = failure(() => describeJobList(['Arguments = "x";', 'Executable = "b'], ALICE, LIMITS));
     expect(f.code).toBe('WMS_JDL_SYNTAX');
     expect(f.problems.map((p) => p.message)).toEqual([
       'JDL #1: Executable is required: name the program or script the job runs',
@@ -841,20 +740,10 @@ describe('describeJobList', () => {
   });
 
   it('refuses an empty list and more JDLs than maxJobsPerSubmission', () => {
-    expect(failure(() => describeJobList([], ALICE, LIMITS)).problems[0]?.message).toBe(
-      'the list of JDLs is empty',
-    );
+    expect(failure(() => describeJobList([], ALICE, LIMITS)).problems[0]?.message).toBe('the list of JDLs is empty');
     const limits = { ...LIMITS, maxJobsPerSubmission: 2 };
-    expect(describeJobList(['Executable = "a";', 'Executable = "b";'], ALICE, limits)).toHaveLength(
-      2,
-    );
-    const f = failure(() =>
-      describeJobList(
-        ['Executable = "a";', 'Executable = "b";', 'Executable = "c";'],
-        ALICE,
-        limits,
-      ),
-    );
+    expect(describeJobList(['Executable = "a";', 'Executable = "b";'], ALICE, limits)).toHaveLength(2);
+    const f = failure(() => describeJobList(['Executable = "a";', 'Executable = "b";', 'Executable = "c";'], ALICE, limits));
     expect(f.code).toBe('WMS_JDL_INVALID');
     expect(f.problems[0]?.message).toBe('3 JDLs in one submission, more than the limit of 2');
   });
@@ -898,12 +787,8 @@ describe('whole numbers as DIRAC reads them', () => {
   });
 
   it('refuses -1 by the bounds, not by the reading', () => {
-    expect(invalid('Executable = "a"; CPUTime = -1;')[0]?.message).toBe(
-      'CPUTime -1 is out of range: it must be between 100 and 500000',
-    );
-    expect(invalid('Executable = "a"; Priority = -1;')[0]?.message).toBe(
-      'Priority -1 is out of range: it must be between 0 and 10',
-    );
+    expect(invalid('Executable = "a"; CPUTime = -1;')[0]?.message).toBe('CPUTime -1 is out of range: it must be between 100 and 500000');
+    expect(invalid('Executable = "a"; Priority = -1;')[0]?.message).toBe('Priority -1 is out of range: it must be between 0 and 10');
     expect(invalid('Executable = "a"; NumberOfProcessors = -1;')[0]?.message).toBe(
       'NumberOfProcessors -1 is out of range: it must be between 1 and 1024',
     );
@@ -949,7 +834,9 @@ describe('LogLevel as JobDescriptionModel reads it', () => {
       const problems = invalid(`Executable = "a";\nLogLevel = ${spelled};`);
       expect(problems, spelled).toHaveLength(1);
       expect(problems[0], spelled).toMatchObject({ line: 2, column: 12, attribute: 'LogLevel' });
-      expect(problems[0]?.message, spelled).toMatch(/^LogLevel .* is not allowed: use one of DEBUG, VERBOSE, INFO, WARN, NOTICE, ERROR, ALWAYS, FATAL$/);
+      expect(problems[0]?.message, spelled).toMatch(
+        /^LogLevel .* is not allowed: use one of DEBUG, VERBOSE, INFO, WARN, NOTICE, ERROR, ALWAYS, FATAL$/,
+      );
     }
   });
 });

@@ -1,20 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { isWmsError, type JdlProblem } from '../../core/errors.js';
-import {
-  getAttribute,
-  isJdlAd,
-  makeAttribute,
-  parseJdl,
-  serializeJdl,
-  type JdlAd,
-  type JdlValue,
-} from '../../core/jdl/index.js';
+import { getAttribute, isJdlAd, makeAttribute, parseJdl, serializeJdl, type JdlAd, type JdlValue } from '../../core/jdl/index.js';
 import { bareWordValue, spellingOf } from '../../core/jdl/parser.js';
 
 /** Names and values only (positions dropped), for comparing ads. */
 function plain(ad: JdlAd): Record<string, unknown> {
-  const value = (v: JdlValue): unknown =>
-    Array.isArray(v) ? v.map(value) : isJdlAd(v) ? plain(v) : v;
+  const value = (v: JdlValue): unknown => (Array.isArray(v) ? v.map(value) : isJdlAd(v) ? plain(v) : v);
   return Object.fromEntries(ad.attributes.map((a) => [a.name, value(a.value)]));
 }
 
@@ -51,14 +42,7 @@ describe('parseJdl: values', () => {
       Site: ['LCG.CERN.cern', 'LCG.RAL.uk'],
       NumberOfProcessors: 4,
     });
-    expect(ad.attributes.map((a) => a.name)).toEqual([
-      'Executable',
-      'Arguments',
-      'InputSandbox',
-      'CPUTime',
-      'Site',
-      'NumberOfProcessors',
-    ]);
+    expect(ad.attributes.map((a) => a.name)).toEqual(['Executable', 'Arguments', 'InputSandbox', 'CPUTime', 'Site', 'NumberOfProcessors']);
   });
 
   it('records 1-based positions of names and values', () => {
@@ -178,7 +162,7 @@ describe('parseJdl: values', () => {
   });
 });
 
-describe('parseJdl: bare words (what DIRAC\'s job API writes)', () => {
+describe("parseJdl: bare words (what DIRAC's job API writes)", () => {
   // The text Job._toJDL returns (src/DIRAC/Interfaces/API/Job.py) for a job with setName,
   // setExecutable, setInputSandbox, setDestination, setCPUTime, setLogLevel, setTag,
   // setExecutionEnv and setParameterSequence: ClassAd.asJDL without its [ ], values written by
@@ -229,7 +213,7 @@ describe('parseJdl: bare words (what DIRAC\'s job API writes)', () => {
             8Processors
         }`;
 
-  it('reads the text DIRAC\'s job API writes, without [ ]', () => {
+  it("reads the text DIRAC's job API writes, without [ ]", () => {
     expect(plain(parseJdl(API))).toEqual({
       Arguments: 'jobDescription.xml -o LogLevel=DEBUG -p JOB_ID=%(JOB_ID)s',
       CPUTime: 86400,
@@ -287,14 +271,7 @@ describe('parseJdl: bare words (what DIRAC\'s job API writes)', () => {
 
   it('keeps the exact text of every value in source', () => {
     const ad = parseJdl('A = 3600.0; B = 1e3; C = "x \\" y"; D = {\n  1.0,\n  b\n}; E = [ F = 02 ];\nG = TRUE');
-    expect(ad.attributes.map((a) => a.source)).toEqual([
-      '3600.0',
-      '1e3',
-      '"x \\" y"',
-      '{\n  1.0,\n  b\n}',
-      '[ F = 02 ]',
-      'TRUE',
-    ]);
+    expect(ad.attributes.map((a) => a.source)).toEqual(['3600.0', '1e3', '"x \\" y"', '{\n  1.0,\n  b\n}', '[ F = 02 ]', 'TRUE']);
     const e = getAttribute(ad, 'E')?.value as JdlAd;
     expect(getAttribute(e, 'F')?.source).toBe('02');
     expect(makeAttribute('X', 1).source).toBeUndefined();
@@ -319,7 +296,7 @@ describe('parseJdl: bare words (what DIRAC\'s job API writes)', () => {
 });
 
 describe('deliberate differences from DIRAC (core/jdl/README.md)', () => {
-  it('difference: full-line # and // comments are skipped (DIRAC\'s parser has none)', () => {
+  it("difference: full-line # and // comments are skipped (DIRAC's parser has none)", () => {
     const ad = parseJdl('# job\n[\n  // a note\n  Executable = run.sh;\n]');
     expect(plain(ad)).toEqual({ Executable: 'run.sh' });
   });
@@ -337,7 +314,7 @@ describe('deliberate differences from DIRAC (core/jdl/README.md)', () => {
     for (const [text, message] of [
       ['JobName = my job;', 'write it in double quotes, JobName = "my job";'],
       ['Arguments = -o LogLevel=INFO;', 'write it in double quotes, Arguments = "-o LogLevel=INFO";'],
-      ['ExecutionEnvironment = { A=1, B=\'x y\' };', `write it in double quotes, "B='x y'"`],
+      ["ExecutionEnvironment = { A=1, B='x y' };", `write it in double quotes, "B='x y'"`],
     ] as const) {
       expect(syntaxProblem(text).message).toContain(message);
     }
@@ -346,36 +323,12 @@ describe('deliberate differences from DIRAC (core/jdl/README.md)', () => {
 
 describe('parseJdl: syntax errors with their positions', () => {
   const cases: Array<[string, string, number, number, string]> = [
-    [
-      'unclosed string',
-      '[\n  Executable = "run.sh;\n]',
-      2,
-      16,
-      'unclosed string: missing closing "',
-    ],
+    ['unclosed string', '[\n  Executable = "run.sh;\n]', 2, 16, 'unclosed string: missing closing "'],
     ['unclosed string at the end', 'A = "x', 1, 5, 'unclosed string: missing closing "'],
-    [
-      'missing ; between attributes',
-      '[\n  Executable = "a"\n  Arguments = "b";\n]',
-      2,
-      19,
-      "missing ';' after the value of Executable",
-    ],
+    ['missing ; between attributes', '[\n  Executable = "a"\n  Arguments = "b";\n]', 2, 19, "missing ';' after the value of Executable"],
     ['missing ; without brackets', 'A = 1\nB = 2', 1, 6, "missing ';' after the value of A"],
-    [
-      'missing =',
-      '[\n  Executable "a";\n]',
-      2,
-      13,
-      "missing '=' after the attribute name Executable",
-    ],
-    [
-      'missing = at the end',
-      'Executable',
-      1,
-      11,
-      "missing '=' after the attribute name Executable",
-    ],
+    ['missing =', '[\n  Executable "a";\n]', 2, 13, "missing '=' after the attribute name Executable"],
+    ['missing = at the end', 'Executable', 1, 11, "missing '=' after the attribute name Executable"],
     ['unclosed {', 'A = { "a", "b";\nB = 1;', 1, 5, "unclosed '{': missing '}'"],
     ['unclosed { at the end', 'A = {\n "a"', 1, 5, "unclosed '{': missing '}'"],
     ['missing comma', 'A = { "a" "b" };', 1, 10, "missing ',' between list elements"],
@@ -388,31 +341,13 @@ describe('parseJdl: syntax errors with their positions', () => {
     ['unclosed nested [ inside', 'A = [ B = 1;', 1, 5, "unclosed '[': missing ']'"],
     ['unexpected character in a value', 'A = ,;', 1, 5, "unexpected character ','"],
     ['a value starting with =', 'A == 3;', 1, 4, "unexpected '=': a value cannot start with '='"],
-    [
-      'unexpected character after a value',
-      'A = "x" ) ;',
-      1,
-      9,
-      "unexpected character ')' after the value of A",
-    ],
+    ['unexpected character after a value', 'A = "x" ) ;', 1, 9, "unexpected character ')' after the value of A"],
     ['unexpected ]', 'A = 1; ]', 1, 8, "unexpected ']' without a matching '['"],
-    [
-      'text after the closing ]',
-      '[ A = 1; ] B = 2;',
-      1,
-      12,
-      "unexpected character 'B' after the closing ']'",
-    ],
+    ['text after the closing ]', '[ A = 1; ] B = 2;', 1, 12, "unexpected character 'B' after the closing ']'"],
     ['name starting with a digit', '1A = 2;', 1, 1, 'an attribute name must start with a letter'],
     ['empty value', 'Executable = ;', 1, 13, 'empty value for Executable'],
     ['empty value at the end', '[ A = ]', 1, 6, 'empty value for A'],
-    [
-      'duplicate attribute',
-      'A = 1;\n  A = 2;',
-      2,
-      3,
-      'duplicate attribute A (already set at line 1)',
-    ],
+    ['duplicate attribute', 'A = 1;\n  A = 2;', 2, 3, 'duplicate attribute A (already set at line 1)'],
     [
       'unquoted value with blanks',
       'JobName = my job;',
@@ -446,7 +381,7 @@ describe('parseJdl: syntax errors with their positions', () => {
       'A = {x{y}};',
       1,
       6,
-      "unexpected character '{' after the unquoted value x: write the whole value in double quotes, \"x{y\"",
+      'unexpected character \'{\' after the unquoted value x: write the whole value in double quotes, "x{y"',
     ],
     ['number too large', 'CPUTime = 1e400;', 1, 11, 'the number 1e400 is too large: write it in double quotes if it is text'],
     ['missing ; after a bare word', 'JobName = a\nB = 1;', 1, 12, "missing ';' after the value of JobName"],
@@ -467,9 +402,7 @@ describe('parseJdl: syntax errors with their positions', () => {
       parseJdl('[\n  Executable = "a"\n  Arguments = "b";\n]');
       expect.unreachable();
     } catch (e) {
-      expect((e as Error).message).toBe(
-        "missing ';' after the value of Executable at line 2, column 19",
-      );
+      expect((e as Error).message).toBe("missing ';' after the value of Executable at line 2, column 19");
     }
   });
 
@@ -490,9 +423,7 @@ describe('parseJdl: syntax errors with their positions', () => {
 
 describe('serializeJdl', () => {
   it('writes the canonical form', () => {
-    const ad = parseJdl(
-      'Executable="a";InputSandbox={"x","y"};Empty={};N=-1.5;B=TRUE;Req=[Owner="alice";Sites={"S"}];',
-    );
+    const ad = parseJdl('Executable="a";InputSandbox={"x","y"};Empty={};N=-1.5;B=TRUE;Req=[Owner="alice";Sites={"S"}];');
     expect(serializeJdl(ad)).toBe(`[
   Executable = "a";
   InputSandbox = { "x", "y" };
@@ -557,8 +488,7 @@ describe('serializeJdl', () => {
   });
 
   it('refuses what JDL text cannot hold', () => {
-    const bad = (value: JdlValue) => () =>
-      serializeJdl({ attributes: [makeAttribute('A', value)] });
+    const bad = (value: JdlValue) => () => serializeJdl({ attributes: [makeAttribute('A', value)] });
     expect(bad('line\nbreak')).toThrow(/line break/);
     expect(bad(Number.NaN)).toThrow(/NaN/);
   });

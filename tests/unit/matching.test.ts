@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { impliedTag, matches, normalizeResource, rejectionsFor, type ResourceDescription, type TaskQueueRequirements } from '../../core/matching.js';
+import {
+  impliedTag,
+  matches,
+  normalizeResource,
+  rejectionsFor,
+  type ResourceDescription,
+  type TaskQueueRequirements,
+} from '../../core/matching.js';
 
 const tq = (o: Partial<TaskQueueRequirements> = {}): TaskQueueRequirements => ({
   ownerGroup: 'users',

@@ -4,8 +4,19 @@
  */
 import { MockAgent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createOpenNebulaComputingElement, pilotLauncher, quoteTemplateValue, templateVector } from '../../agents/computing-elements/opennebula.js';
-import { lcmStateName, pilotStatusOfVm, vmReapReason, vmStateLabel, LCM_STATE_NAMES } from '../../agents/computing-elements/opennebula-states.js';
+import {
+  createOpenNebulaComputingElement,
+  pilotLauncher,
+  quoteTemplateValue,
+  templateVector,
+} from '../../agents/computing-elements/opennebula.js';
+import {
+  lcmStateName,
+  pilotStatusOfVm,
+  vmReapReason,
+  vmStateLabel,
+  LCM_STATE_NAMES,
+} from '../../agents/computing-elements/opennebula-states.js';
 
 describe('pilotStatusOfVm', () => {
   const table: [number, number, string, RegExp][] = [
@@ -60,7 +71,9 @@ describe('vmReapReason', () => {
     expect(vmReapReason({ state: 4, lcmState: 0, startTime: now }, now, max)).toMatch(/not running/);
     expect(vmReapReason({ state: 3, lcmState: 40, startTime: now }, now, max)).toMatch(/EPILOG_FAILURE: failed/);
     expect(vmReapReason({ state: 11, lcmState: 0, startTime: now }, now, max)).toMatch(/failed/);
-    expect(vmReapReason({ state: 3, lcmState: 3, startTime: now - max - 1 }, now, max)).toMatch(/older than the maximum lifetime \(3601 s > 3600 s\)/);
+    expect(vmReapReason({ state: 3, lcmState: 3, startTime: now - max - 1 }, now, max)).toMatch(
+      /older than the maximum lifetime \(3601 s > 3600 s\)/,
+    );
     expect(vmReapReason({ state: 1, lcmState: 0, startTime: now - max - 1 }, now, max)).toMatch(/older/);
     expect(vmReapReason({ state: 3, lcmState: 3, startTime: now - 10 }, now, max)).toBeNull();
     expect(vmReapReason({ state: 6, lcmState: 0, startTime: now - 10 * max }, now, max)).toBeNull();
@@ -80,7 +93,9 @@ describe('template values and the launcher', () => {
     const l = pilotLauncher('abc123', 'echo hi\n', true);
     expect(l).toContain('export DIRAC_PILOT_STAMP=abc123');
     expect(l).toContain(Buffer.from('echo hi\n').toString('base64'));
-    expect(l).toMatch(/setsid nohup bash -c 'bash \.\/wrapper\.sh; echo \$\? > exit-code; sync; poweroff' > pilot\.log 2>&1 < \/dev\/null &\nexit 0\n$/);
+    expect(l).toMatch(
+      /setsid nohup bash -c 'bash \.\/wrapper\.sh; echo \$\? > exit-code; sync; poweroff' > pilot\.log 2>&1 < \/dev\/null &\nexit 0\n$/,
+    );
     expect(pilotLauncher('abc123', 'x', false)).not.toContain('poweroff');
     expect(() => pilotLauncher('a b', 'x', false)).toThrow(/stamp/);
   });
@@ -112,8 +127,12 @@ describe('the driver on recorded replies (MockAgent)', () => {
     const mock = a.get(ORIGIN);
     // undici may run a body matcher more than once per request: keep each distinct body once.
     const capture = (b: string) => (bodies.includes(b) || bodies.push(b), true);
-    mock.intercept({ path: '/RPC2', method: 'POST', body: (b: string) => b.includes('one.vmpool.info') && capture(b) }).reply(200, success(`<value><string>${esc(poolXml)}</string></value>`));
-    mock.intercept({ path: '/RPC2', method: 'POST', body: (b: string) => b.includes('one.vm.action') && capture(b) }).reply(200, success('<value><i4>11</i4></value>'));
+    mock
+      .intercept({ path: '/RPC2', method: 'POST', body: (b: string) => b.includes('one.vmpool.info') && capture(b) })
+      .reply(200, success(`<value><string>${esc(poolXml)}</string></value>`));
+    mock
+      .intercept({ path: '/RPC2', method: 'POST', body: (b: string) => b.includes('one.vm.action') && capture(b) })
+      .reply(200, success('<value><i4>11</i4></value>'));
     mock
       .intercept({ path: '/RPC2', method: 'POST', body: (b: string) => b.includes('one.vm.info') && capture(b) })
       .reply(200, success(`<value><string>${esc(vm(9, 6, 0, now / 1000 - 900))}</string></value>`));
@@ -133,16 +152,34 @@ describe('the driver on recorded replies (MockAgent)', () => {
     expect(st.get(refs[2]!)).toMatchObject({ status: 'Done', reason: expect.stringMatching(/POWEROFF.*; VM terminated$/) });
     expect(st.get(refs[3]!)).toMatchObject({ status: 'Running', reason: 'VM ACTIVE/RUNNING' });
     expect(bodies.filter((b) => b.includes('one.vmpool.info'))).toHaveLength(1);
-    expect(bodies[0]).toContain('<string>dirac:pw</string></value></param><param><value><int>-3</int></value></param><param><value><int>9</int></value></param><param><value><int>12</int></value></param><param><value><int>-1</int></value>');
-    expect(bodies.find((b) => b.includes('one.vm.action'))).toContain('<string>terminate-hard</string></value></param><param><value><int>11</int>');
+    expect(bodies[0]).toContain(
+      '<string>dirac:pw</string></value></param><param><value><int>-3</int></value></param><param><value><int>9</int></value></param><param><value><int>12</int></value></param><param><value><int>-1</int></value>',
+    );
+    expect(bodies.find((b) => b.includes('one.vm.action'))).toContain(
+      '<string>terminate-hard</string></value></param><param><value><int>11</int>',
+    );
     a.assertNoPendingInterceptors();
   });
 
   it('checks its settings when built', () => {
     const base = { ce: 'c', workDir: '/x', secret: async () => 'p' };
-    expect(() => createOpenNebulaComputingElement({ ...base, settings: { endpoint: 'one:2633', user: 'u', password: { env: 'P' }, templateId: 1 } })).toThrow(/endpoint must be an http\(s\) URL/);
-    expect(() => createOpenNebulaComputingElement({ ...base, settings: { endpoint: 'http://h:2633/RPC2', user: 'u', password: { env: 'P' } } })).toThrow(/exactly one of settings.templateId and settings.template/);
-    expect(() => createOpenNebulaComputingElement({ ...base, settings: { endpoint: 'http://h:2633/RPC2', user: 'u', password: { env: 'P' }, template: 'CPU=1\nCONTEXT=[A=b]' } })).toThrow(/must not set NAME or CONTEXT/);
-    expect(() => createOpenNebulaComputingElement({ ...base, settings: { endpoint: 'http://h:2633/RPC2', user: 'u', password: { env: 'P' }, templateId: 1, contextExtra: { START_SCRIPT: 'x' } } })).toThrow(/set by the driver/);
+    expect(() =>
+      createOpenNebulaComputingElement({ ...base, settings: { endpoint: 'one:2633', user: 'u', password: { env: 'P' }, templateId: 1 } }),
+    ).toThrow(/endpoint must be an http\(s\) URL/);
+    expect(() =>
+      createOpenNebulaComputingElement({ ...base, settings: { endpoint: 'http://h:2633/RPC2', user: 'u', password: { env: 'P' } } }),
+    ).toThrow(/exactly one of settings.templateId and settings.template/);
+    expect(() =>
+      createOpenNebulaComputingElement({
+        ...base,
+        settings: { endpoint: 'http://h:2633/RPC2', user: 'u', password: { env: 'P' }, template: 'CPU=1\nCONTEXT=[A=b]' },
+      }),
+    ).toThrow(/must not set NAME or CONTEXT/);
+    expect(() =>
+      createOpenNebulaComputingElement({
+        ...base,
+        settings: { endpoint: 'http://h:2633/RPC2', user: 'u', password: { env: 'P' }, templateId: 1, contextExtra: { START_SCRIPT: 'x' } },
+      }),
+    ).toThrow(/set by the driver/);
   });
 });

@@ -167,16 +167,8 @@ describe('sequences', () => {
   Parameters = { "a.txt", "b.txt", "c.txt" };
 ]`);
     expect(jobs.map((j) => j.number)).toEqual([0, 1, 2]);
-    expect(column(jobs, 'Arguments')).toEqual([
-      '--file a.txt --index 0',
-      '--file b.txt --index 1',
-      '--file c.txt --index 2',
-    ]);
-    expect(jobs.map((j) => j.values)).toEqual([
-      { Parameter: 'a.txt' },
-      { Parameter: 'b.txt' },
-      { Parameter: 'c.txt' },
-    ]);
+    expect(column(jobs, 'Arguments')).toEqual(['--file a.txt --index 0', '--file b.txt --index 1', '--file c.txt --index 2']);
+    expect(jobs.map((j) => j.values)).toEqual([{ Parameter: 'a.txt' }, { Parameter: 'b.txt' }, { Parameter: 'c.txt' }]);
     expect(jobs[1]?.ad.attributes.map((a) => [a.name, a.value])).toEqual([
       ['Executable', 'run.sh'],
       ['Arguments', '--file b.txt --index 1'],
@@ -192,25 +184,15 @@ describe('sequences', () => {
   });
 
   it('generates start, start*factor+step, ... with integers', () => {
-    const jobs = expand(
-      'Executable = "a"; Parameters = 5; ParameterStart = 2; ParameterStep = 1; ParameterFactor = 3;',
-    );
+    const jobs = expand('Executable = "a"; Parameters = 5; ParameterStart = 2; ParameterStep = 1; ParameterFactor = 3;');
     // 2, 2*3+1, 7*3+1, 22*3+1, 67*3+1 (Python: the same)
     expect(jobs.map((j) => j.values.Parameter)).toEqual(['2', '7', '22', '67', '202']);
-    expect(jobs[0]?.ad.attributes.map((a) => a.name)).toEqual([
-      'Executable',
-      'Parameter',
-      'ParameterNumber',
-    ]);
+    expect(jobs[0]?.ad.attributes.map((a) => a.name)).toEqual(['Executable', 'Parameter', 'ParameterNumber']);
   });
 
   it('computes integer sequences exactly, as Python ints', () => {
     const jobs = expand('Parameters = 40; ParameterStart = 3; ParameterFactor = 3; A = "%s";');
-    expect(column(jobs, 'A').slice(-3)).toEqual([
-      '1350851717672992089',
-      '4052555153018976267',
-      '12157665459056928801',
-    ]);
+    expect(column(jobs, 'A').slice(-3)).toEqual(['1350851717672992089', '4052555153018976267', '12157665459056928801']);
   });
 
   // Expected values printed by Python 3 with DIRAC's __getParameterSequence.
@@ -222,11 +204,7 @@ describe('sequences', () => {
     ['ParameterStart = 1e16', 2, ['1e+16', '1e+16']],
     ['ParameterStart = 0.00001; ParameterFactor = 10', 5, ['1e-05', '0.0001', '0.001', '0.01', '0.1']],
     ['ParameterStep = 1e-5', 3, ['1.0', '1.00001', '1.0000200000000001']],
-    [
-      'ParameterStart = 0.1; ParameterStep = 0.2; ParameterFactor = 3',
-      6,
-      ['0.1', '0.5', '1.7', '5.3', '16.099999999999998', '48.5'],
-    ],
+    ['ParameterStart = 0.1; ParameterStep = 0.2; ParameterFactor = 3', 6, ['0.1', '0.5', '1.7', '5.3', '16.099999999999998', '48.5']],
     ['ParameterStart = -1.5; ParameterStep = -0.25; ParameterFactor = -2', 3, ['-1.5', '2.75', '-5.75']],
   ])('a float anywhere makes every value a Python float: %s', (controls, count, expected) => {
     const jobs = expand(`Parameters = ${count}; ${controls}; Arguments = "x=%s";`);
@@ -254,14 +232,7 @@ describe('sequences', () => {
     expect(column(jobs, 'A')).toEqual(['v=1.0', 'v=1.5', 'v=2.0', 'v=02', 'v=TRUE', 'v=x y']);
     // a bare placeholder is read again as a bare word, as DIRAC's plain-text substitution does
     expect(column(jobs, 'B')).toEqual([1, 1.5, 2, 2, true, 'x y']);
-    expect(jobs.map((j) => getAttribute(j.ad, 'B')?.source)).toEqual([
-      '1.0',
-      '1.5',
-      '2.0',
-      '02',
-      'TRUE',
-      '"x y"',
-    ]);
+    expect(jobs.map((j) => getAttribute(j.ad, 'B')?.source)).toEqual(['1.0', '1.5', '2.0', '02', 'TRUE', '"x y"']);
     expect(serializeJdl(jobs[0]!.ad)).toContain('B = 1.0;');
   });
 
@@ -297,13 +268,9 @@ ParameterStep.seed = 5;
 
   it('pads %n to the width of the last index', () => {
     const ten = expand('Executable = "a"; JobName = "j%n"; Parameters = 10;');
-    expect(column(ten, 'JobName')).toEqual(
-      ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'].map((n) => `j${n}`),
-    );
+    expect(column(ten, 'JobName')).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'].map((n) => `j${n}`));
     const eleven = expand('Executable = "a"; JobName = "j%n"; Parameters = 11;');
-    expect(column(eleven, 'JobName')).toEqual(
-      'j00 j01 j02 j03 j04 j05 j06 j07 j08 j09 j10'.split(' '),
-    );
+    expect(column(eleven, 'JobName')).toEqual('j00 j01 j02 j03 j04 j05 j06 j07 j08 j09 j10'.split(' '));
     const one = expand('Executable = "a"; JobName = "j%n"; Parameters = { "x" };');
     expect(value(one[0]!.ad, 'JobName')).toBe('j0');
   });
@@ -392,12 +359,9 @@ describe('list-valued parameters', () => {
         };
     StdOutput = std.out;`;
 
-  it('expands the form DIRAC\'s job API writes: whole value, list element, inside a string', () => {
+  it("expands the form DIRAC's job API writes: whole value, list element, inside a string", () => {
     const jobs = expand(API);
-    expect(column(jobs, 'InputData')).toEqual([
-      ['/vo/user/a/f1', '/vo/user/a/f2'],
-      ['/vo/user/a/f3'],
-    ]);
+    expect(column(jobs, 'InputData')).toEqual([['/vo/user/a/f1', '/vo/user/a/f2'], ['/vo/user/a/f3']]);
     expect(column(jobs, 'InputSandbox')).toEqual([
       ['jobDescription.xml', '/vo/user/a/f1', '/vo/user/a/f2'],
       ['jobDescription.xml', '/vo/user/a/f3'],
@@ -406,10 +370,7 @@ describe('list-valued parameters', () => {
       'jobDescription.xml -o LogLevel=INFO -p InputData={/vo/user/a/f1,/vo/user/a/f2}',
       'jobDescription.xml -o LogLevel=INFO -p InputData={/vo/user/a/f3}',
     ]);
-    expect(column(jobs, 'Parameter.InputData')).toEqual([
-      ['/vo/user/a/f1', '/vo/user/a/f2'],
-      ['/vo/user/a/f3'],
-    ]);
+    expect(column(jobs, 'Parameter.InputData')).toEqual([['/vo/user/a/f1', '/vo/user/a/f2'], ['/vo/user/a/f3']]);
     expect(jobs[1]!.values).toEqual({ Parameter: '1', 'Parameter.InputData': '{/vo/user/a/f3}' });
     expect(column(jobs, 'StdOutput')).toEqual(['std.out', 'std.out']);
   });
@@ -419,13 +380,14 @@ describe('list-valued parameters', () => {
       'Parameters.InputData = {{"/vo/a","/vo/b"},{"/vo/c"}}; InputData = %(InputData)s; Extra = { "/vo/x", %(InputData)s };',
     );
     expect(column(jobs, 'InputData')).toEqual([['/vo/a', '/vo/b'], ['/vo/c']]);
-    expect(column(jobs, 'Extra')).toEqual([['/vo/x', '/vo/a', '/vo/b'], ['/vo/x', '/vo/c']]);
+    expect(column(jobs, 'Extra')).toEqual([
+      ['/vo/x', '/vo/a', '/vo/b'],
+      ['/vo/x', '/vo/c'],
+    ]);
   });
 
   it('writes a list as {a,b} text inside a quoted string or a longer bare word', () => {
-    const jobs = expand(
-      'Parameters = {{"/vo/a", 1.0}, {}}; A = "%s"; B = files=%s; C = { "%s" };',
-    );
+    const jobs = expand('Parameters = {{"/vo/a", 1.0}, {}}; A = "%s"; B = files=%s; C = { "%s" };');
     expect(column(jobs, 'A')).toEqual(['{/vo/a,1.0}', '{}']);
     expect(column(jobs, 'B')).toEqual(['files={/vo/a,1.0}', 'files={}']);
     expect(column(jobs, 'C')).toEqual([['{/vo/a,1.0}'], ['{}']]);
@@ -532,9 +494,7 @@ describe("the job of DIRAC's Test_JDL.py, as Job._toJDL writes it", () => {
 
 describe('placeholders', () => {
   it('leaves %j, %%, %Y and a lone % as written in parametric JDLs', () => {
-    const jobs = expand(
-      'Executable = "a"; Arguments = "%j %% 50% %s% date +%Y-%m-%d printf %d"; Parameters = { "v" };',
-    );
+    const jobs = expand('Executable = "a"; Arguments = "%j %% 50% %s% date +%Y-%m-%d printf %d"; Parameters = { "v" };');
     expect(value(jobs[0]!.ad, 'Arguments')).toBe('%j %% 50% v% date +%Y-%m-%d printf %d');
   });
 
@@ -556,8 +516,7 @@ describe('placeholders', () => {
 
 describe('resolvePlaceholders (plain JDLs)', () => {
   it('leaves every % as written: %Y, printf %s, %n, %(x)s, %%; %j is for the database', () => {
-    const text =
-      'Executable = "a"; Arguments = "date +%Y-%m-%d; printf %s %n %(x)s %% %j"; JobName = job_%n;';
+    const text = 'Executable = "a"; Arguments = "date +%Y-%m-%d; printf %s %n %(x)s %% %j"; JobName = job_%n;';
     const ad = resolvePlaceholders(parseJdl(text));
     expect(value(ad, 'Arguments')).toBe('date +%Y-%m-%d; printf %s %n %(x)s %% %j');
     expect(value(ad, 'JobName')).toBe('job_%n');
@@ -566,11 +525,7 @@ describe('resolvePlaceholders (plain JDLs)', () => {
 
 describe('parametric errors', () => {
   it('refuses lists of different lengths, at the second attribute', () => {
-    const p = parametricProblem(() =>
-      expand(
-        '[\n  Executable = "a";\n  Parameters = { 1, 2, 3 };\n    Parameters.x = { "a", "b" };\n]',
-      ),
-    );
+    const p = parametricProblem(() => expand('[\n  Executable = "a";\n  Parameters = { 1, 2, 3 };\n    Parameters.x = { "a", "b" };\n]'));
     expect(p).toEqual({
       message: 'Different length of parameter vectors: Parameters has 3 values, Parameters.x has 2',
       line: 4,
@@ -580,12 +535,8 @@ describe('parametric errors', () => {
   });
 
   it('compares a numeric N with list lengths', () => {
-    const p = parametricProblem(() =>
-      expand('Executable = "a"; Parameters.x = { 1 }; Parameters = 2;'),
-    );
-    expect(p.message).toBe(
-      'Different length of parameter vectors: Parameters.x has 1 values, Parameters has 2',
-    );
+    const p = parametricProblem(() => expand('Executable = "a"; Parameters.x = { 1 }; Parameters = 2;'));
+    expect(p.message).toBe('Different length of parameter vectors: Parameters.x has 1 values, Parameters has 2');
   });
 
   it.each([
@@ -627,9 +578,7 @@ describe('parametric errors', () => {
   it('refuses sequences that overflow, float or integer', () => {
     const floats = parametricProblem(() => expand('Parameters = 1000; ParameterFactor = 1e300;'));
     expect(floats.message).toContain('the values of Parameters grow beyond the largest number');
-    const ints = parametricProblem(() =>
-      expand('Parameters = 1000; ParameterStart.k = 2; ParameterFactor.k = 1000;'),
-    );
+    const ints = parametricProblem(() => expand('Parameters = 1000; ParameterStart.k = 2; ParameterFactor.k = 1000;'));
     expect(ints.message).toContain('the values of sequence k grow beyond the largest number');
     expect(ints).toMatchObject({ line: 1, column: 39, attribute: 'ParameterStart.k' });
   });
@@ -643,9 +592,7 @@ describe('parametric errors', () => {
       column: 32,
       attribute: 'Parameters',
     });
-    const small = parametricProblem(() =>
-      expand('Parameters = { 1, 2, 3 };', { maxParametricJobs: 2 }),
-    );
+    const small = parametricProblem(() => expand('Parameters = { 1, 2, 3 };', { maxParametricJobs: 2 }));
     expect(small.message).toContain('more than the limit of 2 jobs');
     const huge = parametricProblem(() => expand('Parameters = 1e300;'));
     expect(huge.message).toContain('more than the limit');
@@ -670,12 +617,9 @@ describe('parametric errors', () => {
   });
 
   it('refuses a %(y)s that names no sequence, at the value', () => {
-    const p = parametricProblem(() =>
-      expand('[\n  Executable = "a";\n  Arguments = "x %(y)s";\n  Parameters.x = { 1 };\n]'),
-    );
+    const p = parametricProblem(() => expand('[\n  Executable = "a";\n  Arguments = "x %(y)s";\n  Parameters.x = { 1 };\n]'));
     expect(p).toEqual({
-      message:
-        "unknown placeholder %(y)s in Arguments: no sequence is named y (the sequences here: %(x)s; %n is the job's index)",
+      message: "unknown placeholder %(y)s in Arguments: no sequence is named y (the sequences here: %(x)s; %n is the job's index)",
       line: 3,
       column: 15,
       attribute: 'Arguments',
@@ -685,13 +629,9 @@ describe('parametric errors', () => {
   it('refuses an unknown %(y)s in a bare word, a list and a nested ad, each at its own value', () => {
     const bare = parametricProblem(() => expand('Parameters = 2;\nInputData = %(InputData)s;'));
     expect(bare).toMatchObject({ line: 2, column: 13, attribute: 'InputData' });
-    const list = parametricProblem(() =>
-      expand('Parameters = 2; OutputSandbox = { "ok", "f_%(z)s" };'),
-    );
+    const list = parametricProblem(() => expand('Parameters = 2; OutputSandbox = { "ok", "f_%(z)s" };'));
     expect(list).toMatchObject({ line: 1, column: 33, attribute: 'OutputSandbox' });
-    const nested = parametricProblem(() =>
-      expand('Parameters = { 1 };\nExtra = [\n  Path = "%(z)s" ];'),
-    );
+    const nested = parametricProblem(() => expand('Parameters = { 1 };\nExtra = [\n  Path = "%(z)s" ];'));
     expect(nested).toMatchObject({ line: 3, column: 10, attribute: 'Path' });
   });
 });

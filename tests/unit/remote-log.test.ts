@@ -27,7 +27,10 @@ function gatedSender(fail: () => boolean) {
 function quietLog() {
   const echoed: string[] = [];
   let t = Date.UTC(2026, 10, 22);
-  const log = new RemoteLog(() => (t += 1000), (l) => echoed.push(l));
+  const log = new RemoteLog(
+    () => (t += 1000),
+    (l) => echoed.push(l),
+  );
   return { log, echoed };
 }
 

@@ -87,7 +87,12 @@ describe('errorHandler', () => {
       validation: [
         { instancePath: '/a', keyword: 'minimum', params: { limit: 1 }, message: 'must be >= 1' },
         { instancePath: '', keyword: 'required', params: { missingProperty: 'site' }, message: "must have required property 'site'" },
-        { instancePath: '', keyword: 'additionalProperties', params: { additionalProperty: 'x' }, message: 'must NOT have additional properties' },
+        {
+          instancePath: '',
+          keyword: 'additionalProperties',
+          params: { additionalProperty: 'x' },
+          message: 'must NOT have additional properties',
+        },
       ],
     });
     const r = handle(err);
@@ -184,7 +189,9 @@ describe('logSafeError', () => {
     const out = logSafeError(drizzleError('22021', huge));
     const text = JSON.stringify(out);
     expect(text.length).toBeLessThan(8192);
-    expect(text).not.toContain('JJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJ');
+    expect(text).not.toContain(
+      'JJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJJ',
+    );
     expect(out.message).toBe('Failed query: insert into jobs (jdl) values ($1)');
     expect(out['params']).toBeUndefined();
     expect(out['query']).toBe('insert into jobs (jdl) values ($1)');

@@ -34,7 +34,9 @@ describe('site registry documents', () => {
     expect(siteRegistryProblems(one({ settings: { password: 'hunter2' } }))).toEqual([
       'sites[0].computingElements[0].settings.password: a secret must be { env: NAME } or { file: PATH }, never the value itself',
     ]);
-    expect(siteRegistryProblems(one({ settings: { ssh: { privateKey: '-----BEGIN' } } }))[0]).toMatch(/settings\.ssh\.privateKey: a secret must be/);
+    expect(siteRegistryProblems(one({ settings: { ssh: { privateKey: '-----BEGIN' } } }))[0]).toMatch(
+      /settings\.ssh\.privateKey: a secret must be/,
+    );
     expect(siteRegistryProblems(one({ settings: { password: { env: 'P' }, token: { file: '/t' } } }))).toEqual([]);
   });
 
@@ -42,24 +44,45 @@ describe('site registry documents', () => {
     expect(siteRegistryProblems(one({}, { environment: { NODE_OPTIONS: '--import=./x.mjs', OMP_NUM_THREADS: '4' } }))).toEqual([
       'sites[0].computingElements[0].queues[0].environment.NODE_OPTIONS: NODE_OPTIONS changes how programs load or start (the pilot, the dynamic linker, shells, interpreters); a queue may not set it',
     ]);
-    for (const name of ['LD_PRELOAD', 'LD_AUDIT', 'BASH_ENV', 'ENV', 'BASH_FUNC_ls', 'PS4', 'PYTHONPATH', 'PERL5OPT', 'JAVA_TOOL_OPTIONS', 'MALLOC_PERTURB_', 'WMS_TOKEN']) {
-      expect(siteRegistryProblems(one({}, { environment: { [name]: 'x' } })), name).toEqual([expect.stringContaining(`environment.${name}: ${name} changes`)]);
+    for (const name of [
+      'LD_PRELOAD',
+      'LD_AUDIT',
+      'BASH_ENV',
+      'ENV',
+      'BASH_FUNC_ls',
+      'PS4',
+      'PYTHONPATH',
+      'PERL5OPT',
+      'JAVA_TOOL_OPTIONS',
+      'MALLOC_PERTURB_',
+      'WMS_TOKEN',
+    ]) {
+      expect(siteRegistryProblems(one({}, { environment: { [name]: 'x' } })), name).toEqual([
+        expect.stringContaining(`environment.${name}: ${name} changes`),
+      ]);
     }
     // The settings detour (queue settings are stored beside the environment) and a document of the wrong shape.
     expect(siteRegistryProblems(one({}, { settings: { environment: { LD_PRELOAD: '/x.so' } } }))[0]).toMatch(
       /^sites\[0\]\.computingElements\[0\]\.queues\[0\]\.settings\.environment\.LD_PRELOAD: /,
     );
     expect(siteRegistryProblems(one({}, { ramMb: 'lots', environment: { LD_PRELOAD: '/x.so' } }))).toEqual(
-      expect.arrayContaining([expect.stringMatching(/queues\[0\]\.environment\.LD_PRELOAD: /), expect.stringMatching(/queues\[0\]\.ramMb: /)]),
+      expect.arrayContaining([
+        expect.stringMatching(/queues\[0\]\.environment\.LD_PRELOAD: /),
+        expect.stringMatching(/queues\[0\]\.ramMb: /),
+      ]),
     );
-    expect(siteRegistryProblems(one({}, { environment: { PATH: '/cvmfs/x/bin:/usr/bin', X509_CERT_DIR: '/etc/grid-security/certificates' } }))).toEqual([]);
+    expect(
+      siteRegistryProblems(one({}, { environment: { PATH: '/cvmfs/x/bin:/usr/bin', X509_CERT_DIR: '/etc/grid-security/certificates' } })),
+    ).toEqual([]);
   });
 
   it("refuses a queue's own keys given in its settings (they would skip their checks)", () => {
     expect(siteRegistryProblems(one({}, { settings: { workDirs: ['/a:/b'], templateId: 7 } }))).toEqual([
       'sites[0].computingElements[0].queues[0].settings.workDirs: workDirs is a key of the queue itself (write it beside name, where it is checked), not a setting',
     ]);
-    expect(siteRegistryProblems(one({}, { settings: { timeLimitSeconds: 1 } }))[0]).toMatch(/settings\.timeLimitSeconds: timeLimitSeconds is a key of the queue itself/);
+    expect(siteRegistryProblems(one({}, { settings: { timeLimitSeconds: 1 } }))[0]).toMatch(
+      /settings\.timeLimitSeconds: timeLimitSeconds is a key of the queue itself/,
+    );
     expect(siteRegistryProblems(one({}, { settings: { templateId: 7, minDiskMb: 100 } }))).toEqual([]);
   });
 
@@ -74,7 +97,12 @@ describe('site registry documents', () => {
   it('finds duplicates and contradictory limits', () => {
     const doc = {
       sites: [
-        { name: 'A', computingElements: [{ name: 'ce', type: 'local', queues: [{ name: 'q' }, { name: 'q', maxWaitingPilots: 9, maxTotalPilots: 3 }] }] },
+        {
+          name: 'A',
+          computingElements: [
+            { name: 'ce', type: 'local', queues: [{ name: 'q' }, { name: 'q', maxWaitingPilots: 9, maxTotalPilots: 3 }] },
+          ],
+        },
         { name: 'A', computingElements: [{ name: 'ce', type: 'local', queues: [{ name: 'r', tags: ['x'], requiredTags: ['y'] }] }] },
       ],
     };

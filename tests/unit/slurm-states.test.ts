@@ -54,7 +54,9 @@ describe('SLURM state mapping', () => {
   });
 
   it('gives site admins the reason', () => {
-    expect(mapSlurmState({ state: 'OUT_OF_MEMORY', reason: 'OutOfMemory' }).reason).toMatch(/^SLURM: OUT_OF_MEMORY \(killed for using more memory/);
+    expect(mapSlurmState({ state: 'OUT_OF_MEMORY', reason: 'OutOfMemory' }).reason).toMatch(
+      /^SLURM: OUT_OF_MEMORY \(killed for using more memory/,
+    );
     expect(mapSlurmState({ state: 'TIMEOUT', exitCode: '0:15' })).toMatchObject({ status: 'Failed', exitCode: 143 });
     expect(mapSlurmState({ state: 'TIMEOUT' }).reason).toMatch(/time limit/);
     expect(mapSlurmState({ state: 'BOOT_FAIL' }).reason).toMatch(/BOOT_FAIL/);
@@ -63,14 +65,24 @@ describe('SLURM state mapping', () => {
     expect(mapSlurmState({ state: 'PREEMPTED' }).reason).toMatch(/preempted/);
     expect(mapSlurmState({ state: 'REQUEUED' }).reason).toMatch(/requeued/);
     expect(mapSlurmState({ state: 'SUSPENDED' }).reason).toMatch(/suspended/);
-    expect(mapSlurmState({ state: 'PENDING', reason: 'JobHeldUser' })).toEqual({ status: 'Waiting', reason: 'SLURM: PENDING (waiting for resources), reason JobHeldUser' });
+    expect(mapSlurmState({ state: 'PENDING', reason: 'JobHeldUser' })).toEqual({
+      status: 'Waiting',
+      reason: 'SLURM: PENDING (waiting for resources), reason JobHeldUser',
+    });
     expect(mapSlurmState({ state: 'RUNNING', reason: 'None' })).toEqual({ status: 'Running', reason: 'SLURM: RUNNING (running)' });
   });
 
   it('reads exit codes: "exit code 3", signals, success', () => {
-    expect(mapSlurmState({ state: 'FAILED', reason: 'NonZeroExitCode', exitCode: '3:0' })).toEqual({ status: 'Failed', reason: 'exit code 3', exitCode: 3 });
+    expect(mapSlurmState({ state: 'FAILED', reason: 'NonZeroExitCode', exitCode: '3:0' })).toEqual({
+      status: 'Failed',
+      reason: 'exit code 3',
+      exitCode: 3,
+    });
     expect(mapSlurmState({ state: 'FAILED', exitCode: '0:9' })).toEqual({ status: 'Failed', reason: 'killed by signal 9', exitCode: 137 });
-    expect(mapSlurmState({ state: 'FAILED', reason: 'NonZeroExitCode' })).toEqual({ status: 'Failed', reason: 'SLURM: FAILED (non-zero exit code or other failure), reason NonZeroExitCode' });
+    expect(mapSlurmState({ state: 'FAILED', reason: 'NonZeroExitCode' })).toEqual({
+      status: 'Failed',
+      reason: 'SLURM: FAILED (non-zero exit code or other failure), reason NonZeroExitCode',
+    });
     expect(mapSlurmState({ state: 'COMPLETED', exitCode: '0:0' })).toEqual({ status: 'Done', reason: 'exit code 0', exitCode: 0 });
     expect(parseExitCode('3:0')).toEqual({ exit: 3, signal: 0 });
     expect(parseExitCode('junk')).toBeNull();

@@ -63,7 +63,19 @@ function reply(xml: string, status = 200, onBody?: (body: string) => void) {
 
 describe('encodeMethodCall', () => {
   it('encodes every scalar type, arrays, structs, and escapes text', () => {
-    const xml = encodeMethodCall('one.vm.allocate', ['u:p<&>', 7, -2, i8(2 ** 40), 12345678901234567890n, true, false, double(2), 1.5, [1, ['x']], { a: 1, 'b&': { c: false } }]);
+    const xml = encodeMethodCall('one.vm.allocate', [
+      'u:p<&>',
+      7,
+      -2,
+      i8(2 ** 40),
+      12345678901234567890n,
+      true,
+      false,
+      double(2),
+      1.5,
+      [1, ['x']],
+      { a: 1, 'b&': { c: false } },
+    ]);
     expect(xml).toContain('<methodName>one.vm.allocate</methodName>');
     expect(xml).toContain('<value><string>u:p&lt;&amp;&gt;</string></value>');
     expect(xml).toContain('<value><int>7</int></value>');
@@ -74,8 +86,12 @@ describe('encodeMethodCall', () => {
     expect(xml).toContain('<value><boolean>0</boolean></value>');
     expect(xml).toContain('<value><double>2</double></value>');
     expect(xml).toContain('<value><double>1.5</double></value>');
-    expect(xml).toContain('<value><array><data><value><int>1</int></value><value><array><data><value><string>x</string></value></data></array></value></data></array></value>');
-    expect(xml).toContain('<member><name>b&amp;</name><value><struct><member><name>c</name><value><boolean>0</boolean></value></member></struct></value></member>');
+    expect(xml).toContain(
+      '<value><array><data><value><int>1</int></value><value><array><data><value><string>x</string></value></data></array></value></data></array></value>',
+    );
+    expect(xml).toContain(
+      '<member><name>b&amp;</name><value><struct><member><name>c</name><value><boolean>0</boolean></value></member></struct></value></member>',
+    );
     // what we send, we read back
     const back = parseXml(xml);
     expect(back.name).toBe('methodCall');
@@ -89,7 +105,9 @@ describe('encodeMethodCall', () => {
 
 describe('parseXml', () => {
   it('decodes entities, character references and CDATA', () => {
-    const el = parseXml('<?xml version="1.0"?><!-- c --><A x="1 &amp; 2"><B>a &lt;b&gt; &#65;&#x42; &quot;q&quot; &apos;</B><C><![CDATA[<raw> & ]]]]><![CDATA[>]]></C><D/></A>');
+    const el = parseXml(
+      '<?xml version="1.0"?><!-- c --><A x="1 &amp; 2"><B>a &lt;b&gt; &#65;&#x42; &quot;q&quot; &apos;</B><C><![CDATA[<raw> & ]]]]><![CDATA[>]]></C><D/></A>',
+    );
     expect(el.attributes['x']).toBe('1 & 2');
     expect(textAt(el, 'B')).toBe('a <b> AB "q" \'');
     expect(textAt(el, 'C')).toBe('<raw> & ]]>');
@@ -132,8 +150,12 @@ describe('decodeMethodResponse', () => {
   });
 
   it('refuses a 32-bit int out of range and unknown types', () => {
-    expect(() => decodeMethodResponse('<methodResponse><params><param><value><i4>99999999999</i4></value></param></params></methodResponse>')).toThrow(/beyond 32 bits/);
-    expect(() => decodeMethodResponse('<methodResponse><params><param><value><blob/></value></param></params></methodResponse>')).toThrow(/unknown type/);
+    expect(() =>
+      decodeMethodResponse('<methodResponse><params><param><value><i4>99999999999</i4></value></param></params></methodResponse>'),
+    ).toThrow(/beyond 32 bits/);
+    expect(() => decodeMethodResponse('<methodResponse><params><param><value><blob/></value></param></params></methodResponse>')).toThrow(
+      /unknown type/,
+    );
   });
 });
 
@@ -142,7 +164,9 @@ describe('XmlRpcClient.callOne (OpenNebula replies)', () => {
     let sent = '';
     reply(success('<value><i4>42</i4></value>'), 200, (b) => (sent = b));
     expect(await client.callOne('one.vm.allocate', 'oneadmin:secret', ['NAME = "x"', false])).toBe(42);
-    expect(sent).toContain('<methodName>one.vm.allocate</methodName><params><param><value><string>oneadmin:secret</string></value></param><param><value><string>NAME = "x"</string></value></param><param><value><boolean>0</boolean></value></param></params>');
+    expect(sent).toContain(
+      '<methodName>one.vm.allocate</methodName><params><param><value><string>oneadmin:secret</string></value></param><param><value><string>NAME = "x"</string></value></param><param><value><boolean>0</boolean></value></param></params>',
+    );
   });
 
   it('reads a VM document carried as an entity-escaped string, then parses it', async () => {
@@ -159,7 +183,9 @@ describe('XmlRpcClient.callOne (OpenNebula replies)', () => {
     reply(failure("[one.vm.allocate] User couldn't be authenticated, aborting call.", 256));
     const err = (await client.callOne('one.vm.allocate', 'bad:pw', ['x']).catch((e) => e)) as XmlRpcError;
     expect(err).toBeInstanceOf(XmlRpcError);
-    expect(err.message).toBe(`one.vm.allocate at ${ENDPOINT}: [AUTHENTICATION] [one.vm.allocate] User couldn't be authenticated, aborting call.`);
+    expect(err.message).toBe(
+      `one.vm.allocate at ${ENDPOINT}: [AUTHENTICATION] [one.vm.allocate] User couldn't be authenticated, aborting call.`,
+    );
     expect(err.kind).toBe('one');
     expect(err.details).toMatchObject({ oneCode: 256, oneCodeName: 'AUTHENTICATION', objectId: -1 });
     expect(err.retryable).toBe(false);
@@ -184,7 +210,11 @@ describe('XmlRpcClient.callOne (OpenNebula replies)', () => {
   });
 
   it('parses by position: a 4-value failure (no i8) and an unknown code still read', async () => {
-    reply(envelope('<value><boolean>0</boolean></value><value><string>odd</string></value><value><i4>4242</i4></value><value><i4>7</i4></value>'));
+    reply(
+      envelope(
+        '<value><boolean>0</boolean></value><value><string>odd</string></value><value><i4>4242</i4></value><value><i4>7</i4></value>',
+      ),
+    );
     const err = (await client.callOne('one.vm.info', 's', [7]).catch((e) => e)) as XmlRpcError;
     expect(err.message).toBe(`one.vm.info at ${ENDPOINT}: [CODE_4242] odd`);
   });
@@ -226,7 +256,9 @@ describe('XmlRpcClient.callOne (OpenNebula replies)', () => {
   });
 
   it('reports a transport error with its cause', async () => {
-    pool().intercept({ path: '/RPC2', method: 'POST' }).replyWithError(Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:2633'), { code: 'ECONNREFUSED' }));
+    pool()
+      .intercept({ path: '/RPC2', method: 'POST' })
+      .replyWithError(Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:2633'), { code: 'ECONNREFUSED' }));
     const err = (await client.callOne('one.vm.info', 's', [1]).catch((e) => e)) as XmlRpcError;
     expect(err.kind).toBe('transport');
     expect(err.message).toBe(`one.vm.info at ${ENDPOINT}: cannot reach the endpoint (connect ECONNREFUSED 10.0.0.1:2633)`);

@@ -12,8 +12,6 @@ import { getToken, setDatabaseUp } from './api.js';
 import type { JobEvent, PilotEvent, SiteEvent, WmsEvent } from '../../core/events.js';
 export type { JobEvent, PilotEvent, SiteEvent, WmsEvent };
 
-
-
 export interface Subscription {
   jobs?: number[] | 'mine' | 'all';
   pilots?: boolean;
@@ -96,9 +94,12 @@ export function useThrottled(fn: () => void, ms = 250): () => void {
   const latest = useRef(fn);
   latest.current = fn;
   const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
-  useEffect(() => () => {
-    if (timer.current) clearTimeout(timer.current);
-  }, []);
+  useEffect(
+    () => () => {
+      if (timer.current) clearTimeout(timer.current);
+    },
+    [],
+  );
   return () => {
     if (timer.current) return;
     timer.current = setTimeout(() => {

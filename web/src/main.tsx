@@ -62,7 +62,8 @@ function DatabaseBanner() {
   if (up) return null;
   return (
     <div class="db-banner" role="alert" data-testid="db-banner">
-      database unavailable, retrying: the services are up but their database does not answer; pages show their last data and update when it is back
+      database unavailable, retrying: the services are up but their database does not answer; pages show their last data and update when it
+      is back
     </div>
   );
 }
@@ -95,16 +96,30 @@ function App() {
       <header>
         <strong>pilot-wms</strong>
         <nav>
-          <a href="/jobs" class={active('/jobs')} onClick={onLinkClick}>Jobs</a>
-          <a href="/submit" class={active('/submit')} onClick={onLinkClick}>Submit</a>
-          <a href="/sites" class={active('/sites')} onClick={onLinkClick}>Sites</a>
-          {me && me.role !== 'user' && <a href="/pilots" class={path.startsWith('/pilots') ? 'active' : ''} onClick={onLinkClick}>Pilots</a>}
-          <a href="/usage" class={active('/usage')} onClick={onLinkClick}>Usage</a>
+          <a href="/jobs" class={active('/jobs')} onClick={onLinkClick}>
+            Jobs
+          </a>
+          <a href="/submit" class={active('/submit')} onClick={onLinkClick}>
+            Submit
+          </a>
+          <a href="/sites" class={active('/sites')} onClick={onLinkClick}>
+            Sites
+          </a>
+          {me && me.role !== 'user' && (
+            <a href="/pilots" class={path.startsWith('/pilots') ? 'active' : ''} onClick={onLinkClick}>
+              Pilots
+            </a>
+          )}
+          <a href="/usage" class={active('/usage')} onClick={onLinkClick}>
+            Usage
+          </a>
         </nav>
         <span class="who" data-testid="identity">
           {me ? `${me.user} (${me.role}${me.group ? `, ${me.group}` : ''})` : ''}
         </span>
-        <button type="button" onClick={() => setToken(null)}>Sign out</button>
+        <button type="button" onClick={() => setToken(null)}>
+          Sign out
+        </button>
       </header>
       <DatabaseBanner />
       <main>{page}</main>

@@ -50,7 +50,7 @@ function withLock(dir, fn) {
       try {
         if (Date.now() - fs.statSync(lock).mtimeMs > 5000) fs.rmdirSync(lock); // stale
       } catch {}
-      if (Date.now() > deadline) throw new Error('fake HTCondor: state lock busy');
+      if (Date.now() > deadline) throw new Error('fake HTCondor: state lock busy', { cause: e });
       sleepSync(5);
     }
   }
@@ -151,8 +151,10 @@ function checkSchedd(tool, opts) {
     const target = opts.name || opts.remote;
     const where = opts.pool ? '<' + opts.pool + '>' : '<127.0.0.1:9618>';
     const auth = 'AUTHENTICATE:1003:Failed to authenticate with any method\n';
-    if (tool === 'condor_submit') process.stderr.write(`\nERROR: Failed to connect to ${target ? 'queue manager ' + target : 'local queue manager'}\n${auth}`);
-    else if (tool === 'condor_rm') process.stderr.write(`Failed to connect to ${target ? 'queue manager ' + target : 'local queue manager'}\n${auth}`);
+    if (tool === 'condor_submit')
+      process.stderr.write(`\nERROR: Failed to connect to ${target ? 'queue manager ' + target : 'local queue manager'}\n${auth}`);
+    else if (tool === 'condor_rm')
+      process.stderr.write(`Failed to connect to ${target ? 'queue manager ' + target : 'local queue manager'}\n${auth}`);
     else process.stderr.write(`\n-- Failed to fetch ads from: ${where} : ${target || HOST}\n${auth}`);
     process.exit(1);
   }
@@ -167,7 +169,9 @@ function checkSchedd(tool, opts) {
   } else if (tool === 'condor_q' || tool === 'condor_history') {
     process.stderr.write(`\n-- Failed to fetch ads from: ${where} : ${target || HOST}\nCEDAR:6001:Failed to connect to ${where}\n`);
   } else {
-    process.stderr.write(`Failed to connect to ${target ? 'queue manager ' + target : 'local queue manager'}\nCEDAR:6001:Failed to connect to ${where}\n`);
+    process.stderr.write(
+      `Failed to connect to ${target ? 'queue manager ' + target : 'local queue manager'}\nCEDAR:6001:Failed to connect to ${where}\n`,
+    );
   }
   process.exit(1);
 }
@@ -262,7 +266,10 @@ function parseSubmit(text) {
       else {
         const m = /^([A-Za-z_][\w.]*)\s+in\s+(?:\((.*)\)|(.*))$/i.exec(spec);
         if (!m) throw new UsageError(`on Line ${i + 1} of submit file: \nsubmit: unsupported queue statement "${line}"`);
-        const raw = (m[2] !== undefined ? m[2] : m[3]).split(/[,\s]+/).map((s) => s.trim()).filter(Boolean);
+        const raw = (m[2] !== undefined ? m[2] : m[3])
+          .split(/[,\s]+/)
+          .map((s) => s.trim())
+          .filter(Boolean);
         queues.push({ cmds: snapshot, items: raw.map((v) => ({ [m[1].toLowerCase()]: v })) });
       }
       continue;
@@ -328,7 +335,7 @@ function condorSubmit(argv, terse) {
   for (const p of procs) {
     const exe = p.cmds.get('executable');
     if (!exe) {
-      process.stderr.write('\nERROR: No \'executable\' parameter was provided\n');
+      process.stderr.write("\nERROR: No 'executable' parameter was provided\n");
       return 1;
     }
   }
@@ -371,7 +378,9 @@ function condorSubmit(argv, terse) {
       Err: rel(get('error')) || '/dev/null',
       UserLog: rel(get('log')),
       EnvironmentMap: getenv && /^true$/i.test(getenv) ? { ...process.env, ...env } : env,
-      Environment: Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' '),
+      Environment: Object.entries(env)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' '),
       RequestCpus: Number(get('request_cpus') || 1),
       RequestMemory: get('request_memory') ? megabytes(get('request_memory')) : 128,
       JobStatus: spool ? 5 : 1,
@@ -439,21 +448,39 @@ function compileConstraint(text) {
       const v = key === undefined ? undefined : ad[key];
       const eq = typeof v === 'string' && typeof want === 'string' ? v.toLowerCase() === want.toLowerCase() : v === want;
       switch (op) {
-        case '==': return v !== undefined && eq;
-        case '!=': return v !== undefined && !eq;
-        case '=?=': return eq;
-        case '=!=': return !eq;
-        case '>=': return v >= want;
-        case '<=': return v <= want;
-        case '>': return v > want;
-        default: return v < want;
+        case '==':
+          return v !== undefined && eq;
+        case '!=':
+          return v !== undefined && !eq;
+        case '=?=':
+          return eq;
+        case '=!=':
+          return !eq;
+        case '>=':
+          return v >= want;
+        case '<=':
+          return v <= want;
+        case '>':
+          return v > want;
+        default:
+          return v < want;
       }
     };
   });
   return (ad) => terms.every((f) => f(ad));
 }
 
-const HIDDEN = new Set(['EnvironmentMap', 'ArgsList', 'SpoolDir', 'TransferExecutable', 'OnExitHold', 'OnExitHoldSubCode', 'KillSig', 'ShadowPid', 'JobPid']);
+const HIDDEN = new Set([
+  'EnvironmentMap',
+  'ArgsList',
+  'SpoolDir',
+  'TransferExecutable',
+  'OnExitHold',
+  'OnExitHoldSubCode',
+  'KillSig',
+  'ShadowPid',
+  'JobPid',
+]);
 
 function publicAd(ad, attrs) {
   const out = {};
@@ -517,7 +544,8 @@ function parseQueryArgs(argv) {
 function selectAds(ads, ids, opts) {
   const constraint = compileConstraint(opts.constraint);
   const idMatch = (ad) =>
-    ids.length === 0 || ids.some((id) => (id.includes('.') ? id === jobId(ad) : /^\d+$/.test(id) ? Number(id) === ad.ClusterId : id === ad.Owner));
+    ids.length === 0 ||
+    ids.some((id) => (id.includes('.') ? id === jobId(ad) : /^\d+$/.test(id) ? Number(id) === ad.ClusterId : id === ad.Owner));
   return ads.filter((ad) => idMatch(ad) && constraint(ad));
 }
 
@@ -531,7 +559,12 @@ function condorQuery(tool, argv) {
     ads = ads.reverse();
     if (opts.limit) ads = ads.slice(0, Number(opts.limit));
   }
-  const attrs = opts.attributes ? opts.attributes.split(',').map((s) => s.trim()).filter(Boolean) : null;
+  const attrs = opts.attributes
+    ? opts.attributes
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : null;
   if (opts.json) printJson(ads, attrs);
   else if (af) printAutoformat(ads, af.flags, af.attrs);
   else throw new UsageError(`fake HTCondor: only -json and -af output are simulated by ${tool}`);
@@ -573,7 +606,9 @@ function condorRm(argv) {
         writeAd(historyPath(dir, jobId(ad)), ad);
         fs.rmSync(queuePath(dir, jobId(ad)), { force: true });
       }
-      process.stdout.write(id.includes('.') ? `Job ${id} marked for removal\n` : `All jobs in cluster ${id} have been marked for removal\n`);
+      process.stdout.write(
+        id.includes('.') ? `Job ${id} marked for removal\n` : `All jobs in cluster ${id} have been marked for removal\n`,
+      );
     }
   });
   return code;
@@ -585,7 +620,11 @@ function main(tool) {
   const argv = process.argv.slice(2);
   let code;
   try {
-    if (tool === 'condor_submit') code = condorSubmit(argv.filter((a) => a !== '-terse'), argv.includes('-terse'));
+    if (tool === 'condor_submit')
+      code = condorSubmit(
+        argv.filter((a) => a !== '-terse'),
+        argv.includes('-terse'),
+      );
     else if (tool === 'condor_q' || tool === 'condor_history') code = condorQuery(tool, argv);
     else if (tool === 'condor_rm') code = condorRm(argv);
     else throw new UsageError('unknown tool ' + tool);

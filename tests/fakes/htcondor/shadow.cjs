@@ -60,12 +60,22 @@ let errFd = null;
 const started = update((ad) => {
   if (ad.JobStatus !== 1) return false;
   if (!fs.existsSync(ad.Iwd)) {
-    hold(ad, 14, 2, `Error from ${slot}: Failed to access '${ad.Iwd}' as the job's initial working directory: (errno 2) No such file or directory`);
+    hold(
+      ad,
+      14,
+      2,
+      `Error from ${slot}: Failed to access '${ad.Iwd}' as the job's initial working directory: (errno 2) No such file or directory`,
+    );
     return;
   }
   if (!fs.existsSync(ad.Cmd)) {
     if (ad.TransferExecutable)
-      hold(ad, 13, 2, `Error from ${slot}: SHADOW at 127.0.0.1 failed to send file(s) to <127.0.0.1:9618>: error reading from ${ad.Cmd}: (errno 2) No such file or directory; STARTER failed to receive file(s) from <127.0.0.1:9618>`);
+      hold(
+        ad,
+        13,
+        2,
+        `Error from ${slot}: SHADOW at 127.0.0.1 failed to send file(s) to <127.0.0.1:9618>: error reading from ${ad.Cmd}: (errno 2) No such file or directory; STARTER failed to receive file(s) from <127.0.0.1:9618>`,
+      );
     else hold(ad, 6, 2, `Error from ${slot}: Failed to execute '${ad.Cmd}': (errno=2: 'No such file or directory')`);
     return;
   }
@@ -73,7 +83,12 @@ const started = update((ad) => {
     outFd = fs.openSync(ad.Out, 'a');
     errFd = fs.openSync(ad.Err, 'a');
   } catch (e) {
-    hold(ad, 7, 2, `Error from ${slot}: Failed to open '${outFd === null ? ad.Out : ad.Err}' as standard ${outFd === null ? 'output' : 'error'}: ${e.message} (errno 2)`);
+    hold(
+      ad,
+      7,
+      2,
+      `Error from ${slot}: Failed to open '${outFd === null ? ad.Out : ad.Err}' as standard ${outFd === null ? 'output' : 'error'}: ${e.message} (errno 2)`,
+    );
     return;
   }
   setStatus(ad, 2);
@@ -95,7 +110,12 @@ const env = {
 const child = spawn(started.Cmd, started.ArgsList || [], { cwd: started.Iwd, env, detached: true, stdio: ['ignore', outFd, errFd] });
 child.on('error', (e) => {
   update((ad) => {
-    hold(ad, 6, e.errno ? Math.abs(e.errno) : 0, `Error from ${slot}: Failed to execute '${ad.Cmd}': (errno=${Math.abs(e.errno || 0)}: '${e.message}')`);
+    hold(
+      ad,
+      6,
+      e.errno ? Math.abs(e.errno) : 0,
+      `Error from ${slot}: Failed to execute '${ad.Cmd}': (errno=${Math.abs(e.errno || 0)}: '${e.message}')`,
+    );
     delete ad.JobPid;
   });
   process.exit(0);

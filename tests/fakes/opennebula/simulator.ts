@@ -39,7 +39,16 @@ export const ONE_ERR = {
 } as const;
 
 export const STATE = { INIT: 0, PENDING: 1, HOLD: 2, ACTIVE: 3, STOPPED: 4, SUSPENDED: 5, DONE: 6, POWEROFF: 8, UNDEPLOYED: 9 } as const;
-export const LCM = { LCM_INIT: 0, PROLOG: 1, BOOT: 2, RUNNING: 3, UNKNOWN: 16, BOOT_FAILURE: 36, PROLOG_FAILURE: 39, EPILOG_FAILURE: 40 } as const;
+export const LCM = {
+  LCM_INIT: 0,
+  PROLOG: 1,
+  BOOT: 2,
+  RUNNING: 3,
+  UNKNOWN: 16,
+  BOOT_FAILURE: 36,
+  PROLOG_FAILURE: 39,
+  EPILOG_FAILURE: 40,
+} as const;
 const FAILURE_LCM = new Set([36, 37, 38, 39, 40, 41, 42, 44, 46, 47, 48, 49, 50, 61]);
 
 /**
@@ -396,7 +405,8 @@ export class OneSimulator {
     if (!h) throw new Fault(FAULT.NO_SUCH_METHOD, `Unknown method: ${method}`);
     const args = new Args(method, params);
     const session = args.str(0);
-    if (session !== this.session) throw new OneFailure(ONE_ERR.AUTHENTICATION, `[${method}] User couldn't be authenticated, aborting call.`);
+    if (session !== this.session)
+      throw new OneFailure(ONE_ERR.AUTHENTICATION, `[${method}] User couldn't be authenticated, aborting call.`);
     return h(args);
   }
 
@@ -452,7 +462,10 @@ export class OneSimulator {
       prevLcmState: LCM.LCM_INIT,
       stime: nowS(),
       etime: 0,
-      template: [...tpl.filter(([n]) => n !== 'NAME'), ...(templateId !== undefined ? ([['TEMPLATE_ID', String(templateId)]] as Template) : [])],
+      template: [
+        ...tpl.filter(([n]) => n !== 'NAME'),
+        ...(templateId !== undefined ? ([['TEMPLATE_ID', String(templateId)]] as Template) : []),
+      ],
       context,
       dir: join(this.o.workDir, `vm-${id}`),
       startScriptExit: null,
@@ -477,7 +490,11 @@ export class OneSimulator {
     const action = p.str(1);
     const vm = this.get(method, p.int(2));
     const wrongState = () =>
-      new OneFailure(ONE_ERR.ACTION, `[${method}] Error performing action "${action}": This action is not available for state ${vm.state}/${vm.lcmState}`, vm.id);
+      new OneFailure(
+        ONE_ERR.ACTION,
+        `[${method}] Error performing action "${action}": This action is not available for state ${vm.state}/${vm.lcmState}`,
+        vm.id,
+      );
     const killAnd = (state: number) => {
       vm.timers.forEach(clearTimeout);
       vm.timers = [];
@@ -489,7 +506,8 @@ export class OneSimulator {
       case 'terminate':
       case 'terminate-hard': {
         if (vm.state === STATE.DONE) break; // idempotent
-        if (vm.state === STATE.ACTIVE && !(vm.lcmState === LCM.RUNNING || vm.lcmState === LCM.UNKNOWN || FAILURE_LCM.has(vm.lcmState))) throw wrongState();
+        if (vm.state === STATE.ACTIVE && !(vm.lcmState === LCM.RUNNING || vm.lcmState === LCM.UNKNOWN || FAILURE_LCM.has(vm.lcmState)))
+          throw wrongState();
         killAnd(STATE.DONE);
         break;
       }
@@ -554,7 +572,9 @@ export class OneSimulator {
         )
         .join('');
     const system = new Set(['CPU', 'VCPU', 'MEMORY', 'DISK', 'NIC', 'CONTEXT', 'TEMPLATE_ID', 'OS', 'GRAPHICS']);
-    const template = full ? tplXml(vm.template, (n) => system.has(n)) : tplXml(vm.template, (n) => n === 'CPU' || n === 'MEMORY' || n === 'TEMPLATE_ID');
+    const template = full
+      ? tplXml(vm.template, (n) => system.has(n))
+      : tplXml(vm.template, (n) => n === 'CPU' || n === 'MEMORY' || n === 'TEMPLATE_ID');
     const user = full ? tplXml(vm.template, (n) => !system.has(n)) : '';
     return (
       `<VM><ID>${vm.id}</ID><UID>0</UID><GID>0</GID><UNAME>${cdata(this.o.user ?? 'oneadmin')}</UNAME><GNAME>oneadmin</GNAME>` +
@@ -586,15 +606,21 @@ export class OneSimulator {
     const tmp = join(vm.dir, 'tmp');
     await Promise.all([ctx, bin, tmp].map((d) => mkdir(d, { recursive: true })));
     await writeFile(join(bin, 'poweroff'), `#!/bin/sh\n: > "${join(vm.dir, 'poweroff-requested')}"\nsleep 3600\n`, { mode: 0o755 });
-    const script = vm.context['START_SCRIPT_BASE64'] !== undefined
-      ? Buffer.from(vm.context['START_SCRIPT_BASE64'], 'base64').toString('utf8')
-      : vm.context['START_SCRIPT'];
+    const script =
+      vm.context['START_SCRIPT_BASE64'] !== undefined
+        ? Buffer.from(vm.context['START_SCRIPT_BASE64'], 'base64').toString('utf8')
+        : vm.context['START_SCRIPT'];
     if (script === undefined) return;
     const file = join(ctx, 'start-script');
     await writeFile(file, script, { mode: 0o700 });
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const [k, v] of Object.entries(vm.context)) if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) env[k] = v;
-    Object.assign(env, { PATH: `${bin}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, TMPDIR: tmp, VMID: String(vm.id), ONE_SIM_VM: `${this.tag}-${vm.id}` });
+    Object.assign(env, {
+      PATH: `${bin}:${process.env['PATH'] ?? '/usr/bin:/bin'}`,
+      TMPDIR: tmp,
+      VMID: String(vm.id),
+      ONE_SIM_VM: `${this.tag}-${vm.id}`,
+    });
     const child = spawn(this.o.bash ?? 'bash', ['-e', file], { cwd: ctx, env, stdio: 'ignore' });
     this.scripts.add(child);
     child.on('error', () => (vm.startScriptExit = 127));

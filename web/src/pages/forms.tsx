@@ -7,7 +7,14 @@
  * sandbox (PUT /api/sandboxes/:sha256) and passed as `SB:<sha256>`.
  */
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { problemsByParameter, renderJdl, validateValues, type AppParameter, type AppTemplate, type AppValues } from '../../../core/app-template.js';
+import {
+  problemsByParameter,
+  renderJdl,
+  validateValues,
+  type AppParameter,
+  type AppTemplate,
+  type AppValues,
+} from '../../../core/app-template.js';
 import type { SubmitApplicationAnswer } from '../../../api/index.js';
 import { api, ApiError, getToken } from '../api.js';
 import { navigate } from '../router.js';
@@ -54,7 +61,9 @@ function tarOf(name: string, data: Uint8Array): Uint8Array {
 async function uploadFile(file: File): Promise<string> {
   const safe = file.name.replace(/[^A-Za-z0-9._-]/g, '_') || 'input';
   const tar = tarOf(safe, new Uint8Array(await file.arrayBuffer()));
-  const gz = new Uint8Array(await new Response(new Blob([tar.buffer as ArrayBuffer]).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer());
+  const gz = new Uint8Array(
+    await new Response(new Blob([tar.buffer as ArrayBuffer]).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer(),
+  );
   const sha = [...new Uint8Array(await crypto.subtle.digest('SHA-256', gz))].map((b) => b.toString(16).padStart(2, '0')).join('');
   const res = await fetch(`/api/sandboxes/${sha}`, {
     method: 'PUT',
@@ -65,7 +74,13 @@ async function uploadFile(file: File): Promise<string> {
   return `SB:${sha}`;
 }
 
-function Field(props: { p: AppParameter; value: string; problems: string[] | undefined; onValue: (v: string) => void; onError: (m: string) => void }) {
+function Field(props: {
+  p: AppParameter;
+  value: string;
+  problems: string[] | undefined;
+  onValue: (v: string) => void;
+  onError: (m: string) => void;
+}) {
   const { p, value, problems } = props;
   const id = `param-${p.name}`;
   const invalid = problems !== undefined && problems.length > 0;
@@ -87,7 +102,11 @@ function Field(props: { p: AppParameter; value: string; problems: string[] | und
     input = (
       <select {...common} value={value} onChange={(e) => props.onValue(e.currentTarget.value)}>
         {p.required === false || p.default === undefined ? <option value="">—</option> : null}
-        {p.options.map((o) => <option key={o} value={o}>{o}</option>)}
+        {p.options.map((o) => (
+          <option key={o} value={o}>
+            {o}
+          </option>
+        ))}
       </select>
     );
   } else if (p.type === 'file') {
@@ -122,7 +141,9 @@ function Field(props: { p: AppParameter; value: string; problems: string[] | und
       {p.help && <small> {p.help}</small>}
       {invalid && (
         <ul class="problems" id={`${id}-problems`} data-testid={`problems-${p.name}`} role="alert">
-          {problems!.map((m, i) => <li key={i}>{m}</li>)}
+          {problems!.map((m, i) => (
+            <li key={i}>{m}</li>
+          ))}
         </ul>
       )}
     </div>
@@ -169,7 +190,14 @@ export function FormsTab() {
   const problems = serverProblems ?? check.problems;
   const hasProblems = Object.keys(check.problems).length > 0;
 
-  if (apps === null) return error ? <p class="error" role="alert">{error}</p> : <p>Loading applications…</p>;
+  if (apps === null)
+    return error ? (
+      <p class="error" role="alert">
+        {error}
+      </p>
+    ) : (
+      <p>Loading applications…</p>
+    );
   if (apps.length === 0) return <p>No applications are defined.</p>;
 
   const submit = async (e: Event) => {
@@ -178,7 +206,9 @@ export function FormsTab() {
     setBusy(true);
     setError(null);
     try {
-      const { jobIds } = await api<SubmitApplicationAnswer>('POST', `/api/applications/${template.name}/submit`, { values: valuesOf(values) });
+      const { jobIds } = await api<SubmitApplicationAnswer>('POST', `/api/applications/${template.name}/submit`, {
+        values: valuesOf(values),
+      });
       navigate(jobIds.length === 1 ? `/jobs/${jobIds[0]}` : '/jobs');
     } catch (err) {
       if (err instanceof ApiError && err.problems.length > 0) {
@@ -207,7 +237,11 @@ export function FormsTab() {
             setError(null);
           }}
         >
-          {apps.map((a) => <option key={a.name} value={a.name}>{a.title}</option>)}
+          {apps.map((a) => (
+            <option key={a.name} value={a.name}>
+              {a.title}
+            </option>
+          ))}
         </select>
       </p>
       {template?.description && <p>{template.description}</p>}
@@ -225,15 +259,27 @@ export function FormsTab() {
           onError={setError}
         />
       ))}
-      {problems['(jdl)'] && <p class="error" role="alert">{problems['(jdl)'].join('; ')}</p>}
+      {problems['(jdl)'] && (
+        <p class="error" role="alert">
+          {problems['(jdl)'].join('; ')}
+        </p>
+      )}
       {check.jdl && (
         <details>
           <summary>JDL</summary>
-          <pre class="jdl" data-testid="form-jdl">{check.jdl}</pre>
+          <pre class="jdl" data-testid="form-jdl">
+            {check.jdl}
+          </pre>
         </details>
       )}
-      {error && serverProblems === null && <p class="error" role="alert">{error}</p>}
-      <button type="submit" disabled={busy || hasProblems}>Submit</button>
+      {error && serverProblems === null && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      <button type="submit" disabled={busy || hasProblems}>
+        Submit
+      </button>
     </form>
   );
 }

@@ -22,7 +22,14 @@ function Sparkline({ times, values, label, unit }: { times: number[]; values: nu
   const points = values.map((v, i) => `${x(times[i] ?? t0).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
   const last = values[values.length - 1] ?? 0;
   return (
-    <svg class="sparkline" width={w} height={h} viewBox={`0 0 ${w} ${h}`} role="img" aria-label={`${label}: ${values.length} heartbeats, last ${last} ${unit}, most ${top} ${unit}`}>
+    <svg
+      class="sparkline"
+      width={w}
+      height={h}
+      viewBox={`0 0 ${w} ${h}`}
+      role="img"
+      aria-label={`${label}: ${values.length} heartbeats, last ${last} ${unit}, most ${top} ${unit}`}
+    >
       <title>{`${label}, 0 to ${top} ${unit}`}</title>
       {values.length > 1 && <polyline points={points} />}
       <circle cx={x(times[times.length - 1] ?? t0)} cy={y(last)} r={2.5} />
@@ -42,12 +49,20 @@ function Heartbeats({ beats }: { beats: HeartbeatEntry[] }) {
   return (
     <div class="heartbeats" data-testid="heartbeats">
       <dl class="facts" data-testid="heartbeat-latest">
-        <dt>Last heartbeat</dt><dd><time dateTime={latest.at}>{new Date(latest.at).toLocaleTimeString()}</time> ({beats.length} shown)</dd>
-        <dt>CPU time</dt><dd>{fixed(latest.cpuSeconds)} s</dd>
-        <dt>Wall clock</dt><dd>{fixed(latest.wallSeconds)} s</dd>
-        <dt>Memory (RSS)</dt><dd>{fixed(latest.rssMb)} MB</dd>
-        <dt>Disk free</dt><dd>{fixed(latest.diskFreeMb, 0)} MB</dd>
-        <dt>Load average</dt><dd>{fixed(latest.loadAverage, 2)}</dd>
+        <dt>Last heartbeat</dt>
+        <dd>
+          <time dateTime={latest.at}>{new Date(latest.at).toLocaleTimeString()}</time> ({beats.length} shown)
+        </dd>
+        <dt>CPU time</dt>
+        <dd>{fixed(latest.cpuSeconds)} s</dd>
+        <dt>Wall clock</dt>
+        <dd>{fixed(latest.wallSeconds)} s</dd>
+        <dt>Memory (RSS)</dt>
+        <dd>{fixed(latest.rssMb)} MB</dd>
+        <dt>Disk free</dt>
+        <dd>{fixed(latest.diskFreeMb, 0)} MB</dd>
+        <dt>Load average</dt>
+        <dd>{fixed(latest.loadAverage, 2)}</dd>
       </dl>
       <div class="sparklines">
         {[
@@ -55,7 +70,9 @@ function Heartbeats({ beats }: { beats: HeartbeatEntry[] }) {
           { caption: 'Memory (RSS MB)', label: 'Memory (RSS)', unit: 'MB', values: beats.map((b) => b.rssMb) },
         ].map((c) => (
           <figure key={c.label}>
-            <figcaption>{c.caption} <small>0–{fixed(Math.max(...c.values, 0))}</small></figcaption>
+            <figcaption>
+              {c.caption} <small>0–{fixed(Math.max(...c.values, 0))}</small>
+            </figcaption>
             <Sparkline times={times} values={c.values} label={c.label} unit={c.unit} />
           </figure>
         ))}
@@ -126,7 +143,11 @@ export function JobPage({ id }: { id: number }) {
   if (job.error && !job.data) {
     // Another user's job is a 404 like a missing one: the page does not tell them apart either.
     const notFound = job.error instanceof ApiError && job.error.status === 404;
-    return <p class="error" role="alert">Job {id}: {notFound ? 'not found' : job.error.message}</p>;
+    return (
+      <p class="error" role="alert">
+        Job {id}: {notFound ? 'not found' : job.error.message}
+      </p>
+    );
   }
   const j = job.data;
   if (!j) return <p>Loading job {id}…</p>;
@@ -135,16 +156,34 @@ export function JobPage({ id }: { id: number }) {
   const { [STDOUT_PARAMETER]: stdout, ...parameters } = params.data?.parameters ?? {};
   return (
     <section>
-      <p><a href="/jobs" onClick={onLinkClick}>← Jobs</a></p>
+      <p>
+        <a href="/jobs" onClick={onLinkClick}>
+          ← Jobs
+        </a>
+      </p>
       <h1>
-        Job {j.id}: {j.jobName} <span class={`badge status-${j.status}`} data-testid="job-status">{j.status}</span>{' '}
-        <small class={`stream stream-${stream}`} data-testid="stream">{streamLabel(stream)}</small>
+        Job {j.id}: {j.jobName}{' '}
+        <span class={`badge status-${j.status}`} data-testid="job-status">
+          {j.status}
+        </span>{' '}
+        <small class={`stream stream-${stream}`} data-testid="stream">
+          {streamLabel(stream)}
+        </small>
       </h1>
-      <p class="minor">{j.minorStatus}{j.applicationStatus && j.applicationStatus !== 'Unknown' ? ` · ${j.applicationStatus}` : ''}</p>
+      <p class="minor">
+        {j.minorStatus}
+        {j.applicationStatus && j.applicationStatus !== 'Unknown' ? ` · ${j.applicationStatus}` : ''}
+      </p>
       <div class="actions">
-        <button type="button" onClick={() => act('kill')} disabled={final}>Kill</button>
-        <button type="button" onClick={() => act('reschedule')}>Reschedule</button>
-        <button type="button" class="danger" onClick={() => act('delete')}>Delete</button>
+        <button type="button" onClick={() => act('kill')} disabled={final}>
+          Kill
+        </button>
+        <button type="button" onClick={() => act('reschedule')}>
+          Reschedule
+        </button>
+        <button type="button" class="danger" onClick={() => act('delete')}>
+          Delete
+        </button>
         {outputs.length > 0 && (
           <button type="button" onClick={download} disabled={downloading} title={`${outputs.reduce((a, s) => a + s.size, 0)} bytes`}>
             Download output
@@ -153,12 +192,20 @@ export function JobPage({ id }: { id: number }) {
         {message && <span role="status">{message}</span>}
       </div>
       <dl class="facts">
-        <dt>Owner</dt><dd>{j.owner} ({j.ownerGroup}, {j.vo})</dd>
-        <dt>Site</dt><dd>{j.site}</dd>
-        <dt>Group</dt><dd>{j.jobGroup}</dd>
-        <dt>Pilot</dt><dd>{j.pilotId ?? '—'}</dd>
-        <dt>Reschedules</dt><dd>{j.rescheduleCounter}</dd>
-        <dt>Submitted</dt><dd>{new Date(j.submittedAt).toLocaleString()}</dd>
+        <dt>Owner</dt>
+        <dd>
+          {j.owner} ({j.ownerGroup}, {j.vo})
+        </dd>
+        <dt>Site</dt>
+        <dd>{j.site}</dd>
+        <dt>Group</dt>
+        <dd>{j.jobGroup}</dd>
+        <dt>Pilot</dt>
+        <dd>{j.pilotId ?? '—'}</dd>
+        <dt>Reschedules</dt>
+        <dd>{j.rescheduleCounter}</dd>
+        <dt>Submitted</dt>
+        <dd>{new Date(j.submittedAt).toLocaleString()}</dd>
       </dl>
       <h2>History</h2>
       <ol class="timeline" data-testid="history">
@@ -172,9 +219,21 @@ export function JobPage({ id }: { id: number }) {
         ))}
       </ol>
       <h2>Heartbeats</h2>
-      {heartbeats.data ? <Heartbeats beats={heartbeats.data.heartbeats} /> : heartbeats.error ? <p class="error">{heartbeats.error.message}</p> : <p>Loading…</p>}
+      {heartbeats.data ? (
+        <Heartbeats beats={heartbeats.data.heartbeats} />
+      ) : heartbeats.error ? (
+        <p class="error">{heartbeats.error.message}</p>
+      ) : (
+        <p>Loading…</p>
+      )}
       <h2>Standard output (last lines)</h2>
-      {stdout !== undefined ? <pre class="log" data-testid="stdout">{stdout}</pre> : <p data-testid="stdout">None reported yet.</p>}
+      {stdout !== undefined ? (
+        <pre class="log" data-testid="stdout">
+          {stdout}
+        </pre>
+      ) : (
+        <p data-testid="stdout">None reported yet.</p>
+      )}
       <h2>Parameters</h2>
       {Object.keys(parameters).length > 0 ? (
         <dl class="facts" data-testid="parameters">
@@ -184,7 +243,9 @@ export function JobPage({ id }: { id: number }) {
         <p>None reported yet.</p>
       )}
       <h2>JDL</h2>
-      <pre class="jdl" data-testid="jdl">{j.jdl}</pre>
+      <pre class="jdl" data-testid="jdl">
+        {j.jdl}
+      </pre>
     </section>
   );
 }

@@ -90,7 +90,10 @@ export function JobsPage({ url, me = null }: { url: URL; me?: Identity | null })
 
   const stream = useEvents(me ? { jobs: me.role === 'admin' ? 'all' : 'mine' } : null, () => refresh());
   const every = stream === 'live' ? LIVE_POLL_MS : 2000;
-  const guarded = <T,>(load: () => Promise<T>) => () => (problem ? Promise.reject(new Error(problem)) : load());
+  const guarded =
+    <T,>(load: () => Promise<T>) =>
+    () =>
+      problem ? Promise.reject(new Error(problem)) : load();
   const summary = usePolled(
     guarded(() => api<JobCounts>('GET', `/api/jobs/summary${query(params)}`)),
     [key],
@@ -119,11 +122,24 @@ export function JobsPage({ url, me = null }: { url: URL; me?: Identity | null })
 
   return (
     <section>
-      <h1>Jobs <small class={`stream stream-${stream}`} data-testid="stream">{streamLabel(stream)}</small></h1>
+      <h1>
+        Jobs{' '}
+        <small class={`stream stream-${stream}`} data-testid="stream">
+          {streamLabel(stream)}
+        </small>
+      </h1>
       <ul class="counts" data-testid="counts">
-        <li><a href={jobsPath({ ...f, status: '' })} onClick={onLinkClick}>All <b>{summary.data?.total ?? '…'}</b></a></li>
+        <li>
+          <a href={jobsPath({ ...f, status: '' })} onClick={onLinkClick}>
+            All <b>{summary.data?.total ?? '…'}</b>
+          </a>
+        </li>
         {Object.entries(summary.data?.counts ?? {}).map(([s, n]) => (
-          <li key={s}><a href={jobsPath({ ...f, status: s })} onClick={onLinkClick} class={`status-${s}`}>{s} <b>{n}</b></a></li>
+          <li key={s}>
+            <a href={jobsPath({ ...f, status: s })} onClick={onLinkClick} class={`status-${s}`}>
+              {s} <b>{n}</b>
+            </a>
+          </li>
         ))}
       </ul>
       {/* key: a new address (back, a count link) resets what was typed but not applied */}
@@ -140,27 +156,66 @@ export function JobsPage({ url, me = null }: { url: URL; me?: Identity | null })
           Status{' '}
           <select name="status" value={f.status} onChange={(e) => e.currentTarget.form && apply(e.currentTarget.form)}>
             <option value="">any</option>
-            {JOB_STATES.map((s) => <option key={s} value={s}>{s}</option>)}
+            {JOB_STATES.map((s) => (
+              <option key={s} value={s}>
+                {s}
+              </option>
+            ))}
           </select>
         </label>
-        <label>Site <input name="site" defaultValue={f.site} list="job-filter-sites" size={14} /></label>
-        <datalist id="job-filter-sites">{siteNames.map((s) => <option key={s} value={s} />)}</datalist>
-        <label>Job group <input name="group" defaultValue={f.group} size={14} /></label>
-        <label>Submitted from <input type="date" name="since" defaultValue={f.since} /></label>
-        <label>Submitted until <input type="date" name="until" defaultValue={f.until} /></label>
-        <label>Search <input type="search" name="search" defaultValue={f.search} maxLength={256} placeholder="job id or name" size={18} /></label>
+        <label>
+          Site <input name="site" defaultValue={f.site} list="job-filter-sites" size={14} />
+        </label>
+        <datalist id="job-filter-sites">
+          {siteNames.map((s) => (
+            <option key={s} value={s} />
+          ))}
+        </datalist>
+        <label>
+          Job group <input name="group" defaultValue={f.group} size={14} />
+        </label>
+        <label>
+          Submitted from <input type="date" name="since" defaultValue={f.since} />
+        </label>
+        <label>
+          Submitted until <input type="date" name="until" defaultValue={f.until} />
+        </label>
+        <label>
+          Search <input type="search" name="search" defaultValue={f.search} maxLength={256} placeholder="job id or name" size={18} />
+        </label>
         <button type="submit">Filter</button>
-        {filtered && <a href="/jobs" onClick={onLinkClick}>Clear filters</a>}
+        {filtered && (
+          <a href="/jobs" onClick={onLinkClick}>
+            Clear filters
+          </a>
+        )}
       </form>
-      {list.error && <p class="error" role="alert">{list.error.message}</p>}
+      {list.error && (
+        <p class="error" role="alert">
+          {list.error.message}
+        </p>
+      )}
       <table data-testid="jobs">
         <thead>
-          <tr><th>Id</th><th>Name</th><th>Group</th><th>Status</th><th>Minor status</th><th>Site</th><th>Owner</th><th>Submitted</th></tr>
+          <tr>
+            <th>Id</th>
+            <th>Name</th>
+            <th>Group</th>
+            <th>Status</th>
+            <th>Minor status</th>
+            <th>Site</th>
+            <th>Owner</th>
+            <th>Submitted</th>
+          </tr>
         </thead>
         <tbody>
-          {(problem ? [] : list.data?.jobs ?? []).map((j) => (
+          {(problem ? [] : (list.data?.jobs ?? [])).map((j) => (
             <tr key={j.id}>
-              <td><a href={`/jobs/${j.id}`} onClick={onLinkClick}>{j.id}</a></td>
+              <td>
+                <a href={`/jobs/${j.id}`} onClick={onLinkClick}>
+                  {j.id}
+                </a>
+              </td>
               <td>{j.jobName}</td>
               <td>{j.jobGroup}</td>
               <td class={`status-${j.status}`}>{j.status}</td>
@@ -174,9 +229,15 @@ export function JobsPage({ url, me = null }: { url: URL; me?: Identity | null })
       </table>
       {!problem && list.data && total === 0 && <p>{filtered ? 'No jobs match these filters.' : 'No jobs.'}</p>}
       <nav class="pager">
-        <button type="button" disabled={offset === 0} onClick={() => navigate(jobsPath(f, Math.max(0, offset - PAGE)))}>Previous</button>
-        <span>{total === 0 ? '0' : `${offset + 1}–${Math.min(offset + PAGE, total)}`} of {total}</span>
-        <button type="button" disabled={offset + PAGE >= total} onClick={() => navigate(jobsPath(f, offset + PAGE))}>Next</button>
+        <button type="button" disabled={offset === 0} onClick={() => navigate(jobsPath(f, Math.max(0, offset - PAGE)))}>
+          Previous
+        </button>
+        <span>
+          {total === 0 ? '0' : `${offset + 1}–${Math.min(offset + PAGE, total)}`} of {total}
+        </span>
+        <button type="button" disabled={offset + PAGE >= total} onClick={() => navigate(jobsPath(f, offset + PAGE))}>
+          Next
+        </button>
       </nav>
     </section>
   );

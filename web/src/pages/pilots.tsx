@@ -46,30 +46,57 @@ export function PilotsPage({ url }: { url: URL }) {
           go({ site: String(f.get('site') ?? ''), ce: String(f.get('ce') ?? ''), status: String(f.get('status') ?? '') });
         }}
       >
-        <label>Site <input name="site" value={site} /></label>
-        <label>CE <input name="ce" value={ce} /></label>
+        <label>
+          Site <input name="site" value={site} />
+        </label>
+        <label>
+          CE <input name="ce" value={ce} />
+        </label>
         <label>
           Status{' '}
           <select name="status" value={status}>
             <option value="">any</option>
-            {PILOT_STATES.map((s) => <option key={s} value={s}>{s}</option>)}
+            {PILOT_STATES.map((s) => (
+              <option key={s} value={s}>
+                {s}
+              </option>
+            ))}
           </select>
         </label>
         <button type="submit">Filter</button>
       </form>
-      {list.error && <p class="error" role="alert">{list.error.message}</p>}
+      {list.error && (
+        <p class="error" role="alert">
+          {list.error.message}
+        </p>
+      )}
       <table data-testid="pilots">
         <thead>
-          <tr><th>Id</th><th>Status</th><th>Reason</th><th>Site</th><th>CE / queue</th><th>Jobs run</th><th>DB12</th><th>Updated</th></tr>
+          <tr>
+            <th>Id</th>
+            <th>Status</th>
+            <th>Reason</th>
+            <th>Site</th>
+            <th>CE / queue</th>
+            <th>Jobs run</th>
+            <th>DB12</th>
+            <th>Updated</th>
+          </tr>
         </thead>
         <tbody>
           {pilots.map((p) => (
             <tr key={p.id}>
-              <td><a href={`/pilots/${p.id}`} onClick={onLinkClick}>{p.id}</a></td>
+              <td>
+                <a href={`/pilots/${p.id}`} onClick={onLinkClick}>
+                  {p.id}
+                </a>
+              </td>
               <td class={`pilot-${p.status}`}>{p.status}</td>
               <td>{p.statusReason}</td>
               <td>{p.site}</td>
-              <td>{p.ce} / {p.queue}</td>
+              <td>
+                {p.ce} / {p.queue}
+              </td>
               <td>{p.jobsRun}</td>
               <td>{p.benchmark?.toFixed(1) ?? '—'}</td>
               <td>{new Date(p.lastUpdateAt).toLocaleString()}</td>
@@ -79,8 +106,12 @@ export function PilotsPage({ url }: { url: URL }) {
       </table>
       {list.data && pilots.length === 0 && <p>No pilots.</p>}
       <nav class="pager">
-        <button type="button" disabled={!before} onClick={() => go({ before: undefined })}>Newest</button>
-        <button type="button" disabled={!last || pilots.length < PAGE} onClick={() => last && go({ before: last.id })}>Older</button>
+        <button type="button" disabled={!before} onClick={() => go({ before: undefined })}>
+          Newest
+        </button>
+        <button type="button" disabled={!last || pilots.length < PAGE} onClick={() => last && go({ before: last.id })}>
+          Older
+        </button>
       </nav>
     </section>
   );

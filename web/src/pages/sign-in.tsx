@@ -17,7 +17,9 @@ export function SignIn() {
       await api<Identity>('GET', '/api/tokens/self', undefined, token);
       setToken(token);
     } catch (err) {
-      setError(err instanceof ApiError && err.status === 401 ? 'This token is not valid (or has expired).' : String((err as Error).message));
+      setError(
+        err instanceof ApiError && err.status === 401 ? 'This token is not valid (or has expired).' : String((err as Error).message),
+      );
     } finally {
       setBusy(false);
     }
@@ -28,8 +30,14 @@ export function SignIn() {
       <form onSubmit={submit}>
         <label for="token">Token</label>
         <textarea id="token" name="token" rows={4} value={value} onInput={(e) => setValue(e.currentTarget.value)} placeholder="eyJ…" />
-        <button type="submit" disabled={busy}>Sign in</button>
-        {error && <p class="error" role="alert">{error}</p>}
+        <button type="submit" disabled={busy}>
+          Sign in
+        </button>
+        {error && (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        )}
       </form>
       <p class="hint">The token stays in this tab only (sessionStorage).</p>
     </main>

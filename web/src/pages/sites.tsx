@@ -26,16 +26,38 @@ function groupSites(queues: Queue[]): Site[] {
   return [...sites.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
-function State({ banned, reason, pausedUntil, pauseReason, testId }: { banned: boolean; reason: string | null; pausedUntil?: string | null; pauseReason?: string | null; testId?: string }) {
-  if (banned) return <span class="state banned" data-testid={testId}>banned{reason ? `: ${reason}` : ''}</span>;
+function State({
+  banned,
+  reason,
+  pausedUntil,
+  pauseReason,
+  testId,
+}: {
+  banned: boolean;
+  reason: string | null;
+  pausedUntil?: string | null;
+  pauseReason?: string | null;
+  testId?: string;
+}) {
+  if (banned)
+    return (
+      <span class="state banned" data-testid={testId}>
+        banned{reason ? `: ${reason}` : ''}
+      </span>
+    );
   if (pausedUntil) {
     return (
       <span class="state paused" data-testid={testId}>
-        paused until {new Date(pausedUntil).toLocaleString()}{pauseReason ? `: ${pauseReason}` : ''}
+        paused until {new Date(pausedUntil).toLocaleString()}
+        {pauseReason ? `: ${pauseReason}` : ''}
       </span>
     );
   }
-  return <span class="state ok" data-testid={testId}>ok</span>;
+  return (
+    <span class="state ok" data-testid={testId}>
+      ok
+    </span>
+  );
 }
 
 /** Ban (asks a reason first) or allow a site or a CE. */
@@ -59,15 +81,23 @@ function BanControls({ kind, name, banned, onDone }: { kind: 'site' | 'ce'; name
   if (banned) {
     return (
       <span class="ban-controls">
-        <button type="button" onClick={() => send('allow')} aria-label={`Allow ${label}`}>Allow</button>
-        {error && <span class="error" role="alert">{error}</span>}
+        <button type="button" onClick={() => send('allow')} aria-label={`Allow ${label}`}>
+          Allow
+        </button>
+        {error && (
+          <span class="error" role="alert">
+            {error}
+          </span>
+        )}
       </span>
     );
   }
   if (!asking) {
     return (
       <span class="ban-controls">
-        <button type="button" class="danger" onClick={() => setAsking(true)} aria-label={`Ban ${label}`}>Ban</button>
+        <button type="button" class="danger" onClick={() => setAsking(true)} aria-label={`Ban ${label}`}>
+          Ban
+        </button>
       </span>
     );
   }
@@ -83,9 +113,17 @@ function BanControls({ kind, name, banned, onDone }: { kind: 'site' | 'ce'; name
         Reason for banning {label}{' '}
         <input required maxLength={500} value={reason} onInput={(e) => setReason(e.currentTarget.value)} autoFocus />
       </label>
-      <button type="submit" class="danger" disabled={reason.trim() === ''}>Confirm ban</button>
-      <button type="button" onClick={() => setAsking(false)}>Cancel</button>
-      {error && <span class="error" role="alert">{error}</span>}
+      <button type="submit" class="danger" disabled={reason.trim() === ''}>
+        Confirm ban
+      </button>
+      <button type="button" onClick={() => setAsking(false)}>
+        Cancel
+      </button>
+      {error && (
+        <span class="error" role="alert">
+          {error}
+        </span>
+      )}
     </form>
   );
 }
@@ -97,24 +135,38 @@ function SiteStatus({ name, live }: { name: string; live: number }) {
   return (
     <table class="site-status" data-testid={`site-status-${name}`}>
       <thead>
-        <tr><th>CE / queue</th><th>Pilots by state</th><th>Last pilot failures</th></tr>
+        <tr>
+          <th>CE / queue</th>
+          <th>Pilots by state</th>
+          <th>Last pilot failures</th>
+        </tr>
       </thead>
       <tbody>
         {status.data.queues.map((q) => (
           <tr key={`${q.ce}/${q.queue}`}>
-            <td>{q.ce} / {q.queue}</td>
+            <td>
+              {q.ce} / {q.queue}
+            </td>
             <td>
               {Object.keys(q.pilots).length === 0
                 ? '—'
-                : Object.entries(q.pilots).map(([s, n]) => <span key={s} class={`pill pilot-${s}`}>{s} {n}</span>)}
+                : Object.entries(q.pilots).map(([s, n]) => (
+                    <span key={s} class={`pill pilot-${s}`}>
+                      {s} {n}
+                    </span>
+                  ))}
             </td>
             <td>
-              {q.lastFailures.length === 0 ? '—' : (
+              {q.lastFailures.length === 0 ? (
+                '—'
+              ) : (
                 <ul class="failures">
                   {q.lastFailures.map((f) => (
                     <li key={f.pilotId}>
-                      <a href={`/pilots/${f.pilotId}`} onClick={onLinkClick}>pilot {f.pilotId}</a> {f.status}: {f.reason}{' '}
-                      <small>{new Date(f.at).toLocaleString()}</small>
+                      <a href={`/pilots/${f.pilotId}`} onClick={onLinkClick}>
+                        pilot {f.pilotId}
+                      </a>{' '}
+                      {f.status}: {f.reason} <small>{new Date(f.at).toLocaleString()}</small>
                     </li>
                   ))}
                 </ul>
@@ -142,11 +194,21 @@ export function SitesPage({ me }: { me: Identity | null }) {
   // admin on the sites of its token, never on the local site).
   const manages = (site: string) => me !== null && managesSite(me as Principal, site);
 
-  if (sites.error && !sites.data) return <p class="error" role="alert">Sites: {sites.error.message}</p>;
+  if (sites.error && !sites.data)
+    return (
+      <p class="error" role="alert">
+        Sites: {sites.error.message}
+      </p>
+    );
   const list = sites.data ? groupSites(sites.data.queues) : null;
   return (
     <section>
-      <h1>Sites <small class={`stream stream-${stream}`} data-testid="stream">{streamLabel(stream)}</small></h1>
+      <h1>
+        Sites{' '}
+        <small class={`stream stream-${stream}`} data-testid="stream">
+          {streamLabel(stream)}
+        </small>
+      </h1>
       {!list && <p>Loading sites…</p>}
       {list && list.length === 0 && <p>No sites registered.</p>}
       {list?.map((s) => (
@@ -163,19 +225,32 @@ export function SitesPage({ me }: { me: Identity | null }) {
               </h3>
               <table>
                 <thead>
-                  <tr><th>Queue</th><th>State</th><th>CPU time</th><th>Cores</th><th>RAM</th><th>GPUs</th><th>VOs</th><th>Pilots: waiting / total / per cycle</th></tr>
+                  <tr>
+                    <th>Queue</th>
+                    <th>State</th>
+                    <th>CPU time</th>
+                    <th>Cores</th>
+                    <th>RAM</th>
+                    <th>GPUs</th>
+                    <th>VOs</th>
+                    <th>Pilots: waiting / total / per cycle</th>
+                  </tr>
                 </thead>
                 <tbody>
                   {ce.queues.map((q) => (
                     <tr key={q.queue}>
                       <td>{q.queue}</td>
-                      <td><State banned={false} reason={null} pausedUntil={q.pausedUntil} pauseReason={q.pauseReason} /></td>
+                      <td>
+                        <State banned={false} reason={null} pausedUntil={q.pausedUntil} pauseReason={q.pauseReason} />
+                      </td>
                       <td>{q.cpuTime} s</td>
                       <td>{q.processors}</td>
                       <td>{q.ramMb} MB</td>
                       <td>{q.gpus}</td>
                       <td>{q.allowedVos.length ? q.allowedVos.join(', ') : 'any'}</td>
-                      <td>{q.maxWaitingPilots} / {q.maxTotalPilots} / {q.maxPilotsPerCycle}</td>
+                      <td>
+                        {q.maxWaitingPilots} / {q.maxTotalPilots} / {q.maxPilotsPerCycle}
+                      </td>
                     </tr>
                   ))}
                 </tbody>

@@ -23,8 +23,12 @@ export function SubmitPage() {
   const [tab, setTab] = useState<'jdl' | 'forms'>(() => (new URLSearchParams(location.search).get('tab') === 'forms' ? 'forms' : 'jdl'));
   const tabs = (
     <div role="tablist" class="tabs">
-      <button type="button" role="tab" aria-selected={tab === 'jdl'} onClick={() => setTab('jdl')}>JDL editor</button>
-      <button type="button" role="tab" aria-selected={tab === 'forms'} onClick={() => setTab('forms')}>Forms</button>
+      <button type="button" role="tab" aria-selected={tab === 'jdl'} onClick={() => setTab('jdl')}>
+        JDL editor
+      </button>
+      <button type="button" role="tab" aria-selected={tab === 'forms'} onClick={() => setTab('forms')}>
+        Forms
+      </button>
     </div>
   );
   if (tab === 'forms') {
@@ -77,7 +81,11 @@ function JdlEditor({ tabs }: { tabs: ComponentChildren }) {
       <form onSubmit={submit} class="editor">
         <div class="jdl-editor">
           <ol class="gutter" aria-hidden="true">
-            {lines.map((_, i) => <li key={i} class={bad.has(i + 1) ? 'bad' : ''}>{i + 1}</li>)}
+            {lines.map((_, i) => (
+              <li key={i} class={bad.has(i + 1) ? 'bad' : ''}>
+                {i + 1}
+              </li>
+            ))}
           </ol>
           <textarea
             name="jdl"
@@ -101,10 +109,18 @@ function JdlEditor({ tabs }: { tabs: ComponentChildren }) {
             ))}
           </ul>
         ) : (
-          <p class="ok" data-testid="jdl-ok">{check.jobs === 1 ? '1 job' : `${check.jobs} jobs`}, no problems.</p>
+          <p class="ok" data-testid="jdl-ok">
+            {check.jobs === 1 ? '1 job' : `${check.jobs} jobs`}, no problems.
+          </p>
         )}
-        {error && serverProblems === null && <p class="error" role="alert">{error}</p>}
-        <button type="submit" disabled={busy || check.problems.length > 0}>Submit</button>
+        {error && serverProblems === null && (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        )}
+        <button type="submit" disabled={busy || check.problems.length > 0}>
+          Submit
+        </button>
       </form>
     </section>
   );

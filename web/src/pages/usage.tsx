@@ -4,7 +4,11 @@ import { api } from '../api.js';
 import { usePolled } from '../hooks.js';
 
 function hours(seconds: number): string {
-  return seconds >= 3600 ? `${(seconds / 3600).toFixed(1)} h` : seconds >= 60 ? `${(seconds / 60).toFixed(1)} min` : `${seconds.toFixed(0)} s`;
+  return seconds >= 3600
+    ? `${(seconds / 3600).toFixed(1)} h`
+    : seconds >= 60
+      ? `${(seconds / 60).toFixed(1)} min`
+      : `${seconds.toFixed(0)} s`;
 }
 
 const compactFormat = new Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 1 });
@@ -34,7 +38,12 @@ interface Bar {
  * `max` fixes the scale (1 for fractions); by default the longest row fills the width.
  */
 function BarChart({ bars, testId, max }: { bars: Bar[]; testId: string; max?: number }) {
-  if (bars.length === 0) return <p class="empty" data-testid={testId}>Nothing yet.</p>;
+  if (bars.length === 0)
+    return (
+      <p class="empty" data-testid={testId}>
+        Nothing yet.
+      </p>
+    );
   const rowH = 22;
   const labelW = 150;
   const barW = 250;
@@ -47,14 +56,22 @@ function BarChart({ bars, testId, max }: { bars: Bar[]; testId: string; max?: nu
         const y = i * rowH + 2;
         return (
           <g key={b.key}>
-            <text x={labelW - 6} y={y + rowH / 2 + 4} text-anchor="end">{b.label}</text>
+            <text x={labelW - 6} y={y + rowH / 2 + 4} text-anchor="end">
+              {b.label}
+            </text>
             {b.parts.map((p) => {
               const w = (p.value / scale) * barW;
-              const r = <rect key={p.cls} x={x} y={y + 3} width={Math.max(w, p.value > 0 ? 1 : 0)} height={rowH - 6} class={p.cls}><title>{p.title}</title></rect>;
+              const r = (
+                <rect key={p.cls} x={x} y={y + 3} width={Math.max(w, p.value > 0 ? 1 : 0)} height={rowH - 6} class={p.cls}>
+                  <title>{p.title}</title>
+                </rect>
+              );
               x += w;
               return r;
             })}
-            <text x={x + 6} y={y + rowH / 2 + 4}>{b.text}</text>
+            <text x={x + 6} y={y + rowH / 2 + 4}>
+              {b.text}
+            </text>
           </g>
         );
       })}
@@ -68,7 +85,12 @@ function BarChart({ bars, testId, max }: { bars: Bar[]; testId: string; max?: nu
  * VO's normalized CPU of the week).
  */
 function ShareChart({ groups }: { groups: GroupUsage[] }) {
-  if (groups.length === 0) return <p class="empty" data-testid="share-vs-used">Nothing yet.</p>;
+  if (groups.length === 0)
+    return (
+      <p class="empty" data-testid="share-vs-used">
+        Nothing yet.
+      </p>
+    );
   const rowH = 18;
   const gap = 10;
   const labelW = 150;
@@ -81,19 +103,33 @@ function ShareChart({ groups }: { groups: GroupUsage[] }) {
         const y = i * blockH + 2;
         const label = `${g.vo}/${g.group}`;
         const rows = [
-          { cls: 'bar-share', value: g.shareFraction, title: `${label}: share ${percent(g.shareFraction)} (${g.share})`, text: `share ${percent(g.shareFraction)}` },
-          { cls: 'bar-used', value: g.usedFraction, title: `${label}: used ${percent(g.usedFraction)} of the VO's normalized CPU this week`, text: `used ${percent(g.usedFraction)}` },
+          {
+            cls: 'bar-share',
+            value: g.shareFraction,
+            title: `${label}: share ${percent(g.shareFraction)} (${g.share})`,
+            text: `share ${percent(g.shareFraction)}`,
+          },
+          {
+            cls: 'bar-used',
+            value: g.usedFraction,
+            title: `${label}: used ${percent(g.usedFraction)} of the VO's normalized CPU this week`,
+            text: `used ${percent(g.usedFraction)}`,
+          },
         ];
         return (
           <g key={label}>
-            <text x={labelW - 6} y={y + rowH + 4} text-anchor="end">{label}</text>
+            <text x={labelW - 6} y={y + rowH + 4} text-anchor="end">
+              {label}
+            </text>
             {rows.map((r, k) => (
               <g key={r.cls}>
                 <rect x={labelW} y={y + k * rowH + 2} width={barW} height={rowH - 4} class="bar-track" />
                 <rect x={labelW} y={y + k * rowH + 2} width={Math.max(r.value * barW, r.value > 0 ? 1 : 0)} height={rowH - 4} class={r.cls}>
                   <title>{r.title}</title>
                 </rect>
-                <text x={labelW + barW + 6} y={y + k * rowH + rowH / 2 + 4}>{r.text}</text>
+                <text x={labelW + barW + 6} y={y + k * rowH + rowH / 2 + 4}>
+                  {r.text}
+                </text>
               </g>
             ))}
           </g>
@@ -119,7 +155,13 @@ function cpuBars(rows: { key: string; label: string; used: UsageWindow }[]): Bar
   return rows.map((r) => ({
     key: r.key,
     label: r.label,
-    parts: [{ value: r.used.cpuSeconds, cls: 'bar-cpu', title: `${r.label}: ${hours(r.used.cpuSeconds)} CPU, ${norm(r.used.normalizedCpuSeconds)}, ${jobs(r.used.jobs)}` }],
+    parts: [
+      {
+        value: r.used.cpuSeconds,
+        cls: 'bar-cpu',
+        title: `${r.label}: ${hours(r.used.cpuSeconds)} CPU, ${norm(r.used.normalizedCpuSeconds)}, ${jobs(r.used.jobs)}`,
+      },
+    ],
     text: `${hours(r.used.cpuSeconds)} · ${jobs(r.used.jobs)}`,
   }));
 }
@@ -141,7 +183,13 @@ function normBars(rows: AccountingRow[]): Bar[] {
   return rows.map((r) => ({
     key: r.key,
     label: r.key,
-    parts: [{ value: r.normalizedCpuSeconds, cls: 'bar-norm', title: `${r.key}: ${norm(r.normalizedCpuSeconds)}, ${hours(r.cpuSeconds)} CPU, ${jobs(r.jobs)}` }],
+    parts: [
+      {
+        value: r.normalizedCpuSeconds,
+        cls: 'bar-norm',
+        title: `${r.key}: ${norm(r.normalizedCpuSeconds)}, ${hours(r.cpuSeconds)} CPU, ${jobs(r.jobs)}`,
+      },
+    ],
     text: norm(r.normalizedCpuSeconds),
   }));
 }
@@ -163,7 +211,15 @@ function ShareCell({ g, editable, onDone }: { g: GroupUsage; editable: boolean; 
     return (
       <span class="share-cell">
         {shown}{' '}
-        <button type="button" class="small" aria-label={`Edit share of ${label}`} onClick={() => { setValue(String(g.share)); setEditing(true); }}>
+        <button
+          type="button"
+          class="small"
+          aria-label={`Edit share of ${label}`}
+          onClick={() => {
+            setValue(String(g.share));
+            setEditing(true);
+          }}
+        >
           Edit
         </button>
       </span>
@@ -186,11 +242,27 @@ function ShareCell({ g, editable, onDone }: { g: GroupUsage; editable: boolean; 
         }
       }}
     >
-      <input type="number" min="0" step="any" aria-label={`Share of ${label}`} value={value} onInput={(e) => setValue(e.currentTarget.value)} autoFocus />
-      <button type="submit" class="small" disabled={!valid}>Save</button>
-      <button type="button" class="small" onClick={() => setEditing(false)}>Cancel</button>
+      <input
+        type="number"
+        min="0"
+        step="any"
+        aria-label={`Share of ${label}`}
+        value={value}
+        onInput={(e) => setValue(e.currentTarget.value)}
+        autoFocus
+      />
+      <button type="submit" class="small" disabled={!valid}>
+        Save
+      </button>
+      <button type="button" class="small" onClick={() => setEditing(false)}>
+        Cancel
+      </button>
       {!valid && <span class="error">a number &gt; 0</span>}
-      {error && <span class="error" role="alert">{error}</span>}
+      {error && (
+        <span class="error" role="alert">
+          {error}
+        </span>
+      )}
     </form>
   );
 }
@@ -200,8 +272,16 @@ function GroupsTable({ groups, editable, onChanged }: { groups: GroupUsage[]; ed
     <table data-testid="usage-groups">
       <thead>
         <tr>
-          <th>VO</th><th>Group</th><th>Share</th><th>Share %</th><th>Used % (week)</th>
-          <th>Waiting</th><th>Running</th><th>CPU last day</th><th>CPU last week</th><th>Normalized CPU week</th>
+          <th>VO</th>
+          <th>Group</th>
+          <th>Share</th>
+          <th>Share %</th>
+          <th>Used % (week)</th>
+          <th>Waiting</th>
+          <th>Running</th>
+          <th>CPU last day</th>
+          <th>CPU last week</th>
+          <th>Normalized CPU week</th>
         </tr>
       </thead>
       <tbody>
@@ -209,7 +289,9 @@ function GroupsTable({ groups, editable, onChanged }: { groups: GroupUsage[]; ed
           <tr key={`${g.vo}/${g.group}`}>
             <td>{g.vo}</td>
             <td>{g.group}</td>
-            <td><ShareCell g={g} editable={editable} onDone={onChanged} /></td>
+            <td>
+              <ShareCell g={g} editable={editable} onDone={onChanged} />
+            </td>
             <td>{percent(g.shareFraction)}</td>
             <td class={g.usedFraction > g.shareFraction ? 'over' : ''}>{percent(g.usedFraction)}</td>
             <td>{g.waiting}</td>
@@ -229,8 +311,15 @@ function UsersTable({ users }: { users: UserUsage[] }) {
     <table data-testid="usage-users">
       <thead>
         <tr>
-          <th>VO</th><th>Group</th><th>User</th><th>Waiting</th><th>Running</th>
-          <th>CPU last day</th><th>CPU last week</th><th>Normalized CPU day</th><th>Normalized CPU week</th>
+          <th>VO</th>
+          <th>Group</th>
+          <th>User</th>
+          <th>Waiting</th>
+          <th>Running</th>
+          <th>CPU last day</th>
+          <th>CPU last week</th>
+          <th>Normalized CPU day</th>
+          <th>Normalized CPU week</th>
         </tr>
       </thead>
       <tbody>
@@ -266,7 +355,9 @@ function WeekAccounting({ mine }: { mine: boolean }) {
         <figure>
           <figcaption>Jobs done and failed per site</figcaption>
           {byJobs ? <BarChart bars={outcomeBars(byJobs)} testId="jobs-site-7d" /> : <p>Loading…</p>}
-          <p class="legend"><span class="bar-done">■</span> done <span class="bar-failed">■</span> failed <span class="bar-killed">■</span> killed</p>
+          <p class="legend">
+            <span class="bar-done">■</span> done <span class="bar-failed">■</span> failed <span class="bar-killed">■</span> killed
+          </p>
         </figure>
         <figure>
           <figcaption>Normalized CPU per site</figcaption>
@@ -297,26 +388,39 @@ export function UsagePage({ me }: { me: Identity | null }) {
     <section>
       <h1>Quotas and usage</h1>
       {!people && <p>This page is for users and administrators.</p>}
-      {usage.error && <p class="error" role="alert">Usage: {usage.error.message}</p>}
+      {usage.error && (
+        <p class="error" role="alert">
+          Usage: {usage.error.message}
+        </p>
+      )}
       {people && !u && !usage.error && <p>Loading…</p>}
       {u && (
         <>
           <h2>{mine ? 'Your group' : 'Groups'}: shares against use</h2>
           <p class="hint">
-            Share %: the group's share over the shares of its VO's groups that have jobs waiting or running, or used CPU this week
-            (default share {u.defaultShare}). Used %: its part of the VO's normalized CPU of the last week.
+            Share %: the group's share over the shares of its VO's groups that have jobs waiting or running, or used CPU this week (default
+            share {u.defaultShare}). Used %: its part of the VO's normalized CPU of the last week.
           </p>
           <GroupsTable groups={u.groups} editable={me?.role === 'admin'} onChanged={usage.reload} />
           <div class="charts">
             <figure>
               <figcaption>Share and use per group</figcaption>
               <ShareChart groups={u.groups} />
-              <p class="legend"><span class="bar-share">■</span> share <span class="bar-used">■</span> used (normalized CPU, week)</p>
+              <p class="legend">
+                <span class="bar-share">■</span> share <span class="bar-used">■</span> used (normalized CPU, week)
+              </p>
             </figure>
             <figure>
               <figcaption>Jobs waiting and running per group</figcaption>
-              <BarChart bars={loadBars(u.groups.map((g) => ({ key: `${g.vo}/${g.group}`, label: `${g.vo}/${g.group}`, waiting: g.waiting, running: g.running })))} testId="load-groups" />
-              <p class="legend"><span class="bar-running">■</span> running <span class="bar-waiting">■</span> waiting</p>
+              <BarChart
+                bars={loadBars(
+                  u.groups.map((g) => ({ key: `${g.vo}/${g.group}`, label: `${g.vo}/${g.group}`, waiting: g.waiting, running: g.running })),
+                )}
+                testId="load-groups"
+              />
+              <p class="legend">
+                <span class="bar-running">■</span> running <span class="bar-waiting">■</span> waiting
+              </p>
             </figure>
           </div>
 
@@ -325,15 +429,31 @@ export function UsagePage({ me }: { me: Identity | null }) {
           <div class="charts">
             <figure>
               <figcaption>Jobs waiting and running per user</figcaption>
-              <BarChart bars={loadBars(u.users.map((x) => ({ key: `${x.vo}/${x.group}/${x.user}`, label: `${x.user} (${x.group})`, waiting: x.waiting, running: x.running })))} testId="load-users" />
+              <BarChart
+                bars={loadBars(
+                  u.users.map((x) => ({
+                    key: `${x.vo}/${x.group}/${x.user}`,
+                    label: `${x.user} (${x.group})`,
+                    waiting: x.waiting,
+                    running: x.running,
+                  })),
+                )}
+                testId="load-users"
+              />
             </figure>
             <figure>
               <figcaption>CPU time per user, last day</figcaption>
-              <BarChart bars={cpuBars(u.users.map((x) => ({ key: `${x.vo}/${x.group}/${x.user}`, label: `${x.user} (${x.group})`, used: x.day })))} testId="cpu-user-1d" />
+              <BarChart
+                bars={cpuBars(u.users.map((x) => ({ key: `${x.vo}/${x.group}/${x.user}`, label: `${x.user} (${x.group})`, used: x.day })))}
+                testId="cpu-user-1d"
+              />
             </figure>
             <figure>
               <figcaption>CPU time per user, last week</figcaption>
-              <BarChart bars={cpuBars(u.users.map((x) => ({ key: `${x.vo}/${x.group}/${x.user}`, label: `${x.user} (${x.group})`, used: x.week })))} testId="cpu-user-7d" />
+              <BarChart
+                bars={cpuBars(u.users.map((x) => ({ key: `${x.vo}/${x.group}/${x.user}`, label: `${x.user} (${x.group})`, used: x.week })))}
+                testId="cpu-user-7d"
+              />
             </figure>
           </div>
         </>
