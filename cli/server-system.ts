@@ -56,7 +56,7 @@ import { AgentRunner, standardAgents, type AgentRunnerOptions } from '../agents/
 import { createSiteDirector } from '../agents/site-director.js';
 import { loadPilotBundle } from '../services/pilot-bundle.js';
 import { SandboxStore } from '../services/sandbox-store.js';
-import { createRootLogger, silentLogger, type Logger } from '../services/logger.js';
+import { createRootLogger, logFormatOf, silentLogger, type Logger } from '../services/logger.js';
 import { databaseTarget, prepareDataDir, startServer, type RunningServer } from '../services/server.js';
 import { AGENT_TICK_EVENT } from '../services/metrics.js';
 import { TokenSigner } from '../services/token-signer.js';
@@ -217,6 +217,15 @@ export interface SystemOptions {
 function rootLoggerOf(config: Readonly<ServiceConfig>, logger: boolean | Logger | undefined): Logger {
   if (typeof logger === 'object') return logger;
   return logger === false ? silentLogger() : createRootLogger({ level: config.logLevel });
+}
+
+/**
+ * A command's root logger: JSON lines through the command's own stderr (`err`, which tests
+ * capture), or pino-pretty on stderr when that is a terminal.
+ */
+export function commandLogger(config: Readonly<ServiceConfig>, err: (line: string) => void): Logger {
+  if (logFormatOf() === 'pretty') return createRootLogger({ level: config.logLevel });
+  return createRootLogger({ level: config.logLevel, stream: { write: (line) => err(line.replace(/\n$/, '')) } });
 }
 
 /** The shutdown steps' default sink: the root logger's `shutdown` child. */

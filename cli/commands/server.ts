@@ -210,10 +210,10 @@ const agents: CommandSpec = {
     const unknown = (only ?? []).filter((n) => !AGENT_NAMES.includes(n));
     if (unknown.length > 0) throw new UsageError(`--only: unknown agent(s) ${unknown.join(', ')} (known: ${AGENT_NAMES.join(', ')})`);
     const config = await serviceConfigFrom(values, io);
-    const { startAgents } = await import('../server-system.js');
+    const { commandLogger, startAgents } = await import('../server-system.js');
     let running;
     try {
-      running = await startAgents(config);
+      running = await startAgents(config, { logger: commandLogger(config, io.err) });
     } catch (e) {
       if (isWmsError(e)) throw new CliError(e.message);
       throw e;
