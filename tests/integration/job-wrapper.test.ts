@@ -756,11 +756,12 @@ describe('payload isolation', () => {
         channel,
         options({ heartbeatMs: 60_000 }),
       );
-      await until('the sandboxed sleep', () => processesWith(`sleep 2.${marker}`).length > 0);
+      const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ');
+      // The payload itself, not only a command line that names it: until sleep runs, the bash hop
+      // inside the sandbox (the payload's user, PATH and bubblewrap's PWD) may still be reading fd 3.
+      await until('the sandboxed sleep', () => processesWith(`sleep 2.${marker}`).some((pid) => cmdline(pid).startsWith('sleep ')));
       // bubblewrap's processes (the command line names the payload's), as the host sees them.
-      const outside = processesWith(marker).filter(
-        (pid) => !/^(sleep|\/bin\/sh) /.test(readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ')),
-      );
+      const outside = processesWith(marker).filter((pid) => !/^(sleep|\/bin\/sh) /.test(cmdline(pid)));
       expect(outside.length).toBeGreaterThan(0);
       for (const pid of outside) expect(readFileSync(`/proc/${pid}/environ`, 'latin1')).toBe(`PATH=${SYSTEM_PATH}\0`);
       expect((await job.done).status, logs.join('\n')).toBe('Done');
