@@ -2,7 +2,7 @@
  * The pilot's retry policy (io/retry.ts, pilot/client.ts): back-off with full jitter, bounded by a deadline;
  * what is worth retrying; claim ids.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ApiError, retryableLater } from '../../io/api-error.js';
 import { backoffDelay, retryUntil } from '../../io/retry.js';
 import { isJobNotHeld, newClaimId } from '../../pilot/client.js';
@@ -37,7 +37,7 @@ describe('retryUntil', () => {
     expect(waits.every((w) => w >= 1 && w <= 8)).toBe(true);
   });
 
-  it('never retries an answer (4xx other than 429), nor past the deadline', async () => {
+  it('never retries an answer (4xx other than 429)', async () => {
     let tries = 0;
     await expect(
       retryUntil(
@@ -49,34 +49,57 @@ describe('retryUntil', () => {
       ),
     ).rejects.toThrow('refused');
     expect(tries).toBe(1);
-    tries = 0;
-    const t0 = Date.now();
-    await expect(
-      retryUntil(
+  });
+
+  describe('on a fake clock', () => {
+    afterEach(() => vi.useRealTimers());
+
+    /** Whether `p` has settled, read after the clock is moved on. */
+    function settledFlag(p: Promise<unknown>): () => boolean {
+      let settled = false;
+      p.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      return () => settled;
+    }
+
+    it('gives up once the deadline has passed: at most one back-off after it', async () => {
+      vi.useFakeTimers();
+      let tries = 0;
+      const run = retryUntil(
         async () => {
           tries++;
           throw new ApiError('away', 0);
         },
         { deadline: Date.now() + 100, backoff: { baseMs: 20, capMs: 40 } },
-      ),
-    ).rejects.toThrow('away');
-    expect(tries).toBeGreaterThan(1);
-    expect(Date.now() - t0).toBeLessThan(1000);
-  });
+      );
+      const settled = settledFlag(run);
+      await vi.advanceTimersByTimeAsync(99);
+      expect(settled()).toBe(false);
+      await vi.advanceTimersByTimeAsync(41);
+      expect(settled()).toBe(true);
+      await expect(run).rejects.toThrow('away');
+      expect(tries).toBeGreaterThan(1);
+    });
 
-  it('stops at once when its signal is aborted', async () => {
-    const stop = new AbortController();
-    setTimeout(() => stop.abort(), 30);
-    const t0 = Date.now();
-    await expect(
-      retryUntil(
+    it('stops at once when its signal is aborted, not after the back-off', async () => {
+      vi.useFakeTimers();
+      const stop = new AbortController();
+      setTimeout(() => stop.abort(), 30);
+      const run = retryUntil(
         async () => {
           throw new ApiError('away', 503);
         },
         { deadline: Date.now() + 60_000, backoff: { baseMs: 10_000, capMs: 10_000 }, random: () => 0.99, signal: stop.signal },
-      ),
-    ).rejects.toThrow('away');
-    expect(Date.now() - t0).toBeLessThan(2000);
+      );
+      const settled = settledFlag(run);
+      await vi.advanceTimersByTimeAsync(29);
+      expect(settled()).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(settled()).toBe(true);
+      await expect(run).rejects.toThrow('away');
+    });
   });
 });
 
