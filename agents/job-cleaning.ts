@@ -1,5 +1,5 @@
 /**
- * The job-cleaning agent (DIRAC's JobCleaningAgent, reference/dirac-wms.md 7.4): each tick,
+ * The job-cleaning agent (DIRAC's JobCleaningAgent): each tick,
  * with `config.agentSettings.jobCleaning` (retentionSeconds, batchSize), removes jobs Deleted
  * for longer than the retention, sets Deleted at most `batchSize` Done / Failed / Killed jobs
  * older than it, removes sandboxes no job uses any more (then their files, through

@@ -1,6 +1,5 @@
 /**
- * The pilot-status agent (DIRAC's PilotStatusAgent and the SiteDirector's status polling,
- * reference/dirac-wms.md 4.5). Each tick, with `config.agentSettings.pilotStatus`:
+ * The pilot-status agent (DIRAC's PilotStatusAgent and the SiteDirector's status polling). Each tick, with `config.agentSettings.pilotStatus`:
  *
  * 1. reads the pilots that reached a final state since the previous tick started (their CE
  *    leftovers are cleaned up at step 5, once);

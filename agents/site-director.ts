@@ -1,5 +1,5 @@
 /**
- * The site director (DIRAC's SiteDirector, reference/dirac-wms.md 4.2): each tick, for every
+ * The site director (DIRAC's SiteDirector): each tick, for every
  * registered queue whose site and CE are not banned and whose CE type has a driver, it sends
  *
  *   pilots = min(maxPilotsPerCycle, free slots, waiting work − waiting pilots)

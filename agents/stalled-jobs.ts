@@ -1,5 +1,5 @@
 /**
- * The stalled-jobs agent (DIRAC's StalledJobAgent, reference/dirac-wms.md 7.3): each tick runs
+ * The stalled-jobs agent (DIRAC's StalledJobAgent): each tick runs
  * the sweep of db/ops/stalled-jobs.ts with `config.agentSettings.stalledJobs` and
  * `config.jobLimits.maxRescheduling`:
  *

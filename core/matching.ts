@@ -144,7 +144,7 @@ export function matches(tq: TaskQueueRequirements, resource: ResourceDescription
  * w_i / sum(w) (the exponential race; the whole order is a weighted sample without replacement,
  * Efraimidis-Spirakis), and passing over queues that turn out empty keeps the rest in
  * proportion. DIRAC's `random() / p` is not proportional: with weights 2 and 1 the first wins
- * 3/4 of the time, not 2/3 (reference/dirac-wms.md 3.5). `1 - random()` lies in (0, 1].
+ * 3/4 of the time, not 2/3. `1 - random()` lies in (0, 1].
  */
 export function fairShareKeys(weights: readonly number[], random: () => number): Float64Array {
   const keys = new Float64Array(weights.length);

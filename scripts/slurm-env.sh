@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brings up a real single-node SLURM cluster on this Debian machine (we are root, there is no
-# init system), following reference/backends.md 2.8 and its appendix:
+# init system):
 #   munged (as munge) -> /etc/slurm/slurm.conf for this node -> slurmctld -> slurmd -> node idle.
 # Also installs openssh-server (tests start their own sshd on a spare port; none is started here).
 #
@@ -78,7 +78,7 @@ mem=$((mem * 90 / 100))
 [ "$mem" -ge 256 ] || mem=256
 
 desired=$(cat <<EOF
-# Written by pilot-wms scripts/slurm-env.sh: a single-node test cluster (reference/backends.md 2.8).
+# Written by pilot-wms scripts/slurm-env.sh: a single-node test cluster.
 ClusterName=local
 SlurmctldHost=$node
 SlurmUser=root

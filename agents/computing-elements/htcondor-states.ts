@@ -1,7 +1,7 @@
 /**
  * HTCondor's words for a job, turned into pilot states (pure: no I/O).
  *
- * `JobStatus` (reference/backends.md 3.4) and, for held jobs, `HoldReasonCode`/`SubCode`:
+ * `JobStatus` (HTCondor's job ClassAd, 1 Idle to 7 Suspended) and, for held jobs, `HoldReasonCode`/`SubCode`:
  *
  *   1 Idle                  Waiting
  *   2 Running               Running

@@ -1,6 +1,6 @@
 /**
  * The HTCondor computing element: pilots as HTCondor jobs through the command-line tools
- * (reference/backends.md 3), a local pool's schedd or an HTCondor-CE's. References are
+ * (condor_submit, condor_q, condor_history, condor_rm), a local pool's schedd or an HTCondor-CE's. References are
  * `htcondorce://<ce>/<cluster>.<proc>`.
  *
  * CE settings (site config, `settings:` of a CE of type `htcondor`):
@@ -14,8 +14,8 @@
  *   CE's spool (no `condor_transfer_data`): pilots send their logs home themselves.
  * - `token` (optional, a SecretRef `{ env }` or `{ file }`): a token, re-read before every
  *   operation (tokens rotate) and written (mode 0600) under `<workDir>/.token/`. For `tokenKind:
- *   'scitoken'` (the default with `remote`: a CE schedd takes SCITOKENS, not IDTOKENS, for WRITE,
- *   backends.md 3.6) commands get `_CONDOR_SCITOKENS_FILE=<file>`, `BEARER_TOKEN_FILE=<file>` and
+ *   'scitoken'` (the default with `remote`: a CE schedd takes SCITOKENS, not IDTOKENS, for WRITE)
+ *   commands get `_CONDOR_SCITOKENS_FILE=<file>`, `BEARER_TOKEN_FILE=<file>` and
  *   `_CONDOR_SEC_CLIENT_AUTHENTICATION_METHODS=SCITOKENS`; for `'idtoken'` (default otherwise)
  *   `_CONDOR_SEC_TOKEN_DIRECTORY=<dir>` with the token as the one file in it. A token that cannot
  *   be read fails the operation with the secret's own message (which names the variable or file).
@@ -39,8 +39,8 @@
  *
  * Status: one `condor_q -json -attributes ...` per 100 ids (empty output means none is queued:
  * HTCondor prints nothing then), then one `condor_history -json` for the ids not in the queue
- * (DIRAC re-runs condor_q there by mistake, so its finished pilots come back Unknown; dirac-wms.md
- * 8.2). Ids neither knows are absent from the answer. States map as in htcondor-states.ts; held
+ * (DIRAC re-runs condor_q there by mistake, so its finished pilots come back
+ * Unknown). Ids neither knows are absent from the answer. States map as in htcondor-states.ts; held
  * jobs carry their HoldReason. A command that fails throws with its stderr.
  *
  * Cancel: `condor_rm` per 100 ids; "Job c.p not found" (already gone) is ignored. Cleanup removes
@@ -153,7 +153,7 @@ export function submitDescription(o: {
     `request_memory = ${o.queue.ramMb}`,
     'kill_sig = SIGTERM',
     '+WmsPilotStamp = "$(stamp)"',
-    // What an HTCondor-CE's job router reads to pick the batch resources (backends.md 3.1).
+    // What an HTCondor-CE's job router reads to pick the batch resources.
     `+xcount = ${o.queue.processors}`,
     `+maxMemory = ${o.queue.ramMb}`,
     `+maxWallTime = ${minutes}`,

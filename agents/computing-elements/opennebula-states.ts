@@ -1,5 +1,5 @@
 /**
- * OpenNebula VM states read as pilot states (pure; reference/backends.md 1.6 and 1.9).
+ * OpenNebula VM states read as pilot states (pure; OpenNebula's VM STATE and LCM_STATE codes).
  *
  * A VM has a `STATE` and, only while `STATE` is 3 ACTIVE, a meaningful `LCM_STATE` (else 0).
  * A pilot runs inside the VM, so the VM's life bounds the pilot's:
@@ -17,7 +17,7 @@
  *          ──> DONE(6)                                      Deleted: terminated, resources freed
  *          CLONING_FAILURE(11)                              Aborted: the disk copy failed
  *
- * DIRAC's cloud CE reads only STATE (4 and 8 Done, everything else Running; dirac-wms.md 8.3), so a
+ * DIRAC's cloud CE reads only STATE (4 and 8 Done, everything else Running), so a
  * failed or terminated VM looks Running to it forever; here every final VM state is final.
  * Failures are Aborted when the pilot cannot have started (the VM never booted: PROLOG_FAILURE,
  * BOOT_FAILURE, CLONING_FAILURE), Failed otherwise.

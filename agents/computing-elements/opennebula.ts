@@ -1,6 +1,6 @@
 /**
  * The OpenNebula computing element: one VM per pilot through oned's XML-RPC API
- * (reference/backends.md 1), references `cloud://<ce>/<vm id>`.
+ * (one.vm.allocate, one.vm.info, one.vm.action), references `cloud://<ce>/<vm id>`.
  *
  * CE settings (site config, `settings:` of a CE of type `opennebula`):
  * - `endpoint` (required): the XML-RPC URL, `https://one.example.org:2633/RPC2` (oned itself speaks
@@ -65,7 +65,7 @@ export const OPENNEBULA_DEFAULTS = {
   timeoutSeconds: 30,
 } as const;
 
-/** Pool filter: the calling user's own VMs (backends.md 1.4). */
+/** Pool filter: the calling user's own VMs. */
 const POOL_FILTER_OWN = -3;
 /** Pool state filter: any state but DONE. */
 const POOL_ANY_BUT_DONE = -1;
@@ -131,7 +131,7 @@ export function parseOpenNebulaSettings(ce: string, s: Readonly<Record<string, u
 }
 
 /**
- * A double-quoted template value (backends.md 1.7): the parser undoes only `\"`, backslashes are
+ * A double-quoted template value: the parser undoes only `\"`, backslashes are
  * otherwise literal. So `"` becomes `\"`, a backslash stays as it is, and a value where a backslash
  * would come right before a quote (or at the end) cannot be written and is refused.
  */

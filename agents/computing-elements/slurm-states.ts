@@ -1,7 +1,7 @@
 /**
  * SLURM's words for a job, turned into pilot states (pure: no I/O).
  *
- * Every job state name of reference/backends.md 2.5 (squeue `%T`, scontrol `JobState`, sacct
+ * Every job state name SLURM documents (squeue `%T`, scontrol `JobState`, sacct
  * `State`) maps to one pilot state with a reason a site admin can act on:
  *
  *   Waiting  PENDING, CONFIGURING, SUSPENDED (CPUs given back), REQUEUED, REQUEUE_HOLD,

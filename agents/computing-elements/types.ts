@@ -3,7 +3,7 @@
  * the site director submits pilots through it and the pilot-status agent asks it what became
  * of them. A driver never touches the database.
  *
- * Pilot references are like DIRAC's (reference/dirac-wms.md 4.5): `local://<ce>/<pid>`,
+ * Pilot references are like DIRAC's pilot references: `local://<ce>/<pid>`,
  * `slurm://<ce>/<jobid>`, `htcondorce://<ce>/<cluster>.<proc>`, `cloud://<ce>/<vm-id>`.
  * The stamp (32 hex) is the pilot's identity known before submission; the reference is the
  * backend's name for it, known after.

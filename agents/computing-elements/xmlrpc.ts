@@ -1,5 +1,5 @@
 /**
- * A small XML-RPC client over undici, written for OpenNebula's `oned` (reference/backends.md 1.1–1.3)
+ * A small XML-RPC client over undici, written for OpenNebula's `oned` (its XML-RPC API)
  * but usable for any XML-RPC peer, and the XML parser it needs (no dependency).
  *
  * Three layers:
@@ -14,7 +14,7 @@
  * - `XmlRpcClient.call` (raw value; a `<fault>` throws) and `XmlRpcClient.callOne` (OpenNebula's reply
  *   array, below; a failure throws).
  *
- * OpenNebula's reply array (backends.md 1.2): a success has 3 values, a failure 5; parse by position:
+ * OpenNebula's reply array: a success has 3 values, a failure 5; parse by position:
  *   [0] boolean: true = success, false = failure
  *   [1] success: the result (an int id, a string holding an XML document, or a boolean);
  *       failure: the error message (string)
@@ -320,7 +320,7 @@ export function decodeMethodResponse(xml: string): MethodResponse {
 }
 
 // ---------------------------------------------------------------------------------------------
-// OpenNebula's error codes (backends.md 1.3)
+// OpenNebula's error codes
 
 export const ONE_ERROR_CODES = {
   SUCCESS: 0x0000,

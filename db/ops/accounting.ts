@@ -15,7 +15,7 @@
  * (job_id, name)). Job cleaning keeps `jobs` to about a week of finished jobs.
  *
  * Normalized CPU = `TotalCPUTime(s)` × the pilot's DB12, DIRAC's CPUNormalizationFactor
- * semantics (reference/dirac-wms.md 6.3: the factor is power per core, CPU seconds × factor are
+ * semantics (the factor is power per core, CPU seconds × factor are
  * "HS06·seconds", here DB12·seconds, the unit of the JDL's CPUTime). Null when the DB12 is unknown.
  *
  * Known gaps: a job whose record is written and that is later rescheduled and ends again keeps

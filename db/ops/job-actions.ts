@@ -8,7 +8,7 @@
  *
  * - kill: to Killed "Marked for termination"; a `Kill` command is queued for jobs a pilot holds
  *   (Matched, Running, Stalled, Completing) and delivered on its next heartbeat.
- * - reschedule (reference/dirac-wms.md 2.4): from any state but Deleted; counter + 1, past
+ * - reschedule (as DIRAC's JobDB does it): from any state but Deleted; counter + 1, past
  *   `maxRescheduling` to Failed "Maximum of reschedulings reached" (still a success: the action
  *   decided it), else Received "Job Rescheduled" then Waiting in its task queue. Pending
  *   commands are cancelled (DIRAC#5849: a stale Kill must not kill the job's next life) and the

@@ -1,5 +1,5 @@
 /**
- * Retention (DIRAC's JobCleaningAgent, reference/dirac-wms.md 7.4). Each step is bulk and
+ * Retention (DIRAC's JobCleaningAgent). Each step is bulk and
  * bounded by a limit, so one call never holds thousands of locks for long; what is left is
  * taken by the next tick. Rows held by someone else right now are skipped (`SKIP LOCKED`).
  *

@@ -1,6 +1,6 @@
 /**
- * What the pilot-status agent reads and writes (DIRAC's PilotStatusAgent, reference/dirac-wms.md
- * 4.5). Every write is guarded so that a pilot's own final report (Done or Failed, written by
+ * What the pilot-status agent reads and writes (DIRAC's
+ * PilotStatusAgent). Every write is guarded so that a pilot's own final report (Done or Failed, written by
  * the pilot) is never overwritten: CE answers are applied only to pilots still in the state the
  * agent read (optimistic check), and the timers only touch transient pilots. All statements use
  * `pilots_status_updated (status, last_update_at)`.

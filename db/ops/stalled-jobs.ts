@@ -1,5 +1,5 @@
 /**
- * The stalled-jobs sweep (reference/dirac-wms.md 7.3), in four steps run in this order, each in
+ * The stalled-jobs sweep (DIRAC's StalledJobAgent), in four steps run in this order, each in
  * batches of `batchSize` jobs, each batch one transaction whose jobs are taken with
  * `FOR UPDATE SKIP LOCKED` in id order (a job a heartbeat or a user action holds right now is
  * left for the next tick; the order never deadlocks with the bulk actions, which lock in id

@@ -96,7 +96,7 @@ export async function cancelPendingCommands(db: DbOrHandle, ids: readonly number
 }
 
 /**
- * The reschedule itself (reference/dirac-wms.md 2.4): counter + 1; past `maxRescheduling` the
+ * The reschedule itself (as DIRAC's JobDB does it): counter + 1; past `maxRescheduling` the
  * job goes to Failed "Maximum of reschedulings reached"; otherwise it goes back to Received
  * "Job Rescheduled" and, there being no optimizer chain, straight on to Waiting "Pilot Agent
  * Submission" in its task queue (history gets both rows), with pilot, execution times and

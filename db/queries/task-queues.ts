@@ -6,7 +6,7 @@
  * existing queue or creates one. Queues are never deleted here: a job keeps its
  * `task_queue_id` for its whole life, which is what a reschedule puts it back into.
  *
- * Fair share (reference/dirac-wms.md 3.3, simplified):
+ * Fair share (DIRAC's, simplified):
  *   group share      = group_shares.share, default 1000 (DIRAC's JobShare)
  *   owner share      = group share / number of distinct owners with waiting jobs in the group
  *   queue weight     = priority weight of the queue: user Priority 0 -> 1e-5, 10 -> 1e6,

@@ -8,7 +8,7 @@ const tz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' 
  * agent (db/ops/accounting.ts). Keyed by the job id but with NO foreign key to `jobs`: records
  * outlive job cleaning. Values are copied, not referenced (the pilot row may go too).
  *
- * Normalized CPU follows DIRAC's `CPUNormalizationFactor` semantics (reference/dirac-wms.md 6.3):
+ * Normalized CPU follows DIRAC's `CPUNormalizationFactor` semantics:
  * the pilot's DB12 score is taken as HS06-like power per core, so
  * `normalized_cpu_seconds = cpu_seconds × benchmark` (null when the pilot's DB12 is unknown).
  */

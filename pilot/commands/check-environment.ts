@@ -1,6 +1,6 @@
 /**
  * check-environment: describe the worker node the pilot landed on and refuse it when the work
- * directory lacks free disk (DIRAC's CheckWorkerNode, shared/reference/dirac-wms.md 5.2).
+ * directory lacks free disk (DIRAC's CheckWorkerNode).
  *
  * The report (OS, kernel, CPU, cores, memory, GPUs, disk, batch system) goes to the server at
  * registration and is what a site admin reads when asking "where did this pilot run?".

@@ -1,5 +1,5 @@
 /**
- * DB12, DIRAC's quick CPU benchmark, in Node (shared/reference/dirac-wms.md section 6).
+ * DB12, DIRAC's quick CPU benchmark, in Node.
  *
  * One copy: a warm-up round that is not timed (lets variable-frequency CPUs ramp up and V8
  * compile the loop), then one timed round of 12.5 M draws from Normal(10, 1) by the

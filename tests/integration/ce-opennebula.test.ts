@@ -1,7 +1,7 @@
 /**
  * The OpenNebula CE against the XML-RPC simulator (tests/fakes/opennebula): VMs "boot" by running
  * their START_SCRIPT_BASE64 as local bash processes, so the launcher, the detached wrapper and
- * DIRAC_PILOT_STAMP are exercised for real; states, terminate and errors follow backends.md 1.
+ * DIRAC_PILOT_STAMP are exercised for real; states, terminate and errors follow OpenNebula's documented XML-RPC answers.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';

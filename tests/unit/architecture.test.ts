@@ -1,5 +1,5 @@
 /**
- * Enforces the import table of DESIGN.md: each folder may import only the folders (and, for
+ * Enforces the import table of docs/ARCHITECTURE.md: each folder may import only the folders (and, for
  * core/, api/, io/, pilot/ and web/, the packages) its row allows. Reads import specifiers as text.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -155,7 +155,7 @@ function violations(folder: Folder): string[] {
   return found;
 }
 
-describe('architecture: the import table of DESIGN.md', () => {
+describe('architecture: the import table of docs/ARCHITECTURE.md', () => {
   for (const folder of Object.keys(ALLOWED_FOLDERS) as Folder[]) {
     it(`${folder}/ imports only what its row allows`, () => {
       expect(violations(folder)).toEqual([]);

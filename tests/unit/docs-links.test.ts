@@ -5,6 +5,9 @@
  * that does not exist here). A reader of a clone, or of the repository on a forge, can follow
  * every pointer.
  *
+ * Code comments are held to the same: a source file or script names no `.md` file that is not in
+ * the repository, and never the planning folder beside the checkout.
+ *
  * The files are those git knows (tracked, or new and not ignored), so build output and
  * scratch directories are never read.
  */
@@ -15,21 +18,23 @@ import { describe, expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '../..');
 
-/** Markdown files of the repository: tracked ones and new ones that are not ignored. */
-function markdownFiles(): string[] {
+/** Files of the repository matching `patterns`: tracked ones and new ones that are not ignored. */
+function repositoryFiles(...patterns: string[]): string[] {
   let out: string;
   try {
-    out = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '--', '*.md'], {
+    out = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '--', ...patterns], {
       cwd: root,
       encoding: 'utf8',
     });
   } catch (e) {
-    throw new Error(`docs-links: cannot list the markdown files with git in ${root}: ${(e as Error).message}`, { cause: e });
+    throw new Error(`docs-links: cannot list the files with git in ${root}: ${(e as Error).message}`, { cause: e });
   }
   const files = [...new Set(out.split('\n').filter((f) => f !== ''))];
-  // A tracked file deleted in the working tree is no longer documentation.
+  // A tracked file deleted in the working tree is no longer part of it.
   return files.filter((f) => existsSync(join(root, f))).sort();
 }
+
+const markdownFiles = () => repositoryFiles('*.md');
 
 /** The text without fenced code blocks (links inside them are examples, not links). */
 function withoutFences(text: string): string {
@@ -131,6 +136,19 @@ describe('docs: every markdown link stays inside the repository', () => {
 
   it('every relative link resolves to a file of the repository, and none names a path outside it', () => {
     expect(files.flatMap((f) => problemsOf(f, names))).toEqual([]);
+  });
+
+  it('no source file or script names a markdown file outside the repository', () => {
+    const self = relative(root, import.meta.filename);
+    const sources = repositoryFiles('*.ts', '*.mjs', '*.js', '*.sh', '*.yaml', '*.yml').filter((f) => f !== self);
+    expect(sources.length).toBeGreaterThan(100);
+    const planning = OUTSIDE[0] as { re: RegExp };
+    const problems = sources.flatMap((f) => {
+      const text = readFileSync(join(root, f), 'utf8');
+      const named = missingMarkdownPaths(f, text, names).map((path) => `${f}: names ${path}, which is not a file of the repository`);
+      return [...named, ...[...text.matchAll(planning.re)].map(() => `${f}: names the planning folder beside the checkout`)];
+    });
+    expect(problems).toEqual([]);
   });
 
   it('README.md points at the architecture page', () => {

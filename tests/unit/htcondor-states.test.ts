@@ -1,6 +1,6 @@
 /**
  * HTCondor's job states and outputs turned into pilot states, against the output shapes of
- * reference/backends.md 3 (condor_submit -terse, condor_q / condor_history -json, JobStatus
+ * HTCondor's tools (condor_submit -terse, condor_q / condor_history -json, JobStatus
  * and HoldReasonCode tables, DIRAC's on_exit_hold 3/55).
  */
 import { describe, expect, it } from 'vitest';

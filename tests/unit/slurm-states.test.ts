@@ -12,7 +12,7 @@ import {
 } from '../../agents/computing-elements/slurm-states.js';
 import { shellQuote } from '../../agents/computing-elements/command-runner.js';
 
-// reference/backends.md 2.5, "suggested" column.
+// Every state SLURM documents, and the pilot state each must give.
 const EXPECTED: Record<string, string> = {
   PENDING: 'Waiting',
   CONFIGURING: 'Waiting',

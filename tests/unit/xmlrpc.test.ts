@@ -1,6 +1,6 @@
 /**
  * The XML-RPC client against recorded OpenNebula replies, served by undici's MockAgent (nock does
- * not see undici's own request()). Replies follow reference/backends.md 1.2: CRLF-separated
+ * not see undici's own request()). Replies follow OpenNebula's: CRLF-separated
  * envelopes, 3-value success, 5-value failure ending in an <i8>, and xmlrpc-c <fault>s.
  */
 import { MockAgent } from 'undici';

@@ -1,7 +1,7 @@
 /**
  * A simulator of OpenNebula 6.x's XML-RPC API (oned), for tests: OpenNebula cannot be installed
  * on these machines. It is NOT OpenNebula; it reproduces the parts a pilot CE uses, with the
- * envelopes and codes of reference/backends.md 1 (see README.md beside it for the list and the
+ * envelopes and codes OpenNebula documents (see README.md beside it for the list and the
  * differences). A "VM" boots by running its CONTEXT START_SCRIPT_BASE64 (or START_SCRIPT) as a
  * local bash process, as one-context would inside a guest.
  *
@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { children, parseXml, text, type XmlElement } from '../../../agents/computing-elements/xmlrpc.js';
 
 // ----------------------------------------------------------------------------------------------
-// Codes (backends.md 1.3, 1.6)
+// Codes (OpenNebula's error codes and VM states)
 
 export const ONE_ERR = {
   AUTHENTICATION: 0x0100,
@@ -53,12 +53,12 @@ const FAILURE_LCM = new Set([36, 37, 38, 39, 40, 41, 42, 44, 46, 47, 48, 49, 50,
 
 /**
  * Standard XML-RPC fault codes used by the xmlrpc-c library that oned is built on, as far as we
- * know them (not in backends.md): -501 type error, -506 no such method.
+ * know them (not among the documented codes): -501 type error, -506 no such method.
  */
 export const FAULT = { TYPE_ERROR: -501, NO_SUCH_METHOD: -506 } as const;
 
 // ----------------------------------------------------------------------------------------------
-// Template syntax (backends.md 1.7): NAME = value, NAME = [ A = "x", B = y ], # comments,
+// Template syntax: NAME = value, NAME = [ A = "x", B = y ], # comments,
 // double-quoted values where only \" is an escape.
 
 export type TemplateValue = string | Record<string, string>;
