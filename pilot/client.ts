@@ -46,6 +46,7 @@ import {
   type RegisterRequest,
   type RenewedToken,
 } from '../core/pilot-protocol.js';
+import type { MatchAnswer } from '../api/index.js';
 import type { JobChannel } from './job-wrapper.js';
 
 /**
@@ -103,11 +104,6 @@ export class HttpClient {
     const res = await this.http.send('PUT', path, { file: { path: file, size, contentType }, timeoutMs: TRANSFER_TIMEOUT_MS });
     await res.body.dump();
   }
-}
-
-/** The answer of `POST /api/match`. */
-export interface MatchAnswer {
-  match: { jobId: number; jdl: string; owner: string; ownerGroup: string; vo: string; token: string } | null;
 }
 
 /** How long registration and the pilot's status are retried before the pilot's end is known. */

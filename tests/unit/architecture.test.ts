@@ -15,14 +15,14 @@ type Folder = 'core' | 'api' | 'io' | 'db' | 'services' | 'agents' | 'pilot' | '
 const ALLOWED_FOLDERS: Record<Folder, Folder[]> = {
   core: [],
   // The API contract (request and response shapes): pure, browser-safe, read by the services,
-  // the CLI and the dashboard.
+  // the CLI, the dashboard and the pilot.
   api: ['core'],
   // Node I/O shared by cli/, pilot/ and services/ (tar unpacking): core/, built-ins, packages.
   io: ['core'],
   db: ['core'],
   services: ['core', 'api', 'io', 'db'],
   agents: ['core', 'db'],
-  pilot: ['core', 'io'],
+  pilot: ['core', 'api', 'io'],
   // `wms server start` composes the whole system: services, agents and the local site.
   cli: ['core', 'api', 'io', 'db', 'services', 'agents'],
   // The dashboard runs in the browser: pure types and validation of core/ (the JDL parser shows
