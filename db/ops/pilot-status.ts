@@ -25,29 +25,18 @@ export interface PilotOnCe {
   lastUpdateAt: Date;
 }
 
-function pilotOnCe(r: Record<string, unknown>): PilotOnCe {
-  return {
-    id: r['id'] as number,
-    reference: r['reference'] as string,
-    ce: r['ce'] as string,
-    ceType: r['ce_type'] as string,
-    status: r['status'] as PilotState,
-    lastUpdateAt: new Date(r['last_update_at'] as string),
-  };
-}
-
-const COLUMNS = 'id, reference, ce, ce_type, status, last_update_at';
+/** The columns of a `PilotOnCe`, each named as its field. */
+const ON_CE_COLUMNS = 'id, reference, ce, ce_type as "ceType", status, last_update_at as "lastUpdateAt"';
 
 /** Pilots in a transient state (Submitted, Waiting, Running, Unknown) that have a reference, by CE then id. */
 export async function listPilotsToPoll(db: DbOrHandle): Promise<PilotOnCe[]> {
-  const r = await rows<Record<string, unknown>>(
+  return rows<PilotOnCe>(
     db,
-    `select ${COLUMNS} from pilots
+    `select ${ON_CE_COLUMNS} from pilots
       where status = any($1::text[]::pilot_status[]) and reference is not null
       order by ce_type, ce, id`,
     [[...PILOT_TRANSIENT_STATES]],
   );
-  return r.map(pilotOnCe);
 }
 
 /** One change decided from a CE's answer. */
@@ -96,25 +85,19 @@ export interface EndedPilot {
   ceType: string;
 }
 
-function endedPilot(r: Record<string, unknown>): EndedPilot {
-  return {
-    id: r['id'] as number,
-    reference: (r['reference'] as string | null) ?? null,
-    ce: r['ce'] as string,
-    ceType: r['ce_type'] as string,
-  };
-}
+/** The columns of an `EndedPilot`, each named as its field (in `returning`, of the pilot updated). */
+const ENDED_COLUMNS = 'id, reference, ce, ce_type as "ceType"';
 
 /** Pilots Unknown since before `before` -> Aborted with `reason`. One statement. */
 export async function abortUnknownPilots(db: DbOrHandle, opts: { before: Date; reason: string }): Promise<EndedPilot[]> {
-  const r = await rows<Record<string, unknown>>(
+  const r = await rows<EndedPilot>(
     db,
     `update pilots set status = 'Aborted', status_reason = $2::text, last_update_at = now()
       where status = 'Unknown' and last_update_at < $1::timestamptz
-     returning id, reference, ce, ce_type`,
+     returning ${ENDED_COLUMNS}`,
     [opts.before.toISOString(), opts.reason],
   );
-  return r.map(endedPilot).sort((a, b) => a.id - b.id);
+  return r.sort((a, b) => a.id - b.id);
 }
 
 /**
@@ -124,17 +107,17 @@ export async function abortUnknownPilots(db: DbOrHandle, opts: { before: Date; r
  * reference leaves such pilots). One statement; the jobs side uses `jobs_pilot`.
  */
 export async function deleteSilentPilots(db: DbOrHandle, opts: { before: Date; reason: string }): Promise<EndedPilot[]> {
-  const r = await rows<Record<string, unknown>>(
+  const r = await rows<EndedPilot>(
     db,
     `update pilots p set status = 'Deleted', status_reason = $2::text, last_update_at = now()
       where p.status = any($3::text[]::pilot_status[]) and p.last_update_at < $1::timestamptz
         and not exists (select 1 from jobs j
                          where j.pilot_id = p.id
                            and greatest(j.last_update_at, j.heartbeat_at) >= $1::timestamptz)
-     returning p.id, p.reference, p.ce, p.ce_type`,
+     returning ${ENDED_COLUMNS}`,
     [opts.before.toISOString(), opts.reason, [...pilotSourcesOf('Deleted')]],
   );
-  return r.map(endedPilot).sort((a, b) => a.id - b.id);
+  return r.sort((a, b) => a.id - b.id);
 }
 
 /**
@@ -145,14 +128,13 @@ export async function deleteSilentPilots(db: DbOrHandle, opts: { before: Date; r
  * consecutive windows still meet.
  */
 export async function pilotsFinishedSince(db: DbOrHandle, since: Date, delaySeconds = 0): Promise<PilotOnCe[]> {
-  const r = await rows<Record<string, unknown>>(
+  return rows<PilotOnCe>(
     db,
-    `select ${COLUMNS} from pilots
+    `select ${ON_CE_COLUMNS} from pilots
       where status = any($1::text[]::pilot_status[]) and reference is not null
         and last_update_at >= $2::timestamptz - make_interval(secs => $3::float8)
         and last_update_at < now() - make_interval(secs => $3::float8)
       order by ce_type, ce, id`,
     [[...PILOT_FINAL_STATES], since.toISOString(), delaySeconds],
   );
-  return r.map(pilotOnCe);
 }

@@ -32,29 +32,24 @@ export interface TakenLease {
   previousTickAt: Date | null;
 }
 
-function dateOrNull(v: unknown): Date | null {
-  return v === null || v === undefined ? null : new Date(v as string);
-}
-
 /**
  * Takes the lease of `agent` for `seconds` when it is free, expired or already held by
  * `holder` (then it is renewed); null when another holder has it. One statement, no
  * transaction needed; the primary key of `agent_leases` decides the race.
  */
 export async function takeLease(db: DbOrHandle, agent: string, holder: string, seconds: number): Promise<TakenLease | null> {
-  const r = await rows<{ taken_at: Date; expires_at: Date | null; last_tick_at: Date | null }>(
+  // `expires_at` was just set: not null in the row returned.
+  const r = await rows<TakenLease>(
     db,
     `insert into agent_leases as l (agent, holder, expires_at)
      values ($1::text, $2::text, now() + make_interval(secs => $3::float8))
      on conflict (agent) do update
         set holder = excluded.holder, expires_at = excluded.expires_at
       where l.holder is null or l.expires_at is null or l.expires_at <= now() or l.holder = excluded.holder
-     returning now() as taken_at, l.expires_at, l.last_tick_at`,
+     returning now() as "takenAt", l.expires_at as "expiresAt", l.last_tick_at as "previousTickAt"`,
     [agent, holder, seconds],
   );
-  const row = r[0];
-  if (!row) return null;
-  return { takenAt: row.taken_at, expiresAt: row.expires_at!, previousTickAt: row.last_tick_at };
+  return r[0] ?? null;
 }
 
 /** `takeLease` answering only whether `holder` got it. */
@@ -90,18 +85,12 @@ export async function releaseLease(db: DbOrHandle, agent: string, holder: string
 
 /** Every agent's lease row, by agent name. */
 export async function listLeases(db: DbOrHandle): Promise<LeaseRow[]> {
-  const r = await rows<Record<string, unknown>>(
+  return rows<LeaseRow>(
     db,
-    `select agent, holder, expires_at, last_tick_at, last_duration_ms, last_outcome from agent_leases order by agent`,
+    `select agent, holder, expires_at as "expiresAt", last_tick_at as "lastTickAt", last_duration_ms as "lastDurationMs",
+            last_outcome as "lastOutcome"
+       from agent_leases order by agent`,
   );
-  return r.map((x) => ({
-    agent: x['agent'] as string,
-    holder: (x['holder'] as string | null) ?? null,
-    expiresAt: dateOrNull(x['expires_at']),
-    lastTickAt: dateOrNull(x['last_tick_at']),
-    lastDurationMs: x['last_duration_ms'] === null || x['last_duration_ms'] === undefined ? null : Number(x['last_duration_ms']),
-    lastOutcome: x['last_outcome'] as string,
-  }));
 }
 
 /** Outcomes are one line of bounded length (an error's stack or a driver's output never lands here). */

@@ -32,21 +32,9 @@ export interface JobHistoryChange {
   at: Date;
 }
 
-const HISTORY_COLUMNS = `h.id, h.job_id, j.owner, j.vo, h.status::text as status, h.minor_status, h.application_status, j.site, h.at`;
-
-function historyChange(r: Record<string, unknown>): JobHistoryChange {
-  return {
-    historyId: r['id'] as number,
-    jobId: r['job_id'] as number,
-    owner: r['owner'] as string,
-    vo: r['vo'] as string,
-    status: r['status'] as JobState,
-    minorStatus: r['minor_status'] as string,
-    applicationStatus: r['application_status'] as string,
-    site: r['site'] as string,
-    at: new Date(r['at'] as string),
-  };
-}
+/** The columns of a `JobHistoryChange` (history row `h`, job `j`), each named as its field. */
+const HISTORY_COLUMNS = `h.id as "historyId", h.job_id as "jobId", j.owner, j.vo, h.status::text as status,
+  h.minor_status as "minorStatus", h.application_status as "applicationStatus", j.site, h.at`;
 
 /** The newest `job_history` id (0 when empty): where a new reader starts. */
 export async function latestJobHistoryId(db: DbOrHandle): Promise<number> {
@@ -59,25 +47,23 @@ export async function latestJobHistoryId(db: DbOrHandle): Promise<number> {
  * jobs already removed are not returned (the join drops them).
  */
 export async function jobHistorySince(db: DbOrHandle, afterId: number, limit: number): Promise<JobHistoryChange[]> {
-  const r = await rows(
+  return rows<JobHistoryChange>(
     db,
     `select ${HISTORY_COLUMNS} from job_history h join jobs j on j.id = h.job_id
       where h.id > $1::bigint order by h.id limit $2::int`,
     [afterId, limit],
   );
-  return r.map(historyChange);
 }
 
 /** History rows by id (the gaps a reader saw), oldest first. */
 export async function jobHistoryByIds(db: DbOrHandle, ids: readonly number[]): Promise<JobHistoryChange[]> {
   if (ids.length === 0) return [];
-  const r = await rows(
+  return rows<JobHistoryChange>(
     db,
     `select ${HISTORY_COLUMNS} from job_history h join jobs j on j.id = h.job_id
       where h.id = any($1::bigint[]) order by h.id`,
     [[...ids]],
   );
-  return r.map(historyChange);
 }
 
 /** The current state of a job and the id of its newest history row (events after it are new). */
@@ -95,16 +81,16 @@ export async function currentJobStates(
   scope: { owner?: string; vo?: string } = {},
 ): Promise<JobStateNow[]> {
   if (ids.length === 0) return [];
-  const r = await rows(
+  return rows<JobStateNow>(
     db,
-    `select coalesce((select max(h.id) from job_history h where h.job_id = j.id), 0) as id, j.id as job_id, j.owner, j.vo,
-            j.status::text as status, j.minor_status, j.application_status, j.site, j.last_update_at as at
+    `select coalesce((select max(h.id) from job_history h where h.job_id = j.id), 0) as "historyId", j.id as "jobId",
+            j.owner, j.vo, j.status::text as status, j.minor_status as "minorStatus",
+            j.application_status as "applicationStatus", j.site, j.last_update_at as at
        from jobs j
       where j.id = any($1::bigint[]) and ($2::text is null or j.owner = $2::text) and ($3::text is null or j.vo = $3::text)
       order by j.id`,
     [[...ids], scope.owner ?? null, scope.vo ?? null],
   );
-  return r.map(historyChange);
 }
 
 /** A pilot as the event stream shows it. */
@@ -121,8 +107,8 @@ export interface PilotChange {
 
 /** The database clock (pilot cursors are in its time, not the service's). */
 export async function databaseNow(db: DbOrHandle): Promise<Date> {
-  const [r] = await rows(db, `select now() as now`);
-  return new Date(r?.['now'] as string);
+  const [r] = await rows<{ now: Date }>(db, `select now() as now`);
+  return r!.now;
 }
 
 /**
@@ -131,22 +117,14 @@ export async function databaseNow(db: DbOrHandle): Promise<Date> {
  * pilots table, fine at the scale of pilots alive).
  */
 export async function pilotsChangedSince(db: DbOrHandle, since: Date, lookbackMs: number, limit: number): Promise<PilotChange[]> {
-  const r = await rows(
+  return rows<PilotChange>(
     db,
-    `select id, status, status_reason, site, ce, last_update_at, last_update_at::text as stamp from pilots
+    `select id, status, status_reason as "statusReason", site, ce, last_update_at as at, last_update_at::text as stamp
+       from pilots
       where last_update_at >= $1::timestamptz - make_interval(secs => $2::double precision / 1000)
       order by last_update_at, id limit $3::int`,
     [since.toISOString(), lookbackMs, limit],
   );
-  return r.map((x) => ({
-    id: x['id'] as number,
-    status: x['status'] as string,
-    statusReason: x['status_reason'] as string,
-    site: x['site'] as string,
-    ce: x['ce'] as string,
-    at: new Date(x['last_update_at'] as string),
-    stamp: x['stamp'] as string,
-  }));
 }
 
 /** The ban and pause state of one site, CE or queue. */
@@ -162,33 +140,22 @@ export interface SiteState {
   pausedUntil: Date | null;
 }
 
-/** Every site, CE and queue with its ban or pause (registries are small: read whole). */
+/**
+ * Every site, CE and queue with its ban or pause (registries are small: read whole). A queue's
+ * reason stays in its row after its pause ends: it is shown while paused only.
+ */
 export async function siteStates(db: DbOrHandle): Promise<SiteState[]> {
-  const r = await rows(
+  return rows<SiteState>(
     db,
     `select 'site' as kind, s.name as site, null::text as ce, null::text as queue, s.banned, s.ban_reason as reason,
-            false as paused, null::timestamptz as paused_until from sites s
+            false as paused, null::timestamptz as "pausedUntil" from sites s
      union all
      select 'ce', c.site, c.name, null, c.banned, c.ban_reason, false, null from computing_elements c
      union all
-     select 'queue', c.site, c.name, q.name, false, q.pause_reason,
-            coalesce(q.paused_until > now(), false), q.paused_until
+     select 'queue', c.site, c.name, q.name, false, case when p.paused then q.pause_reason end,
+            p.paused, case when p.paused then q.paused_until end
        from ce_queues q join computing_elements c on c.id = q.ce_id
+            cross join lateral (select coalesce(q.paused_until > now(), false) as paused) p
      order by 1, 2, 3, 4`,
   );
-  return r.map((x) => {
-    const paused = x['paused'] === true || x['paused'] === 't';
-    const kind = x['kind'] as SiteState['kind'];
-    return {
-      kind,
-      site: x['site'] as string,
-      ce: (x['ce'] as string | null) ?? null,
-      queue: (x['queue'] as string | null) ?? null,
-      banned: x['banned'] === true || x['banned'] === 't',
-      // A queue's reason stays in the row after its pause ends: it is shown while paused only.
-      reason: kind === 'queue' && !paused ? null : ((x['reason'] as string | null) ?? null),
-      paused,
-      pausedUntil: paused && x['paused_until'] ? new Date(x['paused_until'] as string) : null,
-    };
-  });
 }

@@ -31,32 +31,11 @@ export interface PilotRow {
   lastUpdateAt: Date;
 }
 
-const PILOT_COLUMNS = `id, stamp, reference, site, ce, ce_type, queue, queue_id, vo, status, status_reason, benchmark,
-  clock_offset_seconds, environment, current_job_id, jobs_run, exit_code, created_at, last_update_at`;
-
-function pilotOf(r: Record<string, unknown>): PilotRow {
-  return {
-    id: r['id'] as number,
-    stamp: r['stamp'] as string,
-    reference: (r['reference'] as string | null) ?? null,
-    site: r['site'] as string,
-    ce: r['ce'] as string,
-    ceType: r['ce_type'] as string,
-    queue: r['queue'] as string,
-    queueId: r['queue_id'] as number | null,
-    vo: r['vo'] as string,
-    status: r['status'] as PilotState,
-    statusReason: r['status_reason'] as string,
-    benchmark: r['benchmark'] as number | null,
-    clockOffsetSeconds: r['clock_offset_seconds'] as number | null,
-    environment: (typeof r['environment'] === 'string' ? JSON.parse(r['environment']) : r['environment']) as Record<string, unknown>,
-    currentJobId: r['current_job_id'] as number | null,
-    jobsRun: r['jobs_run'] as number,
-    exitCode: r['exit_code'] as number | null,
-    createdAt: new Date(r['created_at'] as string),
-    lastUpdateAt: new Date(r['last_update_at'] as string),
-  };
-}
+/** The columns of a `PilotRow`, each named as its field (for `select` and `returning`). */
+const PILOT_COLUMNS = `id, stamp, reference, site, ce, ce_type as "ceType", queue, queue_id as "queueId", vo, status,
+  status_reason as "statusReason", benchmark, clock_offset_seconds as "clockOffsetSeconds", environment,
+  current_job_id as "currentJobId", jobs_run as "jobsRun", exit_code as "exitCode", created_at as "createdAt",
+  last_update_at as "lastUpdateAt"`;
 
 /** What the site director knows of a pilot it is about to submit. */
 export type NewPilot = Pick<PilotRow, 'stamp' | 'site' | 'ce' | 'ceType' | 'queue' | 'queueId' | 'vo'>;
@@ -97,14 +76,14 @@ export async function setPilotReferences(
 /** One pilot by id, stamp or CE reference; null when none. */
 export async function findPilot(db: DbOrHandle, ref: string | number): Promise<PilotRow | null> {
   const asId = typeof ref === 'number' ? ref : /^\d{1,15}$/.test(ref) ? Number(ref) : null;
-  const r = await rows(
+  const r = await rows<PilotRow>(
     db,
     `select ${PILOT_COLUMNS} from pilots
       where ($1::bigint is not null and id = $1::bigint) or stamp = $2::text or reference = $2::text
       order by id limit 1`,
     [asId, String(ref)],
   );
-  return r[0] ? pilotOf(r[0]) : null;
+  return r[0] ?? null;
 }
 
 /** What a pilot token is bound to: its record's site, CE, queue and VO, and its state now. */
@@ -119,13 +98,8 @@ export interface PilotBinding {
 
 /** The binding of pilot `id` (one primary-key read of five columns); null when it has no record. */
 export async function getPilotBinding(db: DbOrHandle, id: number): Promise<PilotBinding | null> {
-  const r = await rows<{ id: number; site: string; ce: string; queue: string; vo: string; status: PilotState }>(
-    db,
-    `select id, site, ce, queue, vo, status from pilots where id = $1::bigint`,
-    [id],
-  );
-  const x = r[0];
-  return x ? { id: x.id, site: x.site, ce: x.ce, queue: x.queue, vo: x.vo, status: x.status } : null;
+  const r = await rows<PilotBinding>(db, `select id, site, ce, queue, vo, status from pilots where id = $1::bigint`, [id]);
+  return r[0] ?? null;
 }
 
 export interface PilotFilter {
@@ -141,7 +115,7 @@ export interface PilotFilter {
 
 /** Pilots, newest first. */
 export async function listPilots(db: DbOrHandle, f: PilotFilter): Promise<PilotRow[]> {
-  const r = await rows(
+  return rows<PilotRow>(
     db,
     `select ${PILOT_COLUMNS} from pilots
       where ($1::text is null or site = $1::text) and ($2::text is null or ce = $2::text)
@@ -150,7 +124,6 @@ export async function listPilots(db: DbOrHandle, f: PilotFilter): Promise<PilotR
       order by id desc limit $5::int`,
     [f.site ?? null, f.ce ?? null, f.status ? [...f.status] : null, f.beforeId ?? null, f.limit, f.sites ? [...f.sites] : null],
   );
-  return r.map(pilotOf);
 }
 
 export interface PilotUpdate {
@@ -196,7 +169,7 @@ export interface Registration {
  */
 export async function registerPilot(db: DbOrHandle, id: number, reg: Registration, refusal: string | null): Promise<PilotRow | null> {
   const to: PilotState = refusal === null ? 'Running' : 'Failed';
-  const r = await rows(
+  const r = await rows<PilotRow>(
     db,
     `update pilots set environment = $2::jsonb, benchmark = $3::float8, clock_offset_seconds = $4::float8,
             status = $6::pilot_status, status_reason = coalesce($5::text, 'registered'), last_update_at = now()
@@ -204,7 +177,7 @@ export async function registerPilot(db: DbOrHandle, id: number, reg: Registratio
       returning ${PILOT_COLUMNS}`,
     [id, JSON.stringify(reg.environment), reg.benchmark, reg.clockOffsetSeconds, refusal, to, [...pilotSourcesOf(to)]],
   );
-  return r[0] ? pilotOf(r[0]) : null;
+  return r[0] ?? null;
 }
 
 /** Appends log lines of one pilot (one statement). */
@@ -225,12 +198,11 @@ export interface PilotLogLine {
 
 /** A pilot's log lines in order, after the line `afterId` (paging). */
 export async function getPilotLogs(db: DbOrHandle, pilotId: number, opts: { afterId?: number; limit: number }): Promise<PilotLogLine[]> {
-  const r = await rows<{ id: number; at: string; line: string }>(
+  return rows<PilotLogLine>(
     db,
     `select id, at, line from pilot_logs where pilot_id = $1::bigint and id > $2::bigint order by id limit $3::int`,
     [pilotId, opts.afterId ?? 0, opts.limit],
   );
-  return r.map((x) => ({ id: x.id, at: new Date(x.at), line: x.line }));
 }
 
 /**
@@ -240,14 +212,14 @@ export async function getPilotLogs(db: DbOrHandle, pilotId: number, opts: { afte
  * first one is about to take. Alive adds the other Running ones and Unknown.
  */
 export async function pilotCountsByQueue(db: DbOrHandle): Promise<Map<number, { waiting: number; total: number }>> {
-  const r = await rows<{ queue_id: number; waiting: number; total: number }>(
+  const r = await rows<{ queueId: number; waiting: number; total: number }>(
     db,
-    `select queue_id,
+    `select queue_id as "queueId",
             count(*) filter (where status in ('Submitted', 'Waiting') or (status = 'Running' and current_job_id is null)) as waiting,
             count(*) as total
        from pilots
       where queue_id is not null and status in ('Submitted', 'Waiting', 'Running', 'Unknown')
       group by queue_id`,
   );
-  return new Map(r.map((x) => [x.queue_id, { waiting: x.waiting, total: x.total }]));
+  return new Map(r.map((x) => [x.queueId, { waiting: x.waiting, total: x.total }]));
 }

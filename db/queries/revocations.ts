@@ -33,20 +33,8 @@ export interface NewRevocation {
   revokedBy?: string;
 }
 
-const COLUMNS = 'id, jti, vo, subject, revoked_at, expires_at, reason, revoked_by';
-
-function revocationOf(r: Record<string, unknown>): RevocationRow {
-  return {
-    id: r['id'] as number,
-    jti: (r['jti'] as string | null) ?? null,
-    vo: (r['vo'] as string | null) ?? null,
-    subject: (r['subject'] as string | null) ?? null,
-    revokedAt: new Date(r['revoked_at'] as string),
-    expiresAt: new Date(r['expires_at'] as string),
-    reason: r['reason'] as string,
-    revokedBy: r['revoked_by'] as string,
-  };
-}
+/** The columns of a `RevocationRow`, each named as its field (for `select` and `returning`). */
+const COLUMNS = 'id, jti, vo, subject, revoked_at as "revokedAt", expires_at as "expiresAt", reason, revoked_by as "revokedBy"';
 
 /**
  * Records a revocation and answers its row. Revoking a token already revoked answers the
@@ -62,7 +50,7 @@ export async function insertRevocation(db: DbOrHandle, r: NewRevocation): Promis
     r.reason ?? '',
     r.revokedBy ?? '',
   ];
-  const inserted = await rows(
+  const inserted = await rows<RevocationRow>(
     db,
     `insert into revoked_tokens (jti, vo, subject, revoked_at, expires_at, reason, revoked_by)
      values ($1::text, $2::text, $3::text, $4::timestamptz, $5::timestamptz, $6::text, $7::text)
@@ -70,9 +58,9 @@ export async function insertRevocation(db: DbOrHandle, r: NewRevocation): Promis
      returning ${COLUMNS}`,
     params,
   );
-  if (inserted[0]) return revocationOf(inserted[0]);
-  const existing = await rows(db, `select ${COLUMNS} from revoked_tokens where jti = $1::text`, [r.jti ?? null]);
-  return revocationOf(existing[0]!);
+  if (inserted[0]) return inserted[0];
+  const existing = await rows<RevocationRow>(db, `select ${COLUMNS} from revoked_tokens where jti = $1::text`, [r.jti ?? null]);
+  return existing[0]!;
 }
 
 /** How many ids below the last one seen are read again (rows that committed out of order). */
@@ -83,20 +71,20 @@ export const REVOCATION_ID_MARGIN = 64;
  * poll of every replica: the caller skips the ids it already holds). `afterId` 0 reads them all.
  */
 export async function revocationsAfter(db: DbOrHandle, afterId: number, now: Date): Promise<RevocationRow[]> {
-  const r = await rows(db, `select ${COLUMNS} from revoked_tokens where id > $1::bigint and expires_at > $2::timestamptz order by id`, [
-    Math.max(0, afterId - REVOCATION_ID_MARGIN),
-    now.toISOString(),
-  ]);
-  return r.map(revocationOf);
+  return rows<RevocationRow>(
+    db,
+    `select ${COLUMNS} from revoked_tokens where id > $1::bigint and expires_at > $2::timestamptz order by id`,
+    [Math.max(0, afterId - REVOCATION_ID_MARGIN), now.toISOString()],
+  );
 }
 
 /** Revocations still in force at `now`, newest first (`GET /api/tokens/revocations`). */
 export async function listRevocations(db: DbOrHandle, opts: { now: Date; limit: number }): Promise<RevocationRow[]> {
-  const r = await rows(db, `select ${COLUMNS} from revoked_tokens where expires_at > $1::timestamptz order by id desc limit $2::int`, [
-    opts.now.toISOString(),
-    opts.limit,
-  ]);
-  return r.map(revocationOf);
+  return rows<RevocationRow>(
+    db,
+    `select ${COLUMNS} from revoked_tokens where expires_at > $1::timestamptz order by id desc limit $2::int`,
+    [opts.now.toISOString(), opts.limit],
+  );
 }
 
 /** Deletes the rows expired at `now` (every token they named has expired); answers how many. */
