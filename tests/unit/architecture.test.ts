@@ -50,6 +50,13 @@ const BROWSER_FOLDERS: ReadonlySet<Folder> = new Set(['api', 'web']);
 /** cli/ may reach db/, services/ and agents/ only from these files (server start, admin bootstrap). */
 const CLI_SERVER_FILES = /^cli\/(server|bootstrap|commands\/server|commands\/token)[^/]*\.ts$/;
 
+/**
+ * The logic layer (`services/logic/`) knows nothing of HTTP: no server framework and no route
+ * plugin; the plugins call it, never the other way round.
+ */
+const LOGIC_FILES = /^services\/logic\//;
+const HTTP_PACKAGES = /^(fastify|@fastify\/.*)$/;
+
 function sourceFiles(dir: string): string[] {
   let out: string[] = [];
   let entries: string[];
@@ -125,6 +132,8 @@ function importViolations(folder: Folder, rel: string, specs: readonly string[])
         .split(sep)
         .join('/');
       const targetFolder = target.split('/')[0] as Folder;
+      if (LOGIC_FILES.test(rel) && target.startsWith('services/plugins/'))
+        found.push(`${rel} imports ${spec} (a route plugin, from the logic layer)`);
       if (targetFolder === folder) continue;
       const allowed = ALLOWED_FOLDERS[folder].includes(targetFolder);
       const cliException =
@@ -135,6 +144,8 @@ function importViolations(folder: Folder, rel: string, specs: readonly string[])
     } else {
       const rule = ALLOWED_PACKAGES[folder];
       if (rule && !rule(packageName(spec))) found.push(`${rel} imports package ${spec}`);
+      if (LOGIC_FILES.test(rel) && HTTP_PACKAGES.test(packageName(spec)))
+        found.push(`${rel} imports package ${spec} (HTTP, in the logic layer)`);
     }
   }
   return found;
@@ -180,5 +191,13 @@ describe('architecture: the import table of docs/ARCHITECTURE.md', () => {
     expect(importViolations('web', 'web/src/x.ts', ['../../api/index.js', 'preact'])).toEqual([]);
     expect(importViolations('agents', 'agents/x.ts', ['../api/index.js'])).toEqual(['agents/x.ts imports ../api/index.js (api/)']);
     expect(importViolations('pilot', 'pilot/x.ts', ['node:fs'])).toEqual([]);
+    expect(
+      importViolations('services', 'services/logic/x.ts', ['../plugins/auth.js', 'fastify', '@fastify/websocket', '../context.js', 'pino']),
+    ).toEqual([
+      'services/logic/x.ts imports ../plugins/auth.js (a route plugin, from the logic layer)',
+      'services/logic/x.ts imports package fastify (HTTP, in the logic layer)',
+      'services/logic/x.ts imports package @fastify/websocket (HTTP, in the logic layer)',
+    ]);
+    expect(importViolations('services', 'services/plugins/x.ts', ['../logic/jobs.js', 'fastify'])).toEqual([]);
   });
 });
