@@ -1,25 +1,11 @@
 /**
- * Application templates (core/app-template.ts): the forms of the dashboard's Submit page.
- *
- * - Loaded once when the plugin starts from `<package>/apps/*.yaml`, then `<dataDir>/apps/*.yaml`
- *   (a file there replaces a shipped template of the same name). A file that is not valid YAML
- *   or not a valid template stops the start with its name, line and path.
- * - `GET /api/applications`, `GET /api/applications/:name`: any signed-in person.
- * - `POST /api/applications/:name/submit { values }`: the values are checked with the same core
- *   functions the browser runs (400 WMS_VALIDATION, one problem per parameter, `path` = the
- *   parameter), the JDL rendered and submitted as the caller through `POST /api/jobs` itself
- *   (same checks, limits, sandboxes, metrics and events). Answers `{ jobIds, jdl }`.
- * - `PUT /api/applications/:name` (admins): a template, validated (400 listing every problem
- *   with its path), kept in memory and written to `<dataDir>/apps/<name>.yaml`.
+ * Application templates: the forms of the dashboard's Submit page, listed, read, filled and
+ * submitted (through `POST /api/jobs` itself), and stored by admins. The templates, who may do
+ * what and the checks: `services/logic/applications.ts`.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { LineCounter, parseDocument, stringify } from 'yaml';
-import { renderJdl, templateProblems, type AppTemplate } from '../../core/app-template.js';
 import { WmsError, type ErrorCode } from '../../core/errors.js';
 import type { PluginOptions } from '../context.js';
 import {
@@ -29,53 +15,16 @@ import {
   SubmitApplicationAnswerSchema,
   SubmitApplicationRequestSchema,
 } from '../../api/index.js';
+import {
+  getApplication,
+  listApplications,
+  loadApplications,
+  putApplication,
+  submitApplication,
+  type JdlSubmitter,
+} from '../logic/applications.js';
 import { AUTH_ERRORS, errorResponses } from '../schemas.js';
 import { BEARER, requireRole } from './auth.js';
-
-/** `apps/` of the package, from source (`services/plugins/`) or built (`dist/services/plugins/`). */
-export function defaultAppsDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return join(dir, 'apps');
-}
-
-/** Parses and validates one template file; throws WMS_CONFIG naming the file, line or path. */
-export function parseTemplateFile(file: string, text: string): AppTemplate {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const first = doc.errors[0]!;
-    const { line, col } = lines.linePos(first.pos[0]);
-    throw new WmsError('WMS_CONFIG', `${file}:${line}:${col}: not valid YAML: ${first.message.split('\n')[0]}`);
-  }
-  const value: unknown = doc.toJS();
-  const problems = templateProblems(value);
-  if (problems.length > 0) throw new WmsError('WMS_CONFIG', `${file}: not a valid application template: ${problems.join('; ')}`);
-  return value as AppTemplate;
-}
-
-/** Every `*.yaml` / `*.yml` template of a directory (none when it does not exist). */
-export async function loadTemplates(dir: string): Promise<AppTemplate[]> {
-  let names: string[];
-  try {
-    names = (await readdir(dir)).filter((n) => /\.ya?ml$/.test(n)).sort();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw e;
-  }
-  const out: AppTemplate[] = [];
-  for (const n of names) {
-    const file = join(dir, n);
-    const t = parseTemplateFile(file, await readFile(file, 'utf8'));
-    if (n.replace(/\.ya?ml$/, '') !== t.name) throw new WmsError('WMS_CONFIG', `${file}: name "${t.name}" differs from the file name`);
-    out.push(t);
-  }
-  return out;
-}
 
 const NameParams = Type.Object({ name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,63}$' }) });
 export interface ApplicationsOptions extends PluginOptions {
@@ -83,19 +32,32 @@ export interface ApplicationsOptions extends PluginOptions {
   appsDirs?: string[];
 }
 
+/**
+ * Submits through the jobs route itself, with the caller's token: the same checks and side
+ * effects. Its error is passed on as it is (its code maps to the same status).
+ */
+function throughJobsRoute(app: FastifyInstance, authorization: string | undefined): JdlSubmitter {
+  return async (jdl) => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/jobs',
+      headers: { authorization: authorization ?? '', 'content-type': 'application/json' },
+      payload: JSON.stringify({ jdl }),
+    });
+    const body = res.json() as { jobIds?: number[]; code?: ErrorCode; message?: string; problems?: unknown[] };
+    if (res.statusCode !== 201) {
+      throw new WmsError(body.code ?? 'WMS_INTERNAL', body.message ?? `submission failed (${res.statusCode})`, {
+        details: body.problems ? { problems: body.problems } : undefined,
+      });
+    }
+    return body.jobIds ?? [];
+  };
+}
+
 export const applicationsPlugin: FastifyPluginAsyncTypebox<ApplicationsOptions> = async (app, { ctx, appsDirs }) => {
   const people = requireRole(ctx, 'user', 'admin', 'site-admin');
   const admins = requireRole(ctx, 'admin');
-  const ownDir = join(ctx.config.dataDir, 'apps');
-  const templates = new Map<string, AppTemplate>();
-  for (const dir of appsDirs ?? [defaultAppsDir(), ownDir]) {
-    for (const t of await loadTemplates(dir)) templates.set(t.name, t);
-  }
-  const find = (name: string): AppTemplate => {
-    const t = templates.get(name);
-    if (!t) throw new WmsError('WMS_NOT_FOUND', `no application ${name}`);
-    return t;
-  };
+  await loadApplications(ctx, appsDirs);
 
   app.get(
     '/api/applications',
@@ -109,7 +71,7 @@ export const applicationsPlugin: FastifyPluginAsyncTypebox<ApplicationsOptions> 
         response: { 200: ref(ApplicationListSchema), ...errorResponses(...AUTH_ERRORS) },
       },
     },
-    async () => ({ applications: [...templates.values()].sort((a, b) => a.name.localeCompare(b.name)) }),
+    async () => listApplications(ctx),
   );
 
   app.get(
@@ -125,7 +87,7 @@ export const applicationsPlugin: FastifyPluginAsyncTypebox<ApplicationsOptions> 
         response: { 200: ref(ApplicationTemplateSchema), ...errorResponses(400, ...AUTH_ERRORS, 404) },
       },
     },
-    async (request) => find(request.params.name),
+    async (request) => getApplication(ctx, request.params),
   );
 
   app.post(
@@ -143,24 +105,8 @@ export const applicationsPlugin: FastifyPluginAsyncTypebox<ApplicationsOptions> 
       },
     },
     async (request, reply) => {
-      const t = find(request.params.name);
-      const jdl = renderJdl(t, request.body.values); // 400 WMS_VALIDATION with a problem per parameter
-      // Through the jobs route itself: the caller's token, the same checks and side effects.
-      const res = await app.inject({
-        method: 'POST',
-        url: '/api/jobs',
-        headers: { authorization: request.headers.authorization ?? '', 'content-type': 'application/json' },
-        payload: JSON.stringify({ jdl }),
-      });
-      const body = res.json() as { jobIds?: number[]; code?: ErrorCode; message?: string; problems?: unknown[] };
-      if (res.statusCode !== 201) {
-        // The jobs route's own error, passed on as it is (its code maps to the same status).
-        throw new WmsError(body.code ?? 'WMS_INTERNAL', body.message ?? `submission failed (${res.statusCode})`, {
-          details: body.problems ? { problems: body.problems } : undefined,
-        });
-      }
-      request.log.info({ application: t.name, jobs: body.jobIds?.length }, 'application submitted');
-      return reply.code(201).send({ jobIds: body.jobIds ?? [], jdl });
+      const input = { ...request.params, ...request.body };
+      return reply.code(201).send(await submitApplication(ctx, input, throughJobsRoute(app, request.headers.authorization), request.log));
     },
   );
 
@@ -178,24 +124,6 @@ export const applicationsPlugin: FastifyPluginAsyncTypebox<ApplicationsOptions> 
         response: { 200: ref(ApplicationTemplateSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
-    async (request) => {
-      const doc = request.body;
-      const problems = templateProblems(doc);
-      const t = doc as AppTemplate;
-      if (problems.length === 0 && t.name !== request.params.name)
-        problems.push(`name: "${t.name}" differs from the URL's ${request.params.name}`);
-      if (problems.length > 0) {
-        throw new WmsError('WMS_VALIDATION', `invalid application template: ${problems.join('; ')}`, {
-          details: { problems: problems.map((p) => ({ message: p, path: p.slice(0, Math.max(0, p.indexOf(':'))) || '(top)' })) },
-        });
-      }
-      await mkdir(ownDir, { recursive: true });
-      const file = join(ownDir, `${t.name}.yaml`);
-      await writeFile(`${file}.tmp`, `# Written by PUT /api/applications/${t.name}\n${stringify(t)}`);
-      await rename(`${file}.tmp`, file);
-      templates.set(t.name, t);
-      request.log.info({ application: t.name }, 'application template stored');
-      return t;
-    },
+    async (request) => putApplication(ctx, { name: request.params.name, template: request.body }, request.log),
   );
 };

@@ -1,31 +1,21 @@
 /**
  * `GET /api/events`: a websocket on which the services push job, pilot and site changes (the
- * dashboard's live views and the CLI's `--wait`).
+ * dashboard's live views and the CLI's `--wait`). Who may follow what, and the messages:
+ * `services/logic/events.ts`.
  *
  * Authentication on the upgrade request: `Authorization: Bearer <token>`, or `?token=<token>`
  * for browsers (they cannot set headers on a WebSocket). The query form ends up in the access
  * logs of proxies in front of the services: prefer the header, and give browsers short-lived
- * tokens. People only (user, admin, site-admin); a bad token is refused with 401 before the
- * upgrade, another role with 403.
+ * tokens.
  *
- * Protocol (JSON text frames). The client sends
- *   `{ "subscribe": { "jobs": [ids] | "mine" | "all", "pilots": true, "sites": true } }`
- * (each key optional; a new message replaces the previous subscription; `{}` stops). `"all"`
- * is for admins, `pilots` for admins and site admins (a site admin gets the pilot and site
- * events of the sites its token administers only). The server answers with the current state
- * of each listed job the caller may see (a `job` event), then
- *   `{ "type": "subscribed", "jobs": [found ids] | "mine" | "all" | null, "notFound": [ids], "pilots", "sites" }`,
- * then every change after that state, per job in order:
+ * Changes are sent, per job in order, as
  *   `{ type: "job", id, status, minorStatus, applicationStatus, site, at }`
  *   `{ type: "pilot", id, status, statusReason, site, ce, at }`
- *   `{ type: "site", kind: "site" | "ce" | "queue", site, ce, queue, banned, paused, pausedUntil, reason, at }`
- * and `{ type: "error", code, message }` for a refused or malformed message (the socket stays
- * open). While the database is away the poller retries at its pace and logs the outage once;
- * each subscriber gets `{ type: "error", code: "WMS_DB_UNAVAILABLE" }` once when it starts
- * (the socket stays open, cursors are kept: the changes made meanwhile follow once it is
- * back), and a subscription message then is answered with that error. A user only ever sees
- * their own jobs, of their VO: other owners' jobs (and those of the same name in another VO)
- * are "not found".
+ *   `{ type: "site", kind: "site" | "ce" | "queue", site, ce, queue, banned, paused, pausedUntil, reason, at }`.
+ * While the database is away the poller retries at its pace and logs the outage once; each
+ * subscriber gets `{ type: "error", code: "WMS_DB_UNAVAILABLE" }` once when it starts (the
+ * socket stays open, cursors are kept: the changes made meanwhile follow once it is back), and a
+ * subscription message then is answered with that error.
  *
  * Source: the database (`db/queries/changes.ts`), so changes made by other replicas and by
  * agents in other processes are seen. ONE poller per process and database (`ChangeFeed`) reads
@@ -36,19 +26,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { WebSocket } from '@fastify/websocket';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
-import { WmsError } from '../../core/errors.js';
+import type { SiteEvent } from '../../core/events.js';
+import type { PersonPrincipal } from '../../core/identity.js';
 import {
-  inScope,
-  managesSite,
-  ownerScope,
-  PERSON_ROLES,
-  type OwnerScope,
-  type PersonPrincipal,
-  type PersonRole,
-} from '../../core/identity.js';
-import {
-  asDbUnavailable,
-  currentJobStates,
   DbOutageLog,
   databaseNow,
   jobHistoryByIds,
@@ -58,12 +38,11 @@ import {
   siteStates,
   type DbHandle,
   type JobHistoryChange,
-  type PilotChange,
   type SiteState,
 } from '../../db/index.js';
 import type { PluginOptions } from '../context.js';
+import { authenticateFollower, DB_DOWN_MESSAGE, subscribe, Subscriber, subscriptionError, type SubscriberFeed } from '../logic/events.js';
 import { bearerToken } from './auth.js';
-import type { JobEvent, PilotEvent, SiteEvent } from '../../core/events.js';
 
 /** How often the shared poller reads the change feed (the brief asked for 250-500 ms). */
 export const EVENTS_POLL_MS = 300;
@@ -77,105 +56,12 @@ const MAX_GAPS = 1000;
 /** Pilot updates are re-read this far back (ties and late commits of `now()` timestamps). */
 const PILOT_LOOKBACK_MS = 2000;
 const PILOT_BATCH = 5000;
-const MAX_JOB_IDS = 10_000;
-
-export interface Subscription {
-  jobs: number[] | 'mine' | 'all' | null;
-  pilots: boolean;
-  sites: boolean;
-}
-
-const NOTHING: Subscription = { jobs: null, pilots: false, sites: false };
-
-/** Sent to each subscriber when the change feed cannot be read (once per outage). */
-const DB_DOWN_MESSAGE = {
-  type: 'error',
-  code: 'WMS_DB_UNAVAILABLE',
-  message: 'database unavailable: changes are sent again once it is back',
-} as const;
-
-function jobEvent(c: JobHistoryChange): JobEvent {
-  return {
-    type: 'job',
-    id: c.jobId,
-    status: c.status,
-    minorStatus: c.minorStatus,
-    applicationStatus: c.applicationStatus,
-    site: c.site,
-    at: c.at.toISOString(),
-  };
-}
-
-function pilotEvent(p: PilotChange): PilotEvent {
-  return { type: 'pilot', id: p.id, status: p.status, statusReason: p.statusReason, site: p.site, ce: p.ce, at: p.at.toISOString() };
-}
-
-/** One websocket client: its principal, subscription and per-job cursors. */
-export class Subscriber {
-  spec: Subscription = NOTHING;
-  /** Per job, the newest history id delivered: nothing older or equal goes out again. */
-  jobCursor = new Map<number, number>();
-  /** `mine` / `all`: history ids after this one. */
-  streamFrom = 0;
-  /** Changes seen while the subscription's current state is being read (null: live). */
-  buffer: JobHistoryChange[] | null = null;
-  /** Set when its socket closed: it is never (re-)added to the feed. */
-  closed = false;
-  /** Which jobs it may see at all: its own (VO, name) for users, every job for admins. */
-  private readonly scope: OwnerScope;
-
-  constructor(
-    readonly principal: PersonPrincipal,
-    private readonly socket: WebSocket,
-  ) {
-    this.scope = ownerScope(principal);
-  }
-
-  send(message: unknown): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(message));
-  }
-
-  get wantsJobs(): boolean {
-    return this.spec.jobs !== null;
-  }
-
-  offerJob(c: JobHistoryChange): void {
-    if (this.buffer) this.buffer.push(c);
-    else this.deliverJob(c);
-  }
-
-  deliverJob(c: JobHistoryChange): void {
-    const jobs = this.spec.jobs;
-    if (jobs === null) return;
-    // The scope first: another owner's job (or the same name's in another VO) never goes out.
-    if (!inScope(this.scope, c)) return;
-    const last = this.jobCursor.get(c.jobId);
-    if (Array.isArray(jobs)) {
-      if (last === undefined || c.historyId <= last) return;
-    } else {
-      if (jobs === 'mine' && (c.owner !== this.principal.user || c.vo !== this.principal.vo)) return;
-      if (c.historyId <= (last ?? this.streamFrom)) return;
-    }
-    this.jobCursor.set(c.jobId, c.historyId);
-    this.send(jobEvent(c));
-  }
-
-  offerPilot(p: PilotChange): void {
-    // Site admins: only the pilots of the sites they administer.
-    if (this.spec.pilots && (this.principal.role !== 'site-admin' || managesSite(this.principal, p.site))) this.send(pilotEvent(p));
-  }
-
-  offerSite(e: SiteEvent): void {
-    // Users see every site's bans and pauses (the registry is public); site admins their own sites'.
-    if (this.spec.sites && (this.principal.role !== 'site-admin' || managesSite(this.principal, e.site))) this.send(e);
-  }
-}
 
 /**
  * The one poller of a process for one database: reads the change feed while anyone is
  * subscribed and hands each change to every subscriber (which filters by its scope).
  */
-export class ChangeFeed {
+export class ChangeFeed implements SubscriberFeed {
   readonly subscribers = new Set<Subscriber>();
   /** For tests and metrics: pollers started, ticks run, subscriptions taken. */
   readonly stats = { pollersStarted: 0, polls: 0, subscriptions: 0 };
@@ -408,43 +294,6 @@ export function changeFeedOf(handle: DbHandle, log?: FastifyBaseLogger): ChangeF
   return feed;
 }
 
-function isPersonRole(r: string): r is PersonRole {
-  return (PERSON_ROLES as readonly string[]).includes(r);
-}
-
-/** Reads a subscription message; throws WMS_VALIDATION / WMS_FORBIDDEN. */
-export function parseSubscription(message: unknown, p: PersonPrincipal): Subscription {
-  const sub = (message as { subscribe?: unknown } | null)?.subscribe;
-  if (typeof sub !== 'object' || sub === null || Array.isArray(sub)) {
-    throw new WmsError('WMS_VALIDATION', 'expected {"subscribe": {"jobs": [ids] | "mine" | "all", "pilots": true, "sites": true}}');
-  }
-  const { jobs, pilots, sites, ...rest } = sub as Record<string, unknown>;
-  const unknown = Object.keys(rest);
-  if (unknown.length > 0) throw new WmsError('WMS_VALIDATION', `unknown subscription key ${unknown.join(', ')} (jobs, pilots, sites)`);
-  let j: Subscription['jobs'] = null;
-  if (Array.isArray(jobs)) {
-    if (jobs.length > MAX_JOB_IDS) throw new WmsError('WMS_VALIDATION', `at most ${MAX_JOB_IDS} job ids`);
-    if (!jobs.every((x) => Number.isSafeInteger(x) && (x as number) > 0))
-      throw new WmsError('WMS_VALIDATION', 'jobs: positive integer ids');
-    j = [...new Set(jobs as number[])];
-  } else if (jobs === 'mine' || jobs === 'all') {
-    if (jobs === 'all' && p.role !== 'admin') throw new WmsError('WMS_FORBIDDEN', 'jobs "all" is for admins ("mine" or ids)');
-    j = jobs;
-  } else if (jobs !== undefined && jobs !== null) {
-    throw new WmsError('WMS_VALIDATION', 'jobs: an array of ids, "mine" or "all"');
-  }
-  for (const [k, v] of [
-    ['pilots', pilots],
-    ['sites', sites],
-  ] as const) {
-    if (v !== undefined && typeof v !== 'boolean') throw new WmsError('WMS_VALIDATION', `${k}: true or false`);
-  }
-  if (pilots === true && p.role !== 'admin' && p.role !== 'site-admin') {
-    throw new WmsError('WMS_FORBIDDEN', 'pilot events are for admins and site admins');
-  }
-  return { jobs: j, pilots: pilots === true, sites: sites === true };
-}
-
 export const eventsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
   const feed = changeFeedOf(ctx.handle, app.log);
   const mine = new Map<Subscriber, WebSocket>();
@@ -457,59 +306,16 @@ export const eventsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
     mine.clear();
   });
 
-  /** The header, or `?token=` (browsers); people only. */
+  /** The header, or `?token=` (browsers). */
   async function authenticate(request: FastifyRequest): Promise<void> {
     const token = bearerToken(request) ?? (request.query as { token?: string }).token ?? null;
-    if (!token) throw new WmsError('WMS_AUTH_MISSING', 'authentication required: no bearer token (header or ?token=)');
-    const principal = await (await ctx.signer()).verify(token);
-    if (!isPersonRole(principal.role)) throw new WmsError('WMS_FORBIDDEN', `role ${principal.role} may not follow events`);
-    request.identity = principal;
-  }
-
-  async function subscribe(sub: Subscriber, raw: string): Promise<void> {
-    if (sub.closed) return;
-    let message: unknown;
-    try {
-      message = JSON.parse(raw);
-    } catch {
-      throw new WmsError('WMS_VALIDATION', 'messages are JSON');
-    }
-    const spec = parseSubscription(message, sub.principal);
-    sub.spec = spec;
-    sub.jobCursor = new Map();
-    if (spec.jobs === null && !spec.pilots && !spec.sites) {
-      feed.remove(sub);
-      sub.send({ type: 'subscribed', jobs: null, notFound: [], pilots: false, sites: false });
-      return;
-    }
-    // Registered before the current state is read, changes meanwhile wait in the buffer.
-    sub.buffer = [];
-    try {
-      await feed.add(sub);
-      let notFound: number[] = [];
-      let jobs: Subscription['jobs'] = spec.jobs;
-      if (Array.isArray(spec.jobs)) {
-        const now = await currentJobStates(ctx.handle, spec.jobs, ownerScope(sub.principal));
-        for (const s of now) {
-          sub.jobCursor.set(s.jobId, s.historyId);
-          sub.send(jobEvent(s));
-        }
-        const found = new Set(now.map((s) => s.jobId));
-        jobs = spec.jobs.filter((id) => found.has(id));
-        notFound = spec.jobs.filter((id) => !found.has(id));
-      } else if (spec.jobs !== null) {
-        sub.streamFrom = await latestJobHistoryId(ctx.handle);
-      }
-      sub.send({ type: 'subscribed', jobs, notFound, pilots: spec.pilots, sites: spec.sites });
-    } finally {
-      const waiting = sub.buffer;
-      sub.buffer = null;
-      for (const c of waiting) sub.deliverJob(c);
-    }
+    request.identity = await authenticateFollower(ctx, token);
   }
 
   app.get('/api/events', { onRequest: authenticate, websocket: true, schema: { hide: true } }, (socket, request) => {
-    const sub = new Subscriber(request.identity as PersonPrincipal, socket);
+    const sub = new Subscriber(request.identity as PersonPrincipal, (message) => {
+      if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));
+    });
     mine.set(sub, socket);
     let chain = Promise.resolve();
     let alive = true;
@@ -527,20 +333,8 @@ export const eventsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
       alive = true;
       const text = data.toString('utf8');
       chain = chain
-        .then(() => subscribe(sub, text))
-        .catch((thrown: unknown) => {
-          // The database away: WMS_DB_UNAVAILABLE, as the HTTP routes answer (no driver text).
-          const e = asDbUnavailable(thrown);
-          const known = e instanceof WmsError;
-          if (!known) request.log.warn({ err: e }, 'event stream: subscription failed');
-          const dbDown = known && e.code === 'WMS_DB_UNAVAILABLE';
-          if (dbDown) request.log.warn({ err: e }, 'event stream: subscription failed, database unavailable');
-          sub.send({
-            type: 'error',
-            code: known ? e.code : 'WMS_UNAVAILABLE',
-            message: dbDown ? 'database unavailable, subscribe again later' : known ? e.message : 'the subscription failed; try again',
-          });
-        });
+        .then(() => subscribe(ctx, sub, text, feed))
+        .catch((thrown: unknown) => sub.send(subscriptionError(thrown, request.log)));
     });
     socket.on('close', () => {
       sub.closed = true;

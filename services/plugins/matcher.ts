@@ -1,66 +1,15 @@
 /**
- * The matcher: a pilot sends its resource description and gets one job (its JDL and a freshly
- * minted job token bound to that job) or `{ match: null }`. "No match" is a normal answer for
- * a pilot, not an error: it is a 200 so that pilots and proxies never log it as a failure.
- *
- * Explain calls say why work does or does not flow: for a resource, every task queue
- * considered and why each was rejected; for a job, which registered queues could run it and
- * what stops it.
- *
- * Who: `POST /api/match` pilots and admins (for debugging); resource explain pilots, admins and
- * site admins; job explain the owner, admins, site admins.
- *
- * A pilot token is bound to its pilot record: the site, CE and queue matched are the record's,
- * whatever the body says (services/resource.ts), and the VO the token's. A pilot without a record
- * or in a final state (Done, Failed, Aborted, Deleted) gets 403 and nothing: that check runs
- * inside the claim statement, and the record's place (which never changes) is read once per
- * pilot and kept in memory, so the hot path pays no extra round trip.
- *
- * A pilot's body may carry `claimId`, its id of this match attempt: when an answer is lost the
- * pilot asks again with the same id and gets the job that attempt claimed (a fresh job token),
- * never a second one (db/queries/match.ts). Admins' claim ids are ignored.
+ * The matcher: a pilot asks for one job (`{ match: null }` when none fits, a 200), and the
+ * explain calls say why work does or does not flow. Who may do what: `services/logic/matching.ts`.
  */
-import { performance } from 'node:perf_hooks';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ownerScope, type JobPrincipal, type PilotPrincipal } from '../../core/identity.js';
-import { explainJob, explainResource, matchJob } from '../../db/index.js';
-import type { PluginOptions, ServiceContext } from '../context.js';
+import type { PluginOptions } from '../context.js';
 import { ExplainJobSchema, ExplainResourceSchema, MatchAnswerSchema, ref, ResourceSchema } from '../../api/index.js';
-import { explainJobView, explainResourceView } from '../explain-view.js';
-import { resourceOf, type PilotPlace } from '../resource.js';
+import { explainJob, explainResource, matchJob } from '../logic/matching.js';
 import { AUTH_ERRORS, errorResponses, JobIdParams } from '../schemas.js';
 import { BEARER, identityOf, requireRole } from './auth.js';
-import { requireLivePilot } from './pilots.js';
-
-/** Where the token's pilot runs, read from its record; 403 when it has none or it is final. */
-async function livePlace(ctx: ServiceContext, p: PilotPrincipal): Promise<PilotPlace> {
-  const { site, ce, queue } = await requireLivePilot(ctx, p);
-  return { site, ce, queue };
-}
-
-/** Pilot places remembered per process; beyond this the oldest is forgotten. */
-const PLACE_CACHE_SIZE = 20_000;
-
-/** The places of the pilots that matched through this process (a record's place never changes). */
-class PilotPlaces {
-  private readonly places = new Map<number, PilotPlace>();
-
-  constructor(private readonly ctx: ServiceContext) {}
-
-  /** The place of the token's pilot; 403 when it has no record or is final. */
-  async of(p: PilotPrincipal): Promise<PilotPlace> {
-    const known = this.places.get(p.pilotId);
-    if (known) return known;
-    const place = await livePlace(this.ctx, p);
-    if (this.places.size >= PLACE_CACHE_SIZE) this.places.delete(this.places.keys().next().value as number);
-    this.places.set(p.pilotId, place);
-    return place;
-  }
-}
 
 export const matcherPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
-  const places = new PilotPlaces(ctx);
-
   app.post(
     '/api/match',
     {
@@ -74,45 +23,7 @@ export const matcherPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (ap
         response: { 200: ref(MatchAnswerSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
-    async (request) => {
-      const p = identityOf(request);
-      const place = p.role === 'pilot' ? await places.of(p) : undefined;
-      const resource = resourceOf(request.body, p, place);
-      const claimId = request.body.claimId;
-      const pilot =
-        p.role === 'pilot'
-          ? { pilotId: p.pilotId, source: 'Matcher', livePilot: true, ...(claimId !== undefined ? { claimId } : {}) }
-          : { source: 'Matcher' };
-      const t0 = performance.now();
-      const matched = await matchJob(ctx.handle, resource, pilot);
-      if (!matched) {
-        ctx.metrics.observeMatch(false, (performance.now() - t0) / 1000);
-        return { match: null };
-      }
-      const jobPrincipal: JobPrincipal = {
-        role: 'job',
-        user: matched.owner,
-        vo: matched.vo,
-        group: matched.ownerGroup,
-        jobId: Number(matched.id),
-        pilotId: p.role === 'pilot' ? p.pilotId : null,
-      };
-      const signer = await ctx.signer();
-      const { token, expiresAt } = await signer.sign(jobPrincipal, ctx.config.tokens.jobTtlSeconds);
-      ctx.metrics.observeMatch(true, (performance.now() - t0) / 1000);
-      request.log.debug({ jobId: jobPrincipal.jobId, site: resource.site }, 'job matched');
-      return {
-        match: {
-          jobId: jobPrincipal.jobId,
-          jdl: matched.jdl,
-          owner: matched.owner,
-          ownerGroup: matched.ownerGroup,
-          vo: matched.vo,
-          token,
-          tokenExpiresAt: expiresAt.toISOString(),
-        },
-      };
-    },
+    async (request) => matchJob(ctx, identityOf(request), request.body, request.log),
   );
 
   app.post(
@@ -128,13 +39,7 @@ export const matcherPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (ap
         response: { 200: ref(ExplainResourceSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
-    async (request) => {
-      const p = identityOf(request);
-      // Not the hot path: the record is read afresh, state included.
-      const place = p.role === 'pilot' ? await livePlace(ctx, p) : undefined;
-      const resource = resourceOf(request.body, p, place);
-      return explainResourceView(await explainResource(ctx.handle, resource));
-    },
+    async (request) => explainResource(ctx, identityOf(request), request.body),
   );
 
   app.get(
@@ -150,10 +55,6 @@ export const matcherPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (ap
         response: { 200: ref(ExplainJobSchema), ...errorResponses(400, ...AUTH_ERRORS, 404) },
       },
     },
-    async (request) => {
-      const p = identityOf(request);
-      const scope = p.role === 'site-admin' ? {} : ownerScope(p);
-      return explainJobView(await explainJob(ctx.handle, request.params.id, scope));
-    },
+    async (request) => explainJob(ctx, identityOf(request), request.params),
   );
 };

@@ -1,32 +1,14 @@
 /**
- * Sandboxes: tar.gz archives named by their SHA-256.
- *
- * - `PUT /api/sandboxes/:sha256` (body `application/octet-stream` or `application/gzip`):
- *   streamed to a temporary file while hashed, then renamed into place. A body that does not
- *   hash to the name → 400 WMS_SANDBOX_CHECKSUM; larger than the limit → 413
- *   WMS_SANDBOX_TOO_LARGE (at once when Content-Length says so); in both cases nothing stays on
- *   disk. An archive that would cost too much to open (it expands beyond 200 times its size or
- *   beyond the unpack limits, or takes too long to read: measured in a child process, see
- *   sandbox-store.ts) → 400 WMS_VALIDATION naming why, nothing kept. Users and admins upload
- *   their own; a job token uploads its job's outputs (owned by
- *   the job's owner, assigned to the job as Output). Uploading bytes that are there already
- *   makes the uploader one more owner: whoever has the bytes may use the archive.
- * - `GET /api/sandboxes/:sha256`: the archive, to any of its owners (a user of a VO: `alice` of
- *   lhcb is not an owner of what `alice` of atlas uploaded), admins, and a job token whose job
- *   (of the token's VO and owner) uses it (input or output, in job_sandboxes). Anyone else gets
- *   404, as if it did not exist.
+ * Sandboxes: tar.gz archives named by their SHA-256, uploaded with `PUT /api/sandboxes/:sha256`
+ * (body `application/octet-stream` or `application/gzip`, streamed) and downloaded with
+ * `GET /api/sandboxes/:sha256`. Who may do what, and the limits: `services/logic/sandboxes.ts`.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Readable } from 'node:stream';
 import { Type } from 'typebox';
-import { WmsError } from '../../core/errors.js';
-import type { Principal } from '../../core/identity.js';
-import { assignSandboxes, getJobTokenState, getSandbox, jobUsesSandbox, recordSandbox, sandboxOwnedBy } from '../../db/index.js';
-import type { PluginOptions, ServiceContext } from '../context.js';
-import { tooLarge } from '../sandbox-store.js';
+import type { PluginOptions } from '../context.js';
 import { ref, SandboxUploadSchema } from '../../api/index.js';
+import { downloadSandbox, uploadSandbox } from '../logic/sandboxes.js';
 import { AUTH_ERRORS, errorResponses, gzipAnswer } from '../schemas.js';
-import { jobTokenRefusal } from './jobs.js';
 import { BEARER, identityOf, requireRole } from './auth.js';
 
 const Params = Type.Object({
@@ -35,30 +17,6 @@ const Params = Type.Object({
 
 /** Content types accepted for an upload; the body reaches the handler as a raw stream. */
 const ARCHIVE_TYPES = ['application/octet-stream', 'application/gzip', 'application/x-gzip'];
-
-function notFound(sha: string): WmsError {
-  return new WmsError('WMS_SANDBOX_NOT_FOUND', `no sandbox ${sha}`);
-}
-
-/**
- * A job token works only while its job is not over and is held by the pilot the token was minted
- * for (`jobTokenRefusal`): 403 otherwise (no output attached to a finished job, no input read by
- * a job token of an earlier match).
- */
-async function requireLiveJobToken(ctx: ServiceContext, p: Principal): Promise<void> {
-  if (p.role !== 'job') return;
-  const refusal = jobTokenRefusal(p, await getJobTokenState(ctx.handle, p.jobId));
-  if (refusal !== null) throw new WmsError('WMS_FORBIDDEN', refusal);
-}
-
-/** May `p` read the sandbox `sha` (which exists)? */
-async function mayRead(ctx: ServiceContext, p: Principal, sha: string): Promise<boolean> {
-  if (p.role === 'admin') return true;
-  // An owner is the pair (VO, user): the same name in another VO owns nothing here.
-  if (p.role === 'user') return sandboxOwnedBy(ctx.handle, sha, { owner: p.user, vo: p.vo });
-  if (p.role === 'job') return jobUsesSandbox(ctx.handle, p.jobId, sha, { owner: p.user, vo: p.vo });
-  return false;
-}
 
 export const sandboxesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
   app.addContentTypeParser(ARCHIVE_TYPES, (_request, payload, done) => done(null, payload));
@@ -79,26 +37,8 @@ export const sandboxesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (
       },
     },
     async (request, reply) => {
-      const p = identityOf(request);
-      const { sha256 } = request.params;
-      const declared = Number(request.headers['content-length']);
-      if (Number.isFinite(declared) && declared > ctx.config.sandboxMaxBytes) {
-        throw tooLarge(ctx.config.sandboxMaxBytes);
-      }
-      const body = request.body as Readable | undefined;
-      if (!body || typeof (body as Readable).on !== 'function') {
-        throw new WmsError('WMS_VALIDATION', 'send the archive itself, as application/octet-stream or application/gzip');
-      }
-      if (p.role === 'pilot' || p.role === 'site-admin') {
-        throw new WmsError('WMS_FORBIDDEN', `role ${p.role} does not own sandboxes`);
-      }
-      await requireLiveJobToken(ctx, p);
-      const owner = { owner: p.user, ownerGroup: p.group, vo: p.vo };
-      const { size, problems } = await ctx.store.put(sha256, body);
-      await recordSandbox(ctx.handle, { sha256, size, ...owner });
-      if (p.role === 'job') await assignSandboxes(ctx.handle, p.jobId, 'Output', [sha256]);
-      request.log.info({ sha256, size, owner: owner.owner, ...(problems.length > 0 ? { problems } : {}) }, 'sandbox stored');
-      return reply.code(201).send({ sha256, size, reference: `SB:${sha256}` });
+      const upload = { ...request.params, declaredBytes: Number(request.headers['content-length']), body: request.body };
+      return reply.code(201).send(await uploadSandbox(ctx, identityOf(request), upload, request.log));
     },
   );
 
@@ -116,13 +56,8 @@ export const sandboxesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (
       },
     },
     async (request, reply) => {
-      const p = identityOf(request);
       const { sha256 } = request.params;
-      await requireLiveJobToken(ctx, p);
-      const row = await getSandbox(ctx.handle, sha256);
-      if (!row || !(await mayRead(ctx, p, sha256))) throw notFound(sha256);
-      const size = await ctx.store.size(sha256);
-      if (size === null) throw notFound(sha256);
+      const { size, stream } = await downloadSandbox(ctx, identityOf(request), request.params);
       return (
         reply
           .header('content-type', 'application/gzip')
@@ -130,7 +65,7 @@ export const sandboxesPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (
           .header('etag', `"${sha256}"`)
           .header('content-disposition', `attachment; filename="${sha256}.tar.gz"`)
           // A stream is sent as is (the 200 schema documents it; nothing is serialised).
-          .send(ctx.store.openRead(sha256) as unknown as string)
+          .send(stream as unknown as string)
       );
     },
   );

@@ -1,22 +1,13 @@
 /**
- * Quotas and usage, and the fair shares behind them.
- *
- * - `GET /api/usage`: per (VO, group) and per user, jobs waiting and running now, CPU and
- *   normalized CPU of the finished jobs of the last day and week (accounting), and per group its
- *   share, share fraction and used fraction within the VO (db/queries/usage.ts). One statement.
- *   Users get their group's line and their own; admins and site admins everything.
- * - `GET /api/shares`, `PUT /api/shares/:vo/:group { share }` (admins): the group shares
- *   (DIRAC's JobShare, default 1000). A change goes through `setGroupShare`, which recomputes the
- *   group's task-queue priorities in the same transaction, so the matcher sees it at once.
+ * Quotas and usage (`GET /api/usage`), and the fair shares behind them (`GET /api/shares`,
+ * `PUT /api/shares/:vo/:group { share }`, admins). Who sees what: `services/logic/usage.ts`.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { DEFAULT_GROUP_SHARE, listGroupShares, setGroupShare, usageReport } from '../../db/index.js';
 import type { PluginOptions } from '../context.js';
 import { ref, SetShareRequestSchema, ShareListSchema, ShareParamsSchema, ShareSchema, UsageSchema } from '../../api/index.js';
+import { getUsage, listShares, setShare } from '../logic/usage.js';
 import { AUTH_ERRORS, errorResponses } from '../schemas.js';
 import { BEARER, identityOf, requireRole } from './auth.js';
-
-const DAY_MS = 86_400_000;
 
 export const usagePlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
   const admins = requireRole(ctx, 'admin');
@@ -33,29 +24,7 @@ export const usagePlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
         response: { 200: ref(UsageSchema), ...errorResponses(...AUTH_ERRORS) },
       },
     },
-    async (request) => {
-      const p = identityOf(request);
-      const now = ctx.clock().getTime();
-      const daySince = new Date(now - DAY_MS);
-      const weekSince = new Date(now - 7 * DAY_MS);
-      if (p.role !== 'user') {
-        return {
-          daySince: daySince.toISOString(),
-          weekSince: weekSince.toISOString(),
-          defaultShare: DEFAULT_GROUP_SHARE,
-          ...(await usageReport(ctx.handle, { daySince, weekSince })),
-        };
-      }
-      // The whole VO is read (fractions are per VO); the user gets their group and themselves.
-      const report = await usageReport(ctx.handle, { daySince, weekSince, vo: p.vo });
-      return {
-        daySince: daySince.toISOString(),
-        weekSince: weekSince.toISOString(),
-        defaultShare: DEFAULT_GROUP_SHARE,
-        groups: report.groups.filter((g) => g.group === p.group),
-        users: report.users.filter((u) => u.user === p.user && u.vo === p.vo),
-      };
-    },
+    async (request) => getUsage(ctx, identityOf(request)),
   );
 
   app.get(
@@ -70,10 +39,7 @@ export const usagePlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
         response: { 200: ref(ShareListSchema), ...errorResponses(...AUTH_ERRORS) },
       },
     },
-    async () => ({
-      defaultShare: DEFAULT_GROUP_SHARE,
-      shares: (await listGroupShares(ctx.handle)).map((s) => ({ vo: s.vo, group: s.ownerGroup, share: s.share, configured: s.configured })),
-    }),
+    async () => listShares(ctx),
   );
 
   app.put(
@@ -90,12 +56,6 @@ export const usagePlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app,
         response: { 200: ref(ShareSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
-    async (request) => {
-      const { vo, group } = request.params;
-      const { share } = request.body;
-      await setGroupShare(ctx.handle, vo, group, share);
-      request.log.info({ vo, group, share, by: identityOf(request).user }, 'group share set');
-      return { vo, group, share, configured: true };
-    },
+    async (request) => setShare(ctx, identityOf(request), { ...request.params, ...request.body }, request.log),
   );
 };

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { AppTemplate } from '../../core/app-template.js';
-import { loadTemplates } from '../../services/plugins/applications.js';
+import { loadTemplates } from '../../services/logic/applications.js';
 import { countJobs, createTestApp, type TestApp } from '../helpers/app.js';
 import { describeDb } from '../helpers/db.js';
 

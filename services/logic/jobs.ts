@@ -1,0 +1,288 @@
+/**
+ * The jobs API (routes: `services/plugins/jobs.ts`): submit (one JDL, possibly parametric, or a
+ * list of them: one transaction, all jobs stored or none; every `Site` name checked against the
+ * site registry, read per submission, unless `allowUnregisteredSites`), read (summary, detail,
+ * status of many, history, parameters, recent heartbeats, listing with filters and paging,
+ * counts by status) and act (kill, reschedule, delete: answered per job).
+ *
+ * Who: users on their own jobs (every db call gets `scope: { owner, vo }`: a user is the pair
+ * (VO, name), so another user's job, or the job of the same name in another VO, is 404
+ * WMS_JOB_NOT_FOUND, as if it did not exist); admins on every job; a job token reads
+ * only its own job (another id: 403 WMS_FORBIDDEN).
+ */
+import type { Logger } from 'pino';
+import { WmsError } from '../../core/errors.js';
+import type { JobState } from '../../core/job-states.js';
+import type { JobDescription } from '../../core/job-model.js';
+import { ownerScope, submitterOf, type JobPrincipal, type PersonPrincipal, type Principal } from '../../core/identity.js';
+import { describeJobList, describeJobs, type DescribeOptions } from '../../core/jdl/index.js';
+import { jobTokenDeadMessage } from '../../core/pilot-protocol.js';
+import {
+  countJobsByStatus,
+  deleteJobs as deleteJobRows,
+  getJobHeartbeats as readJobHeartbeats,
+  getJobHistory as readJobHistory,
+  getJobParameters as readJobParameters,
+  MAX_HEARTBEATS,
+  getJobs,
+  killJobs as killJobRows,
+  listJobs as listJobRows,
+  registeredSiteNames,
+  rescheduleJobs as rescheduleJobRows,
+  submitJobs as storeJobs,
+  jobTokenDead,
+  type ActionOptions,
+  type BulkResult as StoredBulkResult,
+  type JobFilter,
+  type JobRow,
+} from '../../db/index.js';
+import type {
+  BulkIds,
+  BulkResult,
+  JobCounts,
+  JobDetail,
+  JobHeartbeats,
+  JobHistory,
+  JobList,
+  JobParameters,
+  JobStatusList,
+  SubmitJobsAnswer,
+  SubmitJobsRequest,
+} from '../../api/index.js';
+import type { ServiceContext } from '../context.js';
+import { iso, jobDetail, jobSummary } from '../jobs-view.js';
+import { isSha256 } from '../sandbox-store.js';
+
+/** The filters of the job listing and of the counts by status (the route's query). */
+export interface JobQuery {
+  status?: JobState[];
+  site?: string;
+  group?: string;
+  owner?: string;
+  since?: string;
+  until?: string;
+  search?: string;
+}
+
+/** The listing's query: the filters and the page. */
+export interface JobListQuery extends JobQuery {
+  limit?: number;
+  offset?: number;
+}
+
+/**
+ * The job `id` as the caller may see it: a job token only its own job (403 otherwise), a user
+ * only their own jobs (another's answers 404, as an unknown id does), admins any job.
+ */
+export async function visibleJob(ctx: ServiceContext, p: Principal, id: number): Promise<JobRow> {
+  if (p.role === 'job' && p.jobId !== id) {
+    throw new WmsError('WMS_FORBIDDEN', `this job token is bound to job ${p.jobId}, not ${id}`);
+  }
+  const [row] = await getJobs(ctx.handle, [id], ownerScope(p));
+  if (!row) throw new WmsError('WMS_JOB_NOT_FOUND', `no job ${id}`);
+  const refusal = p.role === 'job' ? jobTokenRefusal(p, row) : null;
+  if (refusal !== null) throw new WmsError('WMS_FORBIDDEN', refusal);
+  return row;
+}
+
+/**
+ * Why the job token `p` no longer works on its job, or null: a job token dies with its job (Done,
+ * Failed, Killed, Deleted; `job` null: gone) and with its match (the job is now held by another
+ * pilot than the one it was minted for). The routes job tokens use besides the job reports
+ * (which check it in their own statement) call this.
+ */
+export function jobTokenRefusal(p: JobPrincipal, job: { status: JobState; pilotId: number | null } | null): string | null {
+  if (!job || jobTokenDead(job.status)) return jobTokenDeadMessage(p.jobId, job?.status ?? 'Deleted');
+  if (p.pilotId !== null && job.pilotId !== p.pilotId) return `this job token is of an earlier match of job ${p.jobId}: it no longer works`;
+  return null;
+}
+
+function filterOf(q: JobQuery): JobFilter {
+  const f: JobFilter = {};
+  if (q.status && q.status.length > 0) f.status = [...new Set(q.status)];
+  if (q.site) f.site = q.site;
+  if (q.group) f.jobGroup = q.group;
+  if (q.owner) f.owner = q.owner;
+  if (q.since) f.since = new Date(q.since);
+  if (q.until) f.until = new Date(q.until);
+  if (q.search) f.search = q.search;
+  return f;
+}
+
+/** A user may filter on their own name only; admins on anyone. */
+function checkOwnerFilter(p: Principal, owner: string | undefined): void {
+  if (owner !== undefined && p.role !== 'admin' && owner !== p.user) {
+    throw new WmsError('WMS_FORBIDDEN', 'only admins may list the jobs of other users');
+  }
+}
+
+/**
+ * How many jobs each JDL of a submission gave, from the descriptions in submission order: a JDL
+ * gives one plain job, or parametric jobs numbered from 0 (core/jdl/parametric.ts), so a job
+ * that is not parametric, or is parametric job 0, starts the next JDL.
+ */
+function jobsPerJdl(jobs: readonly JobDescription[]): number[] {
+  const counts: number[] = [];
+  for (const j of jobs) {
+    if (j.parametric === null || j.parametric.number === 0 || counts.length === 0) counts.push(1);
+    else counts[counts.length - 1]! += 1;
+  }
+  return counts;
+}
+
+/**
+ * The sandboxes each job's InputSandbox names with `SB:<sha256>`; throws WMS_VALIDATION for an
+ * entry that is not one. Whether each exists and is the submitter's, the (VO, user) that will
+ * own the jobs (admins may use any), is checked by `submitJobs` in its transaction
+ * (`sandboxAccess`): WMS_SANDBOX_NOT_FOUND naming the first bad one, nothing stored.
+ */
+function inputSandboxesOf(jobs: JobDescription[]): string[][] {
+  const perJob = jobs.map((j) => j.inputSandbox.filter((e) => e.startsWith('SB:')).map((e) => e.slice(3).toLowerCase()));
+  const unique = [...new Set(perJob.flat())];
+  for (const sha of unique) {
+    if (!isSha256(sha)) {
+      throw new WmsError('WMS_VALIDATION', `InputSandbox entry SB:${sha} is not SB:<sha256>`, {
+        details: { problems: [{ message: `SB:${sha} is not SB:<64 hex digits>`, path: 'InputSandbox' }] },
+      });
+    }
+  }
+  return perJob;
+}
+
+/** The jobs a submission describes: exactly one of `jdl` and `jdls`, sites checked per `DescribeOptions`. */
+async function describeSubmission(ctx: ServiceContext, p: PersonPrincipal, input: SubmitJobsRequest): Promise<JobDescription[]> {
+  const { jdl, jdls } = input;
+  if ((jdl === undefined) === (jdls === undefined)) {
+    throw new WmsError('WMS_VALIDATION', 'give exactly one of "jdl" and "jdls"', {
+      details: { problems: [{ message: 'give exactly one of "jdl" and "jdls"', path: 'body' }] },
+    });
+  }
+  const submitter = submitterOf(p);
+  const limits = ctx.config.jobLimits;
+  // Read per submission (see registeredSiteNames): every replica knows a new site at once.
+  const options: DescribeOptions = ctx.config.allowUnregisteredSites ? {} : { knownSites: await registeredSiteNames(ctx.handle) };
+  if (jdl !== undefined) return describeJobs(jdl, submitter, limits, options);
+  return jdls!.length === 1
+    ? describeJobs(jdls![0] as string, submitter, limits, options)
+    : describeJobList(jdls!, submitter, limits, options);
+}
+
+/** Stores the jobs of a submission (all or none) as the caller, who must be a person who submits. */
+export async function submitJobs(
+  ctx: ServiceContext,
+  p: Principal,
+  input: SubmitJobsRequest,
+  log?: Pick<Logger, 'info'>,
+): Promise<SubmitJobsAnswer> {
+  if (p.role !== 'user' && p.role !== 'admin') throw new WmsError('WMS_FORBIDDEN', 'only people submit jobs');
+  const descriptions = await describeSubmission(ctx, p, input);
+  const inputSandboxes = inputSandboxesOf(descriptions);
+  const jobIds = await storeJobs(ctx.handle, descriptions, {
+    source: `JobManager:${p.user}`,
+    inputSandboxes,
+    sandboxAccess: p.role === 'admin' ? 'any' : 'owner',
+  });
+  log?.info({ owner: p.user, jobs: jobIds.length }, 'jobs submitted');
+  ctx.metrics.jobsSubmitted(jobIds.length);
+  ctx.events.emit('jobs-submitted', { ids: jobIds });
+  return { jobIds, jobsPerJdl: jobsPerJdl(descriptions) };
+}
+
+/** A page of the caller's jobs (admins: anyone's), newest first. */
+export async function listJobs(ctx: ServiceContext, p: Principal, q: JobListQuery): Promise<JobList> {
+  checkOwnerFilter(p, q.owner);
+  const limit = Math.min(q.limit ?? ctx.config.listDefaultLimit, ctx.config.listMaxLimit);
+  const offset = q.offset ?? 0;
+  const { jobs, total } = await listJobRows(ctx.handle, filterOf(q), { limit, offset }, ownerScope(p));
+  return { jobs: jobs.map(jobSummary), total, limit, offset };
+}
+
+/** The caller's jobs (admins: anyone's) counted by status, the statuses with none left out. */
+export async function countJobs(ctx: ServiceContext, p: Principal, q: JobQuery): Promise<JobCounts> {
+  checkOwnerFilter(p, q.owner);
+  const counts = await countJobsByStatus(ctx.handle, filterOf(q), ownerScope(p));
+  const nonZero = Object.fromEntries(Object.entries(counts).filter(([, n]) => Number(n) > 0));
+  const total = Object.values(nonZero).reduce((a, n) => a + Number(n), 0);
+  return { counts: nonZero as Record<string, number>, total };
+}
+
+/** The status of each of the comma-separated `ids` the caller may see; the others are `notFound`. */
+export async function getJobsStatus(ctx: ServiceContext, p: Principal, input: { ids: string }): Promise<JobStatusList> {
+  const ids = [...new Set(input.ids.split(',').map(Number))];
+  if (ids.length > 10_000) throw new WmsError('WMS_VALIDATION', 'at most 10000 ids at once');
+  const rows = await getJobs(ctx.handle, ids, ownerScope(p));
+  const found = new Set(rows.map((r) => Number(r.id)));
+  const byId = new Map(rows.map((r) => [Number(r.id), r]));
+  return {
+    jobs: ids.filter((id) => found.has(id)).map((id) => jobSummary(byId.get(id)!)),
+    notFound: ids.filter((id) => !found.has(id)),
+  };
+}
+
+/** One job, with its JDL. */
+export async function getJob(ctx: ServiceContext, p: Principal, input: { id: number }): Promise<JobDetail> {
+  return jobDetail(await visibleJob(ctx, p, input.id));
+}
+
+/** A job's status history. */
+export async function getJobHistory(ctx: ServiceContext, p: Principal, input: { id: number }): Promise<JobHistory> {
+  const { id } = input;
+  await visibleJob(ctx, p, id);
+  const history = await readJobHistory(ctx.handle, id);
+  return {
+    jobId: id,
+    history: history.map((h) => ({
+      status: h.status as JobState,
+      minorStatus: h.minorStatus,
+      applicationStatus: h.applicationStatus,
+      source: h.source,
+      at: iso(h.at) as string,
+    })),
+  };
+}
+
+/** The named values reported about a job. */
+export async function getJobParameters(ctx: ServiceContext, p: Principal, input: { id: number }): Promise<JobParameters> {
+  const { id } = input;
+  await visibleJob(ctx, p, id);
+  return { jobId: id, parameters: await readJobParameters(ctx.handle, id) };
+}
+
+/** A job's last `limit` heartbeats (default and most: MAX_HEARTBEATS), newest last. */
+export async function getJobHeartbeats(ctx: ServiceContext, p: Principal, input: { id: number; limit?: number }): Promise<JobHeartbeats> {
+  const { id } = input;
+  await visibleJob(ctx, p, id);
+  const heartbeats = await readJobHeartbeats(ctx.handle, id, input.limit ?? MAX_HEARTBEATS);
+  return { jobId: id, heartbeats: heartbeats.map((h) => ({ ...h, at: iso(h.at) as string })) };
+}
+
+/** A bulk action's db call on the caller's jobs (admins: anyone's). */
+type JobAction = (ctx: ServiceContext, ids: number[], options: ActionOptions) => Promise<StoredBulkResult>;
+
+/** Runs a bulk action on `input.ids` (each once), emits `jobs-changed` for those it changed, and answers per job. */
+async function actOnJobs(ctx: ServiceContext, p: Principal, input: BulkIds, action: string, run: JobAction): Promise<BulkResult> {
+  const ids = [...new Set(input.ids)];
+  const result = await run(ctx, ids, { scope: ownerScope(p), source: `JobManager:${p.user}` });
+  if (result.succeeded.length > 0) ctx.events.emit('jobs-changed', { action, ids: result.succeeded });
+  return {
+    succeeded: result.succeeded.map(Number),
+    failed: result.failed.map((f) => ({ id: Number(f.id), code: f.code, message: f.message })),
+  };
+}
+
+/** Kills the caller's jobs (admins: anyone's), answered per job. */
+export function killJobs(ctx: ServiceContext, p: Principal, input: BulkIds): Promise<BulkResult> {
+  return actOnJobs(ctx, p, input, 'kill', (c, ids, options) => killJobRows(c.handle, ids, options));
+}
+
+/** Reschedules the caller's jobs (admins: anyone's), answered per job; past `maxRescheduling` a job fails. */
+export function rescheduleJobs(ctx: ServiceContext, p: Principal, input: BulkIds): Promise<BulkResult> {
+  return actOnJobs(ctx, p, input, 'reschedule', (c, ids, options) =>
+    rescheduleJobRows(c.handle, ids, { ...options, maxRescheduling: c.config.jobLimits.maxRescheduling }),
+  );
+}
+
+/** Deletes the caller's jobs (admins: anyone's), answered per job. */
+export function deleteJobs(ctx: ServiceContext, p: Principal, input: BulkIds): Promise<BulkResult> {
+  return actOnJobs(ctx, p, input, 'delete', (c, ids, options) => deleteJobRows(c.handle, ids, options));
+}
