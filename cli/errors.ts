@@ -11,6 +11,14 @@ export type { ApiProblem };
 /** A mistake in the command line: exit code 2, help hint. */
 export class UsageError extends Error {
   readonly exitCode = 2;
+
+  /** The help to print after the message: the command's or the group's at fault (else a pointer to `wms --help`). */
+  constructor(
+    message: string,
+    public help?: string,
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -56,7 +64,7 @@ export function formatError(e: unknown): string[] {
     }
     return lines;
   }
-  if (e instanceof UsageError) return [`wms: ${e.message}`, `Run "wms --help" for usage.`];
+  if (e instanceof UsageError) return [`wms: ${e.message}`, ...(e.help !== undefined ? ['', e.help] : [`Run "wms --help" for usage.`])];
   const message = e instanceof Error ? e.message : String(e);
   return [`wms: ${message}`];
 }

@@ -3,6 +3,7 @@
  * command. Never exits the process (that is `cli/main.ts`), so tests call `run` directly.
  */
 import { parseArgs } from 'node:util';
+import { closestName } from '../core/closest-name.js';
 import { VERSION } from '../core/version.js';
 import type { CommandSpec, Io, LongRunning, OptionSpec } from './command.js';
 import { accountingCommands } from './commands/accounting.js';
@@ -106,6 +107,24 @@ export function mainHelp(): string {
   ].join('\n');
 }
 
+/** " (did you mean "wms job list"?)" for a mistyped group or command, or nothing. */
+function didYouMean(group: string, sub?: string): string {
+  let guess: string | undefined;
+  if (sub === undefined) {
+    const known = closestName(group, Object.keys(GROUPS).sort());
+    // A command typed without its group (`wms submit`): the group whose command it is.
+    const owners = COMMANDS.filter((c) => c.name[1] === group);
+    guess = known ?? (owners.length === 1 ? owners[0]!.name.join(' ') : undefined);
+  } else {
+    const known = closestName(
+      sub,
+      COMMANDS.filter((c) => c.name[0] === group).map((c) => c.name[1]),
+    );
+    guess = known === undefined ? undefined : `${group} ${known}`;
+  }
+  return guess === undefined ? '' : ` (did you mean "wms ${guess}"?)`;
+}
+
 /** Runs one command line; answers the exit code or a long-running handle (the server). */
 export async function run(argv: string[], io: Io): Promise<number | LongRunning> {
   const [group, ...tail] = argv;
@@ -113,24 +132,35 @@ export async function run(argv: string[], io: Io): Promise<number | LongRunning>
   const [sub, ...rest] = implied !== undefined && (tail[0] === undefined || tail[0].startsWith('-')) ? [implied, ...tail] : tail;
   if (group === undefined || group === '--help' || group === '-h' || group === 'help') {
     io.out(mainHelp());
-    return group === undefined ? 2 : 0;
+    return 0;
   }
   if (group === '--version' || group === '-V') {
     io.out(VERSION);
     return 0;
   }
-  if (!(group in GROUPS)) throw new UsageError(`unknown command "${group}"`);
+  if (!(group in GROUPS)) throw new UsageError(`unknown command "${group}"${didYouMean(group)}`);
   if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
     io.out(groupHelp(group));
-    return sub === undefined ? 2 : 0;
+    return 0;
   }
   const command = COMMANDS.find((c) => c.name[0] === group && c.name[1] === sub);
-  if (!command) throw new UsageError(`unknown command "${group} ${sub}"`);
+  if (!command) throw new UsageError(`unknown command "${group} ${sub}"${didYouMean(group, sub)}`, groupHelp(group));
+  try {
+    return await runCommand(command, rest, io);
+  } catch (e) {
+    // A usage error of this command, found in its arguments or by the command itself: show its help.
+    if (e instanceof UsageError && e.help === undefined) e.help = commandHelp(command);
+    throw e;
+  }
+}
 
+/** Parses `args` for `command` and runs it. */
+async function runCommand(command: CommandSpec, args: string[], io: Io): Promise<number | LongRunning> {
+  const [group, sub] = command.name;
   let parsed;
   try {
     parsed = parseArgs({
-      args: rest,
+      args,
       options: {
         ...Object.fromEntries(
           Object.entries(command.options).map(([k, o]) => [

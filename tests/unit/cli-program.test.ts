@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Io } from '../../cli/command.js';
 import { COMMANDS, commandHelp, mainHelp, run } from '../../cli/program.js';
-import { UsageError } from '../../cli/errors.js';
+import { formatError, UsageError } from '../../cli/errors.js';
 
 function io(): Io & { lines: string[]; errors: string[] } {
   const lines: string[] = [];
@@ -54,5 +54,47 @@ describe('usage errors', () => {
   ];
   it.each(cases)('%s', async (...argv) => {
     await expect(run(argv, io())).rejects.toBeInstanceOf(UsageError);
+  });
+});
+
+describe('wms alone, mistyped commands and usage errors', () => {
+  it('wms alone and a group alone print their help and exit 0', async () => {
+    const o = io();
+    expect(await run([], o)).toBe(0);
+    expect(o.lines.join('\n')).toBe(mainHelp());
+    const g = io();
+    expect(await run(['job'], g)).toBe(0);
+    expect(g.lines.join('\n')).toMatch(/^Usage: wms job <command>/);
+  });
+
+  async function usageError(argv: string[]): Promise<UsageError> {
+    const e: unknown = await run(argv, io()).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(UsageError);
+    return e as UsageError;
+  }
+
+  it('a mistyped group or command says what was meant', async () => {
+    expect((await usageError(['jbo', 'list'])).message).toBe('unknown command "jbo" (did you mean "wms job"?)');
+    expect((await usageError(['submit', 'a.jdl'])).message).toBe('unknown command "submit" (did you mean "wms job submit"?)');
+    const sub = await usageError(['job', 'lst']);
+    expect(sub.message).toBe('unknown command "job lst" (did you mean "wms job list"?)');
+    expect(sub.help).toMatch(/^Usage: wms job <command>/);
+    expect((await usageError(['sites'])).message).toBe('unknown command "sites" (did you mean "wms site"?)');
+    expect((await usageError(['frobnicate'])).message).toBe('unknown command "frobnicate"');
+    expect((await usageError(['job', 'frobnicate'])).message).toBe('unknown command "job frobnicate"');
+  });
+
+  it("a command's usage error carries that command's help, whoever found it", async () => {
+    const status = COMMANDS.find((c) => c.name.join(' ') === 'job status')!;
+    expect((await usageError(['job', 'status'])).help).toBe(commandHelp(status));
+    // Found by the command itself (an id that is not a number).
+    expect((await usageError(['job', 'status', 'abc'])).help).toBe(commandHelp(status));
+    const list = COMMANDS.find((c) => c.name.join(' ') === 'job list')!;
+    expect((await usageError(['job', 'list', '--bogus'])).help).toBe(commandHelp(list));
+    expect(formatError(new UsageError('job status: missing arguments', commandHelp(status)))).toEqual([
+      'wms: job status: missing arguments',
+      '',
+      commandHelp(status),
+    ]);
   });
 });
