@@ -64,3 +64,18 @@ export function resolveClientConfig(
   if (fromDisk) return { url, token: fromDisk, tokenSource: adminToken, configFile };
   return { url, token: null, tokenSource: 'none', configFile };
 }
+
+/**
+ * When a token expires, read from its own `exp` claim (a JWT's middle part), or null when it is
+ * not a JWT or has none. Not verified: for showing the caller their own token's lifetime only.
+ */
+export function tokenExpiresAt(token: string | null): Date | null {
+  const payload = token?.split('.')[1];
+  if (payload === undefined) return null;
+  try {
+    const exp = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? new Date(exp * 1000) : null;
+  } catch {
+    return null;
+  }
+}

@@ -10,10 +10,11 @@
 import { isValidName, PERSON_ROLES, siteAdminSitesProblem, type PersonPrincipal, type PersonRole } from '../../core/identity.js';
 import { parseDuration } from '../../core/config.js';
 import type { Identity, IssuedToken, Revocation, RevocationAnswer, RevocationList } from '../../api/index.js';
-import { clientFrom, flag, str, strs, type CommandSpec } from '../command.js';
+import { clientFrom, flag, readTextOrNull, str, strs, type CommandSpec } from '../command.js';
+import { resolveClientConfig, tokenExpiresAt } from '../client-config.js';
 import { CliError, UsageError } from '../errors.js';
-import { json, shortTime, table } from '../output.js';
-import { answerCommand, clientCommand, printAnswer } from './client-command.js';
+import { humanDuration, json, shortTime, table } from '../output.js';
+import { clientCommand, printAnswer } from './client-command.js';
 import { SERVER_OPTIONS, serviceConfigFrom } from './server.js';
 
 const issue = clientCommand({
@@ -99,20 +100,39 @@ const issue = clientCommand({
       io.err('wms: no server answered; token signed from the database directly');
     }
     printAnswer(io, values, answer, (a) => a.token);
+    // On stderr, so that `export WMS_TOKEN=$(wms token issue ...)` still takes the token alone.
+    if (!flag(values, 'json')) {
+      io.err(`wms: a ${role} token for ${user} (VO ${vo}, group ${group}), ${expiryLine(answer.expiresAt)}`);
+      io.err('wms: use it with: export WMS_TOKEN=<the token above>, or put {"token": "<it>"} in ~/.config/pilot-wms/config.json');
+    }
     return 0;
   },
 });
 
-const whoami = answerCommand<Identity>({
+/** `expires: 2026-12-05T10:00:00Z (in 23 h)`, or `expired at ...`. */
+function expiryLine(expiresAt: string, now = Date.now()): string {
+  const left = (Date.parse(expiresAt) - now) / 1000;
+  const at = expiresAt.replace(/\.\d+Z$/, 'Z');
+  return left > 0 ? `expires: ${at} (in ${humanDuration(left)})` : `expired at ${at}`;
+}
+
+const whoami = clientCommand({
   name: ['token', 'whoami'],
   usage: '',
-  summary: 'who the current token stands for',
+  summary: 'who the current token stands for, and when it expires',
   positionals: [0, 0],
-  path: () => '/api/tokens/self',
-  text: (me) =>
-    Object.entries(me)
-      .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : String(v)}`)
-      .join('\n'),
+  async run(values, _positionals, io) {
+    const me = await clientFrom(io).json<Identity>('GET', '/api/tokens/self');
+    const exp = tokenExpiresAt(resolveClientConfig(io.env, io.home, io.cwd, readTextOrNull).token);
+    const answer: Identity & { expiresAt?: string } = { ...me, ...(exp ? { expiresAt: exp.toISOString() } : {}) };
+    printAnswer(io, values, answer, ({ expiresAt, ...who }) =>
+      [
+        ...Object.entries(who).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : String(v)}`),
+        ...(expiresAt ? [expiryLine(expiresAt)] : []),
+      ].join('\n'),
+    );
+    return 0;
+  },
 });
 
 function revocationWhat(r: Revocation): string {

@@ -181,6 +181,9 @@ describe('wms server start and the token bootstrap', () => {
     const noServer = { WMS_URL: 'http://127.0.0.1:9', WMS_DATA_DIR: dataDir };
     const issued = await wms(['token', 'issue', '--user', 'zoe', '--vo', 'vo1', '--group', 'vo1_user', '--ttl', '1d'], noServer, work);
     expect(issued.stderr).toMatch(/signed from the database/);
+    // How to use it, on stderr (stdout is the token alone).
+    expect(issued.stderr).toMatch(/a user token for zoe \(VO vo1, group vo1_user\), expires: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in 24 h\)/);
+    expect(issued.stderr).toContain('export WMS_TOKEN=');
     expect(issued.code).toBe(0);
     const zoeToken = issued.stdout.trim();
     expect(zoeToken.split('.')).toHaveLength(3);
@@ -229,7 +232,9 @@ describe('wms server start and the token bootstrap', () => {
 
       // The bootstrapped token was signed with the same key the server uses.
       const zoe = await wms(['token', 'whoami', '--json'], { WMS_URL: serverUrl, WMS_TOKEN: zoeToken }, work);
-      expect(JSON.parse(zoe.stdout)).toMatchObject({ role: 'user', user: 'zoe' });
+      expect(JSON.parse(zoe.stdout)).toMatchObject({ role: 'user', user: 'zoe', expiresAt: expect.stringMatching(/Z$/) });
+      const zoeText = await wms(['token', 'whoami'], { WMS_URL: serverUrl, WMS_TOKEN: zoeToken }, work);
+      expect(zoeText.stdout).toMatch(/^role: user\nuser: zoe\n[\s\S]*\nexpires: \S+Z \(in 24 h\)\n$/);
 
       // With a server running, issue goes through it.
       const viaServer = await wms(['token', 'issue', '--user', 'yan', '--vo', 'vo1', '--group', 'vo1_user', '--json'], laptop, work);

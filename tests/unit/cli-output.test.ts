@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { idRanges, shortTime, table } from '../../cli/output.js';
+import { humanDuration, idRanges, shortTime, table } from '../../cli/output.js';
 import { formatError, CliError, UsageError, exitCodeOf } from '../../cli/errors.js';
-import { resolveClientConfig } from '../../cli/client-config.js';
+import { resolveClientConfig, tokenExpiresAt } from '../../cli/client-config.js';
 
 describe('table', () => {
   it('aligns columns and prints - for missing values', () => {
@@ -65,5 +65,34 @@ describe('resolveClientConfig', () => {
     );
     expect(() => resolveClientConfig({}, '/h', '/w', files({ '/h/.config/pilot-wms/config.json': 'nope' }))).toThrow(/config.json/);
     expect(() => resolveClientConfig({ WMS_URL: 'not a url' }, '/h', '/w', files({}))).toThrow(/not a URL/);
+  });
+});
+
+describe('durations and token lifetimes for people', () => {
+  it('humanDuration: seconds, minutes, hours, days', () => {
+    expect([0, 45, 119, 120, 3599, 7199, 7200, 172_800, 259_199, 259_200, 2_592_000, -5].map(humanDuration)).toEqual([
+      '0 s',
+      '45 s',
+      '119 s',
+      '2 min',
+      '60 min',
+      '120 min',
+      '2 h',
+      '48 h',
+      '72 h',
+      '3 d',
+      '30 d',
+      '0 s',
+    ]);
+  });
+
+  it("tokenExpiresAt reads a JWT's exp claim, and nothing from what is not one", () => {
+    const jwt = (payload: object) => `eyJhbGciOiJFZERTQSJ9.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.sig`;
+    expect(tokenExpiresAt(jwt({ sub: 'a', exp: 1_800_000_000 }))?.toISOString()).toBe('2027-01-15T08:00:00.000Z');
+    expect(tokenExpiresAt(jwt({ sub: 'a' }))).toBeNull();
+    expect(tokenExpiresAt(jwt({ exp: 'soon' }))).toBeNull();
+    expect(tokenExpiresAt('not-a-jwt')).toBeNull();
+    expect(tokenExpiresAt('a.%%%.b')).toBeNull();
+    expect(tokenExpiresAt(null)).toBeNull();
   });
 });
