@@ -10,10 +10,14 @@ import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { list as tarList } from 'tar';
+import { parseDuration } from '../../core/config-units.js';
 import { JOB_STATES, isFinal, isJobState, type JobState } from '../../core/job-states.js';
 import type {
   BulkResult,
   ExplainJob,
+  JobCounts,
+  JobDetail,
+  JobHeartbeats,
   JobHistory,
   JobList,
   JobOutput,
@@ -41,7 +45,7 @@ import {
 } from '../command.js';
 import { CliError, UsageError } from '../errors.js';
 import { planInputSandbox, rewriteInputSandbox } from '../input-sandbox.js';
-import { idRanges, json, shortTime, table } from '../output.js';
+import { humanDuration, idRanges, json, shortTime, table } from '../output.js';
 import { packInputSandbox } from '../sandbox-pack.js';
 import { unpackSandbox } from '../sandbox-unpack.js';
 import { answerCommand, clientCommand } from './client-command.js';
@@ -522,7 +526,8 @@ function bulk(action: 'kill' | 'reschedule' | 'delete', past: string, summary: s
 }
 
 /** `GET /api/jobs` with the filters of `wms job list`; a UsageError names a malformed one. */
-function jobListPath(values: OptionValues): string {
+/** The query of `wms job list` (filters and page) from its options. */
+function jobListQuery(values: OptionValues): URLSearchParams {
   const q = new URLSearchParams();
   for (const s of strs(values, 'status')
     .flatMap((v) => v.split(','))
@@ -538,17 +543,39 @@ function jobListPath(values: OptionValues): string {
   }
   for (const k of ['since', 'until'] as const) {
     const v = str(values, k);
-    if (v === undefined) continue;
-    const d = new Date(v);
-    if (Number.isNaN(d.getTime())) throw new UsageError(`--${k}: "${v}" is not a date (e.g. 2026-11-22 or 2026-11-22T10:00:00Z)`);
-    q.set(k, d.toISOString());
+    if (v !== undefined) q.set(k, pointInTime(k, v).toISOString());
   }
   const limit = int(values, 'limit', 1);
   const offset = int(values, 'offset', 0);
   if (limit !== undefined) q.set('limit', String(limit));
   if (offset !== undefined) q.set('offset', String(offset));
+  return q;
+}
+
+/**
+ * `--since`/`--until` as a time: a date (`2026-11-22`, `2026-11-22T10:00:00Z`) or a duration
+ * ago with its unit (`90m`, `1h`, `7d`, `2w`).
+ */
+function pointInTime(option: string, v: string, now = Date.now()): Date {
+  const ago = /^\s*\d+\s*[smhdw]\s*$/i.test(v) ? parseDuration(v) : null;
+  if (ago !== null) return new Date(now - ago * 1000);
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime())) {
+    throw new UsageError(`--${option}: "${v}" is not a date or a duration ago (e.g. 2026-11-22, 2026-11-22T10:00:00Z, 1h, 7d)`);
+  }
+  return d;
+}
+
+/** `path?query`, or `path` alone when the query is empty. */
+function withQuery(path: string, q: URLSearchParams): string {
   const qs = q.toString();
-  return `/api/jobs${qs ? `?${qs}` : ''}`;
+  return qs ? `${path}?${qs}` : path;
+}
+
+/** `Total for query: 330 jobs; 12 Waiting, 3 Running, 315 Done` (condor_q's last line), states in their order. */
+function totalLine(counts: JobCounts): string {
+  const parts = JOB_STATES.filter((s) => (counts.counts[s] ?? 0) > 0).map((s) => `${counts.counts[s]} ${s}`);
+  return `Total for query: ${counts.total} job${counts.total === 1 ? '' : 's'}${parts.length > 0 ? `; ${parts.join(', ')}` : ''}`;
 }
 
 /** A page of `wms job list`: the table (when not empty) and `1-100 of 2345 jobs`. */
@@ -558,24 +585,80 @@ function jobListText(answer: JobList): string {
   return answer.jobs.length > 0 ? `${statusTable(answer.jobs)}\n${range}` : range;
 }
 
-const list = answerCommand<JobList>({
+const list = clientCommand({
   name: ['job', 'list'],
   usage: '[--status S] [--site S] [--group G] [--owner U] [--since T] [--until T] [--search Q] [--limit N] [--offset N]',
-  summary: 'list jobs, newest first',
+  summary: 'list jobs, newest first, with the total for the query by status',
   options: {
     status: { type: 'string', multiple: true, value: 'S', description: `only in status S (repeat, or S1,S2): ${JOB_STATES.join(' ')}` },
     site: { type: 'string', value: 'S', description: 'only at site S' },
     group: { type: 'string', value: 'G', description: 'only of job group G' },
     owner: { type: 'string', value: 'U', description: "only user U's jobs (admins)" },
-    since: { type: 'string', value: 'T', description: 'submitted at or after T (ISO 8601)' },
-    until: { type: 'string', value: 'T', description: 'submitted before T (ISO 8601)' },
+    since: { type: 'string', value: 'T', description: 'submitted at or after T: a date (ISO 8601) or a duration ago (1h, 7d)' },
+    until: { type: 'string', value: 'T', description: 'submitted before T: a date (ISO 8601) or a duration ago (1h, 7d)' },
     search: { type: 'string', value: 'Q', description: 'job name or id contains Q' },
     limit: { type: 'string', value: 'N', description: 'at most N jobs (default 100)' },
     offset: { type: 'string', value: 'N', description: 'skip the first N jobs' },
   },
   positionals: [0, 0],
-  path: (_positionals, values) => jobListPath(values),
-  text: jobListText,
+  async run(values, _positionals, io) {
+    const client = clientFrom(io);
+    const q = jobListQuery(values);
+    const answer = await client.json<JobList>('GET', withQuery('/api/jobs', q));
+    if (flag(values, 'json')) {
+      io.out(json(answer));
+      return 0;
+    }
+    q.delete('limit');
+    q.delete('offset');
+    const counts = await client.json<JobCounts>('GET', withQuery('/api/jobs/summary', q));
+    io.out(`${jobListText(answer)}\n${totalLine(counts)}`);
+    return 0;
+  },
+});
+
+const jdlCommand = answerCommand<JobDetail>({
+  name: ['job', 'jdl'],
+  usage: 'ID',
+  summary: "a job's JDL as stored (parametric jobs: expanded, with %j and the parameters in place)",
+  positionals: [1, 1],
+  path: (positionals) => `/api/jobs/${jobIds(positionals)[0]}`,
+  text: (job) => job.jdl,
+});
+
+/** A number for a table: integers as they are, others with at most `digits` decimals. */
+function rounded(n: number | null, digits = 2): string {
+  if (n === null) return '-';
+  return Number.isInteger(n) ? String(n) : String(Number(n.toFixed(digits)));
+}
+
+const heartbeats = answerCommand<JobHeartbeats>({
+  name: ['job', 'heartbeats'],
+  usage: 'ID [--limit N]',
+  summary: "a running job's last heartbeats: CPU, wall clock, memory, free disk, load",
+  options: { limit: { type: 'string', value: 'N', description: 'the last N heartbeats (default and most: 200)' } },
+  positionals: [1, 1],
+  path: (positionals, values) => {
+    const limit = int(values, 'limit', 1);
+    return withQuery(
+      `/api/jobs/${jobIds(positionals)[0]}/heartbeats`,
+      new URLSearchParams(limit === undefined ? {} : { limit: String(limit) }),
+    );
+  },
+  text: ({ jobId, heartbeats: beats }) =>
+    beats.length === 0
+      ? `job ${jobId} has sent no heartbeat`
+      : table(
+          ['AT (UTC)', 'CPU', 'WALL', 'RSS MB', 'DISK FREE MB', 'LOAD'],
+          beats.map((h) => [
+            shortTime(h.at),
+            humanDuration(h.cpuSeconds),
+            humanDuration(h.wallSeconds),
+            rounded(h.rssMb, 1),
+            rounded(h.diskFreeMb, 0),
+            rounded(h.loadAverage),
+          ]),
+        ),
 });
 
 const parameters = answerCommand<JobParameters>({
@@ -589,7 +672,9 @@ const parameters = answerCommand<JobParameters>({
       ? `job ${jobId} has no parameters yet`
       : table(
           ['NAME', 'VALUE'],
-          Object.entries(p).sort(([a], [b]) => a.localeCompare(b)),
+          Object.entries(p)
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([name, value]) => [name, /^-?\d+\.\d{3,}$/.test(value) ? rounded(Number(value), 3) : value]),
         ),
 });
 
@@ -703,7 +788,9 @@ export const jobCommands: CommandSpec[] = [
   bulk('reschedule', 'rescheduled', 'reschedule jobs (past MaxRescheduling, 3 by default, a job fails)'),
   bulk('delete', 'deleted', 'delete jobs'),
   list,
+  jdlCommand,
   parameters,
+  heartbeats,
   explain,
   output,
 ];

@@ -110,6 +110,33 @@ describe('wms job', () => {
     expect(logging.stdout).toMatch(/Received[\s\S]*Waiting[\s\S]*Killed/);
   });
 
+  it('job list ends with the total for the query by status; --since takes a duration ago; job jdl, job heartbeats', async () => {
+    await writeFile(join(work, 'totals.jdl'), '[ Executable = "run.sh"; JobGroup = "totals_grp"; Parameters = 3; ParameterStart = 1; ]');
+    const sub = await wms(['job', 'submit', 'totals.jdl', '--json'], env, work);
+    expect(sub.code, sub.stderr).toBe(0);
+    const ids = (JSON.parse(sub.stdout) as { jobIds: number[] }).jobIds;
+    expect(ids).toHaveLength(3);
+    expect((await wms(['job', 'kill', String(ids[0])], env, work)).code).toBe(0);
+    const list = await wms(['job', 'list', '--group', 'totals_grp', '--since', '1h', '--limit', '1'], env, work);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/\n1-1 of 3 jobs\nTotal for query: 3 jobs; 2 Waiting, 1 Killed\n$/);
+    const none = await wms(['job', 'list', '--group', 'totals_grp', '--until', '1h'], env, work);
+    expect(none.stdout).toBe('0-0 of 0 jobs\nTotal for query: 0 jobs\n');
+    const bad = await wms(['job', 'list', '--since', 'yesterdayish'], env, work);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--since: "yesterdayish" is not a date or a duration ago/);
+
+    const jdl = await wms(['job', 'jdl', String(ids[1])], env, work);
+    expect(jdl.code).toBe(0);
+    expect(jdl.stdout).toMatch(/JobGroup = "totals_grp"/);
+    expect(jdl.stdout).not.toContain('ParameterStart');
+    const beats = await wms(['job', 'heartbeats', String(ids[1])], env, work);
+    expect(beats.stdout.trim()).toBe(`job ${ids[1]} has sent no heartbeat`);
+    const other = await wms(['job', 'jdl', String(ids[1])], { ...env, WMS_TOKEN: await t.user('mallory') }, work);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/no job/);
+  });
+
   it('a malformed JDL prints the file, line and column, and exits 1', async () => {
     await writeFile(join(work, 'bad.jdl'), '[\n  Executable = "run.sh"\n  CPUTime = 3600;\n]\n');
     const r = await wms(['job', 'submit', 'bad.jdl'], env, work);
