@@ -44,7 +44,7 @@ import {
   readTextOrNull,
 } from '../command.js';
 import { CliError, UsageError } from '../errors.js';
-import { planInputSandbox, rewriteInputSandbox } from '../input-sandbox.js';
+import { planInputSandbox, rewriteInputSandbox } from '../../core/jdl/input-sandbox.js';
 import { humanDuration, idRanges, json, shortTime, table } from '../output.js';
 import { packInputSandbox } from '../sandbox-pack.js';
 import { unpackSandbox } from '../sandbox-unpack.js';

@@ -41,14 +41,19 @@
  * - `InputData`: entries trimmed and de-duplicated; each must lie in `LFN:/<vo>/` of the
  *   submitter; a `User` job may list fewer than `maxInputData` files (DIRAC refuses 500 with its
  *   default of 500); other job types have no count limit (DIRAC).
+ * - With `options.uploadedInputSandbox` (the services, at submission), an `InputSandbox` entry
+ *   that is neither `SB:` nor `LFN:` is refused, in each expanded job: DIRAC's WMSClient uploads
+ *   such local files before it submits and its services never look at them, so a JDL that still
+ *   names one would fail on the worker; we refuse it where the user can still fix it.
  * - A list of JDLs (`describeJobList`) may hold parametric ones, each expanded (DiracX refuses
  *   them in a list); the jobs of the whole list count against `maxJobsPerSubmission`.
  */
 
 import { isWmsError, jdlError, type ErrorCode, type JdlProblem } from '../errors.js';
 import { MAX_NAME_LENGTH, MAX_TAGS, type Identity, type JobDescription, type JobLimits, type JobRequirements } from '../job-model.js';
+import { closestName } from '../closest-name.js';
 import { toCpuSegment } from '../cpu-segments.js';
-import { makeAttribute, parseJdl, serializeJdl, type JdlAd, type JdlAttribute, type JdlValue } from './parser.js';
+import { makeAttribute, parseJdl, serializeJdl, shorten, type JdlAd, type JdlAttribute, type JdlValue } from './parser.js';
 import { expandParametric, isParametric, resolvePlaceholders } from './parametric.js';
 
 /** What the caller knows beyond the limits. */
@@ -58,6 +63,20 @@ export interface DescribeOptions {
    * them (exact case); when absent, any name is accepted.
    */
   knownSites?: readonly string[];
+  /**
+   * At submission: every `InputSandbox` entry must be something a worker can fetch, an uploaded
+   * sandbox (`SB:<sha256>`) or a logical file (`LFN:<path>`, `lfn:` as DIRAC spells it too);
+   * any other entry (a file of the submitter's computer, a URL) is refused at the InputSandbox
+   * value. The clients upload local files first and write `SB:` instead (`wms job submit`, the
+   * dashboard's JDL editor), as DIRAC's WMSClient uploads them before it submits. Off by
+   * default: a JDL read before its files are uploaded is well formed.
+   */
+  uploadedInputSandbox?: boolean;
+}
+
+/** An InputSandbox entry a worker can fetch: an uploaded sandbox or a logical file (DIRAC's prefixes). */
+function isFetchableEntry(entry: string): boolean {
+  return /^(?:SB:|LFN:|lfn:)/.test(entry);
 }
 
 /**
@@ -214,6 +233,7 @@ function describeExpanded(jobs: readonly Expanded[], context: Context): { descri
 /** What stays the same for every job of one call: who, the limits, and the site checks. */
 class Context {
   readonly sites: SiteChecker | null;
+  readonly uploadedInputSandbox: boolean;
 
   constructor(
     readonly identity: Identity,
@@ -221,6 +241,7 @@ class Context {
     options: DescribeOptions,
   ) {
     this.sites = options.knownSites ? new SiteChecker(options.knownSites) : null;
+    this.uploadedInputSandbox = options.uploadedInputSandbox ?? false;
   }
 }
 
@@ -251,7 +272,7 @@ class SiteChecker {
     const remembered = this.answers.get(name);
     if (remembered !== undefined) return remembered;
     let message = `Site ${name} is not a registered site`;
-    const suggestion = this.searches < SiteChecker.MAX_SEARCHES ? this.closest(name) : undefined;
+    const suggestion = this.searches < SiteChecker.MAX_SEARCHES ? closestName(name, this.sorted) : undefined;
     this.searches += 1;
     if (suggestion !== undefined) message += `: did you mean ${suggestion}?`;
     if (this.sorted.length === 0) message += ' (no site is registered)';
@@ -261,53 +282,6 @@ class SiteChecker {
     this.answers.set(name, message);
     return message;
   }
-
-  /** The same name in another case, else the nearest by edit distance if it is small. */
-  private closest(name: string): string | undefined {
-    const lower = name.toLowerCase();
-    const sameLetters = this.sorted.find((k) => k.toLowerCase() === lower);
-    if (sameLetters !== undefined) return sameLetters;
-    const limit = name.length <= 4 ? 1 : name.length <= 12 ? 2 : 3;
-    let best: string | undefined;
-    let bestDistance = limit + 1;
-    for (const k of this.sorted) {
-      const d = boundedDistance(lower, k.toLowerCase(), bestDistance - 1);
-      if (d < bestDistance) {
-        best = k;
-        bestDistance = d;
-      }
-    }
-    return best;
-  }
-}
-
-/**
- * Levenshtein distance between `a` and `b` when it is at most `max`, else `max + 1`. Only the
- * band of width 2 max + 1 around the diagonal is computed: O(length x max).
- */
-function boundedDistance(a: string, b: string, max: number): number {
-  if (max < 0) return Number.POSITIVE_INFINITY;
-  if (Math.abs(a.length - b.length) > max) return max + 1;
-  const big = max + 1;
-  let previous = new Array<number>(b.length + 1);
-  let current = new Array<number>(b.length + 1);
-  for (let j = 0; j <= b.length; j++) previous[j] = j <= max ? j : big;
-  for (let i = 1; i <= a.length; i++) {
-    const from = Math.max(1, i - max);
-    const to = Math.min(b.length, i + max);
-    current.fill(big);
-    current[0] = i <= max ? i : big;
-    let rowMin = current[0] as number;
-    for (let j = from; j <= to; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      const value = Math.min((previous[j - 1] as number) + cost, (previous[j] as number) + 1, (current[j - 1] as number) + 1, big);
-      current[j] = value;
-      if (value < rowMin) rowMin = value;
-    }
-    if (rowMin > max) return big;
-    [previous, current] = [current, previous];
-  }
-  return Math.min(previous[b.length] as number, big);
 }
 
 /** Validates one expanded job; never throws for a bad attribute, it returns the problems. */
@@ -355,6 +329,7 @@ function describeAd(
 
   // Files.
   const inputSandbox = read.files('InputSandbox');
+  if (context.uploadedInputSandbox) read.fetchable('InputSandbox', inputSandbox);
   const outputSandbox = read.files('OutputSandbox');
   const inputData = read.inputData(identity.vo, jobType === 'User' ? limits.maxInputData : null);
   if (read.get('InputSandbox')) output.set('InputSandbox', inputSandbox);
@@ -608,6 +583,17 @@ class AttributeReader {
       }
     }
     return files;
+  }
+
+  /** A problem for each entry a worker cannot fetch (`DescribeOptions.uploadedInputSandbox`). */
+  fetchable(name: string, entries: readonly string[]): void {
+    for (const entry of entries) {
+      if (isFetchableEntry(entry)) continue;
+      this.problemAt(
+        name,
+        `${name} entry ${shorten(entry)} is neither an uploaded sandbox (SB:<sha256>) nor a logical file (LFN:<path>), so no worker can read it: upload it with \`wms sandbox put\` or let \`wms job submit\` upload it, then write SB:<sha256>`,
+      );
+    }
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
  * The jobs API (routes: `services/plugins/jobs.ts`): submit (one JDL, possibly parametric, or a
  * list of them: one transaction, all jobs stored or none; every `Site` name checked against the
- * site registry, read per submission, unless `allowUnregisteredSites`), read (summary, detail,
+ * site registry, read per submission, unless `allowUnregisteredSites`; every InputSandbox entry
+ * an uploaded sandbox of the submitter, `SB:<sha256>`, or an `LFN:`), read (summary, detail,
  * status of many, history, parameters, recent heartbeats, listing with filters and paging,
  * counts by status) and act (kill, reschedule, delete: answered per job).
  *
@@ -149,7 +150,11 @@ function inputSandboxesOf(jobs: JobDescription[]): string[][] {
   return perJob;
 }
 
-/** The jobs a submission describes: exactly one of `jdl` and `jdls`, sites checked per `DescribeOptions`. */
+/**
+ * The jobs a submission describes: exactly one of `jdl` and `jdls`, sites checked per
+ * `DescribeOptions`, every InputSandbox entry `SB:` or `LFN:` (400 WMS_JDL_INVALID at the
+ * InputSandbox value otherwise, nothing stored).
+ */
 async function describeSubmission(ctx: ServiceContext, p: PersonPrincipal, input: SubmitJobsRequest): Promise<JobDescription[]> {
   const { jdl, jdls } = input;
   if ((jdl === undefined) === (jdls === undefined)) {
@@ -160,7 +165,11 @@ async function describeSubmission(ctx: ServiceContext, p: PersonPrincipal, input
   const submitter = submitterOf(p);
   const limits = ctx.config.jobLimits;
   // Read per submission (see registeredSiteNames): every replica knows a new site at once.
-  const options: DescribeOptions = ctx.config.allowUnregisteredSites ? {} : { knownSites: await registeredSiteNames(ctx.handle) };
+  // InputSandbox entries must be uploaded sandboxes or LFNs: a local file name would fail on the worker.
+  const options: DescribeOptions = {
+    uploadedInputSandbox: true,
+    ...(ctx.config.allowUnregisteredSites ? {} : { knownSites: await registeredSiteNames(ctx.handle) }),
+  };
   if (jdl !== undefined) return describeJobs(jdl, submitter, limits, options);
   return jdls!.length === 1
     ? describeJobs(jdls![0] as string, submitter, limits, options)

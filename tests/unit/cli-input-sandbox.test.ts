@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseJdl, getAttribute } from '../../core/jdl/index.js';
-import { isLocalEntry, offsetOf, planInputSandbox, rewriteInputSandbox, valueEnd } from '../../cli/input-sandbox.js';
+import { isLocalEntry, offsetOf, planInputSandbox, rewriteInputSandbox, valueEnd } from '../../core/jdl/input-sandbox.js';
 
 const SB = `SB:${'a'.repeat(64)}`;
 
@@ -13,6 +13,12 @@ describe('isLocalEntry', () => {
     expect(isLocalEntry('lfn:/vo/x')).toBe(false);
     expect(isLocalEntry(SB)).toBe(false);
     expect(isLocalEntry('https://example.org/x')).toBe(false);
+  });
+
+  it('parametric placeholders are not local: the server gives each job its value', () => {
+    expect(isLocalEntry('%s')).toBe(false);
+    expect(isLocalEntry('%(InputData)s')).toBe(false);
+    expect(isLocalEntry('100%.txt')).toBe(true);
   });
 });
 

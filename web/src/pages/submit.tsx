@@ -2,7 +2,8 @@ import type { ComponentChildren } from 'preact';
 import { useMemo, useState } from 'preact/hooks';
 import type { SubmitJobsAnswer } from '../../../api/index.js';
 import { api, ApiError } from '../api.js';
-import { checkJdl } from '../jdl-check.js';
+import { attachProblem, checkJdl, localInputFiles, withSandbox, type LocalFile } from '../jdl-check.js';
+import { uploadFiles } from '../sandbox-archive.js';
 import { navigate } from '../router.js';
 import { FormsTab } from './forms.js';
 import type { JdlProblem } from '../../../core/errors.js';
@@ -46,7 +47,9 @@ export function SubmitPage() {
 /**
  * The JDL editor: the shared parser (core/jdl) checks the text on every input; problems are
  * shown beside their line and the Submit button stays disabled until there are none. The
- * services check again: their answer's problems are shown the same way.
+ * services check again: their answer's problems are shown the same way. Local InputSandbox
+ * files (which no worker can read) are attached below the problems, uploaded as one sandbox,
+ * and replaced in the text by its `SB:<sha256>`.
  */
 function JdlEditor({ tabs }: { tabs: ComponentChildren }) {
   const [text, setText] = useState(HELLO);
@@ -54,6 +57,7 @@ function JdlEditor({ tabs }: { tabs: ComponentChildren }) {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const check = useMemo(() => checkJdl(text), [text]);
+  const localFiles = useMemo(() => localInputFiles(text), [text]);
   const problems = serverProblems ?? check.problems;
   const lines = text.split('\n');
   const bad = new Set(problems.map((p) => p.line));
@@ -113,6 +117,16 @@ function JdlEditor({ tabs }: { tabs: ComponentChildren }) {
             {check.jobs === 1 ? '1 job' : `${check.jobs} jobs`}, no problems.
           </p>
         )}
+        {localFiles.length > 0 && (
+          <AttachFiles
+            wanted={localFiles}
+            onUploaded={(reference) => {
+              setText((current) => withSandbox(current, localFiles, reference));
+              setServerProblems(null);
+              setError(null);
+            }}
+          />
+        )}
         {error && serverProblems === null && (
           <p class="error" role="alert">
             {error}
@@ -123,5 +137,61 @@ function JdlEditor({ tabs }: { tabs: ComponentChildren }) {
         </button>
       </form>
     </section>
+  );
+}
+
+/**
+ * Offers to attach the InputSandbox files of the user's computer: the files picked must be the
+ * ones listed (by base name); they are packed into one tar.gz, uploaded, and `onUploaded` gets
+ * its `SB:<sha256>`.
+ */
+function AttachFiles({ wanted, onUploaded }: { wanted: LocalFile[]; onUploaded: (reference: string) => void }) {
+  const [problem, setProblem] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const attach = async (input: HTMLInputElement) => {
+    const files = [...(input.files ?? [])];
+    input.value = ''; // picking the same files again is a new change
+    if (files.length === 0) return;
+    const why = attachProblem(
+      wanted,
+      files.map((f) => f.name),
+    );
+    setProblem(why);
+    if (why !== null) return;
+    setBusy(true);
+    try {
+      onUploaded(await uploadFiles(files));
+    } catch (err) {
+      setProblem((err as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <fieldset class="attach" data-testid="attach">
+      <legend>Files from your computer</legend>
+      <p>
+        The InputSandbox lists{' '}
+        {wanted.map((f, i) => (
+          <span key={i}>
+            {i > 0 && ', '}
+            <code>{f.entry}</code>
+          </span>
+        ))}
+        : no worker can read {wanted.length === 1 ? 'it' : 'them'} from here. Attach {wanted.length === 1 ? 'it' : 'them'}: uploaded as one
+        sandbox, {wanted.length === 1 ? 'it becomes' : 'they become'} one <code>SB:&lt;sha256&gt;</code> entry.
+      </p>
+      <label>
+        Attach files <input type="file" multiple disabled={busy} onChange={(e) => void attach(e.currentTarget)} />
+      </label>
+      {busy && <p role="status">Uploading…</p>}
+      {problem !== null && (
+        <p class="error" role="alert" data-testid="attach-problem">
+          {problem}
+        </p>
+      )}
+    </fieldset>
   );
 }

@@ -1,17 +1,21 @@
 /**
  * Local files in a JDL's InputSandbox: find them, and rewrite the JDL so that they are
- * replaced by one `SB:<sha256>` entry (the archive the CLI packs and uploads). `LFN:` and `SB:`
- * entries (and URLs) stay as they are. Pure.
+ * replaced by one `SB:<sha256>` entry (the archive the CLI, or the dashboard's editor, packs and
+ * uploads). `LFN:` and `SB:` entries, URLs and placeholders stay as they are. Pure.
  *
  * The rewrite touches only the InputSandbox value and keeps the line count, so line and column
  * numbers of every other attribute in the server's error messages still point into the user's
  * file.
  */
-import { getAttribute, parseJdl } from '../core/jdl/index.js';
+import { getAttribute, parseJdl } from './parser.js';
 
-/** True for an entry the CLI must upload (not LFN:, SB:, nor a URL). */
+/**
+ * True for an entry a client must upload: not `LFN:`, `SB:`, a URL, nor a parametric
+ * placeholder (`%s`, `%(x)s`: each job gets its value on the server, as DIRAC's client leaves
+ * them too).
+ */
 export function isLocalEntry(entry: string): boolean {
-  return !/^(LFN:|SB:)/i.test(entry) && !/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(entry);
+  return !/^(LFN:|SB:|%s|%\()/i.test(entry) && !/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(entry);
 }
 
 export interface InputSandboxPlan {
