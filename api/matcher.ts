@@ -5,6 +5,7 @@
 import { Type, type Static } from 'typebox';
 import { INT4_MAX, MAX_NAME_LENGTH, MAX_TAGS } from '../core/job-model.js';
 import { ClaimIdSchema } from '../core/pilot-protocol.js';
+import { EXPLAIN_REASON_KINDS } from '../core/queue-blockers.js';
 import { DateTime, JobStateSchema, Nullable, ref } from './common.js';
 
 const Name = Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH });
@@ -129,6 +130,22 @@ export const ExplainResourceSchema = Type.Object(
 );
 export type ExplainResource = Static<typeof ExplainResourceSchema>;
 
+/** One thing that stops a job from running at a queue (a part of ExplainJob). */
+const ExplainReasonSchema = Type.Object(
+  {
+    kind: Type.Enum(EXPLAIN_REASON_KINDS, {
+      description:
+        'site-banned, ce-banned, queue-paused (CE health), vo-not-served, waiting-pilots-full (maxWaitingPilots), ' +
+        'total-pilots-full (maxTotalPilots), ce-settings-invalid: the queue gets no new pilot (the site admin acts or the ' +
+        "block ends by itself); requirement: the job needs what the queue's pilots lack (the user can change the JDL); " +
+        'no-task-queue: the job is in no task queue',
+    }),
+    reason: Type.String({ description: 'one sentence, as the CLI and the dashboard show it' }),
+  },
+  { description: 'one thing that stops the job from running at this queue' },
+);
+export type ExplainReason = Static<typeof ExplainReasonSchema>;
+
 export const ExplainJobSchema = Type.Object(
   {
     job: Type.Object({
@@ -142,8 +159,12 @@ export const ExplainJobSchema = Type.Object(
       taskQueueId: Nullable(Type.Integer()),
     }),
     waiting: Type.Boolean({ description: 'the matcher may hand the job out' }),
-    note: Nullable(Type.String()),
-    blockers: Type.Array(Type.String(), { description: 'what stops the job from running now; empty when a queue can run it' }),
+    note: Nullable(
+      Type.String({ description: 'a job that is not Waiting: what it is instead ("job 12 is Done: it is not waiting for a pilot")' }),
+    ),
+    blockers: Type.Array(Type.String(), {
+      description: 'a Waiting job: what stops it from running now, empty when a queue can run it; any other job: empty (see note)',
+    }),
     taskQueue: Nullable(ref(TaskQueueSchema)),
     queues: Type.Array(
       Type.Object({
@@ -152,8 +173,21 @@ export const ExplainJobSchema = Type.Object(
         ce: Type.String(),
         ceType: Type.String(),
         site: Type.String(),
-        canRun: Type.Boolean(),
-        reasons: Type.Array(Type.String()),
+        canRun: Type.Boolean({ description: 'nothing stops a pilot of this queue from running the job' }),
+        reasons: Type.Array(Type.String(), { description: 'the texts of blockers, in order' }),
+        blockers: Type.Array(ExplainReasonSchema, {
+          description: "what stops it, by kind: the queue's own blockers (the site director's rules) first, then the job's requirements",
+        }),
+        pausedUntil: Nullable(DateTime('when the pause of this queue ends (CE health); null when it is not paused')),
+        pilots: Type.Object(
+          {
+            waiting: Type.Integer({ description: 'pilots submitted or idle' }),
+            total: Type.Integer({ description: 'live pilots (not final)' }),
+            maxWaiting: Type.Integer({ description: 'maxWaitingPilots' }),
+            maxTotal: Type.Integer({ description: 'maxTotalPilots' }),
+          },
+          { description: "the queue's pilots now, and its limits" },
+        ),
       }),
       { description: 'every registered CE queue: could a pilot from it run the job, and what stops it' },
     ),

@@ -1,7 +1,8 @@
 /**
  * The matcher's explanations as the API answers them (api/matcher.ts), mapped from the db
- * shapes `ExplainResource` and `ExplainJob`. The job explanation adds `blockers`: one sentence per
- * thing that stops the job from running now, so a user does not have to read every queue.
+ * shapes `ExplainResource` and `ExplainJob`. The job explanation adds `blockers`: for a Waiting
+ * job, one sentence per thing that stops it from running now, so a user does not have to read
+ * every queue (a job in another state has its `note` instead).
  */
 import type { ExplainJob as ExplainJobView, ExplainResource as ExplainResourceView, TaskQueue } from '../api/index.js';
 import type { ExplainJob, ExplainResource, TaskQueueRow } from '../db/index.js';
@@ -38,22 +39,25 @@ export function explainResourceView(e: ExplainResource): ExplainResourceView {
   };
 }
 
+/**
+ * What stops a Waiting job as a whole: no queue registered, or none that can run it (saying
+ * how many of them would, once their own blockers end, so the user knows the JDL is not at fault).
+ */
+function jobBlockers(e: ExplainJob): string[] {
+  if (!e.waiting || e.queues.some((q) => q.canRun)) return [];
+  if (e.queues.length === 0) return ['no computing-element queue is registered: no pilot will be sent for this job'];
+  const fit = e.queues.filter((q) => q.blockers.every((b) => b.kind !== 'requirement' && b.kind !== 'no-task-queue')).length;
+  const waitForQueues = fit > 0 ? `; its requirements fit ${fit} of them, which get no pilot now` : '';
+  return [`none of the ${e.queues.length} registered queues can run this job (see their reasons)${waitForQueues}`];
+}
+
 export function explainJobView(e: ExplainJob): ExplainJobView {
-  const blockers: string[] = [];
-  if (e.note) blockers.push(e.note);
-  if (e.waiting) {
-    if (e.queues.length === 0) {
-      blockers.push('no computing-element queue is registered: no pilot will be sent for this job');
-    } else if (!e.queues.some((q) => q.canRun)) {
-      blockers.push(`none of the ${e.queues.length} registered queues can run this job (see their reasons)`);
-    }
-  }
   return {
     job: e.job,
     waiting: e.waiting,
     note: e.note,
-    blockers,
+    blockers: jobBlockers(e),
     taskQueue: e.taskQueue ? taskQueueView(e.taskQueue) : null,
-    queues: e.queues,
+    queues: e.queues.map((q) => ({ ...q, pausedUntil: q.pausedUntil?.toISOString() ?? null })),
   };
 }

@@ -10,7 +10,8 @@
  *
  * A command that ran answers `{ code, stdout, stderr }` whatever its exit code; the run rejects
  * only when the command could not be run or finish (not found, no connection, bad credentials,
- * timeout), with an Error naming where and what: "ssh login.example.org: sbatch: connection refused",
+ * timeout), with an Error naming where and what: "cannot connect to login.example.org:22:
+ * connection refused", "ssh login.example.org: sbatch: timed out after 60 s (channel closed)",
  * "local: sbatch: command not found (PATH=/usr/bin)".
  */
 import { spawn } from 'node:child_process';
@@ -110,9 +111,9 @@ export interface SshRunnerOptions {
   readyTimeoutMs?: number;
 }
 
-function sshReason(e: Error & { code?: string; level?: string }): string {
-  if (e.level === 'client-authentication') return 'authentication failed (the key or password was refused)';
-  switch (e.code) {
+/** A network error code in words ("connection refused"), or null for a code it does not know. */
+export function networkReason(code: string | undefined): string | null {
+  switch (code) {
     case 'ECONNREFUSED':
       return 'connection refused';
     case 'ENOTFOUND':
@@ -126,8 +127,21 @@ function sshReason(e: Error & { code?: string; level?: string }): string {
     case 'ECONNRESET':
       return 'connection reset';
   }
+  return null;
+}
+
+function sshReason(e: Error & { code?: string; level?: string }): string {
+  if (e.level === 'client-authentication') return 'authentication failed (the key or password was refused)';
+  const network = networkReason(e.code);
+  if (network) return network;
   if (/Timed out while waiting for handshake/i.test(e.message)) return 'connection timed out (no SSH handshake)';
   return e.message;
+}
+
+/** Why no command could run: the login, not the command ("cannot connect to login.example:22: connection refused"). */
+function connectFailure(o: SshRunnerOptions, reason: string): string {
+  const at = `${o.host}:${o.port ?? 22}`;
+  return /^authentication failed/.test(reason) ? `cannot log in to ${o.user}@${at}: ${reason}` : `cannot connect to ${at}: ${reason}`;
 }
 
 function hostKeyMatches(expected: string, key: Buffer): boolean {
@@ -250,7 +264,7 @@ export function sshRunner(o: SshRunnerOptions): CommandRunner {
         try {
           c = await client();
         } catch (e) {
-          throw new Error(`${where}: ${name}: ${(e as Error).message}`, { cause: e });
+          throw new Error(connectFailure(o, (e as Error).message), { cause: e });
         }
         try {
           return await execOnce(c, command, opts);

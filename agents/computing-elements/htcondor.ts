@@ -22,7 +22,8 @@
  *   The token variables go into the environment of the driver's own local runner; a runner given
  *   in the options (SSH, tests) carries its own environment.
  * - `tokenKind` (optional): `'scitoken' | 'idtoken'`, see above.
- * - `submitArgs` (optional, string[]): more condor_submit arguments, before the file.
+ * - `submitArgs` (optional, string[]): more condor_submit arguments, before the file. A queue's
+ *   settings may give their own `submitArgs` and `extraSubmitLines`, which replace the CE's.
  * - `extraSubmitLines` (optional, string[]): more submit-description lines, after the driver's
  *   and before `queue`; later lines win in a submit description, so this can also switch to
  *   `universe = grid` + `grid_resource = condor <ce> <ce>:9619` (DIRAC's "local schedd" mode) or
@@ -49,6 +50,7 @@
  */
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { mergeCeSettings } from '../../core/site-config.js';
 import { localRunner, type CommandResult, type CommandRunner } from './command-runner.js';
 import {
   condorAdStatus,
@@ -293,15 +295,17 @@ export function createHtcondorComputingElement(o: HtcondorDriverOptions): Comput
           await writeFile(script, p.wrapper, { mode: 0o700 });
           await chmod(script, 0o700);
         }
+        // A queue's submitArgs and extraSubmitLines replace the CE's.
+        const qs = parseHtcondorSettings(o.ce, mergeCeSettings('htcondor', o.settings, queue.settings));
         const description = submitDescription({
           workDir: o.workDir,
           queue,
           stamps: ok.map((p) => p.stamp),
           remote: s.remote,
-          extraSubmitLines: s.extraSubmitLines,
+          extraSubmitLines: qs.extraSubmitLines,
         });
         await writeFile(subFile, description, { mode: 0o600 });
-        const r = await run(['condor_submit', '-terse', ...submitTarget, ...s.submitArgs, subFile]);
+        const r = await run(['condor_submit', '-terse', ...submitTarget, ...qs.submitArgs, subFile]);
         if (r.code !== 0) return await failAll(failure('condor_submit', r).message);
         const ids = parseSubmitTerse(r.stdout);
         ok.forEach((p, i) => {

@@ -60,7 +60,8 @@ export class ComputingElements {
       ce: ce.name,
       settings: ce.settings,
       workDir: join(this.o.workDir, ce.name.replace(/[^A-Za-z0-9._-]/g, '_')),
-      secret: (ref, what) => resolveSecret(ref, `${ce.name}: ${what}`),
+      // The drivers name their CE in `what` already.
+      secret: (ref, what) => resolveSecret(ref, what),
       ...(this.o.env ? { env: this.o.env } : {}),
     });
     this.drivers.set(ce.name, { key, type: ce.type, driver });

@@ -21,6 +21,9 @@
  *   POWEROFF (Done) and frees the VM instead of waiting for the lifetime limit, as DIRAC's cloud CE does.
  * - `timeoutSeconds` (default 30): the deadline of each XML-RPC call.
  *
+ * A queue's settings may give its own `templateId` or `template` (either replaces both of the
+ * CE's), `contextExtra` and `powerOffAtEnd`, checked when its pilots are submitted.
+ *
  * Submit: the VM's CONTEXT carries `START_SCRIPT_BASE64`, a short bash launcher with the wrapper
  * inside it (base64), and `DIRAC_PILOT_STAMP`. OpenNebula runs the start script as root under
  * `set -e` and waits for it (1.8), so the launcher unpacks the wrapper to
@@ -40,6 +43,7 @@
  * transitional state (ACTION, LOCKED) is retried on the next status/cancel/cleanup call.
  */
 import type { Dispatcher } from 'undici';
+import { mergeCeSettings } from '../../core/site-config.js';
 import { pilotStatusOfVm, vmReapReason, vmStateLabel, VM_STATE } from './opennebula-states.js';
 import type { CeQueueTarget, ComputingElement, DriverOptions, PilotBackendStatus, PilotSubmission, SubmittedPilot } from './types.js';
 import { children, ONE_ERROR_CODES, parseXml, textAt, XmlRpcClient, XmlRpcError, type XmlElement } from './xmlrpc.js';
@@ -71,8 +75,11 @@ const POOL_FILTER_OWN = -3;
 const POOL_ANY_BUT_DONE = -1;
 const RESERVED_CONTEXT = new Set(['START_SCRIPT', 'START_SCRIPT_BASE64', 'DIRAC_PILOT_STAMP']);
 
-/** Validates and completes a CE's settings; throws naming the CE and the setting. */
-export function parseOpenNebulaSettings(ce: string, s: Readonly<Record<string, unknown>>): OpenNebulaSettings {
+/**
+ * Validates and completes a CE's settings; throws naming the CE and the setting. With
+ * `templateLater`, the template may be missing (each queue may give its own, checked at submit).
+ */
+export function parseOpenNebulaSettings(ce: string, s: Readonly<Record<string, unknown>>, templateLater = false): OpenNebulaSettings {
   const bad = (what: string) => new Error(`OpenNebula CE ${ce}: ${what}`);
   const endpoint = s['endpoint'];
   if (typeof endpoint !== 'string' || !/^https?:\/\/[^/]+/.test(endpoint))
@@ -82,7 +89,9 @@ export function parseOpenNebulaSettings(ce: string, s: Readonly<Record<string, u
   if (s['password'] === undefined) throw bad('settings.password is required ({ env: NAME } or { file: PATH })');
   const templateId = s['templateId'];
   const template = s['template'];
-  if ((templateId === undefined) === (template === undefined)) throw bad('give exactly one of settings.templateId and settings.template');
+  const neither = templateId === undefined && template === undefined;
+  if ((templateId === undefined) === (template === undefined) && !(neither && templateLater))
+    throw bad(`give exactly one of settings.templateId and settings.template (of the CE, or of each queue)`);
   if (templateId !== undefined && !(Number.isInteger(templateId) && (templateId as number) >= 0))
     throw bad('settings.templateId must be a template id (integer >= 0)');
   if (template !== undefined) {
@@ -211,9 +220,13 @@ export type OpenNebulaDriverOptions = DriverOptions & {
   now?: () => number;
 };
 
-/** Builds the OpenNebula CE; settings are checked now, the password is read at the first call. */
+/**
+ * Builds the OpenNebula CE; settings are checked now, the password is read at the first call.
+ * A queue's settings (templateId or template, contextExtra, powerOffAtEnd) override the CE's
+ * for its VMs (core/site-config.ts mergeCeSettings).
+ */
 export function createOpenNebulaComputingElement(o: OpenNebulaDriverOptions): ComputingElement {
-  const s = parseOpenNebulaSettings(o.ce, o.settings);
+  const s = parseOpenNebulaSettings(o.ce, o.settings, true);
   const client = new XmlRpcClient({
     endpoint: s.endpoint,
     timeoutMs: Math.round(s.timeoutSeconds * 1000),
@@ -278,22 +291,23 @@ export function createOpenNebulaComputingElement(o: OpenNebulaDriverOptions): Co
     return vms.find((v) => v.name === name)?.id ?? null;
   }
 
-  function buildContext(p: PilotSubmission): Record<string, string> {
+  function buildContext(p: PilotSubmission, q: OpenNebulaSettings): Record<string, string> {
     return {
-      ...s.contextExtra,
+      ...q.contextExtra,
       DIRAC_PILOT_STAMP: p.stamp,
-      START_SCRIPT_BASE64: Buffer.from(pilotLauncher(p.stamp, p.wrapper, s.powerOffAtEnd), 'utf8').toString('base64'),
+      START_SCRIPT_BASE64: Buffer.from(pilotLauncher(p.stamp, p.wrapper, q.powerOffAtEnd), 'utf8').toString('base64'),
     };
   }
 
-  async function create(p: PilotSubmission): Promise<number> {
+  /** Starts one VM with the settings of its queue `q`. */
+  async function create(p: PilotSubmission, q: OpenNebulaSettings): Promise<number> {
     const name = `${s.vmNamePrefix}${p.stamp}`;
-    const context = templateVector('CONTEXT', buildContext(p));
+    const context = templateVector('CONTEXT', buildContext(p, q));
     let id: unknown;
-    if (s.templateId !== undefined) {
-      id = await call('one.template.instantiate', [s.templateId, name, false, context]);
+    if (q.templateId !== undefined) {
+      id = await call('one.template.instantiate', [q.templateId, name, false, context]);
     } else {
-      id = await call('one.vm.allocate', [`${s.template!.trimEnd()}\nNAME = ${quoteTemplateValue(name)}\n${context}\n`, false]);
+      id = await call('one.vm.allocate', [`${q.template!.trimEnd()}\nNAME = ${quoteTemplateValue(name)}\n${context}\n`, false]);
     }
     if (typeof id !== 'number') throw new Error(`OpenNebula answered ${JSON.stringify(String(id))} instead of a VM id`);
     return id;
@@ -302,18 +316,24 @@ export function createOpenNebulaComputingElement(o: OpenNebulaDriverOptions): Co
   return {
     type: 'opennebula',
 
-    async submit(_queue: CeQueueTarget, pilots: readonly PilotSubmission[]) {
+    async submit(queue: CeQueueTarget, pilots: readonly PilotSubmission[]) {
       const submitted: SubmittedPilot[] = [];
       const failed: { stamp: string; reason: string }[] = [];
       let stopReason: string | null = null;
-      if (pilots.length > 0) await session().catch((e: Error) => (stopReason = e.message)); // names the CE already
+      let q = s;
+      try {
+        q = parseOpenNebulaSettings(o.ce, mergeCeSettings('opennebula', o.settings, queue.settings));
+      } catch (e) {
+        stopReason = `${(e as Error).message} (queue ${queue.queue})`; // names the CE already
+      }
+      if (pilots.length > 0 && !stopReason) await session().catch((e: Error) => (stopReason = e.message)); // names the CE already
       for (const p of pilots) {
         if (stopReason) {
           failed.push({ stamp: p.stamp, reason: stopReason });
           continue;
         }
         try {
-          const id = await create(p);
+          const id = await create(p, q);
           submitted.push({ stamp: p.stamp, reference: `cloud://${o.ce}/${id}` });
         } catch (e) {
           // A lost reply may hide a created VM: look for it by name before calling it failed.

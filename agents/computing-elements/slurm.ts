@@ -11,8 +11,9 @@
  *   password?     SecretRef of the SSH password
  *   knownHostKey? the login node's host key ("ssh-ed25519 AAAA..." or "SHA256:..."); without
  *                 it the first key seen is trusted and a later change refused
- *   account?      `--account` for every pilot
- *   sbatchArgs?   extra sbatch arguments (string[]), after ours, so they win
+ *   account?      `--account` for every pilot (a queue's settings may give its own)
+ *   sbatchArgs?   extra sbatch arguments (string[]), after ours, so they win (a queue's
+ *                 settings may give its own, which replace the CE's)
  *   workDir?      where pilot stdout/stderr go ON THE CLUSTER: default the driver's workDir when
  *                 local, `~/pilot-wms` over SSH (a relative path is under the SSH user's home)
  *   maxJobs?      the most jobs this CE's user may have queued or running; with it,
@@ -37,6 +38,7 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
+import { mergeCeSettings } from '../../core/site-config.js';
 import { localRunner, sshRunner, type CommandResult, type CommandRunner } from './command-runner.js';
 import { mapSlurmState, parseSacct, parseSbatch, parseScontrol, parseSqueue, SQUEUE_FORMAT, type SlurmJobInfo } from './slurm-states.js';
 import type { CeQueueTarget, ComputingElement, DriverOptions, PilotBackendStatus, PilotSubmission, SubmittedPilot } from './types.js';
@@ -193,7 +195,8 @@ export function createSlurmComputingElement(o: DriverOptions, deps: { runner?: C
     return dirReady;
   }
 
-  function sbatchArgv(q: CeQueueTarget, stamp: string): string[] {
+  /** `qs`: the settings of the queue `q` (its account and sbatchArgs over the CE's). */
+  function sbatchArgv(q: CeQueueTarget, qs: SlurmSettings, stamp: string): string[] {
     const minutes = Math.max(1, Math.ceil(q.timeLimitSeconds / 60));
     return [
       'sbatch',
@@ -207,16 +210,16 @@ export function createSlurmComputingElement(o: DriverOptions, deps: { runner?: C
       `--output=${clusterDir}/${stamp}.%j.out`,
       `--error=${clusterDir}/${stamp}.%j.err`,
       `--export=ALL,DIRAC_PILOT_STAMP=${stamp}`,
-      ...(s.account !== undefined ? [`--account=${s.account}`] : []),
-      ...(s.sbatchArgs ?? []),
+      ...(qs.account !== undefined ? [`--account=${qs.account}`] : []),
+      ...(qs.sbatchArgs ?? []),
     ];
   }
 
-  async function submitOne(q: CeQueueTarget, p: PilotSubmission): Promise<SubmittedPilot> {
+  async function submitOne(q: CeQueueTarget, qs: SlurmSettings, p: PilotSubmission): Promise<SubmittedPilot> {
     if (!/^[A-Za-z0-9_-]+$/.test(p.stamp)) throw new Error(`stamp ${JSON.stringify(p.stamp)} is not usable in a file name`);
     // sbatch refuses a script without an interpreter line.
     const script = p.wrapper.startsWith('#!') ? p.wrapper : `#!/bin/bash\n${p.wrapper}`;
-    const r = await run(sbatchArgv(q, p.stamp), script);
+    const r = await run(sbatchArgv(q, qs, p.stamp), script);
     if (r.code !== 0) throw new Error(`sbatch refused the pilot on ${where}: ${firstLine(r)}`);
     const { jobId } = parseSbatch(r.stdout);
     return { stamp: p.stamp, reference: `slurm://${o.ce}/${jobId}` };
@@ -291,10 +294,13 @@ export function createSlurmComputingElement(o: DriverOptions, deps: { runner?: C
       const submitted: SubmittedPilot[] = [];
       const failed: { stamp: string; reason: string }[] = [];
       let stop: string | null = null;
+      let qs = s;
       try {
+        qs = slurmSettings(o.ce, mergeCeSettings('slurm', o.settings, queue.settings));
         await ensureDir();
       } catch (e) {
-        stop = `${label}: ${(e as Error).message}`;
+        const msg = (e as Error).message;
+        stop = msg.startsWith(label) ? msg : `${label}: ${msg}`;
       }
       for (const p of pilots) {
         if (stop !== null) {
@@ -302,9 +308,10 @@ export function createSlurmComputingElement(o: DriverOptions, deps: { runner?: C
           continue;
         }
         try {
-          submitted.push(await submitOne(queue, p));
+          submitted.push(await submitOne(queue, qs, p));
         } catch (e) {
-          const reason = `${label}: ${(e as Error).message}`;
+          const msg = (e as Error).message;
+          const reason = msg.startsWith(label) ? msg : `${label}: ${msg}`;
           failed.push({ stamp: p.stamp, reason });
           stop = `${reason} (not tried after that failure)`;
         }

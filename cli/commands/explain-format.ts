@@ -3,10 +3,16 @@
  * Pure.
  */
 import type { ExplainJob, ExplainResource } from '../../api/index.js';
+import { isFinal } from '../../core/job-states.js';
 import { table } from '../output.js';
 
 const reasonText = (reasons: string[] | undefined) => (reasons && reasons.length > 0 ? reasons.join('; ') : '-');
 
+/**
+ * `wms job explain`: the job, then for a Waiting job what stops it (the API's sentences as they
+ * are) and every queue with its reasons; for any other job what it is instead (the API's note),
+ * with the queues for reference only while it may still wait.
+ */
 export function formatExplainJob(a: ExplainJob): string {
   const lines = [
     `job ${a.job.id}: ${a.job.status}${a.job.minorStatus ? ` (${a.job.minorStatus})` : ''}, owner ${a.job.owner}, site ${a.job.site}`,
@@ -15,7 +21,11 @@ export function formatExplainJob(a: ExplainJob): string {
     const tq = a.taskQueue;
     lines.push(`task queue ${tq.id}: ${tq.vo}/${tq.ownerGroup}, CPU time ${tq.cpuTime}, ${tq.waitingJobs} waiting`);
   }
-  if (a.blockers.length === 0) lines.push('nothing stops it: a pilot from a queue marked yes below can run it');
+  if (!a.waiting) {
+    if (a.note) lines.push(a.note);
+    if (isFinal(a.job.status) || a.queues.length === 0) return lines.join('\n');
+    lines.push('for reference, the queues and what would stop them:');
+  } else if (a.blockers.length === 0) lines.push('nothing stops it: a pilot from a queue marked yes below can run it');
   else lines.push(...a.blockers.map((b) => `blocked: ${b}`));
   if (a.queues.length > 0) {
     lines.push(

@@ -7,10 +7,10 @@
  * --site NAME`); the services refuse the others with the reason.
  */
 import { resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parse, parseDocument } from 'yaml';
 import type { Queue, QueueList, RegistryApplied, SiteStatus } from '../../api/index.js';
-import { siteRegistryProblems } from '../../core/site-config.js';
-import { clientFrom, readTextFile, str, type CommandSpec, type Io } from '../command.js';
+import { siteRegistryProblems, type SiteRegistry } from '../../core/site-config.js';
+import { clientFrom, flag, readTextFile, str, strs, type CommandSpec, type Io } from '../command.js';
 import { CliError, UsageError, type ApiProblem } from '../errors.js';
 import { shortTime, table } from '../output.js';
 import { answerCommand, clientCommand, printAnswer } from './client-command.js';
@@ -20,8 +20,27 @@ function pathKeys(path: string): (string | number)[] {
   return [...path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)].map((m) => (m[2] !== undefined ? Number(m[2]) : m[1]!));
 }
 
-/** Reads and checks a registry file; every problem located as `file:line:column: path: message`. */
-export async function readRegistryFile(io: Io, file: string): Promise<unknown> {
+/**
+ * `PATH=VALUE` overrides (`--set`) applied to a parsed document: VALUE is YAML (`2222`,
+ * `{ file: /tmp/key }`), `null` removes the key. For trying a shipped file against another
+ * endpoint (a test bed, a simulator) without editing it.
+ */
+function applyOverrides(doc: ReturnType<typeof parseDocument>, overrides: readonly string[]): void {
+  for (const o of overrides) {
+    const eq = o.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--set ${o}: expected PATH=VALUE, e.g. sites[0].computingElements[0].settings.host=localhost`);
+    const keys = pathKeys(o.slice(0, eq));
+    const value: unknown = parse(o.slice(eq + 1));
+    if (value === null) doc.deleteIn(keys);
+    else doc.setIn(keys, doc.createNode(value));
+  }
+}
+
+/**
+ * Reads and checks a registry file (after the `--set` overrides); every problem located as
+ * `file:line:column: path: message`.
+ */
+export async function readRegistryFile(io: Io, file: string, overrides: readonly string[] = []): Promise<SiteRegistry> {
   const text = await readTextFile(io, file, 'site config');
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
@@ -37,6 +56,7 @@ export async function readRegistryFile(io: Io, file: string): Promise<unknown> {
       [file],
     );
   }
+  applyOverrides(doc, overrides);
   const value: unknown = doc.toJS();
   const problems = siteRegistryProblems(value);
   if (problems.length > 0) {
@@ -49,7 +69,7 @@ export async function readRegistryFile(io: Io, file: string): Promise<unknown> {
     });
     throw new CliError(`${file}: ${problems.length} problem(s); nothing applied`, where, [file]);
   }
-  return value;
+  return value as SiteRegistry;
 }
 
 const apply = clientCommand({
@@ -64,12 +84,28 @@ const apply = clientCommand({
     '`environment` may not set variables that hook into loaders and shells (LD_*, NODE_OPTIONS,\n' +
     'BASH_ENV, PYTHONPATH, ...). A site admin may only name the sites its token administers\n' +
     '(never the local site, which is for admins): otherwise nothing is applied. The site\n' +
-    'director sees the changes on its next cycle: no restart.',
+    'director sees the changes on its next cycle: no restart.\n' +
+    'Then (and alone with --check, which applies nothing and exits 1 on a problem) what only this\n' +
+    'machine can know: secrets present, sbatch/squeue or condor_submit/condor_q installed, the\n' +
+    'endpoint answering (SSH login, OpenNebula one.system.version); when applying, as warnings.',
+  options: {
+    check: { type: 'boolean', description: 'check the file and this machine only; apply nothing (exit 1 on a problem)' },
+    set: {
+      type: 'string',
+      multiple: true,
+      value: 'PATH=VALUE',
+      description: 'override a value of the file first (VALUE in YAML, null removes it); repeat',
+    },
+  },
   positionals: [1, 1],
   async run(values, positionals, io) {
     const file = positionals[0]!;
-    const doc = await readRegistryFile(io, file);
+    const doc = await readRegistryFile(io, file, strs(values, 'set'));
+    if (flag(values, 'check')) return checkOnly(io, file, doc);
+    // The machine checks run while the services apply: they warn, they do not stop the apply.
+    const warnings = machineProblems(doc, io.env);
     const r = await clientFrom(io).json<RegistryApplied>('PUT', '/api/sites', doc);
+    for (const w of await warnings) io.err(`warning: ${w}`);
     printAnswer(
       io,
       values,
@@ -81,6 +117,25 @@ const apply = clientCommand({
     return 0;
   },
 });
+
+/** The machine checks (cli/server-ce-checks.ts), loaded on demand: they bring the drivers' code. */
+async function machineProblems(doc: SiteRegistry, env: Io['env']): Promise<string[]> {
+  const { registryMachineProblems } = await import('../server-ce-checks.js');
+  return registryMachineProblems(doc, env);
+}
+
+/** `wms site apply --check`: the machine problems of a valid file, one line each; 1 when there is one. */
+async function checkOnly(io: Io, file: string, doc: SiteRegistry): Promise<number> {
+  const problems = await machineProblems(doc, io.env);
+  const ces = doc.sites.reduce((n, s) => n + s.computingElements.length, 0);
+  for (const p of problems) io.err(p);
+  if (problems.length > 0) {
+    io.err(`${file}: ${problems.length} problem(s) on this machine; nothing applied`);
+    return 1;
+  }
+  io.out(`${file}: valid; ${ces} computing element(s) checked on this machine: no problem (nothing applied)`);
+  return 0;
+}
 
 function stateOf(q: Queue): string {
   if (q.siteBanned) return `site banned: ${q.siteBanReason ?? ''}`.trim();

@@ -15,17 +15,21 @@
  * time with the 500 queues of the `match` benchmark, on the 2 cores the server shares with it.
  *
  * `explainResource` and `explainJob` say why, with the same pure predicate of core/matching.ts
- * (`rejectionsFor`), which the tests keep in step with the SQL twin used by the site director.
+ * (`rejectionsFor`), which the tests keep in step with the SQL twin used by the site director;
+ * `explainJob` adds what stops the site director from sending a queue pilots, with the rules the
+ * director itself applies (core/queue-blockers.ts).
  */
 import { WmsError } from '../../core/errors.js';
 import { fairShareKeys, normalizeResource, orderByKeys, rejectionsFor, type ResourceDescription } from '../../core/matching.js';
-import type { JobState } from '../../core/job-states.js';
+import { isFinal, type JobState } from '../../core/job-states.js';
 import { pilotTokenDeadMessage } from '../../core/pilot-protocol.js';
 import { isPilotFinal } from '../../core/pilot-states.js';
+import { banReason, queueBlockers, type ExplainReasonKind } from '../../core/queue-blockers.js';
 import { dbOf, isHandle, type DbOrHandle } from '../open-db.js';
 import { getJobs, type JobScope } from '../queries/jobs.js';
 import { claimJob, type MatchedJob } from '../queries/match.js';
-import { getBans, listCeQueues } from '../queries/registry.js';
+import { pilotCountsByQueue } from '../queries/pilots.js';
+import { getBans, listCeQueues, type CeQueueView } from '../queries/registry.js';
 import { getTaskQueues, loadTaskQueueSnapshot, type TaskQueueRow } from '../queries/task-queues.js';
 
 export type { MatchedJob };
@@ -159,10 +163,6 @@ export interface ExplainResource {
   taskQueues: ExplainedTaskQueue[];
 }
 
-function banText(kind: 'site' | 'CE', b: BanState): string {
-  return `${kind} ${b.name} is banned${b.reason ? `: ${b.reason}` : ''}`;
-}
-
 /** Every task queue with its waiting jobs and the reasons it cannot serve `resource`. */
 export async function explainResource(db: DbOrHandle, resource: ResourceDescription): Promise<ExplainResource> {
   const d = dbOf(db);
@@ -179,8 +179,8 @@ export async function explainResource(db: DbOrHandle, resource: ResourceDescript
       ? null
       : { name: r.ce, registered: bans.ce !== null, banned: bans.ce?.banned ?? false, reason: bans.ce?.reason ?? null };
   const blockers: string[] = [];
-  if (site.banned) blockers.push(banText('site', site));
-  if (ce?.banned) blockers.push(banText('CE', ce));
+  if (site.banned) blockers.push(banReason('site', site.name, site.reason));
+  if (ce?.banned) blockers.push(banReason('CE', ce.name, ce.reason));
   const taskQueues = (await getTaskQueues(d, null)).map((tq) => {
     const reasons = rejectionsFor(tq, r);
     if (tq.waitingJobs === 0) reasons.push('no waiting jobs');
@@ -189,15 +189,27 @@ export async function explainResource(db: DbOrHandle, resource: ResourceDescript
   return { resource: r, site, ce, blockers, taskQueues };
 }
 
+export interface ExplainReason {
+  kind: ExplainReasonKind;
+  reason: string;
+}
+
 export interface ExplainedQueue {
   queueId: number;
   queue: string;
   ce: string;
   ceType: string;
   site: string;
-  /** A pilot from this queue could be matched this job (if it were waiting). */
+  /** A pilot from this queue could be matched this job (if it were waiting): nothing stops it. */
   canRun: boolean;
+  /** The texts of `blockers`, in order. */
   reasons: string[];
+  /** Everything that stops it, by kind: the queue's blockers first, then the job's requirements it fails. */
+  blockers: ExplainReason[];
+  /** When the queue's pause ends (CE health); null when it is not paused now. */
+  pausedUntil: Date | null;
+  /** Its pilots now and its limits. */
+  pilots: { waiting: number; total: number; maxWaiting: number; maxTotal: number };
 }
 
 export interface ExplainJob {
@@ -213,20 +225,51 @@ export interface ExplainJob {
   };
   /** The job is Waiting, i.e. the matcher may hand it out. */
   waiting: boolean;
-  /** Set when the job is not waiting for a match, saying so. */
+  /** Set when the job is not waiting for a pilot, saying what it is instead. */
   note: string | null;
   taskQueue: TaskQueueRow | null;
   /** Every registered CE queue, whether a pilot from it could run the job, and what stops it. */
   queues: ExplainedQueue[];
 }
 
+/** States a job passes before it waits for a pilot. */
+const PRE_WAITING: readonly JobState[] = ['Submitting', 'Received', 'Checking', 'Scouting', 'Staging', 'Rescheduled'];
+
+/** What a job that is not Waiting is, in one sentence: "job 12 is Done: it is not waiting for a pilot". */
+function notWaitingNote(job: ExplainJob['job']): string {
+  const head = `job ${job.id} is ${job.status}: it is not waiting for a pilot`;
+  if (isFinal(job.status)) return head;
+  if (PRE_WAITING.includes(job.status)) return `${head} yet (it waits once it is checked)`;
+  return `${head} (it has one, at ${job.site})`;
+}
+
+/** What a pilot of queue `q` offers the matcher (its queue's row; CPU work = the queue's CPU time). */
+function pilotResource(q: CeQueueView): ResourceDescription {
+  const required = q.settings['requiredTags'];
+  return {
+    site: q.site,
+    ce: q.ce,
+    queue: q.queue,
+    ...(q.platform === null ? {} : { platform: q.platform }),
+    tags: q.tags,
+    requiredTags: Array.isArray(required) ? required.filter((t): t is string => typeof t === 'string') : [],
+    processors: q.processors,
+    ramMb: q.ramMb,
+    gpus: q.gpus,
+    cpuWork: q.cpuTime,
+  };
+}
+
 /**
  * For one job: its state, its task queue, and for each registered CE queue whether a pilot
- * there could run it and what stops it (site or CE banned, VO not allowed, CPU time,
- * processors, RAM, GPUs, tags, platform, site lists). The queue offers what its row says:
- * CPU work = its cpu_time, no required tags. Unknown job (or another owner's): WMS_JOB_NOT_FOUND.
+ * there could run it and what stops it: what stops the site director from sending the queue
+ * pilots at `now` (site or CE banned, queue paused, VO not served, a pilot limit full, CE
+ * settings invalid; core/queue-blockers.ts) and what the job needs that the queue's pilots lack (CPU time,
+ * processors, RAM, GPUs, tags, required tags, platform, site lists; core/matching.ts). The
+ * queue offers what its row says: CPU work = its cpu_time. Unknown job (or another owner's):
+ * WMS_JOB_NOT_FOUND.
  */
-export async function explainJob(db: DbOrHandle, jobId: number, scope?: JobScope): Promise<ExplainJob> {
+export async function explainJob(db: DbOrHandle, jobId: number, scope?: JobScope, now: Date = new Date()): Promise<ExplainJob> {
   const d = dbOf(db);
   const [row] = Number.isSafeInteger(jobId) && jobId > 0 ? await getJobs(d, [jobId], scope) : [];
   if (!row) throw new WmsError('WMS_JOB_NOT_FOUND', `job ${jobId} not found`);
@@ -241,34 +284,28 @@ export async function explainJob(db: DbOrHandle, jobId: number, scope?: JobScope
     taskQueueId: row.taskQueueId,
   };
   const waiting = job.status === 'Waiting';
-  const note = waiting ? null : `job ${job.id} is ${job.status}: it is not waiting for a match (the queues below say where it could run)`;
   const [taskQueue] = job.taskQueueId === null ? [] : await getTaskQueues(d, [job.taskQueueId]);
+  const counts = await pilotCountsByQueue(d);
   const queues = (await listCeQueues(d)).map((q): ExplainedQueue => {
-    const reasons: string[] = [];
-    if (q.siteBanned) reasons.push(`site ${q.site} is banned${q.siteBanReason ? `: ${q.siteBanReason}` : ''}`);
-    if (q.ceBanned) reasons.push(`CE ${q.ce} is banned${q.ceBanReason ? `: ${q.ceBanReason}` : ''}`);
-    if (q.allowedVos.length > 0 && !q.allowedVos.includes(job.vo)) {
-      reasons.push(`queue serves VOs {${q.allowedVos.join(',')}}, job is of VO ${job.vo}`);
-    }
-    if (taskQueue) {
-      reasons.push(
-        ...rejectionsFor(taskQueue, {
-          site: q.site,
-          ce: q.ce,
-          queue: q.queue,
-          ...(q.platform === null ? {} : { platform: q.platform }),
-          tags: q.tags,
-          requiredTags: [],
-          processors: q.processors,
-          ramMb: q.ramMb,
-          gpus: q.gpus,
-          cpuWork: q.cpuTime,
-        }),
-      );
-    } else {
-      reasons.push('the job has no task queue');
-    }
-    return { queueId: q.queueId, queue: q.queue, ce: q.ce, ceType: q.ceType, site: q.site, canRun: reasons.length === 0, reasons };
+    const c = counts.get(q.queueId) ?? { waiting: 0, total: 0 };
+    const blockers: ExplainReason[] = [
+      ...queueBlockers(q, c, now, job.vo),
+      ...(taskQueue
+        ? rejectionsFor(taskQueue, pilotResource(q)).map((reason) => ({ kind: 'requirement' as const, reason }))
+        : [{ kind: 'no-task-queue' as const, reason: 'the job has no task queue' }]),
+    ];
+    return {
+      queueId: q.queueId,
+      queue: q.queue,
+      ce: q.ce,
+      ceType: q.ceType,
+      site: q.site,
+      canRun: blockers.length === 0,
+      reasons: blockers.map((b) => b.reason),
+      blockers,
+      pausedUntil: blockers.some((b) => b.kind === 'queue-paused') ? q.pausedUntil : null,
+      pilots: { ...c, maxWaiting: q.maxWaitingPilots, maxTotal: q.maxTotalPilots },
+    };
   });
-  return { job, waiting, note, taskQueue: taskQueue ?? null, queues };
+  return { job, waiting, note: waiting ? null : notWaitingNote(job), taskQueue: taskQueue ?? null, queues };
 }

@@ -123,8 +123,11 @@ export async function explainResource(ctx: ServiceContext, p: Principal, input: 
   return explainResourceView(await explainResourceRows(ctx.handle, resource));
 }
 
-/** Which registered queues could run the job, and what stops it; site admins see any job, users their own. */
+/**
+ * Which registered queues could run the job, and what stops it (the site director's rules at the
+ * service's clock, and the matcher's); site admins see any job, users their own.
+ */
 export async function explainJob(ctx: ServiceContext, p: Principal, input: { id: number }): Promise<ExplainJob> {
   const scope = p.role === 'site-admin' ? {} : ownerScope(p);
-  return explainJobView(await explainJobRows(ctx.handle, input.id, scope));
+  return explainJobView(await explainJobRows(ctx.handle, input.id, scope, ctx.clock()));
 }

@@ -6,7 +6,10 @@ import {
   explainResource,
   getJobHistory,
   getJobs,
+  createPilots,
   matchJob,
+  pauseQueue,
+  reportJobStatus,
   setComputingElementBanned,
   setGroupShare,
   setSiteBanned,
@@ -218,8 +221,67 @@ describeDb('explain', (ctx) => {
     await matchJob(ctx.handle, makeResource());
     const e = await explainJob(ctx.handle, id!, { owner: 'alice' });
     expect(e.waiting).toBe(false);
-    expect(e.note).toBe(`job ${id} is Matched: it is not waiting for a match (the queues below say where it could run)`);
+    expect(e.note).toBe(`job ${id} is Matched: it is not waiting for a pilot (it has one, at SITE-A)`);
     await expect(explainJob(ctx.handle, id!, { owner: 'bob' })).rejects.toMatchObject({ code: 'WMS_JOB_NOT_FOUND' });
     await expect(explainJob(ctx.handle, 123_456)).rejects.toMatchObject({ code: 'WMS_JOB_NOT_FOUND', message: 'job 123456 not found' });
+  });
+
+  it('explainJob says a Done job is done, without a word about pilots it waits for', async () => {
+    const [id] = await submitJobs(ctx.handle, [makeJob()]);
+    await matchJob(ctx.handle, makeResource());
+    for (const status of ['Running', 'Done'] as const) {
+      await reportJobStatus(ctx.handle, id!, null, { status, minorStatus: status }, 'JobWrapper');
+    }
+    const e = await explainJob(ctx.handle, id!);
+    expect(e.waiting).toBe(false);
+    expect(e.note).toBe(`job ${id} is Done: it is not waiting for a pilot`);
+  });
+
+  it('explainJob names what stops the site director, as it does: a pause with its end, a full pilot limit with its count', async () => {
+    const now = new Date('2026-12-04T14:00:00Z');
+    await upsertComputingElement(ctx.handle, { site: 'SITE-A', name: 'ce-a', type: 'slurm' });
+    const ok = await upsertCeQueue(ctx.handle, { ce: 'ce-a', name: 'ok' });
+    const paused = await upsertCeQueue(ctx.handle, { ce: 'ce-a', name: 'paused' });
+    const full = await upsertCeQueue(ctx.handle, { ce: 'ce-a', name: 'full', maxWaitingPilots: 2, maxTotalPilots: 3 });
+    await upsertCeQueue(ctx.handle, {
+      ce: 'ce-a',
+      name: 'whole',
+      tags: ['WholeNode'],
+      settings: { requiredTags: ['WholeNode'] },
+    });
+    await pauseQueue(ctx.handle, paused, new Date('2026-12-04T15:00:00.500Z'), '3 pilots in a row failed (last: boom); paused for 3600 s');
+    // A pause that has ended stops nothing.
+    await pauseQueue(ctx.handle, ok, new Date('2026-12-04T13:59:59Z'), 'an old pause');
+    const pilot = { stamp: '', site: 'SITE-A', ce: 'ce-a', ceType: 'slurm', queue: 'full', queueId: full, vo: 'vo1' };
+    const [id, running] = await submitJobs(ctx.handle, [makeJob(), makeJob()]);
+    await createPilots(
+      ctx.handle,
+      ['p1', 'p2', 'p3'].map((stamp) => ({ ...pilot, stamp })),
+    );
+    // A pilot with a job is live but no longer waiting.
+    await ctx.handle.query(`update pilots set status = 'Running', current_job_id = $1 where stamp = 'p3'`, [running]);
+    const e = await explainJob(ctx.handle, id!, undefined, now);
+    const byName = Object.fromEntries(e.queues.map((q) => [q.queue, q]));
+    expect(byName['ok']).toMatchObject({ canRun: true, reasons: [], blockers: [], pausedUntil: null });
+    expect(byName['paused']).toMatchObject({
+      canRun: false,
+      reasons: ['queue paused until 2026-12-04T15:00:00Z: 3 pilots in a row failed (last: boom); paused for 3600 s'],
+      blockers: [{ kind: 'queue-paused' }],
+      pausedUntil: new Date('2026-12-04T15:00:00.500Z'),
+    });
+    expect(byName['full']).toMatchObject({
+      canRun: false,
+      reasons: ['queue has 2 of 2 waiting pilots (maxWaitingPilots)', 'queue has 3 of 3 live pilots (maxTotalPilots)'],
+      blockers: [{ kind: 'waiting-pilots-full' }, { kind: 'total-pilots-full' }],
+      pilots: { waiting: 2, total: 3, maxWaiting: 2, maxTotal: 3 },
+    });
+    // The queue's pilots require a tag the job lacks: the matcher would not hand it out.
+    expect(byName['whole']).toMatchObject({
+      canRun: false,
+      blockers: [{ kind: 'requirement', reason: 'resource requires tag WholeNode, queue lacks it' }],
+    });
+    // Once the pause has ended, the queue can run the job.
+    const later = await explainJob(ctx.handle, id!, undefined, new Date('2026-12-04T15:00:01Z'));
+    expect(later.queues.find((q) => q.queue === 'paused')).toMatchObject({ canRun: true, pausedUntil: null });
   });
 });

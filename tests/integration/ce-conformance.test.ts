@@ -173,7 +173,7 @@ const slurm: CeSetup = {
       };
     },
     reason: /authentication failed/,
-    statusError: /^SLURM CE slurm-conf: status: ssh 127\.0\.0\.1: squeue: authentication failed/,
+    statusError: /^SLURM CE slurm-conf: status: cannot log in to \S+@127\.0\.0\.1:\d+: authentication failed/,
     cancelError: /^SLURM CE slurm-conf: cancel: .*authentication failed/,
   },
   unreachable: {
@@ -188,8 +188,8 @@ const slurm: CeSetup = {
       });
       return { ce, close: () => ce.close() };
     },
-    reason: /ssh 127\.0\.0\.1: .*connection refused/,
-    statusError: /^SLURM CE slurm-conf: status: ssh 127\.0\.0\.1: squeue: connection refused/,
+    reason: /^SLURM CE slurm-conf: cannot connect to 127\.0\.0\.1:\d+: connection refused$/,
+    statusError: /^SLURM CE slurm-conf: status: cannot connect to 127\.0\.0\.1:\d+: connection refused/,
     cancelError: /^SLURM CE slurm-conf: cancel: .*connection refused/,
   },
 };

@@ -161,13 +161,28 @@ describe('the driver on recorded replies (MockAgent)', () => {
     a.assertNoPendingInterceptors();
   });
 
-  it('checks its settings when built', () => {
+  it("checks its settings when built, and a queue's template when it submits", async () => {
     const base = { ce: 'c', workDir: '/x', secret: async () => 'p' };
     expect(() =>
       createOpenNebulaComputingElement({ ...base, settings: { endpoint: 'one:2633', user: 'u', password: { env: 'P' }, templateId: 1 } }),
     ).toThrow(/endpoint must be an http\(s\) URL/);
+    // The template may come from each queue: a queue without one (nor the CE) fails its submission.
+    const noTemplate = createOpenNebulaComputingElement({
+      ...base,
+      settings: { endpoint: 'http://h:2633/RPC2', user: 'u', password: { env: 'P' } },
+    });
+    const queue = { site: 's', ce: 'c', queue: 'q', processors: 1, ramMb: 1, timeLimitSeconds: 60 };
+    expect((await noTemplate.submit({ ...queue, settings: {} }, [{ stamp: 'a1', wrapper: 'true' }])).failed).toEqual([
+      {
+        stamp: 'a1',
+        reason: expect.stringMatching(/^OpenNebula CE c: give exactly one of settings.templateId and settings.template .*\(queue q\)$/),
+      },
+    ]);
     expect(() =>
-      createOpenNebulaComputingElement({ ...base, settings: { endpoint: 'http://h:2633/RPC2', user: 'u', password: { env: 'P' } } }),
+      createOpenNebulaComputingElement({
+        ...base,
+        settings: { endpoint: 'http://h:2633/RPC2', user: 'u', password: { env: 'P' }, templateId: 1, template: 'CPU=1' },
+      }),
     ).toThrow(/exactly one of settings.templateId and settings.template/);
     expect(() =>
       createOpenNebulaComputingElement({
