@@ -1,12 +1,15 @@
 /**
  * The dashboard: sign in with a token, then Jobs (list, detail) and Submit. Client routes:
- * `/` and `/jobs` (the list), `/jobs/:id`, `/submit`, `/sites`, `/pilots`, `/pilots/:ref`, `/usage`.
+ * `/` (the role's first page), `/jobs` (the list), `/jobs/:id`, `/submit`, `/sites`, `/pilots`,
+ * `/pilots/:ref`, `/usage`. The header lists the pages the signed-in role may use; another page
+ * says who may use it and links those (roles.tsx).
  */
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Identity } from '../../api/index.js';
 import { api, getToken, isDatabaseUp, setDatabaseUp, setToken } from './api.js';
-import { onLinkClick, useLocation } from './router.js';
+import { onLinkClick, redirect, useLocation } from './router.js';
+import { homeOf, MeContext, mayUse, NotForRole, pageOf, PAGES } from './roles.js';
 import { SignIn } from './pages/sign-in.js';
 import { JobsPage } from './pages/jobs.js';
 import { JobPage } from './pages/job.js';
@@ -68,21 +71,76 @@ function DatabaseBanner() {
   );
 }
 
-function App() {
-  const token = useToken();
-  const url = useLocation();
+/** How often the identity of the token is asked again while it cannot be read. */
+const IDENTITY_RETRY_MS = 2000;
+
+/** Who `token` stands for (`/api/tokens/self`), asked again until it answers; null meanwhile. */
+function useIdentity(token: string | null): Identity | null {
   const [me, setMe] = useState<Identity | null>(null);
   useEffect(() => {
     setMe(null);
-    if (token) api<Identity>('GET', '/api/tokens/self').then(setMe, () => undefined);
+    if (!token) return;
+    let live = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const load = () =>
+      api<Identity>('GET', '/api/tokens/self').then(
+        (m) => {
+          if (live) setMe(m);
+        },
+        () => {
+          if (live) timer = setTimeout(load, IDENTITY_RETRY_MS);
+        },
+      );
+    void load();
+    return () => {
+      live = false;
+      clearTimeout(timer);
+    };
   }, [token]);
+  return me;
+}
+
+/**
+ * Where `me` lands when its identity is first known: its role's first page at `/`, and right
+ * after signing in on a page its role may not use (a site admin signing in on Jobs goes to
+ * Sites); null to stay. Elsewhere such a page explains itself (NotForRole), as when a link leads
+ * there.
+ */
+function landingOf(me: Identity, path: string, signedInHere: boolean): string | null {
+  const page = pageOf(path);
+  return path === '/' || (signedInHere && page && !mayUse(me.role, page)) ? homeOf(me.role) : null;
+}
+
+/** Goes where `me` lands (landingOf) once per identity; true until it has gone there. */
+function useLanding(token: string | null, me: Identity | null, path: string): boolean {
+  // The token this tab had when the page loaded: any other was signed in with here.
+  const loadedWith = useRef(token);
+  if (token === null) loadedWith.current = null;
+  const landed = useRef<Identity | null>(null);
+  const target = me && landed.current !== me ? landingOf(me, path, token !== loadedWith.current) : null;
+  useEffect(() => {
+    if (!me || landed.current === me) return;
+    landed.current = me;
+    if (target) redirect(target);
+  }, [me]);
+  return target !== null;
+}
+
+function App() {
+  const token = useToken();
+  const url = useLocation();
+  const me = useIdentity(token);
+  const path = url.pathname;
+  const landing = useLanding(token, me, path);
 
   if (!token) return <SignIn />;
-  const path = url.pathname;
   const job = /^\/jobs\/(\d+)$/.exec(path);
   const pilot = /^\/pilots\/([^/]+)$/.exec(path);
+  const known = pageOf(path);
   let page;
-  if (path === '/' || path === '/jobs') page = <JobsPage url={url} me={me} />;
+  if (!me || landing) page = <p>Loading…</p>;
+  else if (known && !mayUse(me.role, known)) page = <NotForRole page={known} me={me} />;
+  else if (path === '/' || path === '/jobs') page = <JobsPage url={url} me={me} />;
   else if (job) page = <JobPage id={Number(job[1])} />;
   else if (path === '/submit') page = <SubmitPage />;
   else if (path === '/sites') page = <SitesPage me={me} />;
@@ -90,29 +148,16 @@ function App() {
   else if (pilot) page = <PilotPage pilotRef={decodeURIComponent(pilot[1]!)} />;
   else if (path === '/usage') page = <UsagePage me={me} />;
   else page = <p class="error">No page at {path}.</p>;
-  const active = (p: string) => (path === p || (p === '/jobs' && (path === '/' || path.startsWith('/jobs/'))) ? 'active' : '');
   return (
-    <>
+    <MeContext.Provider value={me}>
       <header>
         <strong>pilot-wms</strong>
         <nav>
-          <a href="/jobs" class={active('/jobs')} onClick={onLinkClick}>
-            Jobs
-          </a>
-          <a href="/submit" class={active('/submit')} onClick={onLinkClick}>
-            Submit
-          </a>
-          <a href="/sites" class={active('/sites')} onClick={onLinkClick}>
-            Sites
-          </a>
-          {me && me.role !== 'user' && (
-            <a href="/pilots" class={path.startsWith('/pilots') ? 'active' : ''} onClick={onLinkClick}>
-              Pilots
+          {PAGES.filter((p) => me && mayUse(me.role, p)).map((p) => (
+            <a key={p.path} href={p.path} class={known === p ? 'active' : ''} onClick={onLinkClick}>
+              {p.label}
             </a>
-          )}
-          <a href="/usage" class={active('/usage')} onClick={onLinkClick}>
-            Usage
-          </a>
+          ))}
         </nav>
         <span class="who" data-testid="identity">
           {me ? `${me.user} (${me.role}${me.group ? `, ${me.group}` : ''})` : ''}
@@ -123,7 +168,7 @@ function App() {
       </header>
       <DatabaseBanner />
       <main>{page}</main>
-    </>
+    </MeContext.Provider>
   );
 }
 

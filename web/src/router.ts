@@ -10,6 +10,12 @@ export function navigate(path: string): void {
   window.dispatchEvent(new Event('wms-route'));
 }
 
+/** Goes to `path` in place of the current address (Back does not return to it). */
+export function redirect(path: string): void {
+  history.replaceState(null, '', path);
+  window.dispatchEvent(new Event('wms-route'));
+}
+
 export function useLocation(): URL {
   const [url, setUrl] = useState(() => new URL(location.href));
   useEffect(() => {

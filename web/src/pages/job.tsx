@@ -1,10 +1,27 @@
 import { useState } from 'preact/hooks';
-import type { BulkResult, HeartbeatEntry, JobDetail, JobHeartbeats, JobHistory, JobOutput, JobParameters } from '../../../api/index.js';
+import type {
+  BulkResult,
+  ExplainJob,
+  HeartbeatEntry,
+  JobDetail,
+  JobHeartbeats,
+  JobHistory,
+  JobOutput,
+  JobParameters,
+} from '../../../api/index.js';
 import { api, ApiError, downloadFile } from '../api.js';
 import { LIVE_POLL_MS, streamLabel, useEvents, useThrottled } from '../events.js';
 import { usePolled } from '../hooks.js';
 import { navigate, onLinkClick } from '../router.js';
 import { isFinal, isJobState } from '../../../core/job-states.js';
+import { isRefusal, Refused } from '../roles.js';
+import { WhyWaiting } from './job-explain.js';
+
+/**
+ * How often a Waiting job's explanation is read again while the event stream is live: site
+ * events (bans, pauses) reload it at once, but pilots filling or leaving a queue make none.
+ */
+const EXPLAIN_LIVE_MS = 5000;
 
 /** The job parameter where the watchdog keeps the last lines of the job's stdout. */
 const STDOUT_PARAMETER = 'StandardOutput';
@@ -82,16 +99,19 @@ function Heartbeats({ beats }: { beats: HeartbeatEntry[] }) {
 }
 
 /**
- * One job: its state, the status history as a timeline, its last heartbeats (latest figures and
- * sparklines), the last lines of its stdout, parameters, its JDL, and the actions (with
- * "Download output" once it has an output sandbox). Live from the event stream
- * (`/api/events`, this job); while the stream is not open it polls every second instead, so
- * its status changes without a reload either way. Heartbeats are polled every 2 s until the job
- * is final (they make no events).
+ * One job: its state, why it waits while it is Waiting (the explain answer: the queues, what
+ * stops each, what the user can do), the status history as a timeline, its last heartbeats
+ * (latest figures and sparklines), the last lines of its stdout, parameters, its JDL, and the
+ * actions (with "Download output" once it has an output sandbox). Live from the event stream
+ * (`/api/events`: this job, and site events for why it waits); while the stream is not open it
+ * polls every second instead, so its status changes without a reload either way. Heartbeats are
+ * polled every 2 s until the job is final (they make no events).
  */
 export function JobPage({ id }: { id: number }) {
-  const stream = useEvents({ jobs: [id] }, (e) => {
+  // Site events too: a ban or a pause changes why a Waiting job waits.
+  const stream = useEvents({ jobs: [id], sites: true }, (e) => {
     if (e.type === 'job' && e.id === id) refresh();
+    else if (e.type === 'site') refreshExplain();
   });
   const live = stream === 'live';
   const job = usePolled(() => api<JobDetail>('GET', `/api/jobs/${id}`), [id], live ? LIVE_POLL_MS : 1000);
@@ -99,6 +119,13 @@ export function JobPage({ id }: { id: number }) {
   const params = usePolled(() => api<JobParameters>('GET', `/api/jobs/${id}/parameters`), [id], live ? LIVE_POLL_MS : 3000);
   const status = job.data?.status ?? '';
   const done = isJobState(status) && isFinal(status);
+  const waiting = status === 'Waiting';
+  const explain = usePolled(
+    () => (waiting ? api<ExplainJob>('GET', `/api/jobs/${id}/explain`) : Promise.resolve(null)),
+    [id, waiting],
+    waiting ? (live ? EXPLAIN_LIVE_MS : 2000) : null,
+  );
+  const refreshExplain = useThrottled(() => explain.reload(), 500);
   const heartbeats = usePolled(() => api<JobHeartbeats>('GET', `/api/jobs/${id}/heartbeats`), [id, done], done ? null : 2000);
   // Output sandboxes are recorded before the final status: read again when the status changes.
   const output = usePolled(() => api<JobOutput>('GET', `/api/jobs/${id}/output`), [id, status]);
@@ -107,6 +134,7 @@ export function JobPage({ id }: { id: number }) {
     job.reload();
     history.reload();
     params.reload();
+    explain.reload();
   }, 200);
   const [message, setMessage] = useState<string | null>(null);
 
@@ -141,6 +169,7 @@ export function JobPage({ id }: { id: number }) {
   };
 
   if (job.error && !job.data) {
+    if (isRefusal(job.error)) return <Refused what={`Job ${id}`} />;
     // Another user's job is a 404 like a missing one: the page does not tell them apart either.
     const notFound = job.error instanceof ApiError && job.error.status === 404;
     return (
@@ -191,6 +220,12 @@ export function JobPage({ id }: { id: number }) {
         )}
         {message && <span role="status">{message}</span>}
       </div>
+      {j.status === 'Waiting' && (
+        <>
+          <h2>Why it waits</h2>
+          <WhyWaiting answer={explain.data} error={explain.error} />
+        </>
+      )}
       <dl class="facts">
         <dt>Owner</dt>
         <dd>

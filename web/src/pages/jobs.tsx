@@ -4,6 +4,7 @@ import { LIVE_POLL_MS, streamLabel, useEvents, useThrottled } from '../events.js
 import { usePolled } from '../hooks.js';
 import { navigate, onLinkClick } from '../router.js';
 import { JOB_STATES } from '../../../core/job-states.js';
+import { isRefusal, Refused } from '../roles.js';
 
 const PAGE = 25;
 
@@ -190,11 +191,14 @@ export function JobsPage({ url, me = null }: { url: URL; me?: Identity | null })
           </a>
         )}
       </form>
-      {list.error && (
-        <p class="error" role="alert">
-          {list.error.message}
-        </p>
-      )}
+      {list.error &&
+        (isRefusal(list.error) ? (
+          <Refused what="The job list" />
+        ) : (
+          <p class="error" role="alert">
+            {list.error.message}
+          </p>
+        ))}
       <table data-testid="jobs">
         <thead>
           <tr>

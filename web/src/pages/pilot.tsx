@@ -1,7 +1,9 @@
-import type { PilotDetail, PilotLog } from '../../../api/index.js';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import type { PilotDetail, PilotLog, PilotLogLine } from '../../../api/index.js';
 import { api } from '../api.js';
 import { useEvents, useThrottled, LIVE_POLL_MS } from '../events.js';
 import { usePolled } from '../hooks.js';
+import { isRefusal, Refused } from '../roles.js';
 import { onLinkClick } from '../router.js';
 import { isPilotFinal } from '../../../core/pilot-states.js';
 
@@ -15,10 +17,114 @@ function mb(v: unknown): string {
   return typeof v === 'number' ? `${Math.round(v).toLocaleString()} MB` : text(v);
 }
 
+/** The lines of the log the page keeps and shows: its end. */
+const TAIL_LINES = 2000;
+/** Lines per request while reading up to the end (the most the route answers). */
+const LOG_PAGE = 10_000;
+/** How often a live pilot's log is asked for new lines. */
+const LOG_POLL_MS = 2000;
+
+interface LogTail {
+  /** The last lines read, at most TAIL_LINES. */
+  lines: PilotLogLine[];
+  /** Lines before them that are not shown. */
+  earlier: number;
+  /** Set once the log has been read to its end. */
+  loaded: boolean;
+  error: Error | null;
+  /** Asks for new lines now (a pilot event). */
+  poll: () => void;
+}
+
+/**
+ * The end of a pilot's log, followed: reads the log up to its last line (the route pages forward
+ * from a line id), keeps the last TAIL_LINES, then asks for the lines after the last one every
+ * LOG_POLL_MS until the log answers that the pilot is final and has nothing more.
+ */
+function useLogTail(pilotRef: string): LogTail {
+  const [state, setState] = useState<Omit<LogTail, 'poll'>>({ lines: [], earlier: 0, loaded: false, error: null });
+  const pollNow = useRef<() => void>(() => undefined);
+  useEffect(() => {
+    let live = true;
+    let busy = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let after = 0;
+    let lines: PilotLogLine[] = [];
+    let earlier = 0;
+    const path = (from: number) => `/api/pilots/${encodeURIComponent(pilotRef)}/logs?after=${from}&limit=${LOG_PAGE}`;
+    const run = async () => {
+      if (busy) return;
+      busy = true;
+      clearTimeout(timer);
+      let ended = false;
+      try {
+        for (;;) {
+          const page = await api<PilotLog>('GET', path(after));
+          if (!live) return;
+          const last = page.lines[page.lines.length - 1];
+          if (last) after = last.id;
+          lines = lines.concat(page.lines);
+          earlier += Math.max(0, lines.length - TAIL_LINES);
+          lines = lines.slice(-TAIL_LINES);
+          if (page.lines.length < LOG_PAGE) {
+            ended = isPilotFinal(page.status);
+            break;
+          }
+        }
+        setState({ lines, earlier, loaded: true, error: null });
+      } catch (e) {
+        if (live) setState((s) => ({ ...s, error: e as Error }));
+      } finally {
+        busy = false;
+      }
+      if (live && !ended) timer = setTimeout(() => void run(), LOG_POLL_MS);
+    };
+    pollNow.current = () => void run();
+    void run();
+    return () => {
+      live = false;
+      clearTimeout(timer);
+    };
+  }, [pilotRef]);
+  return { ...state, poll: () => pollNow.current() };
+}
+
+/**
+ * The log as a scrolled box that shows its end and stays there as lines arrive, unless the reader
+ * has scrolled up to read (then it stays where they are until they scroll back down).
+ */
+function LogView({ tail }: { tail: LogTail }) {
+  const box = useRef<HTMLPreElement>(null);
+  const following = useRef(true);
+  useLayoutEffect(() => {
+    const el = box.current;
+    if (el && following.current) el.scrollTop = el.scrollHeight;
+  }, [tail.lines]);
+  const onScroll = () => {
+    const el = box.current;
+    if (el) following.current = el.scrollTop + el.clientHeight >= el.scrollHeight - 8;
+  };
+  return (
+    <>
+      {tail.error && !tail.loaded && <p class="error">{tail.error.message}</p>}
+      {tail.earlier > 0 && (
+        <p class="hint" data-testid="pilot-log-earlier">
+          The last {tail.lines.length.toLocaleString()} lines; {tail.earlier.toLocaleString()} earlier lines are not shown.
+        </p>
+      )}
+      <pre class="log" data-testid="pilot-log" ref={box} onScroll={onScroll}>
+        {/* Each line starts with the pilot's own UTC timestamp. */}
+        {tail.lines.map((l) => `${l.line}\n`).join('') || 'No log lines yet.'}
+      </pre>
+    </>
+  );
+}
+
 /**
  * One pilot (by id, stamp or CE reference): status and reason, the environment report it
  * registered with (OS, CPU, cores, memory, work dir and its file system, disk free, node,
- * batch system), clock offset, DB12, jobs run, and its remote log. Live while not final.
+ * batch system), clock offset, DB12, jobs run, and the end of its remote log, followed while
+ * the pilot lives. Live while not final.
  */
 export function PilotPage({ pilotRef }: { pilotRef: string }) {
   const stream = useEvents({ pilots: true }, (e) => {
@@ -29,19 +135,16 @@ export function PilotPage({ pilotRef }: { pilotRef: string }) {
     [pilotRef],
     stream === 'live' ? LIVE_POLL_MS : 2000,
   );
-  const final = pilot.data ? isPilotFinal(pilot.data.status) : false;
-  const logs = usePolled(
-    () => api<PilotLog>('GET', `/api/pilots/${encodeURIComponent(pilotRef)}/logs?limit=5000`),
-    [pilotRef],
-    final ? null : 2000,
-  );
+  const logs = useLogTail(pilotRef);
   const reload = useThrottled(() => {
     pilot.reload();
-    logs.reload();
+    logs.poll();
   }, 500);
 
   if (pilot.error && !pilot.data)
-    return (
+    return isRefusal(pilot.error) ? (
+      <Refused what={`Pilot ${pilotRef}`} />
+    ) : (
       <p class="error" role="alert">
         Pilot {pilotRef}: {pilot.error.message}
       </p>
@@ -140,11 +243,7 @@ export function PilotPage({ pilotRef }: { pilotRef: string }) {
         </dl>
       )}
       <h2>Remote log</h2>
-      {logs.error && !logs.data && <p class="error">{logs.error.message}</p>}
-      <pre class="log" data-testid="pilot-log">
-        {/* Each line starts with the pilot's own UTC timestamp. */}
-        {(logs.data?.lines ?? []).map((l) => `${l.line}\n`).join('') || 'No log lines yet.'}
-      </pre>
+      <LogView tail={logs} />
     </section>
   );
 }

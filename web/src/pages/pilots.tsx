@@ -4,6 +4,7 @@ import { streamLabel, useEvents, useThrottled, LIVE_POLL_MS } from '../events.js
 import { usePolled } from '../hooks.js';
 import { navigate, onLinkClick } from '../router.js';
 import { PILOT_STATES } from '../../../core/pilot-states.js';
+import { isRefusal, Refused } from '../roles.js';
 
 const PAGE = 50;
 
@@ -65,11 +66,14 @@ export function PilotsPage({ url }: { url: URL }) {
         </label>
         <button type="submit">Filter</button>
       </form>
-      {list.error && (
-        <p class="error" role="alert">
-          {list.error.message}
-        </p>
-      )}
+      {list.error &&
+        (isRefusal(list.error) ? (
+          <Refused what="The pilot list" />
+        ) : (
+          <p class="error" role="alert">
+            {list.error.message}
+          </p>
+        ))}
       <table data-testid="pilots">
         <thead>
           <tr>

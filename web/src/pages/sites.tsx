@@ -4,6 +4,8 @@ import type { Identity, Queue, QueueList, SiteStatus as SiteStatusAnswer } from 
 import { api } from '../api.js';
 import { streamLabel, useEvents, useThrottled, LIVE_POLL_MS } from '../events.js';
 import { usePolled } from '../hooks.js';
+import { isRefusal, Refused } from '../roles.js';
+import { fromNow } from '../time.js';
 import { onLinkClick } from '../router.js';
 
 /** A site as the page shows it: its queues (GET /api/sites) grouped by site and CE. */
@@ -26,38 +28,78 @@ function groupSites(queues: Queue[]): Site[] {
   return [...sites.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
-function State({
-  banned,
-  reason,
-  pausedUntil,
-  pauseReason,
-  testId,
-}: {
-  banned: boolean;
-  reason: string | null;
-  pausedUntil?: string | null;
-  pauseReason?: string | null;
-  testId?: string;
-}) {
-  if (banned)
-    return (
-      <span class="state banned" data-testid={testId}>
-        banned{reason ? `: ${reason}` : ''}
-      </span>
-    );
-  if (pausedUntil) {
-    return (
-      <span class="state paused" data-testid={testId}>
-        paused until {new Date(pausedUntil).toLocaleString()}
-        {pauseReason ? `: ${pauseReason}` : ''}
-      </span>
-    );
-  }
+/** How a badge looks: green (ok), amber (some or all queues paused), red (banned). */
+type Tone = 'ok' | 'partial' | 'paused' | 'banned';
+
+function Badge({ tone, text, testId, title }: { tone: Tone; text: string; testId?: string; title?: string }) {
   return (
-    <span class="state ok" data-testid={testId}>
-      ok
+    <span class={`state ${tone}`} data-testid={testId} title={title}>
+      {text}
     </span>
   );
+}
+
+const because = (reason: string | null) => (reason ? `: ${reason}` : '');
+
+interface Closure {
+  cause: 'site' | 'ce' | 'paused';
+  tone: 'paused' | 'banned';
+  text: string;
+  title?: string;
+}
+
+/**
+ * Why a queue gets no pilots now, or null when it is open: its site banned, its CE banned, or
+ * a pause (CE health: until when, and why). The first that applies, as the queue's badge says it.
+ */
+function closure(q: Queue): Closure | null {
+  if (q.siteBanned) return { cause: 'site', tone: 'banned', text: `site banned${because(q.siteBanReason)}` };
+  if (q.ceBanned) return { cause: 'ce', tone: 'banned', text: `CE banned${because(q.ceBanReason)}` };
+  if (q.pausedUntil) {
+    return {
+      cause: 'paused',
+      tone: 'paused',
+      text: `paused until ${new Date(q.pausedUntil).toLocaleString()} (${fromNow(q.pausedUntil)})${because(q.pauseReason)}`,
+      title: q.pausedUntil,
+    };
+  }
+  return null;
+}
+
+function QueueState({ q }: { q: Queue }) {
+  const c = closure(q);
+  return c ? (
+    <Badge tone={c.tone} text={c.text} title={c.title} testId={`queue-state-${q.ce}/${q.queue}`} />
+  ) : (
+    <Badge tone="ok" text="ok" testId={`queue-state-${q.ce}/${q.queue}`} />
+  );
+}
+
+const queuesText = (n: number) => `${n} queue${n === 1 ? '' : 's'}`;
+
+/**
+ * A site's or a CE's badge: banned with the reason; else what its queues say: ok when all are
+ * open, amber with the counts when some are paused or on a banned CE, and "closed" (never
+ * green) when none is open.
+ */
+function Summary({ banned, reason, queues, testId }: { banned: boolean; reason: string | null; queues: Queue[]; testId?: string }) {
+  if (banned) return <Badge tone="banned" text={`banned${because(reason)}`} testId={testId} />;
+  const closed = queues.map(closure).filter((c) => c !== null);
+  if (closed.length === 0) return <Badge tone="ok" text="ok" testId={testId} />;
+  const count = (cause: Closure['cause']) => closed.filter((c) => c.cause === cause).length;
+  const paused = count('paused');
+  const parts = [
+    count('site') > 0 ? 'site banned' : '',
+    count('ce') > 0 ? `${queuesText(count('ce'))} of a banned CE` : '',
+    paused > 0 ? `${queuesText(paused)} paused` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
+  if (closed.length === queues.length) {
+    return <Badge tone={paused > 0 ? 'paused' : 'banned'} text={`closed: ${parts}`} testId={testId} />;
+  }
+  const open = queues.length - closed.length;
+  return <Badge tone="partial" text={`ok: ${open} of ${queuesText(queues.length)} open; ${parts}`} testId={testId} />;
 }
 
 /** Ban (asks a reason first) or allow a site or a CE. */
@@ -130,7 +172,8 @@ function BanControls({ kind, name, banned, onDone }: { kind: 'site' | 'ce'; name
 
 function SiteStatus({ name, live }: { name: string; live: number }) {
   const status = usePolled(() => api<SiteStatusAnswer>('GET', `/api/sites/${encodeURIComponent(name)}/status`), [name, live], LIVE_POLL_MS);
-  if (status.error && !status.data) return <p class="error">Status: {status.error.message}</p>;
+  if (status.error && !status.data)
+    return isRefusal(status.error) ? <Refused what={`The status of ${name}`} /> : <p class="error">Status: {status.error.message}</p>;
   if (!status.data) return <p>Loading status…</p>;
   return (
     <table class="site-status" data-testid={`site-status-${name}`}>
@@ -180,8 +223,8 @@ function SiteStatus({ name, live }: { name: string; live: number }) {
 }
 
 /**
- * Sites, their CEs and queues: state (ok, banned with the reason, paused until when and why),
- * limits; for site admins and admins the pilots by state and the last pilot failures per queue,
+ * Sites, their CEs and queues: state (a queue ok, paused until when and why, or closed by a ban
+ * of its site or CE; a site's and a CE's badge sum up their queues), limits; for site admins and admins the pilots by state and the last pilot failures per queue,
  * and Ban / Allow. Live from the `sites` event stream (polling slowly as a fallback).
  */
 export function SitesPage({ me }: { me: Identity | null }) {
@@ -195,7 +238,9 @@ export function SitesPage({ me }: { me: Identity | null }) {
   const manages = (site: string) => me !== null && managesSite(me as Principal, site);
 
   if (sites.error && !sites.data)
-    return (
+    return isRefusal(sites.error) ? (
+      <Refused what="The site list" />
+    ) : (
       <p class="error" role="alert">
         Sites: {sites.error.message}
       </p>
@@ -214,13 +259,15 @@ export function SitesPage({ me }: { me: Identity | null }) {
       {list?.map((s) => (
         <article class="site" key={s.name} data-testid={`site-${s.name}`}>
           <h2>
-            {s.name} <State banned={s.banned} reason={s.banReason} testId={`site-state-${s.name}`} />
+            {s.name}{' '}
+            <Summary banned={s.banned} reason={s.banReason} queues={s.ces.flatMap((c) => c.queues)} testId={`site-state-${s.name}`} />
             {manages(s.name) && <BanControls kind="site" name={s.name} banned={s.banned} onDone={refresh} />}
           </h2>
           {s.ces.map((ce) => (
             <div class="ce" key={ce.name}>
               <h3>
-                CE {ce.name} <small>({ce.type})</small> <State banned={ce.banned} reason={ce.banReason} />
+                CE {ce.name} <small>({ce.type})</small>{' '}
+                <Summary banned={ce.banned} reason={ce.banReason} queues={ce.queues} testId={`ce-state-${ce.name}`} />
                 {manages(s.name) && <BanControls kind="ce" name={ce.name} banned={ce.banned} onDone={refresh} />}
               </h3>
               <table>
@@ -241,7 +288,7 @@ export function SitesPage({ me }: { me: Identity | null }) {
                     <tr key={q.queue}>
                       <td>{q.queue}</td>
                       <td>
-                        <State banned={false} reason={null} pausedUntil={q.pausedUntil} pauseReason={q.pauseReason} />
+                        <QueueState q={q} />
                       </td>
                       <td>{q.cpuTime} s</td>
                       <td>{q.processors}</td>

@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import type { AccountingReport, AccountingRow, GroupUsage, Identity, Usage, UsageWindow, UserUsage } from '../../../api/index.js';
 import { api } from '../api.js';
 import { usePolled } from '../hooks.js';
+import { isRefusal, Refused } from '../roles.js';
 
 function hours(seconds: number): string {
   return seconds >= 3600
@@ -350,7 +351,7 @@ function WeekAccounting({ mine }: { mine: boolean }) {
   return (
     <>
       <h2>Finished jobs of the last week{mine ? ' (yours)' : ''}</h2>
-      {err && <p class="error">{err.message}</p>}
+      {err && (isRefusal(err) ? <Refused what="The accounting of the last week" /> : <p class="error">{err.message}</p>)}
       <div class="charts">
         <figure>
           <figcaption>Jobs done and failed per site</figcaption>
@@ -388,11 +389,14 @@ export function UsagePage({ me }: { me: Identity | null }) {
     <section>
       <h1>Quotas and usage</h1>
       {!people && <p>This page is for users and administrators.</p>}
-      {usage.error && (
-        <p class="error" role="alert">
-          Usage: {usage.error.message}
-        </p>
-      )}
+      {usage.error &&
+        (isRefusal(usage.error) ? (
+          <Refused what="Usage" />
+        ) : (
+          <p class="error" role="alert">
+            Usage: {usage.error.message}
+          </p>
+        ))}
       {people && !u && !usage.error && <p>Loading…</p>}
       {u && (
         <>
