@@ -16,10 +16,10 @@ export function table(header: readonly string[], rows: readonly (readonly (strin
     .join('\n');
 }
 
-/** `2026-11-22T10:00:00.000Z` → `2026-11-22 10:00:00` (UTC, compact for tables). */
+/** `2026-11-22T10:00:00.000Z` → `2026-11-22 10:00:00Z` (UTC, said by its `Z`; compact for tables). */
 export function shortTime(iso: string | null | undefined): string {
   if (!iso) return '-';
-  return iso.replace('T', ' ').replace(/\.\d+Z$|Z$/, '');
+  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }
 
 /**

@@ -649,7 +649,7 @@ const heartbeats = answerCommand<JobHeartbeats>({
     beats.length === 0
       ? `job ${jobId} has sent no heartbeat`
       : table(
-          ['AT (UTC)', 'CPU', 'WALL', 'RSS MB', 'DISK FREE MB', 'LOAD'],
+          ['AT', 'CPU', 'WALL', 'RSS MB', 'DISK FREE MB', 'LOAD'],
           beats.map((h) => [
             shortTime(h.at),
             humanDuration(h.cpuSeconds),

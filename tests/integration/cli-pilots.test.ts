@@ -134,7 +134,7 @@ describe('wms pilot list', () => {
       for (const row of rows) expect(row[at], `${h} in "${row}"`).not.toBe(' ');
     }
     const reg = rows.find((l) => l.startsWith(`${registered} `))!;
-    expect(reg).toMatch(/Running\s+LCG\.Alpha\.org\s+ce01\.alpha\.org\s+long\s+19\.4\s+0\s+registered\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+    expect(reg).toMatch(/Running\s+LCG\.Alpha\.org\s+ce01\.alpha\.org\s+long\s+19\.4\s+0\s+registered\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/);
     const fail = rows.find((l) => l.startsWith(`${failed} `))!;
     expect(fail).toMatch(/Failed .* 3\.1 .* clock skew 42\.0 s \(limit 30 s\)/);
     expect(rows.find((l) => l.startsWith(`${waiting} `))).toMatch(/Submitted .* short\s+-\s+0\s+waiting for the computing element/);

@@ -16,7 +16,8 @@ describe('table', () => {
     ).toBe(['ID     STATUS   SITE', '1      Waiting  -', '12345  Done     LCG.X'].join('\n'));
   });
   it('times and id ranges', () => {
-    expect(shortTime('2026-11-22T10:00:00.123Z')).toBe('2026-11-22 10:00:00');
+    expect(shortTime('2026-11-22T10:00:00.123Z')).toBe('2026-11-22 10:00:00Z');
+    expect(shortTime('2026-11-22T10:00:00Z')).toBe('2026-11-22 10:00:00Z');
     expect(shortTime(null)).toBe('-');
     expect(idRanges([1, 2, 3, 5, 7, 8])).toBe('1-3 5 7 8');
   });
