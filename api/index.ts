@@ -14,7 +14,7 @@ import {
 } from './applications.js';
 import { HealthSchema } from './health.js';
 import {
-  BulkIdsSchema,
+  BulkActionRequestSchema,
   BulkResultSchema,
   HeartbeatEntrySchema,
   HistoryEntrySchema,
@@ -107,7 +107,7 @@ export * from './usage.js';
  */
 export const REQUEST_SCHEMAS: readonly TSchema[] = [
   SubmitJobsRequestSchema,
-  BulkIdsSchema,
+  BulkActionRequestSchema,
   ResourceSchema,
   IssueTokenRequestSchema,
   RevokeTokenRequestSchema,

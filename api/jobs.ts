@@ -75,9 +75,21 @@ export const JobListSchema = Type.Object(
     limit: Type.Integer(),
     offset: Type.Integer(),
   },
-  { $id: 'JobList', description: 'A page of jobs, newest first.' },
+  { $id: 'JobList', description: 'A page of jobs, newest first unless sorted otherwise.' },
 );
 export type JobList = Static<typeof JobListSchema>;
+
+/**
+ * The columns GET /api/jobs sorts by (its `sort`): each is the key of an index ending in the
+ * job id, which breaks ties, so a page is read in index order. `status` sorts in lifecycle
+ * order (core/job-states.ts), not by name.
+ */
+export const JOB_SORT_COLUMNS = ['id', 'status', 'site', 'group', 'owner'] as const;
+export type JobSortColumn = (typeof JOB_SORT_COLUMNS)[number];
+
+/** The directions of a sort (GET /api/jobs `order`). */
+export const JOB_SORT_ORDERS = ['asc', 'desc'] as const;
+export type JobSortOrder = (typeof JOB_SORT_ORDERS)[number];
 
 export const JobCountsSchema = Type.Object(
   {
@@ -147,16 +159,54 @@ export const JobOutputSchema = Type.Object(
 );
 export type JobOutput = Static<typeof JobOutputSchema>;
 
-export const BulkIdsSchema = Type.Object(
-  { ids: Type.Array(JobIdSchema, { minItems: 1, maxItems: 10_000 }) },
-  { $id: 'BulkIds', additionalProperties: false, description: 'The jobs to act on.' },
+/** The filters of the job listing (`GET /api/jobs`), shared by the bulk actions' `filter`. */
+export const jobFilterProperties = {
+  status: Type.Optional(Type.Array(JobStateSchema, { description: 'in one of these statuses' })),
+  site: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+  group: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'JobGroup' })),
+  owner: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'admins only (users: themselves)' })),
+  since: Type.Optional(Type.String({ format: 'date-time', description: 'submitted at or after' })),
+  until: Type.Optional(Type.String({ format: 'date-time', description: 'submitted at or before' })),
+  search: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'job name or id' })),
+};
+
+export const BulkActionRequestSchema = Type.Object(
+  {
+    ids: Type.Optional(Type.Array(JobIdSchema, { minItems: 1, maxItems: 10_000, description: 'these jobs (each answered)' })),
+    filter: Type.Optional(
+      Type.Object(jobFilterProperties, {
+        additionalProperties: false,
+        description: "every job the listing would show with these filters (a user's: only their own), at most `jobLimits.maxBulkJobs`",
+      }),
+    ),
+    dryRun: Type.Optional(Type.Boolean({ description: 'answer what would happen and change nothing' })),
+  },
+  {
+    $id: 'BulkActionRequest',
+    additionalProperties: false,
+    description: 'The jobs to act on: give exactly one of `ids` and `filter`.',
+  },
 );
-export type BulkIds = Static<typeof BulkIdsSchema>;
+export type BulkActionRequest = Static<typeof BulkActionRequestSchema>;
+
+/** At most this many ids are listed in `succeeded` and `failed` of a dry run. */
+export const DRY_RUN_LISTED = 10_000;
 
 export const BulkResultSchema = Type.Object(
   {
-    succeeded: Type.Array(Type.Integer()),
-    failed: Type.Array(Type.Object({ id: Type.Integer(), code: ErrorCodeSchema, message: Type.String() })),
+    succeeded: Type.Array(Type.Integer(), {
+      description: `the jobs changed (a dry run: that would change, at most ${DRY_RUN_LISTED} listed, \`succeededCount\` counts them all)`,
+    }),
+    failed: Type.Array(Type.Object({ id: Type.Integer(), code: ErrorCodeSchema, message: Type.String() }), {
+      description: `the jobs not changed for another reason than \`skipped\` (unknown, not yours, a state the action refuses; a dry run: at most ${DRY_RUN_LISTED} listed)`,
+    }),
+    succeededCount: Type.Integer({ description: 'how many jobs changed (a dry run: would change)' }),
+    skipped: Type.Integer({
+      description: 'jobs already where the action leads (kill: final; reschedule and delete: Deleted): left as they are, not failures',
+    }),
+    skippedByStatus: Type.Record(JobStateSchema, Type.Integer(), { description: 'the skipped jobs by status (every status, 0 when none)' }),
+    matched: Type.Integer({ description: 'jobs the ids or the filter selected that the caller may see' }),
+    dryRun: Type.Boolean({ description: 'true: nothing was changed' }),
   },
   { $id: 'BulkResult', description: 'Per-job answer of a bulk action: the request succeeds even when jobs fail.' },
 );

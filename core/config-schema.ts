@@ -321,6 +321,11 @@ export const JobLimitsSchema = Type.Object(
       default: DEFAULT_JOB_LIMITS.maxRescheduling,
       description: 'reschedules before a job fails',
     }),
+    maxBulkJobs: Type.Integer({
+      minimum: 1,
+      default: DEFAULT_JOB_LIMITS.maxBulkJobs,
+      description: 'jobs one kill, reschedule or delete by filter may take (a filter that selects more is refused: narrow it)',
+    }),
   },
   Strict,
 );

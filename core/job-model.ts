@@ -33,6 +33,8 @@ export interface JobLimits {
   /** CPU-time segments (normalized seconds), strictly increasing. */
   cpuSegments: readonly number[];
   maxRescheduling: number;
+  /** Jobs one bulk action (kill, reschedule, delete) by filter may take. */
+  maxBulkJobs: number;
 }
 
 /**
@@ -67,6 +69,7 @@ export const DEFAULT_JOB_LIMITS: Readonly<JobLimits> = Object.freeze({
   allowedJobTypes: ['User', 'Test', 'Hospital'],
   cpuSegments: DEFAULT_CPU_SEGMENTS,
   maxRescheduling: 3,
+  maxBulkJobs: 100_000,
 });
 
 /**

@@ -27,6 +27,7 @@ export {
   getJobs,
   listJobs,
   countJobsByStatus,
+  countSelection,
   getJobHistory,
   getJobParameters,
   getJobHeartbeats,
@@ -39,7 +40,17 @@ export {
 } from './queries/jobs.js';
 
 // Bulk actions
-export { killJobs, rescheduleJobs, deleteJobs, type BulkResult, type ActionOptions } from './ops/job-actions.js';
+export {
+  killJobs,
+  rescheduleJobs,
+  deleteJobs,
+  bulkAction,
+  type BulkAction,
+  type BulkOutcome,
+  type BulkSelection,
+  type BulkResult,
+  type ActionOptions,
+} from './ops/job-actions.js';
 
 // Matching, explanations, fair share
 export {

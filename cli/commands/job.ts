@@ -8,11 +8,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { createInterface } from 'node:readline/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { list as tarList } from 'tar';
 import { parseDuration } from '../../core/config-units.js';
 import { JOB_STATES, isFinal, isJobState, type JobState } from '../../core/job-states.js';
 import type {
+  BulkActionRequest,
   BulkResult,
   ExplainJob,
   JobCounts,
@@ -502,24 +504,134 @@ const logging = clientCommand({
   },
 });
 
-function bulk(action: 'kill' | 'reschedule' | 'delete', past: string, summary: string): CommandSpec {
+type BulkVerb = 'kill' | 'reschedule' | 'delete';
+type BulkFilter = NonNullable<BulkActionRequest['filter']>;
+
+/** The options of `wms job kill|reschedule|delete` that select jobs (as `wms job list` does). */
+const SELECTION_OPTIONS = ['status', 'group', 'site', 'owner', 'since', 'until'] as const;
+
+/** The selection options as the API's filter (statuses and times checked as `wms job list` does); null: none given. */
+function bulkFilter(values: OptionValues): BulkFilter | null {
+  if (!SELECTION_OPTIONS.some((k) => values[k] !== undefined)) return null;
+  const q = jobListQuery(values);
+  const filter: BulkFilter = {};
+  if (q.has('status')) filter.status = q.getAll('status') as JobState[];
+  for (const k of ['site', 'group', 'owner', 'since', 'until'] as const) {
+    const v = q.get(k);
+    if (v !== null) filter[k] = v;
+  }
+  return filter;
+}
+
+/** `25 Done, 5 Failed`: the skipped jobs by status, in the order of the state table. */
+function skippedCounts(r: BulkResult): string {
+  return JOB_STATES.filter((s) => r.skippedByStatus[s] > 0)
+    .map((s) => `${r.skippedByStatus[s]} ${s}`)
+    .join(', ');
+}
+
+/** `killed 120 jobs; 30 skipped (already final: 25 Done, 5 Failed); 2 failed` (a dry run: `would kill ...`). */
+function bulkSummary(action: BulkVerb, past: string, r: BulkResult): string {
+  const n = r.succeededCount;
+  const parts = [`${r.dryRun ? `would ${action}` : past} ${n} job${n === 1 ? '' : 's'}`];
+  if (r.skipped > 0) parts.push(`${r.skipped} skipped (already ${action === 'kill' ? 'final' : 'deleted'}: ${skippedCounts(r)})`);
+  if (r.failed.length > 0) parts.push(`${r.failed.length} failed`);
+  return parts.join('; ') + (r.dryRun ? '; nothing changed (dry run)' : '');
+}
+
+/** The per-job table of `ids`: each changed (or would be), skipped (already where the action leads) or failed. */
+function bulkTable(action: BulkVerb, past: string, ids: readonly number[], r: BulkResult): string {
+  const done = new Set(r.succeeded);
+  const failed = new Map(r.failed.map((f) => [f.id, f]));
+  const skippedWhy = action === 'kill' ? 'already final' : 'already deleted';
+  const rows = [...new Set(ids)].map((id) => {
+    const f = failed.get(id);
+    if (f) return [id, 'failed', `${f.code}: ${f.message}`];
+    if (done.has(id)) return [id, r.dryRun ? `would be ${past}` : past, ''];
+    return [id, 'skipped', skippedWhy];
+  });
+  return table(['ID', 'RESULT', 'REASON'], rows);
+}
+
+/** The answer for a selection: the summary, then the table of the jobs that failed. */
+function selectionText(action: BulkVerb, past: string, r: BulkResult): string {
+  const summary = bulkSummary(action, past, r);
+  return r.failed.length === 0
+    ? summary
+    : `${summary}\n${bulkTable(
+        action,
+        past,
+        r.failed.map((f) => f.id),
+        r,
+      )}`;
+}
+
+/** Asks `question [y/N]` on the terminal; true for y or yes. */
+async function confirmed(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^\s*y(es)?\s*$/i.test(await rl.question(`${question} [y/N] `));
+  } finally {
+    rl.close();
+  }
+}
+
+/**
+ * Whether to go on with `action` on a selection: yes with `--yes`; on a terminal, when the
+ * user says so after a dry run has counted the jobs (none to change: no question); without a
+ * terminal, a usage error (a script must say `--yes`).
+ */
+async function selectionConfirmed(client: ApiClient, action: BulkVerb, filter: BulkFilter, values: OptionValues): Promise<boolean> {
+  if (flag(values, 'yes')) return true;
+  if (!process.stdin.isTTY) {
+    throw new UsageError(`wms job ${action} with a selection asks for confirmation and there is no terminal: pass --yes`);
+  }
+  const preview = await client.json<BulkResult>('POST', `/api/jobs/${action}`, { filter, dryRun: true });
+  const n = preview.succeededCount;
+  return n === 0 || confirmed(`${action} ${n} job${n === 1 ? '' : 's'}?`);
+}
+
+function bulk(action: BulkVerb, past: string, summary: string): CommandSpec {
   return clientCommand({
     name: ['job', action],
-    usage: 'ID...',
+    usage: '[ID...] [--status S] [--group G] [--site S] [--owner U] [--since T] [--until T] [--dry-run] [--yes]',
     summary,
-    positionals: [1, Infinity],
+    details:
+      'Give job ids, or select jobs with the options (as "wms job list" does; not both). Jobs\n' +
+      `already ${action === 'kill' ? 'final (Done, Completed, Failed, Killed, Deleted)' : 'Deleted'} are skipped and counted, not failures.\n` +
+      'A selection asks for confirmation on a terminal (--yes: it does not; without a terminal\n' +
+      '--yes is required). Exit code 1 when a job failed.',
+    options: {
+      status: { type: 'string', multiple: true, value: 'S', description: `jobs in status S (repeat, or S1,S2): ${JOB_STATES.join(' ')}` },
+      group: { type: 'string', value: 'G', description: 'jobs of job group G' },
+      site: { type: 'string', value: 'S', description: 'jobs at site S' },
+      owner: { type: 'string', value: 'U', description: "user U's jobs (admins)" },
+      since: { type: 'string', value: 'T', description: 'submitted at or after T: a date (ISO 8601) or a duration ago (1h, 7d)' },
+      until: { type: 'string', value: 'T', description: 'submitted before T: a date (ISO 8601) or a duration ago (1h, 7d)' },
+      'dry-run': { type: 'boolean', description: 'say what would happen, change nothing' },
+      yes: { type: 'boolean', short: 'y', description: 'act on a selection without asking' },
+    },
+    positionals: [0, Infinity],
     async run(values, positionals, io) {
       const ids = jobIds(positionals);
-      const r = await clientFrom(io).json<BulkResult>('POST', `/api/jobs/${action}`, { ids });
-      if (flag(values, 'json')) {
-        io.out(json(r));
-      } else {
-        const rows: (string | number)[][] = [
-          ...r.succeeded.map((id) => [id, past, '']),
-          ...r.failed.map((f) => [f.id, 'failed', `${f.code}: ${f.message}`]),
-        ];
-        io.out(table(['ID', 'RESULT', 'REASON'], rows));
+      const filter = bulkFilter(values);
+      if (ids.length > 0 && filter) {
+        throw new UsageError('give job ids or a selection (--status, --group, --site, --owner, --since, --until), not both');
       }
+      if (ids.length === 0 && !filter) {
+        throw new UsageError('give job ids, or select jobs with --status, --group, --site, --owner, --since or --until');
+      }
+      const client = clientFrom(io);
+      const dryRun = flag(values, 'dry-run');
+      if (filter && !dryRun && !(await selectionConfirmed(client, action, filter, values))) {
+        io.err('wms: nothing done');
+        return 0;
+      }
+      const body: BulkActionRequest = { ...(filter ? { filter } : { ids }), ...(dryRun ? { dryRun } : {}) };
+      const r = await client.json<BulkResult>('POST', `/api/jobs/${action}`, body);
+      if (flag(values, 'json')) io.out(json(r));
+      else if (!filter) io.out(bulkTable(action, past, ids, r) + (dryRun ? '\nnothing changed (dry run)' : ''));
+      else io.out(selectionText(action, past, r));
       return r.failed.length > 0 ? 1 : 0;
     },
   });

@@ -1,10 +1,11 @@
 /**
- * Reading jobs: by ids, listed with filters and paging (newest first), counted by status, their
+ * Reading jobs: by ids, listed with filters, a sort and paging, counted by status, their
  * history, parameters and recent heartbeats. Typed drizzle builders; `scope` restricts to one owner's jobs
  * (a user is the pair (VO, name): `scope.vo` and `scope.owner` together), absent means every job
  * (an admin).
  */
-import { and, asc, count, desc, eq, gte, ilike, lte, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, gte, ilike, lte, max, or, sql, type SQL } from 'drizzle-orm';
+import type { PgColumn } from 'drizzle-orm/pg-core';
 import { JOB_STATES, type JobState } from '../../core/job-states.js';
 import { dbOf, type DbOrHandle } from '../open-db.js';
 import { jobHeartbeats, jobHistory, jobParameters, jobs } from '../schema/index.js';
@@ -54,6 +55,29 @@ export interface JobFilter {
   search?: string;
 }
 
+/** The order of a listing: a column and a direction. */
+export interface JobSort {
+  column: 'id' | 'status' | 'site' | 'group' | 'owner';
+  order: 'asc' | 'desc';
+}
+
+/** The listing's default order: newest first. */
+export const NEWEST_FIRST: JobSort = { column: 'id', order: 'desc' };
+
+/**
+ * The ORDER BY of each sort column, all in the sort's direction: the key of an index ending in
+ * id (the primary key, jobs_status, jobs_site, jobs_group, jobs_owner_status), so that a page
+ * is read in index order, forwards or backwards, and ties go by id. Status sorts in the
+ * job_status enum's (lifecycle) order.
+ */
+const SORT_KEYS: Record<JobSort['column'], PgColumn[]> = {
+  id: [jobs.id],
+  status: [jobs.status, jobs.id],
+  site: [jobs.site, jobs.id],
+  group: [jobs.jobGroup, jobs.id],
+  owner: [jobs.owner, jobs.status, jobs.id],
+};
+
 /** `id = ANY($ids)`: one parameter whatever the number of ids. */
 export function idIn(ids: readonly number[]): SQL {
   return sql`${jobs.id} = any(${sql.param([...ids])}::bigint[])`;
@@ -101,23 +125,26 @@ function filterWhere(filter: JobFilter, scope: JobScope | undefined): SQL | unde
 }
 
 /**
- * A page of jobs, newest first, and the total matching the filter. Each single filter has an
- * index ending in `id` (jobs_owner_status, jobs_status, jobs_group, jobs_site; the primary key
- * otherwise), so a page is read in index order; `total` counts every matching row.
+ * A page of jobs in `page.sort` order (default newest first) and the total matching the filter.
+ * Each single filter has an index ending in `id` (jobs_owner_status, jobs_status, jobs_group,
+ * jobs_site; the primary key otherwise), so a newest-first page is read in index order, as is
+ * each sort of SORT_KEYS; `total` counts every matching row.
  */
 export async function listJobs(
   db: DbOrHandle,
   filter: JobFilter,
-  page: { limit: number; offset?: number },
+  page: { limit: number; offset?: number; sort?: JobSort },
   scope?: JobScope,
 ): Promise<{ jobs: JobRow[]; total: number }> {
   const where = filterWhere(filter, scope);
+  const { column, order } = page.sort ?? NEWEST_FIRST;
+  const direction = order === 'asc' ? asc : desc;
   const [list, totals] = await Promise.all([
     dbOf(db)
       .select()
       .from(jobs)
       .where(where)
-      .orderBy(desc(jobs.id))
+      .orderBy(...SORT_KEYS[column].map((c) => direction(c)))
       .limit(Math.max(0, Math.floor(page.limit)))
       .offset(Math.max(0, Math.floor(page.offset ?? 0))),
     dbOf(db).select({ n: count() }).from(jobs).where(where),
@@ -131,6 +158,61 @@ export async function countJobsByStatus(db: DbOrHandle, filter: JobFilter, scope
   const out = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
   for (const x of r) out[x.status as JobState] = x.n;
   return out;
+}
+
+/** Which part of the jobs matching a filter `jobStates` reads. */
+export interface JobStatesRange {
+  /** Only these ids. */
+  ids?: readonly number[];
+  /** Only ids above this one. */
+  after?: number;
+  /** Only ids up to this one. */
+  upTo?: number;
+  limit?: number;
+  /** Lock the rows (FOR UPDATE, in a transaction): a row changed meanwhile is waited for and the filter checked again. */
+  lock?: boolean;
+}
+
+/**
+ * The id and status of the jobs matching the filter (and `range`), in id order: how the bulk
+ * actions walk a selection, a page of ids at a time, never whole rows.
+ */
+export async function jobStates(
+  db: DbOrHandle,
+  filter: JobFilter,
+  scope: JobScope | undefined,
+  range: JobStatesRange = {},
+): Promise<{ id: number; status: JobState }[]> {
+  let q = dbOf(db)
+    .select({ id: jobs.id, status: jobs.status })
+    .from(jobs)
+    .where(
+      and(
+        filterWhere(filter, scope),
+        range.ids === undefined ? undefined : idIn(range.ids),
+        range.after === undefined ? undefined : gt(jobs.id, range.after),
+        range.upTo === undefined ? undefined : lte(jobs.id, range.upTo),
+      ),
+    )
+    .orderBy(asc(jobs.id))
+    .$dynamic();
+  if (range.limit !== undefined) q = q.limit(range.limit);
+  if (range.lock) q = q.for('update');
+  const r = await q;
+  return r.map((x) => ({ id: Number(x.id), status: x.status as JobState }));
+}
+
+/** How many jobs match the filter, and the highest id among them (null: none). */
+export async function countSelection(
+  db: DbOrHandle,
+  filter: JobFilter,
+  scope?: JobScope,
+): Promise<{ count: number; lastId: number | null }> {
+  const [r] = await dbOf(db)
+    .select({ n: count(), last: max(jobs.id) })
+    .from(jobs)
+    .where(filterWhere(filter, scope));
+  return { count: Number(r?.n ?? 0), lastId: r?.last === null || r?.last === undefined ? null : Number(r.last) };
 }
 
 /** The status history of a job, oldest first (empty for an unknown job). */

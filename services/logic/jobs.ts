@@ -19,26 +19,25 @@ import { ownerScope, submitterOf, type JobPrincipal, type PersonPrincipal, type 
 import { describeJobList, describeJobs, type DescribeOptions } from '../../core/jdl/index.js';
 import { jobTokenDeadMessage } from '../../core/pilot-protocol.js';
 import {
+  bulkAction,
   countJobsByStatus,
-  deleteJobs as deleteJobRows,
+  countSelection,
   getJobHeartbeats as readJobHeartbeats,
   getJobHistory as readJobHistory,
   getJobParameters as readJobParameters,
   MAX_HEARTBEATS,
   getJobs,
-  killJobs as killJobRows,
   listJobs as listJobRows,
   registeredSiteNames,
-  rescheduleJobs as rescheduleJobRows,
   submitJobs as storeJobs,
   jobTokenDead,
-  type ActionOptions,
-  type BulkResult as StoredBulkResult,
+  type BulkAction,
+  type BulkSelection,
   type JobFilter,
   type JobRow,
 } from '../../db/index.js';
 import type {
-  BulkIds,
+  BulkActionRequest,
   BulkResult,
   JobCounts,
   JobDetail,
@@ -46,10 +45,13 @@ import type {
   JobHistory,
   JobList,
   JobParameters,
+  JobSortColumn,
+  JobSortOrder,
   JobStatusList,
   SubmitJobsAnswer,
   SubmitJobsRequest,
 } from '../../api/index.js';
+import { DRY_RUN_LISTED } from '../../api/index.js';
 import type { ServiceContext } from '../context.js';
 import { iso, jobDetail, jobSummary } from '../jobs-view.js';
 import { isSha256 } from '../sandbox-store.js';
@@ -65,10 +67,14 @@ export interface JobQuery {
   search?: string;
 }
 
-/** The listing's query: the filters and the page. */
+/** The listing's query: the filters, the sort and the page. */
 export interface JobListQuery extends JobQuery {
   limit?: number;
   offset?: number;
+  /** The column to sort by (default id). */
+  sort?: JobSortColumn;
+  /** Default: descending for id (newest first), ascending for the other columns. */
+  order?: JobSortOrder;
 }
 
 /**
@@ -110,10 +116,10 @@ function filterOf(q: JobQuery): JobFilter {
   return f;
 }
 
-/** A user may filter on their own name only; admins on anyone. */
-function checkOwnerFilter(p: Principal, owner: string | undefined): void {
+/** A user may filter on their own name only; admins on anyone (`verb`: what the filter is for). */
+function checkOwnerFilter(p: Principal, owner: string | undefined, verb = 'list'): void {
   if (owner !== undefined && p.role !== 'admin' && owner !== p.user) {
-    throw new WmsError('WMS_FORBIDDEN', 'only admins may list the jobs of other users');
+    throw new WmsError('WMS_FORBIDDEN', `only admins may ${verb} the jobs of other users`);
   }
 }
 
@@ -197,12 +203,15 @@ export async function submitJobs(
   return { jobIds, jobsPerJdl: jobsPerJdl(descriptions) };
 }
 
-/** A page of the caller's jobs (admins: anyone's), newest first. */
+/** A page of the caller's jobs (admins: anyone's), newest first unless `q.sort` says otherwise. */
 export async function listJobs(ctx: ServiceContext, p: Principal, q: JobListQuery): Promise<JobList> {
   checkOwnerFilter(p, q.owner);
   const limit = Math.min(q.limit ?? ctx.config.listDefaultLimit, ctx.config.listMaxLimit);
   const offset = q.offset ?? 0;
-  const { jobs, total } = await listJobRows(ctx.handle, filterOf(q), { limit, offset }, ownerScope(p));
+  const column = q.sort ?? 'id';
+  const order: JobSortOrder = q.order ?? (column === 'id' ? 'desc' : 'asc');
+  const sort = { column, order };
+  const { jobs, total } = await listJobRows(ctx.handle, filterOf(q), { limit, offset, sort }, ownerScope(p));
   return { jobs: jobs.map(jobSummary), total, limit, offset };
 }
 
@@ -265,33 +274,60 @@ export async function getJobHeartbeats(ctx: ServiceContext, p: Principal, input:
   return { jobId: id, heartbeats: heartbeats.map((h) => ({ ...h, at: iso(h.at) as string })) };
 }
 
-/** A bulk action's db call on the caller's jobs (admins: anyone's). */
-type JobAction = (ctx: ServiceContext, ids: number[], options: ActionOptions) => Promise<StoredBulkResult>;
+/**
+ * The jobs a bulk request takes: its `ids`, or every job of its `filter` in the caller's scope
+ * (the listing's filters and rules), counted first: more than `jobLimits.maxBulkJobs` is
+ * refused, nothing changed. Exactly one of the two (400 naming the problem otherwise).
+ */
+async function selectionOf(ctx: ServiceContext, p: Principal, input: BulkActionRequest): Promise<BulkSelection> {
+  const { ids, filter } = input;
+  if ((ids === undefined) === (filter === undefined)) {
+    const message = ids === undefined ? 'give the jobs to act on: "ids" or "filter"' : 'give either "ids" or "filter", not both';
+    throw new WmsError('WMS_VALIDATION', message, { details: { problems: [{ message, path: 'body' }] } });
+  }
+  if (ids !== undefined) return { ids };
+  checkOwnerFilter(p, filter!.owner, 'act on');
+  const selected = filterOf(filter!);
+  const { count, lastId } = await countSelection(ctx.handle, selected, ownerScope(p));
+  const max = ctx.config.jobLimits.maxBulkJobs;
+  if (count > max) {
+    const message = `the filter selects ${count} jobs, more than the ${max} one bulk action may take (jobLimits.maxBulkJobs): narrow the filter`;
+    throw new WmsError('WMS_VALIDATION', message, { details: { problems: [{ message, path: 'body/filter' }] } });
+  }
+  return { filter: selected, upTo: lastId ?? 0 };
+}
 
-/** Runs a bulk action on `input.ids` (each once), emits `jobs-changed` for those it changed, and answers per job. */
-async function actOnJobs(ctx: ServiceContext, p: Principal, input: BulkIds, action: string, run: JobAction): Promise<BulkResult> {
-  const ids = [...new Set(input.ids)];
-  const result = await run(ctx, ids, { scope: ownerScope(p), source: `JobManager:${p.user}` });
-  if (result.succeeded.length > 0) ctx.events.emit('jobs-changed', { action, ids: result.succeeded });
-  return {
-    succeeded: result.succeeded.map(Number),
-    failed: result.failed.map((f) => ({ id: Number(f.id), code: f.code, message: f.message })),
-  };
+/**
+ * Runs a bulk action on the caller's jobs (admins: anyone's), emits `jobs-changed` for each
+ * batch it changed, and answers per job; jobs already where the action leads are counted as
+ * skipped. A dry run changes nothing and lists at most DRY_RUN_LISTED ids.
+ */
+async function actOnJobs(ctx: ServiceContext, p: Principal, input: BulkActionRequest, action: BulkAction): Promise<BulkResult> {
+  const selection = await selectionOf(ctx, p, input);
+  const dryRun = input.dryRun === true;
+  const r = await bulkAction(ctx.handle, action, selection, {
+    scope: ownerScope(p),
+    source: `JobManager:${p.user}`,
+    maxRescheduling: ctx.config.jobLimits.maxRescheduling,
+    dryRun,
+    ...(dryRun ? { listed: DRY_RUN_LISTED } : {}),
+    onChanged: (ids) => ctx.events.emit('jobs-changed', { action, ids }),
+  });
+  const skipped = Object.values(r.skippedByStatus).reduce((a, n) => a + n, 0);
+  return { ...r, skipped, dryRun };
 }
 
 /** Kills the caller's jobs (admins: anyone's), answered per job. */
-export function killJobs(ctx: ServiceContext, p: Principal, input: BulkIds): Promise<BulkResult> {
-  return actOnJobs(ctx, p, input, 'kill', (c, ids, options) => killJobRows(c.handle, ids, options));
+export function killJobs(ctx: ServiceContext, p: Principal, input: BulkActionRequest): Promise<BulkResult> {
+  return actOnJobs(ctx, p, input, 'kill');
 }
 
 /** Reschedules the caller's jobs (admins: anyone's), answered per job; past `maxRescheduling` a job fails. */
-export function rescheduleJobs(ctx: ServiceContext, p: Principal, input: BulkIds): Promise<BulkResult> {
-  return actOnJobs(ctx, p, input, 'reschedule', (c, ids, options) =>
-    rescheduleJobRows(c.handle, ids, { ...options, maxRescheduling: c.config.jobLimits.maxRescheduling }),
-  );
+export function rescheduleJobs(ctx: ServiceContext, p: Principal, input: BulkActionRequest): Promise<BulkResult> {
+  return actOnJobs(ctx, p, input, 'reschedule');
 }
 
 /** Deletes the caller's jobs (admins: anyone's), answered per job. */
-export function deleteJobs(ctx: ServiceContext, p: Principal, input: BulkIds): Promise<BulkResult> {
-  return actOnJobs(ctx, p, input, 'delete', (c, ids, options) => deleteJobRows(c.handle, ids, options));
+export function deleteJobs(ctx: ServiceContext, p: Principal, input: BulkActionRequest): Promise<BulkResult> {
+  return actOnJobs(ctx, p, input, 'delete');
 }

@@ -6,8 +6,10 @@ import { Type } from 'typebox';
 import { MAX_HEARTBEATS } from '../../db/index.js';
 import type { PluginOptions } from '../context.js';
 import {
-  BulkIdsSchema,
+  BulkActionRequestSchema,
   BulkResultSchema,
+  JOB_SORT_COLUMNS,
+  JOB_SORT_ORDERS,
   JobCountsSchema,
   JobDetailSchema,
   JobHeartbeatsSchema,
@@ -47,6 +49,8 @@ const ListQuery = Type.Object(
     search: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'job name or id' })),
     limit: Type.Optional(Type.Integer({ minimum: 1 })),
     offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    sort: Type.Optional(Type.Enum(JOB_SORT_COLUMNS, { description: 'sort by this column (default id); ties go by id' })),
+    order: Type.Optional(Type.Enum(JOB_SORT_ORDERS, { description: 'default: desc for id (newest first), asc for the other columns' })),
   },
   { additionalProperties: false },
 );
@@ -92,7 +96,7 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
       onRequest: people,
       schema: {
         tags: ['jobs'],
-        summary: 'List jobs, newest first, with filters and paging',
+        summary: 'List jobs, newest first or sorted by a column, with filters and paging',
         operationId: 'listJobs',
         security: BEARER,
         querystring: ListQuery,
@@ -111,7 +115,7 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
         summary: 'Count jobs by status (same filters as the listing)',
         operationId: 'countJobs',
         security: BEARER,
-        querystring: Type.Omit(ListQuery, ['limit', 'offset']),
+        querystring: Type.Omit(ListQuery, ['limit', 'offset', 'sort', 'order']),
         response: { 200: ref(JobCountsSchema), ...errorResponses(400, ...AUTH_ERRORS) },
       },
     },
@@ -200,13 +204,19 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
   );
 
   const actions = {
-    kill: { operationId: 'killJobs', summary: 'Kill jobs (answered per job)', run: killJobs },
+    kill: { operationId: 'killJobs', summary: 'Kill jobs by ids or by filter (answered per job; final jobs are skipped)', run: killJobs },
     reschedule: {
       operationId: 'rescheduleJobs',
-      summary: `Reschedule jobs (answered per job); past ${ctx.config.jobLimits.maxRescheduling} reschedules a job fails`,
+      summary:
+        'Reschedule jobs by ids or by filter (answered per job; Deleted jobs are skipped); ' +
+        `past ${ctx.config.jobLimits.maxRescheduling} reschedules a job fails`,
       run: rescheduleJobs,
     },
-    delete: { operationId: 'deleteJobs', summary: 'Delete jobs (answered per job)', run: deleteJobs },
+    delete: {
+      operationId: 'deleteJobs',
+      summary: 'Delete jobs by ids or by filter (answered per job; Deleted jobs are skipped)',
+      run: deleteJobs,
+    },
   } as const;
 
   for (const [name, action] of Object.entries(actions)) {
@@ -219,7 +229,7 @@ export const jobsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, 
           summary: action.summary,
           operationId: action.operationId,
           security: BEARER,
-          body: ref(BulkIdsSchema),
+          body: ref(BulkActionRequestSchema),
           response: { 200: ref(BulkResultSchema), ...errorResponses(400, ...AUTH_ERRORS) },
         },
       },

@@ -340,14 +340,16 @@ describeDb('jobs API', (ctx) => {
       expect(bobsJob.json<{ status: string }>().status).toBe('Waiting');
     });
 
-    it('kill twice: the second is a per-job state failure', async () => {
+    it('kill twice: the second skips the job (already final), it is not a failure', async () => {
       const [id] = await submit(alice, { jdl: jdl() });
       await t.call('POST', '/api/jobs/kill', alice, { ids: [id] });
       const again = await t.call('POST', '/api/jobs/kill', alice, { ids: [id] });
       expect(again.statusCode).toBe(200);
-      const r = again.json<{ succeeded: number[]; failed: { id: number; code: string }[] }>();
+      const r = again.json<{ succeeded: number[]; failed: unknown[]; skipped: number; skippedByStatus: Record<string, number> }>();
       expect(r.succeeded).toEqual([]);
-      expect(r.failed).toMatchObject([{ id, code: 'WMS_JOB_STATE' }]);
+      expect(r.failed).toEqual([]);
+      expect(r.skipped).toBe(1);
+      expect(r.skippedByStatus['Killed']).toBe(1);
     });
 
     it('delete', async () => {

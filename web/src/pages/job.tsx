@@ -13,9 +13,11 @@ import { api, ApiError, downloadFile } from '../api.js';
 import { LIVE_POLL_MS, streamLabel, useEvents, useThrottled } from '../events.js';
 import { usePolled } from '../hooks.js';
 import { navigate, onLinkClick } from '../router.js';
-import { isFinal, isJobState } from '../../../core/job-states.js';
+import { isFinal, isJobState, type JobState } from '../../../core/job-states.js';
 import { isRefusal, Refused } from '../roles.js';
 import { WhyWaiting } from './job-explain.js';
+import { GroupLink, PilotLink, SiteLink } from '../links.js';
+import { duration, Time } from '../time.js';
 
 /**
  * How often a Waiting job's explanation is read again while the event stream is live: site
@@ -68,12 +70,12 @@ function Heartbeats({ beats }: { beats: HeartbeatEntry[] }) {
       <dl class="facts" data-testid="heartbeat-latest">
         <dt>Last heartbeat</dt>
         <dd>
-          <time dateTime={latest.at}>{new Date(latest.at).toLocaleTimeString()}</time> ({beats.length} shown)
+          <Time iso={latest.at} /> ({beats.length} shown)
         </dd>
         <dt>CPU time</dt>
-        <dd>{fixed(latest.cpuSeconds)} s</dd>
+        <dd>{duration(latest.cpuSeconds)}</dd>
         <dt>Wall clock</dt>
-        <dd>{fixed(latest.wallSeconds)} s</dd>
+        <dd>{duration(latest.wallSeconds)}</dd>
         <dt>Memory (RSS)</dt>
         <dd>{fixed(latest.rssMb)} MB</dd>
         <dt>Disk free</dt>
@@ -144,7 +146,14 @@ export function JobPage({ id }: { id: number }) {
     try {
       const r = await api<BulkResult>('POST', `/api/jobs/${action}`, { ids: [id] });
       const failed = r.failed[0];
-      setMessage(failed ? `${action}: ${failed.message}` : `${action}: done`);
+      const skippedAs = (Object.keys(r.skippedByStatus) as JobState[]).find((s) => (r.skippedByStatus as Record<string, number>)[s]! > 0);
+      setMessage(
+        failed
+          ? `${action}: ${failed.message}`
+          : r.skipped > 0
+            ? `${action}: nothing to do, the job is already ${skippedAs ?? 'final'}`
+            : `${action}: done`,
+      );
       if (action === 'delete' && !failed) navigate('/jobs');
       job.reload();
       history.reload();
@@ -232,21 +241,47 @@ export function JobPage({ id }: { id: number }) {
           {j.owner} ({j.ownerGroup}, {j.vo})
         </dd>
         <dt>Site</dt>
-        <dd>{j.site}</dd>
+        <dd>
+          <SiteLink site={j.site} testId="job-site" />
+        </dd>
         <dt>Group</dt>
-        <dd>{j.jobGroup}</dd>
+        <dd>
+          <GroupLink group={j.jobGroup} testId="job-group" />
+        </dd>
         <dt>Pilot</dt>
-        <dd>{j.pilotId ?? '—'}</dd>
+        <dd>{j.pilotId === null ? '—' : <PilotLink id={j.pilotId} testId="job-pilot" />}</dd>
+        <dt>CPU time asked</dt>
+        <dd>{duration(j.cpuTime)}</dd>
         <dt>Reschedules</dt>
         <dd>{j.rescheduleCounter}</dd>
         <dt>Submitted</dt>
-        <dd>{new Date(j.submittedAt).toLocaleString()}</dd>
+        <dd data-testid="job-submitted">
+          <Time iso={j.submittedAt} />
+        </dd>
+        <dt>Started</dt>
+        <dd>
+          <Time iso={j.startExecAt} />
+        </dd>
+        <dt>Ended</dt>
+        <dd>
+          <Time iso={j.endExecAt} />
+        </dd>
+        {j.startExecAt && j.endExecAt && (
+          <>
+            <dt>Ran for</dt>
+            <dd>{duration((Date.parse(j.endExecAt) - Date.parse(j.startExecAt)) / 1000)}</dd>
+          </>
+        )}
+        <dt>Last update</dt>
+        <dd>
+          <Time iso={j.lastUpdateAt} />
+        </dd>
       </dl>
       <h2>History</h2>
       <ol class="timeline" data-testid="history">
         {(history.data?.history ?? []).map((h, i) => (
           <li key={i}>
-            <time dateTime={h.at}>{new Date(h.at).toLocaleTimeString()}</time>
+            <Time iso={h.at} />
             <b class={`status-${h.status}`}>{h.status}</b> {h.minorStatus}
             {h.applicationStatus && h.applicationStatus !== 'Unknown' ? ` · ${h.applicationStatus}` : ''}
             <small> ({h.source})</small>
