@@ -16,23 +16,7 @@ export function table(header: readonly string[], rows: readonly (readonly (strin
     .join('\n');
 }
 
-/** `2026-11-22T10:00:00.000Z` → `2026-11-22 10:00:00Z` (UTC, said by its `Z`; compact for tables). */
-export function shortTime(iso: string | null | undefined): string {
-  if (!iso) return '-';
-  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
-}
-
-/**
- * A duration for people: `45 s`, `12 min`, `48 h`, `30 d` (rounded; seconds under 2 minutes,
- * minutes under 2 hours, hours under 3 days, days beyond). Negative durations are `0 s`.
- */
-export function humanDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 120) return `${s} s`;
-  if (s < 7200) return `${Math.round(s / 60)} min`;
-  if (s < 3 * 86_400) return `${Math.round(s / 3600)} h`;
-  return `${Math.round(s / 86_400)} d`;
-}
+export { humanDuration, shortTime } from '../core/time-format.js';
 
 export function json(value: unknown): string {
   return JSON.stringify(value, null, 2);

@@ -70,7 +70,8 @@ describe('resolveClientConfig', () => {
 });
 
 describe('durations and token lifetimes for people', () => {
-  it('humanDuration: seconds, minutes, hours, days', () => {
+  it('humanDuration: tenths under 10 s, then seconds, minutes, hours, days', () => {
+    expect([0.04, 0.3, 9.5, 9.96].map(humanDuration)).toEqual(['0 s', '0.3 s', '9.5 s', '10 s']);
     expect([0, 45, 119, 120, 3599, 7199, 7200, 172_800, 259_199, 259_200, 2_592_000, -5].map(humanDuration)).toEqual([
       '0 s',
       '45 s',

@@ -4,7 +4,7 @@
  * as at submission (`SB:` or `LFN:` only). The services check again with their own limits; this
  * only spares the user a round trip.
  *
- * Local InputSandbox files are found and rewritten as `wms job submit` does (cli/input-sandbox.ts):
+ * Local InputSandbox files are found and rewritten as `wms job submit` does (core/jdl/input-sandbox.ts):
  * the editor attaches them, uploads them as one sandbox, and puts its `SB:<sha256>` in their place.
  */
 import { describeJobs } from '../../core/jdl/describe.js';

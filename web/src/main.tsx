@@ -143,7 +143,7 @@ function App() {
   else if (path === '/' || path === '/jobs') page = <JobsPage url={url} me={me} />;
   else if (job) page = <JobPage id={Number(job[1])} />;
   else if (path === '/submit') page = <SubmitPage />;
-  else if (path === '/sites') page = <SitesPage me={me} />;
+  else if (path === '/sites') page = <SitesPage me={me} url={url} />;
   else if (path === '/pilots') page = <PilotsPage url={url} />;
   else if (pilot) page = <PilotPage pilotRef={decodeURIComponent(pilot[1]!)} />;
   else if (path === '/usage') page = <UsagePage me={me} />;

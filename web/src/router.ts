@@ -5,7 +5,7 @@
 import { useEffect, useState } from 'preact/hooks';
 
 export function navigate(path: string): void {
-  if (path === location.pathname + location.search) return;
+  if (path === location.pathname + location.search + location.hash) return;
   history.pushState(null, '', path);
   window.dispatchEvent(new Event('wms-route'));
 }

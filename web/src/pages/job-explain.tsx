@@ -4,7 +4,8 @@
  * sentences, as the CLI prints them) and what the user can do about each.
  */
 import type { ExplainJob, ExplainReason } from '../../../api/index.js';
-import { fromNow } from '../time.js';
+import { CeLink, SiteLink } from '../links.js';
+import { fromNow, localTime } from '../time.js';
 
 type ExplainedQueue = ExplainJob['queues'][number];
 
@@ -15,7 +16,7 @@ function remedy(b: ExplainReason, q: ExplainedQueue): string {
       return 'change the JDL to ask for what this queue offers, and submit it again';
     case 'queue-paused':
       return q.pausedUntil
-        ? `wait: the pause ends ${fromNow(q.pausedUntil)} (${new Date(q.pausedUntil).toLocaleString()})`
+        ? `wait: the pause ends ${fromNow(q.pausedUntil)} (${localTime(q.pausedUntil)})`
         : 'wait: the pause ends by itself';
     case 'waiting-pilots-full':
     case 'total-pilots-full':
@@ -69,54 +70,58 @@ export function WhyWaiting({ answer, error }: { answer: ExplainJob | null; error
         </ul>
       )}
       {queues.length > 0 && (
-        <table data-testid="explain-queues">
-          <thead>
-            <tr>
-              <th>Site</th>
-              <th>CE / queue</th>
-              <th title="waiting / most waiting, live / most live">Pilots</th>
-              <th>Can run</th>
-              <th>What stops it</th>
-              <th>What you can do</th>
-            </tr>
-          </thead>
-          <tbody>
-            {queues.map((q) => (
-              <tr key={q.queueId} data-testid={`explain-${q.ce}/${q.queue}`} class={q.canRun ? 'can-run' : 'blocked'}>
-                <td>{q.site}</td>
-                <td>
-                  {q.ce} / {q.queue} <small>({q.ceType})</small>
-                </td>
-                <td>
-                  {q.pilots.waiting}/{q.pilots.maxWaiting} waiting, {q.pilots.total}/{q.pilots.maxTotal} live
-                </td>
-                <td>{q.canRun ? 'yes' : 'no'}</td>
-                <td>
-                  {q.blockers.length === 0 ? (
-                    '—'
-                  ) : (
-                    <ul class="reasons">
-                      {q.blockers.map((b, i) => (
-                        <li key={i}>{b.reason}</li>
-                      ))}
-                    </ul>
-                  )}
-                </td>
-                <td>
-                  {q.blockers.length === 0 ? (
-                    '—'
-                  ) : (
-                    <ul class="reasons">
-                      {[...new Set(q.blockers.map((b) => remedy(b, q)))].map((r) => (
-                        <li key={r}>{r}</li>
-                      ))}
-                    </ul>
-                  )}
-                </td>
+        <div class="table-scroll">
+          <table data-testid="explain-queues">
+            <thead>
+              <tr>
+                <th>Site</th>
+                <th>CE / queue</th>
+                <th title="waiting / most waiting, live / most live">Pilots</th>
+                <th>Can run</th>
+                <th>What stops it</th>
+                <th>What you can do</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {queues.map((q) => (
+                <tr key={q.queueId} data-testid={`explain-${q.ce}/${q.queue}`} class={q.canRun ? 'can-run' : 'blocked'}>
+                  <td>
+                    <SiteLink site={q.site} />
+                  </td>
+                  <td>
+                    <CeLink ce={q.ce} /> / {q.queue} <small>({q.ceType})</small>
+                  </td>
+                  <td>
+                    {q.pilots.waiting}/{q.pilots.maxWaiting} waiting, {q.pilots.total}/{q.pilots.maxTotal} live
+                  </td>
+                  <td>{q.canRun ? 'yes' : 'no'}</td>
+                  <td>
+                    {q.blockers.length === 0 ? (
+                      '—'
+                    ) : (
+                      <ul class="reasons">
+                        {q.blockers.map((b, i) => (
+                          <li key={i}>{b.reason}</li>
+                        ))}
+                      </ul>
+                    )}
+                  </td>
+                  <td>
+                    {q.blockers.length === 0 ? (
+                      '—'
+                    ) : (
+                      <ul class="reasons">
+                        {[...new Set(q.blockers.map((b) => remedy(b, q)))].map((r) => (
+                          <li key={r}>{r}</li>
+                        ))}
+                      </ul>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
     </div>
   );

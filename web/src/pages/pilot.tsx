@@ -6,6 +6,8 @@ import { usePolled } from '../hooks.js';
 import { isRefusal, Refused } from '../roles.js';
 import { onLinkClick } from '../router.js';
 import { isPilotFinal } from '../../../core/pilot-states.js';
+import { CeLink, JobLink, jobsHref, Link, pilotsHref, SiteLink, useMayOpen } from '../links.js';
+import { Time } from '../time.js';
 
 function text(v: unknown): string {
   if (v === undefined || v === null || v === '') return '—';
@@ -121,10 +123,27 @@ function LogView({ tail }: { tail: LogTail }) {
 }
 
 /**
+ * A link to the jobs of `site` (the API does not say which jobs a pilot ran: those of its site
+ * are where to look), for the roles that may read jobs.
+ */
+function SiteJobs({ site }: { site: string }) {
+  const href = jobsHref({ site });
+  return useMayOpen(href) ? (
+    <>
+      ·{' '}
+      <Link href={href} testId="pilot-site-jobs">
+        jobs there
+      </Link>
+    </>
+  ) : null;
+}
+
+/**
  * One pilot (by id, stamp or CE reference): status and reason, the environment report it
  * registered with (OS, CPU, cores, memory, work dir and its file system, disk free, node,
- * batch system), clock offset, DB12, jobs run, and the end of its remote log, followed while
- * the pilot lives. Live while not final.
+ * batch system), clock offset, DB12, jobs run, its job (current while it lives, its last once
+ * final), links to its site, its CE and their jobs and pilots, and the end of its remote log,
+ * followed while the pilot lives. Live while not final.
  */
 export function PilotPage({ pilotRef }: { pilotRef: string }) {
   const stream = useEvents({ pilots: true }, (e) => {
@@ -153,6 +172,8 @@ export function PilotPage({ pilotRef }: { pilotRef: string }) {
   if (!p) return <p>Loading pilot {pilotRef}…</p>;
   const env = p.environment;
   const db12 = env.db12 as { value?: number } | undefined;
+  // The pilot keeps the id of the last job it took: a current job only while it lives.
+  const final = isPilotFinal(p.status);
   return (
     <section>
       <p>
@@ -171,10 +192,12 @@ export function PilotPage({ pilotRef }: { pilotRef: string }) {
       </p>
       <dl class="facts" data-testid="pilot-facts">
         <dt>Site</dt>
-        <dd>{p.site}</dd>
+        <dd>
+          <SiteLink site={p.site} testId="pilot-site" /> <SiteJobs site={p.site} />
+        </dd>
         <dt>CE / queue</dt>
         <dd>
-          {p.ce} ({p.ceType}) / {p.queue}
+          <CeLink ce={p.ce} testId="pilot-ce" /> ({p.ceType}) / {p.queue} · <Link href={pilotsHref({ ce: p.ce })}>its pilots</Link>
         </dd>
         <dt>VO</dt>
         <dd>{p.vo}</dd>
@@ -184,22 +207,18 @@ export function PilotPage({ pilotRef }: { pilotRef: string }) {
         <dd>{p.reference ?? '—'}</dd>
         <dt>Jobs run</dt>
         <dd data-testid="jobs-run">{p.jobsRun}</dd>
-        <dt>Current job</dt>
-        <dd>
-          {p.currentJobId ? (
-            <a href={`/jobs/${p.currentJobId}`} onClick={onLinkClick}>
-              {p.currentJobId}
-            </a>
-          ) : (
-            '—'
-          )}
-        </dd>
+        <dt>{final ? 'Last job' : 'Current job'}</dt>
+        <dd data-testid="pilot-job">{p.currentJobId === null ? '—' : <JobLink id={p.currentJobId} />}</dd>
         <dt>Exit code</dt>
         <dd>{p.exitCode ?? '—'}</dd>
         <dt>Created</dt>
-        <dd>{new Date(p.createdAt).toLocaleString()}</dd>
+        <dd>
+          <Time iso={p.createdAt} />
+        </dd>
         <dt>Last update</dt>
-        <dd>{new Date(p.lastUpdateAt).toLocaleString()}</dd>
+        <dd>
+          <Time iso={p.lastUpdateAt} />
+        </dd>
       </dl>
       <h2>Environment</h2>
       {Object.keys(env).length === 0 ? (

@@ -5,6 +5,8 @@ import { usePolled } from '../hooks.js';
 import { navigate, onLinkClick } from '../router.js';
 import { PILOT_STATES } from '../../../core/pilot-states.js';
 import { isRefusal, Refused } from '../roles.js';
+import { CeLink, SiteLink } from '../links.js';
+import { Time } from '../time.js';
 
 const PAGE = 50;
 
@@ -74,40 +76,46 @@ export function PilotsPage({ url }: { url: URL }) {
             {list.error.message}
           </p>
         ))}
-      <table data-testid="pilots">
-        <thead>
-          <tr>
-            <th>Id</th>
-            <th>Status</th>
-            <th>Reason</th>
-            <th>Site</th>
-            <th>CE / queue</th>
-            <th>Jobs run</th>
-            <th>DB12</th>
-            <th>Updated</th>
-          </tr>
-        </thead>
-        <tbody>
-          {pilots.map((p) => (
-            <tr key={p.id}>
-              <td>
-                <a href={`/pilots/${p.id}`} onClick={onLinkClick}>
-                  {p.id}
-                </a>
-              </td>
-              <td class={`pilot-${p.status}`}>{p.status}</td>
-              <td>{p.statusReason}</td>
-              <td>{p.site}</td>
-              <td>
-                {p.ce} / {p.queue}
-              </td>
-              <td>{p.jobsRun}</td>
-              <td>{p.benchmark?.toFixed(1) ?? '—'}</td>
-              <td>{new Date(p.lastUpdateAt).toLocaleString()}</td>
+      <div class="table-scroll">
+        <table data-testid="pilots">
+          <thead>
+            <tr>
+              <th>Id</th>
+              <th>Status</th>
+              <th>Reason</th>
+              <th>Site</th>
+              <th>CE / queue</th>
+              <th>Jobs run</th>
+              <th>DB12</th>
+              <th>Updated</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {pilots.map((p) => (
+              <tr key={p.id}>
+                <td>
+                  <a href={`/pilots/${p.id}`} onClick={onLinkClick}>
+                    {p.id}
+                  </a>
+                </td>
+                <td class={`pilot-${p.status}`}>{p.status}</td>
+                <td>{p.statusReason}</td>
+                <td>
+                  <SiteLink site={p.site} />
+                </td>
+                <td>
+                  <CeLink ce={p.ce} /> / {p.queue}
+                </td>
+                <td>{p.jobsRun}</td>
+                <td>{p.benchmark?.toFixed(1) ?? '—'}</td>
+                <td>
+                  <Time iso={p.lastUpdateAt} />
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
       {list.data && pilots.length === 0 && <p>No pilots.</p>}
       <nav class="pager">
         <button type="button" disabled={!before} onClick={() => go({ before: undefined })}>

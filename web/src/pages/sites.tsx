@@ -1,12 +1,12 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { managesSite, type Principal } from '../../../core/identity.js';
 import type { Identity, Queue, QueueList, SiteStatus as SiteStatusAnswer } from '../../../api/index.js';
 import { api } from '../api.js';
 import { streamLabel, useEvents, useThrottled, LIVE_POLL_MS } from '../events.js';
 import { usePolled } from '../hooks.js';
 import { isRefusal, Refused } from '../roles.js';
-import { fromNow } from '../time.js';
-import { onLinkClick } from '../router.js';
+import { duration, fromNow, localTime, Time, utcTime } from '../time.js';
+import { anchorOf, jobsHref, Link, pilotsHref, PilotLink, useMayOpen } from '../links.js';
 
 /** A site as the page shows it: its queues (GET /api/sites) grouped by site and CE. */
 interface Site {
@@ -59,8 +59,8 @@ function closure(q: Queue): Closure | null {
     return {
       cause: 'paused',
       tone: 'paused',
-      text: `paused until ${new Date(q.pausedUntil).toLocaleString()} (${fromNow(q.pausedUntil)})${because(q.pauseReason)}`,
-      title: q.pausedUntil,
+      text: `paused until ${localTime(q.pausedUntil)} (${fromNow(q.pausedUntil)})${because(q.pauseReason)}`,
+      title: utcTime(q.pausedUntil),
     };
   }
   return null;
@@ -176,58 +176,98 @@ function SiteStatus({ name, live }: { name: string; live: number }) {
     return isRefusal(status.error) ? <Refused what={`The status of ${name}`} /> : <p class="error">Status: {status.error.message}</p>;
   if (!status.data) return <p>Loading status…</p>;
   return (
-    <table class="site-status" data-testid={`site-status-${name}`}>
-      <thead>
-        <tr>
-          <th>CE / queue</th>
-          <th>Pilots by state</th>
-          <th>Last pilot failures</th>
-        </tr>
-      </thead>
-      <tbody>
-        {status.data.queues.map((q) => (
-          <tr key={`${q.ce}/${q.queue}`}>
-            <td>
-              {q.ce} / {q.queue}
-            </td>
-            <td>
-              {Object.keys(q.pilots).length === 0
-                ? '—'
-                : Object.entries(q.pilots).map(([s, n]) => (
-                    <span key={s} class={`pill pilot-${s}`}>
-                      {s} {n}
-                    </span>
-                  ))}
-            </td>
-            <td>
-              {q.lastFailures.length === 0 ? (
-                '—'
-              ) : (
-                <ul class="failures">
-                  {q.lastFailures.map((f) => (
-                    <li key={f.pilotId}>
-                      <a href={`/pilots/${f.pilotId}`} onClick={onLinkClick}>
-                        pilot {f.pilotId}
-                      </a>{' '}
-                      {f.status}: {f.reason} <small>{new Date(f.at).toLocaleString()}</small>
-                    </li>
-                  ))}
-                </ul>
-              )}
-            </td>
+    <div class="table-scroll">
+      <table class="site-status" data-testid={`site-status-${name}`}>
+        <thead>
+          <tr>
+            <th>CE / queue</th>
+            <th>Pilots by state</th>
+            <th>Last pilot failures</th>
           </tr>
-        ))}
-      </tbody>
-    </table>
+        </thead>
+        <tbody>
+          {status.data.queues.map((q) => (
+            <tr key={`${q.ce}/${q.queue}`}>
+              <td>
+                {q.ce} / {q.queue}
+              </td>
+              <td>
+                {Object.keys(q.pilots).length === 0
+                  ? '—'
+                  : Object.entries(q.pilots).map(([s, n]) => (
+                      <span key={s} class={`pill pilot-${s}`}>
+                        {s} {n}
+                      </span>
+                    ))}
+              </td>
+              <td>
+                {q.lastFailures.length === 0 ? (
+                  '—'
+                ) : (
+                  <ul class="failures">
+                    {q.lastFailures.map((f) => (
+                      <li key={f.pilotId}>
+                        pilot <PilotLink id={f.pilotId} /> {f.status}: {f.reason}{' '}
+                        <small>
+                          <Time iso={f.at} />
+                        </small>
+                      </li>
+                    ))}
+                  </ul>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
+}
+
+/** Links to the jobs of a site and the pilots of a site or a CE, those the signed-in role may read. */
+function Around({ kind, name }: { kind: 'site' | 'ce'; name: string }) {
+  const jobs = jobsHref({ site: name });
+  const pilots = pilotsHref(kind === 'site' ? { site: name } : { ce: name });
+  // GET /api/jobs filters by site, not by CE.
+  const showJobs = useMayOpen(jobs) && kind === 'site';
+  const showPilots = useMayOpen(pilots);
+  if (!showJobs && !showPilots) return null;
+  return (
+    <small class="around">
+      {showJobs && (
+        <Link href={jobs} testId={`site-jobs-${name}`}>
+          jobs
+        </Link>
+      )}
+      {showPilots && (
+        <Link href={pilots} testId={`${kind}-pilots-${name}`}>
+          pilots
+        </Link>
+      )}
+    </small>
+  );
+}
+
+/**
+ * The site or CE the address points at (`/sites#site-NAME`, `/sites#ce-NAME`, as links from
+ * jobs and pilots say): scrolled to once the list is there, and marked while the address says so.
+ */
+function useTarget(url: URL, loaded: boolean): string {
+  const target = decodeURIComponent(url.hash.slice(1));
+  useEffect(() => {
+    if (loaded && target) document.getElementById(target)?.scrollIntoView({ block: 'start' });
+  }, [target, loaded]);
+  return target;
 }
 
 /**
  * Sites, their CEs and queues: state (a queue ok, paused until when and why, or closed by a ban
  * of its site or CE; a site's and a CE's badge sum up their queues), limits; for site admins and admins the pilots by state and the last pilot failures per queue,
- * and Ban / Allow. Live from the `sites` event stream (polling slowly as a fallback).
+ * and Ban / Allow; links to a site's jobs and pilots and a CE's pilots. Each site and CE has an
+ * anchor (`#site-NAME`, `#ce-NAME`) that links from jobs and pilots go to. Live from the `sites`
+ * event stream (polling slowly as a fallback).
  */
-export function SitesPage({ me }: { me: Identity | null }) {
+export function SitesPage({ me, url }: { me: Identity | null; url: URL }) {
   const [bump, setBump] = useState(0);
   const stream = useEvents({ sites: true }, () => refresh());
   const sites = usePolled(() => api<QueueList>('GET', '/api/sites'), [bump], stream === 'live' ? LIVE_POLL_MS : 3000);
@@ -237,6 +277,8 @@ export function SitesPage({ me }: { me: Identity | null }) {
   // admin on the sites of its token, never on the local site).
   const manages = (site: string) => me !== null && managesSite(me as Principal, site);
 
+  const list = sites.data ? groupSites(sites.data.queues) : null;
+  const target = useTarget(url, list !== null);
   if (sites.error && !sites.data)
     return isRefusal(sites.error) ? (
       <Refused what="The site list" />
@@ -245,7 +287,8 @@ export function SitesPage({ me }: { me: Identity | null }) {
         Sites: {sites.error.message}
       </p>
     );
-  const list = sites.data ? groupSites(sites.data.queues) : null;
+  // The class of a site's or a CE's box: `base`, and `target` when the address points at it.
+  const box = (base: string, id: string) => (id === target ? `${base} target` : base);
   return (
     <section>
       <h1>
@@ -257,51 +300,53 @@ export function SitesPage({ me }: { me: Identity | null }) {
       {!list && <p>Loading sites…</p>}
       {list && list.length === 0 && <p>No sites registered.</p>}
       {list?.map((s) => (
-        <article class="site" key={s.name} data-testid={`site-${s.name}`}>
+        <article class={box('site', anchorOf('site', s.name))} key={s.name} id={anchorOf('site', s.name)} data-testid={`site-${s.name}`}>
           <h2>
-            {s.name}{' '}
+            {s.name} <Around kind="site" name={s.name} />{' '}
             <Summary banned={s.banned} reason={s.banReason} queues={s.ces.flatMap((c) => c.queues)} testId={`site-state-${s.name}`} />
             {manages(s.name) && <BanControls kind="site" name={s.name} banned={s.banned} onDone={refresh} />}
           </h2>
           {s.ces.map((ce) => (
-            <div class="ce" key={ce.name}>
+            <div class={box('ce', anchorOf('ce', ce.name))} key={ce.name} id={anchorOf('ce', ce.name)}>
               <h3>
-                CE {ce.name} <small>({ce.type})</small>{' '}
+                CE {ce.name} <small>({ce.type})</small> <Around kind="ce" name={ce.name} />{' '}
                 <Summary banned={ce.banned} reason={ce.banReason} queues={ce.queues} testId={`ce-state-${ce.name}`} />
                 {manages(s.name) && <BanControls kind="ce" name={ce.name} banned={ce.banned} onDone={refresh} />}
               </h3>
-              <table>
-                <thead>
-                  <tr>
-                    <th>Queue</th>
-                    <th>State</th>
-                    <th>CPU time</th>
-                    <th>Cores</th>
-                    <th>RAM</th>
-                    <th>GPUs</th>
-                    <th>VOs</th>
-                    <th>Pilots: waiting / total / per cycle</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {ce.queues.map((q) => (
-                    <tr key={q.queue}>
-                      <td>{q.queue}</td>
-                      <td>
-                        <QueueState q={q} />
-                      </td>
-                      <td>{q.cpuTime} s</td>
-                      <td>{q.processors}</td>
-                      <td>{q.ramMb} MB</td>
-                      <td>{q.gpus}</td>
-                      <td>{q.allowedVos.length ? q.allowedVos.join(', ') : 'any'}</td>
-                      <td>
-                        {q.maxWaitingPilots} / {q.maxTotalPilots} / {q.maxPilotsPerCycle}
-                      </td>
+              <div class="table-scroll">
+                <table>
+                  <thead>
+                    <tr>
+                      <th>Queue</th>
+                      <th>State</th>
+                      <th>CPU time</th>
+                      <th>Cores</th>
+                      <th>RAM</th>
+                      <th>GPUs</th>
+                      <th>VOs</th>
+                      <th>Pilots: waiting / total / per cycle</th>
                     </tr>
-                  ))}
-                </tbody>
-              </table>
+                  </thead>
+                  <tbody>
+                    {ce.queues.map((q) => (
+                      <tr key={q.queue}>
+                        <td>{q.queue}</td>
+                        <td>
+                          <QueueState q={q} />
+                        </td>
+                        <td>{duration(q.cpuTime)}</td>
+                        <td>{q.processors}</td>
+                        <td>{q.ramMb} MB</td>
+                        <td>{q.gpus}</td>
+                        <td>{q.allowedVos.length ? q.allowedVos.join(', ') : 'any'}</td>
+                        <td>
+                          {q.maxWaitingPilots} / {q.maxTotalPilots} / {q.maxPilotsPerCycle}
+                        </td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
             </div>
           ))}
           {manager && <SiteStatus name={s.name} live={bump} />}

@@ -3,6 +3,7 @@ import type { AccountingReport, AccountingRow, GroupUsage, Identity, Usage, Usag
 import { api } from '../api.js';
 import { usePolled } from '../hooks.js';
 import { isRefusal, Refused } from '../roles.js';
+import { Time } from '../time.js';
 
 function hours(seconds: number): string {
   return seconds >= 3600
@@ -270,75 +271,79 @@ function ShareCell({ g, editable, onDone }: { g: GroupUsage; editable: boolean; 
 
 function GroupsTable({ groups, editable, onChanged }: { groups: GroupUsage[]; editable: boolean; onChanged: () => void }) {
   return (
-    <table data-testid="usage-groups">
-      <thead>
-        <tr>
-          <th>VO</th>
-          <th>Group</th>
-          <th>Share</th>
-          <th>Share %</th>
-          <th>Used % (week)</th>
-          <th>Waiting</th>
-          <th>Running</th>
-          <th>CPU last day</th>
-          <th>CPU last week</th>
-          <th>Normalized CPU week</th>
-        </tr>
-      </thead>
-      <tbody>
-        {groups.map((g) => (
-          <tr key={`${g.vo}/${g.group}`}>
-            <td>{g.vo}</td>
-            <td>{g.group}</td>
-            <td>
-              <ShareCell g={g} editable={editable} onDone={onChanged} />
-            </td>
-            <td>{percent(g.shareFraction)}</td>
-            <td class={g.usedFraction > g.shareFraction ? 'over' : ''}>{percent(g.usedFraction)}</td>
-            <td>{g.waiting}</td>
-            <td>{g.running}</td>
-            <td>{hours(g.day.cpuSeconds)}</td>
-            <td>{hours(g.week.cpuSeconds)}</td>
-            <td>{norm(g.week.normalizedCpuSeconds)}</td>
+    <div class="table-scroll">
+      <table data-testid="usage-groups">
+        <thead>
+          <tr>
+            <th>VO</th>
+            <th>Group</th>
+            <th>Share</th>
+            <th>Share %</th>
+            <th>Used % (week)</th>
+            <th>Waiting</th>
+            <th>Running</th>
+            <th>CPU last day</th>
+            <th>CPU last week</th>
+            <th>Normalized CPU week</th>
           </tr>
-        ))}
-      </tbody>
-    </table>
+        </thead>
+        <tbody>
+          {groups.map((g) => (
+            <tr key={`${g.vo}/${g.group}`}>
+              <td>{g.vo}</td>
+              <td>{g.group}</td>
+              <td>
+                <ShareCell g={g} editable={editable} onDone={onChanged} />
+              </td>
+              <td>{percent(g.shareFraction)}</td>
+              <td class={g.usedFraction > g.shareFraction ? 'over' : ''}>{percent(g.usedFraction)}</td>
+              <td>{g.waiting}</td>
+              <td>{g.running}</td>
+              <td>{hours(g.day.cpuSeconds)}</td>
+              <td>{hours(g.week.cpuSeconds)}</td>
+              <td>{norm(g.week.normalizedCpuSeconds)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
 function UsersTable({ users }: { users: UserUsage[] }) {
   return (
-    <table data-testid="usage-users">
-      <thead>
-        <tr>
-          <th>VO</th>
-          <th>Group</th>
-          <th>User</th>
-          <th>Waiting</th>
-          <th>Running</th>
-          <th>CPU last day</th>
-          <th>CPU last week</th>
-          <th>Normalized CPU day</th>
-          <th>Normalized CPU week</th>
-        </tr>
-      </thead>
-      <tbody>
-        {users.map((u) => (
-          <tr key={`${u.vo}/${u.group}/${u.user}`}>
-            <td>{u.vo}</td>
-            <td>{u.group}</td>
-            <td>{u.user}</td>
-            <td>{u.waiting}</td>
-            <td>{u.running}</td>
-            <td>{hours(u.day.cpuSeconds)}</td>
-            <td>{hours(u.week.cpuSeconds)}</td>
-            <td>{norm(u.day.normalizedCpuSeconds)}</td>
-            <td>{norm(u.week.normalizedCpuSeconds)}</td>
+    <div class="table-scroll">
+      <table data-testid="usage-users">
+        <thead>
+          <tr>
+            <th>VO</th>
+            <th>Group</th>
+            <th>User</th>
+            <th>Waiting</th>
+            <th>Running</th>
+            <th>CPU last day</th>
+            <th>CPU last week</th>
+            <th>Normalized CPU day</th>
+            <th>Normalized CPU week</th>
           </tr>
-        ))}
-      </tbody>
-    </table>
+        </thead>
+        <tbody>
+          {users.map((u) => (
+            <tr key={`${u.vo}/${u.group}/${u.user}`}>
+              <td>{u.vo}</td>
+              <td>{u.group}</td>
+              <td>{u.user}</td>
+              <td>{u.waiting}</td>
+              <td>{u.running}</td>
+              <td>{hours(u.day.cpuSeconds)}</td>
+              <td>{hours(u.week.cpuSeconds)}</td>
+              <td>{norm(u.day.normalizedCpuSeconds)}</td>
+              <td>{norm(u.week.normalizedCpuSeconds)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
@@ -351,6 +356,11 @@ function WeekAccounting({ mine }: { mine: boolean }) {
   return (
     <>
       <h2>Finished jobs of the last week{mine ? ' (yours)' : ''}</h2>
+      {sites.data && (
+        <p class="hint" data-testid="accounting-since">
+          Jobs that ended since <Time iso={sites.data.since} />.
+        </p>
+      )}
       {err && (isRefusal(err) ? <Refused what="The accounting of the last week" /> : <p class="error">{err.message}</p>)}
       <div class="charts">
         <figure>
@@ -404,6 +414,9 @@ export function UsagePage({ me }: { me: Identity | null }) {
           <p class="hint">
             Share %: the group's share over the shares of its VO's groups that have jobs waiting or running, or used CPU this week (default
             share {u.defaultShare}). Used %: its part of the VO's normalized CPU of the last week.
+          </p>
+          <p class="hint" data-testid="usage-since">
+            Last day: since <Time iso={u.daySince} />; last week: since <Time iso={u.weekSince} />.
           </p>
           <GroupsTable groups={u.groups} editable={me?.role === 'admin'} onChanged={usage.reload} />
           <div class="charts">
