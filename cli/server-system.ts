@@ -21,6 +21,10 @@
  *    from what their process did (Done on exit 0, Aborted when killed here, else Failed): the
  *    pilot-status agent may not run again before the server ends.
  * 5. The agents, the CE drivers, the services and the database close.
+ * A process that exits before this is over (a third signal) SIGKILLs its local pilots still
+ * running and their payload sessions as it exits; a server started again on the data dir settles
+ * the pilots gone meanwhile (Failed) and reschedules their jobs ("pilot gone while the server was
+ * stopped"), as it does for pilots that ended unseen after a SIGKILL of the server.
  * Each step is logged (or handed to the caller's `log`: the CLI prints them for the person who
  * pressed Ctrl-C).
  *
@@ -176,19 +180,39 @@ async function reconcileLocalPilots(
     const status: PilotState = a.status === 'Done' ? 'Done' : a.status === 'Aborted' ? 'Aborted' : 'Failed';
     changes.push({ id: p.id, from: p.status, status, reason: `ended at server shutdown (${a.reason})`, exitCode: a.exitCode ?? null });
   }
+  await settleEndedPilots(db, config, {
+    ended: ended.map((p) => p.id),
+    changes,
+    why: 'pilot stopped by server shutdown',
+    pilots: 'stopped pilots',
+    log,
+  });
+}
+
+/**
+ * Makes ended local pilots true in the database: `changes` (transient -> final) applied, and the
+ * jobs the `ended` pilots still held rescheduled, `why` in their history (past MaxRescheduling
+ * they fail); each step logged, naming the pilots as `pilots`.
+ */
+async function settleEndedPilots(
+  db: DbHandle,
+  config: Readonly<ServiceConfig>,
+  o: { ended: readonly number[]; changes: readonly PilotStatusChange[]; why: string; pilots: string; log: (line: string) => void },
+): Promise<void> {
+  const { changes, log } = o;
   const changed = new Set(await applyPilotStatusChanges(db, changes));
-  const held = await heldJobs(db, new Set(ended.map((p) => p.id)));
+  const held = await heldJobs(db, new Set(o.ended));
   if (held.length > 0) {
     const ids = held.map((j) => j.id);
     const r = await rescheduleJobs(db, ids, {
-      source: `${SHUTDOWN_SOURCE}: pilot stopped by server shutdown`,
+      source: `${SHUTDOWN_SOURCE}: ${o.why}`,
       maxRescheduling: config.jobLimits.maxRescheduling,
     });
     const after = await getJobs(db, r.succeeded);
     const failed = after.filter((j) => j.status === 'Failed').map((j) => j.id);
     const requeued = after.filter((j) => j.status !== 'Failed').map((j) => j.id);
     log(
-      `rescheduled ${requeued.length} job(s) of the stopped pilots${requeued.length ? ` (${requeued.join(', ')})` : ''}` +
+      `rescheduled ${requeued.length} job(s) of the ${o.pilots}${requeued.length ? ` (${requeued.join(', ')})` : ''}` +
         (failed.length ? `; ${failed.length} failed, past MaxRescheduling (${MINOR.maxReschedulings}): ${failed.join(', ')}` : '') +
         (r.failed.length ? `; ${r.failed.length} not rescheduled: ${r.failed.map((f) => f.message).join('; ')}` : ''),
     );
@@ -198,6 +222,50 @@ async function reconcileLocalPilots(
     for (const c of changes) if (changed.has(c.id)) by.set(c.status, (by.get(c.status) ?? 0) + 1);
     log(`pilots made final: ${[...by].map(([s, n]) => `${n} ${s}`).join(', ')}`);
   }
+}
+
+/**
+ * At start: the local pilots of an earlier server process on this data dir whose wrapper no
+ * longer runs (that server was killed, or exited before its stop was over, and they ended or were
+ * killed unseen) and that are still transient in the database become Failed, and the jobs they
+ * held are rescheduled ("pilot gone while the server was stopped"; past MaxRescheduling they fail).
+ */
+async function settleGonePilots(
+  db: DbHandle,
+  config: Readonly<ServiceConfig>,
+  localCe: LocalComputingElement,
+  log: (line: string) => void,
+): Promise<void> {
+  const stamps = new Set(await localCe.gonePilotStamps());
+  if (stamps.size === 0) return;
+  const transient = await listPilots(db, { ce: LOCAL_SITE.ce, status: [...PILOT_TRANSIENT_STATES], limit: 10_000 });
+  const gone = transient.filter((p): p is typeof p & { reference: string } => stamps.has(p.stamp) && p.reference !== null);
+  const answers = await localCe.status(gone.map((p) => p.reference));
+  const changes: PilotStatusChange[] = [];
+  for (const p of gone) {
+    const a = answers.get(p.reference);
+    if (!a || !isPilotFinal(a.status)) continue;
+    changes.push({ id: p.id, from: p.status, status: 'Failed', reason: `gone at server start: ${a.reason}`, exitCode: null });
+  }
+  await settleEndedPilots(db, config, {
+    ended: changes.map((c) => c.id),
+    changes,
+    why: 'pilot gone while the server was stopped',
+    pilots: 'pilots gone while the server was stopped',
+    log,
+  });
+}
+
+/**
+ * Kills the local pilots still running, and their payloads, when this process exits before its
+ * stop is over (a third signal, a crash): no payload outlives its pilot, and the next start
+ * settles their jobs (`settleGonePilots`). Answers the function that removes the hook.
+ */
+function killLocalPilotsAtExit(localCe: LocalComputingElement | null): () => void {
+  if (!localCe) return () => undefined;
+  const hook = () => void localCe.killNow();
+  process.on('exit', hook);
+  return () => process.off('exit', hook);
 }
 
 export interface SystemOptions {
@@ -232,6 +300,12 @@ export function commandLogger(config: Readonly<ServiceConfig>, err: (line: strin
 function shutdownLog(root: Logger): (line: string) => void {
   const log = root.child({ component: 'shutdown' });
   return (line) => log.info(line);
+}
+
+/** Where the start's settling of pilots gone meanwhile is told: a warning (jobs were rescheduled). */
+function startLog(root: Logger): (line: string) => void {
+  const log = root.child({ component: 'local-site' });
+  return (line) => log.warn(line);
 }
 
 /** Registers (or updates) the local site, its CE and its one queue. */
@@ -340,6 +414,7 @@ export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemO
   let stopping = false;
   try {
     localCe = await localSiteOf(server.db, config, runAs, opts.localPilotEnv);
+    if (localCe) await settleGonePilots(server.db, config, localCe, startLog(root));
     ces = computingElements(config, localCe, opts.ceEnv);
     if (config.agents) {
       // Each tick reaches the services' /metrics (wms_agent_tick_*) through the in-process events.
@@ -377,6 +452,7 @@ export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemO
   }
   const ce = localCe;
   const drivers = ces;
+  const forgetExitHook = killLocalPilotsAtExit(ce);
   return {
     server,
     runner,
@@ -397,6 +473,7 @@ export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemO
         say('closing: agents, computing elements, services, database');
         await runner?.stop();
         await ce?.close(0);
+        forgetExitHook();
         await drivers.close();
         await server.close();
       }
@@ -406,6 +483,7 @@ export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemO
       stopping = true;
       await runner?.stop();
       await ce?.close();
+      forgetExitHook();
       await drivers.close();
       await server.close();
     },
@@ -432,6 +510,7 @@ export async function startAgents(config: Readonly<ServiceConfig>, opts: { logge
   const db = await openDb(databaseTarget(config), { poolSize: 4 });
   try {
     const localCe = await localSiteOf(db, config, runAs);
+    if (localCe) await settleGonePilots(db, config, localCe, startLog(root));
     const ces = computingElements(config, localCe);
     let stopping = false;
     const runner = await agentRunner(db, config, {
@@ -441,6 +520,7 @@ export async function startAgents(config: Readonly<ServiceConfig>, opts: { logge
       logger: root,
       stopping: () => stopping,
     });
+    const forgetExitHook = killLocalPilotsAtExit(localCe);
     return {
       runner,
       shutdown: async (o) => {
@@ -457,6 +537,7 @@ export async function startAgents(config: Readonly<ServiceConfig>, opts: { logge
           say('closing: agents, computing elements, database');
           await runner.stop();
           await localCe?.close(0);
+          forgetExitHook();
           await ces.close();
           await db.close();
         }
@@ -465,6 +546,7 @@ export async function startAgents(config: Readonly<ServiceConfig>, opts: { logge
       close: async () => {
         await runner.stop();
         await localCe?.close();
+        forgetExitHook();
         await ces.close();
         await db.close();
       },

@@ -26,7 +26,9 @@
  * (`dirac-jobexec`, payload-tools.ts) come last on its PATH. Once the payload has run, the
  * job dir is the payload's: the wrapper reads its stdout for heartbeats through a descriptor
  * it opened itself (a link put in its place is never followed) and packs outputs without
- * following links.
+ * following links. The last lines of stdout (the job's peek, `StandardOutput`) go with each
+ * heartbeat and, read once more when the payload has ended, with the final reports: a peek of a
+ * finished job ends with the payload's last line, whenever the last heartbeat was.
  *
  * Whatever happens the job dir is removed at the end and nothing of the payload's process tree
  * is left running.
@@ -77,7 +79,7 @@ import { registerPayloadSession, unregisterPayloadSession } from './payload-sess
 import { installPayloadTools } from './payload-tools.js';
 import { ReportJournal, type ReportResult } from './report-journal.js';
 import { packOutputs, safeUnpack } from './sandbox.js';
-import { DEFAULT_MIN_DISK_MB, rawCpuLimitSeconds, Watchdog, type WatchdogLimitHit } from './watchdog.js';
+import { DEFAULT_MIN_DISK_MB, PEEK_LINES, rawCpuLimitSeconds, tailLines, Watchdog, type WatchdogLimitHit } from './watchdog.js';
 
 /** How the job wrapper talks to the services for one job (the pilot's HTTP client, with the job token). */
 export interface JobChannel {
@@ -312,6 +314,8 @@ class JobRun {
   private wallSeconds = 0;
   private maxRssMb = 0;
   private exitCode: number | null = null;
+  /** The last lines of the payload's stdout once it ended (the final peek); undefined when unreadable. */
+  private stdoutTail: string | undefined;
   private sandbox: PayloadSandbox | null = null;
   private isolationProblem: string | null = null;
 
@@ -740,7 +744,6 @@ class JobRun {
     this.payloadRunning = false;
     const dog = this.watchdog;
     dog?.stop();
-    await peek.close().catch(() => undefined);
     this.wallSeconds = Math.round((Date.now() - startedAt) / 10) / 100;
     if (dog) {
       const st = dog.stats();
@@ -749,6 +752,9 @@ class JobRun {
       this.cpuSeconds = Math.round(Math.max(st.cpuSeconds, Math.min(delta, bound)) * 100) / 100;
       this.maxRssMb = st.maxRssMb;
     }
+    // The lines written since the last heartbeat: the final reports carry them (StandardOutput).
+    this.stdoutTail = await tailLines(`/proc/self/fd/${peek.fd}`, PEEK_LINES);
+    await peek.close().catch(() => undefined);
     if (end.kind === 'exit') {
       this.exitCode = end.code;
       this.o.log(`payload ended: ${end.code !== null ? `exit code ${end.code}` : `signal ${end.signal}`}`);
@@ -765,6 +771,7 @@ class JobRun {
     };
     if (this.exitCode !== null) p['ExitCode'] = String(this.exitCode);
     if (this.pid !== undefined) p['PayloadPID'] = String(this.pid);
+    if (this.stdoutTail !== undefined) p['StandardOutput'] = this.stdoutTail;
     return p;
   }
 

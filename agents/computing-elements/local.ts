@@ -28,7 +28,9 @@
  * (written over a minute ago; with their stdout and stderr), and removes the others at
  * `cleanup()` once their pilot ended. Those adopted pilots count against the slots while they run
  * (the site director never starts more than `slots` pilots on this machine), `status()` says
- * Running while their process lives, and a server that stops drains them with its own.
+ * Running while their process lives, and a server that stops drains them with its own. The
+ * stamps of the homes whose wrapper no longer runs (`gonePilotStamps()`) let the server settle
+ * those pilots and their jobs at its start.
  *
  * Stopping (`wms server start` on a signal, cli/server-system.ts): `drain()` sends SIGTERM to
  * every live pilot's process group (each pilot stops matching; its running jobs finish and
@@ -37,10 +39,11 @@
  * it then kills its payloads, SIGTERM then SIGKILL after the job wrapper's grace), waits a bound,
  * then SIGKILLs the process groups left and the payload sessions their pilots registered
  * (`<work dir>/payload-sessions`, pilot/payload-sessions.ts). A pilot ended by that SIGKILL is
- * Aborted "killed at server shutdown".
+ * Aborted "killed at server shutdown". A server that exits before its stop is over (a third
+ * signal) does the same at once, without waiting (`killNow()`).
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readdirSync, readFileSync, type Dirent, type Stats } from 'node:fs';
 import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { constants, tmpdir, userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -228,14 +231,14 @@ function uidOf(pid: number): number | null {
  * pilot/payload-sessions.ts) that still lead a session of a non-root user: the file is written
  * by the pilot user, so nothing in it is believed beyond that.
  */
-async function registeredPayloadSessions(home: string): Promise<number[]> {
+function registeredPayloadSessions(home: string): number[] {
   const out: number[] = [];
-  for (const entry of await readdir(home, { withFileTypes: true }).catch(() => [])) {
+  for (const entry of readdirOrNone(home)) {
     if (!entry.isDirectory()) continue;
     const file = join(home, entry.name, 'payload-sessions');
-    const st = await lstat(file).catch(() => null);
+    const st = lstatOrNull(file);
     if (!st?.isFile() || st.size > 65_536) continue;
-    for (const line of (await readFile(file, 'utf8').catch(() => '')).split('\n')) {
+    for (const line of readTextOrEmpty(file).split('\n')) {
       const sid = /^\d{1,10}$/.test(line.trim()) ? Number(line.trim()) : 0;
       if (sid <= 1) continue;
       const gs = groupAndSession(sid);
@@ -243,6 +246,34 @@ async function registeredPayloadSessions(home: string): Promise<number[]> {
     }
   }
   return out;
+}
+
+/*
+ * Synchronous reads, for `killNow()` at the process's exit (no await there). Each answers
+ * nothing (not an error) for what is gone or unreadable: a pilot's files are its user's.
+ */
+function readdirOrNone(dir: string): Dirent[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+}
+
+function lstatOrNull(file: string): Stats | null {
+  try {
+    return lstatSync(file);
+  } catch {
+    return null;
+  }
+}
+
+function readTextOrEmpty(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 function serverUserName(): string {
@@ -260,6 +291,8 @@ export class LocalComputingElement implements ComputingElement {
   private readonly adopted = new Map<number, string>();
   /** The adopted pilots themselves: their wrapper's main pid (its process group's id) and home. */
   private readonly adoptedPilots = new Map<number, string>();
+  /** Stamps of the pilots of an earlier server process whose wrapper was gone at the take-back. */
+  private readonly gone = new Set<string>();
   private runDir: Promise<string> | null = null;
 
   constructor(private readonly o: LocalCeOptions) {}
@@ -353,16 +386,46 @@ export class LocalComputingElement implements ComputingElement {
     for (const p of left) signalGroup(p.pid, 'SIGTERM');
     left = await this.waitForPilots(left, Date.now() + killWaitMs, abort);
     if (left.length === 0) return [];
-    // Collected before the SIGKILL: the pilot user's payload sessions, with their pilot's files.
-    const sessions = (await Promise.all(left.map((p) => registeredPayloadSessions(p.home)))).flat();
-    for (const p of left) {
+    this.kill(left);
+    await this.waitForPilots(left, Date.now() + 5_000);
+    return left;
+  }
+
+  /**
+   * SIGKILL to the process groups of `pilots` and to the payload sessions they registered
+   * (collected first: they are in the pilots' files); they end Aborted "killed at server shutdown".
+   */
+  private kill(pilots: readonly LivePilot[]): void {
+    const sessions = pilots.flatMap((p) => registeredPayloadSessions(p.home));
+    for (const p of pilots) {
       const own = this.pilots.get(p.reference);
       if (own) own.killedAtShutdown = true;
       signalGroup(p.pid, 'SIGKILL');
     }
     for (const sid of sessions) signalGroup(sid, 'SIGKILL');
-    await this.waitForPilots(left, Date.now() + 5_000);
-    return left;
+  }
+
+  /**
+   * Kills every pilot still running (this process's and the adopted ones) and their payloads at
+   * once, without waiting: for a server that exits before its stop is over (a third signal).
+   * Synchronous, so that it can run at the process's `exit`. Answers how many were killed.
+   */
+  killNow(): number {
+    const own: LivePilot[] = [];
+    for (const [reference, p] of this.pilots) if (!p.exit) own.push({ reference, pid: p.child.pid!, home: p.home });
+    const live = [...own, ...this.adoptedLive()];
+    this.kill(live);
+    return live.length;
+  }
+
+  /**
+   * The stamps of the pilots an earlier server process on this data dir started whose wrapper no
+   * longer runs (found when the run dir is taken back): they ended, or were killed, while no
+   * server watched them, and never reported it.
+   */
+  async gonePilotStamps(): Promise<string[]> {
+    await this.homes().catch(() => null);
+    return [...this.gone];
   }
 
   /**
@@ -403,6 +466,7 @@ export class LocalComputingElement implements ComputingElement {
     for (const stamp of await readdir(dir)) {
       const home = join(dir, stamp);
       if (live.has(join(home, WRAPPER))) continue;
+      this.gone.add(stamp);
       // A wrapper written in the last minute may be another process's pilot about to start.
       const written = (await lstat(join(home, WRAPPER)).catch(() => null)) ?? (await lstat(home).catch(() => null));
       if (written && Date.now() - written.mtimeMs > 60_000) await this.removePilotFiles(home);

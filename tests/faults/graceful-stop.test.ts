@@ -10,7 +10,10 @@
  *   (the ledger the payloads write outside their job dir);
  * - SIGKILL of a pilot's node process alone (not its wrapper) leaves no payload process: the
  *   payload's first process dies with it (setpriv --pdeathsig) and the wrapper kills the rest of
- *   its session (`payload-sessions`).
+ *   its session (`payload-sessions`);
+ * - a second signal stops the running payloads at once, and a third one (issue 13) exits at once
+ *   killing the pilots and their payloads; the next start makes those pilots Failed and
+ *   reschedules their jobs, never left Running with no pilot.
  * Payload isolation is `none`, so that payloads can write the ledger; under root the pilots run as
  * nobody, so the ledger directory is writable by all.
  */
@@ -334,6 +337,59 @@ describe('graceful stop of wms server start: drain, stop, reschedule, restart', 
       expect(job?.status).toBe('Waiting');
       expect(job?.rescheduleCounter).toBe(1);
       expect(await listPilots(db, { status: [...PILOT_TRANSIENT_STATES], limit: 100 })).toEqual([]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('a third signal exits at once: the pilots and their payloads are killed with the server, and the next start reschedules their jobs', async () => {
+    await server.start();
+    const tag = `${marker}x`;
+    const id = await submit(jdl('exited', 300, tag));
+    await until('the payload running', async () => runsOf(id, 'start').length === 1, 60_000);
+    server.child!.kill('SIGTERM');
+    await until('the drain to start', async () => /waiting up to 10 min/.test(await server.output()), 20_000);
+    // Before the server's second SIGTERM reaches the pilots (2 s after the first): they only drain.
+    server.child!.kill('SIGTERM');
+    await sleep(100);
+    server.child!.kill('SIGTERM');
+    const r = await Promise.race([server.exit!, sleep(30_000).then(() => null)]);
+    const out = await server.output();
+    expect(r?.code, out).toBe(1);
+    expect(out).toMatch(/SIGTERM again, exiting now/);
+    server.child = null;
+    await until(
+      'every payload and pilot process gone',
+      async () => {
+        const left = [...(await processesWith(tag)), ...(await processesWith(join(base, 'tmp')))];
+        return left.length === 0;
+      },
+      15_000,
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}: left ${JSON.stringify([...(await processesWith(tag)), ...(await processesWith(join(base, 'tmp')))])}`);
+    });
+    expect(runsOf(id, 'end')).toHaveLength(0);
+
+    // Started again (no agents: nothing matches the job again), the server settles the pilot gone meanwhile.
+    await server.start(['--no-agents']);
+    // With the jobs of the tests before, which its pilots ran too when the file runs whole.
+    const settled = new RegExp(`rescheduled \\d+ job\\(s\\) of the pilots gone while the server was stopped \\((\\d+, )*${id}(, \\d+)*\\)`);
+    // Health answers before the start is over (and its signal handlers installed).
+    await until('the start to be over', async () => /pilot-wms listening/.test(await server.output()), 30_000);
+    expect(await server.output()).toMatch(settled);
+    const stop = await server.stop(60_000);
+    expect(stop.code, await server.output()).toBe(0);
+    const db = await openDb(join(server.dataDir, 'db'));
+    try {
+      const [job] = await getJobs(db, [id]);
+      expect(job?.status).toBe('Waiting');
+      expect(job?.pilotId ?? null).toBeNull();
+      expect(job?.rescheduleCounter).toBe(1);
+      const history = await getJobHistory(db, id);
+      expect(history.map((h) => h.source).join('\n')).toContain('ServerShutdown: pilot gone while the server was stopped');
+      expect(await listPilots(db, { status: [...PILOT_TRANSIENT_STATES], limit: 100 })).toEqual([]);
+      const [pilot] = await listPilots(db, { limit: 1 });
+      expect(`${pilot?.status} ${pilot?.statusReason}`).toMatch(/^Failed gone at server start: /);
     } finally {
       await db.close();
     }
