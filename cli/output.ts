@@ -16,7 +16,22 @@ export function table(header: readonly string[], rows: readonly (readonly (strin
     .join('\n');
 }
 
-export { humanDuration, shortTime } from '../core/time-format.js';
+import { localTime, shortTime as utcTime } from '../core/time-format.js';
+
+export { humanDuration } from '../core/time-format.js';
+
+/** Whether instants print in this machine's zone (`--local`) rather than UTC; set per command line by `run`. */
+let localTimes = false;
+
+export function printTimesLocally(on: boolean): void {
+  localTimes = on;
+}
+
+/** An instant for a table: `2026-11-22 10:00:00Z` (UTC), or with `--local` `2026-11-22 11:00:00 +01:00`; `-` for none. */
+export function shortTime(iso: string | null | undefined): string {
+  if (!iso) return '-';
+  return localTimes ? localTime(iso) : utcTime(iso);
+}
 
 export function json(value: unknown): string {
   return JSON.stringify(value, null, 2);

@@ -16,6 +16,7 @@ import { shareCommands } from './commands/share.js';
 import { ceCommands, siteCommands } from './commands/site.js';
 import { tokenCommands } from './commands/token.js';
 import { UsageError } from './errors.js';
+import { printTimesLocally } from './output.js';
 
 export const COMMANDS: CommandSpec[] = [
   ...serverCommands,
@@ -92,7 +93,7 @@ export function mainHelp(): string {
     'Commands:',
     ...rows.map(([l, r]) => `  ${(l ?? '').padEnd(width)}  ${r}`),
     '',
-    'Common options: --json (machine-readable output), --help.',
+    "Common options: --json (machine-readable output), --local (times in this machine's zone, not UTC), --help.",
     '',
     'Environment (client commands):',
     '  WMS_URL          server URL (default http://127.0.0.1:8080)',
@@ -169,6 +170,7 @@ async function runCommand(command: CommandSpec, args: string[], io: Io): Promise
           ]),
         ),
         help: { type: 'boolean', short: 'h' },
+        local: { type: 'boolean' },
       },
       allowPositionals: true,
       strict: true,
@@ -176,6 +178,7 @@ async function runCommand(command: CommandSpec, args: string[], io: Io): Promise
   } catch (e) {
     throw new UsageError(`${group} ${sub}: ${(e as Error).message.replace(/\. To specify a positional.*$/s, '')}`);
   }
+  printTimesLocally(parsed.values['local'] === true);
   if (parsed.values['help'] === true) {
     io.out(commandHelp(command));
     return 0;

@@ -1,7 +1,24 @@
 /**
  * Times and durations as people read them, the same in the CLI and the dashboard (pure,
- * browser-safe): an instant in UTC said by its `Z`, a duration in the unit that suits it.
+ * browser-safe): an instant in UTC said by its `Z`, or in the local zone with its offset; a
+ * duration in the unit that suits it.
  */
+
+const two = (n: number) => String(n).padStart(2, '0');
+
+/** `+01:00`, `-05:00`, `+00:00`: how far the local zone is ahead of UTC at `d`. */
+function offsetOf(d: Date): string {
+  const minutes = -d.getTimezoneOffset();
+  const abs = Math.abs(minutes);
+  return `${minutes < 0 ? '-' : '+'}${two(Math.floor(abs / 60))}:${two(abs % 60)}`;
+}
+
+/** `2026-12-04 15:20:03 +01:00`: the instant `iso` in the local zone (the browser's, or TZ's), with its offset. */
+export function localTime(iso: string): string {
+  const d = new Date(iso);
+  const day = `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
+  return `${day} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())} ${offsetOf(d)}`;
+}
 
 /** `2026-11-22T10:00:00.000Z` → `2026-11-22 10:00:00Z` (UTC, said by its `Z`; compact for tables); `-` for none. */
 export function shortTime(iso: string | null | undefined): string {

@@ -130,6 +130,11 @@ describe('wms job', () => {
     expect(jdl.code).toBe(0);
     expect(jdl.stdout).toMatch(/JobGroup = "totals_grp"/);
     expect(jdl.stdout).not.toContain('ParameterStart');
+    // Times say their zone: UTC with Z, or with --local the machine's zone and offset.
+    const utc = await wms(['job', 'status', String(ids[1])], { ...env, TZ: 'Asia/Kolkata' }, work);
+    expect(utc.stdout).toMatch(/ \d\d:\d\d:\d\dZ\n$/);
+    const local = await wms(['job', 'status', String(ids[1]), '--local'], { ...env, TZ: 'Asia/Kolkata' }, work);
+    expect(local.stdout).toMatch(/ \d\d:\d\d:\d\d \+05:30\n$/);
     const beats = await wms(['job', 'heartbeats', String(ids[1])], env, work);
     expect(beats.stdout.trim()).toBe(`job ${ids[1]} has sent no heartbeat`);
     const other = await wms(['job', 'jdl', String(ids[1])], { ...env, WMS_TOKEN: await t.user('mallory') }, work);

@@ -98,3 +98,19 @@ describe('durations and token lifetimes for people', () => {
     expect(tokenExpiresAt(null)).toBeNull();
   });
 });
+
+describe('--local: times in the zone of the machine', () => {
+  it('UTC with Z by default; with --local, the local time and its offset', async () => {
+    const { printTimesLocally } = await import('../../cli/output.js');
+    const { localTime } = await import('../../core/time-format.js');
+    try {
+      expect(shortTime('2026-11-22T10:00:00.123Z')).toBe('2026-11-22 10:00:00Z');
+      printTimesLocally(true);
+      expect(shortTime('2026-11-22T10:00:00.123Z')).toBe(localTime('2026-11-22T10:00:00.123Z'));
+      expect(localTime('2026-11-22T10:00:00.123Z')).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d$/);
+      expect(shortTime(null)).toBe('-');
+    } finally {
+      printTimesLocally(false);
+    }
+  });
+});

@@ -4,26 +4,12 @@
  * (`2026-12-04 14:20:03Z`), and durations as people read them (`12 min`, `48 h`, as the CLI).
  */
 import { h } from 'preact';
-import { humanDuration, shortTime } from '../../core/time-format.js';
+import { humanDuration, localTime, shortTime } from '../../core/time-format.js';
 
 /** A duration for people: `45 s`, `12 min`, `48 h`, `30 d` (the CLI's words). */
 export const duration = humanDuration;
 
-const two = (n: number) => String(n).padStart(2, '0');
-
-/** `+01:00`, `-05:00`, `+00:00`: how far the browser's zone is ahead of UTC at `d`. */
-function offsetOf(d: Date): string {
-  const minutes = -d.getTimezoneOffset();
-  const abs = Math.abs(minutes);
-  return `${minutes < 0 ? '-' : '+'}${two(Math.floor(abs / 60))}:${two(abs % 60)}`;
-}
-
-/** `2026-12-04 15:20:03 +01:00`: the instant `iso` in the browser's zone, with its offset. */
-export function localTime(iso: string): string {
-  const d = new Date(iso);
-  const day = `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
-  return `${day} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())} ${offsetOf(d)}`;
-}
+export { localTime };
 
 /** `2026-12-04 14:20:03Z`: the instant `iso` in UTC, as the CLI prints it. */
 export function utcTime(iso: string): string {
