@@ -657,6 +657,8 @@ function jobListQuery(values: OptionValues): URLSearchParams {
     const v = str(values, k);
     if (v !== undefined) q.set(k, pointInTime(k, v).toISOString());
   }
+  const pilot = int(values, 'pilot', 1);
+  if (pilot !== undefined) q.set('pilot', String(pilot));
   const limit = int(values, 'limit', 1);
   const offset = int(values, 'offset', 0);
   if (limit !== undefined) q.set('limit', String(limit));
@@ -699,7 +701,7 @@ function jobListText(answer: JobList): string {
 
 const list = clientCommand({
   name: ['job', 'list'],
-  usage: '[--status S] [--site S] [--group G] [--owner U] [--since T] [--until T] [--search Q] [--limit N] [--offset N]',
+  usage: '[--status S] [--site S] [--group G] [--owner U] [--since T] [--until T] [--search Q] [--pilot ID] [--limit N] [--offset N]',
   summary: 'list jobs, newest first, with the total for the query by status',
   options: {
     status: { type: 'string', multiple: true, value: 'S', description: `only in status S (repeat, or S1,S2): ${JOB_STATES.join(' ')}` },
@@ -709,6 +711,7 @@ const list = clientCommand({
     since: { type: 'string', value: 'T', description: 'submitted at or after T: a date (ISO 8601) or a duration ago (1h, 7d)' },
     until: { type: 'string', value: 'T', description: 'submitted before T: a date (ISO 8601) or a duration ago (1h, 7d)' },
     search: { type: 'string', value: 'Q', description: 'job name or id contains Q' },
+    pilot: { type: 'string', value: 'ID', description: 'only the jobs pilot ID holds or last ran' },
     limit: { type: 'string', value: 'N', description: 'at most N jobs (default 100)' },
     offset: { type: 'string', value: 'N', description: 'skip the first N jobs' },
   },

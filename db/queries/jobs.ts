@@ -53,6 +53,8 @@ export interface JobFilter {
   until?: Date;
   /** A job id, or a substring of the job name (case-insensitive). */
   search?: string;
+  /** The jobs this pilot holds or last ran (a reschedule clears a job's pilot). */
+  pilotId?: number;
 }
 
 /** The order of a listing: a column and a direction. */
@@ -117,6 +119,7 @@ function filterWhere(filter: JobFilter, scope: JobScope | undefined): SQL | unde
     filter.status && filter.status.length > 0 ? sql`${jobs.status} = any(${sql.param(filter.status)}::text[]::job_status[])` : undefined,
     filter.site !== undefined ? eq(jobs.site, filter.site) : undefined,
     filter.jobGroup !== undefined ? eq(jobs.jobGroup, filter.jobGroup) : undefined,
+    filter.pilotId !== undefined ? eq(jobs.pilotId, filter.pilotId) : undefined,
     filter.owner !== undefined ? eq(jobs.owner, filter.owner) : undefined,
     filter.since !== undefined ? gte(jobs.submittedAt, filter.since) : undefined,
     filter.until !== undefined ? lte(jobs.submittedAt, filter.until) : undefined,

@@ -65,6 +65,8 @@ export interface JobQuery {
   since?: string;
   until?: string;
   search?: string;
+  /** The jobs this pilot holds or last ran. */
+  pilot?: number;
 }
 
 /** The listing's query: the filters, the sort and the page. */
@@ -113,6 +115,7 @@ function filterOf(q: JobQuery): JobFilter {
   if (q.since) f.since = new Date(q.since);
   if (q.until) f.until = new Date(q.until);
   if (q.search) f.search = q.search;
+  if (q.pilot !== undefined) f.pilotId = q.pilot;
   return f;
 }
 

@@ -47,6 +47,7 @@ const ListQuery = Type.Object(
     since: Type.Optional(Type.String({ format: 'date-time', description: 'submitted at or after' })),
     until: Type.Optional(Type.String({ format: 'date-time', description: 'submitted at or before' })),
     search: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'job name or id' })),
+    pilot: Type.Optional(Type.Integer({ minimum: 1, description: 'the jobs this pilot holds or last ran' })),
     limit: Type.Optional(Type.Integer({ minimum: 1 })),
     offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
     sort: Type.Optional(Type.Enum(JOB_SORT_COLUMNS, { description: 'sort by this column (default id); ties go by id' })),

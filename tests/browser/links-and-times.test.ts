@@ -76,6 +76,14 @@ describeBrowser('links and times in Chromium', () => {
       await expect.poll(() => facts.textContent()).toContain('Last job');
       expect(await facts.textContent()).not.toContain('Current job');
       expect(await page.getByTestId('pilot-job').getByRole('link').getAttribute('href')).toBe(`/jobs/${jobId}`);
+      // Its jobs (those it holds or last ran), each a link.
+      await expect.poll(() => page.getByTestId('pilot-jobs').textContent()).toContain(`${jobId} Done`);
+      expect(
+        await page
+          .getByTestId('pilot-jobs')
+          .getByRole('link', { name: String(jobId), exact: true })
+          .getAttribute('href'),
+      ).toBe(`/jobs/${jobId}`);
       await screenshot(page, `${browser.tag}-links-pilot`);
 
       // Pilot → its site on the Sites page → the site's jobs.

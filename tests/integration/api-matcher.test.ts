@@ -40,6 +40,24 @@ describeDb('matcher API', (ctx) => {
   });
 
   describe('match', () => {
+    it("the jobs a pilot holds are listed by GET /api/jobs?pilot=, within the caller's scope", async () => {
+      const [id] = await submit({ jdl: jdl({ JobName: 'held-by-pilot', CPUTime: 3600 }) });
+      const p = await pilotAt(t, { site: resource.site, ce: resource.ce, queue: 'long' });
+      const { match } = (await t.call('POST', '/api/match', p.token, resource)).json<Match>();
+      const held = match!.jobId;
+      expect(held).toBe(id);
+      const ids = async (token: string, pilotId: number) =>
+        (await t.call('GET', `/api/jobs?pilot=${pilotId}`, token)).json<{ jobs: { id: number }[] }>().jobs.map((j) => j.id);
+      expect(await ids(alice, p.id)).toEqual([held]);
+      expect(await ids(await t.admin(), p.id)).toEqual([held]);
+      expect(await ids(await t.user('mallory'), p.id)).toEqual([]);
+      expect(await ids(alice, p.id + 1000)).toEqual([]);
+      const summary = await t.call('GET', `/api/jobs/summary?pilot=${p.id}`, alice);
+      expect(summary.json()).toEqual({ counts: { Matched: 1 }, total: 1 });
+      expect((await t.call('GET', '/api/jobs?pilot=0', alice)).statusCode).toBe(400);
+      expect((await t.call('GET', '/api/jobs?pilot=abc', alice)).statusCode).toBe(400);
+    });
+
     it('a pilot gets a job and a job token bound to it', async () => {
       const [id] = await submit({ jdl: jdl({ JobName: 'to-match', CPUTime: 3600 }) });
       const p = await pilotAt(t, { site: resource.site, ce: resource.ce, queue: 'long' });

@@ -1,5 +1,5 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import type { PilotDetail, PilotLog, PilotLogLine } from '../../../api/index.js';
+import type { JobList, PilotDetail, PilotLog, PilotLogLine } from '../../../api/index.js';
 import { api } from '../api.js';
 import { useEvents, useThrottled, LIVE_POLL_MS } from '../events.js';
 import { usePolled } from '../hooks.js';
@@ -138,6 +138,40 @@ function SiteJobs({ site }: { site: string }) {
   ) : null;
 }
 
+/** How many of a pilot's jobs its page lists. */
+const PILOT_JOBS_SHOWN = 20;
+
+/**
+ * The jobs this pilot holds or last ran (`GET /api/jobs?pilot=`; a reschedule takes a job from
+ * its pilot), newest first, for the roles that may read jobs.
+ */
+function PilotJobs({ pilotId }: { pilotId: number }) {
+  const may = useMayOpen('/jobs');
+  const jobs = usePolled(
+    () => (may ? api<JobList>('GET', `/api/jobs?pilot=${pilotId}&limit=${PILOT_JOBS_SHOWN}`) : Promise.resolve(null)),
+    [pilotId, may],
+    LIVE_POLL_MS,
+  );
+  if (!may || !jobs.data) return null;
+  const { jobs: list, total } = jobs.data;
+  return (
+    <>
+      <dt>Its jobs</dt>
+      <dd data-testid="pilot-jobs">
+        {list.length === 0
+          ? 'none'
+          : list.map((j, i) => (
+              <span key={j.id}>
+                {i > 0 ? ', ' : ''}
+                <JobLink id={j.id} /> {j.status}
+              </span>
+            ))}
+        {total > list.length ? ` (the newest ${list.length} of ${total})` : ''}
+      </dd>
+    </>
+  );
+}
+
 /**
  * One pilot (by id, stamp or CE reference): status and reason, the environment report it
  * registered with (OS, CPU, cores, memory, work dir and its file system, disk free, node,
@@ -209,6 +243,7 @@ export function PilotPage({ pilotRef }: { pilotRef: string }) {
         <dd data-testid="jobs-run">{p.jobsRun}</dd>
         <dt>{final ? 'Last job' : 'Current job'}</dt>
         <dd data-testid="pilot-job">{p.currentJobId === null ? '—' : <JobLink id={p.currentJobId} />}</dd>
+        <PilotJobs pilotId={p.id} />
         <dt>Exit code</dt>
         <dd>{p.exitCode ?? '—'}</dd>
         <dt>Created</dt>
