@@ -265,6 +265,35 @@ describeBrowser('the jobs table in Chromium', () => {
         await expect.poll(() => page.getByTestId('bulk-result').textContent()).toContain('Killed 2 jobs.');
         expect(await statuses(sys, ids)).toEqual(['Killed', 'Waiting', 'Killed']);
       });
+
+      it("a job page's Reschedule asks first: dismissed, nothing changes; accepted, the job is rescheduled", async () => {
+        const alice = await sys.token('alice');
+        const [id] = await submitAll(sys, [jdl('resched-one', 'g-one')], alice);
+        const { page } = browser;
+        await signIn(page, sys.url, alice, 'alice (user');
+        await page.goto(`${sys.url}/jobs/${id}`);
+        await expect.poll(() => page.getByTestId('job-status').textContent()).toBe('Waiting');
+        const asked: string[] = [];
+        let accept = false;
+        const onDialog = (d: import('playwright-core').Dialog) => {
+          asked.push(d.message());
+          void (accept ? d.accept() : d.dismiss());
+        };
+        page.on('dialog', onDialog);
+        try {
+          await page.getByRole('button', { name: 'Reschedule', exact: true }).click();
+          await expect.poll(() => asked.length).toBe(1);
+          expect(asked[0]).toBe(`Reschedule job ${id}? It starts again from the beginning.`);
+          const counter = async () =>
+            (await sys.api<{ rescheduleCounter: number }>('GET', `/api/jobs/${id}`, undefined, alice)).rescheduleCounter;
+          expect(await counter()).toBe(0);
+          accept = true;
+          await page.getByRole('button', { name: 'Reschedule', exact: true }).click();
+          await expect.poll(counter).toBe(1);
+        } finally {
+          page.off('dialog', onDialog);
+        }
+      });
     },
     { config: { localSite: false, agents: false } },
   );

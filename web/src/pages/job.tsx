@@ -141,7 +141,9 @@ export function JobPage({ id }: { id: number }) {
   const [message, setMessage] = useState<string | null>(null);
 
   const act = async (action: 'kill' | 'reschedule' | 'delete') => {
+    // Delete cannot be undone; a reschedule counts against MaxRescheduling and restarts the job.
     if (action === 'delete' && !confirm(`Delete job ${id}?`)) return;
+    if (action === 'reschedule' && !confirm(`Reschedule job ${id}? It starts again from the beginning.`)) return;
     setMessage(null);
     try {
       const r = await api<BulkResult>('POST', `/api/jobs/${action}`, { ids: [id] });
