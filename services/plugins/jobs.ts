@@ -18,6 +18,7 @@ import {
   JobParametersSchema,
   JobStateSchema,
   JobStatusListSchema,
+  jobFilterProperties,
   ref,
   SubmitJobsAnswerSchema,
   SubmitJobsRequestSchema,
@@ -40,13 +41,8 @@ import { BEARER, identityOf, requireRole } from './auth.js';
 
 const ListQuery = Type.Object(
   {
+    ...jobFilterProperties,
     status: Type.Optional(Type.Array(JobStateSchema, { description: 'repeat for several' })),
-    site: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
-    group: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'JobGroup' })),
-    owner: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'admins only (users: themselves)' })),
-    since: Type.Optional(Type.String({ format: 'date-time', description: 'submitted at or after' })),
-    until: Type.Optional(Type.String({ format: 'date-time', description: 'submitted at or before' })),
-    search: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'job name or id' })),
     pilot: Type.Optional(Type.Integer({ minimum: 1, description: 'the jobs this pilot holds or last ran' })),
     limit: Type.Optional(Type.Integer({ minimum: 1 })),
     offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),

@@ -94,7 +94,12 @@ export async function downloadFile(path: string, fileName: string, token = getTo
     if (res.status === 401 && token === getToken()) setToken(null);
     throw new ApiError(res.status, e.code ?? 'WMS_HTTP', e.message ?? `${res.status} ${res.statusText}`);
   }
-  const url = URL.createObjectURL(await res.blob());
+  saveBlob(await res.blob(), fileName);
+}
+
+/** Has the browser save `blob` as the file `fileName` (an object URL on an `<a download>`). */
+export function saveBlob(blob: Blob, fileName: string): void {
+  const url = URL.createObjectURL(blob);
   const a = document.createElement('a');
   a.href = url;
   a.download = fileName;

@@ -3,7 +3,7 @@
  * EXPORT_MAX_JOBS), as CSV or JSON, saved by the browser as a file.
  */
 import type { JobList, JobSummary } from '../../api/index.js';
-import { api } from './api.js';
+import { api, saveBlob } from './api.js';
 
 /** The most jobs one export holds: 20 requests of EXPORT_PAGE, a few MB of CSV. */
 export const EXPORT_MAX_JOBS = 10_000;
@@ -77,21 +77,9 @@ export function jobsCsv(jobs: readonly JobSummary[]): string {
   return rows.map((r) => `${r}\r\n`).join('');
 }
 
-/** Has the browser save `text` as the file `fileName` (an object URL on an `<a download>`). */
+/** Has the browser save `text` as the file `fileName`. */
 export function saveText(text: string, fileName: string, type: string): void {
-  const url = URL.createObjectURL(new Blob([text], { type }));
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = fileName;
-  a.style.display = 'none';
-  document.body.append(a);
-  try {
-    a.click();
-  } finally {
-    a.remove();
-    // Revoked a moment later, not at once: some browsers still read the blob after the click.
-    setTimeout(() => URL.revokeObjectURL(url), 1000);
-  }
+  saveBlob(new Blob([text], { type }), fileName);
 }
 
 /** `jobs-2026-12-04T14-20-03Z.csv`: the export's file name, the time of the export in UTC. */
