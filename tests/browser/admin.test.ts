@@ -11,22 +11,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Page } from 'playwright-core';
 import { expect, it } from 'vitest';
 import { describeSystem } from '../helpers/system.js';
-import { describeBrowser, screenshot, useBrowser } from '../helpers/browser.js';
+import { describeBrowser, screenshot, signIn, useBrowser } from '../helpers/browser.js';
 
 const HELLO = await readFile(join(import.meta.dirname, '../../examples/hello.jdl'), 'utf8');
 const SITE = 'TEST.Banme.org';
-
-async function signIn(page: Page, url: string, token: string, who: string): Promise<void> {
-  await page.goto(url + '/jobs');
-  await page.evaluate('sessionStorage.clear()');
-  await page.reload();
-  await page.getByLabel('Token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect.poll(() => page.getByTestId('identity').textContent()).toContain(who);
-}
 
 describeBrowser('admin pages in Chromium', () => {
   describeSystem('admin pages', (sys) => {

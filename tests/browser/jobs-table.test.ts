@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import type { Page } from 'playwright-core';
 import { expect, it } from 'vitest';
 import { describeSystem, type SystemCtx } from '../helpers/system.js';
-import { describeBrowser, screenshot, useBrowser } from '../helpers/browser.js';
+import { describeBrowser, screenshot, signIn, useBrowser } from '../helpers/browser.js';
 
 /** A job named `name` in group `group` (JDL string quoting: `"` and `\` escaped). */
 function jdl(name: string, group: string): string {
@@ -25,15 +25,6 @@ function sweep(group: string, n: number): string {
 
 async function submitAll(sys: SystemCtx, jdls: string[], token: string): Promise<number[]> {
   return (await sys.api<{ jobIds: number[] }>('POST', '/api/jobs', { jdls }, token)).jobIds;
-}
-
-async function signIn(page: Page, url: string, token: string, who: string): Promise<void> {
-  await page.goto(url + '/jobs');
-  await page.evaluate('sessionStorage.clear()');
-  await page.reload();
-  await page.getByLabel('Token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect.poll(() => page.getByTestId('identity').textContent()).toContain(who);
 }
 
 /** The job ids of the table, in the order shown. */

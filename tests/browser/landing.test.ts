@@ -8,21 +8,11 @@
 import type { Page } from 'playwright-core';
 import { expect, it } from 'vitest';
 import { describeSystem } from '../helpers/system.js';
-import { describeBrowser, screenshot, useBrowser } from '../helpers/browser.js';
+import { describeBrowser, screenshot, signIn, useBrowser } from '../helpers/browser.js';
 
 const SITE = 'TEST.Landing.org';
 
 /** Opens `path` signed out, signs in with `token` there, and waits for the identity in the header. */
-async function signInAt(page: Page, url: string, path: string, token: string, who: string): Promise<void> {
-  await page.goto(url + path);
-  await page.evaluate('sessionStorage.clear()');
-  // Again, not a reload: the token signed in before may have moved the page elsewhere meanwhile.
-  await page.goto(url + path);
-  await page.getByLabel('Token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect.poll(() => page.getByTestId('identity').textContent()).toContain(who);
-}
-
 /** The page's text has no raw role refusal of the API. */
 async function expectNoRawRoleError(page: Page): Promise<void> {
   expect(await page.locator('body').textContent()).not.toMatch(/may not call this route|role [\w-]+ may not/);
@@ -60,7 +50,7 @@ describeBrowser('landing pages per role in Chromium', () => {
         });
         const { page } = browser;
         for (const path of ['/', '/jobs']) {
-          await signInAt(page, sys.url, path, token, 'sam (site-admin');
+          await signIn(page, sys.url, token, 'sam (site-admin', path);
           await page.waitForURL(/\/sites$/);
           await page.getByRole('heading', { name: /^Sites/ }).waitFor();
           await expect.poll(() => page.getByTestId(`site-state-${SITE}`).textContent()).toBe('ok');
@@ -91,7 +81,7 @@ describeBrowser('landing pages per role in Chromium', () => {
 
       it('a user lands on Jobs; Pilots tells them it is for admins and site admins', async () => {
         const { page } = browser;
-        await signInAt(page, sys.url, '/', await sys.token('alice'), 'alice (user');
+        await signIn(page, sys.url, await sys.token('alice'), 'alice (user', '/');
         await page.waitForURL(/\/jobs$/);
         await page.getByTestId('jobs').waitFor();
         expect(await navLinks(page)).toEqual(['Jobs', 'Submit', 'Sites', 'Usage']);

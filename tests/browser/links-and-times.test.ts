@@ -11,24 +11,14 @@
  *   (as the CLI prints it) on hover; durations read as people read them.
  * Screenshots: test-output/screenshots/<driver>-links-*.png.
  */
-import type { Page } from 'playwright-core';
 import { expect, it } from 'vitest';
 import { describeSystem } from '../helpers/system.js';
-import { describeBrowser, screenshot, useBrowser } from '../helpers/browser.js';
+import { describeBrowser, screenshot, signIn, useBrowser } from '../helpers/browser.js';
 
 const GROUP = 'links-group';
 const JDL = `[ JobName = "linked"; JobGroup = "${GROUP}"; Executable = "/bin/echo"; Arguments = "hi"; CPUTime = 600; ]`;
 const LOCAL = 'Local.localhost';
 const ZONE = 'Asia/Kolkata';
-
-async function signIn(page: Page, url: string, token: string, who: string): Promise<void> {
-  await page.goto(url + '/jobs');
-  await page.evaluate('sessionStorage.clear()');
-  await page.reload();
-  await page.getByLabel('Token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect.poll(() => page.getByTestId('identity').textContent()).toContain(who);
-}
 
 /** `2026-12-04T09:50:03.000Z` as the page shows it in Asia/Kolkata: `2026-12-04 15:20:03 +05:30`. */
 function kolkata(iso: string): string {

@@ -8,21 +8,12 @@
 import type { Locator, Page } from 'playwright-core';
 import { expect, it } from 'vitest';
 import { describeSystem } from '../helpers/system.js';
-import { describeBrowser, screenshot, useBrowser } from '../helpers/browser.js';
+import { describeBrowser, screenshot, signIn, useBrowser } from '../helpers/browser.js';
 
 const WIDTH = 390;
 const SITE = 'TEST.Phone-width-of-a-site.org';
 const DONE_JDL = '[ JobName = "phone"; Executable = "/bin/echo"; Arguments = "hi"; CPUTime = 600; ]';
 const WAITING_JDL = `[ JobName = "a-job-with-a-rather-long-name-for-a-phone"; Executable = "/bin/true"; Site = "${SITE}"; CPUTime = 600; ]`;
-
-async function signIn(page: Page, url: string, token: string, who: string): Promise<void> {
-  await page.goto(url + '/jobs');
-  await page.evaluate('sessionStorage.clear()');
-  await page.reload();
-  await page.getByLabel('Token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect.poll(() => page.getByTestId('identity').textContent()).toContain(who);
-}
 
 /** How wide the page's content is: more than the window means it scrolls sideways. */
 function pageWidth(page: Page): Promise<number> {

@@ -8,23 +8,13 @@
  *   (never green) when all are, a banned site's queues say so, a paused queue says until when.
  * Screenshots: test-output/screenshots/<driver>-why-waiting*.png, <driver>-sites-paused.png.
  */
-import type { Page } from 'playwright-core';
 import { expect, it } from 'vitest';
 import { listCeQueues, pauseQueue } from '../../db/index.js';
 import { describeSystem, type SystemCtx } from '../helpers/system.js';
-import { describeBrowser, screenshot, useBrowser } from '../helpers/browser.js';
+import { describeBrowser, screenshot, signIn, useBrowser } from '../helpers/browser.js';
 
 const JDL = '[ Executable = "/bin/true"; JobName = "waits"; CPUTime = 100; ]';
 const PAUSE_REASON = '5 pilots in a row failed (last: clock skew 61.0 s (limit 5 s))';
-
-async function signIn(page: Page, url: string, token: string, who: string): Promise<void> {
-  await page.goto(url + '/jobs');
-  await page.evaluate('sessionStorage.clear()');
-  await page.reload();
-  await page.getByLabel('Token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect.poll(() => page.getByTestId('identity').textContent()).toContain(who);
-}
 
 /** One site of local CEs, each with queues (names only: everything else the defaults). */
 async function applySite(sys: SystemCtx, site: string, ces: Record<string, { name: string; allowedVos?: string[] }[]>): Promise<void> {

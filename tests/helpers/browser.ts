@@ -96,6 +96,21 @@ export function useBrowser(): SuiteBrowser {
   };
 }
 
+/**
+ * Signs in on the dashboard page `path` with `token`, as a person would (the Token field and the
+ * Sign in button), after forgetting any earlier token of this tab; waits until the header names
+ * `who`.
+ */
+export async function signIn(page: Page, url: string, token: string, who: string, path = '/jobs'): Promise<void> {
+  await page.goto(url + path);
+  await page.evaluate('sessionStorage.clear()');
+  // Again, not a reload: the token signed in before may have moved the page elsewhere meanwhile.
+  await page.goto(url + path);
+  await page.getByLabel('Token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect.poll(() => page.getByTestId('identity').textContent()).toContain(who);
+}
+
 /** Writes `test-output/screenshots/<name>.png` (whole page). */
 export async function screenshot(page: Page, name: string): Promise<string> {
   await mkdir(SCREENSHOT_DIR, { recursive: true });
