@@ -16,8 +16,9 @@ import {
   type AppValues,
 } from '../../../core/app-template.js';
 import type { SubmitApplicationAnswer } from '../../../api/index.js';
-import { api, ApiError, getToken } from '../api.js';
+import { api, ApiError } from '../api.js';
 import { navigate } from '../router.js';
+import { uploadFiles } from '../sandbox-archive.js';
 
 type Values = Record<string, string>;
 
@@ -34,44 +35,10 @@ function valuesOf(v: Values): AppValues {
   return out;
 }
 
-// ---- a one-file ustar archive, gzipped, for file parameters ----
-
-function tarOf(name: string, data: Uint8Array): Uint8Array {
-  const header = new Uint8Array(512);
-  const put = (s: string, at: number) => header.set(new TextEncoder().encode(s), at);
-  const octal = (n: number, width: number) => n.toString(8).padStart(width - 1, '0') + '\0';
-  put(name.slice(0, 99), 0);
-  put(octal(0o644, 8), 100);
-  put(octal(0, 8), 108);
-  put(octal(0, 8), 116);
-  put(octal(data.length, 12), 124);
-  put(octal(Math.floor(Date.now() / 1000), 12), 136);
-  put('        ', 148);
-  put('0', 156);
-  put('ustar\0' + '00', 257);
-  const sum = header.reduce((a, b) => a + b, 0);
-  put(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  const padded = Math.ceil(data.length / 512) * 512;
-  const out = new Uint8Array(512 + padded + 1024);
-  out.set(header, 0);
-  out.set(data, 512);
-  return out;
-}
-
+/** A file parameter as a one-file input sandbox (its name made safe), uploaded; answers `SB:<sha256>`. */
 async function uploadFile(file: File): Promise<string> {
-  const safe = file.name.replace(/[^A-Za-z0-9._-]/g, '_') || 'input';
-  const tar = tarOf(safe, new Uint8Array(await file.arrayBuffer()));
-  const gz = new Uint8Array(
-    await new Response(new Blob([tar.buffer as ArrayBuffer]).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer(),
-  );
-  const sha = [...new Uint8Array(await crypto.subtle.digest('SHA-256', gz))].map((b) => b.toString(16).padStart(2, '0')).join('');
-  const res = await fetch(`/api/sandboxes/${sha}`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${getToken() ?? ''}`, 'content-type': 'application/gzip' },
-    body: gz,
-  });
-  if (!res.ok) throw new Error(`upload of ${file.name} failed: ${res.status}`);
-  return `SB:${sha}`;
+  const safe = file.name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 99) || 'input';
+  return uploadFiles([new File([file], safe, { type: file.type })]);
 }
 
 function Field(props: {
