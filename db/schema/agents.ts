@@ -11,6 +11,11 @@ export const agentLeases = pgTable('agent_leases', {
   holder: text('holder'),
   expiresAt: tz('expires_at'),
   lastTickAt: tz('last_tick_at'),
+  /**
+   * The scheduled period (the schedule's firing time) whose tick was last taken: a period runs
+   * once across every process, whichever takes it first.
+   */
+  lastPeriodAt: tz('last_period_at'),
   lastDurationMs: integer('last_duration_ms'),
   /** What the last tick did or why it failed, one line. */
   lastOutcome: text('last_outcome').notNull().default(''),

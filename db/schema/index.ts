@@ -7,3 +7,4 @@ export * from './sandboxes.js';
 export * from './auth.js';
 export * from './agents.js';
 export * from './accounting.js';
+export * from './applications.js';

@@ -1,10 +1,13 @@
-import { bigint, index, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
+import { bigint, customType, index, integer, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
 import { jobs } from './jobs.js';
 
 const tz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
+const bytea = customType<{ data: Buffer }>({ dataType: () => 'bytea' });
+
 /**
- * tar.gz archives named by their SHA-256; the bytes live on disk under the data directory.
+ * tar.gz archives named by their SHA-256. The bytes live in `sandbox_chunks` on PostgreSQL (every
+ * replica reads them) and on disk under the data directory on PGlite (services/sandbox-store.ts).
  * Who may use one is in `sandbox_owners`: identical bytes uploaded by two users are one archive
  * with two owners.
  */
@@ -46,4 +49,20 @@ export const jobSandboxes = pgTable(
     kind: text('kind').notNull(),
   },
   (t) => [primaryKey({ columns: [t.jobId, t.sha256, t.kind] }), index('job_sandboxes_sha').on(t.sha256)],
+);
+
+/**
+ * The bytes of a sandbox stored in the database: consecutive chunks (`seq` from 0) of at most
+ * 1 MiB each, written in the transaction that records the sandbox, removed with it.
+ */
+export const sandboxChunks = pgTable(
+  'sandbox_chunks',
+  {
+    sha256: text('sha256')
+      .notNull()
+      .references(() => sandboxes.sha256, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    data: bytea('data').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.sha256, t.seq] })],
 );
