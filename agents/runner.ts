@@ -1,9 +1,19 @@
 /**
  * The agent runner: node-cron schedules each agent; every tick runs under the agent's database
- * lease (db/queries/agent-leases.ts), so several agent processes never act twice, and a tick
- * never overlaps itself in this process either (a schedule firing while the previous tick runs
- * is skipped). Errors are caught, logged as one line and recorded as the tick's outcome: no
+ * lease (db/queries/agent-leases.ts), so several agent processes never act at the same time, and
+ * a tick never overlaps itself in this process either (a schedule firing while the previous tick
+ * runs is skipped). Errors are caught, logged as one line and recorded as the tick's outcome: no
  * tick ever crashes the process. `runOnce(name)` runs one tick now (the `--once` mode).
+ *
+ * Each scheduled period runs once across all processes: a firing takes the lease for its period
+ * (node-cron's slot: the schedule's firing time in whole seconds, the same in every process whose
+ * clock is right to within a second), and the lease statement refuses a period already taken or
+ * older than the last one taken. The processes' clocks are assumed to agree (NTP) to well within
+ * the shortest schedule interval; `start()` compares this process's clock with the database's
+ * once and warns when they differ by more than a second. `runOnce` is not a period: it takes the
+ * lease for "now" (never refused for a period, it records the database's now()), so a scheduled
+ * firing for an earlier period that comes late does not run that period again. Every tick that
+ * runs is logged at debug level with its period (`{ period }`, "tick for period ...").
  *
  * Logging: the runner's own lines through `logger.child({ component: 'agent-runner' })`, each
  * agent's (its tick outcomes and what it logs) through `logger.child({ agent: name })`.
@@ -26,11 +36,11 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { performance } from 'node:perf_hooks';
-import { createTask, validate, type ScheduledTask } from 'node-cron';
+import { createTask, validate, type ScheduledTask, type TaskContext } from 'node-cron';
 import type { ServiceConfig } from '../core/config.js';
 import type { ComputingElement } from './computing-elements/types.js';
 import { WmsError } from '../core/errors.js';
-import { DbOutageLog, isDbUnavailableError, releaseLease, takeLease, type DbHandle } from '../db/index.js';
+import { DbOutageLog, isDbUnavailableError, MAX_PERIOD_AHEAD_SECONDS, releaseLease, takeLease, type DbHandle } from '../db/index.js';
 import type { Agent, AgentContext } from './agent.js';
 import { createAccountingAgent } from './accounting.js';
 import { createJobCleaningAgent } from './job-cleaning.js';
@@ -77,6 +87,14 @@ function describeError(e: unknown): string {
     message = `${cause.message} (in: ${firstLine.length > 80 ? `${firstLine.slice(0, 77)}...` : firstLine})`;
   }
   return `${code}${message}`.replace(/\s*\n\s*/g, ' | ');
+}
+
+/** How far this process's clock may be from the database's before `start()` warns (ms). */
+const CLOCK_SKEW_WARN_MS = 1000;
+
+/** The period of a scheduled firing: node-cron's slot, floored to the whole second. */
+export function periodOf(slot: Date): Date {
+  return new Date(Math.floor(slot.getTime() / 1000) * 1000);
 }
 
 export class AgentRunner {
@@ -151,10 +169,10 @@ export class AgentRunner {
       if (only && !only.includes(agent.name)) continue;
       const task = createTask(
         agent.schedule,
-        async () => {
+        async (context: TaskContext) => {
           // Skipped, not queued, when the previous tick still runs.
           if (this.#inFlight.has(agent.name) || this.#state !== 'running') return;
-          await this.runOnce(agent.name);
+          await this.#run(agent, periodOf(context.date));
         },
         { name: `agent:${agent.name}`, logger },
       );
@@ -163,6 +181,32 @@ export class AgentRunner {
     }
     const names = this.agentNames.filter((n) => !only || only.includes(n));
     this.#setState('running', `${names.length} agent(s) scheduled as ${this.holder}: ${names.join(', ')}`);
+    void this.#checkClock();
+  }
+
+  /**
+   * Warns once when this process's clock and the database's differ by more than a second: the
+   * periods of the schedules are named by this clock (module comment). Errors are ignored (the
+   * ticks report an outage themselves).
+   */
+  async #checkClock(): Promise<void> {
+    try {
+      const before = Date.now();
+      const [row] = await this.#db.query<{ now: Date }>('select now() as now');
+      const after = Date.now();
+      if (!row) return;
+      const skewMs = row.now.getTime() - (before + after) / 2;
+      if (Math.abs(skewMs) > CLOCK_SKEW_WARN_MS + (after - before) / 2) {
+        const refused =
+          -skewMs > MAX_PERIOD_AHEAD_SECONDS * 1000 ? ' (more than the lease accepts: every scheduled tick here is refused)' : '';
+        this.#log.warn(
+          `this process's clock is ${Math.abs(skewMs / 1000).toFixed(1)} s ${skewMs > 0 ? 'behind' : 'ahead of'} the database's${refused}: ` +
+            'scheduled periods are named by it, so agent processes on clocks that disagree may skip periods; synchronise the clocks (NTP)',
+        );
+      }
+    } catch {
+      // The database is away: the first tick says so.
+    }
   }
 
   /**
@@ -170,35 +214,52 @@ export class AgentRunner {
    * lease is held elsewhere, a tick of this agent is already running here, the lease could not
    * be taken (database down) or the runner is stopping. Never throws for a tick's failure; throws
    * WMS_CONFIG for an unknown agent name.
+   *
+   * Not a scheduled period: it is never refused because a period already ran (only while another
+   * process holds the lease), and it takes the lease for "now" (the database's now() becomes the
+   * last period), so a schedule firing late, in another process, for a period before it does not
+   * run that period too.
    */
   runOnce(name: string): Promise<{ ran: boolean; outcome: string }> {
     const agent = this.#agents.get(name);
     if (!agent) {
       return Promise.reject(new WmsError('WMS_CONFIG', `no agent named "${name}" (known: ${this.agentNames.join(', ') || 'none'})`));
     }
+    return this.#run(agent, 'now');
+  }
+
+  /** A tick of `agent` for `period` unless stopping or one already runs here (see runOnce). */
+  #run(agent: Agent, period: Date | 'now'): Promise<{ ran: boolean; outcome: string }> {
+    const name = agent.name;
     if (this.#state === 'stopping' || this.#state === 'stopped') {
       return Promise.resolve({ ran: false, outcome: `runner is ${this.#state}` });
     }
     if (this.#inFlight.has(name)) return Promise.resolve({ ran: false, outcome: 'a tick of this agent is already running here' });
-    const p = this.#tick(agent).finally(() => this.#inFlight.delete(name));
+    const p = this.#tick(agent, period).finally(() => this.#inFlight.delete(name));
     this.#inFlight.set(name, p);
     return p;
   }
 
-  async #tick(agent: Agent): Promise<{ ran: boolean; outcome: string }> {
+  async #tick(agent: Agent, period: Date | 'now'): Promise<{ ran: boolean; outcome: string }> {
     const log = this.#logger.child({ agent: agent.name });
     const leaseSeconds = this.#config.agentSettings.leaseSeconds;
     const t0 = performance.now();
     let lease;
     try {
-      lease = await takeLease(this.#db, agent.name, this.holder, leaseSeconds);
+      lease = await takeLease(this.#db, agent.name, this.holder, leaseSeconds, { period });
     } catch (e) {
       const outcome = `lease not taken: ${describeError(e)}`;
       if (!this.#outage.failed(e)) log.warn(outcome);
       return { ran: false, outcome };
     }
     this.#outage.ok();
-    if (!lease) return { ran: false, outcome: 'lease held by another process' };
+    if (!lease) {
+      return {
+        ran: false,
+        outcome: period === 'now' ? 'lease held by another process' : 'lease held by another process, or this period already ran',
+      };
+    }
+    log.debug({ period: lease.period?.toISOString() ?? null, holder: this.holder }, `tick for period ${lease.period?.toISOString()}`);
 
     const renew = setInterval(
       () => {
@@ -273,7 +334,7 @@ export class AgentRunner {
 export interface StandardAgentDeps {
   /** The CE driver of a pilot's CE (type, name), or null when this process has none. */
   drivers: (ceType: string, ceName: string) => ComputingElement | null;
-  /** Deletes sandbox files whose database rows the cleaning agent removed. */
+  /** Deletes sandbox files whose database rows the cleaning agent removed (on PostgreSQL nothing: the chunks cascade). */
   removeSandboxFiles?: (sha256s: string[]) => Promise<void>;
 }
 

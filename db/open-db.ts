@@ -3,7 +3,8 @@
  * node-postgres pool; `memory://` opens an in-memory PGlite; anything else is a directory for
  * an embedded PGlite (created if missing). Committed migrations are applied on open unless
  * `migrate: false`; on PostgreSQL several processes may open (and migrate) at once: the
- * migration runs under a session advisory lock.
+ * migration runs under a session advisory lock. A PGlite directory is one process's only: its
+ * lock file (db/pglite-lock.ts) refuses a second process, naming the one holding it.
  */
 import fs, { existsSync, mkdirSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
@@ -18,6 +19,7 @@ import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import { isWmsError, WmsError } from '../core/errors.js';
+import { lockPgliteDir } from './pglite-lock.js';
 import { rows, type RawOptions } from './queries/raw.js';
 import * as schema from './schema/index.js';
 
@@ -218,16 +220,21 @@ function keepPgliteFilesPrivate(dir: string): void {
 async function openPglite(target: string, migrate: boolean): Promise<DbHandle> {
   let client: PGlite;
   const where = target === 'memory://' ? 'memory' : target;
+  let unlock = (): void => {};
   try {
     if (target === 'memory://') {
       client = new PGlite({ extensions: { pg_trgm }, parsers: PGLITE_PARSERS });
     } else {
       mkdirSync(target, { recursive: true, mode: 0o700 });
+      // Refused (WMS_CONFIG, naming the holder) while another process has the directory open.
+      unlock = lockPgliteDir(target, (line) => process.emitWarning(line));
       keepPgliteFilesPrivate(target);
       client = new PGlite(target, { extensions: { pg_trgm }, parsers: PGLITE_PARSERS });
     }
     await client.waitReady;
   } catch (e) {
+    unlock();
+    if (isWmsError(e)) throw e;
     throw new WmsError('WMS_DB_UNAVAILABLE', `cannot open the embedded database at ${where}: ${(e as Error).message}`, {
       cause: e,
     });
@@ -237,6 +244,7 @@ async function openPglite(target: string, migrate: boolean): Promise<DbHandle> {
     if (migrate) await migratePglite(pgliteDb, { migrationsFolder: migrationsFolder() });
   } catch (e) {
     await client.close().catch(() => {});
+    unlock();
     throw e;
   }
   let closed = false;
@@ -248,7 +256,11 @@ async function openPglite(target: string, migrate: boolean): Promise<DbHandle> {
     async close() {
       if (closed) return;
       closed = true;
-      await client.close();
+      try {
+        await client.close();
+      } finally {
+        unlock();
+      }
     },
   };
 }

@@ -190,9 +190,12 @@ const agents: CommandSpec = {
   summary: 'run the agents alone (site director, pilot status, stalled jobs, job cleaning, accounting)',
   details:
     'For operators who run the services elsewhere: the agents work on the database, each tick\n' +
-    'under a lease, so several agent processes never act twice. Pilots call home to\n' +
-    'WMS_PUBLIC_URL (or publicUrl in the config file). --once runs one tick of each named\n' +
-    `agent (default: all: ${AGENT_NAMES.join(', ')}), prints what it did, and exits.`,
+    'under a lease, so several agent processes never act at the same time and each scheduled\n' +
+    'period runs once across them (their clocks kept right by NTP). On the embedded database\n' +
+    '(no --db) only one process may open the data directory: refused while a server runs on it.\n' +
+    'Pilots call home to WMS_PUBLIC_URL (or publicUrl in the config file). --once runs one\n' +
+    'tick of each named agent now (not a scheduled period: never refused for one),\n' +
+    `(default: all: ${AGENT_NAMES.join(', ')}), prints what it did, and exits.`,
   options: {
     'data-dir': SERVER_OPTIONS['data-dir'],
     db: SERVER_OPTIONS.db,

@@ -5,6 +5,17 @@
  * ours> returning`: on PostgreSQL a concurrent taker waits for the first one's row lock and then
  * re-evaluates the `where` against the row the first one wrote, so two holders never both win.
  *
+ * Scheduled periods: a lease taken for a period (the schedule's firing time, `{ period }`) is
+ * taken only when, in the same statement, `last_period_at` is null or earlier than that period,
+ * and it is set to it: each period runs once across every process, whichever fires first; the
+ * others, firing for the same period a moment later, are refused even once the lease is free.
+ * Periods only move forward, so a process whose clock is behind never runs a period again (it
+ * is refused until its clock passes the last period taken). This assumes the processes' clocks
+ * agree to well within the shortest schedule interval (NTP keeps them within milliseconds): a
+ * process whose clock is a whole interval ahead would name the next period while the others
+ * name this one. A period more than `MAX_PERIOD_AHEAD_SECONDS` ahead of the database clock is
+ * refused, so one badly wrong clock cannot block the others' periods for long.
+ *
  * Lease times use the database clock (`now()`), the one clock every process shares; the agents'
  * own thresholds use their injected clock.
  */
@@ -30,31 +41,75 @@ export interface TakenLease {
   expiresAt: Date;
   /** When the previous tick of this agent started (by any holder); null before the first. */
   previousTickAt: Date | null;
+  /** The period recorded (`last_period_at` after the statement); null for a renewal of a lease never taken for a period. */
+  period: Date | null;
+}
+
+/**
+ * How far ahead of the database clock a scheduled period may be (seconds): beyond it the
+ * taker's clock is wrong, and its period is refused rather than recorded.
+ */
+export const MAX_PERIOD_AHEAD_SECONDS = 5;
+
+/**
+ * Which tick the lease is taken for:
+ * - `{ period: Date }`: a scheduled period; taken only when no process took this period or a
+ *   later one (`last_period_at < period`), which it then records;
+ * - `{ period: 'now' }`: a tick outside the schedule (`runOnce`, `--once`): never refused for a
+ *   period; records the database's now() (or keeps a later period), so a scheduled firing for
+ *   a period before it, late in a process whose clock is behind, does not run again;
+ * - `{}`: a renewal while a tick runs: `last_period_at` unchanged.
+ */
+export interface LeaseFor {
+  period?: Date | 'now';
 }
 
 /**
  * Takes the lease of `agent` for `seconds` when it is free, expired or already held by
- * `holder` (then it is renewed); null when another holder has it. One statement, no
- * transaction needed; the primary key of `agent_leases` decides the race.
+ * `holder` (then it is renewed) and, for a scheduled period, when that period has not run yet
+ * (`LeaseFor`); null otherwise. One statement, no transaction needed; the primary key of
+ * `agent_leases` decides the race.
  */
-export async function takeLease(db: DbOrHandle, agent: string, holder: string, seconds: number): Promise<TakenLease | null> {
-  // `expires_at` was just set: not null in the row returned.
+export async function takeLease(
+  db: DbOrHandle,
+  agent: string,
+  holder: string,
+  seconds: number,
+  forTick: LeaseFor = {},
+): Promise<TakenLease | null> {
+  const mode = forTick.period === undefined ? 'renew' : forTick.period === 'now' ? 'now' : 'period';
+  const period = forTick.period instanceof Date ? forTick.period.toISOString() : null;
+  // `expires_at` was just set: not null in the row returned. In `period` mode the insert (no
+  // row yet) is refused too when the period is too far ahead (`where` of the select).
   const r = await rows<TakenLease>(
     db,
-    `insert into agent_leases as l (agent, holder, expires_at)
-     values ($1::text, $2::text, now() + make_interval(secs => $3::float8))
+    `insert into agent_leases as l (agent, holder, expires_at, last_period_at)
+     select $1::text, $2::text, now() + make_interval(secs => $3::float8),
+            case $5::text when 'period' then $4::timestamptz when 'now' then now() end
+      where $5::text <> 'period' or $4::timestamptz <= now() + make_interval(secs => $6::float8)
      on conflict (agent) do update
-        set holder = excluded.holder, expires_at = excluded.expires_at
-      where l.holder is null or l.expires_at is null or l.expires_at <= now() or l.holder = excluded.holder
-     returning now() as "takenAt", l.expires_at as "expiresAt", l.last_tick_at as "previousTickAt"`,
-    [agent, holder, seconds],
+        set holder = excluded.holder, expires_at = excluded.expires_at,
+            last_period_at = case $5::text when 'period' then $4::timestamptz
+                                           when 'now' then greatest(l.last_period_at, now())
+                                           else l.last_period_at end
+      where (l.holder is null or l.expires_at is null or l.expires_at <= now() or l.holder = excluded.holder)
+        and ($5::text <> 'period' or l.last_period_at is null or l.last_period_at < $4::timestamptz)
+     returning now() as "takenAt", l.expires_at as "expiresAt", l.last_tick_at as "previousTickAt",
+               l.last_period_at as "period"`,
+    [agent, holder, seconds, period, mode, MAX_PERIOD_AHEAD_SECONDS],
   );
   return r[0] ?? null;
 }
 
 /** `takeLease` answering only whether `holder` got it. */
-export async function tryTakeLease(db: DbOrHandle, agent: string, holder: string, seconds: number): Promise<boolean> {
-  return (await takeLease(db, agent, holder, seconds)) !== null;
+export async function tryTakeLease(
+  db: DbOrHandle,
+  agent: string,
+  holder: string,
+  seconds: number,
+  forTick: LeaseFor = {},
+): Promise<boolean> {
+  return (await takeLease(db, agent, holder, seconds, forTick)) !== null;
 }
 
 export interface TickRecord {
