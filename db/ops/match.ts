@@ -244,7 +244,7 @@ function notWaitingNote(job: ExplainJob['job']): string {
 }
 
 /** What a pilot of queue `q` offers the matcher (its queue's row; CPU work = the queue's CPU time). */
-function pilotResource(q: CeQueueView): ResourceDescription {
+export function pilotResource(q: CeQueueView): ResourceDescription {
   const required = q.settings['requiredTags'];
   return {
     site: q.site,

@@ -54,6 +54,7 @@ import type {
 import { DRY_RUN_LISTED } from '../../api/index.js';
 import type { ServiceContext } from '../context.js';
 import { iso, jobDetail, jobSummary } from '../jobs-view.js';
+import { announceJobChanges, announceWork } from './pilots.js';
 import { isSha256 } from '../sandbox-store.js';
 
 /** The filters of the job listing and of the counts by status (the route's query). */
@@ -203,6 +204,8 @@ export async function submitJobs(
   log?.info({ owner: p.user, jobs: jobIds.length }, 'jobs submitted');
   ctx.metrics.jobsSubmitted(jobIds.length);
   ctx.events.emit('jobs-submitted', { ids: jobIds });
+  // Every replica nudges its pilots whose queues can take these jobs.
+  await announceWork(ctx, jobIds);
   return { jobIds, jobsPerJdl: jobsPerJdl(descriptions) };
 }
 
@@ -301,21 +304,23 @@ async function selectionOf(ctx: ServiceContext, p: Principal, input: BulkActionR
 }
 
 /**
- * Runs a bulk action on the caller's jobs (admins: anyone's), emits `jobs-changed` for each
- * batch it changed, and answers per job; jobs already where the action leads are counted as
+ * Runs a bulk action on the caller's jobs (admins: anyone's), announces each batch it changed
+ * to every replica (a kill reaches the pilot wherever its websocket is), and answers per job; jobs already where the action leads are counted as
  * skipped. A dry run changes nothing and lists at most DRY_RUN_LISTED ids.
  */
 async function actOnJobs(ctx: ServiceContext, p: Principal, input: BulkActionRequest, action: BulkAction): Promise<BulkResult> {
   const selection = await selectionOf(ctx, p, input);
   const dryRun = input.dryRun === true;
+  const announced: Promise<void>[] = [];
   const r = await bulkAction(ctx.handle, action, selection, {
     scope: ownerScope(p),
     source: `JobManager:${p.user}`,
     maxRescheduling: ctx.config.jobLimits.maxRescheduling,
     dryRun,
     ...(dryRun ? { listed: DRY_RUN_LISTED } : {}),
-    onChanged: (ids) => ctx.events.emit('jobs-changed', { action, ids }),
+    onChanged: (ids) => void announced.push(announceJobChanges(ctx, action, ids)),
   });
+  await Promise.all(announced);
   const skipped = Object.values(r.skippedByStatus).reduce((a, n) => a + n, 0);
   return { ...r, skipped, dryRun };
 }

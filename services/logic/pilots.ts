@@ -17,18 +17,35 @@
  * Site admins and admins: `GET /api/pilots` (filters, newest first), one pilot, its log. A site
  * admin sees only the pilots of the sites its token administers (another site's pilot is "not
  * found", 404); admins see every pilot.
+ *
+ * Across replicas (db/notices.ts): kills, deletions and new work are announced to every process
+ * on the database; each one pushes the kill commands to the pilots whose websockets are on IT
+ * (`pushJobCommands`: the commands are taken atomically, so one replica delivers them) and
+ * nudges (`{ type: "work" }`) only its pilots whose queue can take the new jobs
+ * (`pilotsToNudge`: the ban rules of core/queue-blockers.ts and the match rules of
+ * core/matching.ts, as `explainJob` applies them).
  */
 import type { Logger } from 'pino';
 import type { PilotSettings } from '../../core/config.js';
 import { WmsError } from '../../core/errors.js';
-import { managesSite, type PilotPrincipal, type Principal } from '../../core/identity.js';
+import { ANY_VO, managesSite, type PilotPrincipal, type Principal } from '../../core/identity.js';
+import { rejectionsFor, type ResourceDescription } from '../../core/matching.js';
+import { BAN_KINDS, queueBlockers } from '../../core/queue-blockers.js';
 import { pilotTokenDeadMessage, type PilotCommandName, type PilotPush } from '../../core/pilot-protocol.js';
 import { isPilotFinal, PILOT_STATES, type PilotState } from '../../core/pilot-states.js';
 import {
   appendPilotLogs,
   findPilot,
+  getBans,
   getCeQueue,
   getPilotBinding,
+  getTaskQueues,
+  listCeQueues,
+  pilotResource,
+  taskQueuesOfJobs,
+  type BulkAction,
+  type CeQueueView,
+  type TaskQueueRow,
   getPilotLogs as readPilotLogs,
   listPilots as listPilotRows,
   pendingCommandsOfJobs,
@@ -221,6 +238,7 @@ export async function registerPilot(
     const current = await selfPilot(ctx, p);
     throw new WmsError('WMS_CONFLICT', `pilot ${p.pilotId} is ${current.status} (${current.statusReason}): it cannot register`);
   }
+  await announcePilotChange(ctx, p.pilotId);
   if (refusal) log?.warn({ pilotId: p.pilotId, clockOffsetSeconds }, 'pilot refused: clock skew');
   const answer = { pilotId: pilot.id, status: pilot.status, reason: pilot.statusReason };
   return pilot.status === 'Running' ? { ...answer, ...(await sessionToken(ctx, p)) } : answer;
@@ -237,6 +255,7 @@ export async function reportPilotStatus(
   await requireLivePilot(ctx, p);
   // Guarded in SQL too: a pilot that went final meanwhile stays final.
   await updatePilots(ctx.handle, [p.pilotId], { status, reason, exitCode: exitCode ?? null });
+  await announcePilotChange(ctx, p.pilotId);
   const now = (await getPilotBinding(ctx.handle, p.pilotId))?.status ?? 'Deleted';
   if (isPilotFinal(now)) links.close(p.pilotId, `pilot ${p.pilotId} is ${now}`);
   return { status: now };
@@ -268,9 +287,95 @@ export async function socketLifetimeMs(ctx: ServiceContext, token: string): Prom
   return Number.isFinite(ms) ? Math.max(0, Math.min(ms, 2 ** 31 - 1)) : null;
 }
 
+/** Tells every replica (this one included) that the pilot changed: their event streams read at once. */
+async function announcePilotChange(ctx: ServiceContext, pilotId: number): Promise<void> {
+  await ctx.notices.publish({ kind: 'pilots-changed', ids: [pilotId] });
+}
+
 /**
- * After a job change: pushes the pending commands of killed or deleted jobs to the pilots
- * holding them, when connected here (a command not delivered stays for the heartbeat).
+ * Tells every replica that these jobs were killed, deleted or rescheduled (each pushes the kill
+ * commands to its own pilots; rescheduled jobs are new work). Never rejects: notices are hints.
+ */
+export async function announceJobChanges(ctx: ServiceContext, action: BulkAction, ids: readonly number[]): Promise<void> {
+  await ctx.notices.publish({ kind: 'jobs-changed', action, ids: [...ids] });
+  if (action === 'reschedule') await announceWork(ctx, ids);
+}
+
+/** Tells every replica which task queues these new waiting jobs are in. Never rejects: a hint. */
+export async function announceWork(ctx: ServiceContext, jobIds: readonly number[]): Promise<void> {
+  try {
+    const taskQueues = await taskQueuesOfJobs(ctx.handle, jobIds);
+    if (taskQueues.length > 0) await ctx.notices.publish({ kind: 'work', taskQueues });
+  } catch {
+    // The database is away: the pilots ask for work at their own pace anyway.
+  }
+}
+
+const NO_PILOTS = { waiting: 0, total: 0 };
+
+/**
+ * What a pilot of an unregistered queue offers: what `getPilotConfig` tells it (one processor,
+ * no RAM, GPU or tag); its CPU work is unknown, so it is not held against the job.
+ */
+function placeResource(p: PilotBinding): ResourceDescription {
+  const r = { site: p.site, ce: p.ce, queue: p.queue, tags: [], requiredTags: [], processors: 1, ramMb: 0, gpus: 0 };
+  return { ...r, cpuWork: Number.MAX_SAFE_INTEGER };
+}
+
+/** Whether the pilot's site or CE is banned (a banned place gets no job at all). */
+async function placeBanned(ctx: ServiceContext, p: PilotBinding, q: CeQueueView | undefined, now: Date): Promise<boolean> {
+  if (q) return queueBlockers(q, NO_PILOTS, now).some((b) => BAN_KINDS.includes(b.kind));
+  const bans = await getBans(ctx.handle, p.site, p.ce);
+  return bans.site?.banned === true || bans.ce?.banned === true;
+}
+
+/** Whether a pilot at this place could be handed a job of one of the task queues. */
+async function canTakeAny(
+  ctx: ServiceContext,
+  p: PilotBinding,
+  q: CeQueueView | undefined,
+  tqs: readonly TaskQueueRow[],
+  now: Date,
+): Promise<boolean> {
+  if (await placeBanned(ctx, p, q, now)) return false;
+  const r = q ? pilotResource(q) : placeResource(p);
+  if (p.vo !== ANY_VO) r.vo = p.vo;
+  return tqs.some((tq) => rejectionsFor(tq, r).length === 0);
+}
+
+/**
+ * Of the pilots connected here, those whose queue can take jobs of these task queues (which
+ * still have waiting jobs): the same VO (or any, for a pilot of every VO), a site and CE not
+ * banned, and the job's needs within what the queue's pilots offer (processors, RAM, GPUs,
+ * tags, platform, site and CE lists, CPU time). Decided once per (place, VO) per call.
+ */
+export async function pilotsToNudge(
+  ctx: ServiceContext,
+  pilots: Iterable<PilotBinding>,
+  taskQueueIds: readonly number[],
+): Promise<number[]> {
+  const connected = [...pilots];
+  if (connected.length === 0 || taskQueueIds.length === 0) return [];
+  const tqs = (await getTaskQueues(ctx.handle, taskQueueIds)).filter((tq) => tq.waitingJobs > 0);
+  if (tqs.length === 0) return [];
+  const queues = new Map((await listCeQueues(ctx.handle)).map((q) => [`${q.site}\0${q.ce}\0${q.queue}`, q]));
+  const now = ctx.clock();
+  const verdicts = new Map<string, Promise<boolean>>();
+  const out: number[] = [];
+  for (const p of connected) {
+    const place = `${p.site}\0${p.ce}\0${p.queue}`;
+    const key = `${place}\0${p.vo}`;
+    let verdict = verdicts.get(key);
+    if (!verdict) verdicts.set(key, (verdict = canTakeAny(ctx, p, queues.get(place), tqs, now)));
+    if (await verdict) out.push(p.id);
+  }
+  return out;
+}
+
+/**
+ * After a kill or deletion (a notice from any replica): pushes the pending commands of these
+ * jobs to the pilots holding them, when connected here. The commands are taken atomically, so
+ * of all replicas only the pilot's one delivers them; one not delivered stays for the heartbeat.
  */
 export async function pushJobCommands(
   ctx: ServiceContext,

@@ -76,6 +76,7 @@ export async function applySites(
   }
   const result = await applySiteRegistry(ctx.handle, document as SiteRegistry, { siteRefusal: (site) => siteRefusal(who, site) });
   log?.info({ ...result, by: who.user, role: who.role }, 'site registry applied');
+  await ctx.notices.publish({ kind: 'sites-changed' }); // every replica's event stream reads at once
   return result;
 }
 
@@ -117,5 +118,6 @@ export async function changeBan(ctx: ServiceContext, who: Principal, input: BanC
     }
   }
   log?.info({ kind, name, banned, reason, by: who.user, role: who.role }, 'registry ban changed');
+  await ctx.notices.publish({ kind: 'sites-changed' }); // every replica's event stream reads at once
   return { name, banned };
 }

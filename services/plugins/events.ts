@@ -20,7 +20,10 @@
  * Source: the database (`db/queries/changes.ts`), so changes made by other replicas and by
  * agents in other processes are seen. ONE poller per process and database (`ChangeFeed`) reads
  * the change feed every EVENTS_POLL_MS while anyone is subscribed and fans out to subscribers,
- * each filtered by its scope; it stops when the last one leaves. Pings every EVENTS_PING_MS; a
+ * each filtered by its scope; it stops when the last one leaves. A notice from any replica
+ * (`ctx.notices`: jobs submitted, killed, rescheduled, pilots and sites changed) wakes it at
+ * once (at most one read per WAKE_GAP_MS); the polling stays as the fallback for changes made
+ * without a notice (agents, job reports) and notices missed while the bus reconnects. Pings every EVENTS_PING_MS; a
  * client that missed a pong is dropped.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -56,6 +59,8 @@ const MAX_GAPS = 1000;
 /** Pilot updates are re-read this far back (ties and late commits of `now()` timestamps). */
 const PILOT_LOOKBACK_MS = 2000;
 const PILOT_BATCH = 5000;
+/** Reads woken by notices are at least this far apart (a burst of notices costs one read). */
+export const WAKE_GAP_MS = 25;
 
 /**
  * The one poller of a process for one database: reads the change feed while anyone is
@@ -64,10 +69,15 @@ const PILOT_BATCH = 5000;
 export class ChangeFeed implements SubscriberFeed {
   readonly subscribers = new Set<Subscriber>();
   /** For tests and metrics: pollers started, ticks run, subscriptions taken. */
-  readonly stats = { pollersStarted: 0, polls: 0, subscriptions: 0 };
+  readonly stats = { pollersStarted: 0, polls: 0, subscriptions: 0, wakes: 0 };
   private generation = 0;
   private starting: Promise<void> | null = null;
+  /** The next read, pending (null while a read runs and while stopped). */
   private timer: NodeJS.Timeout | null = null;
+  private ticking = false;
+  /** A notice came during a read: read again soon after it. */
+  private woken = false;
+  private lastTick = 0;
   private cursor = 0;
   /** History ids skipped over (not committed yet when read), with when they were first missed. */
   private readonly gaps = new Map<number, number>();
@@ -143,12 +153,28 @@ export class ChangeFeed implements SubscriberFeed {
     this.siteState.clear();
   }
 
-  private schedule(gen: number): void {
-    this.timer = setTimeout(() => void this.tick(gen), this.pollMs);
+  private schedule(gen: number, ms = this.pollMs): void {
+    this.timer = setTimeout(() => void this.tick(gen), ms);
     this.timer.unref();
   }
 
+  /** Something changed (a notice): read the change feed now rather than at the next poll. */
+  wake(): void {
+    if (!this.timer && !this.ticking) return; // not running (or still starting: it reads soon)
+    this.stats.wakes++;
+    if (this.ticking) {
+      this.woken = true;
+      return;
+    }
+    clearTimeout(this.timer!);
+    this.schedule(this.generation, Math.max(0, this.lastTick + WAKE_GAP_MS - Date.now()));
+  }
+
   private async tick(gen: number): Promise<void> {
+    this.timer = null;
+    this.ticking = true;
+    this.woken = false;
+    this.lastTick = Date.now();
     try {
       await this.pollJobs(gen);
       const subs = [...this.subscribers];
@@ -168,7 +194,8 @@ export class ChangeFeed implements SubscriberFeed {
         for (const s of this.subscribers) s.send(DB_DOWN_MESSAGE);
       }
     }
-    if (gen === this.generation && this.subscribers.size > 0) this.schedule(gen);
+    this.ticking = false;
+    if (gen === this.generation && this.subscribers.size > 0) this.schedule(gen, this.woken ? WAKE_GAP_MS : this.pollMs);
   }
 
   private fanOutJob(c: JobHistoryChange): void {
@@ -297,8 +324,10 @@ export function changeFeedOf(handle: DbHandle, log?: FastifyBaseLogger): ChangeF
 export const eventsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
   const feed = changeFeedOf(ctx.handle, app.log);
   const mine = new Map<Subscriber, WebSocket>();
+  const unsubscribe = ctx.notices.subscribe(() => feed.wake());
 
   app.addHook('onClose', async () => {
+    unsubscribe();
     for (const [sub, socket] of mine) {
       feed.remove(sub);
       socket.terminate();

@@ -1,13 +1,18 @@
 /**
  * Pilots calling home, and site admins looking at them: the routes, the pilots' websockets and
  * the pushes on them. Who may do what: `services/logic/pilots.ts`.
+ *
+ * Pushes follow the notices of every replica (`ctx.notices`, db/notices.ts): a kill or deletion
+ * pushes the commands to the pilots connected HERE; new work (task-queue ids, gathered for
+ * NUDGE_GATHER_MS) nudges those of them whose queue can take it.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { WebSocket } from '@fastify/websocket';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { PilotPrincipal } from '../../core/identity.js';
 import type { PilotPush } from '../../core/pilot-protocol.js';
+import type { Notice, PilotBinding } from '../../db/index.js';
 import type { PluginOptions } from '../context.js';
 import {
   PilotConfigApiSchema,
@@ -30,6 +35,7 @@ import {
   getPilotLogs,
   getTime,
   listPilots,
+  pilotsToNudge,
   pushJobCommands,
   registerPilot,
   renewPilotToken,
@@ -42,28 +48,40 @@ import {
 import { AUTH_ERRORS, errorResponses, gzipAnswer } from '../schemas.js';
 import { BEARER, bearerToken, identityOf, OPEN, requireRole } from './auth.js';
 
-/** The websockets of the pilots connected to this process. */
+/** New work is gathered this long, so a burst of submissions costs one look per replica. */
+export const NUDGE_GATHER_MS = 20;
+
+/** The websockets of the pilots connected to this process, with each pilot's place (from its record). */
 class PilotSockets implements PilotLinks {
   private readonly sockets = new Map<number, Set<WebSocket>>();
+  private readonly places = new Map<number, PilotBinding>();
 
-  add(pilotId: number, socket: WebSocket): void {
+  add(pilot: PilotBinding, socket: WebSocket): void {
+    const pilotId = pilot.id;
     let set = this.sockets.get(pilotId);
     if (!set) this.sockets.set(pilotId, (set = new Set()));
     set.add(socket);
+    this.places.set(pilotId, pilot);
     socket.on('close', () => {
       set.delete(socket);
-      if (set.size === 0) this.sockets.delete(pilotId);
+      if (set.size === 0 && this.sockets.get(pilotId) === set) {
+        this.sockets.delete(pilotId);
+        this.places.delete(pilotId);
+      }
     });
+  }
+
+  get size(): number {
+    return this.sockets.size;
   }
 
   has(pilotId: number): boolean {
     return this.sockets.has(pilotId);
   }
 
-  /** Tells every connected pilot (idle ones ask for work at once). */
-  broadcast(message: PilotPush): void {
-    const text = JSON.stringify(message);
-    for (const set of this.sockets.values()) for (const s of set) if (s.readyState === s.OPEN) s.send(text);
+  /** The connected pilots' records (id, site, CE, queue, VO) as they were when they connected. */
+  pilots(): IterableIterator<PilotBinding> {
+    return this.places.values();
   }
 
   /** Closes the pilot's sockets (its token is dead). */
@@ -79,22 +97,47 @@ class PilotSockets implements PilotLinks {
   }
 }
 
+/**
+ * Gathers the task queues of new work for NUDGE_GATHER_MS, then sends `{ type: "work" }` to the
+ * connected pilots whose queue can take it (idle ones ask for a job at once).
+ */
+function workNudger(ctx: PluginOptions['ctx'], sockets: PilotSockets, log: FastifyBaseLogger): (taskQueues: readonly number[]) => void {
+  let pending = new Set<number>();
+  let timer: NodeJS.Timeout | null = null;
+  const flush = async () => {
+    timer = null;
+    const taskQueues = [...pending];
+    pending = new Set();
+    for (const id of await pilotsToNudge(ctx, sockets.pilots(), taskQueues)) sockets.send(id, { type: 'work' });
+  };
+  return (taskQueues) => {
+    for (const id of taskQueues) pending.add(id);
+    timer ??= setTimeout(() => void flush().catch((e: unknown) => log.warn({ err: e }, 'nudging pilots failed')), NUDGE_GATHER_MS);
+    timer.unref();
+  };
+}
+
 const RefParams = Type.Object({ ref: Type.String({ minLength: 1, maxLength: 256, description: 'pilot id, stamp or CE reference' }) });
 
 export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
   const sockets = new PilotSockets();
   const pilotOnly = requireRole(ctx, 'pilot');
   const admins = requireRole(ctx, 'admin', 'site-admin');
+  /** The record each pilot's websocket request was checked against (its place, for the nudges). */
+  const checked = new WeakMap<FastifyRequest, PilotBinding>();
   /** After pilotOnly: the pilot's record must be alive. */
   const alive = async (request: FastifyRequest) => {
-    await requireLivePilot(ctx, identityOf(request) as PilotPrincipal);
+    checked.set(request, await requireLivePilot(ctx, identityOf(request) as PilotPrincipal));
   };
 
-  ctx.events.on('jobs-changed', (change: { action: string; ids: number[] }) => {
-    pushJobCommands(ctx, sockets, change).catch((e: unknown) => app.log.warn({ err: e }, 'pushing commands to pilots failed'));
+  const nudge = workNudger(ctx, sockets, app.log);
+  const unsubscribe = ctx.notices.subscribe((n: Notice) => {
+    if (sockets.size === 0) return;
+    if (n.kind === 'jobs-changed') {
+      pushJobCommands(ctx, sockets, n).catch((e: unknown) => app.log.warn({ err: e }, 'pushing commands to pilots failed'));
+    } else if (n.kind === 'work') nudge(n.taskQueues);
   });
-
-  ctx.events.on('jobs-submitted', () => sockets.broadcast({ type: 'work' }));
+  app.addHook('onClose', async () => unsubscribe());
 
   app.get(
     '/api/time',
@@ -214,8 +257,10 @@ export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app
   );
 
   app.get('/api/pilots/self/ws', { onRequest: [pilotOnly, alive], websocket: true, schema: { hide: true } }, (socket, request) => {
-    const p = identityOf(request) as PilotPrincipal;
-    sockets.add(p.pilotId, socket);
+    // The pilot's record, as `alive` read it: its id (the token's) and its place, for the nudges.
+    const place = checked.get(request);
+    if (!place) return socket.close(4403, 'pilot not checked');
+    sockets.add(place, socket);
     socket.on('message', () => undefined); // pilots only listen; pings are answered by ws
     // The socket lives no longer than the token that opened it: the pilot reconnects with its
     // current one (and a revoked or dead token cannot listen on).
