@@ -1,77 +1,106 @@
 /**
- * The sandbox store on local disk: tar.gz archives named by their SHA-256, kept at
- * `<root>/ab/abcdef…` (two-character fan-out). An upload is streamed to `<root>/tmp/` while it
- * is hashed and counted, checked, then renamed into place (same file system, so the rename is
- * atomic): a reader never sees a partial archive, and a rejected upload leaves nothing behind.
- * The database (`recordSandbox`) holds who owns what; this module only holds bytes.
+ * Where the bytes of sandboxes (tar.gz archives named by their SHA-256) are kept: the
+ * `SandboxStore` interface, the directory store, and `sandboxStoreFor`, which picks the store by
+ * the database: on PostgreSQL the database store (`sandbox-store-pg.ts`: chunks in
+ * `sandbox_chunks`, so that every replica reads every sandbox), on PGlite (one process) the
+ * directory store. The database's `sandboxes` rows hold who owns what; a store holds bytes.
  *
- * Before the rename, the archive is measured in a child process (`archive-check.ts`): one that
- * would expand beyond the limits a pilot unpacks with (200 times its size, its bytes, 10,000
- * entries) or take longer than `CHECK_SECONDS` to read is refused with 400 and nothing is kept.
- * Its contents (paths, links) are judged where it is unpacked, not here.
+ * Every store spools an upload to a private temporary file first (`sandbox-spool.ts`: hash,
+ * size limit, gzip, archive check; the same limits and errors everywhere), then keeps it.
+ *
+ * The directory store keeps archives at `<root>/ab/abcdef…` (two-character fan-out): the
+ * checked temporary file in `<root>/tmp/` is renamed into place (same file system, so the rename
+ * is atomic): a reader never sees a partial archive, and a rejected upload leaves nothing behind.
  */
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { DEFAULT_UNPACK_LIMITS, type ArchiveLimits } from '../core/archive-safety.js';
-import { WmsError } from '../core/errors.js';
-import { ArchiveChecker } from './archive-check.js';
+import type { ServiceConfig } from '../core/config.js';
+import type { DbHandle, DbOrHandle } from '../db/index.js';
+import type { ArchiveChecker } from './archive-check.js';
+import { DatabaseSandboxStore } from './sandbox-store-pg.js';
+import { defaultChecker, isSha256, requireSha256, spoolUpload } from './sandbox-spool.js';
 
-const SHA256 = /^[0-9a-f]{64}$/;
+export { CHECK_SECONDS, isSha256, tooLarge, uploadCheckLimits } from './sandbox-spool.js';
 
-export function isSha256(s: string): boolean {
-  return SHA256.test(s);
-}
-
+/** What `put` kept. */
 export interface PutResult {
+  sha256: string;
   size: number;
   /** Problems with the archive's contents that its unpackers will refuse (for the log). */
   problems: string[];
 }
 
-/** Wall-clock seconds (and CPU seconds) an upload's check may take. */
-export const CHECK_SECONDS = 30;
+/**
+ * Writes the database rows of a stored archive (`recordSandbox`, a job's link) on `db`: inside
+ * the transaction that writes the bytes when the store is the database.
+ */
+export type RecordSandbox = (db: DbOrHandle, stored: { sha256: string; size: number }) => Promise<void>;
 
-/** The limits an upload is checked against: those a pilot unpacks with, by default. */
-export function uploadCheckLimits(maxBytes: number, over: Partial<ArchiveLimits> = {}): ArchiveLimits {
-  return { maxEntries: DEFAULT_UNPACK_LIMITS.maxEntries, maxBytes, maxSeconds: CHECK_SECONDS, ...over };
+/** An archive to send: its size and its bytes. */
+export interface StoredArchive {
+  size: number;
+  stream: Readable;
 }
 
-export class SandboxStore {
+/**
+ * A place for sandbox bytes, shared by every replica that serves them (the directory store only
+ * when one process serves, on PGlite). This is where another back-end goes: an S3 store would
+ * spool and check an upload as the others do (`spoolUpload`), send the file to its bucket under
+ * the SHA-256, then call `record` with the handle; `open` would stream the object back and check
+ * its SHA-256 at the end as the database store does.
+ */
+export interface SandboxStore {
+  /**
+   * Streams `body` in, checks it (size limit, SHA-256 = `sha256`, gzip, archive check: see
+   * `sandbox-spool.ts` for the errors) and keeps it, then calls `record` (for the database
+   * store, in the transaction that writes the bytes: nothing half written). Storing bytes that
+   * are there already is fine, concurrently too.
+   */
+  put(sha256: string, body: Readable, record: RecordSandbox): Promise<PutResult>;
+  /** Are the bytes of `sha256` there? */
+  has(sha256: string): Promise<boolean>;
+  /**
+   * The archive's size and a stream of its bytes; null when they are not there. A stream whose
+   * bytes turn out not to hash to `sha256` is destroyed with an error rather than ended.
+   */
+  open(sha256: string): Promise<StoredArchive | null>;
+  /**
+   * Deletes the bytes of archives whose rows the job-cleaning agent removed (missing ones are
+   * fine). The database store has nothing to do: the chunks went with the rows (cascade).
+   */
+  remove(sha256s: readonly string[]): Promise<void>;
+}
+
+/** The store of this database: chunks in PostgreSQL, or files under `<data-dir>/sandboxes` on PGlite. */
+export function sandboxStoreFor(
+  db: DbHandle,
+  config: Pick<Readonly<ServiceConfig>, 'dataDir' | 'sandboxMaxBytes'>,
+  checker?: ArchiveChecker | null,
+): SandboxStore {
+  const root = join(config.dataDir, 'sandboxes');
+  if (db.driver === 'pg') return new DatabaseSandboxStore(db, join(root, 'tmp'), config.sandboxMaxBytes, checker);
+  return new DirectorySandboxStore(db, root, config.sandboxMaxBytes, checker);
+}
+
+/** Archives on disk at `<root>/ab/abcdef…` (see the module comment). */
+export class DirectorySandboxStore implements SandboxStore {
   /** Measures each upload before it is kept; null: no check (bytes only). */
   readonly checker: ArchiveChecker | null;
 
   constructor(
+    private readonly db: DbOrHandle,
     readonly root: string,
     readonly maxBytes: number,
     checker?: ArchiveChecker | null,
   ) {
-    this.checker = checker === undefined ? new ArchiveChecker(uploadCheckLimits(maxBytes)) : checker;
-  }
-
-  /** The content problems of an acceptable archive; throws when it is refused or cannot be checked. */
-  private async check(file: string): Promise<string[]> {
-    if (!this.checker) return [];
-    let verdict;
-    try {
-      verdict = await this.checker.check(file);
-    } catch (e) {
-      throw new WmsError('WMS_UNAVAILABLE', 'the sandbox could not be checked, nothing was stored: retry later (the server log says why)', {
-        retryable: true,
-        cause: e,
-      });
-    }
-    if (verdict.refused !== null) {
-      throw new WmsError('WMS_VALIDATION', `unsafe sandbox archive: it ${verdict.refused}; nothing was stored`);
-    }
-    return verdict.problems;
+    this.checker = checker === undefined ? defaultChecker(maxBytes) : checker;
   }
 
   /** Where the archive named `sha256` lives. */
   pathOf(sha256: string): string {
-    if (!isSha256(sha256)) throw new WmsError('WMS_VALIDATION', `"${sha256}" is not a SHA-256`);
+    requireSha256(sha256);
     return join(this.root, sha256.slice(0, 2), sha256);
   }
 
@@ -85,89 +114,34 @@ export class SandboxStore {
     }
   }
 
-  /** Removes archives (missing ones are fine): the job-cleaning agent's last step. */
+  async has(sha256: string): Promise<boolean> {
+    return (await this.size(sha256)) !== null;
+  }
+
+  async open(sha256: string): Promise<StoredArchive | null> {
+    const size = await this.size(sha256);
+    return size === null ? null : { size, stream: createReadStream(this.pathOf(sha256)) };
+  }
+
   async remove(sha256s: readonly string[]): Promise<void> {
     await Promise.all(sha256s.filter(isSha256).map((sha) => rm(this.pathOf(sha), { force: true })));
   }
 
-  openRead(sha256: string): ReadStream {
-    return createReadStream(this.pathOf(sha256));
-  }
-
   /**
-   * Streams `body` into the store under `sha256`. Throws WMS_SANDBOX_TOO_LARGE past `maxBytes`,
-   * WMS_SANDBOX_CHECKSUM when the bytes do not hash to `sha256`, WMS_VALIDATION when they are
-   * not gzip or when the archive would cost too much to open (see the module comment), and
-   * WMS_UNAVAILABLE when it cannot be checked; in every failure the temporary file is removed.
-   * An oversized body is left flowing (discarded) rather than destroyed, so that the client
-   * still reads the 413.
+   * The archive is renamed into place before `record` runs: when recording fails (database
+   * gone), the bytes stay without a row, and the same upload again records them.
    */
-  async put(sha256: string, body: Readable): Promise<PutResult> {
+  async put(sha256: string, body: Readable, record: RecordSandbox): Promise<PutResult> {
     const final = this.pathOf(sha256);
-    const tmpDir = join(this.root, 'tmp');
-    await mkdir(tmpDir, { recursive: true });
-    const tmp = join(tmpDir, `${randomUUID()}.part`);
-    const hash = createHash('sha256');
-    let size = 0;
-    const head: number[] = [];
-    const out = createWriteStream(tmp, { flags: 'wx', mode: 0o640 });
+    const spooled = await spoolUpload(sha256, body, { tmpDir: join(this.root, 'tmp'), maxBytes: this.maxBytes, checker: this.checker });
     try {
-      await new Promise<void>((resolve, reject) => {
-        const cleanup = () => {
-          body.off('data', onData);
-          body.off('end', onEnd);
-          body.off('error', onError);
-          out.off('error', onError);
-        };
-        const onError = (e: unknown) => {
-          cleanup();
-          reject(e);
-        };
-        const onData = (chunk: Buffer | string) => {
-          const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-          size += buf.length;
-          if (size > this.maxBytes) {
-            cleanup();
-            body.resume(); // discard the rest
-            reject(tooLarge(this.maxBytes));
-            return;
-          }
-          for (let i = 0; head.length < 2 && i < buf.length; i++) head.push(buf[i] as number);
-          hash.update(buf);
-          if (!out.write(buf)) {
-            body.pause();
-            out.once('drain', () => body.resume());
-          }
-        };
-        const onEnd = () => {
-          cleanup();
-          out.end((err?: Error | null) => (err ? reject(err) : resolve()));
-        };
-        body.on('data', onData);
-        body.once('end', onEnd);
-        body.once('error', onError);
-        out.once('error', onError);
-        body.resume();
-      });
-      const digest = hash.digest('hex');
-      if (digest !== sha256) {
-        throw new WmsError('WMS_SANDBOX_CHECKSUM', `checksum mismatch: the body hashes to ${digest}, not ${sha256}`);
-      }
-      if (head[0] !== 0x1f || head[1] !== 0x8b) {
-        throw new WmsError('WMS_VALIDATION', 'a sandbox must be a gzip-compressed tar archive');
-      }
-      const problems = await this.check(tmp);
       await mkdir(dirname(final), { recursive: true });
-      await rename(tmp, final);
-      return { size, problems };
+      await rename(spooled.file, final);
     } catch (e) {
-      out.destroy();
-      await rm(tmp, { force: true });
+      await rm(spooled.file, { force: true });
       throw e;
     }
+    await record(this.db, { sha256, size: spooled.size });
+    return { sha256, size: spooled.size, problems: spooled.problems };
   }
-}
-
-export function tooLarge(maxBytes: number): WmsError {
-  return new WmsError('WMS_SANDBOX_TOO_LARGE', `sandbox larger than the limit of ${maxBytes} bytes`);
 }

@@ -1,6 +1,6 @@
 /**
- * Sandboxes: tar.gz archives named by their SHA-256 (the bytes live on disk, see
- * services/sandbox-store.ts), who owns them (everyone who uploaded those bytes; an owner is the
+ * Sandboxes: tar.gz archives named by their SHA-256 (the bytes live in `sandbox_chunks` on
+ * PostgreSQL and on disk on PGlite, see services/sandbox-store.ts), who owns them (everyone who uploaded those bytes; an owner is the
  * pair (VO, user): `alice` of atlas and `alice` of lhcb are two owners), and which job uses
  * which, as input or output.
  */
@@ -132,4 +132,65 @@ export async function jobSandboxesOf(db: DbOrHandle, jobId: number, kind: 'Input
     .where(and(eq(jobSandboxes.jobId, jobId), eq(jobSandboxes.kind, kind)))
     .orderBy(asc(sandboxes.sha256));
   return r.map((x) => ({ sha256: x.sha256, size: x.size }));
+}
+
+/** The largest chunk of an archive stored in the database (`sandbox_chunks.data`). */
+export const SANDBOX_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * Stores an archive in the database in ONE transaction: `record(tx)` writes its rows (the
+ * `sandboxes` row by `recordSandbox`, its owner, a job's link), then the archive row is locked
+ * and, unless its chunks are there already, `chunks()` are written in order (seq 0, 1, ...,
+ * each at most SANDBOX_CHUNK_BYTES). A concurrent upload of the same bytes waits on that lock
+ * and then finds the chunks written. Anything failing (a chunk that cannot be read, the
+ * connection lost) rolls back everything: no row without its bytes. Answers whether the chunks
+ * were written by this call.
+ */
+export async function storeSandboxChunks(
+  db: DbOrHandle,
+  sha256: string,
+  chunks: () => AsyncIterable<Buffer>,
+  record: (tx: DbOrHandle) => Promise<void>,
+): Promise<boolean> {
+  return dbOf(db).transaction(async (tx) => {
+    await record(tx);
+    const locked = await rows(tx, 'select 1 from sandboxes where sha256 = $1 for update', [sha256]);
+    if (locked.length === 0) throw new Error(`sandbox ${sha256} was not recorded before its chunks`);
+    const present = await rows(tx, 'select 1 from sandbox_chunks where sha256 = $1 limit 1', [sha256]);
+    if (present.length > 0) return false;
+    let seq = 0;
+    for await (const data of chunks()) {
+      if (data.length > SANDBOX_CHUNK_BYTES) throw new Error(`sandbox chunk of ${data.length} bytes, over ${SANDBOX_CHUNK_BYTES}`);
+      await exec(tx, 'insert into sandbox_chunks (sha256, seq, data) values ($1, $2, $3)', [sha256, seq, data]);
+      seq += 1;
+    }
+    return true;
+  });
+}
+
+/** An archive stored in the database: its recorded size and how many chunks hold it. */
+export interface SandboxChunking {
+  size: number;
+  chunks: number;
+}
+
+/** The size and the chunk count of archive `sha256`; null when there is no such archive. */
+export async function sandboxChunking(db: DbOrHandle, sha256: string): Promise<SandboxChunking | null> {
+  const [row] = await rows<SandboxChunking>(
+    db,
+    `select s.size, (select count(*) from sandbox_chunks c where c.sha256 = s.sha256) as chunks
+       from sandboxes s where s.sha256 = $1`,
+    [sha256],
+  );
+  return row ?? null;
+}
+
+/** Chunk `seq` of archive `sha256`, or null when it is missing. */
+export async function sandboxChunk(db: DbOrHandle, sha256: string, seq: number): Promise<Buffer | null> {
+  const [row] = await rows<{ data: Uint8Array }>(db, 'select data from sandbox_chunks where sha256 = $1 and seq = $2', [sha256, seq], {
+    name: 'sandbox_chunk',
+  });
+  if (!row) return null;
+  const { data } = row;
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }

@@ -1,12 +1,13 @@
 /**
  * Sandboxes: tar.gz archives named by their SHA-256 (routes: `services/plugins/sandboxes.ts`).
  *
- * - Upload: streamed to a temporary file while hashed, then renamed into place. A body that does
- *   not hash to the name → 400 WMS_SANDBOX_CHECKSUM; larger than the limit → 413
- *   WMS_SANDBOX_TOO_LARGE (at once when Content-Length says so); in both cases nothing stays on
- *   disk. An archive that would cost too much to open (it expands beyond 200 times its size or
+ * - Upload: streamed to a temporary file while hashed, then kept by the store (`ctx.store`:
+ *   chunks in PostgreSQL, or a file on PGlite; see sandbox-store.ts) with its rows. A body that
+ *   does not hash to the name → 400 WMS_SANDBOX_CHECKSUM; larger than the limit → 413
+ *   WMS_SANDBOX_TOO_LARGE (at once when Content-Length says so); in both cases nothing is kept.
+ *   An archive that would cost too much to open (it expands beyond 200 times its size or
  *   beyond the unpack limits, or takes too long to read: measured in a child process, see
- *   sandbox-store.ts) → 400 WMS_VALIDATION naming why, nothing kept. Users and admins upload
+ *   sandbox-spool.ts) → 400 WMS_VALIDATION naming why, nothing kept. Users and admins upload
  *   their own; a job token uploads its job's outputs (owned by
  *   the job's owner, assigned to the job as Output). Uploading bytes that are there already
  *   makes the uploader one more owner: whoever has the bytes may use the archive.
@@ -87,9 +88,10 @@ export async function uploadSandbox(
   }
   await requireLiveJobToken(ctx, p);
   const owner = { owner: p.user, ownerGroup: p.group, vo: p.vo };
-  const { size, problems } = await ctx.store.put(sha256, body);
-  await recordSandbox(ctx.handle, { sha256, size, ...owner });
-  if (p.role === 'job') await assignSandboxes(ctx.handle, p.jobId, 'Output', [sha256]);
+  const { size, problems } = await ctx.store.put(sha256, body, async (db, stored) => {
+    await recordSandbox(db, { ...stored, ...owner });
+    if (p.role === 'job') await assignSandboxes(db, p.jobId, 'Output', [sha256]);
+  });
   log?.info({ sha256, size, owner: owner.owner, ...(problems.length > 0 ? { problems } : {}) }, 'sandbox stored');
   return { sha256, size, reference: `SB:${sha256}` };
 }
@@ -100,7 +102,7 @@ export async function downloadSandbox(ctx: ServiceContext, p: Principal, input: 
   await requireLiveJobToken(ctx, p);
   const row = await getSandbox(ctx.handle, sha256);
   if (!row || !(await mayRead(ctx, p, sha256))) throw notFound(sha256);
-  const size = await ctx.store.size(sha256);
-  if (size === null) throw notFound(sha256);
-  return { size, stream: ctx.store.openRead(sha256) };
+  const archive = await ctx.store.open(sha256);
+  if (archive === null) throw notFound(sha256);
+  return archive;
 }

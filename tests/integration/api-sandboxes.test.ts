@@ -1,6 +1,6 @@
 /**
- * Sandboxes through `app.inject()`: upload and download, checksum mismatch and size limit
- * (nothing left on disk), owner checks (several owners for identical bytes), job-token access
+ * Sandboxes through `app.inject()`: upload and download (on disk on PGlite, in the database's
+ * chunks on PostgreSQL), checksum mismatch and size limit (nothing left on disk or in the database), owner checks (several owners for identical bytes), job-token access
  * (through the job's sandbox links), and SB: references at submission.
  */
 import { createHash } from 'node:crypto';
@@ -23,14 +23,16 @@ function put(token: string | null, hash: string, body: Buffer, type = 'applicati
   return t.call('PUT', `/api/sandboxes/${hash}`, token, body, { 'content-type': type });
 }
 
-/** Every file under the sandbox store (temporary files included). */
+/** Every file under the sandbox store (temporary files included), and every chunk stored in the database. */
 async function filesOnDisk(): Promise<string[]> {
   const root = join(t.dataDir, 'sandboxes');
+  const chunks = await t.db.query<{ sha256: string; seq: number }>('SELECT sha256, seq FROM sandbox_chunks ORDER BY 1, 2');
+  const stored = chunks.map((c) => `chunk ${c.sha256} ${c.seq}`);
   try {
     const entries = await readdir(root, { recursive: true, withFileTypes: true });
-    return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath ?? root, e.name));
+    return [...entries.filter((e) => e.isFile()).map((e) => join(e.parentPath ?? root, e.name)), ...stored];
   } catch {
-    return [];
+    return stored;
   }
 }
 
@@ -46,13 +48,14 @@ describeDb('sandboxes API', (ctx) => {
   });
 
   describe('upload and download', () => {
-    it('stores the archive under sandboxes/ab/abcdef... and gives it back', async () => {
+    it('stores the archive (PGlite: under sandboxes/ab/abcdef...; PostgreSQL: in sandbox_chunks) and gives it back', async () => {
       const body = archive('hello sandbox');
       const hash = sha(body);
       const up = await put(alice, hash, body, 'application/gzip');
       expect(up.statusCode, up.body).toBe(201);
       expect(up.json()).toEqual({ sha256: hash, size: body.length, reference: `SB:${hash}` });
-      expect(await filesOnDisk()).toContain(join(t.dataDir, 'sandboxes', hash.slice(0, 2), hash));
+      const where = ctx.driver === 'pg' ? `chunk ${hash} 0` : join(t.dataDir, 'sandboxes', hash.slice(0, 2), hash);
+      expect(await filesOnDisk()).toContain(where);
 
       const down = await t.call('GET', `/api/sandboxes/${hash}`, alice);
       expect(down.statusCode).toBe(200);

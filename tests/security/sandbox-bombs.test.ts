@@ -385,10 +385,11 @@ describeDb('uploads of sandbox bombs', (ctx) => {
   const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
   const put = (body: Buffer) => t.call('PUT', `/api/sandboxes/${sha(body)}`, alice, body, { 'content-type': 'application/gzip' });
 
-  /** Every file under the sandbox store, temporary files included. */
+  /** Every file under the sandbox store, temporary files included, and every archive with chunks in the database (PostgreSQL). */
   async function stored(): Promise<string[]> {
     const entries = await readdir(join(t.dataDir, 'sandboxes'), { recursive: true, withFileTypes: true }).catch(() => []);
-    return entries.filter((e) => e.isFile()).map((e) => e.name);
+    const inDb = await t.db.query<{ sha256: string }>('SELECT DISTINCT sha256 FROM sandbox_chunks');
+    return [...entries.filter((e) => e.isFile()).map((e) => e.name), ...inDb.map((r) => r.sha256)];
   }
 
   it.each(BOMBS)('$name: 400 naming why, nothing stored', async ({ data, reason }) => {
