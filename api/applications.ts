@@ -1,6 +1,10 @@
-/** Application templates (core/app-template.ts): the forms of the dashboard's Submit page. */
+/**
+ * Application templates (core/app-template.ts): the forms of the dashboard's Submit page, kept
+ * in the database (one row per name, read by every replica); admins store them as YAML text or
+ * JSON and remove them.
+ */
 import { Type, type Static } from 'typebox';
-import { ref } from './common.js';
+import { DateTime, ref } from './common.js';
 
 const Num = Type.Number();
 
@@ -65,3 +69,23 @@ export const SubmitApplicationAnswerSchema = Type.Object(
   { $id: 'SubmitApplicationAnswer', description: 'The jobs submitted and the JDL they came from.' },
 );
 export type SubmitApplicationAnswer = Static<typeof SubmitApplicationAnswerSchema>;
+
+export const ApplicationYamlSchema = Type.Object(
+  {
+    name: Type.String(),
+    yaml: Type.String({ description: 'the template as applied (comments kept); a template stored as JSON: the YAML it makes' }),
+    source: Type.Union([Type.Literal('package'), Type.Literal('admin')], {
+      description: "package: shipped in the package's apps/ (inserted when missing); admin: stored by an admin",
+    }),
+    updatedBy: Type.String({ description: 'who stored it (user@vo; empty for a shipped one)' }),
+    updatedAt: DateTime('when it was stored'),
+  },
+  { $id: 'ApplicationYaml', description: 'An application template as applied: its YAML text, who stored it and when.' },
+);
+export type ApplicationYaml = Static<typeof ApplicationYamlSchema>;
+
+export const ApplicationRemovedSchema = Type.Object(
+  { name: Type.String({ description: 'the template removed' }) },
+  { $id: 'ApplicationRemoved', description: 'An application template was removed.' },
+);
+export type ApplicationRemoved = Static<typeof ApplicationRemovedSchema>;

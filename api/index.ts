@@ -8,7 +8,9 @@ import { ErrorSchema, ProblemSchema } from './common.js';
 import {
   ApplicationListSchema,
   ApplicationParameterSchema,
+  ApplicationRemovedSchema,
   ApplicationTemplateSchema,
+  ApplicationYamlSchema,
   SubmitApplicationAnswerSchema,
   SubmitApplicationRequestSchema,
 } from './applications.js';
@@ -181,6 +183,8 @@ export const RESPONSE_SCHEMAS: readonly TSchema[] = [
   ApplicationParameterSchema,
   ApplicationTemplateSchema,
   ApplicationListSchema,
+  ApplicationYamlSchema,
+  ApplicationRemovedSchema,
   SubmitApplicationAnswerSchema,
 ];
 

@@ -160,6 +160,11 @@ export class ApiClient {
     return this.run(method, path, opts, (o) => this.http.json<T>(method, path, body === undefined ? o : { ...o, json: body }));
   }
 
+  /** A file as the body (e.g. a YAML template, `application/yaml`); answers the parsed JSON body of a 2xx. */
+  sendFile<T>(method: Dispatcher.HttpMethod, path: string, file: { path: string; size: number; contentType: string }): Promise<T> {
+    return this.run(method, path, {}, (o) => this.http.json<T>(method, path, { ...o, file }));
+  }
+
   /** Uploads a file as a sandbox named `sha256` (a PUT of content named by its hash: safe to send again). */
   uploadSandbox(sha256: string, file: string, size: number): Promise<{ sha256: string; size: number }> {
     const path = `/api/sandboxes/${sha256}`;

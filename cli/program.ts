@@ -7,6 +7,7 @@ import { closestName } from '../core/closest-name.js';
 import { VERSION } from '../core/version.js';
 import type { CommandSpec, Io, LongRunning, OptionSpec } from './command.js';
 import { accountingCommands } from './commands/accounting.js';
+import { appCommands } from './commands/app.js';
 import { jobCommands } from './commands/job.js';
 import { matchCommands } from './commands/match.js';
 import { pilotCommands } from './commands/pilot.js';
@@ -29,6 +30,7 @@ export const COMMANDS: CommandSpec[] = [
   ...ceCommands,
   ...accountingCommands,
   ...shareCommands,
+  ...appCommands,
 ];
 
 const GROUPS: Record<string, string> = {
@@ -42,6 +44,7 @@ const GROUPS: Record<string, string> = {
   ce: 'ban and allow computing elements (site admins)',
   accounting: 'CPU and wall time of finished jobs by site, group, user or VO',
   share: 'the fair share of each group: list, set (admins)',
+  app: 'application templates (the Submit page forms): list, show, apply, remove (admins)',
 };
 
 /** Groups whose one command runs when options follow the group directly (`wms accounting --by site`). */

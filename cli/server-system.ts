@@ -59,7 +59,7 @@ import { packageRoot } from '../agents/package-root.js';
 import { AgentRunner, standardAgents, type AgentRunnerOptions } from '../agents/runner.js';
 import { createSiteDirector } from '../agents/site-director.js';
 import { loadPilotBundle } from '../services/pilot-bundle.js';
-import { SandboxStore } from '../services/sandbox-store.js';
+import { sandboxStoreFor } from '../services/sandbox-store.js';
 import { createRootLogger, logFormatOf, silentLogger, type Logger } from '../services/logger.js';
 import { databaseTarget, prepareDataDir, startServer, type RunningServer } from '../services/server.js';
 import { AGENT_TICK_EVENT } from '../services/metrics.js';
@@ -375,11 +375,12 @@ async function agentRunner(
     config.agentSettings.siteDirector.schedule,
   );
   const stopping = o.stopping ?? (() => false);
+  const sandboxStore = sandboxStoreFor(db, config, null); // removal only: no upload checker
   const agents: Agent[] = [
     { ...director, tick: async (ctx) => (stopping() ? 'no pilots sent: the server is stopping' : director.tick(ctx)) },
     ...standardAgents(config, {
       drivers: (type, name) => o.ces.known(type, name),
-      removeSandboxFiles: (shas) => new SandboxStore(join(config.dataDir, 'sandboxes'), config.sandboxMaxBytes).remove(shas),
+      removeSandboxFiles: (shas) => sandboxStore.remove(shas),
     }),
   ];
   return new AgentRunner({ db, config, agents, logger: o.logger, ...(o.onTick ? { onTick: o.onTick } : {}) });

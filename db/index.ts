@@ -57,6 +57,7 @@ export {
   matchJob,
   explainResource,
   explainJob,
+  pilotResource,
   type MatchedJob,
   type ExplainResource,
   type ExplainJob,
@@ -101,9 +102,26 @@ export {
   jobUsesSandbox,
   assignSandboxes,
   jobSandboxesOf,
+  storeSandboxChunks,
+  sandboxChunking,
+  sandboxChunk,
+  SANDBOX_CHUNK_BYTES,
+  type SandboxChunking,
   type SandboxRow,
   type SandboxOwner,
 } from './queries/sandboxes.js';
+
+// Application templates
+export {
+  listAppTemplates,
+  getAppTemplate,
+  upsertAppTemplate,
+  insertAppTemplateIfMissing,
+  deleteAppTemplate,
+  type AppTemplateRow,
+  type AppTemplateSource,
+  type NewAppTemplate,
+} from './queries/applications.js';
 
 // Identity
 export { getOrCreateSigningKey, type SigningKey } from './ops/signing-key.js';
@@ -158,6 +176,8 @@ export {
   tryTakeLease,
   releaseLease,
   listLeases,
+  MAX_PERIOD_AHEAD_SECONDS,
+  type LeaseFor,
   type LeaseRow,
   type TakenLease,
   type TickRecord,
@@ -221,6 +241,23 @@ export {
 
 // Quotas and usage (jobs waiting and running, CPU of the day and week, against shares)
 export { usageReport, type UsageReport, type UsageOptions, type GroupUsage, type UserUsage, type UsedFigures } from './queries/usage.js';
+
+// Notices between processes (LISTEN/NOTIFY on PostgreSQL, in-process on PGlite)
+export {
+  openNoticeBus,
+  localNoticeBus,
+  parseNotice,
+  encodeNotice,
+  taskQueuesOfJobs,
+  NOTICE_CHANNEL,
+  MAX_IDS_PER_NOTICE,
+  type Notice,
+  type NoticeBus,
+  type NoticeJobAction,
+  type NoticeListener,
+  type NoticeLog,
+  type NoticeStats,
+} from './notices.js';
 
 // Change feed (the event stream)
 export {

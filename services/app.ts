@@ -15,10 +15,9 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyPluginAsync
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import websocket from '@fastify/websocket';
 import { EventEmitter } from 'node:events';
-import { join } from 'node:path';
 import type { ServiceConfig } from '../core/config.js';
 import { VERSION } from '../core/version.js';
-import type { DbHandle } from '../db/index.js';
+import { localNoticeBus, type DbHandle, type NoticeBus } from '../db/index.js';
 import type { ServiceContext } from './context.js';
 import { registerAuth } from './plugins/auth.js';
 import { registerErrorHandling } from './plugins/errors.js';
@@ -41,7 +40,7 @@ import { sitesPlugin } from './plugins/sites.js';
 import { loadPilotBundle } from './pilot-bundle.js';
 import { tokensPlugin } from './plugins/tokens.js';
 import { usagePlugin } from './plugins/usage.js';
-import { SandboxStore } from './sandbox-store.js';
+import { sandboxStoreFor } from './sandbox-store.js';
 import { TokenSigner } from './token-signer.js';
 import { createRootLogger, silentLogger, type Logger, type LogStream } from './logger.js';
 import type { PluginOptions } from './context.js';
@@ -56,8 +55,13 @@ export interface AppDeps {
    * `config.logLevel` on stderr (default: no logging).
    */
   logger?: boolean | Logger;
-  /** In-process events (`jobs-submitted`, `jobs-changed`); the app makes its own when absent. */
+  /** In-process events (`jobs-submitted`, agent ticks); the app makes its own when absent. */
   events?: EventEmitter;
+  /**
+   * The notice bus between processes (db/notices.ts; `startServer` opens the PostgreSQL one),
+   * closed by its owner; absent: an in-process bus of the app's own, closed with the app.
+   */
+  notices?: NoticeBus;
   /** Where `pilot.tar.gz` is (`dist/pilot` of the package); without it the bundle route answers 503. */
   pilotBundleDir?: string;
   /** Where log lines go instead of stderr, as JSON (tests capture them); implies logging. */
@@ -78,8 +82,9 @@ export function buildContext(deps: AppDeps): ServiceContext {
         signer = undefined; // try again on the next request (the database may come back)
         throw e;
       })),
-    store: new SandboxStore(join(deps.config.dataDir, 'sandboxes'), deps.config.sandboxMaxBytes),
+    store: sandboxStoreFor(deps.db, deps.config),
     events: deps.events ?? new EventEmitter(),
+    notices: deps.notices ?? localNoticeBus(),
     metrics: new Metrics(),
     pilotBundle: () => {
       const dir = deps.pilotBundleDir;
@@ -142,6 +147,8 @@ export function buildApp(deps: AppDeps) {
   app.addHook('onReady', async () => {
     await ctx.signer();
   });
+  // The app's own in-process bus goes with it; a bus given in `deps` belongs to the caller.
+  if (!deps.notices) app.addHook('onClose', () => ctx.notices.close());
 
   for (const plugin of AREA_PLUGINS) void app.register(plugin, { ctx });
   // Last: its wildcard serves client routes and never shadows the routes above.

@@ -4,7 +4,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { ServiceConfig } from '../core/config.js';
-import type { DbHandle } from '../db/index.js';
+import type { DbHandle, NoticeBus } from '../db/index.js';
 import type { Metrics } from './metrics.js';
 import type { SandboxStore } from './sandbox-store.js';
 import type { TokenSigner } from './token-signer.js';
@@ -15,9 +15,15 @@ export interface ServiceContext {
   clock: () => Date;
   /** The signer, loaded from the database once (memoized; awaited on `ready`). */
   signer: () => Promise<TokenSigner>;
+  /** Sandbox bytes: in PostgreSQL, or on disk on PGlite (`sandboxStoreFor`). */
   store: SandboxStore;
-  /** In-process events: `jobs-changed` `{ action, ids }` after kill, reschedule, delete. */
+  /** In-process events: `jobs-submitted` `{ ids }` (the site director's early tick), agent ticks. */
   events: EventEmitter;
+  /**
+   * Hints to every process on the database, this one included (db/notices.ts): kills, new work,
+   * pilot and site changes. Consumers act on received notices only and re-read the database.
+   */
+  notices: NoticeBus;
   /** The pilot bundle served to wrappers, loaded on first use; null when not built. */
   pilotBundle: () => Promise<PilotBundle | null>;
   /** This process's Prometheus counters and histogram (`/metrics`). */

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { ServiceConfig } from '../core/config.js';
 import { WmsError } from '../core/errors.js';
 import type { PersonPrincipal, Principal } from '../core/identity.js';
-import { openDb, type DbHandle } from '../db/index.js';
+import { localNoticeBus, openDb, openNoticeBus, type DbHandle, type NoticeBus } from '../db/index.js';
 import { buildApp, type App } from './app.js';
 import { createRootLogger, type Logger } from './logger.js';
 import { TokenSigner, type SignedToken } from './token-signer.js';
@@ -263,10 +263,16 @@ export async function startServer(
   await prepareDataDir(config.dataDir, warn);
   const db = await openDb(databaseTarget(config), { poolSize: config.dbPoolSize });
   let app: App | undefined;
+  let notices: NoticeBus | undefined;
   try {
+    // Hints between replicas (kills, new work, changes): LISTEN/NOTIFY on PostgreSQL.
+    const noticeLog = logger ? logger.child({ part: 'notices' }) : undefined;
+    notices = db.driver === 'pg' ? await openNoticeBus(databaseTarget(config), db, noticeLog) : localNoticeBus(noticeLog);
+    const bus = notices;
     app = buildApp({
       db,
       config,
+      notices: bus,
       logger: logger ?? false,
       ...(options.pilotBundleDir !== undefined ? { pilotBundleDir: options.pilotBundleDir } : {}),
       ...(options.events ? { events: options.events } : {}),
@@ -285,11 +291,13 @@ export async function startServer(
       adminTokenWritten,
       close: async () => {
         await running.close();
+        await bus.close();
         await db.close();
       },
     };
   } catch (e) {
     await app?.close().catch(() => undefined);
+    await notices?.close().catch(() => undefined);
     await db.close().catch(() => undefined);
     throw e;
   }
