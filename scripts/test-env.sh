@@ -8,6 +8,8 @@
 #   - Debian's bubblewrap (bwrap), the payload sandbox of the job wrapper.
 #   - Debian's prometheus (promtool and prometheus): the metrics tests check /metrics with
 #     `promtool check metrics` and run every PromQL of the Grafana dashboard on a real Prometheus.
+#   - Debian's haproxy: the failover tests (tests/faults/replica-failover.test.ts) put it in front
+#     of two server replicas; the tests start their own, so the package's service is stopped.
 # Safe to run again: each step checks first.
 set -euo pipefail
 
@@ -82,10 +84,23 @@ ensure_prometheus() {
   log "prometheus is at $(command -v prometheus)"
 }
 
+ensure_haproxy() {
+  if command -v haproxy >/dev/null; then
+    log "haproxy is at $(command -v haproxy)"
+    return
+  fi
+  log "installing haproxy from Debian's packages"
+  apt_install haproxy
+  if command -v service >/dev/null; then service haproxy stop >/dev/null 2>&1 || true; fi
+  command -v haproxy >/dev/null || { log "haproxy did not install"; exit 1; }
+  log "haproxy is at $(command -v haproxy)"
+}
+
 ensure_postgres
 ensure_chromium
 ensure_bubblewrap
 ensure_prometheus
+ensure_haproxy
 bash "$(dirname "$0")/slurm-env.sh"
 
 # Pilot jobs (named wms-*) that an earlier run left on this test cluster would hold its cores

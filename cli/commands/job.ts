@@ -132,8 +132,12 @@ export function statusFetcher(client: ApiClient): (ids: readonly number[]) => Pr
   };
 }
 
+/** A failure worth following through: the server away, its database away, or a gateway in front of it answering for it. */
 function transient(e: unknown): boolean {
-  return e instanceof CliError && (e.code === 'UNREACHABLE' || e.code === 'WMS_DB_UNAVAILABLE');
+  if (!(e instanceof CliError)) return false;
+  if (e.code === 'UNREACHABLE' || e.code === 'WMS_DB_UNAVAILABLE') return true;
+  // A load balancer in front of the replicas, with none to answer this one request (a replica died under it).
+  return e.code === undefined && (e.status === 502 || e.status === 503 || e.status === 504);
 }
 
 /** With a stream, events arriving this close together are printed as one batch. */
