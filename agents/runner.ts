@@ -109,6 +109,7 @@ export class AgentRunner {
   readonly #now: () => Date;
   readonly #onTick: ((agent: string, tick: TickResult) => void) | undefined;
   readonly #tasks: ScheduledTask[] = [];
+  readonly #scheduled: string[] = [];
   readonly #inFlight = new Map<string, Promise<{ ran: boolean; outcome: string }>>();
   readonly #last = new Map<string, TickResult>();
   /**
@@ -141,6 +142,11 @@ export class AgentRunner {
 
   get state(): RunnerState {
     return this.#state;
+  }
+
+  /** The agents `start()` scheduled (none before it). */
+  get scheduledNames(): string[] {
+    return [...this.#scheduled];
   }
 
   /** The agents' names, in the order given. */
@@ -178,6 +184,7 @@ export class AgentRunner {
       );
       void task.start();
       this.#tasks.push(task);
+      this.#scheduled.push(agent.name);
     }
     const names = this.agentNames.filter((n) => !only || only.includes(n));
     this.#setState('running', `${names.length} agent(s) scheduled as ${this.holder}: ${names.join(', ')}`);

@@ -45,6 +45,7 @@ import {
   listJobs,
   listPilots,
   openDb,
+  openNoticeBus,
   rescheduleJobs,
   upsertCeQueue,
   upsertComputingElement,
@@ -431,18 +432,7 @@ export async function startSystem(config: Readonly<ServiceConfig>, opts: SystemO
       runner = r;
       if (opts.schedule !== false) {
         r.start();
-        // New work should not wait for the next cycle: one site-director tick right away.
-        let pending = false;
-        events.on('jobs-submitted', () => {
-          if (pending) return;
-          pending = true;
-          setTimeout(() => {
-            pending = false;
-            r.runOnce('site-director').catch((e: unknown) =>
-              root.child({ agent: 'site-director' }).error({ err: e }, `tick on submission failed: ${(e as Error).message}`),
-            );
-          }, 200).unref();
-        });
+        events.on('jobs-submitted', siteDirectorSoon(r, root));
       }
     }
   } catch (e) {
@@ -499,6 +489,26 @@ export interface RunningAgents {
 }
 
 /**
+ * New work should not wait for the next cycle: the answer, called on each submission, runs one
+ * site-director tick 200 ms later (submissions meanwhile share it), when the runner schedules it.
+ */
+function siteDirectorSoon(runner: AgentRunner, root: Logger): () => void {
+  let pending = false;
+  return () => {
+    if (pending || runner.state !== 'running' || !runner.scheduledNames.includes('site-director')) return;
+    pending = true;
+    setTimeout(() => {
+      pending = false;
+      runner
+        .runOnce('site-director')
+        .catch((e: unknown) =>
+          root.child({ agent: 'site-director' }).error({ err: e }, `tick on submission failed: ${(e as Error).message}`),
+        );
+    }, 200).unref();
+  };
+}
+
+/**
  * The agents alone, on the configured database (`wms server agents`): for operators who run the
  * services elsewhere. Pilots call home to `publicUrl` (or host:port of the config).
  */
@@ -522,6 +532,20 @@ export async function startAgents(config: Readonly<ServiceConfig>, opts: { logge
       stopping: () => stopping,
     });
     const forgetExitHook = killLocalPilotsAtExit(localCe);
+    // Jobs submitted through any replica wake the site director here (the replicas' 'work' notice).
+    const notices = db.driver === 'pg' ? await openNoticeBus(databaseTarget(config), db, root.child({ part: 'notices' })) : null;
+    const soon = siteDirectorSoon(runner, root);
+    notices?.subscribe((n) => {
+      if (n.kind === 'work') soon();
+    });
+    const closeAll = async (...localCeClose: Parameters<LocalComputingElement['close']>) => {
+      await runner.stop();
+      await notices?.close();
+      await localCe?.close(...localCeClose);
+      forgetExitHook();
+      await ces.close();
+      await db.close();
+    };
     return {
       runner,
       shutdown: async (o) => {
@@ -536,21 +560,11 @@ export async function startAgents(config: Readonly<ServiceConfig>, opts: { logge
             });
         } finally {
           say('closing: agents, computing elements, database');
-          await runner.stop();
-          await localCe?.close(0);
-          forgetExitHook();
-          await ces.close();
-          await db.close();
+          await closeAll(0);
         }
         say('stopped');
       },
-      close: async () => {
-        await runner.stop();
-        await localCe?.close();
-        forgetExitHook();
-        await ces.close();
-        await db.close();
-      },
+      close: () => closeAll(),
     };
   } catch (e) {
     await db.close();

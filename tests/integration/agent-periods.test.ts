@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openDb } from '../../db/index.js';
+import { openDb, openNoticeBus } from '../../db/index.js';
 import { IN_CI, postgresProblem, reservePostgresDatabase } from '../helpers/db.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -35,29 +35,35 @@ class AgentsProcess {
     this.exited = new Promise((r) => child.once('exit', (code) => r(code)));
   }
 
-  static start(base: string, name: string, databaseUrl: string): AgentsProcess {
+  static start(base: string, name: string, databaseUrl: string, only = 'stalled-jobs'): AgentsProcess {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('WMS_')) env[k] = v;
     Object.assign(env, { WMS_LOG_LEVEL: 'debug', WMS_LOG_FORMAT: 'json', WMS_LOCAL_SITE: 'false' });
     const args = [CLI, 'server', 'agents', '--db', databaseUrl, '--data-dir', join(base, name), '--config', join(base, 'config.json')];
-    const child = spawn(process.execPath, [...args, '--only', 'stalled-jobs'], { cwd: base, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...args, '--only', only], { cwd: base, env, stdio: ['ignore', 'pipe', 'pipe'] });
     return new AgentsProcess(child);
   }
 
-  /** The periods this process ran (from its JSON log lines). */
-  periods(): { period: string; holder: string }[] {
-    const out: { period: string; holder: string }[] = [];
+  /** Its JSON log records. */
+  records(): { msg?: string; period?: string | null; holder?: string; agent?: string }[] {
+    const out = [];
     for (const line of this.stderr.split('\n')) {
       const at = line.indexOf('{');
       if (at < 0) continue;
       try {
-        const rec = JSON.parse(line.slice(at)) as { msg?: string; period?: string; holder?: string };
-        if (rec.msg?.startsWith('tick for period') && rec.period) out.push({ period: rec.period, holder: rec.holder ?? '?' });
+        out.push(JSON.parse(line.slice(at)) as { msg?: string; period?: string | null; holder?: string; agent?: string });
       } catch {
         // Not a log record.
       }
     }
     return out;
+  }
+
+  /** The scheduled periods this process ran. */
+  periods(): { period: string; holder: string }[] {
+    return this.records().flatMap((r) =>
+      r.msg?.startsWith('tick for period') && r.period ? [{ period: r.period, holder: r.holder ?? '?' }] : [],
+    );
   }
 
   async stop(): Promise<number | null> {
@@ -136,6 +142,37 @@ if (problem !== null) {
         expect(row!.at.getTime()).toBe(times.at(-1));
       } finally {
         await h.close();
+      }
+    }, 300_000);
+
+    it("a 'work' notice from any replica wakes the site director of an agents process at once, not at its next period", async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'wms-agent-wake-'));
+      try {
+        // Scheduled once a day: a tick within the test can only come from the notice.
+        await writeFile(join(dir, 'config.json'), JSON.stringify({ agentSettings: { siteDirector: { schedule: '0 0 3 * * *' } } }));
+        const url = await databaseUrl();
+        const p = AgentsProcess.start(dir, 'w', url, 'site-director');
+        procs.push(p);
+        await until('the agents process runs', () => p.stdout.includes('agents running'), 180_000, [p]);
+        const ticks = () => p.records().filter((r) => r.msg?.startsWith('tick for period')).length;
+        await sleep(1000);
+        expect(ticks()).toBe(0);
+        const h = await openDb(url, { migrate: false, poolSize: 1 });
+        const bus = await openNoticeBus(url, h);
+        try {
+          await bus.publish({ kind: 'work', taskQueues: [1] });
+          await until('a site-director tick after the notice', () => ticks() === 1, 30_000, [p]);
+          // A notice that is not new work wakes nothing.
+          await bus.publish({ kind: 'sites-changed' });
+          await sleep(1500);
+          expect(ticks()).toBe(1);
+        } finally {
+          await bus.close();
+          await h.close();
+        }
+        expect(await p.stop()).toBe(0);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
       }
     }, 300_000);
   });
