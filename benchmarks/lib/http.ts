@@ -18,7 +18,9 @@ export class Api {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.body.text();
-    return { status: res.statusCode, body: (text ? JSON.parse(text) : undefined) as T };
+    // A proxy's error page is not JSON: kept as text, so that `ok` names it.
+    const json = (res.headers['content-type'] ?? '').toString().includes('json');
+    return { status: res.statusCode, body: (text && json ? JSON.parse(text) : text || undefined) as T };
   }
 
   /** Like call, but a status other than `expect` is an error naming the answer. */

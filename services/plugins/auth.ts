@@ -1,7 +1,8 @@
 /**
  * Authentication and role checks. Routes declare who may call them with
  * `onRequest: requireRole(ctx, 'user', 'admin')`; the hook reads the `Authorization: Bearer`
- * token, verifies it (jose, EdDSA) and puts the principal on `request.identity`.
+ * token, verifies it (services/token-signer.ts: EdDSA, or an HMAC for job tokens only) and puts
+ * the principal on `request.identity`.
  *
  * - no token → 401 WMS_AUTH_MISSING
  * - bad signature, expired, wrong issuer, malformed → 401 WMS_AUTH_INVALID
