@@ -10,7 +10,7 @@
  * | `pilot` | one pilot record (its site, CE and queue, never the request's) | ask the matcher for work; explain its resource; report, log, renew; dead once the pilot is final |
  * | `job` | one job id and its pilot | read that job; read the sandboxes it references; upload its outputs; dead once the job is Done, Failed, Killed or Deleted |
  *
- * Token claims (JWT, EdDSA): `sub` (user name, or `pilot:<id>`), `role`, `vo`, `group`,
+ * Token claims (JWT, EdDSA; job tokens HS256 under a key derived from the EdDSA one): `sub` (user name, or `pilot:<id>`), `role`, `vo`, `group`,
  * `job` (job id, job tokens), `pilot` (pilot id, pilot and job tokens), `sites` (site-admin
  * tokens: the sites administered; a site-admin token without it administers no site), and
  * the registered `iat`, `exp` and `jti` (revocation names a jti, or a (`vo`, `sub`) pair).
