@@ -103,10 +103,13 @@ export {
   assignSandboxes,
   jobSandboxesOf,
   storeSandboxChunks,
+  importSandboxChunks,
+  sandboxesWithoutChunks,
   sandboxChunking,
   sandboxChunk,
   SANDBOX_CHUNK_BYTES,
   type SandboxChunking,
+  type UnchunkedSandbox,
   type SandboxRow,
   type SandboxOwner,
 } from './queries/sandboxes.js';

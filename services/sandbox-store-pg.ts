@@ -13,23 +13,33 @@
  *   or a wrong hash destroys the stream with WMS_INTERNAL (before any byte when the archive is
  *   one chunk, which then answers 500).
  * - Removal: the job-cleaning agent deletes the `sandboxes` rows; their chunks go with them.
+ * - Upgrade (`importLegacySandboxes`, run once in the background by `startServer`): versions
+ *   before this store kept the bytes at `<data-dir>/sandboxes/ab/abcdef…` on PostgreSQL too. A
+ *   file there whose row has no chunks is copied into chunks, its size and SHA-256 checked as it
+ *   passes (a file that does not match is left where it is and named in a warning), each archive
+ *   in its own transaction with its row locked (replicas importing at once write it once); the
+ *   file is removed once its chunks are committed.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readdir, rm, rmdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { WmsError } from '../core/errors.js';
 import {
+  importSandboxChunks,
   SANDBOX_CHUNK_BYTES,
   sandboxChunk,
   sandboxChunking,
+  sandboxesWithoutChunks,
   storeSandboxChunks,
   type DbOrHandle,
   type SandboxChunking,
+  type UnchunkedSandbox,
 } from '../db/index.js';
 import type { ArchiveChecker } from './archive-check.js';
 import type { PutResult, RecordSandbox, SandboxStore, StoredArchive } from './sandbox-store.js';
-import { defaultChecker, requireSha256, spoolUpload } from './sandbox-spool.js';
+import { defaultChecker, isSha256, requireSha256, spoolUpload } from './sandbox-spool.js';
 
 function damaged(sha256: string, why: string): WmsError {
   return new WmsError('WMS_INTERNAL', `sandbox ${sha256} is damaged in the database (${why}): not served`);
@@ -130,4 +140,124 @@ export class DatabaseSandboxStore implements SandboxStore {
   remove(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/** What `importLegacySandboxes` did. */
+export interface LegacyImport {
+  /** Archive files found under the directory (named by a SHA-256, in their fan-out directory). */
+  found: number;
+  /** Archives copied into chunks by this call (their files removed). */
+  imported: number;
+  /** Files left on disk because their size or SHA-256 is not their row's (each warned about once). */
+  mismatched: string[];
+  /** Files that could not be imported for another reason (read error, database error; warned about). */
+  failed: number;
+}
+
+/** Where `importLegacySandboxes` reports: a pino logger fits. */
+export interface ImportLog {
+  info(msg: string): void;
+  warn(msg: string): void;
+}
+
+/** Archive names looked up in one query. */
+const IMPORT_BATCH = 200;
+
+/** Thrown while an archive file is read when its bytes are not what its name and row say. */
+class LegacyMismatch extends Error {}
+
+/** `<root>/ab/abcdef…` files, as batches of names (one fan-out directory at a time). */
+async function* legacyNames(root: string): AsyncGenerator<{ fan: string; names: string[] }> {
+  const fans = (await readdir(root, { withFileTypes: true }).catch(() => []))
+    .filter((e) => e.isDirectory() && /^[0-9a-f]{2}$/.test(e.name))
+    .map((e) => e.name)
+    .sort();
+  for (const fan of fans) {
+    const names = (await readdir(join(root, fan), { withFileTypes: true }).catch(() => []))
+      .filter((e) => e.isFile() && isSha256(e.name) && e.name.startsWith(fan))
+      .map((e) => e.name)
+      .sort();
+    for (let at = 0; at < names.length; at += IMPORT_BATCH) yield { fan, names: names.slice(at, at + IMPORT_BATCH) };
+  }
+}
+
+/** The file's chunks, its size and SHA-256 checked against `row` by the end (LegacyMismatch otherwise). */
+async function* checkedFileChunks(file: string, row: UnchunkedSandbox): AsyncGenerator<Buffer> {
+  const hash = createHash('sha256');
+  let seen = 0;
+  for await (const chunk of fileChunks(file)) {
+    seen += chunk.length;
+    if (seen > row.size) throw new LegacyMismatch(`it holds over ${row.size} bytes, the size of its row`);
+    hash.update(chunk);
+    yield chunk;
+  }
+  if (seen !== row.size) throw new LegacyMismatch(`it holds ${seen} bytes, its row says ${row.size}`);
+  const digest = hash.digest('hex');
+  if (digest !== row.sha256) throw new LegacyMismatch(`its bytes hash to ${digest}`);
+}
+
+type ImportOutcome = 'imported' | 'present' | 'skipped' | { mismatch: string } | { failed: string };
+
+/**
+ * Copies one archive file into chunks (one transaction, the row locked: see
+ * `importSandboxChunks`) and removes the file once they are committed, or once another replica
+ * has committed them. A file gone meanwhile (another replica), or whose row went meanwhile, is
+ * skipped.
+ */
+async function importOne(db: DbOrHandle, file: string, row: UnchunkedSandbox): Promise<ImportOutcome> {
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch {
+    return 'skipped';
+  }
+  if (size !== row.size) return { mismatch: `it holds ${size} bytes, its row says ${row.size}` };
+  let outcome: 'written' | 'present' | 'gone';
+  try {
+    outcome = await importSandboxChunks(db, row.sha256, () => checkedFileChunks(file, row));
+  } catch (e) {
+    return e instanceof LegacyMismatch ? { mismatch: e.message } : { failed: (e as Error).message };
+  }
+  if (outcome === 'gone') return 'skipped';
+  await rm(file, { force: true });
+  return outcome === 'written' ? 'imported' : 'present';
+}
+
+/**
+ * Moves the archives an older version kept on disk under `root` (`<data-dir>/sandboxes`) into
+ * the database (see the module comment). Safe to run from several replicas at once, and again:
+ * an archive is written once, a file is removed only once its chunks are committed. Files whose
+ * archive has no row, or has its chunks already, are left alone. Stops between archives when
+ * `signal` aborts. Logs one line saying how many were imported (when there were files).
+ */
+export async function importLegacySandboxes(db: DbOrHandle, root: string, log: ImportLog, signal?: AbortSignal): Promise<LegacyImport> {
+  const result: LegacyImport = { found: 0, imported: 0, mismatched: [], failed: 0 };
+  for await (const { fan, names } of legacyNames(root)) {
+    if (signal?.aborted) break;
+    result.found += names.length;
+    for (const row of await sandboxesWithoutChunks(db, names)) {
+      if (signal?.aborted) break;
+      const file = join(root, fan, row.sha256);
+      const outcome = await importOne(db, file, row);
+      if (outcome === 'imported') result.imported += 1;
+      else if (typeof outcome === 'object' && 'mismatch' in outcome) {
+        result.mismatched.push(file);
+        log.warn(`sandbox file ${file} is not imported into the database and stays on disk: ${outcome.mismatch}`);
+      } else if (typeof outcome === 'object') {
+        result.failed += 1;
+        log.warn(`sandbox file ${file} could not be imported into the database (next start tries again): ${outcome.failed}`);
+      }
+    }
+    await rmdir(join(root, fan)).catch(() => undefined); // only when empty
+  }
+  if (result.found > 0) log.info(importSummary(root, result));
+  return result;
+}
+
+function importSummary(root: string, r: LegacyImport): string {
+  const left = r.mismatched.length + r.failed;
+  return (
+    `imported ${r.imported} sandbox archive file(s) from ${root} into the database` +
+    (left > 0 ? `; ${left} left on disk (see the warnings)` : '')
+  );
 }

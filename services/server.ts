@@ -15,6 +15,7 @@ import type { PersonPrincipal, Principal } from '../core/identity.js';
 import { localNoticeBus, openDb, openNoticeBus, type DbHandle, type NoticeBus } from '../db/index.js';
 import { buildApp, type App } from './app.js';
 import { createRootLogger, type Logger } from './logger.js';
+import { importLegacySandboxes, type LegacyImport } from './sandbox-store-pg.js';
 import { TokenSigner, type SignedToken } from './token-signer.js';
 
 /** Where the database of `config` is: its URL, or the PGlite directory. */
@@ -234,6 +235,12 @@ export interface RunningServer {
   adminTokenPath: string;
   /** True when this start wrote a new admin token. */
   adminTokenWritten: boolean;
+  /**
+   * On PostgreSQL, the background import of the sandbox files an older version kept in
+   * `<dataDir>/sandboxes` (`importLegacySandboxes`); null on PGlite or when it failed (logged).
+   * Never rejects; `close` stops it between archives and waits for it.
+   */
+  sandboxImport: Promise<LegacyImport | null>;
   /** Stops accepting requests, drains those in flight, closes the database. */
   close(): Promise<void>;
 }
@@ -283,13 +290,18 @@ export async function startServer(
     const address = await app.listen({ host: config.host, port: config.port });
     const url = address.startsWith('http') ? address : `http://${address}`;
     const running = app;
+    const stopImport = new AbortController();
+    const sandboxImport = db.driver === 'pg' ? importInBackground(db, config, logger, warn, stopImport.signal) : Promise.resolve(null);
     return {
       app: running,
       db,
       url: displayUrl(config.host, url),
       adminTokenPath: adminTokenPath(config),
       adminTokenWritten,
+      sandboxImport,
       close: async () => {
+        stopImport.abort();
+        await sandboxImport;
         await running.close();
         await bus.close();
         await db.close();
@@ -301,6 +313,24 @@ export async function startServer(
     await db.close().catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * Starts the import of the sandbox files of older versions into PostgreSQL (after listening:
+ * readiness does not wait for it); its failure is logged, never thrown.
+ */
+function importInBackground(
+  db: DbHandle,
+  config: Readonly<ServiceConfig>,
+  logger: Logger | null,
+  warn: (line: string) => void,
+  signal: AbortSignal,
+): Promise<LegacyImport | null> {
+  const log = logger ? logger.child({ component: 'sandbox-import' }) : { info: () => undefined, warn };
+  return importLegacySandboxes(db, join(config.dataDir, 'sandboxes'), log, signal).catch((e: unknown) => {
+    log.warn(`the import of the sandbox files in ${config.dataDir} stopped (next start tries again): ${(e as Error).message}`);
+    return null;
+  });
 }
 
 /** The URL to print: the one fastify bound, with the configured host when it is a name. */

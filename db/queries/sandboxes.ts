@@ -154,18 +154,70 @@ export async function storeSandboxChunks(
 ): Promise<boolean> {
   return dbOf(db).transaction(async (tx) => {
     await record(tx);
-    const locked = await rows(tx, 'select 1 from sandboxes where sha256 = $1 for update', [sha256]);
-    if (locked.length === 0) throw new Error(`sandbox ${sha256} was not recorded before its chunks`);
-    const present = await rows(tx, 'select 1 from sandbox_chunks where sha256 = $1 limit 1', [sha256]);
-    if (present.length > 0) return false;
-    let seq = 0;
-    for await (const data of chunks()) {
-      if (data.length > SANDBOX_CHUNK_BYTES) throw new Error(`sandbox chunk of ${data.length} bytes, over ${SANDBOX_CHUNK_BYTES}`);
-      await exec(tx, 'insert into sandbox_chunks (sha256, seq, data) values ($1, $2, $3)', [sha256, seq, data]);
-      seq += 1;
-    }
-    return true;
+    const outcome = await writeChunksLocked(tx, sha256, chunks);
+    if (outcome === 'gone') throw new Error(`sandbox ${sha256} was not recorded before its chunks`);
+    return outcome === 'written';
   });
+}
+
+/**
+ * In a transaction: locks the archive row (`FOR UPDATE`: a concurrent writer of the same archive
+ * waits, then finds the chunks there) and, unless its chunks are there already, writes
+ * `chunks()` in order. 'gone': no such row (nothing written).
+ */
+async function writeChunksLocked(
+  tx: DbOrHandle,
+  sha256: string,
+  chunks: () => AsyncIterable<Buffer>,
+): Promise<'written' | 'present' | 'gone'> {
+  const locked = await rows(tx, 'select 1 from sandboxes where sha256 = $1 for update', [sha256]);
+  if (locked.length === 0) return 'gone';
+  const present = await rows(tx, 'select 1 from sandbox_chunks where sha256 = $1 limit 1', [sha256]);
+  if (present.length > 0) return 'present';
+  let seq = 0;
+  for await (const data of chunks()) {
+    if (data.length > SANDBOX_CHUNK_BYTES) throw new Error(`sandbox chunk of ${data.length} bytes, over ${SANDBOX_CHUNK_BYTES}`);
+    await exec(tx, 'insert into sandbox_chunks (sha256, seq, data) values ($1, $2, $3)', [sha256, seq, data]);
+    seq += 1;
+  }
+  return 'written';
+}
+
+/**
+ * Stores the chunks of an archive whose row is there already (a file kept on disk by an older
+ * version, see services/sandbox-store-pg.ts `importLegacySandboxes`), in ONE transaction, the row
+ * locked as in `storeSandboxChunks`: importing the same archive from several replicas at once
+ * writes it once. 'present': its chunks were there; 'gone': its row was removed meanwhile.
+ * `chunks()` throwing (bytes that do not match) rolls everything back.
+ */
+export function importSandboxChunks(
+  db: DbOrHandle,
+  sha256: string,
+  chunks: () => AsyncIterable<Buffer>,
+): Promise<'written' | 'present' | 'gone'> {
+  return dbOf(db).transaction((tx) => writeChunksLocked(tx, sha256, chunks));
+}
+
+/** A recorded archive, by `sandboxesWithoutChunks`. */
+export interface UnchunkedSandbox {
+  sha256: string;
+  size: number;
+}
+
+/**
+ * Of `sha256s`, the archives that have a `sandboxes` row but no chunk (recorded by a version that
+ * kept the bytes on disk), with their recorded size, in sha256 order.
+ */
+export async function sandboxesWithoutChunks(db: DbOrHandle, sha256s: readonly string[]): Promise<UnchunkedSandbox[]> {
+  if (sha256s.length === 0) return [];
+  return rows<UnchunkedSandbox>(
+    db,
+    `select s.sha256, s.size from sandboxes s
+      where s.sha256 = any($1::text[])
+        and not exists (select 1 from sandbox_chunks c where c.sha256 = s.sha256)
+      order by s.sha256`,
+    [[...sha256s]],
+  );
 }
 
 /** An archive stored in the database: its recorded size and how many chunks hold it. */
