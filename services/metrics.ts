@@ -11,7 +11,11 @@
  *   read from the database in windows at scrape time (`readPilotsEnded`); every replica counts
  *   the same pilots, so dashboards take `max` of its `increase`;
  * - counters and histograms kept in this process since it started (submissions, matches, HTTP
- *   requests by route, agent ticks): per instance, so dashboards `sum` their rates.
+ *   requests by route, agent ticks): per instance, so dashboards `sum` their rates;
+ * - connections held by this process (`wms_pilot_websockets`, `wms_event_subscribers`), counted
+ *   at scrape time by whoever holds them (`countConnections`): per instance, `sum` for the total.
+ * DATABASE_WIDE_METRICS names the first two kinds; tests/integration/metrics.test.ts holds the
+ * Grafana dashboard to them.
  * The process and Node.js runtime series (`process_*`, `nodejs_*`) come from prom-client's
  * default metrics, collected once per process (they describe the process, not an app; one set
  * per app would leave an event-loop monitor and a GC observer behind for each app).
@@ -32,6 +36,19 @@ export const MATCH_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 export const HTTP_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 
 export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
+
+/** The families every replica reads the same from the database: `max` over instances, never `sum`. */
+export const DATABASE_WIDE_METRICS: ReadonlySet<string> = new Set([
+  'wms_waiting_jobs',
+  'wms_running_jobs',
+  'wms_pilots',
+  'wms_failed_jobs',
+  'wms_jobs',
+  'wms_pilots_failed_total',
+]);
+
+/** The connections a process holds: pilots' push websockets, event-stream (`/api/events`) subscribers. */
+export type ConnectionKind = 'pilot-websockets' | 'event-subscribers';
 
 /** What a tick reports (agents/runner.ts TickResult; services may not import agents/). */
 export interface AgentTick {
@@ -80,6 +97,8 @@ export class Metrics {
   readonly #tickDuration: Gauge<'agent'>;
   readonly #ticks: Counter<'agent' | 'outcome'>;
   readonly #pilotsFailed: Counter<'site' | 'ce' | 'ce_type' | 'state'>;
+  /** Who counts each kind of connection (the plugin holding them); none yet: 0. */
+  readonly #connections = new Map<ConnectionKind, () => number>();
   /** The reading of the scrape in progress, shared by the database gauges' `collect()`. */
   #reading: Promise<DatabaseReading | null> = Promise.resolve(null);
   /** Scrapes run one after the other: the gauges of two scrapes never mix. */
@@ -170,11 +189,34 @@ export class Metrics {
       labelNames: ['agent'],
       registers,
     });
+    this.#connectionGauge('wms_pilot_websockets', 'pilot-websockets', 'Pilot push websockets held open by this process.');
+    this.#connectionGauge(
+      'wms_event_subscribers',
+      'event-subscribers',
+      'Event-stream websockets (/api/events: dashboards, --wait clients) held open by this process.',
+    );
     this.#ticks = new Counter({
       name: 'wms_agent_ticks_total',
       help: 'Agent ticks run by this process, by outcome.',
       labelNames: ['agent', 'outcome'],
       registers,
+    });
+  }
+
+  /** Who counts the connections of `kind` held by this process, read at each scrape. */
+  countConnections(kind: ConnectionKind, count: () => number): void {
+    this.#connections.set(kind, count);
+  }
+
+  #connectionGauge(name: string, kind: ConnectionKind, help: string): void {
+    const connections = this.#connections;
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect(this: Gauge) {
+        this.set(connections.get(kind)?.() ?? 0);
+      },
     });
   }
 

@@ -324,6 +324,7 @@ export function changeFeedOf(handle: DbHandle, log?: FastifyBaseLogger): ChangeF
 export const eventsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
   const feed = changeFeedOf(ctx.handle, app.log);
   const mine = new Map<Subscriber, WebSocket>();
+  ctx.metrics.countConnections('event-subscribers', () => mine.size);
   const unsubscribe = ctx.notices.subscribe(() => feed.wake());
 
   app.addHook('onClose', async () => {

@@ -55,14 +55,18 @@ export const NUDGE_GATHER_MS = 20;
 class PilotSockets implements PilotLinks {
   private readonly sockets = new Map<number, Set<WebSocket>>();
   private readonly places = new Map<number, PilotBinding>();
+  /** Sockets open here (a pilot may hold two for a moment while it reconnects): `wms_pilot_websockets`. */
+  held = 0;
 
   add(pilot: PilotBinding, socket: WebSocket): void {
     const pilotId = pilot.id;
     let set = this.sockets.get(pilotId);
     if (!set) this.sockets.set(pilotId, (set = new Set()));
     set.add(socket);
+    this.held++;
     this.places.set(pilotId, pilot);
     socket.on('close', () => {
+      this.held--;
       set.delete(socket);
       if (set.size === 0 && this.sockets.get(pilotId) === set) {
         this.sockets.delete(pilotId);
@@ -121,6 +125,7 @@ const RefParams = Type.Object({ ref: Type.String({ minLength: 1, maxLength: 256,
 
 export const pilotsPlugin: FastifyPluginAsyncTypebox<PluginOptions> = async (app, { ctx }) => {
   const sockets = new PilotSockets();
+  ctx.metrics.countConnections('pilot-websockets', () => sockets.held);
   const pilotOnly = requireRole(ctx, 'pilot');
   const admins = requireRole(ctx, 'admin', 'site-admin');
   /** The record each pilot's websocket request was checked against (its place, for the nudges). */

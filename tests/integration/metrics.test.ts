@@ -3,8 +3,11 @@
  * some matched, some failed and some running through the db functions, pilots in several
  * states; the scraped gauges equal what SQL counts in the database, the counters and the match
  * histogram equal what this app did. Format: HELP and TYPE before the samples of each family,
- * escaped label values, cumulative histogram buckets. The optional metrics token. The Grafana
- * dashboard only queries metrics that `/metrics` exposes.
+ * escaped label values, cumulative histogram buckets. The optional metrics token. The
+ * connection gauges count the pilot and event-stream websockets this process holds. The Grafana
+ * dashboard only queries metrics that `/metrics` exposes, takes `max` (never `sum`) of the
+ * database gauges every replica reports alike, sums the per-process counters, and shows
+ * websockets, requests, memory and CPU per replica.
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -13,9 +16,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JOB_STATES } from '../../core/job-states.js';
 import { createPilots, reportJobStatus, updatePilots, type DbHandle } from '../../db/index.js';
 import { buildApp } from '../../services/app.js';
-import { AGENT_TICK_EVENT, escapeLabelValue, MATCH_BUCKETS } from '../../services/metrics.js';
+import { AGENT_TICK_EVENT, DATABASE_WIDE_METRICS, escapeLabelValue, MATCH_BUCKETS } from '../../services/metrics.js';
 import { createTestApp, jdl, type TestApp } from '../helpers/app.js';
 import { describeDb } from '../helpers/db.js';
+import { EventClient } from '../helpers/events.js';
 import { pilotAt } from '../helpers/pilots.js';
 
 /** One sample: its name, labels (unescaped) and value. */
@@ -281,41 +285,264 @@ describeDb('metrics', (ctx) => {
   });
 });
 
+describe('connection gauges', () => {
+  let t: TestApp;
+  let base: string;
+  beforeAll(async () => {
+    t = await createTestApp();
+    base = (await t.app.listen({ port: 0, host: '127.0.0.1' })).replace(/^http/, 'ws');
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const gauge = async (name: string) => {
+    const s = parseExposition((await t.call('GET', '/metrics', null)).body);
+    expect(s.families.get(name)?.type, name).toBe('gauge');
+    return values(s, name, () => '').get('');
+  };
+  /** Scrapes until `name` reads `want` (the server sees a socket close after the client does). */
+  const settles = async (name: string, want: number) => {
+    for (let i = 0; i < 500 && (await gauge(name)) !== want; i++) await new Promise((ok) => setTimeout(ok, 10));
+    expect(await gauge(name), name).toBe(want);
+  };
+
+  it('wms_pilot_websockets and wms_event_subscribers count the websockets this process holds', async () => {
+    expect(await gauge('wms_pilot_websockets')).toBe(0);
+    expect(await gauge('wms_event_subscribers')).toBe(0);
+    const pilots = await Promise.all([1, 2].map(() => pilotAt(t, { site: resource.site, ce: resource.ce })));
+    const sockets = await Promise.all(pilots.map((p) => EventClient.open(`${base}/api/pilots/self/ws`, p.token)));
+    const follower = await EventClient.open(`${base}/api/events`, await t.user('alice'));
+    await settles('wms_pilot_websockets', 2);
+    await settles('wms_event_subscribers', 1);
+    sockets[0]!.close();
+    await settles('wms_pilot_websockets', 1);
+    follower.close();
+    sockets[1]!.close();
+    await settles('wms_event_subscribers', 0);
+    await settles('wms_pilot_websockets', 0);
+  });
+
+  it('the process memory is exposed (prom-client default metrics)', async () => {
+    const s = parseExposition((await t.call('GET', '/metrics', null)).body);
+    expect(values(s, 'process_resident_memory_bytes', () => '').get('')).toBeGreaterThan(0);
+    expect(values(s, 'nodejs_heap_size_used_bytes', () => '').get('')).toBeGreaterThan(0);
+  });
+});
+
+/** PromQL's aggregation operators (a function such as `rate` or `histogram_quantile` is not one). */
+const AGGREGATIONS = new Set([
+  'sum',
+  'min',
+  'max',
+  'avg',
+  'group',
+  'stddev',
+  'stdvar',
+  'count',
+  'count_values',
+  'bottomk',
+  'topk',
+  'quantile',
+]);
+
+interface Aggregation {
+  op: string;
+  /** The `by (...)` or `without (...)` clause; null: all labels dropped. */
+  grouping: { mode: 'by' | 'without'; labels: string[] } | null;
+}
+
+/** Where the parenthesis opened at `open` closes. */
+function closing(expr: string, open: number): number {
+  let depth = 0;
+  for (let i = open; i < expr.length; i++) {
+    if (expr[i] === '(') depth++;
+    else if (expr[i] === ')' && --depth === 0) return i;
+  }
+  throw new Error(`unbalanced parentheses in ${expr}`);
+}
+
+/** Where the parenthesis closed at `close` opens. */
+function opening(expr: string, close: number): number {
+  let depth = 0;
+  for (let i = close; i >= 0; i--) {
+    if (expr[i] === ')') depth++;
+    else if (expr[i] === '(' && --depth === 0) return i;
+  }
+  throw new Error(`unbalanced parentheses in ${expr}`);
+}
+
+const groupingOf = (mode: string, labels: string): Aggregation['grouping'] => ({
+  mode: mode as 'by' | 'without',
+  labels: labels.split(',').map((l) => l.trim()),
+});
+
+/** The aggregation whose argument list opens at `open`, if that parenthesis is one's (prefix or postfix grouping). */
+function aggregationAt(expr: string, open: number): Aggregation | null {
+  const before = expr.slice(0, open).trimEnd();
+  if (before.endsWith(')')) {
+    const groupOpen = opening(before, before.length - 1);
+    const m = before.slice(0, groupOpen).match(/([a-z_]+)\s+(by|without)\s*$/);
+    return m && AGGREGATIONS.has(m[1]!) ? { op: m[1]!, grouping: groupingOf(m[2]!, before.slice(groupOpen + 1, -1)) } : null;
+  }
+  const op = before.match(/([a-z_]+)$/)?.[1];
+  if (!op || !AGGREGATIONS.has(op)) return null;
+  const post = expr.slice(closing(expr, open) + 1).match(/^\s*(by|without)\s*\(([^)]*)\)/);
+  return { op, grouping: post ? groupingOf(post[1]!, post[2]!) : null };
+}
+
+/** The aggregations enclosing position `at` of `expr`, innermost first. */
+function aggregationsAround(expr: string, at: number): Aggregation[] {
+  const out: Aggregation[] = [];
+  let depth = 0;
+  for (let i = at - 1; i >= 0; i--) {
+    if (expr[i] === ')') depth++;
+    else if (expr[i] === '(' && depth > 0) depth--;
+    else if (expr[i] === '(') {
+      const a = aggregationAt(expr, i);
+      if (a) out.push(a);
+    }
+  }
+  return out;
+}
+
+/** Words of PromQL that are neither metrics nor functions. */
+const KEYWORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'and',
+  'or',
+  'unless',
+  'offset',
+  'inf',
+  'nan',
+]);
+
+/** `text` with each match of `re` replaced by as many spaces (positions kept), or by `keep` around spaces. */
+const blank = (text: string, re: RegExp, keep = ['', '']) =>
+  text.replace(re, (x) => keep[0] + ' '.repeat(x.length - keep[0]!.length - keep[1]!.length) + keep[1]);
+
+/** Each metric a PromQL expression selects, with the aggregations around it. */
+function selections(expr: string): { metric: string; around: Aggregation[] }[] {
+  // Strings, ranges and label matchers blanked: only the structure is left.
+  const structure = blank(blank(blank(expr, /"(?:[^"\\]|\\.)*"/g), /\[[^\]]*\]/g), /\{[^}]*\}/g, ['{', '}']);
+  // Grouping label lists blanked as well: what remains that is no function call is a metric.
+  const names = blank(structure, /\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g);
+  const out: { metric: string; around: Aggregation[] }[] = [];
+  for (const m of names.matchAll(/(?<![\w$.])([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()/g)) {
+    if (!KEYWORDS.has(m[1]!.toLowerCase())) out.push({ metric: m[1]!, around: aggregationsAround(structure, m.index) });
+  }
+  return out;
+}
+
+/** True when the aggregation leaves one series per instance (or more). */
+const keepsInstances = (a: Aggregation) =>
+  a.grouping !== null && (a.grouping.mode === 'by' ? a.grouping.labels.includes('instance') : !a.grouping.labels.includes('instance'));
+
 describe('Grafana dashboard', () => {
   const path = resolve(import.meta.dirname, '../../deploy/grafana/pilot-wms.json');
+  const dash = JSON.parse(readFileSync(path, 'utf8')) as {
+    templating: { list: { name: string; type: string; query: unknown; definition?: string }[] };
+    panels: { title: string; datasource: { uid: string }; targets: { expr: string }[] }[];
+  };
+  const exprs = dash.panels.flatMap((p) => p.targets.map((x) => ({ panel: p.title, expr: x.expr })));
+  let s: Scrape;
 
-  it('is valid JSON with a Prometheus datasource variable, and queries only exposed metrics', async () => {
-    const dash = JSON.parse(readFileSync(path, 'utf8')) as {
-      templating: { list: { name: string; type: string; query: unknown; definition?: string }[] };
-      panels: { title: string; datasource: { uid: string }; targets: { expr: string }[] }[];
-    };
-    const ds = dash.templating.list.find((v) => v.type === 'datasource');
-    expect(ds).toMatchObject({ name: 'datasource', query: 'prometheus' });
-    expect(dash.panels.length).toBeGreaterThanOrEqual(8);
-
+  beforeAll(async () => {
     const t = await createTestApp();
-    let s: Scrape;
     try {
       s = parseExposition((await t.call('GET', '/metrics', null)).body);
     } finally {
       await t.close();
     }
+  });
+
+  it('is valid JSON with a Prometheus datasource variable, and queries only exposed metrics', () => {
+    const ds = dash.templating.list.find((v) => v.type === 'datasource');
+    expect(ds).toMatchObject({ name: 'datasource', query: 'prometheus' });
+    expect(dash.panels.length).toBeGreaterThanOrEqual(8);
+    expect(new Set(dash.panels.map((p) => (p as unknown as { id: number }).id)).size, 'panel ids are unique').toBe(dash.panels.length);
+
     const histograms = [...s.families].filter(([, f]) => f.type === 'histogram').map(([name]) => name);
     const exposed = new Set([
       ...s.families.keys(),
       ...s.samples.map((x) => x.name),
       ...histograms.flatMap((h) => ['_bucket', '_sum', '_count'].map((x) => `${h}${x}`)),
     ]);
-    const queries = [
-      ...dash.panels.flatMap((p) => p.targets.map((x) => x.expr)),
-      ...dash.templating.list.flatMap((v) => (v.definition ? [v.definition] : [])),
-    ];
-    const used = new Set(queries.flatMap((q) => q.match(/\bwms_[a-z0-9_]+/g) ?? []));
+    const queries = [...exprs.map((e) => e.expr), ...dash.templating.list.flatMap((v) => (v.definition ? [v.definition] : []))];
+    const used = new Set(queries.flatMap((q) => q.match(/\b(?:wms|process|nodejs)_[a-z0-9_]+/g) ?? []));
     expect(used.size).toBeGreaterThanOrEqual(10);
     for (const name of used) expect(exposed.has(name), `${name} is queried by the dashboard but not exposed`).toBe(true);
+    // Every selector names an exposed metric, or Prometheus' own `up`.
+    for (const { panel, expr } of exprs) {
+      const names = selections(expr).map((x) => x.metric);
+      expect(names.length, `${panel}: ${expr} selects no metric`).toBeGreaterThan(0);
+      for (const n of names) expect(exposed.has(n) || n === 'up', `${panel}: ${n} is not exposed`).toBe(true);
+    }
     for (const p of dash.panels) {
       expect(p.datasource.uid, p.title).toBe('${datasource}');
       expect(p.targets.length, p.title).toBeGreaterThan(0);
     }
+  });
+
+  it('database gauges take max over instances, never sum; per-process counters are summed', () => {
+    for (const name of DATABASE_WIDE_METRICS) expect(s.families.has(name), `${name} is exposed`).toBe(true);
+    const problems: string[] = [];
+    let databaseSelections = 0;
+    for (const { panel, expr } of exprs) {
+      for (const { metric, around } of selections(expr)) {
+        const inner = around[0];
+        if (DATABASE_WIDE_METRICS.has(metric)) {
+          databaseSelections++;
+          // The same figure from every replica: the first aggregation must pick one (max/min) and
+          // fold the instances away; only then may an outer sum add up other labels.
+          if (!inner || !['max', 'min'].includes(inner.op) || keepsInstances(inner))
+            problems.push(`${panel}: ${metric} is not first aggregated with max over instances in ${expr}`);
+        } else if (['counter', 'histogram'].includes(s.families.get(metric.replace(/_(bucket|sum|count)$/, ''))?.type ?? '')) {
+          // Kept by each process: the replicas' rates add up (a max would hide all but one).
+          if (!inner || inner.op !== 'sum') problems.push(`${panel}: ${metric} is not summed in ${expr}`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(databaseSelections).toBeGreaterThanOrEqual(6);
+  });
+
+  it('has per-replica panels: websockets held, requests per second, memory, CPU', () => {
+    const perInstance = new Set(
+      exprs.flatMap(({ expr }) =>
+        selections(expr)
+          .filter((x) => x.around[0] && keepsInstances(x.around[0]))
+          .map((x) => x.metric),
+      ),
+    );
+    for (const m of [
+      'wms_pilot_websockets',
+      'wms_event_subscribers',
+      'wms_http_request_duration_seconds_count',
+      'process_resident_memory_bytes',
+      'process_cpu_seconds_total',
+    ])
+      expect(perInstance.has(m), `${m} shown per instance`).toBe(true);
+  });
+
+  it('the checker itself: catches a summed database gauge, a bare one and one kept per instance', () => {
+    const inner = (e: string) => selections(e)[0]!.around[0];
+    expect(inner('sum(wms_jobs{job="x"})')).toEqual({ op: 'sum', grouping: null });
+    expect(inner('sum by (status) (wms_jobs{job="x"})')).toEqual({ op: 'sum', grouping: { mode: 'by', labels: ['status'] } });
+    expect(inner('max(wms_jobs{a="("}) by (status)')).toEqual({ op: 'max', grouping: { mode: 'by', labels: ['status'] } });
+    expect(inner('rate(wms_jobs{job="x"}[5m])')).toBeUndefined();
+    expect(keepsInstances(inner('max by (instance, status) (wms_jobs{job="x"})')!)).toBe(true);
+    expect(keepsInstances(inner('max without (instance, job) (wms_jobs{job="x"})')!)).toBe(false);
+    expect(selections('topk(20, max by (q) (wms_waiting_jobs{vo=~"$vo"}))')[0]!.around.map((a) => a.op)).toEqual(['max', 'topk']);
+    expect(selections('sum(wms_jobs) / on (x) group_left max(up offset 5m) > 0').map((x) => [x.metric, x.around[0]?.op])).toEqual([
+      ['wms_jobs', 'sum'],
+      ['up', 'max'],
+    ]);
   });
 });
