@@ -152,6 +152,7 @@ export {
 export {
   reportJobStatus,
   recordHeartbeat,
+  recordHeartbeats,
   getJobTokenState,
   jobTokenDead,
   takeJobCommands,
@@ -160,6 +161,8 @@ export {
   returnJobCommands,
   type JobReport,
   type JobReportResult,
+  type HeartbeatItem,
+  type HeartbeatResult,
 } from './ops/job-reports.js';
 
 // Token revocation

@@ -250,3 +250,98 @@ export async function pendingCommandsOfJobs(
   );
   return r.map((x) => ({ jobId: x.id, pilotId: x.pilot_id === null ? null : x.pilot_id }));
 }
+
+/** One heartbeat of a batch (`recordHeartbeats`). */
+export interface HeartbeatItem {
+  jobId: number;
+  pilotId: number | null;
+  hb: Heartbeat;
+}
+
+/** What `recordHeartbeat` answers, per heartbeat. */
+export interface HeartbeatResult {
+  status: JobState;
+  commands: JobCommand[];
+  held: boolean;
+}
+
+/**
+ * `recordHeartbeat` for many jobs in ONE statement (the services batch the heartbeats that arrive
+ * while earlier ones are being written): the same checks, writes and answers, each heartbeat
+ * answered with its own job's status, pending commands and `held`. Rows are locked in id order
+ * (batches of several processes never deadlock with each other). The jobs of a batch must be
+ * distinct (a job's commands go to one caller). Stdout peeks are written after it, in the same
+ * transaction.
+ */
+export async function recordHeartbeats(db: DbOrHandle, items: readonly HeartbeatItem[], source: string): Promise<HeartbeatResult[]> {
+  if (items.length === 0) return [];
+  const params = [
+    items.map((i) => i.jobId),
+    items.map((i) => i.pilotId),
+    items.map((i) => i.hb.cpuSeconds),
+    items.map((i) => i.hb.wallSeconds),
+    items.map((i) => i.hb.rssMb),
+    items.map((i) => i.hb.diskFreeMb ?? null),
+    items.map((i) => i.hb.loadAverage ?? null),
+    [...JOB_TOKEN_DEAD_STATES],
+    source,
+  ];
+  const tails = items.filter((i) => i.hb.stdoutTail !== undefined);
+  const run = async (tx: DbOrHandle) => {
+    const r = await rows<{ ord: number; held: boolean; status: JobState | null; commands: JobCommand[] }>(tx, HEARTBEATS_SQL, params, {
+      name: 'wms_record_heartbeats',
+    });
+    const results = r.map((x) => ({ status: x.status ?? ('Deleted' as JobState), commands: x.commands, held: x.held }));
+    for (const t of tails) {
+      const res = results[items.indexOf(t)]!;
+      if (res.held && !jobTokenDead(res.status)) await setJobParameters(tx, t.jobId, { StandardOutput: t.hb.stdoutTail! });
+    }
+    return results;
+  };
+  return tails.length === 0 ? run(db) : dbOf(db).transaction(run);
+}
+
+const HEARTBEATS_SQL = `
+with input as (
+  select t.ord, t.job_id, t.pilot_id, t.cpu, t.wall, t.rss, t.disk, t.load
+    from unnest($1::bigint[], $2::bigint[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[])
+         with ordinality as t(job_id, pilot_id, cpu, wall, rss, disk, load, ord)
+),
+locked as (
+  select id, status, pilot_id, minor_status, application_status from jobs
+   where id = any($1::bigint[]) order by id for update
+),
+checked as (
+  select i.*, l.status, l.minor_status, l.application_status,
+         l.id is not null and (i.pilot_id is null or l.pilot_id = i.pilot_id) as held
+    from input i left join locked l on l.id = i.job_id
+),
+live as (
+  select * from checked where held and status::text <> all($8::text[])
+),
+touched as (
+  update jobs j set heartbeat_at = now(),
+                    status = case when l.status = 'Stalled' then 'Running'::job_status else j.status end,
+                    last_update_at = case when l.status = 'Stalled' then now() else j.last_update_at end
+    from live l
+   where j.id = l.job_id and l.status in ('Stalled', 'Running', 'Completing', 'Matched')
+  returning j.id
+),
+hist as (
+  insert into job_history (job_id, status, minor_status, application_status, source)
+  select job_id, 'Running', minor_status, application_status, $9::text from live where status = 'Stalled'
+),
+beats as (
+  insert into job_heartbeats (job_id, cpu_seconds, wall_seconds, rss_mb, disk_free_mb, load_average)
+  select job_id, cpu, wall, rss, disk, load from live order by ord
+),
+sent as (
+  update job_commands c set status = 'Sent', sent_at = now()
+   where c.job_id in (select job_id from live) and c.status = 'Received'
+  returning c.id, c.job_id, c.command, c.arguments
+)
+select c.ord::int as ord, c.held,
+       case when c.held and c.status = 'Stalled' then 'Running' else c.status::text end as status,
+       coalesce((select json_agg(json_build_object('jobId', s.job_id, 'command', s.command, 'arguments', s.arguments) order by s.id)
+                   from sent s where s.job_id = c.job_id), '[]'::json) as commands
+  from checked c order by c.ord`;
