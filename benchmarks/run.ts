@@ -28,6 +28,7 @@ const SCENARIOS: Record<string, () => Promise<{ run(o: BenchOptions): Promise<Be
   db12: () => import('./db12.js'),
   'jobs-list': () => import('./jobs-list.js'),
   faults: () => import('./faults.js'),
+  grid: () => import('./grid.js'),
 };
 
 async function main(): Promise<void> {
