@@ -31,18 +31,35 @@
  * jobs that went wrong, their history, the ledger lines, the server's log lines and the lines
  * of pilot logs that name them. `destroy()` kills whatever is left (server, pilots, payloads),
  * removes the cluster and the directory.
+ *
+ * The process, ledger and config parts it shares with tests/helpers/topology.ts are in
+ * tests/helpers/cli-process.ts.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, open, readdir, readFile, readlink, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, readlink, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
+import {
+  envWithoutWms,
+  fastConfig,
+  healthy,
+  ledgerJdlLines,
+  ledgerPaths,
+  makeRunDirs,
+  parseLedger,
+  queryOnce,
+  requireBuild,
+  spawnCli,
+  tail,
+  waitHealthy,
+  writeLedgerPayload,
+  type LedgerRun,
+} from './cli-process.js';
 import { freePort, PgCluster, type StopMode } from './pg-cluster.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-export const CLI = join(ROOT, 'dist/cli/main.js');
+export { CLI, type LedgerRun } from './cli-process.js';
 /** DIRAC's final states and Deleted. */
 export const FINAL_STATUSES = ['Done', 'Completed', 'Failed', 'Killed', 'Deleted'] as const;
 
@@ -77,12 +94,6 @@ export interface FaultRecord {
   inFlightBefore: number;
   /** For stops: how long the server took to exit (ms). */
   exitMs?: number;
-}
-
-export interface LedgerRun {
-  pid: number;
-  start: number;
-  end: number | null;
 }
 
 export interface Verdict {
@@ -176,16 +187,6 @@ export interface DiskFullReport {
   pilot: { id: number; status: string; reason: string; jobsRun: number } | null;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) out[k] = isObject(v) && isObject(out[k]) ? deepMerge(out[k] as Record<string, unknown>, v) : v;
-  return out;
-}
-
 /** The processes whose command line or environment contains `marker`: pid -> command line. */
 export async function processesWith(marker: string, exclude: readonly number[] = []): Promise<Map<number, string>> {
   const out = new Map<number, string>();
@@ -264,10 +265,10 @@ export class FaultSystem {
     return join(this.base, 'data');
   }
   get ledgerFile(): string {
-    return join(this.base, 'ledger', 'ledger.txt');
+    return ledgerPaths(this.base, this.marker).ledgerFile;
   }
   get payloadScript(): string {
-    return join(this.base, 'ledger', `payload-${this.marker}.sh`);
+    return ledgerPaths(this.base, this.marker).payloadScript;
   }
   serverLog(n: number): string {
     return join(this.base, `server-${n}.log`);
@@ -275,19 +276,13 @@ export class FaultSystem {
 
   /** Makes the cluster, the directories, the ledger and the config, and starts the server. */
   static async start(o: FaultSystemOptions): Promise<FaultSystem> {
-    if (!existsSync(CLI) || !existsSync(join(ROOT, 'dist/pilot/pilot.tar.gz'))) {
-      throw new Error(`no ${CLI} or pilot bundle: run npm run build`);
-    }
+    requireBuild();
     const base = await mkdtemp(join(tmpdir(), `wms-faults-${o.name}-`));
     let cluster: PgCluster | null = null;
     try {
       // Local pilots run as nobody when the tests run as root: they must reach the run dir
       // under tmp/ and the ledger; the data dir is made private by the server itself.
-      await chmod(base, 0o755);
-      await mkdir(join(base, 'tmp'), { mode: 0o1777 });
-      await chmod(join(base, 'tmp'), 0o1777);
-      await mkdir(join(base, 'ledger'), { mode: 0o777 });
-      await chmod(join(base, 'ledger'), 0o777);
+      await makeRunDirs(base);
       cluster = await PgCluster.create();
       const dbUrl = await cluster.createDatabase(`faults_${o.name.replace(/[^a-z0-9]/gi, '_')}`);
       const marker = `wmsfault${process.pid}x${Math.random().toString(36).slice(2, 10)}`;
@@ -303,42 +298,9 @@ export class FaultSystem {
   }
 
   private async writeFiles(): Promise<void> {
-    await writeFile(this.ledgerFile, '', { mode: 0o666 });
-    await chmod(this.ledgerFile, 0o666);
-    // $1 is the marker, so that the shell's command line carries it; sleep inherits it through
-    // the environment (ExecutionEnvironment).
-    const script = [
-      '#!/bin/sh',
-      `# pilot-wms fault payload (${this.marker})`,
-      `L='${this.ledgerFile}'`,
-      'echo "$DIRACJOBID $$ start $(date +%s%3N)" >> "$L"',
-      `sleep ${this.o.payloadSeconds}`,
-      'echo "$DIRACJOBID $$ end $(date +%s%3N)" >> "$L"',
-      'echo "payload of job $DIRACJOBID done"',
-      '',
-    ].join('\n');
-    await writeFile(this.payloadScript, script, { mode: 0o755 });
-    await chmod(this.payloadScript, 0o755);
-    const every = '* * * * * *';
-    const config = deepMerge(
-      {
-        agentSettings: {
-          siteDirector: { schedule: every },
-          pilotStatus: { schedule: '*/2 * * * * *' },
-          stalledJobs: { schedule: every, stalledAfterSeconds: 15, failedAfterSeconds: 120, matchedTimeoutSeconds: 30 },
-          leaseSeconds: 10,
-        },
-        pilot: {
-          localSlots: this.o.slots,
-          localIsolation: 'none',
-          pollSeconds: 0.2,
-          maxPollSeconds: 1,
-          stopAfterFailedMatches: 5,
-          heartbeatSeconds: 1,
-          minDiskMb: 50,
-          logFlushSeconds: 0.5,
-        },
-      },
+    await writeLedgerPayload(this.base, this.marker, this.o.payloadSeconds, 'fault');
+    const config = fastConfig(
+      { slots: this.o.slots, heartbeatSeconds: 1, stalledAfterSeconds: 15, failedAfterSeconds: 120 },
       this.o.config ?? {},
     );
     await writeFile(join(this.base, 'config.json'), JSON.stringify(config, null, 2));
@@ -353,12 +315,7 @@ export class FaultSystem {
   async startServer(timeoutMs = 90_000): Promise<void> {
     if (this.serverPid !== null) throw new Error('the server already runs');
     const n = ++this.starts;
-    const out = await open(this.serverLog(n), 'a');
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('WMS_')) env[k] = v;
-    Object.assign(env, { TMPDIR: join(this.base, 'tmp'), ...this.o.env });
     const args = [
-      CLI,
       'server',
       'start',
       '--db',
@@ -373,38 +330,19 @@ export class FaultSystem {
       this.o.logLevel ?? process.env['FAULTS_LOG_LEVEL'] ?? 'info',
       ...(this.o.serverArgs ?? []),
     ];
-    const child = spawn(process.execPath, args, { cwd: this.base, env, stdio: ['ignore', out.fd, out.fd] });
-    await out.close();
-    this.server = child;
-    this.serverExit = new Promise((r) => child.once('exit', () => r()));
+    const env = envWithoutWms({ TMPDIR: join(this.base, 'tmp'), ...this.o.env });
+    const p = await spawnCli({ args, log: this.serverLog(n), cwd: this.base, env });
+    this.server = p.child;
+    this.serverExit = p.exited;
     this.url = `http://127.0.0.1:${this.port}`;
-    const deadline = Date.now() + timeoutMs;
-    while (!(await this.healthy())) {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`server start #${n} exited (${child.exitCode ?? child.signalCode}):\n${await this.tail(this.serverLog(n), 40)}`);
-      }
-      if (Date.now() > deadline)
-        throw new Error(`server start #${n} did not answer in ${timeoutMs} ms:\n${await this.tail(this.serverLog(n), 40)}`);
-      await sleep(200);
-    }
+    await waitHealthy(this.url, timeoutMs, `server start #${n}`, p);
     this.adminToken = (await readFile(join(this.dataDir, 'admin.token'), 'utf8')).trim();
-    this.log(`server #${n} up (pid ${child.pid}) at ${this.url}`);
-  }
-
-  private async tail(file: string, lines: number): Promise<string> {
-    const text = await readFile(file, 'utf8').catch(() => '');
-    return text.split('\n').slice(-lines).join('\n');
+    this.log(`server #${n} up (pid ${p.child.pid}) at ${this.url}`);
   }
 
   /** GET /api/health answers 200. */
   async healthy(): Promise<boolean> {
-    try {
-      const res = await fetch(`${this.url}/api/health`, { signal: AbortSignal.timeout(3000) });
-      await res.text();
-      return res.status === 200;
-    } catch {
-      return false;
-    }
+    return healthy(this.url);
   }
 
   /** Calls the API as admin; throws on a non-2xx answer or no answer. */
@@ -422,16 +360,13 @@ export class FaultSystem {
 
   /** Submits `n` jobs in one parametric JDL; each runs the ledger payload. */
   async submit(n: number): Promise<number[]> {
-    const jdl = [
-      '[',
-      `  JobName = "fault_${this.o.name}_%n";`,
-      '  Executable = "/bin/sh";',
-      `  Arguments = "${this.payloadScript} ${this.marker}";`,
-      `  ExecutionEnvironment = "FAULT_MARKER=${this.marker}";`,
-      `  Parameters = ${n}; ParameterStart = 1; ParameterStep = 1;`,
-      '  CPUTime = 600;',
-      ']',
-    ].join('\n');
+    const jdl = ledgerJdlLines({
+      jobName: `fault_${this.o.name}`,
+      payloadScript: this.payloadScript,
+      marker: this.marker,
+      markerVar: 'FAULT_MARKER',
+      n,
+    }).join('\n');
     this.submittedAt = Date.now();
     const { jobIds } = await this.api<{ jobIds: number[] }>('POST', '/api/jobs', { jdl });
     if (jobIds.length !== n) throw new Error(`submitted ${n} jobs, got ${jobIds.length} ids`);
@@ -496,7 +431,7 @@ export class FaultSystem {
       if (this.serverPid === null) {
         const c = this.server;
         throw new Error(
-          `the server exited (${c?.exitCode ?? c?.signalCode}) after ${f.kind}; the end of its log:\n${await this.tail(this.serverLog(this.starts), 30)}`,
+          `the server exited (${c?.exitCode ?? c?.signalCode}) after ${f.kind}; the end of its log:\n${await tail(this.serverLog(this.starts), 30)}`,
         );
       }
       if (Date.now() > deadline) throw new Error(`the API did not answer for ${timeoutMs} ms after ${f.kind}`);
@@ -735,41 +670,13 @@ export class FaultSystem {
 
   /** The ledger, per job id: its payload runs. */
   async ledger(): Promise<{ runs: Map<number, LedgerRun[]>; strangers: string[] }> {
-    const text = await readFile(this.ledgerFile, 'utf8');
-    const runs = new Map<number, LedgerRun[]>();
-    const strangers: string[] = [];
-    const ours = new Set(this.jobIds);
-    for (const line of text.split('\n')) {
-      if (line.trim() === '') continue;
-      const m = /^(\d+) (\d+) (start|end) (\d+)$/.exec(line.trim());
-      if (!m || !ours.has(Number(m[1]))) {
-        strangers.push(line);
-        continue;
-      }
-      const id = Number(m[1]);
-      const pid = Number(m[2]);
-      const list = runs.get(id) ?? [];
-      if (m[3] === 'start') list.push({ pid, start: Number(m[4]), end: null });
-      else {
-        const run = list.find((r) => r.pid === pid && r.end === null);
-        if (run) run.end = Number(m[4]);
-        else strangers.push(line);
-      }
-      runs.set(id, list);
-    }
-    return { runs, strangers };
+    const { runs, strange } = parseLedger(await readFile(this.ledgerFile, 'utf8'), new Set(this.jobIds));
+    return { runs, strangers: strange };
   }
 
   /** Runs SQL on the system's database (a connection of its own). */
   async query<T = any>(sql: string, params: unknown[] = []): Promise<T[]> {
-    const c = new pg.Client({ connectionString: this.dbUrl, connectionTimeoutMillis: 10_000 });
-    c.on('error', () => undefined);
-    await c.connect();
-    try {
-      return (await c.query(sql, params)).rows as T[];
-    } finally {
-      await c.end().catch(() => undefined);
-    }
+    return queryOnce<T>(this.dbUrl, sql, params);
   }
 
   /** Every job's state from the database against the ledger. */

@@ -10,10 +10,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'vitest';
+import { freePort } from './pg-cluster.js';
 
 const IN_CI = Boolean(process.env.CI);
 const SSHD = '/usr/sbin/sshd';
@@ -73,16 +74,8 @@ export function describeSsh(name: string, fn: () => void): void {
   else needs(name, `cannot run: ${problem}`, 'Run `bash scripts/slurm-env.sh` (as root): it installs openssh-server and starts SLURM.');
 }
 
-export async function sparePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** A free TCP port on 127.0.0.1: pg-cluster.ts's `freePort`, by the name the CE tests import. */
+export const sparePort = freePort;
 
 function keygen(path: string): void {
   const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'pilot-wms-test', '-f', path], { encoding: 'utf8' });
@@ -130,7 +123,7 @@ export async function startSshd(): Promise<TestSshd> {
   keygen(keyFile);
   keygen(wrongKeyFile);
   writeFileSync(join(dir, 'authorized_keys'), readFileSync(`${keyFile}.pub`));
-  const port = await sparePort();
+  const port = await freePort();
   writeFileSync(
     join(dir, 'sshd_config'),
     [

@@ -10,7 +10,7 @@
  * Local sites are off in the replicas: only the agents process starts and settles local pilots,
  * so a replica that restarts never takes the agents' pilots for its own.
  *
- * As in tests/helpers/faults.ts: payload isolation `none`, agents every second or two, and
+ * As in tests/helpers/faults.ts (both from tests/helpers/cli-process.ts): payload isolation `none`, agents every second or two, and
  * everything of the run under one temporary directory (the agents' `TMPDIR`, so the pilots'
  * homes and payloads are found by it in `/proc`); a ledger that every payload of `submitLedgerJobs`
  * appends `<jobId> <pid> start|end <ms>` to, so a payload that ran twice shows two `start` lines.
@@ -21,18 +21,30 @@
  * `stop()` stops everything and removes the directory (`TOPOLOGY_KEEP=1` keeps it).
  * Imports no vitest.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, open, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
-import { CLI, FINAL_STATUSES, processesWith } from './faults.js';
+import {
+  envWithoutWms,
+  fastConfig,
+  hasExited,
+  healthy,
+  ledgerJdlLines,
+  ledgerPaths,
+  makeRunDirs,
+  parseLedger,
+  queryOnce,
+  requireBuild,
+  spawnCli,
+  tail,
+  waitHealthy,
+  writeLedgerPayload,
+  type CliProcess,
+} from './cli-process.js';
+import { FINAL_STATUSES, processesWith } from './faults.js';
 import { startHaproxy, type Haproxy } from './haproxy.js';
 import { freePort } from './pg-cluster.js';
-
-const ROOT = resolve(import.meta.dirname, '../..');
 
 export type ReplicaName = 'r1' | 'r2';
 export const REPLICAS: readonly ReplicaName[] = ['r1', 'r2'];
@@ -52,12 +64,6 @@ export interface TopologyOptions {
   logLevel?: string;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
-}
-
-interface Proc {
-  child: ChildProcess;
-  exited: Promise<void>;
-  log: string;
 }
 
 /** A process's TCP connections to `port` on this machine: their local ports. */
@@ -81,21 +87,11 @@ async function localPortsTo(pid: number, port: number): Promise<number[]> {
   return out;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) out[k] = isObject(v) && isObject(out[k]) ? deepMerge(out[k] as Record<string, unknown>, v) : v;
-  return out;
-}
-
 export class Topology {
   adminToken = '';
   haproxy: Haproxy | null = null;
-  private readonly replicas = new Map<ReplicaName, Proc>();
-  private agents: Proc | null = null;
+  private readonly replicas = new Map<ReplicaName, CliProcess>();
+  private agents: CliProcess | null = null;
   private starts = 0;
   private readonly log: (line: string) => void;
 
@@ -120,10 +116,10 @@ export class Topology {
     return `http://127.0.0.1:${this.ports[r]}`;
   }
   get ledgerFile(): string {
-    return join(this.base, 'ledger', 'ledger.txt');
+    return ledgerPaths(this.base, this.marker).ledgerFile;
   }
   get payloadScript(): string {
-    return join(this.base, 'ledger', `payload-${this.marker}.sh`);
+    return ledgerPaths(this.base, this.marker).payloadScript;
   }
   /** Where the pilots and payloads of the agents process live (their TMPDIR and HOME). */
   get runDir(): string {
@@ -132,8 +128,7 @@ export class Topology {
 
   /** Starts the replicas, HAProxy and the agents process; stops what started when one fails. */
   static async start(o: TopologyOptions): Promise<Topology> {
-    if (!existsSync(CLI) || !existsSync(join(ROOT, 'dist/pilot/pilot.tar.gz')))
-      throw new Error(`no ${CLI} or pilot bundle: run npm run build`);
+    requireBuild();
     const base = await mkdtemp(join(tmpdir(), `wms-topology-${o.name}-`));
     const marker = `wmstopo${process.pid}x${Math.random().toString(36).slice(2, 10)}`;
     const t = new Topology(o, base, { r1: await freePort(), r2: await freePort() }, marker);
@@ -152,88 +147,22 @@ export class Topology {
   }
 
   private async writeFiles(): Promise<void> {
-    // Local pilots run as nobody when the tests run as root: they must reach tmp/ and the ledger.
-    await chmod(this.base, 0o755);
-    await mkdir(this.runDir, { mode: 0o1777 });
-    await chmod(this.runDir, 0o1777);
-    await mkdir(join(this.base, 'ledger'), { mode: 0o777 });
-    await chmod(join(this.base, 'ledger'), 0o777);
-    await writeFile(this.ledgerFile, '', { mode: 0o666 });
-    await chmod(this.ledgerFile, 0o666);
-    const script = [
-      '#!/bin/sh',
-      `# pilot-wms topology payload (${this.marker})`,
-      `L='${this.ledgerFile}'`,
-      'echo "$DIRACJOBID $$ start $(date +%s%3N)" >> "$L"',
-      `sleep ${this.o.payloadSeconds}`,
-      'echo "$DIRACJOBID $$ end $(date +%s%3N)" >> "$L"',
-      'echo "payload of job $DIRACJOBID done"',
-      '',
-    ].join('\n');
-    await writeFile(this.payloadScript, script, { mode: 0o755 });
-    await chmod(this.payloadScript, 0o755);
-    const every = '* * * * * *';
-    const config = deepMerge(
-      {
-        shutdownGrace: 5,
-        agentSettings: {
-          siteDirector: { schedule: every },
-          pilotStatus: { schedule: '*/2 * * * * *' },
-          stalledJobs: { schedule: every, stalledAfterSeconds: 60, failedAfterSeconds: 180, matchedTimeoutSeconds: 30 },
-          leaseSeconds: 10,
-        },
-        pilot: {
-          localSlots: this.o.slots,
-          localIsolation: 'none',
-          pollSeconds: 0.2,
-          maxPollSeconds: 1,
-          stopAfterFailedMatches: 5,
-          heartbeatSeconds: 10,
-          minDiskMb: 50,
-          logFlushSeconds: 0.5,
-        },
-      },
+    await makeRunDirs(this.base);
+    await writeLedgerPayload(this.base, this.marker, this.o.payloadSeconds, 'topology');
+    const config = fastConfig(
+      { slots: this.o.slots, heartbeatSeconds: 10, stalledAfterSeconds: 60, failedAfterSeconds: 180, shutdownGrace: 5 },
       this.o.config ?? {},
     );
     await writeFile(join(this.base, 'config.json'), JSON.stringify(config, null, 2));
   }
 
-  /** The environment of a process of the topology: ours without WMS_*, plus `extra`. */
-  private env(extra: Record<string, string>): Record<string, string> {
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('WMS_')) env[k] = v;
-    return { ...env, ...extra };
-  }
-
-  private async spawnCli(label: string, args: string[], env: Record<string, string>): Promise<Proc> {
-    const log = join(this.base, `${label}-${++this.starts}.log`);
-    const out = await open(log, 'a');
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: this.base, env: this.env(env), stdio: ['ignore', out.fd, out.fd] });
-    await out.close();
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    return { child, exited, log };
-  }
-
-  private async waitHealthy(url: string, timeoutMs: number, what: string, proc?: Proc): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await this.healthy(url))) {
-      if (proc && (proc.child.exitCode !== null || proc.child.signalCode !== null))
-        throw new Error(`${what} exited (${proc.child.exitCode ?? proc.child.signalCode}):\n${await tail(proc.log, 40)}`);
-      if (Date.now() > deadline)
-        throw new Error(`${what} did not answer in ${timeoutMs} ms${proc ? `:\n${await tail(proc.log, 40)}` : ''}`);
-      await sleep(200);
-    }
+  private async spawnCli(label: string, args: string[], env: Record<string, string>): Promise<CliProcess> {
+    return spawnCli({ args, log: join(this.base, `${label}-${++this.starts}.log`), cwd: this.base, env: envWithoutWms(env) });
   }
 
   /** GET `url`/api/health answers 200. */
   async healthy(url: string): Promise<boolean> {
-    try {
-      const res = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(3000) });
-      await res.text();
-      return res.status === 200;
-    } catch {
-      return false;
-    }
+    return healthy(url);
   }
 
   private async startReplica(r: ReplicaName): Promise<void> {
@@ -255,7 +184,7 @@ export class Topology {
     ];
     const p = await this.spawnCli(`replica-${r}`, args, {});
     this.replicas.set(r, p);
-    await this.waitHealthy(this.replicaUrl(r), 90_000, `replica ${r}`, p);
+    await waitHealthy(this.replicaUrl(r), 90_000, `replica ${r}`, p);
     if (!this.adminToken) this.adminToken = (await readFile(join(this.base, `data-${r}`, 'admin.token'), 'utf8')).trim();
     this.log(`replica ${r} up (pid ${p.child.pid}) at ${this.replicaUrl(r)}`);
   }
@@ -279,7 +208,7 @@ export class Topology {
     this.agents = p;
     const deadline = Date.now() + 60_000;
     while (!/agents running:/.test(await readFile(p.log, 'utf8').catch(() => ''))) {
-      if (p.child.exitCode !== null || p.child.signalCode !== null)
+      if (hasExited(p.child))
         throw new Error(`the agents process exited (${p.child.exitCode ?? p.child.signalCode}):\n${await tail(p.log, 40)}`);
       if (Date.now() > deadline) throw new Error(`the agents process did not start in 60 s:\n${await tail(p.log, 40)}`);
       await sleep(200);
@@ -290,7 +219,7 @@ export class Topology {
   /** The replica's pid while it runs, else null. */
   pidOf(r: ReplicaName): number | null {
     const c = this.replicas.get(r)?.child;
-    return c && c.exitCode === null && c.signalCode === null ? (c.pid ?? null) : null;
+    return c && !hasExited(c) ? (c.pid ?? null) : null;
   }
 
   /** Sends `signal` to the replica and waits for its exit. */
@@ -364,29 +293,19 @@ export class Topology {
 
   /** A parametric JDL of `n` jobs, each running the ledger payload. */
   ledgerJdl(n: number): string {
-    return [
-      '[',
-      `  JobName = "topology_${this.o.name}_%n";`,
-      '  Executable = "/bin/sh";',
-      `  Arguments = "${this.payloadScript} ${this.marker}";`,
-      `  ExecutionEnvironment = "TOPOLOGY_MARKER=${this.marker}";`,
-      `  Parameters = ${n}; ParameterStart = 1; ParameterStep = 1;`,
-      '  CPUTime = 600;',
-      ']',
-      '',
-    ].join('\n');
+    const lines = ledgerJdlLines({
+      jobName: `topology_${this.o.name}`,
+      payloadScript: this.payloadScript,
+      marker: this.marker,
+      markerVar: 'TOPOLOGY_MARKER',
+      n,
+    });
+    return [...lines, ''].join('\n');
   }
 
   /** Runs SQL on the database (a connection of its own). */
   async query<T = any>(sql: string, params: unknown[] = []): Promise<T[]> {
-    const c = new pg.Client({ connectionString: this.o.dbUrl, connectionTimeoutMillis: 10_000 });
-    c.on('error', () => undefined);
-    await c.connect();
-    try {
-      return (await c.query(sql, params)).rows as T[];
-    } finally {
-      await c.end().catch(() => undefined);
-    }
+    return queryOnce<T>(this.o.dbUrl, sql, params);
   }
 
   /** Jobs by status among `ids`, from the database. */
@@ -417,26 +336,9 @@ export class Topology {
 
   /** The ledger: per job id, the pids of its payload runs and whether each wrote `end`; lines that do not parse. */
   async ledger(): Promise<{ runs: Map<number, { pid: number; ended: boolean }[]>; strange: string[] }> {
-    const runs = new Map<number, { pid: number; ended: boolean }[]>();
-    const strange: string[] = [];
-    for (const line of (await readFile(this.ledgerFile, 'utf8')).split('\n')) {
-      if (line.trim() === '') continue;
-      const m = /^(\d+) (\d+) (start|end) \d+$/.exec(line.trim());
-      if (!m) {
-        strange.push(line);
-        continue;
-      }
-      const [id, pid] = [Number(m[1]), Number(m[2])];
-      const list = runs.get(id) ?? [];
-      if (m[3] === 'start') list.push({ pid, ended: false });
-      else {
-        const run = list.find((x) => x.pid === pid && !x.ended);
-        if (run) run.ended = true;
-        else strange.push(line);
-      }
-      runs.set(id, list);
-    }
-    return { runs, strange };
+    const { runs, strange } = parseLedger(await readFile(this.ledgerFile, 'utf8'));
+    const ended = new Map([...runs].map(([id, list]) => [id, list.map((r) => ({ pid: r.pid, ended: r.end !== null }))]));
+    return { runs: ended, strange };
   }
 
   /** Live pilot processes of the agents process: pid -> stamp. */
@@ -473,8 +375,8 @@ export class Topology {
    * (SIGTERM), then SIGKILL to whatever of the run is left, HAProxy; removes the directory.
    */
   async stop(): Promise<void> {
-    const stopProc = async (p: Proc | null | undefined) => {
-      if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
+    const stopProc = async (p: CliProcess | null | undefined) => {
+      if (!p || hasExited(p.child)) return;
       p.child.kill('SIGTERM');
       const done = await Promise.race([p.exited.then(() => true), sleep(30_000).then(() => false)]);
       if (!done) {
@@ -499,9 +401,4 @@ export class Topology {
     if (process.env['TOPOLOGY_KEEP'] === '1') this.log(`kept ${this.base}`);
     else await rm(this.base, { recursive: true, force: true }).catch(() => undefined);
   }
-}
-
-async function tail(file: string, lines: number): Promise<string> {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  return text.split('\n').slice(-lines).join('\n');
 }
