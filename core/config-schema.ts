@@ -38,7 +38,8 @@ export const ServerSchema = Type.Object(
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'port to listen on (0: any free port)' }),
     dataDir: Type.String({
       default: './var',
-      description: 'data directory: admin.token, sandboxes/ and (without a database URL) db/',
+      description:
+        'data directory: admin.token, sandboxes/ (on PostgreSQL only upload temp files: the sandboxes are in the database) and (without a database URL) db/',
     }),
     publicUrl: Type.Union([Type.String({ pattern: '^https?://' }), Type.Null()], {
       default: null,
