@@ -40,7 +40,8 @@ import { createPilots, openDb } from '../db/index.js';
 import { TokenSigner } from '../services/token-signer.js';
 import { freshDatabase, serverVersion } from './lib/database.js';
 import type { SimConfig, SimPilot } from './lib/pilot-sim.js';
-import { PILOT_SITE, seedWaitingJobs } from './lib/seed.js';
+import { benchPilotRecords, RESOURCE } from './lib/match-load.js';
+import { seedWaitingJobs } from './lib/seed.js';
 import { startServer, type RunningServer } from './lib/server.js';
 import { round1, summarize } from './lib/stats.js';
 
@@ -55,7 +56,6 @@ const REPLICA_PORTS = [18_090, 18_091];
 const SERVER_POOL = 20;
 /** File descriptors a process keeps for everything but the pilots' websockets. */
 const FD_RESERVE = 1_500;
-const RESOURCE = { site: PILOT_SITE, ce: 'bench-ce.home.org', queue: 'long', processors: 1, ramMb: 4000, cpuWork: 1_000_000, tags: [] };
 
 const log = (m: string) => console.error(`grid ${new Date().toISOString().slice(11, 19)}: ${m}`);
 const MiB = 1024 * 1024;
@@ -130,18 +130,7 @@ function durations(): Partial<(typeof SIZES)['smoke']> {
 async function seedRunningPilots(dbUrl: string, count: number, replicas: number): Promise<SimPilot[]> {
   const handle = await openDb(dbUrl, { poolSize: 2 });
   try {
-    const ids = await createPilots(
-      handle,
-      Array.from({ length: count }, (_, i) => ({
-        stamp: `grid-${i}`,
-        site: RESOURCE.site,
-        ce: RESOURCE.ce,
-        ceType: 'local',
-        queue: RESOURCE.queue,
-        queueId: null,
-        vo: 'bench',
-      })),
-    );
+    const ids = await createPilots(handle, benchPilotRecords(count, 'grid'));
     const jobs = await handle.query<{ id: string; pilot_id: string; owner: string; owner_group: string; vo: string }>(
       `with p as (select id, row_number() over (order by id) as rn from unnest($1::bigint[]) as t(id)),
             w as (select id, row_number() over (order by id) as rn from jobs where status = 'Waiting' order by id limit $2::int)

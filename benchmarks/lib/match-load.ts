@@ -28,18 +28,7 @@ export async function pilotTokens(api: Api, adminToken: string, pilotIds: readon
 export async function seedPilots(dbUrl: string, pilots: number): Promise<number[]> {
   const handle = await openDb(dbUrl, { poolSize: 1 });
   try {
-    const ids = await createPilots(
-      handle,
-      Array.from({ length: pilots }, (_, i) => ({
-        stamp: `bench-${i}-${Date.now()}`,
-        site: RESOURCE.site,
-        ce: RESOURCE.ce,
-        ceType: 'local',
-        queue: RESOURCE.queue,
-        queueId: null,
-        vo: 'bench',
-      })),
-    );
+    const ids = await createPilots(handle, benchPilotRecords(pilots, `bench-${Date.now()}`));
     await updatePilots(handle, ids, { status: 'Running', reason: 'benchmark' });
     return ids;
   } finally {
@@ -47,7 +36,21 @@ export async function seedPilots(dbUrl: string, pilots: number): Promise<number[
   }
 }
 
-const RESOURCE = {
+/** Pilot records at RESOURCE's place as the site director makes them (Submitted), stamped `<prefix>-<i>`. */
+export function benchPilotRecords(count: number, prefix: string) {
+  return Array.from({ length: count }, (_, i) => ({
+    stamp: `${prefix}-${i}`,
+    site: RESOURCE.site,
+    ce: RESOURCE.ce,
+    ceType: 'local',
+    queue: RESOURCE.queue,
+    queueId: null,
+    vo: 'bench',
+  }));
+}
+
+/** The place and resources every benchmark pilot advertises. */
+export const RESOURCE = {
   site: PILOT_SITE,
   ce: 'bench-ce.home.org',
   queue: 'long',
