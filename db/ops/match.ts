@@ -2,8 +2,9 @@
  * The matcher and its explanations.
  *
  * `matchJob` chooses the task queues and their order in this process and claims in one
- * statement (db/queries/match.ts `claimJob`): the oldest unlocked waiting job of the first queue
- * in that order that has one, set Matched, history appended, pilot linked. A job is never
+ * statement (db/queries/match.ts `claimJobs`; the claims of concurrent matches go together,
+ * ./claim-batches.ts): the oldest unlocked waiting job of the first queue in that order that has
+ * one, set Matched, history appended, pilot linked. A job is never
  * matched twice, whatever the number of service replicas. A banned site or CE gets nothing. A
  * pilot's claim id makes the claim safe to retry: the same id answers the job it already took
  * (in any replica), never a second one.
@@ -27,7 +28,8 @@ import { isPilotFinal } from '../../core/pilot-states.js';
 import { banReason, queueBlockers, type ExplainReasonKind } from '../../core/queue-blockers.js';
 import { dbOf, isHandle, type DbOrHandle } from '../open-db.js';
 import { getJobs, type JobScope } from '../queries/jobs.js';
-import { claimJob, type MatchedJob } from '../queries/match.js';
+import { claimJob, type Claim, type MatchedJob } from '../queries/match.js';
+import { claimInBatch } from './claim-batches.js';
 import { pilotCountsByQueue } from '../queries/pilots.js';
 import { getBans, listCeQueues, type CeQueueView } from '../queries/registry.js';
 import { getTaskQueues, loadTaskQueueSnapshot, type TaskQueueRow } from '../queries/task-queues.js';
@@ -111,8 +113,8 @@ export async function matchJob(db: DbOrHandle, resource: ResourceDescription, op
     const current = snapshot;
     const { ids, weights } = eligibleQueues(current, r);
     const keys = fairShareKeys(weights, random);
-    const claim = (taskQueueIds: number[]) =>
-      claimJob(db, {
+    const claim = (taskQueueIds: number[]) => {
+      const c: Claim = {
         site: r.site,
         ce: r.ce ?? null,
         taskQueueIds,
@@ -121,7 +123,10 @@ export async function matchJob(db: DbOrHandle, resource: ResourceDescription, op
         source: options.source ?? 'Matcher',
         livePilot: options.livePilot === true,
         claimId: options.claimId ?? null,
-      });
+      };
+      // Inside a caller's transaction the claim is its own; on a handle it may share a statement.
+      return isHandle(db) ? claimInBatch(db, c) : claimJob(db, c);
+    };
     let claimed = await claim(orderByKeys(ids, keys, FIRST_CANDIDATES));
     if (options.livePilot && (claimed.pilotStatus === null || isPilotFinal(claimed.pilotStatus))) {
       throw new WmsError('WMS_FORBIDDEN', pilotTokenDeadMessage(options.pilotId ?? 0, claimed.pilotStatus));
