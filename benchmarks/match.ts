@@ -10,8 +10,8 @@
  *
  * A second phase (issue 14) runs TWO replicas (`wms server start --no-agents`, each its own
  * process) on a second fresh database of the same size: the same closed loop through HAProxy
- * (tests/helpers/haproxy.ts: round robin, no keep-alive towards the replicas, health checks
- * allowed 30 s), then with the
+ * (tests/helpers/haproxy.ts: round robin, keep-alive towards the replicas as in
+ * deploy/haproxy/haproxy.cfg, health checks allowed 30 s), then with the
  * pilots split evenly between the two replicas directly, which tells HAProxy's cost apart. Both
  * are compared with the same bound.
  */
@@ -51,7 +51,7 @@ async function twoReplicaLoads(
 ): Promise<{ proxied: MatchLoadResult; direct: MatchLoadResult }> {
   // Saturated replicas answer their health checks late (the closed loop queues every request).
   const backends = servers.map((s, i) => ({ name: `r${i + 1}`, url: s.url }));
-  const proxy = await startHaproxy({ backends, checkTimeoutMs: 30_000 });
+  const proxy = await startHaproxy({ backends, checkTimeoutMs: 30_000, keepAlive: true });
   await everyReplicaUp(proxy);
   const viaProxy = new Api(proxy.url, size.pilots);
   const direct = servers.map((s) => new Api(s.url, Math.ceil(size.pilots / servers.length)));

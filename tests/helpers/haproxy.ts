@@ -6,8 +6,9 @@
  *
  * The config: HTTP mode, round robin, a health check `GET /api/health` every 500 ms (a replica
  * is out after 2 failures), WebSocket upgrades passed through with long tunnel timeouts, no
- * keep-alive towards the replicas (every request opens its own connection, so none is sent down
- * a pooled connection to a dead replica) and `option redispatch` with retries, so a request whose
+ * keep-alive towards the replicas unless `keepAlive` (every request opens its own connection, so
+ * none is sent down a pooled connection to a dead replica; the benchmarks ask for keep-alive, as
+ * deploy/haproxy/haproxy.cfg has it) and `option redispatch` with retries, so a request whose
  * connection to a dead replica is refused goes to the other one; the first refused connection
  * marks that replica down (`observe layer4`) without waiting for its health checks. A GET or
  * HEAD that got no answer (its replica died under it) is retried too; any other method only on
@@ -59,12 +60,23 @@ export function haproxyProblem(): string | null {
   return null;
 }
 
-/**
- * The config text for `backends` behind 127.0.0.1:`port`. `checkTimeoutMs`: how long a health
- * check may wait for its answer (default: the 500 ms interval); a benchmark that saturates the
- * replicas sets more, or its busy replicas are taken for dead.
- */
-export function haproxyConfig(backends: HaproxyBackend[], port: number, statsSocket: string, checkTimeoutMs?: number): string {
+export interface HaproxyOptions {
+  /**
+   * How long a health check may wait for its answer (default: the 500 ms interval); a benchmark
+   * that saturates the replicas sets more, or its busy replicas are taken for dead.
+   */
+  checkTimeoutMs?: number;
+  /** Keep connections to the replicas open between requests (HAProxy's default; off here unless asked). */
+  keepAlive?: boolean;
+}
+
+/** The config text for `backends` behind 127.0.0.1:`port`. */
+export function haproxyConfig(
+  backends: HaproxyBackend[],
+  port: number,
+  statsSocket: string,
+  { checkTimeoutMs, keepAlive = false }: HaproxyOptions = {},
+): string {
   const servers = backends.map((b) => {
     if (!/^[A-Za-z0-9_-]+$/.test(b.name)) throw new Error(`haproxy backend name ${JSON.stringify(b.name)}: letters, digits, - and _ only`);
     const u = new URL(b.url);
@@ -84,7 +96,7 @@ export function haproxyConfig(backends: HaproxyBackend[], port: number, statsSoc
     '  timeout tunnel 1h',
     '  timeout client-fin 5s',
     '  timeout http-request 30s',
-    '  option http-server-close',
+    ...(keepAlive ? [] : ['  option http-server-close']),
     '  option redispatch 1',
     '  retries 3',
     '  retry-on conn-failure empty-response',
@@ -118,7 +130,7 @@ function accepts(port: number): Promise<boolean> {
 }
 
 /** Starts HAProxy in front of `backends`; resolves once it accepts connections. */
-export async function startHaproxy(opts: { backends: HaproxyBackend[]; port?: number; checkTimeoutMs?: number }): Promise<Haproxy> {
+export async function startHaproxy(opts: { backends: HaproxyBackend[]; port?: number } & HaproxyOptions): Promise<Haproxy> {
   const problem = haproxyProblem();
   if (problem) throw new Error(problem);
   if (opts.backends.length === 0) throw new Error('haproxy: at least one backend expected');
@@ -126,7 +138,7 @@ export async function startHaproxy(opts: { backends: HaproxyBackend[]; port?: nu
   const dir = await mkdtemp(join(tmpdir(), 'wms-haproxy-'));
   const cfg = join(dir, 'haproxy.cfg');
   const socket = join(dir, 'stats.sock');
-  await writeFile(cfg, haproxyConfig(opts.backends, port, socket, opts.checkTimeoutMs));
+  await writeFile(cfg, haproxyConfig(opts.backends, port, socket, opts));
   let output = '';
   const child: ChildProcess = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
