@@ -23,7 +23,16 @@
  * refuses a revoked token, cached or not. Rows past their `expires_at` are ignored, and deleted
  * on a poll now and then.
  */
-import { createHmac, createPrivateKey, hkdfSync, randomUUID, sign as edSign, type JsonWebKey, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createHmac,
+  createPrivateKey,
+  hkdfSync,
+  randomUUID,
+  sign as edSign,
+  type JsonWebKey,
+  type KeyObject,
+} from 'node:crypto';
 import * as jose from 'jose';
 import { WmsError } from '../core/errors.js';
 import { claimsOf, principalFromClaims, type Principal } from '../core/identity.js';
@@ -91,8 +100,19 @@ export async function generateSigningKey(): Promise<{
   return { kid, privateJwk, publicJwk };
 }
 
-/** Verified tokens kept in memory; beyond this the oldest is forgotten. */
-const VERIFIED_CACHE_SIZE = 10_000;
+/**
+ * Verified tokens kept in memory; beyond this the oldest is forgotten. A replica behind a load
+ * balancer sees every pilot's token and every running job's: 100,000 pilots make 200,000. At
+ * ~250 bytes an entry (the key is the token's SHA-256, not the token) that is ~50 MiB. With
+ * 10,000 the `grid` benchmark's 100,000 pilots missed on nearly every call, and checking the
+ * signatures again took ~20 % of each replica's time.
+ */
+const VERIFIED_CACHE_SIZE = 250_000;
+
+/** The cache's key of a token: its SHA-256 (a fixed 43 characters, whatever the token's length). */
+function cacheKey(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
 /** Expired revocation rows are deleted from the table at most this often by one replica. */
 const PURGE_EVERY_MS = 60_000;
 
@@ -170,10 +190,10 @@ interface CachedToken {
 
 export class TokenSigner {
   /**
-   * Tokens already verified, with their principal and expiry. A pilot or a job presents the same
-   * token on every call; checking the signature again each time cost ~20 % of a match request
-   * (`match` benchmark profile). An entry is used only while its token has not expired and is
-   * not revoked.
+   * Tokens already verified (keyed by `cacheKey`), with their principal and expiry. A pilot or
+   * a job presents the same token on every call; checking the signature again each time cost
+   * ~20 % of a match request (`match` benchmark profile). An entry is used only while its token
+   * has not expired and is not revoked; only tokens whose signature was checked get one.
    */
   private readonly verified = new Map<string, CachedToken>();
   private readonly revocations = new Revocations();
@@ -239,9 +259,10 @@ export class TokenSigner {
   /** `verify`, with the token's jti, issue and expiry times. */
   async inspect(token: string): Promise<VerifiedToken> {
     const nowMs = this.clock().getTime();
-    let known = this.verified.get(token);
+    const key = cacheKey(token);
+    let known = this.verified.get(key);
     if (known && known.expiresAtMs <= nowMs) {
-      this.verified.delete(token);
+      this.verified.delete(key);
       known = undefined;
     }
     if (!known) {
@@ -269,7 +290,7 @@ export class TokenSigner {
         if (this.verified.size >= VERIFIED_CACHE_SIZE) {
           this.verified.delete(this.verified.keys().next().value as string);
         }
-        this.verified.set(token, known);
+        this.verified.set(key, known);
       }
     }
     const revoked = this.revocations.reason(known, nowMs);
