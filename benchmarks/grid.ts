@@ -88,9 +88,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     for (const g of gens) g.go();
     const results = gens.map((g) => g.next('result'));
     await gens[0]!.next('steady');
-    const cpu0 = await postgresCpu(dbUrl);
+    const procs = { replicas: pids, generators: gens.map((g) => g.pid) };
+    const cpu0 = await cpuSnapshot(dbUrl, procs);
     await gens[0]!.next('steady-end');
-    const cpu1 = await postgresCpu(dbUrl);
+    const cpu1 = await cpuSnapshot(dbUrl, procs);
     const rssSteady = pids.map(rssBytes);
     const out = (await Promise.all(results)).map((r) => JSON.parse(readFileSync(String(r['file']), 'utf8')) as Record<string, unknown>);
     await Promise.all(gens.map((g) => g.exited));
@@ -175,6 +176,8 @@ function planShards(pilots: SimPilot[], socketsPerReplica: number, perProcess: n
 }
 
 interface Generator {
+  /** The generator's process (the shell execs node, so its pid stays). */
+  pid: number;
   next(event: string): Promise<Record<string, unknown>>;
   go(): void;
   exited: Promise<void>;
@@ -232,6 +235,7 @@ function startGenerator(work: string, index: number, pilots: SimPilot[], size: (
     for (const w of waiters.filter((x) => x.event === ev['event'])) w.resolve(ev);
   });
   return {
+    pid: child.pid ?? 0,
     next: (event) =>
       Promise.race([
         new Promise<Record<string, unknown>>((r) => {
@@ -278,15 +282,21 @@ function cpuSeconds(pids: number[]): number {
   return ticks / 100;
 }
 
-interface PgCpu {
+interface CpuSnapshot {
   at: number;
   /** Backends connected to the benchmark's database (pg_stat_activity), and every postgres process. */
   backends: Map<number, number>;
   all: number;
+  /** Each replica's CPU seconds, and the generators' together. */
+  replicas: number[];
+  generators: number;
 }
 
-/** PostgreSQL CPU: per backend of our database, and all processes named postgres (WAL writer, checkpointer...). */
-async function postgresCpu(dbUrl: string): Promise<PgCpu> {
+/**
+ * CPU seconds so far: PostgreSQL per backend of our database and all processes named postgres
+ * (WAL writer, checkpointer...), each replica, the generators.
+ */
+async function cpuSnapshot(dbUrl: string, procs: { replicas: number[]; generators: number[] }): Promise<CpuSnapshot> {
   const c = new pg.Client({ connectionString: dbUrl });
   await c.connect();
   try {
@@ -295,7 +305,8 @@ async function postgresCpu(dbUrl: string): Promise<PgCpu> {
     );
     const backends = new Map(r.rows.map((x) => [x.pid, cpuSeconds([x.pid])]));
     const all = cpuSeconds(postgresPids());
-    return { at: performance.now(), backends, all };
+    const replicas = procs.replicas.map((pid) => cpuSeconds([pid]));
+    return { at: performance.now(), backends, all, replicas, generators: cpuSeconds(procs.generators) };
   } finally {
     await c.end();
   }
@@ -350,8 +361,8 @@ function report(x: {
   rssIdle: number[];
   rssConnected: number[];
   rssSteady: number[];
-  cpu0: PgCpu;
-  cpu1: PgCpu;
+  cpu0: CpuSnapshot;
+  cpu1: CpuSnapshot;
   bare: Awaited<ReturnType<typeof bareHeartbeatLoop>>;
   dbUrl: string;
   hardFds: number;
@@ -373,6 +384,7 @@ function report(x: {
   const errors: Record<string, number> = {};
   for (const o of x.out) for (const [k, v] of Object.entries(o['errors'] as Record<string, number>)) errors[k] = (errors[k] ?? 0) + v;
   const hb = lat('heartbeat');
+  const cores = (seconds: number) => Math.round((seconds / wall) * 100) / 100;
   const worstPerConn = Math.max(...perConn);
   return serverVersion(x.dbUrl).then((postgres) => ({
     scenario: 'grid',
@@ -424,8 +436,13 @@ function report(x: {
     postgresCpu: {
       how: 'utime+stime from /proc/<pid>/stat over the steady phase: backends of the benchmark database (pg_stat_activity), and every process named postgres',
       seconds: round1(wall),
-      backendsCores: Math.round((backendCpu / wall) * 100) / 100,
-      allPostgresCores: Math.round(((x.cpu1.all - x.cpu0.all) / wall) * 100) / 100,
+      backendsCores: cores(backendCpu),
+      allPostgresCores: cores(x.cpu1.all - x.cpu0.all),
+    },
+    processCores: {
+      how: 'utime+stime over the steady phase, in cores (the machine has 2 here)',
+      replicas: x.cpu1.replicas.map((after, i) => cores(after - x.cpu0.replicas[i]!)),
+      generators: cores(x.cpu1.generators - x.cpu0.generators),
     },
     bound: { name: 'bare UPDATE heartbeat_at loop, one row per statement', ...x.bare },
     ratioToBound: Math.round((capacity / x.bare.updatesPerSecond) * 1000) / 1000,
