@@ -15,10 +15,11 @@
  * `reportId` is answered accepted and `duplicate`, and applied once (db/ops/job-reports.ts).
  *
  * Heartbeats are group-committed: those that arrive while earlier ones are being written go
- * together in one statement (`HeartbeatBatcher`), each caller still answered with its own job's
+ * together in one statement (`heartbeatsOf`, core/group-commit.ts), each caller still answered with its own job's
  * status and commands, and the same 409 / 403 refusals.
  */
 import { WmsError } from '../../core/errors.js';
+import { GroupCommit } from '../../core/group-commit.js';
 import type { JobPrincipal, Principal } from '../../core/identity.js';
 import { JOB_NOT_HELD_CODE, jobNotHeldMessage, jobTokenDeadMessage, type RenewedToken } from '../../core/pilot-protocol.js';
 import {
@@ -99,86 +100,28 @@ const HEARTBEAT_STATEMENTS = 4;
 /** The most heartbeats one statement writes. */
 const HEARTBEAT_BATCH = 200;
 
-interface PendingHeartbeat {
-  item: HeartbeatItem;
-  resolve(r: HeartbeatResult): void;
-  reject(e: unknown): void;
-}
-
 /**
- * Group commit for heartbeats: a heartbeat goes to the database at once when fewer than
- * `HEARTBEAT_STATEMENTS` statements are in flight; otherwise it waits, and each statement that
- * ends takes the waiting ones (up to `HEARTBEAT_BATCH`, one per job) in one statement
- * (`recordHeartbeats`). No timer: alone, a heartbeat is written as soon as it comes; under load
- * the batches grow with it. Each caller gets its own job's answer (status, commands, held).
- * A batch that fails (a deadlock with another writer) is retried one heartbeat at a time.
+ * Group commit for heartbeats (core/group-commit.ts): a heartbeat goes to the database at once
+ * when fewer than `HEARTBEAT_STATEMENTS` statements are in flight; otherwise it waits, and each
+ * statement that ends takes the waiting ones (up to `HEARTBEAT_BATCH`, one per job) in one
+ * statement (`recordHeartbeats`). Each caller gets its own job's answer (status, commands,
+ * held). A batch that fails (a deadlock with another writer) is retried one heartbeat at a time.
  */
-class HeartbeatBatcher {
-  private readonly waiting: PendingHeartbeat[] = [];
-  private inFlight = 0;
+const batchers = new WeakMap<ServiceContext, GroupCommit<HeartbeatItem, HeartbeatResult>>();
 
-  constructor(private readonly ctx: ServiceContext) {}
-
-  record(item: HeartbeatItem): Promise<HeartbeatResult> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ item, resolve, reject });
-      this.pump();
-    });
-  }
-
-  private pump(): void {
-    while (this.inFlight < HEARTBEAT_STATEMENTS && this.waiting.length > 0) {
-      const batch = this.take();
-      this.inFlight++;
-      void this.write(batch).finally(() => {
-        this.inFlight--;
-        this.pump();
-      });
-    }
-  }
-
-  /** The next batch: waiting heartbeats in order, at most one per job (a later one of the same job waits). */
-  private take(): PendingHeartbeat[] {
-    const jobs = new Set<number>();
-    const batch: PendingHeartbeat[] = [];
-    for (let i = 0; i < this.waiting.length && batch.length < HEARTBEAT_BATCH;) {
-      const p = this.waiting[i]!;
-      if (jobs.has(p.item.jobId)) {
-        i++;
-        continue;
-      }
-      jobs.add(p.item.jobId);
-      batch.push(p);
-      this.waiting.splice(i, 1);
-    }
-    return batch;
-  }
-
-  private async write(batch: PendingHeartbeat[]): Promise<void> {
-    try {
-      const results =
-        batch.length === 1
-          ? [await recordHeartbeat(this.ctx.handle, batch[0]!.item.jobId, batch[0]!.item.pilotId, batch[0]!.item.hb, 'Watchdog')]
-          : await recordHeartbeats(
-              this.ctx.handle,
-              batch.map((p) => p.item),
-              'Watchdog',
-            );
-      batch.forEach((p, i) => p.resolve(results[i]!));
-    } catch (e) {
-      if (batch.length === 1) batch[0]!.reject(e);
-      else
-        for (const p of batch)
-          await recordHeartbeat(this.ctx.handle, p.item.jobId, p.item.pilotId, p.item.hb, 'Watchdog').then(p.resolve, p.reject);
-    }
-  }
-}
-
-const batchers = new WeakMap<ServiceContext, HeartbeatBatcher>();
-
-function heartbeatsOf(ctx: ServiceContext): HeartbeatBatcher {
+function heartbeatsOf(ctx: ServiceContext): GroupCommit<HeartbeatItem, HeartbeatResult> {
   let b = batchers.get(ctx);
-  if (!b) batchers.set(ctx, (b = new HeartbeatBatcher(ctx)));
+  if (!b) {
+    b = new GroupCommit<HeartbeatItem, HeartbeatResult>({
+      parallel: HEARTBEAT_STATEMENTS,
+      maxBatch: HEARTBEAT_BATCH,
+      key: (item) => item.jobId,
+      one: (item) => recordHeartbeat(ctx.handle, item.jobId, item.pilotId, item.hb, 'Watchdog'),
+      many: (items) => recordHeartbeats(ctx.handle, items, 'Watchdog'),
+      retryAlone: () => true,
+    });
+    batchers.set(ctx, b);
+  }
   return b;
 }
 
@@ -189,7 +132,7 @@ export async function sendHeartbeat(
   input: JobReportInput<HeartbeatReport>,
 ): Promise<HeartbeatAnswer> {
   const p = jobTokenFor(caller, input.id);
-  const { held, ...answer } = await heartbeatsOf(ctx).record({ jobId: p.jobId, pilotId: p.pilotId, hb: input.report });
+  const { held, ...answer } = await heartbeatsOf(ctx).write({ jobId: p.jobId, pilotId: p.pilotId, hb: input.report });
   if (!held && answer.status !== 'Deleted') throw new WmsError(JOB_NOT_HELD_CODE, jobNotHeldMessage(p.jobId));
   if (jobTokenDead(answer.status)) throw new WmsError('WMS_FORBIDDEN', jobTokenDeadMessage(p.jobId, answer.status));
   return { ...answer, ...(await renewalFor(ctx, input.token, ctx.config.tokens.jobTtlSeconds)) };
