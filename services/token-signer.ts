@@ -103,7 +103,7 @@ export async function generateSigningKey(): Promise<{
 /**
  * Verified tokens kept in memory; beyond this the oldest is forgotten. A replica behind a load
  * balancer sees every pilot's token and every running job's: 100,000 pilots make 200,000. At
- * ~250 bytes an entry (the key is the token's SHA-256, not the token) that is ~50 MiB. With
+ * ~310 bytes an entry (the key is the token's SHA-256, not the token) that is ~75 MiB. With
  * 10,000 the `grid` benchmark's 100,000 pilots missed on nearly every call, and checking the
  * signatures again took ~20 % of each replica's time.
  */
