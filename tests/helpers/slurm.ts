@@ -19,13 +19,30 @@ import { freePort } from './pg-cluster.js';
 const IN_CI = Boolean(process.env.CI);
 const SSHD = '/usr/sbin/sshd';
 
-function probe(): string | null {
+function probeOnce(): { problem: string | null; transient: boolean } {
   const r = spawnSync('sinfo', ['-h', '-o', '%P %a %T'], { encoding: 'utf8', timeout: 10_000 });
-  if (r.error) return `sinfo cannot run (${(r.error as NodeJS.ErrnoException).code ?? r.error.message})`;
-  if (r.status !== 0) return `sinfo failed: ${(r.stderr || r.stdout).trim()}`;
-  if (!/\bup\b/.test(r.stdout)) return `no partition is up (sinfo: ${r.stdout.trim() || 'nothing'})`;
-  if (!/\b(idle|mixed|allocated|completing)\b/.test(r.stdout)) return `no usable node (sinfo: ${r.stdout.trim()})`;
-  return null;
+  const err = r.error as NodeJS.ErrnoException | undefined;
+  if (err?.code === 'ENOENT') return { problem: 'sinfo is not installed', transient: false };
+  if (err) return { problem: `sinfo cannot run (${err.code ?? err.message})`, transient: true };
+  if (r.status !== 0) return { problem: `sinfo failed: ${(r.stderr || r.stdout).trim()}`, transient: true };
+  if (!/\bup\b/.test(r.stdout)) return { problem: `no partition is up (sinfo: ${r.stdout.trim() || 'nothing'})`, transient: true };
+  if (!/\b(idle|mixed|allocated|completing)\b/.test(r.stdout))
+    return { problem: `no usable node (sinfo: ${r.stdout.trim()})`, transient: true };
+  return { problem: null, transient: false };
+}
+
+/**
+ * Why the SLURM cluster cannot be used, or null. A cluster that is there but answers late or
+ * shows its node busy for a moment (other suites' jobs, a loaded machine) is asked again for up
+ * to 60 s before the suite is given up (seen: a node `planned` for another suite's pending job).
+ */
+function probe(): string | null {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const { problem, transient } = probeOnce();
+    if (problem === null || !transient || Date.now() > deadline) return problem;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1_000);
+  }
 }
 
 /** Why the SLURM cluster cannot be used, or null (probed once per test file). */
