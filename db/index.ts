@@ -8,6 +8,7 @@ export {
   dbOf,
   asDbUnavailable,
   isDbUnavailableError,
+  sqlStateOf,
   DbOutageLog,
   pingDb,
   redactUrl,

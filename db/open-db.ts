@@ -292,6 +292,17 @@ const UNAVAILABLE_TEXT =
 /** How deep the `cause` chain is followed (drizzle wraps pg's error once; callers may wrap again). */
 const CAUSE_DEPTH = 6;
 
+/** The SQLSTATE of a database error, looked for along the `cause` chain (drizzle wraps pg's). */
+export function sqlStateOf(e: unknown): string | null {
+  let cur: unknown = e;
+  for (let i = 0; i < 5 && typeof cur === 'object' && cur !== null; i++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
 /**
  * True when `e`, or an error on its `cause` chain (or inside an AggregateError's `errors`, as
  * node's net layer reports a refused dual-stack connect), says the database server cannot be

@@ -13,8 +13,8 @@
  * runs again alone (claimJob, which settles the race). Any other error fails every claim of it.
  */
 import { GroupCommit } from '../../core/group-commit.js';
-import type { DbHandle } from '../open-db.js';
-import { claimJob, claimJobs, hasSqlState, UNIQUE_VIOLATION, type Claim, type ClaimResult } from '../queries/match.js';
+import { sqlStateOf, type DbHandle } from '../open-db.js';
+import { claimJob, claimJobs, UNIQUE_VIOLATION, type Claim, type ClaimResult } from '../queries/match.js';
 
 /** Claim statements in flight at once per handle. */
 const PARALLEL = 4;
@@ -35,7 +35,7 @@ export function claimInBatch(db: DbHandle, claim: Claim): Promise<ClaimResult> {
       order: (a, b) => (a.pilotId ?? 0) - (b.pilotId ?? 0),
       one: (c) => claimJob(db, c),
       many: (cs) => claimJobs(db, cs),
-      retryAlone: (e) => hasSqlState(e, UNIQUE_VIOLATION) || hasSqlState(e, DEADLOCK),
+      retryAlone: (e) => [UNIQUE_VIOLATION, DEADLOCK].includes(sqlStateOf(e) ?? ''),
     });
     batchesByHandle.set(db, batches);
   }

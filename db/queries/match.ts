@@ -8,7 +8,7 @@
  */
 import { normalizeResource, TAG_LADDER_TOP, type ResourceDescription } from '../../core/matching.js';
 import { PILOT_FINAL_STATES, type PilotState } from '../../core/pilot-states.js';
-import type { DbOrHandle } from '../open-db.js';
+import { sqlStateOf, type DbOrHandle } from '../open-db.js';
 import { rows } from './raw.js';
 
 /**
@@ -226,15 +226,7 @@ export async function claimJob(db: DbOrHandle, claim: Claim): Promise<ClaimResul
   try {
     return (await claimJobs(db, [claim]))[0]!;
   } catch (e) {
-    if (!hasSqlState(e, UNIQUE_VIOLATION) || claim.pilotId === null || !claim.claimId) throw e;
+    if (sqlStateOf(e) !== UNIQUE_VIOLATION || claim.pilotId === null || !claim.claimId) throw e;
     return (await claimJobs(db, [claim]))[0]!;
   }
-}
-
-/** The error (or one along its cause chain: drizzle wraps them) carries PostgreSQL's SQLSTATE `code`. */
-export function hasSqlState(e: unknown, code: string): boolean {
-  for (let cur: unknown = e, depth = 0; cur && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
-    if ((cur as { code?: unknown }).code === code) return true;
-  }
-  return false;
 }

@@ -20,7 +20,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isWmsError, type ErrorCode, type JdlProblem } from '../../core/errors.js';
-import { asDbUnavailable } from '../../db/index.js';
+import { asDbUnavailable, sqlStateOf } from '../../db/index.js';
 import type { ErrorBody, Problem } from '../../api/index.js';
 
 export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
@@ -54,17 +54,6 @@ export const RETRY_AFTER_SECONDS = 5;
 
 // ---------------------------------------------------------------------------------------------
 // The safety net: input errors raised by the database (or by Date) are the client's, not ours.
-
-/** The SQLSTATE of a database error, looked for along the `cause` chain (drizzle wraps pg's). */
-export function sqlStateOf(e: unknown): string | null {
-  let cur: unknown = e;
-  for (let i = 0; i < 5 && typeof cur === 'object' && cur !== null; i++) {
-    const code = (cur as { code?: unknown }).code;
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
-    cur = (cur as { cause?: unknown }).cause;
-  }
-  return null;
-}
 
 /**
  * A generic description of a database input error (class 22, 54000, 54001), or null for any

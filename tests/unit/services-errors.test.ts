@@ -1,7 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, WmsError, jdlError } from '../../core/errors.js';
-import { errorHandler, HTTP_STATUS, logSafeError, sqlStateOf } from '../../services/plugins/errors.js';
+import { sqlStateOf } from '../../db/index.js';
+import { errorHandler, HTTP_STATUS, logSafeError } from '../../services/plugins/errors.js';
 
 function fakeReply() {
   const state = { status: 0, headers: {} as Record<string, string>, body: undefined as unknown };
